@@ -1,0 +1,124 @@
+"""What a simulated venue is: its market, its account and its latencies.
+
+A plain frozen dataclass so the CLI, ``SimVenue`` and tests build it the same way; the engine
+reads it once at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+
+SCENARIOS = ("calm", "open", "fast", "thin", "stale", "mixed")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """One tradable asset of the venue: its starting price and Alpaca asset attributes."""
+
+    symbol: str
+    price: Decimal
+    fractionable: bool = True
+    exchange: str = "NASDAQ"
+    name: str = ""
+    # Typical size of one displayed quote level, in shares (scaled by the scenario).
+    lot: int = 300
+
+
+# The seed's leveraged ETFs, two ordinary names and a sub-dollar stock. MULN is the one
+# non-fractionable asset, so tests can exercise `asset "X" is not fractionable`.
+DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
+    SymbolSpec("TQQQ", Decimal("62.40"), exchange="NASDAQ", name="ProShares UltraPro QQQ", lot=900),
+    SymbolSpec("SPXL", Decimal("148.20"), exchange="ARCA", name="Direxion Daily S&P 500 Bull 3X"),
+    SymbolSpec("TECL", Decimal("81.35"), exchange="ARCA", name="Direxion Daily Technology Bull 3X"),
+    SymbolSpec(
+        "UVXY", Decimal("24.10"), exchange="BATS", name="ProShares Ultra VIX Short-Term", lot=600
+    ),
+    SymbolSpec(
+        "LABU", Decimal("104.70"), exchange="ARCA", name="Direxion Daily S&P Biotech Bull 3X"
+    ),
+    SymbolSpec(
+        "LABD",
+        Decimal("8.42"),
+        exchange="ARCA",
+        name="Direxion Daily S&P Biotech Bear 3X",
+        lot=1500,
+    ),
+    SymbolSpec(
+        "SOXL",
+        Decimal("31.55"),
+        exchange="ARCA",
+        name="Direxion Daily Semiconductor Bull 3X",
+        lot=1200,
+    ),
+    SymbolSpec(
+        "AAPL", Decimal("189.60"), exchange="NASDAQ", name="Apple Inc. Common Stock", lot=400
+    ),
+    SymbolSpec("SPY", Decimal("521.30"), exchange="ARCA", name="SPDR S&P 500 ETF Trust", lot=500),
+    SymbolSpec(
+        "MULN",
+        Decimal("0.4321"),
+        fractionable=False,
+        exchange="NASDAQ",
+        name="Mullen Automotive",
+        lot=20000,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that makes one simulated venue; deterministic for a given `seed` (and tape).
+
+    `start` is the Eastern time of day the venue clock starts at on `start_date` (missing parts are
+    taken from the wall clock by `VenueClock.from_config`). With a `tape`, the clock follows the
+    tape's timestamps instead (its date) and `start` selects where in the tape to begin.
+    """
+
+    scenario: str = "mixed"
+    tape: Path | None = None
+    seed: int = 1
+    start: time | None = None
+    start_date: date | None = None
+    speed: float = 1.0
+    symbols: tuple[str, ...] | None = None
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
+    cash: Decimal = Decimal("100000")
+    positions: Mapping[str, Decimal] = field(default_factory=dict)
+    ack_latency_s: float = 0.003
+    fill_latency_s: float = 0.005
+    key_id: str = "SIMKEY"
+    secret_key: str = "SIMSECRET"
+    # How fast liquidity we took from the book comes back: half of it every this many seconds.
+    refill_half_life_s: float = 2.0
+    # Depth levels behind the NBBO on each side.
+    depth_levels: int = 8
+    extra_symbols: tuple[SymbolSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
+        if self.speed <= 0:
+            raise ValueError("speed must be positive")
+
+    def symbol_specs(self) -> tuple[SymbolSpec, ...]:
+        """The venue's assets: defaults filtered by `symbols`, unknown names at $50, overrides."""
+        known = {s.symbol: s for s in (*DEFAULT_SYMBOLS, *self.extra_symbols)}
+        names = self.symbols if self.symbols is not None else tuple(known)
+        out: list[SymbolSpec] = []
+        for name in names:
+            spec = known.get(name) or SymbolSpec(name, Decimal("50.00"))
+            if name in self.prices:
+                spec = SymbolSpec(
+                    spec.symbol,
+                    Decimal(self.prices[name]),
+                    spec.fractionable,
+                    spec.exchange,
+                    spec.name,
+                    spec.lot,
+                )
+            out.append(spec)
+        return tuple(out)
