@@ -1,0 +1,64 @@
+"""How many shares a leg trades: notional legs and the buying-power shrink.
+
+Two failures of earlier systems shape this module (LESSONS.md "Sizing and money"):
+fractional leftovers that could never be traded because a quantity was rounded the wrong
+way, and buy phases that failed outright for a few cents of buying power. Quantities are
+therefore always rounded *down* (never ask for more than the money or position allows),
+to whole shares where the asset is not fractionable and to Alpaca's 9 decimals where it is
+(ALPACA.md §1.1), and the last buy is shrunk to what the account can pay for.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals (ALPACA.md §1.1)
+WHOLE = Decimal(1)
+BPS = Decimal(10_000)
+
+
+def round_qty_down(qty: Decimal, fractionable: bool) -> Decimal:
+    """The largest tradable quantity not above `qty`."""
+    quantum = QTY_QUANTUM if fractionable else WHOLE
+    return qty.quantize(quantum, rounding=ROUND_DOWN)
+
+
+def qty_for_notional(notional: Decimal, price: Decimal, fractionable: bool) -> Decimal:
+    """Shares a dollar amount buys or sells at `price` (the far touch at the leg's start).
+
+    A notional leg becomes a quantity so that the ladder can use limit orders (Alpaca
+    accepts notional only on market orders, ALPACA.md §1.1). The result never costs more
+    than the notional at that price.
+    """
+    if price <= 0:
+        raise ValueError(f"price must be > 0, got {price}")
+    if notional <= 0:
+        raise ValueError(f"notional must be > 0, got {notional}")
+    return round_qty_down(notional / price, fractionable)
+
+
+def reservation_price(ask: Decimal, slippage_bps: Decimal, tick: Decimal) -> Decimal:
+    """A conservative per-share price for a buy's buying-power check.
+
+    Alpaca reserves limit × qty for an open buy and a collared price for a market buy
+    (ALPACA.md §1.10). A ladder may re-peg up to its slippage budget above the ask, so the
+    reservation assumes the worst price the ladder would pay before its fallback.
+    """
+    return ask * (1 + slippage_bps / BPS) + tick
+
+
+def affordable_qty(
+    qty: Decimal, price: Decimal, buying_power: Decimal, fractionable: bool
+) -> Decimal:
+    """`qty`, or less when the account cannot pay `price` for all of it (never more).
+
+    Zero means nothing is affordable; the caller ends the leg with that reason instead of
+    sending an order the venue will refuse.
+    """
+    if price <= 0:
+        raise ValueError(f"price must be > 0, got {price}")
+    if buying_power <= 0:
+        return Decimal(0)
+    if qty * price <= buying_power:
+        return qty
+    return min(qty, round_qty_down(buying_power / price, fractionable))

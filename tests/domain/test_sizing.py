@@ -1,0 +1,77 @@
+"""Sizing never asks for more than the money or the asset allows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from execd.domain.sizing import (
+    affordable_qty,
+    qty_for_notional,
+    reservation_price,
+    round_qty_down,
+)
+
+money = st.decimals(min_value="0.01", max_value="1000000", places=2)
+prices = st.decimals(min_value="0.0001", max_value="5000", places=4)
+
+
+@given(money, prices, st.booleans())
+def test_notional_never_overspends(notional: Decimal, price: Decimal, frac: bool) -> None:
+    """qty × price never exceeds the notional; whole shares for non-fractionable assets."""
+    qty = qty_for_notional(notional, price, frac)
+    assert qty * price <= notional
+    assert qty >= 0
+    if not frac:
+        assert qty == qty.to_integral_value()
+    assert qty.as_tuple().exponent >= -9  # type: ignore[operator]
+
+
+def test_notional_examples() -> None:
+    """$1,500 of a $190.37 stock: 7 whole shares, or 7.879392761 fractional shares."""
+    assert qty_for_notional(Decimal("1500"), Decimal("190.37"), False) == Decimal(7)
+    assert qty_for_notional(Decimal("1500"), Decimal("190.37"), True) == Decimal("7.879392761")
+
+
+def test_fractional_leftover_is_kept_exactly() -> None:
+    """A 7.2273576-share exit is not rounded to something the account does not hold."""
+    assert round_qty_down(Decimal("7.2273576"), True) == Decimal("7.2273576")
+    assert round_qty_down(Decimal("0.3"), False) == 0
+
+
+@given(
+    st.decimals(min_value=1, max_value=10_000, places=0),
+    prices,
+    money,
+    st.booleans(),
+)
+def test_affordable_never_exceeds_power_or_request(
+    qty: Decimal, price: Decimal, power: Decimal, frac: bool
+) -> None:
+    """The shrunk buy fits the buying power and is never larger than asked."""
+    got = affordable_qty(qty, price, power, frac)
+    assert 0 <= got <= qty
+    assert got * price <= power or (got == qty and qty * price <= power)
+
+
+def test_last_buy_shrinks_instead_of_failing() -> None:
+    """100 shares at $50 with $4,999.99 of power buys 99, not a rejected order."""
+    assert affordable_qty(Decimal(100), Decimal(50), Decimal("4999.99"), False) == 99
+    assert affordable_qty(Decimal(100), Decimal(50), Decimal("5000"), False) == 100
+    assert affordable_qty(Decimal(100), Decimal(50), Decimal("-3"), False) == 0
+
+
+def test_reservation_covers_the_slippage_budget() -> None:
+    """The reservation is the ask plus the budget plus one tick."""
+    assert reservation_price(Decimal("100"), Decimal("20"), Decimal("0.01")) == Decimal("100.21")
+
+
+def test_bad_prices_raise() -> None:
+    """A zero price is a bug upstream, not something to size from."""
+    with pytest.raises(ValueError, match="price"):
+        qty_for_notional(Decimal(1), Decimal(0), True)
+    with pytest.raises(ValueError, match="price"):
+        affordable_qty(Decimal(1), Decimal(0), Decimal(1), True)
