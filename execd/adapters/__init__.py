@@ -1,0 +1,9 @@
+"""Adapters: the only code in execd that talks to Alpaca or to the simulated venue.
+
+- `rest` — the async REST gateway (aiohttp + alpaca-py models), behind `budget`.
+- `market_stream` — market-data websocket, NBBO cache and trade VWAP.
+- `order_stream` — the `trade_updates` websocket, routed by client order id.
+- `wire` — msgspec structs for the stream messages (ALPACA.md §3, §4).
+- `backoff` — the one jittered exponential backoff every retry loop uses.
+- `errors` — the exception tree callers match on.
+"""

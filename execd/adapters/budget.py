@@ -1,0 +1,359 @@
+"""One request budget for everything that calls Alpaca's trading REST API.
+
+Alpaca allows 200 requests per minute per account, shared by every caller, and
+answers 429 beyond it (ALPACA.md §0.4). execd keeps below that on its own (190 a
+minute by default, leaving room for requests still in flight when a response's
+headers were computed) and, when requests must wait, lets the important ones go
+first: a waiting cancel always goes before a waiting replace, which goes before a
+new order, which goes before a read. A few slots (`read_reserve`) are never given to
+reads so that a burst of polling cannot starve a cancel.
+
+Two parts, in the sans-I/O style of STYLE.md:
+
+- `BudgetLedger` — the pure accounting. It takes `now` (monotonic seconds) in every
+  call, holds the waiting tickets per priority, a sliding window of grants, the
+  venue's own view (``X-RateLimit-Remaining`` until ``X-RateLimit-Reset``) and a
+  block after a 429. It never sleeps and is unit-tested with a fake clock.
+- `RequestBudget` — the asyncio shell: one future per waiting request, woken when the
+  ledger grants it, and one `loop.call_at` timer for the moment the next grant may
+  become possible. No polling.
+
+Use::
+
+    async with budget.slot(Priority.CANCEL) as slot:
+        response = await session.delete(...)
+        slot.observe(response.status, response.headers)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Priority(IntEnum):
+    """Who goes first when requests wait for the budget (lower value first)."""
+
+    CANCEL = 0
+    REPLACE = 1
+    NEW_ORDER = 2
+    READ = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatistics:
+    """A snapshot of the budget for `health` (trio's `statistics()` naming)."""
+
+    limit: int
+    #: grants still possible right now (local window and venue view combined).
+    remaining: int
+    in_flight: int
+    waiting: Mapping[Priority, int]
+    #: the venue's X-RateLimit-Remaining, minus what we sent since (None: no view).
+    venue_remaining: int | None
+    #: monotonic time until which a 429 blocks everything (None: not blocked).
+    blocked_until: float | None
+
+
+@dataclass(slots=True)
+class BudgetLedger:
+    """Pure accounting of the request budget. All times are monotonic seconds.
+
+    A ticket is any hashable int the caller picks. Lifecycle: `enqueue` → returned
+    by `grant` → `complete` exactly once (with what the response said). A ticket
+    removed with `withdraw` before its grant costs nothing.
+    """
+
+    limit: int = 190
+    window: float = 60.0
+    read_reserve: int = 10
+    _waiting: dict[Priority, deque[int]] = field(
+        default_factory=lambda: {p: deque() for p in Priority}
+    )
+    _sent: deque[float] = field(default_factory=deque)
+    _in_flight: int = 0
+    _venue_remaining: int | None = None
+    _venue_reset_at: float | None = None
+    _blocked_until: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        if not 0 <= self.read_reserve < self.limit:
+            raise ValueError("read_reserve must be within [0, limit)")
+
+    # -- queue -------------------------------------------------------------
+
+    def enqueue(self, ticket: int, priority: Priority) -> None:
+        """Put a request in line behind others of the same priority."""
+        self._waiting[priority].append(ticket)
+
+    def withdraw(self, ticket: int) -> bool:
+        """Take a waiting ticket out of line (its caller gave up). True if it was waiting."""
+        for line in self._waiting.values():
+            with contextlib.suppress(ValueError):
+                line.remove(ticket)
+                return True
+        return False
+
+    def grant(self, now: float) -> list[int]:
+        """Grant as many waiting tickets as the budget allows now, best priority first."""
+        self._expire(now)
+        granted: list[int] = []
+        for priority in Priority:
+            line = self._waiting[priority]
+            reserve = self.read_reserve if priority is Priority.READ else 0
+            while line and self._available() > reserve:
+                ticket = line.popleft()
+                self._sent.append(now)
+                self._in_flight += 1
+                if self._venue_remaining is not None:
+                    self._venue_remaining -= 1
+                granted.append(ticket)
+            if line:
+                # Strict priority: nothing of a lower priority passes a waiting higher one.
+                break
+        return granted
+
+    def complete(
+        self,
+        now: float,
+        *,
+        remaining: int | None = None,
+        reset_at: float | None = None,
+        rate_limited: bool = False,
+        penalty: float = 1.0,
+    ) -> None:
+        """Account for the end of a granted request and what its response said.
+
+        `remaining`/`reset_at` come from ``X-RateLimit-Remaining``/``-Reset`` (the
+        reset already converted to monotonic time). Requests still in flight may have
+        been counted by the venue after this response was computed, so they are
+        subtracted too: the ledger may under-use the budget, never over-use it. A 429
+        blocks every grant until the venue's reset, or for `penalty` seconds (the
+        caller's backoff delay) when the response named no reset.
+        """
+        self._in_flight = max(0, self._in_flight - 1)
+        if remaining is not None:
+            self._venue_remaining = max(0, remaining - self._in_flight)
+            self._venue_reset_at = reset_at if reset_at is not None else now + self.window
+        if rate_limited:
+            until = reset_at if reset_at is not None and reset_at > now else now + penalty
+            self._blocked_until = max(self._blocked_until or until, until)
+            self._venue_remaining = 0
+            self._venue_reset_at = until
+            log.warning("rate_limited", blocked_for=round(until - now, 3))
+
+    # -- questions -----------------------------------------------------------
+
+    def next_change(self, now: float) -> float | None:
+        """When a waiting ticket could next be granted (None: nobody waits, or now).
+
+        The shell arms one timer for this time; grants that complete earlier (a
+        response lifting the venue view) re-run `grant` directly.
+        """
+        self._expire(now)
+        if not any(self._waiting.values()):
+            return None
+        candidates: list[float] = []
+        reserve = self._min_reserve_waiting()
+        if self._blocked_until is not None:
+            candidates.append(self._blocked_until)
+        if self._venue_remaining is not None and self._venue_remaining <= reserve:
+            assert self._venue_reset_at is not None
+            candidates.append(self._venue_reset_at)
+        if len(self._sent) >= self.limit - reserve:
+            index = len(self._sent) - (self.limit - reserve)
+            candidates.append(self._sent[index] + self.window)
+        if not candidates:
+            return None
+        return max(candidates)
+
+    def statistics(self, now: float) -> BudgetStatistics:
+        """Counts for health: what is left, what is in flight, who waits."""
+        self._expire(now)
+        return BudgetStatistics(
+            limit=self.limit,
+            remaining=max(0, self._available()),
+            in_flight=self._in_flight,
+            waiting={p: len(line) for p, line in self._waiting.items()},
+            venue_remaining=self._venue_remaining,
+            blocked_until=self._blocked_until,
+        )
+
+    # -- internals -----------------------------------------------------------
+
+    def _min_reserve_waiting(self) -> int:
+        """The reserve that applies to the best waiting ticket (0 unless only reads wait)."""
+        for priority in Priority:
+            if self._waiting[priority]:
+                return self.read_reserve if priority is Priority.READ else 0
+        return 0
+
+    def _available(self) -> int:
+        if self._blocked_until is not None:
+            return 0
+        local = self.limit - len(self._sent)
+        if self._venue_remaining is None:
+            return local
+        return min(local, self._venue_remaining)
+
+    def _expire(self, now: float) -> None:
+        cutoff = now - self.window
+        while self._sent and self._sent[0] <= cutoff:
+            self._sent.popleft()
+        if self._blocked_until is not None and now >= self._blocked_until:
+            self._blocked_until = None
+        if self._venue_reset_at is not None and now >= self._venue_reset_at:
+            self._venue_remaining = None
+            self._venue_reset_at = None
+
+
+def parse_rate_limit_headers(
+    headers: Mapping[str, str], *, wall_now: float, mono_now: float
+) -> tuple[int | None, float | None]:
+    """Read ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (UNIX seconds, §0.4).
+
+    Returns (remaining, reset as monotonic time); None for a header that is absent or
+    unreadable. A reset in the past is ignored; so is one more than a window ahead
+    (a skewed clock must not freeze the budget).
+    """
+    remaining: int | None = None
+    reset_at: float | None = None
+    raw_remaining = headers.get("X-RateLimit-Remaining")
+    if raw_remaining is not None:
+        with contextlib.suppress(ValueError):
+            remaining = max(0, int(raw_remaining))
+    raw_reset = headers.get("X-RateLimit-Reset")
+    if raw_reset is not None:
+        with contextlib.suppress(ValueError):
+            delta = float(raw_reset) - wall_now
+            if 0 < delta <= 120:
+                reset_at = mono_now + delta
+    return remaining, reset_at
+
+
+class Slot:
+    """One granted request. Call `observe` with the response; the budget does the rest."""
+
+    __slots__ = ("_budget", "_done", "penalty")
+
+    def __init__(self, budget: RequestBudget) -> None:
+        self._budget = budget
+        self._done = False
+        #: seconds to block everyone if this response is a 429 without a reset header.
+        self.penalty = 1.0
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Record the response's status and rate-limit headers (once)."""
+        if self._done:
+            return
+        self._done = True
+        self._budget._complete(status, headers, self.penalty)
+
+    def abandon(self) -> None:
+        """Record a request that got no response (timeout, reset)."""
+        if self._done:
+            return
+        self._done = True
+        self._budget._complete(None, {}, self.penalty)
+
+
+class RequestBudget:
+    """The asyncio shell over `BudgetLedger`: await a slot, then report the response.
+
+    `monotonic` and `wall` are injectable so that tests can drive a fake clock;
+    the wake-up timer uses the event loop's clock, which is the monotonic one in
+    production.
+    """
+
+    def __init__(
+        self,
+        limit: int = 190,
+        *,
+        window: float = 60.0,
+        read_reserve: int = 10,
+        monotonic: Callable[[], float] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = BudgetLedger(limit=limit, window=window, read_reserve=read_reserve)
+        self._monotonic = monotonic
+        self._wall = wall
+        self._futures: dict[int, asyncio.Future[None]] = {}
+        self._tickets = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _now(self) -> float:
+        if self._monotonic is not None:
+            return self._monotonic()
+        return asyncio.get_running_loop().time()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: Priority) -> AsyncIterator[Slot]:
+        """Wait for a grant at `priority`; the body performs exactly one request."""
+        await self._acquire(priority)
+        slot = Slot(self)
+        try:
+            yield slot
+        finally:
+            slot.abandon()
+
+    def statistics(self) -> BudgetStatistics:
+        """Remaining requests, in flight, waiting per priority (for `health`)."""
+        return self._ledger.statistics(self._now())
+
+    async def _acquire(self, priority: Priority) -> None:
+        ticket = next(self._tickets)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures[ticket] = future
+        self._ledger.enqueue(ticket, priority)
+        self._pump()
+        try:
+            await future
+        except asyncio.CancelledError:
+            self._futures.pop(ticket, None)
+            if not self._ledger.withdraw(ticket) and future.done() and not future.cancelled():
+                # Granted just as we were cancelled: give the grant back as unused.
+                self._ledger.complete(self._now())
+            self._pump()
+            raise
+
+    def _complete(self, status: int | None, headers: Mapping[str, str], penalty: float) -> None:
+        now = self._now()
+        remaining, reset_at = parse_rate_limit_headers(headers, wall_now=self._wall(), mono_now=now)
+        self._ledger.complete(
+            now,
+            remaining=remaining,
+            reset_at=reset_at,
+            rate_limited=status == 429,
+            penalty=penalty,
+        )
+        self._pump()
+
+    def _pump(self) -> None:
+        """Grant what can be granted now and arm one timer for the next possibility."""
+        now = self._now()
+        for ticket in self._ledger.grant(now):
+            future = self._futures.pop(ticket, None)
+            if future is None or future.done():
+                # Its waiter is gone: return the slot unused.
+                self._ledger.complete(now)
+                continue
+            future.set_result(None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wake = self._ledger.next_change(now)
+        if wake is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(loop.time() + max(0.0, wake - now), self._pump)

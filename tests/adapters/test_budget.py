@@ -1,0 +1,203 @@
+"""The request budget: pure accounting with a fake clock, then the asyncio shell."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from execd.adapters.budget import (
+    BudgetLedger,
+    Priority,
+    RequestBudget,
+    parse_rate_limit_headers,
+)
+
+from .conftest import wait_until
+
+
+def test_grants_up_to_the_limit_then_waits_for_the_window() -> None:
+    """190 a minute: the 191st waits until the first grant leaves the sliding window."""
+    ledger = BudgetLedger(limit=3, window=60.0, read_reserve=0)
+    for ticket in range(4):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    assert ledger.grant(0.0) == [0, 1, 2]
+    assert ledger.grant(30.0) == []
+    assert ledger.next_change(30.0) == 60.0
+    assert ledger.grant(60.0) == [3]
+
+
+def test_waiting_cancel_goes_before_waiting_read() -> None:
+    """Whatever the arrival order, a cancel beats a replace beats a new order beats a read."""
+    ledger = BudgetLedger(limit=1, window=10.0, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    assert ledger.grant(0.0) == [0]
+    ledger.complete(0.1)
+    ledger.enqueue(1, Priority.READ)
+    ledger.enqueue(2, Priority.NEW_ORDER)
+    ledger.enqueue(3, Priority.REPLACE)
+    ledger.enqueue(4, Priority.CANCEL)
+    order = []
+    for t in (10.0, 20.0, 30.0, 40.0):
+        granted = ledger.grant(t)
+        order += granted
+        for _ in granted:
+            ledger.complete(t)
+    assert order == [4, 3, 2, 1]
+
+
+def test_fifo_within_a_priority() -> None:
+    """Two waiting cancels go in the order they arrived."""
+    ledger = BudgetLedger(limit=5, read_reserve=0)
+    ledger.enqueue(7, Priority.CANCEL)
+    ledger.enqueue(3, Priority.CANCEL)
+    assert ledger.grant(0.0) == [7, 3]
+
+
+def test_read_reserve_keeps_room_for_cancels() -> None:
+    """Reads stop `read_reserve` short of the limit; a cancel may still use those slots."""
+    ledger = BudgetLedger(limit=5, read_reserve=2)
+    for ticket in range(5):
+        ledger.enqueue(ticket, Priority.READ)
+    assert ledger.grant(0.0) == [0, 1, 2]
+    ledger.enqueue(10, Priority.CANCEL)
+    assert ledger.grant(1.0) == [10]
+    assert ledger.next_change(1.0) == 60.0
+
+
+def test_venue_headers_lower_what_we_may_send() -> None:
+    """X-RateLimit-Remaining=1 until reset: one more grant, then wait for the reset."""
+    ledger = BudgetLedger(limit=190, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    ledger.grant(0.0)
+    ledger.complete(0.5, remaining=1, reset_at=20.0)
+    for ticket in (1, 2):
+        ledger.enqueue(ticket, Priority.READ)
+    assert ledger.grant(1.0) == [1]
+    assert ledger.next_change(1.0) == 20.0
+    assert ledger.grant(20.0) == [2]
+
+
+def test_in_flight_requests_are_subtracted_from_the_venue_view() -> None:
+    """Remaining=2 seen while two others are in flight means nothing is left."""
+    ledger = BudgetLedger(limit=190, read_reserve=0)
+    for ticket in range(3):
+        ledger.enqueue(ticket, Priority.READ)
+    assert ledger.grant(0.0) == [0, 1, 2]
+    ledger.complete(0.1, remaining=2, reset_at=30.0)
+    assert ledger.statistics(0.1).venue_remaining == 0
+    assert ledger.statistics(0.1).remaining == 0
+
+
+def test_429_blocks_everything_until_reset() -> None:
+    """After a 429 nothing is granted, not even a cancel, until the venue's reset."""
+    ledger = BudgetLedger(limit=190, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    ledger.grant(0.0)
+    ledger.complete(1.0, rate_limited=True, reset_at=5.0)
+    ledger.enqueue(1, Priority.CANCEL)
+    assert ledger.grant(2.0) == []
+    assert ledger.next_change(2.0) == 5.0
+    assert ledger.grant(5.0) == [1]
+
+
+def test_429_without_reset_uses_the_penalty() -> None:
+    """A 429 with no reset header blocks for the caller's backoff delay."""
+    ledger = BudgetLedger(limit=190, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    ledger.grant(0.0)
+    ledger.complete(1.0, rate_limited=True, penalty=2.5)
+    ledger.enqueue(1, Priority.READ)
+    assert ledger.next_change(1.0) == 3.5
+    assert ledger.grant(3.4) == []
+    assert ledger.grant(3.5) == [1]
+
+
+def test_withdrawn_ticket_is_never_granted() -> None:
+    """A caller that gave up leaves the line and costs nothing."""
+    ledger = BudgetLedger(limit=5, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    assert ledger.withdraw(0)
+    assert ledger.grant(0.0) == []
+    assert ledger.statistics(0.0).remaining == 5
+
+
+def test_statistics_counts_waiting_per_priority() -> None:
+    """`statistics` reports what health shows: remaining and waiting per priority."""
+    ledger = BudgetLedger(limit=1, read_reserve=0)
+    ledger.enqueue(0, Priority.READ)
+    ledger.grant(0.0)
+    ledger.enqueue(1, Priority.CANCEL)
+    ledger.enqueue(2, Priority.READ)
+    stats = ledger.statistics(1.0)
+    assert stats.remaining == 0
+    assert stats.in_flight == 1
+    assert stats.waiting[Priority.CANCEL] == 1
+    assert stats.waiting[Priority.READ] == 1
+
+
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(list(Priority)), st.floats(0, 5)), min_size=1, max_size=200
+    )
+)
+def test_never_more_than_limit_in_any_window(ops: list[tuple[Priority, float]]) -> None:
+    """Property: however requests arrive, no 60 s window holds more than `limit` grants."""
+    ledger = BudgetLedger(limit=10, window=60.0, read_reserve=2)
+    now = 0.0
+    grants: list[float] = []
+    for ticket, (priority, gap) in enumerate(ops):
+        now += gap
+        ledger.enqueue(ticket, priority)
+        for _ in ledger.grant(now):
+            grants.append(now)
+            ledger.complete(now)
+    for i, start in enumerate(grants):
+        assert sum(1 for t in grants[i:] if t < start + 60.0) <= 10
+
+
+def test_parse_rate_limit_headers() -> None:
+    """Alpaca's headers (§0.4) become (remaining, monotonic reset); junk is ignored."""
+    headers = {"X-RateLimit-Remaining": "195", "X-RateLimit-Reset": "1679411617"}
+    assert parse_rate_limit_headers(headers, wall_now=1679411600.0, mono_now=100.0) == (
+        195,
+        117.0,
+    )
+    assert parse_rate_limit_headers(
+        {"X-RateLimit-Remaining": "x", "X-RateLimit-Reset": "1"}, wall_now=5.0, mono_now=0.0
+    ) == (None, None)
+
+
+async def test_shell_wakes_waiter_by_priority() -> None:
+    """The asyncio shell hands a freed slot to the waiting cancel, not the earlier read."""
+    budget = RequestBudget(limit=1, window=0.2, read_reserve=0)
+    order: list[str] = []
+
+    async def request(name: str, priority: Priority) -> None:
+        async with budget.slot(priority) as slot:
+            order.append(name)
+            slot.observe(200, {})
+
+    await request("first", Priority.READ)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(request("read", Priority.READ))
+        tg.create_task(request("cancel", Priority.CANCEL))
+    assert order == ["first", "cancel", "read"]
+    assert budget.statistics().waiting[Priority.READ] == 0
+
+
+async def test_shell_cancelled_waiter_leaves_the_line() -> None:
+    """A waiter cancelled while in line is withdrawn; the next one still gets its slot."""
+    budget = RequestBudget(limit=1, window=0.2, read_reserve=0)
+    async with budget.slot(Priority.READ) as slot:
+        slot.observe(200, {})
+    waiter = asyncio.create_task(budget._acquire(Priority.READ))
+    await wait_until(lambda: budget.statistics().waiting[Priority.READ] == 1)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert budget.statistics().waiting[Priority.READ] == 0
+    async with asyncio.timeout(2), budget.slot(Priority.CANCEL) as slot:
+        slot.observe(200, {})
