@@ -1,0 +1,1 @@
+"""The imperative shell that runs plans: daemon supervisor, plan runner, leg coroutines."""
