@@ -1,0 +1,337 @@
+"""The venue's fault and inspection API under ``/sim/`` — **not part of Alpaca's API**.
+
+Tests and demos use it (over HTTP, or through :class:`execd.sim.venue.SimVenue`'s async helpers,
+which call the same functions) to make the venue misbehave the ways Alpaca does (ALPACA.md §9).
+It needs no authentication (the venue listens on loopback only) and always answers JSON.
+Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
+
+==========================  =====================================================================
+``GET  /sim``               ``{"venue_time", "streams": {"trading"|"data": {"connections",
+                            "authenticated", "muted"}}, "rate_limit": {"limit",
+                            "window_seconds"}, "http_faults": [...]}``
+``GET  /sim/history``       every order (incl. replaced) with its events and every fill
+                            (``Exchange.history()``)
+``POST /sim/streams/drop``  ``{"stream": "trading"|"data"|"all" = "all", "abort": false}`` — close
+                            the connections (``abort``: kill TCP without a close frame, the client
+                            sees 1006) → ``{"dropped": n}``
+``POST /sim/streams/mute``  ``{"stream": "trading"|"data"|"all", "seconds": s}`` — sockets stay
+                            open but deliver nothing for ``s`` seconds (the "silent socket" of
+                            §9) → ``{"muted": [...]}``
+``POST /sim/quotes/silence`` ``{"symbol": "TQQQ", "seconds": 30}`` — no quotes for the symbol
+                            (``seconds`` null: until silenced again with 0)
+``POST /sim/orders/reject`` ``{"count": 1, "status": 403, "message": "...", "code": 40310000}`` —
+                            the next ``count`` order submissions fail with this HTTP error
+``POST /sim/http/faults``   ``{"count": 1, "status": 504, "delay": 0, "method": "POST",
+                            "path": "/v2/orders", "when": "before", "body": null}`` — the next
+                            ``count`` matching REST calls (``method``/``path`` optional filters,
+                            ``path`` is a prefix) are delayed by ``delay`` seconds and/or answered
+                            with ``status``. ``when: "after"`` runs the real request first and
+                            then answers the error (a 504 whose order was nevertheless placed).
+                            Default bodies: 500 → ``{"code":50010000,"message":"internal server
+                            error"}``; 502/503/504 → an nginx-style HTML page, as a gateway
+                            produces; ``body`` overrides. Faults queue in order given.
+``DELETE /sim/http/faults`` drop every pending HTTP fault
+``POST /sim/ratelimit``     ``{"limit": 10, "window_seconds": 60, "reset": true}`` — change the
+                            trading budget (``reset`` starts a fresh window for every key)
+``POST /sim/fills/delay``   ``{"seconds": 2.5}`` — fill-report latency for subsequent matches
+==========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import web
+
+from execd.sim.streams import StreamKind
+
+if TYPE_CHECKING:
+    from execd.sim.server import VenueServices
+
+__all__ = ["AdminError", "FaultQueue", "HttpFault", "add_admin_routes", "fault_response"]
+
+ADMIN_PREFIX = "/sim"
+
+
+class AdminError(ValueError):
+    """Bad input to the admin API (answered 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFault:
+    """One injected REST misbehaviour: a delay, an error status, or both."""
+
+    status: int | None = None
+    delay: float = 0.0
+    method: str | None = None
+    path: str | None = None
+    when: Literal["before", "after"] = "before"
+    body: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to a request (method exact, path by prefix)."""
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path is None or path.startswith(self.path)
+
+
+class FaultQueue:
+    """Pending HTTP faults, each good for a number of matching requests; pure bookkeeping."""
+
+    def __init__(self) -> None:
+        self._pending: list[list[Any]] = []  # [fault, remaining]
+
+    def add(self, fault: HttpFault, count: int = 1) -> None:
+        """Queue ``fault`` for the next ``count`` matching requests."""
+        if count < 1:
+            raise AdminError("count must be >= 1")
+        self._pending.append([fault, count])
+
+    def take(self, method: str, path: str) -> HttpFault | None:
+        """The first pending fault matching the request, consuming one use of it."""
+        for entry in self._pending:
+            fault: HttpFault = entry[0]
+            if fault.matches(method, path):
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._pending.remove(entry)
+                return fault
+        return None
+
+    def clear(self) -> int:
+        """Drop every pending fault; return how many entries there were."""
+        count = len(self._pending)
+        self._pending.clear()
+        return count
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The queue, for ``GET /sim``."""
+        return [{**asdict(fault), "remaining": left} for fault, left in self._pending]
+
+
+_GATEWAY_REASONS = {
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+
+
+def fault_response(fault: HttpFault) -> web.Response:
+    """The error response of an injected fault (see the module docstring for default bodies)."""
+    status = fault.status or 500
+    if fault.body is not None:
+        content_type = "application/json" if fault.body.lstrip().startswith("{") else "text/plain"
+        return web.Response(status=status, text=fault.body, content_type=content_type)
+    if status in _GATEWAY_REASONS:
+        reason = _GATEWAY_REASONS[status]
+        html = (
+            f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+        return web.Response(status=status, text=html, content_type="text/html")
+    code = status * 100000 if status >= 400 else 50010000
+    message = "internal server error" if status == 500 else "error"
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+# ------------------------------------------------------------------------------ input parsing
+
+
+def _number(body: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdminError(f"{key} must be a number")
+    if value < 0:
+        raise AdminError(f"{key} must be >= 0")
+    return float(value)
+
+
+def _integer(body: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AdminError(f"{key} must be an integer")
+    return value
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise AdminError(f"{key} must be a string")
+    return value
+
+
+def stream_kinds(value: object) -> list[StreamKind]:
+    """``"trading"``, ``"data"`` or ``"all"`` → the stream kinds it names."""
+    if value in (None, "all"):
+        return list(StreamKind)
+    try:
+        return [StreamKind(str(value))]
+    except ValueError as exc:
+        raise AdminError("stream must be 'trading', 'data' or 'all'") from exc
+
+
+def parse_http_fault(body: dict[str, Any]) -> tuple[HttpFault, int]:
+    """Validate a ``POST /sim/http/faults`` body."""
+    count = _integer(body, "count", 1)
+    status = body.get("status")
+    if status is not None and (
+        isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599
+    ):
+        raise AdminError("status must be an HTTP error status (400-599)")
+    delay = _number(body, "delay", 0.0)
+    if status is None and delay == 0:
+        raise AdminError("a fault needs a status, a delay, or both")
+    when = body.get("when", "before")
+    if when not in ("before", "after"):
+        raise AdminError("when must be 'before' or 'after'")
+    fault = HttpFault(
+        status=status,
+        delay=delay,
+        method=_optional_str(body, "method"),
+        path=_optional_str(body, "path"),
+        when=when,
+        body=_optional_str(body, "body"),
+    )
+    return fault, count
+
+
+# ---------------------------------------------------------------------------------- routes
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise AdminError("body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise AdminError("body must be a JSON object")
+    return body
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _admin(handler: Callable[[dict[str, Any]], Awaitable[Any]]) -> Handler:
+    """Wrap an admin action: parse the body, map AdminError to 400, answer JSON."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            result = await handler(await _json_body(request))
+        except AdminError as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response(result)
+
+    return wrapped
+
+
+def add_admin_routes(app: web.Application, services: VenueServices) -> None:
+    """Register the ``/sim/`` routes (module docstring) on ``app``."""
+    exchange = services.exchange
+    hub = services.hub
+
+    async def info(_: dict[str, Any]) -> Any:
+        return {
+            "venue_time": services.clock.now().isoformat(),
+            "streams": hub.statistics(),
+            "rate_limit": {
+                "limit": services.trading_limiter.limit,
+                "window_seconds": services.trading_limiter.window_seconds,
+            },
+            "http_faults": services.faults.pending(),
+        }
+
+    async def history(_: dict[str, Any]) -> Any:
+        return exchange.history()
+
+    async def drop(body: dict[str, Any]) -> Any:
+        kinds = stream_kinds(body.get("stream"))
+        abort = body.get("abort", False)
+        if not isinstance(abort, bool):
+            raise AdminError("abort must be a boolean")
+        dropped = 0
+        for kind in kinds:
+            dropped += await hub.drop(kind, abort=abort)
+        return {"dropped": dropped}
+
+    async def mute(body: dict[str, Any]) -> Any:
+        kinds = stream_kinds(body.get("stream"))
+        seconds = _number(body, "seconds")
+        for kind in kinds:
+            hub.mute(kind, seconds)
+        return {"muted": [k.value for k in kinds], "seconds": seconds}
+
+    async def silence(body: dict[str, Any]) -> Any:
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise AdminError("symbol must be a non-empty string")
+        seconds = None if body.get("seconds") is None else _number(body, "seconds")
+        exchange.silence_quotes(symbol, seconds)
+        return {"symbol": symbol, "seconds": seconds}
+
+    async def reject(body: dict[str, Any]) -> Any:
+        count = _integer(body, "count", 1)
+        status = _integer(body, "status", 403)
+        message = body.get("message", "rejected by the simulator")
+        code = body.get("code")
+        if count < 1:
+            raise AdminError("count must be >= 1")
+        if not 400 <= status <= 599:
+            raise AdminError("status must be an HTTP error status (400-599)")
+        if not isinstance(message, str):
+            raise AdminError("message must be a string")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise AdminError("code must be an integer")
+        exchange.reject_next_orders(count, status, message, code)
+        return {"count": count, "status": status, "message": message, "code": code}
+
+    async def add_fault(body: dict[str, Any]) -> Any:
+        fault, count = parse_http_fault(body)
+        services.faults.add(fault, count)
+        return {"http_faults": services.faults.pending()}
+
+    async def clear_faults(_: dict[str, Any]) -> Any:
+        return {"cleared": services.faults.clear()}
+
+    async def ratelimit(body: dict[str, Any]) -> Any:
+        limit = _integer(body, "limit")
+        window = None if body.get("window_seconds") is None else _number(body, "window_seconds")
+        try:
+            services.trading_limiter.configure(limit, window)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from exc
+        if body.get("reset", True):
+            services.trading_limiter.reset()
+        return {
+            "limit": services.trading_limiter.limit,
+            "window_seconds": services.trading_limiter.window_seconds,
+        }
+
+    async def fill_delay(body: dict[str, Any]) -> Any:
+        seconds = _number(body, "seconds")
+        exchange.set_fill_delay(seconds)
+        return {"seconds": seconds}
+
+    p = ADMIN_PREFIX
+    app.router.add_get(p, _admin(info))
+    app.router.add_get(f"{p}/", _admin(info))
+    app.router.add_get(f"{p}/history", _admin(history))
+    app.router.add_post(f"{p}/streams/drop", _admin(drop))
+    app.router.add_post(f"{p}/streams/mute", _admin(mute))
+    app.router.add_post(f"{p}/quotes/silence", _admin(silence))
+    app.router.add_post(f"{p}/orders/reject", _admin(reject))
+    app.router.add_post(f"{p}/http/faults", _admin(add_fault))
+    app.router.add_delete(f"{p}/http/faults", _admin(clear_faults))
+    app.router.add_post(f"{p}/ratelimit", _admin(ratelimit))
+    app.router.add_post(f"{p}/fills/delay", _admin(fill_delay))
+
+
+async def sleep_for_fault(fault: HttpFault) -> None:
+    """Apply a fault's delay (the one sanctioned sleep: the fault *is* a delay)."""
+    if fault.delay > 0:
+        await asyncio.sleep(fault.delay)

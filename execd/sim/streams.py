@@ -1,0 +1,673 @@
+"""The venue's two websockets: ``trade_updates`` at ``/stream`` and market data at ``/v2/{feed}``.
+
+Both follow Alpaca's wire protocol (ALPACA.md §3 and §4) closely enough that alpaca-py's
+``TradingStream`` and ``StockDataStream`` work against them unchanged.
+
+Trading stream (§3, §12.1): the client sends
+``{"action":"authenticate","data":{"key_id","secret_key"}}`` and gets
+``{"stream":"authorization","data":{"status":"authorized"|"unauthorized","action":"authenticate"}}``;
+``listen`` before authenticating is answered ``unauthorized`` with ``"action":"listen"``; a
+``listen`` with ``{"streams":["trade_updates"]}`` is answered ``listening`` and from then on every
+engine event arrives as ``{"stream":"trade_updates","data":{...}}``. Like paper, the server sends
+**binary** frames holding JSON (alpaca-py ``json.loads`` both); a client that connects with
+``Content-Type: application/msgpack`` gets msgpack frames instead. The venue keeps the socket open
+after a failed authentication (alpaca-py closes it and backs off itself). Choice for the open
+question in §10.6: the trading stream has no connection limit and no header auth.
+
+Market-data stream (§4): ``[{"T":"success","msg":"connected"}]`` on connect; ``auth`` within
+``auth_timeout`` seconds (else ``404 auth timeout`` and close) or handshake headers; ``subscribe``/
+``unsubscribe`` are additive/subtractive and answered with the full ``subscription`` echo
+(``corrections``/``cancelErrors`` follow ``trades``); data arrives as arrays of ``q``/``t``/``b``
+maps, batched when several are ready, control messages always alone. Frames are JSON text by
+default and msgpack binary — with ``t`` as the msgpack Timestamp extension — when the handshake
+carries ``Content-Type: application/msgpack`` (as alpaca-py always does); client frames are
+decoded by frame type (text = JSON, binary = msgpack). Errors (§4.4): 400 invalid syntax,
+401 not authenticated, 402 auth failed, 403 already authenticated, 404 auth timeout,
+405 symbol limit exceeded (subscriptions unchanged), 406 connection limit exceeded (one
+authenticated connection per key and feed by default; the socket stays open so the client may
+re-send ``auth``, as the Go SDK does), 407 slow client (queue overflow, then close),
+410 invalid subscribe action for this feed. A ``*`` subscription does not count against the
+symbol limit.
+
+The protocol decisions are pure functions (:func:`handle_trading_message`,
+:func:`handle_data_message`, :func:`encode_data_frame`, ...); :class:`StreamHub` is the thin
+aiohttp shell that owns the sockets, fans engine events out and lets the admin API drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+__all__ = [
+    "DATA_CHANNELS",
+    "Codec",
+    "DataSession",
+    "StreamHub",
+    "StreamKind",
+    "TradingSession",
+    "data_error",
+    "decode_client_frame",
+    "encode_data_frame",
+    "encode_trading_frame",
+    "handle_data_message",
+    "handle_trading_message",
+]
+
+# Subscribable stock channels (§4.1) and the server-managed ones that mirror `trades`.
+DATA_CHANNELS: tuple[str, ...] = (
+    "trades",
+    "quotes",
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+    "imbalances",
+)
+_MIRRORED = ("corrections", "cancelErrors")
+# Channels other feeds have (crypto/options/news) — valid syntax, wrong feed: 410 (§4.4).
+_FOREIGN_CHANNELS = frozenset({"orderbooks", "news"})
+# Which channel a data message of type `T` belongs to (§4.3).
+_CHANNEL_OF_TYPE = {
+    "t": "trades",
+    "q": "quotes",
+    "b": "bars",
+    "u": "updatedBars",
+    "d": "dailyBars",
+    "s": "statuses",
+    "l": "lulds",
+    "i": "imbalances",
+    "c": "corrections",
+    "x": "cancelErrors",
+}
+
+_DATA_ERRORS: dict[int, str] = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    409: "insufficient subscription",
+    410: "invalid subscribe action for this feed",
+    500: "internal error",
+}
+
+MSGPACK = "application/msgpack"
+
+
+class StreamKind(enum.StrEnum):
+    """Which websocket a connection is on (the admin API drops them by kind)."""
+
+    TRADING = "trading"
+    DATA = "data"
+
+
+Codec = Literal["json", "msgpack"]
+
+_json_numbers = msgspec.json.Encoder(decimal_format="number")
+_msgpack_numbers = msgspec.msgpack.Encoder(decimal_format="number")
+_json_strings = msgspec.json.Encoder()
+_msgpack_strings = msgspec.msgpack.Encoder()
+
+
+def codec_for(content_type: str | None) -> Codec:
+    """Alpaca switches both streams to msgpack when the handshake says so (§3.1, §4.2)."""
+    if content_type and content_type.split(";")[0].strip().lower() == MSGPACK:
+        return "msgpack"
+    return "json"
+
+
+def decode_client_frame(kind: WSMsgType, data: str | bytes) -> object:
+    """Decode one client message: text frames are JSON, binary frames msgpack (JSON fallback).
+
+    Raises ``ValueError`` for anything undecodable (the caller answers ``400 invalid syntax``).
+    """
+    try:
+        if kind is WSMsgType.TEXT:
+            return json.loads(data)
+        raw = data if isinstance(data, bytes) else data.encode()
+        try:
+            return msgspec.msgpack.decode(raw)
+        except msgspec.DecodeError:
+            return json.loads(raw)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ValueError("invalid syntax") from exc
+
+
+def _wire_data_message(msg: Mapping[str, Any], codec: Codec) -> dict[str, Any]:
+    """`T` first (the Go SDK insists, §4.2); in JSON, times as RFC 3339 UTC like Alpaca's."""
+    out: dict[str, Any] = {"T": msg.get("T")}
+    out.update(msg)
+    if codec == "json":
+        for key in ("t", "created_at", "updated_at"):
+            value = out.get(key)
+            if isinstance(value, datetime):
+                out[key] = value.astimezone(UTC)
+    return out
+
+
+def encode_data_frame(messages: Iterable[Mapping[str, Any]], codec: Codec) -> str | bytes:
+    """One market-data frame: a JSON text array, or a msgpack array with Timestamp ``t`` (§4.2)."""
+    body = [_wire_data_message(m, codec) for m in messages]
+    if codec == "msgpack":
+        return _msgpack_numbers.encode(body)
+    return _json_numbers.encode(body).decode()
+
+
+def encode_trading_frame(message: Mapping[str, Any], codec: Codec) -> bytes:
+    """One trading-stream frame; always binary, as paper sends it (§3.1, §12.1)."""
+    if codec == "msgpack":
+        return _msgpack_strings.encode(message)
+    return _json_strings.encode(message)
+
+
+def data_error(code: int) -> dict[str, Any]:
+    """A market-data control error message (§4.4)."""
+    return {"T": "error", "code": code, "msg": _DATA_ERRORS[code]}
+
+
+# --------------------------------------------------------------------------- trading protocol
+
+
+@dataclass(slots=True)
+class TradingSession:
+    """Per-connection state of the trade_updates protocol."""
+
+    authenticated: bool = False
+    key_id: str | None = None
+    streams: tuple[str, ...] = ()
+
+    @property
+    def listening(self) -> bool:
+        """Whether engine events should be forwarded to this connection."""
+        return self.authenticated and "trade_updates" in self.streams
+
+
+def _authorization(status: str, action: str) -> dict[str, Any]:
+    return {"stream": "authorization", "data": {"status": status, "action": action}}
+
+
+def handle_trading_message(
+    session: TradingSession,
+    msg: object,
+    credentials_ok: Callable[[str, str], bool],
+) -> list[dict[str, Any]]:
+    """Apply one client message to ``session``; return the replies (§3.2)."""
+    if not isinstance(msg, dict):
+        return [{"stream": "error", "data": {"error_message": "invalid syntax"}}]
+    action = msg.get("action")
+    data = msg.get("data")
+    if action in ("authenticate", "auth"):
+        key = data.get("key_id") if isinstance(data, dict) else None
+        secret = data.get("secret_key") if isinstance(data, dict) else None
+        if isinstance(key, str) and isinstance(secret, str) and credentials_ok(key, secret):
+            session.authenticated = True
+            session.key_id = key
+            return [_authorization("authorized", "authenticate")]
+        return [_authorization("unauthorized", "authenticate")]
+    if action == "listen":
+        if not session.authenticated:
+            return [_authorization("unauthorized", "listen")]
+        streams = data.get("streams") if isinstance(data, dict) else None
+        if not isinstance(streams, list):
+            return [{"stream": "error", "data": {"error_message": "invalid syntax"}}]
+        # `listen` replaces the whole set; only trade_updates exists on this socket (§3.2).
+        session.streams = tuple(s for s in streams if s == "trade_updates")
+        return [{"stream": "listening", "data": {"streams": list(session.streams)}}]
+    return [{"stream": "error", "data": {"error_message": "unrecognized action"}}]
+
+
+# ----------------------------------------------------------------------- market-data protocol
+
+
+@dataclass(slots=True)
+class DataSession:
+    """Per-connection state of the market-data protocol."""
+
+    authenticated: bool = False
+    key_id: str | None = None
+    subscriptions: dict[str, set[str]] = field(
+        default_factory=lambda: {channel: set() for channel in DATA_CHANNELS}
+    )
+
+    def echo(self) -> dict[str, Any]:
+        """The full ``subscription`` message (§4.1 step 6)."""
+        out: dict[str, Any] = {"T": "subscription"}
+        for channel in DATA_CHANNELS:
+            out[channel] = sorted(self.subscriptions[channel])
+        for channel in _MIRRORED:
+            out[channel] = sorted(self.subscriptions["trades"])
+        return out
+
+    def wants(self, msg: Mapping[str, Any]) -> bool:
+        """Whether a data message matches this connection's subscriptions."""
+        channel = _CHANNEL_OF_TYPE.get(str(msg.get("T")))
+        if channel is None:
+            return False
+        if channel in _MIRRORED:
+            channel = "trades"
+        symbols = self.subscriptions[channel]
+        return "*" in symbols or msg.get("S") in symbols
+
+    def symbol_count(self, subscriptions: Mapping[str, set[str]] | None = None) -> int:
+        """Distinct concrete symbols across channels (``*`` is free, see module docstring)."""
+        subs = self.subscriptions if subscriptions is None else subscriptions
+        return len(set().union(*subs.values()) - {"*"})
+
+
+def _parse_channels(msg: Mapping[str, Any]) -> dict[str, list[str]] | int:
+    """The channel → symbols part of a (un)subscribe message, or an error code."""
+    out: dict[str, list[str]] = {}
+    for key, value in msg.items():
+        if key == "action":
+            continue
+        if key in _FOREIGN_CHANNELS:
+            if value:
+                return 410
+            continue
+        if key not in DATA_CHANNELS:
+            return 400
+        if not isinstance(value, list) or not all(
+            isinstance(s, str) and s and s.strip() == s for s in value
+        ):
+            return 400
+        out[key] = value
+    return out
+
+
+def handle_data_message(
+    session: DataSession,
+    msg: object,
+    *,
+    credentials_ok: Callable[[str, str], bool],
+    claim_connection: Callable[[str], bool],
+    symbol_limit: int | None,
+) -> list[dict[str, Any]]:
+    """Apply one client message to ``session``; return the control replies (§4.1, §4.4).
+
+    ``claim_connection(key)`` asks the hub for the key's connection slot (406 when taken).
+    """
+    if not isinstance(msg, dict):
+        return [data_error(400)]
+    action = msg.get("action")
+    if action == "auth":
+        if session.authenticated:
+            return [data_error(403)]
+        key, secret = msg.get("key"), msg.get("secret")
+        if not (isinstance(key, str) and isinstance(secret, str) and credentials_ok(key, secret)):
+            return [data_error(402)]
+        if not claim_connection(key):
+            return [data_error(406)]
+        session.authenticated = True
+        session.key_id = key
+        return [{"T": "success", "msg": "authenticated"}]
+    if action in ("subscribe", "unsubscribe"):
+        if not session.authenticated:
+            return [data_error(401)]
+        parsed = _parse_channels(msg)
+        if isinstance(parsed, int):
+            return [data_error(parsed)]
+        updated = {channel: set(symbols) for channel, symbols in session.subscriptions.items()}
+        for channel, symbols in parsed.items():
+            if action == "subscribe":
+                updated[channel].update(symbols)
+            else:
+                updated[channel].difference_update(symbols)
+        if (
+            action == "subscribe"
+            and symbol_limit is not None
+            and session.symbol_count(updated) > symbol_limit
+        ):
+            return [data_error(405)]
+        session.subscriptions = updated
+        return [session.echo()]
+    return [data_error(400)]
+
+
+# ------------------------------------------------------------------------------- aiohttp shell
+
+_SLOW_CLIENT_BACKLOG = 10_000
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    """One open websocket and its outgoing queue (items: ("control"|"data", message))."""
+
+    kind: StreamKind
+    ws: web.WebSocketResponse
+    request: web.Request
+    codec: Codec
+    feed: str = ""
+    trading: TradingSession | None = None
+    data: DataSession | None = None
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
+    ident: int = field(default_factory=lambda: next(_ids))
+
+    def push(self, item_kind: str, message: dict[str, Any]) -> bool:
+        """Queue a message; False when the client is too slow (backlog overflow)."""
+        if self.queue.qsize() >= _SLOW_CLIENT_BACKLOG:
+            return False
+        self.queue.put_nowait((item_kind, message))
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Knobs of the market-data stream (§0.4, §4.1, §4.4)."""
+
+    symbol_limit: int | None = 30  # free IEX plan: 30 symbols
+    auth_timeout: float = 10.0  # seconds to authenticate before `404 auth timeout`
+    connections_per_key: int = 1  # `406 connection limit exceeded` beyond this, per feed
+
+
+class StreamHub:
+    """Owns every websocket: runs the protocols, fans engine events out, drops on request.
+
+    Attach it to the engine with :meth:`attach` (it subscribes to the engine's trade-update and
+    market-data listeners) and register :meth:`trading_handler` / :meth:`data_handler` as routes.
+    """
+
+    def __init__(
+        self,
+        credentials_ok: Callable[[str, str], bool],
+        options: StreamOptions | None = None,
+    ) -> None:
+        self._credentials_ok = credentials_ok
+        self.options = options or StreamOptions()
+        self._connections: set[_Connection] = set()
+        self._changed = asyncio.Condition()
+        self._detach: list[Callable[[], None]] = []
+        self._muted_until: dict[StreamKind, float] = {}
+        self._closing = False
+
+    # ------------------------------------------------------------------ engine side
+
+    def attach(
+        self,
+        on_trade_update: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]],
+        on_market_data: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]],
+    ) -> None:
+        """Subscribe to the engine's event sources (``Exchange.on_trade_update`` etc.)."""
+        self._detach.append(on_trade_update(self.publish_trade_update))
+        self._detach.append(on_market_data(self.publish_market_data))
+
+    def detach(self) -> None:
+        """Unsubscribe from the engine."""
+        while self._detach:
+            self._detach.pop()()
+
+    def _muted(self, kind: StreamKind) -> bool:
+        until = self._muted_until.get(kind)
+        return until is not None and asyncio.get_running_loop().time() < until
+
+    def publish_trade_update(self, payload: dict[str, Any]) -> None:
+        """Forward one engine trade update to every listening trading connection (§3.3)."""
+        if self._muted(StreamKind.TRADING):
+            return
+        message = {"stream": "trade_updates", "data": payload}
+        for conn in list(self._connections):
+            if conn.trading is not None and conn.trading.listening:
+                self._push_or_drop(conn, "control", message)
+
+    def publish_market_data(self, message: dict[str, Any]) -> None:
+        """Forward one engine quote/trade/bar to every connection subscribed to it (§4.1)."""
+        if self._muted(StreamKind.DATA):
+            return
+        for conn in list(self._connections):
+            if conn.data is not None and conn.data.authenticated and conn.data.wants(message):
+                self._push_or_drop(conn, "data", message)
+
+    def _push_or_drop(self, conn: _Connection, item_kind: str, message: dict[str, Any]) -> None:
+        if conn.push(item_kind, message):
+            return
+        # 407 slow client (§4.4): tell it if possible, then hang up.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                conn.queue.get_nowait()
+        if conn.kind is StreamKind.DATA:
+            conn.queue.put_nowait(("control", data_error(407)))
+        conn.queue.put_nowait(("close", {}))
+
+    # ------------------------------------------------------------------ admin side
+
+    def count(self, kind: StreamKind | None = None, *, authenticated: bool = False) -> int:
+        """Open connections (optionally of one kind, optionally only authenticated ones)."""
+        total = 0
+        for conn in self._connections:
+            if kind is not None and conn.kind is not kind:
+                continue
+            if authenticated:
+                session = conn.trading if conn.trading is not None else conn.data
+                if session is None or not session.authenticated:
+                    continue
+            total += 1
+        return total
+
+    def statistics(self) -> dict[str, Any]:
+        """Connection counts for the admin API and tests."""
+        return {
+            kind.value: {
+                "connections": self.count(kind),
+                "authenticated": self.count(kind, authenticated=True),
+                "muted": self._muted(kind),
+            }
+            for kind in StreamKind
+        }
+
+    async def wait_connections(
+        self, kind: StreamKind, count: int, *, authenticated: bool = True
+    ) -> None:
+        """Wait until exactly ``count`` connections of ``kind`` are open (and authenticated)."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self.count(kind, authenticated=authenticated) == count
+            )
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def mute(self, kind: StreamKind, seconds: float) -> None:
+        """Keep the sockets of ``kind`` open but deliver no events for ``seconds`` (§9 silent)."""
+        self._muted_until[kind] = asyncio.get_running_loop().time() + seconds
+
+    async def drop(self, kind: StreamKind | None = None, *, abort: bool = False) -> int:
+        """Close every connection of ``kind`` (all if None); return how many were dropped.
+
+        ``abort`` kills the TCP connection without a close frame (the client sees 1006, like a
+        network loss); otherwise a normal close frame (1001 going away) is sent.
+        """
+        victims = [c for c in self._connections if kind is None or c.kind is kind]
+        for conn in victims:
+            if abort:
+                transport = conn.request.transport
+                if transport is not None:
+                    transport.abort()
+            else:
+                conn.queue.put_nowait(("close", {}))
+        return len(victims)
+
+    async def shutdown(self) -> None:
+        """Close every connection (venue shutdown)."""
+        self._closing = True
+        conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    conn.ws.close(code=1001, message=b"venue shutting down"), 1.0
+                )
+        self.detach()
+
+    # ------------------------------------------------------------------ sockets
+
+    async def _writer(self, conn: _Connection) -> None:
+        """Send queued messages: data batched into one array, control messages alone (§4.1)."""
+        ws = conn.ws
+        while True:
+            items = [await conn.queue.get()]
+            while not conn.queue.empty():
+                items.append(conn.queue.get_nowait())
+            batch: list[dict[str, Any]] = []
+            for item_kind, message in items:
+                if item_kind == "data":
+                    batch.append(message)
+                    continue
+                if batch:
+                    await self._send_data(conn, batch)
+                    batch = []
+                if item_kind == "close":
+                    await ws.close(code=1001, message=b"going away")
+                    return
+                if conn.kind is StreamKind.TRADING:
+                    await ws.send_bytes(encode_trading_frame(message, conn.codec))
+                else:
+                    await self._send_data(conn, [message])
+            if batch:
+                await self._send_data(conn, batch)
+
+    @staticmethod
+    async def _send_data(conn: _Connection, messages: list[dict[str, Any]]) -> None:
+        frame = encode_data_frame(messages, conn.codec)
+        if isinstance(frame, bytes):
+            await conn.ws.send_bytes(frame)
+        else:
+            await conn.ws.send_str(frame)
+
+    async def _serve(self, conn: _Connection, reader: Callable[[], Any]) -> None:
+        """Run a connection: register, start its writer, read until closed, clean up."""
+        self._connections.add(conn)
+        await self._notify()
+        writer = asyncio.create_task(self._writer(conn), name=f"sim-ws-writer-{conn.ident}")
+        try:
+            await reader()
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await writer
+            self._connections.discard(conn)
+            if not conn.ws.closed:
+                with contextlib.suppress(Exception):
+                    await conn.ws.close()
+            await self._notify()
+
+    async def trading_handler(self, request: web.Request) -> web.StreamResponse:
+        """``GET /stream``: the trade_updates websocket (§3)."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = _Connection(
+            kind=StreamKind.TRADING,
+            ws=ws,
+            request=request,
+            codec=codec_for(request.headers.get("Content-Type")),
+            trading=TradingSession(),
+        )
+
+        async def read() -> None:
+            session = conn.trading
+            assert session is not None
+            async for frame in ws:
+                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                try:
+                    msg = decode_client_frame(frame.type, frame.data)
+                except ValueError:
+                    msg = None
+                for reply in handle_trading_message(session, msg, self._credentials_ok):
+                    conn.queue.put_nowait(("control", reply))
+                await self._notify()
+
+        await self._serve(conn, read)
+        return ws
+
+    def _claim(self, conn: _Connection) -> Callable[[str], bool]:
+        def claim(key: str) -> bool:
+            taken = sum(
+                1
+                for other in self._connections
+                if other is not conn
+                and other.kind is StreamKind.DATA
+                and other.feed == conn.feed
+                and other.data is not None
+                and other.data.authenticated
+                and other.data.key_id == key
+            )
+            return taken < self.options.connections_per_key
+
+        return claim
+
+    async def data_handler(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v2/{iex,sip,test,...}``: the market-data websocket (§4)."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = _Connection(
+            kind=StreamKind.DATA,
+            ws=ws,
+            request=request,
+            codec=codec_for(request.headers.get("Content-Type")),
+            feed=request.path,
+            data=DataSession(),
+        )
+        session = conn.data
+        assert session is not None
+        claim = self._claim(conn)
+
+        def apply(msg: object) -> None:
+            for reply in handle_data_message(
+                session,
+                msg,
+                credentials_ok=self._credentials_ok,
+                claim_connection=claim,
+                symbol_limit=self.options.symbol_limit,
+            ):
+                conn.queue.put_nowait(("control", reply))
+
+        async def read() -> None:
+            conn.queue.put_nowait(("control", {"T": "success", "msg": "connected"}))
+            # Header authentication (§4.1 step 3) counts as an `auth` message.
+            key = request.headers.get("APCA-API-KEY-ID")
+            secret = request.headers.get("APCA-API-SECRET-KEY")
+            if key is not None and secret is not None:
+                apply({"action": "auth", "key": key, "secret": secret})
+                await self._notify()
+            deadline = asyncio.get_running_loop().time() + self.options.auth_timeout
+            timed_out = False
+            while True:
+                timeout: float | None = None
+                if not session.authenticated and not timed_out:
+                    timeout = deadline - asyncio.get_running_loop().time()
+                    if timeout <= 0:
+                        # §4.1 step 3: no auth in time -> 404 auth timeout, then hang up.
+                        conn.queue.put_nowait(("control", data_error(404)))
+                        conn.queue.put_nowait(("close", {}))
+                        timed_out = True
+                        timeout = None
+                try:
+                    frame = await ws.receive(timeout=timeout)
+                except TimeoutError:
+                    continue
+                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    return
+                try:
+                    msg = decode_client_frame(frame.type, frame.data)
+                except ValueError:
+                    msg = None
+                apply(msg)
+                await self._notify()
+
+        await self._serve(conn, read)
+        return ws
