@@ -7,7 +7,7 @@ reads it once at construction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
@@ -21,51 +21,30 @@ class SymbolSpec:
 
     symbol: str
     price: Decimal
-    fractionable: bool = True
     exchange: str = "NASDAQ"
     name: str = ""
     # Typical size of one displayed quote level, in shares (scaled by the scenario).
     lot: int = 300
+    # Daily volatility as a fraction of price: sets how far the synthetic mid wanders.
+    daily_vol: float = 0.02
+    fractionable: bool = True
 
 
 # The seed's leveraged ETFs, two ordinary names and a sub-dollar stock. MULN is the one
 # non-fractionable asset, so tests can exercise `asset "X" is not fractionable`.
 DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
-    SymbolSpec("TQQQ", Decimal("62.40"), exchange="NASDAQ", name="ProShares UltraPro QQQ", lot=900),
-    SymbolSpec("SPXL", Decimal("148.20"), exchange="ARCA", name="Direxion Daily S&P 500 Bull 3X"),
-    SymbolSpec("TECL", Decimal("81.35"), exchange="ARCA", name="Direxion Daily Technology Bull 3X"),
+    SymbolSpec("TQQQ", Decimal("62.40"), "NASDAQ", "ProShares UltraPro QQQ", 900, 0.04),
+    SymbolSpec("SPXL", Decimal("148.20"), "ARCA", "Direxion Daily S&P 500 Bull 3X", 300, 0.03),
+    SymbolSpec("TECL", Decimal("81.35"), "ARCA", "Direxion Daily Technology Bull 3X", 300, 0.04),
+    SymbolSpec("UVXY", Decimal("24.10"), "BATS", "ProShares Ultra VIX Short-Term", 600, 0.06),
+    SymbolSpec("LABU", Decimal("104.70"), "ARCA", "Direxion Daily S&P Biotech Bull 3X", 300, 0.05),
+    SymbolSpec("LABD", Decimal("8.42"), "ARCA", "Direxion Daily S&P Biotech Bear 3X", 1500, 0.05),
     SymbolSpec(
-        "UVXY", Decimal("24.10"), exchange="BATS", name="ProShares Ultra VIX Short-Term", lot=600
+        "SOXL", Decimal("31.55"), "ARCA", "Direxion Daily Semiconductor Bull 3X", 1200, 0.05
     ),
-    SymbolSpec(
-        "LABU", Decimal("104.70"), exchange="ARCA", name="Direxion Daily S&P Biotech Bull 3X"
-    ),
-    SymbolSpec(
-        "LABD",
-        Decimal("8.42"),
-        exchange="ARCA",
-        name="Direxion Daily S&P Biotech Bear 3X",
-        lot=1500,
-    ),
-    SymbolSpec(
-        "SOXL",
-        Decimal("31.55"),
-        exchange="ARCA",
-        name="Direxion Daily Semiconductor Bull 3X",
-        lot=1200,
-    ),
-    SymbolSpec(
-        "AAPL", Decimal("189.60"), exchange="NASDAQ", name="Apple Inc. Common Stock", lot=400
-    ),
-    SymbolSpec("SPY", Decimal("521.30"), exchange="ARCA", name="SPDR S&P 500 ETF Trust", lot=500),
-    SymbolSpec(
-        "MULN",
-        Decimal("0.4321"),
-        fractionable=False,
-        exchange="NASDAQ",
-        name="Mullen Automotive",
-        lot=20000,
-    ),
+    SymbolSpec("AAPL", Decimal("189.60"), "NASDAQ", "Apple Inc. Common Stock", 400, 0.015),
+    SymbolSpec("SPY", Decimal("521.30"), "ARCA", "SPDR S&P 500 ETF Trust", 500, 0.01),
+    SymbolSpec("MULN", Decimal("0.4321"), "NASDAQ", "Mullen Automotive", 20000, 0.08, False),
 )
 
 
@@ -112,13 +91,6 @@ class SimConfig:
         for name in names:
             spec = known.get(name) or SymbolSpec(name, Decimal("50.00"))
             if name in self.prices:
-                spec = SymbolSpec(
-                    spec.symbol,
-                    Decimal(self.prices[name]),
-                    spec.fractionable,
-                    spec.exchange,
-                    spec.name,
-                    spec.lot,
-                )
+                spec = replace(spec, price=Decimal(self.prices[name]))
             out.append(spec)
         return tuple(out)

@@ -1,0 +1,235 @@
+"""The market our orders meet: NBBO snapshots with depth, and trade prints, from a seeded generator.
+
+Prices inside the engine are integer ticks of the instrument (exact; converted to ``Decimal`` at
+the edges), sizes are whole shares. The generator's randomness is one ``random.Random(seed)``; it
+never looks at our orders, so a seed always yields the same market, whatever we trade.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Protocol
+
+from execd.domain.calendar import EASTERN, session_on
+from execd.domain.types import Side
+from execd.sim.config import SymbolSpec
+from execd.sim.scenarios import ScenarioParams, params_for
+
+_CENT = Decimal("0.01")
+_SUB_PENNY = Decimal("0.0001")
+_EXCHANGES = ("Q", "P", "Z", "K", "V", "N", "U")
+# Seconds in a regular session's square root: turns daily volatility into per-√second volatility.
+_SQRT_SESSION_S = math.sqrt(23_400)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A symbol with its price grid (Rule 612: $0.01 at or above $1, $0.0001 below)."""
+
+    spec: SymbolSpec
+    tick: Decimal
+
+    @classmethod
+    def of(cls, spec: SymbolSpec) -> Instrument:
+        return cls(spec, _CENT if spec.price >= 1 else _SUB_PENNY)
+
+    @property
+    def symbol(self) -> str:
+        return self.spec.symbol
+
+    def price(self, ticks: int) -> Decimal:
+        """The exact price of `ticks`."""
+        return (self.tick * ticks).quantize(self.tick)
+
+    def ticks_floor(self, price: Decimal) -> int:
+        """The highest tick at or below `price` (a buy limit's worst acceptable tick)."""
+        return int((price / self.tick).to_integral_value(ROUND_FLOOR))
+
+    def ticks_ceil(self, price: Decimal) -> int:
+        """The lowest tick at or above `price` (a sell limit's worst acceptable tick)."""
+        return int((price / self.tick).to_integral_value(ROUND_CEILING))
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One price level of displayed liquidity."""
+
+    price: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """The market's own book for a symbol at `t` (before our consumption), best level first."""
+
+    symbol: str
+    t: datetime
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    bid_exchange: str = "Q"
+    ask_exchange: str = "Q"
+
+
+@dataclass(frozen=True, slots=True)
+class Print:
+    """A trade on the consolidated tape; `aggressor` is the side that crossed the spread."""
+
+    symbol: str
+    t: datetime
+    price: int
+    size: int
+    aggressor: Side
+    exchange: str = "Q"
+
+
+MarketEvent = BookSnapshot | Print
+
+
+class MarketSource(Protocol):
+    """Where market events come from: the generator or a tape."""
+
+    def instruments(self) -> tuple[Instrument, ...]:
+        """The symbols this source drives."""
+        ...
+
+    def next_time(self) -> datetime | None:
+        """When the next event happens (None: never again)."""
+        ...
+
+    def pop(self) -> list[MarketEvent]:
+        """The events at `next_time()`, in order."""
+        ...
+
+
+def synthetic_depth(
+    rng: random.Random, best: int, direction: int, count: int, lot: int, gap_prob: float
+) -> tuple[Level, ...]:
+    """`count` levels from `best` away from the spread (`direction` -1 for bids, +1 for asks).
+
+    Used by the generator and behind a tape's NBBO, whose depth is not recorded.
+    """
+    levels: list[Level] = []
+    price = best
+    for k in range(count):
+        if k > 0:
+            price += direction * (rng.randint(2, 5) if rng.random() < gap_prob else 1)
+        if price <= 0:
+            break
+        levels.append(Level(price, _round_lot(lot * rng.uniform(0.3, 2.0) * (1 + 0.25 * k))))
+    return tuple(levels)
+
+
+def _round_lot(shares: float) -> int:
+    return max(1, round(shares / 100)) * 100
+
+
+class _SymbolState:
+    """The generator's mutable state for one symbol."""
+
+    def __init__(self, inst: Instrument, params: ScenarioParams, t: datetime) -> None:
+        self.inst = inst
+        self.params = params
+        self.unit = 1 if inst.tick == _CENT else 5  # ticks per "cent" of spread
+        self.mid = float(inst.spec.price / inst.tick)
+        self.trend = 1
+        self.last_t = t
+        self.next_t = t
+
+
+class GeneratedMarket:
+    """A seeded synthetic market for a set of symbols under a scenario."""
+
+    def __init__(
+        self,
+        specs: tuple[SymbolSpec, ...],
+        scenario: str,
+        seed: int,
+        start: datetime,
+        depth: int = 8,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self._depth = depth
+        self._states = [
+            _SymbolState(Instrument.of(spec), params_for(scenario, i), start)
+            for i, spec in enumerate(specs)
+        ]
+        for state in self._states:
+            state.next_t = start + timedelta(seconds=self._rng.uniform(0.0, 0.2))
+
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(s.inst for s in self._states)
+
+    def next_time(self) -> datetime | None:
+        return min(s.next_t for s in self._states) if self._states else None
+
+    def pop(self) -> list[MarketEvent]:
+        state = min(self._states, key=lambda s: s.next_t)  # ties: first symbol, deterministic
+        return self._step(state)
+
+    def _step(self, st: _SymbolState) -> list[MarketEvent]:
+        rng, p, t = self._rng, st.params, st.next_t
+        phase, since_open = _phase(t)
+        if phase == "closed":
+            st.last_t = t
+            st.next_t = t + timedelta(seconds=30)
+            return []
+        rate, spread_mult, size_mult, jump_prob = p.rate_hz, 1.0, p.size_mult, p.jump_prob
+        vol_mult = p.vol_mult
+        spread_cents = rng.randint(*p.spread_cents)
+        if phase == "extended":
+            rate, size_mult = rate * 0.3, size_mult * 0.3
+            spread_cents = rng.randint(5, 25)
+        elif p.open_dynamics and since_open < 300:
+            # The open: 10–30¢ spreads collapsing to the normal 1–3¢ within five minutes.
+            decay = math.exp(-since_open / 75.0)
+            spread_cents = round(rng.uniform(10, 30) * decay) + rng.randint(1, 3)
+            rate, jump_prob, vol_mult = rate * 1.7, max(jump_prob, 0.08), vol_mult * 2.5
+        dt = max((t - st.last_t).total_seconds(), 0.0)
+        sigma = float(st.inst.spec.price) * st.inst.spec.daily_vol * vol_mult / _SQRT_SESSION_S
+        sigma_ticks = sigma / float(st.inst.tick)
+        if rng.random() < 0.01:
+            st.trend = -st.trend
+        drift = st.trend * p.trend_per_s * sigma_ticks * dt
+        st.mid += rng.gauss(drift, sigma_ticks * math.sqrt(dt))
+        if jump_prob and rng.random() < jump_prob:
+            st.mid += rng.choice((-1, 1)) * rng.randint(*p.jump_cents) * st.unit
+        st.mid = max(st.mid, 10.0 * st.unit)
+        spread = max(1, round(spread_cents * spread_mult) * st.unit)
+        bid = math.floor(st.mid - spread / 2)
+        ask = bid + spread
+        lot = round(st.inst.spec.lot * size_mult)
+        snap = BookSnapshot(
+            st.inst.symbol,
+            t,
+            synthetic_depth(rng, bid, -1, self._depth, lot, p.gap_prob),
+            synthetic_depth(rng, ask, +1, self._depth, lot, p.gap_prob),
+            rng.choice(_EXCHANGES),
+            rng.choice(_EXCHANGES),
+        )
+        events: list[MarketEvent] = [snap]
+        if rng.random() < p.trade_prob:
+            buy_prob = 0.5 + (0.15 * st.trend if p.trend_per_s else 0.0)
+            aggressor = Side.BUY if rng.random() < buy_prob else Side.SELL
+            price = ask if aggressor is Side.BUY else bid
+            size = _round_lot(lot * rng.uniform(0.1, 1.2))
+            events.append(Print(st.inst.symbol, t, price, size, aggressor, rng.choice(_EXCHANGES)))
+        gap = rng.expovariate(rate)
+        if p.stale_prob and rng.random() < p.stale_prob:
+            gap += rng.uniform(*p.stale_gap_s)
+        st.last_t = t
+        st.next_t = t + timedelta(seconds=max(gap, 0.02))
+        return events
+
+
+def _phase(t: datetime) -> tuple[str, float]:
+    """("regular" | "extended" | "closed", seconds since the regular open) at venue time `t`."""
+    session = session_on(t.astimezone(EASTERN).date())
+    if session is None or not session.extended_open <= t < session.extended_close:
+        return "closed", 0.0
+    if session.open <= t < session.close:
+        return "regular", (t - session.open).total_seconds()
+    return "extended", 0.0
