@@ -13,11 +13,12 @@ configurable through `PhaseWindows`, and seed 000's market-open delay
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from execd.domain.calendar import EASTERN, TradingSession, session_on
+from execd.domain.calendar import EASTERN, TradingSession, next_session, session_on
 
 
 class MarketPhase(StrEnum):
@@ -177,3 +178,53 @@ def time_to_close(now: datetime, session: TradingSession) -> timedelta:
     """How long the regular session still runs after `now` (zero once closed)."""
     require_aware(now)
     return max(session.close - max(now, session.open), timedelta(0))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    """Alpaca's ``/v2/clock`` answer (ALPACA.md §2.3): is the regular session open, and when next.
+
+    `is_open` covers the regular session only (false in pre-market and
+    after-hours). While open, `next_open` is the next session's open; before
+    the open, it is today's.
+    """
+
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+    def to_alpaca(self) -> dict[str, str | bool]:
+        """The wire shape, timestamps with Eastern offsets as Alpaca sends them."""
+        return {
+            "timestamp": to_eastern(self.timestamp).isoformat(),
+            "is_open": self.is_open,
+            "next_open": to_eastern(self.next_open).isoformat(),
+            "next_close": to_eastern(self.next_close).isoformat(),
+        }
+
+    @classmethod
+    def from_alpaca(cls, entry: Mapping[str, object]) -> MarketClock:
+        """Parse the venue's clock (RFC 3339, nanoseconds truncated to microseconds)."""
+
+        def when(key: str) -> datetime:
+            value = entry.get(key)
+            if not isinstance(value, str):
+                raise ValueError(f"clock {key}: expected an RFC 3339 string, got {value!r}")
+            return require_aware(datetime.fromisoformat(value), f"clock {key}")
+
+        is_open = entry.get("is_open")
+        if not isinstance(is_open, bool):
+            raise ValueError(f"clock is_open: expected a boolean, got {is_open!r}")
+        return cls(when("timestamp"), is_open, when("next_open"), when("next_close"))
+
+
+def market_clock(now: datetime) -> MarketClock:
+    """The ``/v2/clock`` answer at `now` under the NYSE rules (what the simulated venue serves)."""
+    day = eastern_date(now)
+    today = session_on(day)
+    is_open = is_regular_hours(now, today)
+    upcoming = next_session(day)
+    next_open = today.open if today is not None and now < today.open else upcoming.open
+    next_close = today.close if today is not None and now < today.close else upcoming.close
+    return MarketClock(now, is_open, next_open, next_close)

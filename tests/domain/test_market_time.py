@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from execd.domain.calendar import EASTERN, TradingSession, session_on
 from execd.domain.market_time import (
+    MarketClock,
     MarketPhase,
     PhaseWindows,
     eastern_date,
     in_open_delay,
     is_extended_hours,
     is_regular_hours,
+    market_clock,
     market_phase,
     market_phase_by_rules,
     next_phase_change,
@@ -262,3 +264,82 @@ def test_next_phase_change_is_where_the_phase_changes(day: date, seconds: int) -
     before = market_phase(boundary - timedelta(microseconds=1), s, WINDOWS)
     assert before is market_phase(now, s, WINDOWS)
     assert market_phase(boundary, s, WINDOWS) is not before
+
+
+@pytest.mark.parametrize(
+    ("now", "is_open", "next_open", "next_close"),
+    [
+        # Friday before the spring DST change, pre-market: today's open and close.
+        (
+            "2026-03-06T08:00:00-05:00",
+            False,
+            "2026-03-06T09:30:00-05:00",
+            "2026-03-06T16:00:00-05:00",
+        ),
+        # Open: the next open is Monday's, already on daylight time.
+        (
+            "2026-03-06T10:00:00-05:00",
+            True,
+            "2026-03-09T09:30:00-04:00",
+            "2026-03-06T16:00:00-05:00",
+        ),
+        # After the close on Wednesday before Thanksgiving: skip the holiday to the half day.
+        (
+            "2026-11-25T16:00:00-05:00",
+            False,
+            "2026-11-27T09:30:00-05:00",
+            "2026-11-27T13:00:00-05:00",
+        ),
+        # A holiday at noon.
+        (
+            "2026-04-03T12:00:00-04:00",
+            False,
+            "2026-04-06T09:30:00-04:00",
+            "2026-04-06T16:00:00-04:00",
+        ),
+    ],
+)
+def test_market_clock(now: str, is_open: bool, next_open: str, next_close: str) -> None:
+    """The simulated /v2/clock: regular session only, next open/close across DST and holidays."""
+    clock = market_clock(datetime.fromisoformat(now))
+    assert clock.to_alpaca() == {
+        "timestamp": now,
+        "is_open": is_open,
+        "next_open": next_open,
+        "next_close": next_close,
+    }
+
+
+def test_market_clock_from_alpaca() -> None:
+    """The venue's clock parses, nanoseconds and Z included; broken fields are named."""
+    clock = MarketClock.from_alpaca(
+        {
+            "timestamp": "2026-03-09T14:00:00.123456789Z",
+            "is_open": True,
+            "next_open": "2026-03-10T09:30:00-04:00",
+            "next_close": "2026-03-09T16:00:00-04:00",
+        }
+    )
+    assert clock.timestamp == datetime(2026, 3, 9, 14, 0, 0, 123456, tzinfo=UTC)
+    assert clock.is_open
+    assert clock == market_clock(clock.timestamp)
+    with pytest.raises(ValueError, match="clock is_open"):
+        MarketClock.from_alpaca({"is_open": "true"})
+    with pytest.raises(ValueError, match="clock next_open"):
+        MarketClock.from_alpaca(
+            {"timestamp": "2026-03-09T14:00:00Z", "is_open": True, "next_open": "2026-03-10T09:30"}
+        )
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    )
+)
+def test_market_clock_properties(now: datetime) -> None:
+    """next_open and next_close are in the future (or now for close) and agree with is_open."""
+    clock = market_clock(now)
+    assert clock.next_open > now
+    assert clock.next_close > now
+    assert clock.is_open == (clock.next_close < clock.next_open)
+    assert clock.is_open == market_phase_by_rules(now, WINDOWS).is_regular
