@@ -194,7 +194,8 @@ class PlanInput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plan_id: str | None = None
-    urgency: Urgency = Urgency.NORMAL
+    urgency: Urgency | None = None
+    """None: the daemon's configured `execution.default_urgency` applies."""
     legs: list[LegInput]
 
     @field_validator("plan_id", mode="before")
@@ -208,8 +209,8 @@ class PlanInput(BaseModel):
 
     @field_validator("urgency", mode="before")
     @classmethod
-    def _urgency(cls, value: object) -> str:
-        return _choice(value, Urgency)
+    def _urgency(cls, value: object) -> str | None:
+        return None if value is None else _choice(value, Urgency)
 
     @field_validator("legs", mode="before")
     @classmethod
@@ -362,10 +363,15 @@ def _cross_leg_errors(legs: Sequence[LegInput]) -> list[str]:
     return errors
 
 
-def parse_plan(raw: object, new_plan_id: Callable[[], str]) -> Plan:
+def parse_plan(
+    raw: object,
+    new_plan_id: Callable[[], str],
+    default_urgency: Urgency = Urgency.NORMAL,
+) -> Plan:
     """Validate a decoded plan (a JSON object) into a `Plan`, or raise `PlanError`.
 
-    `new_plan_id` is called only when the plan has no ``plan_id``.
+    `new_plan_id` is called only when the plan has no ``plan_id``; `default_urgency`
+    (the config's ``execution.default_urgency``) only when the plan names no urgency.
     """
     try:
         model = PlanInput.model_validate(raw)
@@ -379,6 +385,7 @@ def parse_plan(raw: object, new_plan_id: Callable[[], str]) -> Plan:
         plan_id = new_plan_id()
         if not PLAN_ID_PATTERN.fullmatch(plan_id):
             raise ValueError(f"generated plan id {plan_id!r} does not match {PLAN_ID_PATTERN}")
+    plan_urgency = model.urgency or default_urgency
     legs = tuple(
         Leg(
             index=index,
@@ -386,19 +393,23 @@ def parse_plan(raw: object, new_plan_id: Callable[[], str]) -> Plan:
             side=leg.side,
             qty=leg.qty,
             notional=leg.notional,
-            urgency=leg.urgency or model.urgency,
+            urgency=leg.urgency or plan_urgency,
             own_urgency=leg.urgency,
             limit_price=leg.limit_price,
         )
         for index, leg in enumerate(model.legs)
     )
-    return Plan(plan_id=plan_id, urgency=model.urgency, legs=legs)
+    return Plan(plan_id=plan_id, urgency=plan_urgency, legs=legs)
 
 
-def parse_plan_json(text: str | bytes, new_plan_id: Callable[[], str]) -> Plan:
+def parse_plan_json(
+    text: str | bytes,
+    new_plan_id: Callable[[], str],
+    default_urgency: Urgency = Urgency.NORMAL,
+) -> Plan:
     """Decode and validate a plan from JSON text; floats are decoded as exact Decimals."""
     try:
         raw = json.loads(text, parse_float=Decimal)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         raise PlanError([f"plan: not valid JSON ({exc})"]) from None
-    return parse_plan(raw, new_plan_id)
+    return parse_plan(raw, new_plan_id, default_urgency)

@@ -398,3 +398,18 @@ def test_arbitrary_input_gives_plan_or_plan_error(raw: object) -> None:
         assert all(": " in message for message in result.errors)
     else:
         assert result.legs
+
+
+def test_configured_default_urgency_applies_only_when_plan_names_none() -> None:
+    """`execution.default_urgency` fills a plan without urgency; an explicit one wins."""
+    from execd.domain.plans import parse_plan
+    from execd.domain.types import Urgency
+
+    legs = [{"symbol": "SPY", "side": "buy", "qty": "1"}]
+    plain = parse_plan({"plan_id": "p", "legs": legs}, lambda: "x", Urgency.LOW)
+    assert plain.urgency is Urgency.LOW
+    assert plain.legs[0].urgency is Urgency.LOW
+    explicit = parse_plan(
+        {"plan_id": "p", "urgency": "high", "legs": legs}, lambda: "x", Urgency.LOW
+    )
+    assert explicit.legs[0].urgency is Urgency.HIGH
