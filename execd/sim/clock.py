@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from execd.domain.calendar import EASTERN
 from execd.sim.config import SimConfig
+from execd.sim.tape import tape_origin
 
 
 class VenueClock:
@@ -47,9 +48,12 @@ class VenueClock:
         Missing parts come from the wall clock (the shell's one wall-clock read), so `execd sim`
         alone behaves like a live venue.
         """
-        return cls(
-            origin_for(config.start_date, config.start), speed=config.speed, monotonic=monotonic
-        )
+        if config.tape is not None:
+            # Tape replay: the venue lives on the tape's date and time (session rules apply).
+            origin = tape_origin(config.tape, config.start)
+        else:
+            origin = origin_for(config.start_date, config.start)
+        return cls(origin, speed=config.speed, monotonic=monotonic)
 
     @property
     def speed(self) -> float:

@@ -2,22 +2,67 @@
 
 Everything here is synchronous and I/O-free except :meth:`Exchange.run`, which only paces the
 engine against the venue clock. Venue-side work (acks, matching, fill reports, cancels, market
-ticks) is a time-ordered schedule; :meth:`Exchange.advance_to` processes it up to a venue time,
-which is how unit tests drive the venue without sleeping.
+ticks, session boundaries) is a time-ordered schedule; :meth:`Exchange.advance_to` processes it up
+to a venue time, which is how unit tests drive the venue without sleeping.
+
+Order life (ALPACA.md §1.9, §10 choices): POST answers ``accepted``; after the ack latency the
+order reaches the book (``new`` on the stream) and matches; each execution is reported after the
+fill latency (``partial_fill`` / ``fill``). Outside its session an order stays ``accepted`` until
+the session opens. A cancel or replace reaches the book after the ack latency too, so fills can
+win the race: a cancel then fails (``order_cancel_rejected``), a replace is rejected
+(``order_replace_rejected`` for the old order, ``rejected`` for the new one).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
+import random
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from execd.domain.calendar import EASTERN, next_session, session_on, trading_sessions
+from execd.domain.types import Side
+from execd.sim import rules, wire
+from execd.sim.account import Account
+from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
-from execd.sim.config import SimConfig
+from execd.sim.config import SimConfig, SymbolSpec
+from execd.sim.errors import SimError, forbidden, invalid, not_found, unprocessable
+from execd.sim.market import (
+    BookSnapshot,
+    GeneratedMarket,
+    Instrument,
+    MarketSource,
+    Print,
+)
+from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
+from execd.sim.tape import TapeMarket
 
 TradeUpdateListener = Callable[[dict[str, Any]], None]
 MarketDataListener = Callable[[dict[str, Any]], None]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Bar:
+    """A minute bar being built from prints."""
+
+    start: datetime
+    o: Decimal
+    h: Decimal
+    low: Decimal
+    c: Decimal
+    v: Decimal
+    value: Decimal
+    n: int
 
 
 class Exchange:
@@ -25,49 +70,213 @@ class Exchange:
     shape (decimals as strings, RFC 3339 timestamps); refusals raise :class:`SimError`."""
 
     def __init__(self, config: SimConfig, clock: VenueClock) -> None:
-        raise NotImplementedError
+        self._config = config
+        self._clock = clock
+        self._now = clock.now()
+        self._created = self._now
+        self._ids = random.Random(f"ids/{config.seed}")
+        source: MarketSource
+        if config.tape is not None:
+            source = TapeMarket(config.tape, config.seed, config.start, config.depth_levels)
+            self._specs = {i.symbol: i.spec for i in source.instruments()}
+        else:
+            specs = config.symbol_specs()
+            source = GeneratedMarket(
+                specs, config.scenario, config.seed, self._now, config.depth_levels
+            )
+            self._specs = {s.symbol: s for s in specs}
+        self._source = source
+        self._insts: dict[str, Instrument] = {i.symbol: i for i in source.instruments()}
+        self._books = {
+            sym: SymbolBook(inst, config.refill_half_life_s) for sym, inst in self._insts.items()
+        }
+        start_positions = {
+            sym: (Decimal(qty), self._specs[sym].price if sym in self._specs else Decimal(0))
+            for sym, qty in config.positions.items()
+        }
+        self._account = Account(config.cash, start_positions)
+        self._account_id = self._uuid()
+        self._day_marks: dict[str, Decimal] = {s: spec.price for s, spec in self._specs.items()}
+        self._orders: dict[str, SimOrder] = {}
+        self._by_client_id: dict[str, SimOrder] = {}
+        self._fills: list[dict[str, Any]] = []
+        self._schedule: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._trade_listeners: list[TradeUpdateListener] = []
+        self._md_listeners: list[MarketDataListener] = []
+        self._last_quote: dict[str, dict[str, Any]] = {}
+        self._last_trade: dict[str, dict[str, Any]] = {}
+        self._trade_ids = 0
+        self._bar: dict[str, _Bar] = {}
+        self._bars: dict[str, list[dict[str, Any]]] = {}
+        self._rejects: list[SimError] = []
+        self._silenced: dict[str, datetime | None] = {}
+        self._ack = timedelta(seconds=config.ack_latency_s)
+        self._fill_delay = timedelta(seconds=config.fill_latency_s)
+        self._waiting_market: dict[str, list[SimOrder]] = {}
+        self._stops: dict[str, list[SimOrder]] = {}
+        self._wake: asyncio.Event | None = None
+        first = source.next_time()
+        if first is not None:
+            self._at(first, self._market_tick)
+        self._schedule_session_boundary(self._now)
+        self._schedule_minute(self._now)
 
     # -- driving ------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Drive the market (quotes, trades, bars, resting-order fills) in step with the clock until
         cancelled."""
-        raise NotImplementedError
+        self._wake = asyncio.Event()
+        while True:
+            self.advance_to(self._clock.now())
+            self._wake.clear()
+            timeout = (
+                self._clock.real_seconds_until(self._schedule[0][0]) if self._schedule else 1.0
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 1.0))
 
     def advance_to(self, when: datetime) -> None:
         """Process every scheduled venue event up to venue time `when` (tests, and `run`)."""
-        raise NotImplementedError
+        while self._schedule and self._schedule[0][0] <= when:
+            t, _, action = heapq.heappop(self._schedule)
+            self._clock.jump_to(t)
+            self._now = max(self._now, t)
+            action()
+        self._clock.jump_to(when)
+        self._now = max(self._now, when)
 
     def advance(self, seconds: float) -> None:
         """Manual clocks: move the clock forward `seconds`, processing events at their own times."""
-        raise NotImplementedError
+        self.advance_to(self._clock.now() + timedelta(seconds=seconds))
+
+    def _catch_up(self) -> datetime:
+        self.advance_to(self._clock.now())
+        return self._now
+
+    def _at(self, when: datetime, action: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._schedule, (when, self._seq, action))
+        if self._wake is not None:
+            self._wake.set()
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     # -- trading ------------------------------------------------------------------------------
 
     def submit_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /v2/orders: validate per Alpaca's rules and accept; the order reaches the book after
         the ack latency."""
-        raise NotImplementedError
+        now = self._catch_up()
+        if self._rejects:
+            raise self._rejects.pop(0)
+        symbol = body.get("symbol")
+        if isinstance(symbol, str) and symbol and symbol not in self._insts:
+            raise unprocessable(f'asset "{symbol}" not found')
+        req = rules.parse_order(body, default_client_order_id=self._uuid())
+        self._check_new(req, replacing=None)
+        order = SimOrder(self._uuid(), req, wire.asset_id(req.symbol), now, updated_at=now)
+        if req.side is Side.BUY and req.type == "market":
+            order.ref_price = self._reference_price(req.symbol, Side.BUY)
+        self._remember(order)
+        self._log(order, "accepted", now)
+        if self._routable(order, now):
+            self._at(now + self._ack, lambda: self._arrive(order))
+        return wire.order_json(order)
 
     def replace_order(self, order_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH /v2/orders/{id}: returns the new order (new id, `replaces`)."""
-        raise NotImplementedError
+        now = self._catch_up()
+        old = self._order(order_id)
+        if old.status in NOT_ROUTED:
+            raise unprocessable("unable to replace order, order isn't sent to exchange yet")
+        if not old.is_open:
+            raise unprocessable(f'order is already in "{old.status}" state')
+        if old.status == "pending_replace" or old.cancel_requested_at is not None:
+            state = "pending_replace" if old.status == "pending_replace" else "pending_cancel"
+            raise unprocessable(f'order is already in "{state}" state')
+        if old.req.notional is not None:
+            raise unprocessable("notional orders cannot be replaced")  # (sim) §1.7
+        qty = rules.parse_decimal(body, "qty")
+        if qty is not None and (qty <= 0 or rules.is_fractional(qty)):
+            raise invalid("qty must be a positive whole number")  # (sim) §1.7 whole shares
+        limit_price = rules.parse_decimal(body, "limit_price")
+        stop_price = rules.parse_decimal(body, "stop_price")
+        tif = body.get("time_in_force") or old.req.time_in_force
+        if tif not in rules.TIME_IN_FORCE:
+            raise invalid(f"invalid time_in_force {tif}")
+        client_order_id = body.get("client_order_id") or self._uuid()
+        if not isinstance(client_order_id, str):
+            raise invalid("invalid client_order_id")
+        rules.check_client_order_id(client_order_id)
+        req = OrderRequest(
+            symbol=old.req.symbol,
+            side=old.req.side,
+            type=old.req.type,
+            time_in_force=tif,
+            qty=qty if qty is not None else old.remaining,
+            notional=None,
+            limit_price=limit_price if limit_price is not None else old.req.limit_price,
+            stop_price=stop_price if stop_price is not None else old.req.stop_price,
+            extended_hours=old.req.extended_hours,
+            client_order_id=client_order_id,
+        )
+        rules.check_prices(req.type, req.limit_price, req.stop_price, body)
+        rules.check_order_constraints(req)
+        self._check_new(req, replacing=old)
+        new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
+        new.replaces = old.id
+        new.ref_price = old.ref_price
+        old.pending_replacement = new.id
+        old.transition("pending_replace", now)
+        self._remember(new)
+        self._log(old, "pending_replace", now)
+        self._log(new, "pending_new", now)
+        self._at(now + self._ack, lambda: self._replace_arrive(old, new))
+        return wire.order_json(new)
 
     def cancel_order(self, order_id: str) -> None:
         """DELETE /v2/orders/{id}: accepted (204); `canceled` follows on the stream."""
-        raise NotImplementedError
+        now = self._catch_up()
+        order = self._order(order_id)
+        if not order.is_open:
+            raise unprocessable(f'order is already in "{order.status}" state')
+        if order.status == "pending_replace":
+            # §1.7: orders in pending_replace reject cancel requests.
+            raise unprocessable('order is already in "pending_replace" state')
+        if order.cancel_requested_at is not None:
+            return
+        order.cancel_requested_at = now
+        self._log(order, "cancel_requested", now)
+        self._at(now + self._ack, lambda: self._cancel_arrive(order))
 
     def cancel_all_orders(self) -> list[dict[str, Any]]:
         """DELETE /v2/orders: 207 entries ``{"id","status","body"}``."""
-        raise NotImplementedError
+        self._catch_up()
+        out: list[dict[str, Any]] = []
+        for order in [o for o in self._orders.values() if o.is_open]:
+            try:
+                self.cancel_order(order.id)
+            except SimError as err:
+                out.append({"id": order.id, "status": err.status, "body": err.body()})
+            else:
+                out.append({"id": order.id, "status": 200, "body": wire.order_json(order)})
+        return out
 
     def get_order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         """GET /v2/orders/{id}."""
-        raise NotImplementedError
+        self._catch_up()
+        return wire.order_json(self._order(order_id))
 
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
         """GET /v2/orders:by_client_order_id."""
-        raise NotImplementedError
+        self._catch_up()
+        order = self._by_client_id.get(client_order_id)
+        if order is None:
+            raise not_found(f"order not found for {client_order_id}")
+        return wire.order_json(order)
 
     def list_orders(
         self,
@@ -81,56 +290,116 @@ class Exchange:
         side: str | None = None,
         nested: bool = False,
     ) -> list[dict[str, Any]]:
-        """GET /v2/orders."""
-        raise NotImplementedError
+        """GET /v2/orders (open = every non-terminal status; after/until exclusive)."""
+        self._catch_up()
+        if status not in ("open", "closed", "all"):
+            raise invalid(f"invalid status {status}")  # (sim)
+        chosen = [
+            o
+            for o in self._orders.values()
+            if (status == "all" or (status == "open") == o.is_open)
+            and (after is None or o.created_at > after)
+            and (until is None or o.created_at < until)
+            and (not symbols or o.symbol in symbols)
+            and (side is None or o.side.value == side)
+        ]
+        chosen.sort(key=lambda o: o.created_at, reverse=direction != "asc")
+        return [wire.order_json(o) for o in chosen[: max(0, min(limit, 500))]]
 
     def account(self) -> dict[str, Any]:
         """GET /v2/account."""
-        raise NotImplementedError
+        now = self._catch_up()
+        long_value = sum(
+            (h.qty * self._mark(sym) for sym, h in self._account.holdings.items()), _ZERO
+        )
+        last_equity = self._account.start_cash + sum(
+            (Decimal(q) * self._day_marks.get(s, _ZERO) for s, q in self._config.positions.items()),
+            _ZERO,
+        )
+        return wire.account_json(
+            self._account_id,
+            self._created,
+            self._account.cash,
+            long_value,
+            self._buying_power(),
+            last_equity,
+            now,
+        )
 
     def positions(self) -> list[dict[str, Any]]:
         """GET /v2/positions."""
-        raise NotImplementedError
+        self._catch_up()
+        return [self._position_json(sym) for sym in sorted(self._account.holdings)]
 
     def position(self, symbol: str) -> dict[str, Any]:
         """GET /v2/positions/{symbol}; 404 `position does not exist`."""
-        raise NotImplementedError
+        self._catch_up()
+        if symbol not in self._account.holdings:
+            raise not_found("position does not exist")
+        return self._position_json(symbol)
 
     def close_position(
         self, symbol: str, qty: Decimal | None = None, percentage: Decimal | None = None
     ) -> dict[str, Any]:
         """DELETE /v2/positions/{symbol}: market-sell the position (or part); returns the order."""
-        raise NotImplementedError
+        self._catch_up()
+        held = self._account.qty(symbol)
+        if held <= 0:
+            raise not_found("position does not exist")
+        if qty is None:
+            qty = held if percentage is None else held * percentage / 100
+        qty = qty.quantize(Decimal("0.000000001"))
+        body = {"symbol": symbol, "side": "sell", "type": "market", "time_in_force": "day"}
+        body["qty"] = str(qty)
+        return self.submit_order(body)
 
     def clock_json(self) -> dict[str, Any]:
         """GET /v2/clock."""
-        raise NotImplementedError
+        now = self._catch_up()
+        today = now.astimezone(EASTERN).date()
+        session = session_on(today)
+        is_open = session is not None and session.open <= now < session.close
+        upcoming = session if session is not None and now < session.open else None
+        if upcoming is None:
+            upcoming = next_session(today)
+        closing = session if session is not None and now < session.close else upcoming
+        return {
+            "timestamp": wire.ts_eastern(now),
+            "is_open": is_open,
+            "next_open": wire.ts_eastern(upcoming.open),
+            "next_close": wire.ts_eastern(closing.close),
+        }
 
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
         """GET /v2/calendar (half days included)."""
-        raise NotImplementedError
+        return [s.to_alpaca() for s in trading_sessions(start, end)]
 
     def asset(self, symbol: str) -> dict[str, Any]:
         """GET /v2/assets/{symbol}; 404 for unknown symbols."""
-        raise NotImplementedError
+        spec = self._specs.get(symbol)
+        if spec is None:
+            raise SimError(404, "asset not found", 40410000)  # (sim) body text
+        return wire.asset_json(spec.symbol, spec.name, spec.exchange, spec.fractionable)
 
     def assets(self) -> list[dict[str, Any]]:
         """GET /v2/assets."""
-        raise NotImplementedError
+        return [self.asset(sym) for sym in self._specs]
 
     # -- market data ---------------------------------------------------------------------------
 
     def symbols(self) -> tuple[str, ...]:
         """The venue's symbols."""
-        raise NotImplementedError
+        return tuple(self._insts)
 
     def latest_quotes(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/quotes/latest → the `quotes` map (REST shape, `t` as RFC 3339 string)."""
-        raise NotImplementedError
+        self._catch_up()
+        return {s: wire.rest_form(self._last_quote[s]) for s in symbols if s in self._last_quote}
 
     def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/trades/latest → the `trades` map."""
-        raise NotImplementedError
+        self._catch_up()
+        return {s: wire.rest_form(self._last_trade[s]) for s in symbols if s in self._last_trade}
 
     def bars(
         self,
@@ -140,19 +409,33 @@ class Exchange:
         end: datetime | None = None,
         limit: int = 1000,
     ) -> dict[str, list[dict[str, Any]]]:
-        """GET /v2/stocks/bars → the `bars` map of completed minute bars."""
-        raise NotImplementedError
+        """GET /v2/stocks/bars → the `bars` map of completed minute bars (1Min only)."""
+        self._catch_up()
+        if timeframe not in ("1Min", "1T"):
+            raise SimError(400, f"unsupported timeframe {timeframe}", 40010001)  # (sim)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for sym in symbols:
+            rows = [
+                wire.rest_form(b)
+                for b in self._bars.get(sym, [])
+                if (start is None or b["t"] >= start) and (end is None or b["t"] <= end)
+            ]
+            if rows:
+                out[sym] = rows[:limit]
+        return out
 
     # -- streaming -----------------------------------------------------------------------------
 
     def on_trade_update(self, listener: TradeUpdateListener) -> Callable[[], None]:
         """Call `listener` with every trade_updates `data` payload; returns unsubscribe."""
-        raise NotImplementedError
+        self._trade_listeners.append(listener)
+        return lambda: self._trade_listeners.remove(listener)
 
     def on_market_data(self, listener: MarketDataListener) -> Callable[[], None]:
         """Call `listener` with every market-data message (§4.3 "q"/"t"/"b", `t` an aware datetime);
         returns unsubscribe."""
-        raise NotImplementedError
+        self._md_listeners.append(listener)
+        return lambda: self._md_listeners.remove(listener)
 
     # -- faults and history --------------------------------------------------------------------
 
@@ -160,16 +443,495 @@ class Exchange:
         self, count: int, status: int, message: str, code: int | None = None
     ) -> None:
         """Make the next `count` order submissions fail with this HTTP error."""
-        raise NotImplementedError
+        self._rejects.extend(SimError(status, message, code) for _ in range(count))
 
     def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""
-        raise NotImplementedError
+        now = self._catch_up()
+        if seconds == 0:
+            self._silenced.pop(symbol, None)
+        else:
+            until = None if seconds is None else now + timedelta(seconds=seconds)
+            self._silenced[symbol] = until
 
     def set_fill_delay(self, seconds: float) -> None:
         """Set the fill-report latency (seconds) for subsequent matches."""
-        raise NotImplementedError
+        self._fill_delay = timedelta(seconds=seconds)
 
     def history(self) -> dict[str, Any]:
         """Every order ever (incl. replaced) with its events, and every fill with execution_id."""
-        raise NotImplementedError
+        self._catch_up()
+        return {
+            "orders": [
+                {"order": wire.order_json(o), "events": list(o.events)}
+                for o in sorted(self._orders.values(), key=lambda o: (o.created_at, o.id))
+            ],
+            "fills": list(self._fills),
+        }
+
+    # -- rules needing state -------------------------------------------------------------------
+
+    def _check_new(self, req: OrderRequest, replacing: SimOrder | None) -> None:
+        """Asset, uniqueness, wash-trade, quantity and buying-power checks (§0.5, §1.10, §7)."""
+        spec = self._specs[req.symbol]
+        rules.check_fractionable(req, spec.fractionable)
+        if req.client_order_id in self._by_client_id:
+            raise invalid("client_order_id must be unique")
+        others = [o.req for o in self._orders.values() if o.is_open and o is not replacing]
+        if rules.would_wash(req, others):
+            raise rules.wash_error()
+        if req.side is Side.SELL:
+            available = self._qty_available(req.symbol, exclude=replacing)
+            wanted = req.qty if req.qty is not None else self._notional_shares(req)
+            if wanted > available:
+                raise forbidden(
+                    "insufficient qty available for order "
+                    f"(requested: {wire.dec(wanted)}, available: {wire.dec(available)})"
+                )
+            return
+        cost = self._hold_value(req, self._reference_price(req.symbol, Side.BUY), req.qty)
+        power = self._buying_power(exclude=replacing)
+        if replacing is not None:
+            power += self._order_hold(replacing)
+        if cost > power:
+            raise forbidden(
+                "insufficient buying power",
+                {
+                    "buying_power": wire.dec(max(power, _ZERO)) or "0",
+                    "cost_basis": wire.dec(cost) or "0",
+                },
+            )
+
+    def _notional_shares(self, req: OrderRequest) -> Decimal:
+        price = self._reference_price(req.symbol, req.side)
+        notional = req.notional or _ZERO
+        return (notional / price).quantize(Decimal("0.000000001")) if price else _ZERO
+
+    def _reference_price(self, symbol: str, side: Side) -> Decimal:
+        """§1.10: the far side of the NBBO, else the latest trade, else the starting price."""
+        book = self._books[symbol]
+        bid, ask = book.top(self._now)
+        level = ask if side is Side.BUY else bid
+        if level is not None:
+            return book.inst.price(level.price)
+        return self._mark(symbol)
+
+    def _mark(self, symbol: str) -> Decimal:
+        trade = self._last_trade.get(symbol)
+        if trade is not None:
+            return Decimal(str(trade["p"]))
+        return self._specs[symbol].price if symbol in self._specs else _ZERO
+
+    @staticmethod
+    def _hold_value(req: OrderRequest, ref: Decimal, qty: Decimal | None) -> Decimal:
+        if req.notional is not None:
+            return req.notional
+        price = req.limit_price if req.limit_price is not None else ref
+        return price * (qty or _ZERO)
+
+    def _order_hold(self, order: SimOrder) -> Decimal:
+        """What an open buy holds against buying power: its unfilled value (§1.10)."""
+        if order.side is Side.SELL or not order.is_open:
+            return _ZERO
+        if order.req.notional is not None:
+            return max(_ZERO, order.req.notional - order.filled_value)
+        ref = order.ref_price or self._reference_price(order.symbol, Side.BUY)
+        return self._hold_value(order.req, ref, order.remaining)
+
+    def _buying_power(self, exclude: SimOrder | None = None) -> Decimal:
+        held = _ZERO
+        for o in self._orders.values():
+            if o is exclude or not o.is_open or o.side is Side.SELL:
+                continue
+            if o.replaces is not None and self._orders[o.replaces].status == "pending_replace":
+                continue  # counted with its original, below
+            hold = self._order_hold(o)
+            if o.pending_replacement is not None and o.status == "pending_replace":
+                # §1.7: while a replace is pending, the larger of the old and new order holds.
+                hold = max(hold, self._order_hold(self._orders[o.pending_replacement]))
+            held += hold
+        return self._account.cash - held
+
+    def _qty_available(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
+        """Position less what open sells hold (§0.5 `insufficient qty available`)."""
+        held = sum(
+            (
+                o.remaining
+                for o in self._orders.values()
+                if o.is_open
+                and o.side is Side.SELL
+                and o.symbol == symbol
+                and o is not exclude
+                and not (o.status == "pending_replace" and o.pending_replacement)
+            ),
+            _ZERO,
+        )
+        return max(_ZERO, self._account.qty(symbol) - held)
+
+    def _position_json(self, symbol: str) -> dict[str, Any]:
+        holding = self._account.holdings[symbol]
+        spec = self._specs.get(symbol)
+        return wire.position_json(
+            symbol,
+            spec.exchange if spec else "",
+            holding,
+            self._qty_available(symbol),
+            self._mark(symbol),
+            self._day_marks.get(symbol, holding.avg_entry_price),
+        )
+
+    def _order(self, order_id: str) -> SimOrder:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise not_found("order not found")
+        return order
+
+    def _remember(self, order: SimOrder) -> None:
+        self._orders[order.id] = order
+        self._by_client_id[order.req.client_order_id] = order
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _routable(self, order: SimOrder, now: datetime) -> bool:
+        """Is the order's session open (regular, or extended for extended-hours orders)?"""
+        session = session_on(now.astimezone(EASTERN).date())
+        if session is None:
+            return False
+        if order.req.extended_hours:
+            return session.extended_open <= now < session.extended_close
+        return session.open <= now < session.close
+
+    def _schedule_session_boundary(self, after: datetime) -> None:
+        day = after.astimezone(EASTERN).date()
+        for _ in range(10):
+            session = session_on(day) or next_session(day)
+            for when, kind in (
+                (session.extended_open, "extended_open"),
+                (session.open, "open"),
+                (session.close, "close"),
+                (session.extended_close, "extended_close"),
+            ):
+                if when > after:
+                    self._at(when, partial(self._on_boundary, kind, when))
+                    return
+            day = session.date + timedelta(days=1)
+
+    def _on_boundary(self, kind: str, when: datetime) -> None:
+        if kind in ("extended_open", "open"):
+            for order in [o for o in self._orders.values() if o.status == "accepted"]:
+                if self._routable(order, when) and order.cancel_requested_at is None:
+                    self._at(when + self._ack, partial(self._arrive, order))
+        else:
+            for order in list(self._orders.values()):
+                if order.status not in ("new", "partially_filled"):
+                    continue
+                if order.req.time_in_force not in ("day", "opg", "cls", "ioc", "fok"):
+                    continue
+                if (kind == "close") != order.req.extended_hours:
+                    self._expire(order)
+        self._schedule_session_boundary(when)
+
+    def _expire(self, order: SimOrder) -> None:
+        now = self._now
+        self._books[order.symbol].remove(order.id)
+        self._drop_waiting(order)
+        order.expired_at = now
+        order.transition("expired", now)
+        self._emit(order, "expired")
+
+    # -- venue-side order processing -----------------------------------------------------------
+
+    def _arrive(self, order: SimOrder) -> None:
+        """The order reaches the book: `new`, then match."""
+        if order.status != "accepted":
+            return  # canceled before it was routed
+        now = self._now
+        if order.req.notional is not None:
+            order.working_qty = self._notional_shares(order.req)
+        order.transition("new", now)
+        self._emit(order, "new")
+        self._work(order)
+
+    def _work(self, order: SimOrder) -> None:
+        """Match a freshly arrived (or triggered) order; rest or drop what is left."""
+        req, book, now = order.req, self._books[order.symbol], self._now
+        if req.type in ("stop", "stop_limit") and not order.triggered:
+            self._stops.setdefault(order.symbol, []).append(order)
+            return
+        if book.snapshot is None:
+            self._waiting_market.setdefault(order.symbol, []).append(order)
+            return
+        inst = book.inst
+        limit: int | None = None
+        if req.limit_price is not None:
+            if req.side is Side.BUY:
+                limit = inst.ticks_floor(req.limit_price)
+            else:
+                limit = inst.ticks_ceil(req.limit_price)
+        if req.time_in_force == "fok" and not self._fok_possible(order, limit):
+            self._finish_cancel(order)
+            return
+        fills = book.take(req.side, order.unmatched, limit, now)
+        self._execute(order, [(inst.price(p), q) for p, q in fills])
+        if order.unmatched <= 0:
+            return
+        if req.time_in_force in ("ioc", "fok") or limit is None:
+            self._cancel_remainder(order)
+            return
+        book.rest(order.id, req.side, limit, order.unmatched, now)
+
+    def _fok_possible(self, order: SimOrder, limit: int | None) -> bool:
+        book = self._books[order.symbol]
+        levels = book.levels(order.side is Side.BUY, self._now)
+        if limit is None:
+            return True
+        reachable = sum(
+            (
+                Decimal(lv.size)
+                for lv in levels
+                if (lv.price <= limit if order.side is Side.BUY else lv.price >= limit)
+            ),
+            _ZERO,
+        )
+        return reachable >= order.unmatched
+
+    def _execute(self, order: SimOrder, fills: list[tuple[Decimal, Decimal]]) -> None:
+        """Reserve matched quantity now; report each execution after the fill latency."""
+        when = self._now + self._fill_delay
+        for price, qty in fills:
+            if qty <= 0:
+                continue
+            order.matched_qty += qty
+            order.last_report_at = when
+            self._at(when, partial(self._report_fill, order, price, qty))
+
+    def _report_fill(self, order: SimOrder, price: Decimal, qty: Decimal) -> None:
+        now = self._now
+        position = self._account.apply_fill(order.symbol, order.side, qty, price)
+        order.filled_qty += qty
+        order.filled_value += qty * price
+        done = order.remaining <= 0
+        if done:
+            order.filled_at = now
+        if order.status != "pending_replace":
+            order.transition("filled" if done else "partially_filled", now)
+        execution_id = self._uuid()
+        self._fills.append(
+            {
+                "execution_id": execution_id,
+                "order_id": order.id,
+                "client_order_id": order.req.client_order_id,
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "qty": wire.dec(qty),
+                "price": wire.dec(price),
+                "timestamp": wire.ts(now),
+            }
+        )
+        self._emit(
+            order,
+            "fill" if done else "partial_fill",
+            execution_id=execution_id,
+            price=wire.dec(price),
+            qty=wire.dec(qty),
+            position_qty=wire.dec(position),
+        )
+        self._publish_trade(order.symbol, now, price, qty, "V")
+
+    def _cancel_arrive(self, order: SimOrder) -> None:
+        if not order.is_open:
+            return
+        if order.status == "accepted":
+            self._finish_cancel(order)
+            return
+        if order.unmatched <= 0:
+            # The fills won the race: they will be reported; the cancel is too late.
+            self._emit(order, "order_cancel_rejected")
+            return
+        self._cancel_remainder(order)
+
+    def _cancel_remainder(self, order: SimOrder) -> None:
+        """Take the unmatched rest out of the book; report `canceled` after pending fills."""
+        self._books[order.symbol].remove(order.id)
+        self._drop_waiting(order)
+        order.working_qty = order.matched_qty
+        when = max(self._now, order.last_report_at or self._now)
+        self._at(when, lambda: self._finish_cancel(order))
+
+    def _finish_cancel(self, order: SimOrder) -> None:
+        if not order.is_open:
+            return
+        self._books[order.symbol].remove(order.id)
+        self._drop_waiting(order)
+        if order.filled_qty >= (order.working_qty or order.req.qty or _ZERO) and order.filled_qty:
+            return  # everything that was left got filled meanwhile
+        order.canceled_at = self._now
+        order.transition("canceled", self._now)
+        self._emit(order, "canceled")
+
+    def _drop_waiting(self, order: SimOrder) -> None:
+        for table in (self._waiting_market, self._stops):
+            waiting = table.get(order.symbol)
+            if waiting and order in waiting:
+                waiting.remove(order)
+
+    def _replace_arrive(self, old: SimOrder, new: SimOrder) -> None:
+        now = self._now
+        if old.unmatched <= 0 or not old.is_open:
+            # §1.7: the original filled first; the replacement is rejected.
+            old.pending_replacement = None
+            status = "filled" if old.remaining <= 0 else "partially_filled"
+            if old.filled_qty == 0 and old.remaining > 0:
+                status = "new"
+            old.transition(status, now)
+            self._emit(old, "order_replace_rejected")
+            new.failed_at = now
+            new.transition("rejected", now)
+            self._emit(new, "rejected")
+            return
+        self._books[old.symbol].remove(old.id)
+        self._drop_waiting(old)
+        old.working_qty = old.matched_qty
+        when = max(now, old.last_report_at or now)
+        self._at(when, lambda: self._finish_replace(old, new))
+
+    def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
+        now = self._now
+        old.replaced_at = now
+        old.replaced_by = new.id
+        old.transition("replaced", now)
+        self._emit(old, "replaced")
+        new.transition("accepted", now)
+        if self._routable(new, now):
+            self._arrive(new)
+
+    # -- market --------------------------------------------------------------------------------
+
+    def _market_tick(self) -> None:
+        for event in self._source.pop():
+            if isinstance(event, BookSnapshot):
+                self._on_snapshot(event)
+            else:
+                self._on_print(event)
+        upcoming = self._source.next_time()
+        if upcoming is not None:
+            self._at(max(upcoming, self._now), self._market_tick)
+
+    def _on_snapshot(self, snap: BookSnapshot) -> None:
+        book = self._books[snap.symbol]
+        executions = book.on_snapshot(snap)
+        for ex in executions:
+            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
+        waiting = self._waiting_market.pop(snap.symbol, [])
+        for order in waiting:
+            self._work(order)
+        self._publish_quote(snap.symbol, snap.bid_exchange, snap.ask_exchange)
+
+    def _on_print(self, trade: Print) -> None:
+        book = self._books[trade.symbol]
+        price = book.inst.price(trade.price)
+        self._publish_trade(trade.symbol, trade.t, price, Decimal(trade.size), trade.exchange)
+        for ex in book.on_print(trade):
+            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
+        for order in list(self._stops.get(trade.symbol, [])):
+            stop = order.req.stop_price or _ZERO
+            hit = price >= stop if order.side is Side.BUY else price <= stop
+            if hit and order.is_open:
+                self._stops[trade.symbol].remove(order)
+                order.triggered = True
+                self._work(order)
+
+    def _publish_quote(self, symbol: str, bx: str, ax: str) -> None:
+        book = self._books[symbol]
+        bid, ask = book.top(self._now)
+        message = wire.quote_message(
+            symbol,
+            self._now,
+            book.inst.price(bid.price) if bid else _ZERO,
+            bid.size if bid else 0,
+            book.inst.price(ask.price) if ask else _ZERO,
+            ask.size if ask else 0,
+            bx,
+            ax,
+        )
+        if symbol in self._silenced:
+            until = self._silenced[symbol]
+            if until is None or self._now < until:
+                return
+            del self._silenced[symbol]
+        self._last_quote[symbol] = message
+        for listener in list(self._md_listeners):
+            listener(message)
+
+    def _publish_trade(
+        self, symbol: str, t: datetime, price: Decimal, size: Decimal, exchange: str
+    ) -> None:
+        self._trade_ids += 1
+        message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
+        self._last_trade[symbol] = message
+        bar = self._bar.get(symbol)
+        minute = t.replace(second=0, microsecond=0)
+        if bar is None or bar.start != minute:
+            if bar is not None:
+                self._close_bar(symbol, bar)
+            bar = self._bar[symbol] = _Bar(minute, price, price, price, price, _ZERO, _ZERO, 0)
+        bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
+        bar.v += size
+        bar.value += size * price
+        bar.n += 1
+        for listener in list(self._md_listeners):
+            listener(message)
+
+    def _schedule_minute(self, after: datetime) -> None:
+        nxt = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        self._at(nxt, lambda: self._on_minute(nxt))
+
+    def _on_minute(self, when: datetime) -> None:
+        """Bars are emitted just after each minute (§4.3), for symbols that traded in it."""
+        for symbol, bar in list(self._bar.items()):
+            if bar.start < when:
+                self._close_bar(symbol, bar)
+                del self._bar[symbol]
+        self._schedule_minute(when)
+
+    def _close_bar(self, symbol: str, bar: _Bar) -> None:
+        message = {
+            "T": "b",
+            "S": symbol,
+            "o": wire.number(bar.o),
+            "h": wire.number(bar.h),
+            "l": wire.number(bar.low),
+            "c": wire.number(bar.c),
+            "v": wire.number(bar.v),
+            "vw": float(bar.value / bar.v) if bar.v else None,
+            "n": bar.n,
+            "t": bar.start,
+        }
+        self._bars.setdefault(symbol, []).append(message)
+        for listener in list(self._md_listeners):
+            listener(message)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _log(self, order: SimOrder, event: str, now: datetime) -> None:
+        order.events.append({"event": event, "timestamp": wire.ts(now), "status": order.status})
+
+    def _emit(self, order: SimOrder, event: str, **extra: str | None) -> None:
+        """Send a trade_updates payload (`order` is the order after the event) and record it."""
+        now = self._now
+        payload: dict[str, Any] = {
+            "event": event,
+            "timestamp": wire.ts(now),
+            "order": wire.order_json(order),
+        }
+        payload.update(extra)
+        order.events.append(
+            {"event": event, "timestamp": payload["timestamp"], "status": order.status, **extra}
+        )
+        for listener in list(self._trade_listeners):
+            listener(payload)
+
+
+def spec_of(config: SimConfig, symbol: str) -> SymbolSpec | None:
+    """The configured spec of `symbol` (None when the venue does not list it)."""
+    return next((s for s in config.symbol_specs() if s.symbol == symbol), None)

@@ -1,0 +1,105 @@
+"""Order values and the engine's mutable order record.
+
+Status changes happen in one place (:meth:`SimOrder.transition`), which refuses to leave a terminal
+state: a late event for a finished order is a bug in the engine, not a venue race.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from execd.domain.types import Side
+
+TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+# Alpaca does not document which statuses `status=open` lists; every non-terminal one (§1.5).
+NOT_ROUTED = frozenset({"accepted", "pending_new"})
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A validated order request (POST body, or a replace merged over its original)."""
+
+    symbol: str
+    side: Side
+    type: str
+    time_in_force: str
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    extended_hours: bool
+    client_order_id: str
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """One order's full state as the venue reports it."""
+
+    id: str
+    req: OrderRequest
+    asset_id: str
+    created_at: datetime
+    status: str = "accepted"
+    updated_at: datetime | None = None
+    filled_at: datetime | None = None
+    expired_at: datetime | None = None
+    canceled_at: datetime | None = None
+    failed_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    filled_qty: Decimal = Decimal(0)
+    filled_value: Decimal = Decimal(0)
+    # Quantity the venue has matched but not yet reported (fill latency).
+    matched_qty: Decimal = Decimal(0)
+    # Shares to work: qty, or for a notional order the shares its notional bought at arrival.
+    working_qty: Decimal | None = None
+    # Price used for the buying-power hold of a market buy (far side at submission, §1.10).
+    ref_price: Decimal | None = None
+    cancel_requested_at: datetime | None = None
+    pending_replacement: str | None = None
+    last_report_at: datetime | None = None
+    triggered: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def symbol(self) -> str:
+        return self.req.symbol
+
+    @property
+    def side(self) -> Side:
+        return self.req.side
+
+    @property
+    def is_open(self) -> bool:
+        """Not in a terminal state."""
+        return self.status not in TERMINAL
+
+    @property
+    def unmatched(self) -> Decimal:
+        """Shares the venue may still match (unknown for a notional order before arrival)."""
+        total = self.working_qty if self.working_qty is not None else self.req.qty
+        return max(Decimal(0), (total or Decimal(0)) - self.matched_qty)
+
+    @property
+    def remaining(self) -> Decimal:
+        """Shares not yet reported filled."""
+        total = self.working_qty if self.working_qty is not None else self.req.qty
+        return max(Decimal(0), (total or Decimal(0)) - self.filled_qty)
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        """Volume-weighted average fill price (None before the first fill)."""
+        if self.filled_qty == 0:
+            return None
+        return self.filled_value / self.filled_qty
+
+    def transition(self, status: str, now: datetime) -> None:
+        """Change status, refusing to leave a terminal state."""
+        if self.status in TERMINAL and status != self.status:
+            raise RuntimeError(f"order {self.id} is {self.status}; cannot become {status}")
+        self.status = status
+        self.updated_at = now

@@ -1,0 +1,200 @@
+"""Alpaca's order rules at submission and replace (ALPACA.md §1.1–§1.3, §1.7, §7), as pure checks.
+
+Each refusal raises :class:`SimError` with Alpaca's HTTP status, code and verbatim message where
+one is recorded in ALPACA.md §0.5; messages marked "(sim)" are ours where Alpaca's text is unknown.
+State-dependent checks (buying power, quantity available, duplicates) live in the exchange, which
+calls the pure helpers here with the state they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from execd.domain.types import Side
+from execd.sim.errors import SimError, forbidden, invalid, unprocessable
+from execd.sim.orders import OrderRequest
+
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
+SUPPORTED_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
+TIME_IN_FORCE = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
+MAX_CLIENT_ORDER_ID = 128
+_MAX_DECIMALS = 9
+
+
+def parse_decimal(body: Mapping[str, Any], name: str) -> Decimal | None:
+    """A decimal field sent as a JSON string or number (alpaca-py sends numbers, §0.3)."""
+    raw = body.get(name)
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise invalid(f"invalid {name}")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation as exc:
+        raise invalid(f"invalid {name}") from exc
+    if not value.is_finite():
+        raise invalid(f"invalid {name}")
+    return value
+
+
+def parse_bool(raw: Any) -> bool:
+    """JSON booleans, and the "True"/"false" strings some clients send (§0.3)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        return raw.strip().lower() == "true"
+    return bool(raw)
+
+
+def check_sub_penny(name: str, price: Decimal, raw: Any) -> None:
+    """§1.2: ≥ $1 → at most 2 decimals, < $1 → at most 4."""
+    places = 2 if price >= 1 else 4
+    if price != price.quantize(Decimal(1).scaleb(-places)):
+        shown = raw if isinstance(raw, str) else str(price)
+        raise unprocessable(
+            f"invalid {name} {shown}. sub-penny increment does not fulfill minimum pricing criteria"
+        )
+
+
+def is_fractional(qty: Decimal) -> bool:
+    """True when `qty` is not a whole number of shares."""
+    return qty != qty.to_integral_value()
+
+
+def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> OrderRequest:
+    """Validate the shape of a POST /v2/orders body (no account or market state needed)."""
+    symbol = body.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise invalid("symbol is required")
+    side_raw = body.get("side")
+    if side_raw not in ("buy", "sell"):
+        raise invalid("side is required" if side_raw is None else f"invalid side {side_raw}")
+    side = Side(side_raw)
+    order_type = body.get("type", body.get("order_type"))
+    if order_type not in ORDER_TYPES:
+        raise invalid("type is required" if order_type is None else f"invalid type {order_type}")
+    tif = body.get("time_in_force")
+    if tif not in TIME_IN_FORCE:
+        raise invalid(
+            "time_in_force is required" if tif is None else f"invalid time_in_force {tif}"
+        )
+    order_class = body.get("order_class") or "simple"
+    if order_class != "simple":
+        # (sim) the venue models simple orders only.
+        raise unprocessable(f"order_class {order_class} is not supported by the simulator")
+    if order_type not in SUPPORTED_TYPES:
+        raise unprocessable(f"{order_type} orders are not supported by the simulator")  # (sim)
+    qty = parse_decimal(body, "qty")
+    notional = parse_decimal(body, "notional")
+    if qty is None and notional is None:
+        raise invalid("qty or notional is required")
+    if qty is not None and notional is not None:
+        raise invalid("only one of qty or notional may be set")  # (sim)
+    for name, amount in (("qty", qty), ("notional", notional)):
+        if amount is not None:
+            if amount <= 0:
+                raise invalid(f"{name} must be > 0")  # (sim)
+            if amount != amount.quantize(Decimal(1).scaleb(-_MAX_DECIMALS)):
+                raise invalid(f"{name} must have at most 9 decimal places")  # (sim)
+    limit_price = parse_decimal(body, "limit_price")
+    stop_price = parse_decimal(body, "stop_price")
+    check_prices(order_type, limit_price, stop_price, body)
+    extended = parse_bool(body.get("extended_hours", False))
+    client_order_id = body.get("client_order_id") or default_client_order_id
+    if not isinstance(client_order_id, str):
+        raise invalid("invalid client_order_id")
+    check_client_order_id(client_order_id)
+    req = OrderRequest(
+        symbol=symbol,
+        side=side,
+        type=order_type,
+        time_in_force=tif,
+        qty=qty,
+        notional=notional,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        extended_hours=extended,
+        client_order_id=client_order_id,
+    )
+    check_order_constraints(req)
+    return req
+
+
+def check_prices(
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    body: Mapping[str, Any],
+) -> None:
+    """Prices required by the type are present, positive and on the tick grid."""
+    if order_type in ("limit", "stop_limit") and limit_price is None:
+        raise invalid("limit_price is required")  # (sim) alpaca-py refuses this client-side
+    if order_type in ("stop", "stop_limit") and stop_price is None:
+        raise invalid("stop_price is required")  # (sim)
+    if order_type in ("market", "stop") and limit_price is not None:
+        raise invalid("limit_price must not be set for market and stop orders")  # (sim)
+    for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if price is None:
+            continue
+        if price <= 0:
+            raise invalid(f"{name} must be > 0")  # (sim)
+        check_sub_penny(name, price, body.get(name))
+
+
+def check_client_order_id(client_order_id: str) -> None:
+    """§1.1: at most 128 characters (uniqueness needs state: the exchange checks it)."""
+    if len(client_order_id) > MAX_CLIENT_ORDER_ID:
+        raise invalid("client_order_id must be no more than 128 characters")
+
+
+def check_order_constraints(req: OrderRequest) -> None:
+    """§1.3: fractional, notional and extended-hours combinations."""
+    if req.qty is not None and is_fractional(req.qty) and req.time_in_force != "day":
+        raise unprocessable("fractional orders must be DAY orders")
+    if req.notional is not None:
+        if req.time_in_force != "day":
+            raise unprocessable("fractional orders must be DAY orders")
+        if req.type != "market":
+            # OAS-T: notional "can only work for market order types"; text (sim).
+            raise unprocessable("notional orders must be market orders")
+    if req.extended_hours and (req.type != "limit" or req.time_in_force != "day"):
+        raise unprocessable("extended hours order must be DAY limit orders")
+
+
+def check_fractionable(req: OrderRequest, fractionable: bool) -> None:
+    """§0.5: fractional qty or any notional on a non-fractionable asset is 403."""
+    fractional = req.notional is not None or (req.qty is not None and is_fractional(req.qty))
+    if fractional and not fractionable:
+        raise forbidden(f'asset "{req.symbol}" is not fractionable')
+
+
+def _aggressive(order_type: str) -> bool:
+    return order_type in ("market", "stop")
+
+
+def would_wash(new: OrderRequest, existing: Iterable[OrderRequest]) -> bool:
+    """§7: an opposite-side open order of the same symbol that the new order could trade with.
+
+    Market or stop on either side always conflicts; limit vs limit conflicts when the buy's limit
+    is at or above the sell's.
+    """
+    for other in existing:
+        if other.symbol != new.symbol or other.side is new.side:
+            continue
+        if _aggressive(new.type) or _aggressive(other.type):
+            return True
+        buy, sell = (new, other) if new.side is Side.BUY else (other, new)
+        if (
+            buy.limit_price is not None
+            and sell.limit_price is not None
+            and buy.limit_price >= sell.limit_price
+        ):
+            return True
+    return False
+
+
+def wash_error() -> SimError:
+    """§7: documented as 403 (one 2024 report saw 422); the venue follows the docs."""
+    return forbidden("potential wash trade detected. use complex orders")

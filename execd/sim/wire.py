@@ -1,0 +1,252 @@
+"""Alpaca's JSON shapes (ALPACA.md §1.4, §2, §4.3, §5): where engine values become wire dicts.
+
+Decimals become strings on the trading API (§0.3); market-data messages carry JSON numbers, as
+Alpaca's do, so prices become floats only here, at the wire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from execd.domain.calendar import EASTERN
+from execd.sim.account import Holding
+from execd.sim.orders import SimOrder
+
+
+def dec(value: Decimal | None) -> str | None:
+    """A decimal as Alpaca prints it: no exponent, no trailing zeros ("2", "150.25")."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def ts(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with nanosecond digits, as Alpaca's order timestamps look."""
+    if value is None:
+        return None
+    v = value.astimezone(UTC)
+    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond:06d}000Z"
+
+
+def ts_eastern(value: datetime) -> str:
+    """RFC 3339 with the Eastern offset, as /v2/clock answers."""
+    v = value.astimezone(EASTERN)
+    return v.isoformat(timespec="microseconds")
+
+
+def asset_id(symbol: str) -> str:
+    """A stable asset UUID per symbol (Alpaca's asset ids never change)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"execd-sim/asset/{symbol}"))
+
+
+def number(value: Decimal) -> float | int:
+    """A market-data number: an int when whole, else a float (the JSON number Alpaca sends)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def quote_message(
+    symbol: str,
+    t: datetime,
+    bid: Decimal,
+    bid_size: int,
+    ask: Decimal,
+    ask_size: int,
+    bid_exchange: str,
+    ask_exchange: str,
+) -> dict[str, Any]:
+    """A §4.3 "q" message (stream form: `t` an aware datetime)."""
+    return {
+        "T": "q",
+        "S": symbol,
+        "bx": bid_exchange,
+        "bp": number(bid),
+        "bs": bid_size,
+        "ax": ask_exchange,
+        "ap": number(ask),
+        "as": ask_size,
+        "c": ["R"],
+        "z": "C",
+        "t": t,
+    }
+
+
+def trade_message(
+    symbol: str, t: datetime, trade_id: int, price: Decimal, size: Decimal, exchange: str
+) -> dict[str, Any]:
+    """A §4.3 "t" message (stream form)."""
+    return {
+        "T": "t",
+        "S": symbol,
+        "i": trade_id,
+        "x": exchange,
+        "p": number(price),
+        "s": number(size),
+        "c": ["@"],
+        "z": "C",
+        "t": t,
+    }
+
+
+def rest_form(message: dict[str, Any]) -> dict[str, Any]:
+    """The REST form of a stream message (§5): no `T`/`S`, `t` as an RFC 3339 string."""
+    out = {k: v for k, v in message.items() if k not in ("T", "S")}
+    out["t"] = ts(message["t"])
+    return out
+
+
+def order_json(order: SimOrder) -> dict[str, Any]:
+    """The §1.4 Order object."""
+    req = order.req
+    return {
+        "id": order.id,
+        "client_order_id": req.client_order_id,
+        "created_at": ts(order.created_at),
+        "updated_at": ts(order.updated_at or order.created_at),
+        "submitted_at": ts(order.created_at),
+        "filled_at": ts(order.filled_at),
+        "expired_at": ts(order.expired_at),
+        "canceled_at": ts(order.canceled_at),
+        "failed_at": ts(order.failed_at),
+        "replaced_at": ts(order.replaced_at),
+        "replaced_by": order.replaced_by,
+        "replaces": order.replaces,
+        "asset_id": order.asset_id,
+        "symbol": req.symbol,
+        "asset_class": "us_equity",
+        "notional": dec(req.notional),
+        "qty": dec(req.qty),
+        "filled_qty": dec(order.filled_qty),
+        "filled_avg_price": dec(_round_price(order.avg_price)),
+        "order_class": "",
+        "order_type": req.type,
+        "type": req.type,
+        "side": req.side.value,
+        "position_intent": "buy_to_open" if req.side.value == "buy" else "sell_to_close",
+        "time_in_force": req.time_in_force,
+        "limit_price": dec(req.limit_price),
+        "stop_price": dec(req.stop_price),
+        "status": order.status,
+        "extended_hours": req.extended_hours,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "subtag": None,
+        "source": None,
+        "expires_at": None,
+    }
+
+
+def _round_price(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.000000001"))
+
+
+def position_json(
+    symbol: str, exchange: str, holding: Holding, available: Decimal, price: Decimal, last: Decimal
+) -> dict[str, Any]:
+    """The §2.2 Position object, marked at `price` (latest trade); `last` is the day's open mark."""
+    market_value = holding.qty * price
+    pl = market_value - holding.cost_basis
+    day_base = holding.qty * last
+    return {
+        "asset_id": asset_id(symbol),
+        "symbol": symbol,
+        "exchange": exchange,
+        "asset_class": "us_equity",
+        "asset_marginable": True,
+        "avg_entry_price": dec(_round_price(holding.avg_entry_price)),
+        "qty": dec(holding.qty),
+        "qty_available": dec(available),
+        "side": "long",
+        "market_value": dec(market_value),
+        "cost_basis": dec(holding.cost_basis),
+        "unrealized_pl": dec(pl),
+        "unrealized_plpc": dec(_ratio(pl, holding.cost_basis)),
+        "unrealized_intraday_pl": dec(market_value - day_base),
+        "unrealized_intraday_plpc": dec(_ratio(market_value - day_base, day_base)),
+        "current_price": dec(price),
+        "lastday_price": dec(last),
+        "change_today": dec(_ratio(price - last, last)),
+    }
+
+
+def _ratio(num: Decimal, den: Decimal) -> Decimal:
+    return (num / den).quantize(Decimal("0.0000000001")) if den else Decimal(0)
+
+
+def asset_json(symbol: str, name: str, exchange: str, fractionable: bool) -> dict[str, Any]:
+    """The §2.5 Asset object (alpaca-py still requires `easy_to_borrow`)."""
+    return {
+        "id": asset_id(symbol),
+        "class": "us_equity",
+        "exchange": exchange,
+        "symbol": symbol,
+        "name": name or symbol,
+        "status": "active",
+        "tradable": True,
+        "marginable": True,
+        "maintenance_margin_requirement": 30,
+        "margin_requirement_long": "30",
+        "margin_requirement_short": "100",
+        "shortable": False,
+        "easy_to_borrow": False,
+        "fractionable": fractionable,
+        "attributes": ["fractional_eh_enabled"] if fractionable else [],
+    }
+
+
+def account_json(
+    account_id: str,
+    created_at: datetime,
+    cash: Decimal,
+    long_value: Decimal,
+    buying_power: Decimal,
+    last_equity: Decimal,
+    today: datetime,
+) -> dict[str, Any]:
+    """The §2.1 Account object of a cash account (multiplier 1, no shorting)."""
+    equity = cash + long_value
+    bp = dec(max(buying_power, Decimal(0)))
+    return {
+        "id": account_id,
+        "account_number": "PA3SIMVENUE1",
+        "status": "ACTIVE",
+        "crypto_status": "INACTIVE",
+        "currency": "USD",
+        "cash": dec(cash),
+        "portfolio_value": dec(equity),
+        "equity": dec(equity),
+        "last_equity": dec(last_equity),
+        "buying_power": bp,
+        "regt_buying_power": bp,
+        "effective_buying_power": bp,
+        "non_marginable_buying_power": bp,
+        "options_buying_power": bp,
+        "multiplier": "1",
+        "initial_margin": "0",
+        "maintenance_margin": "0",
+        "last_maintenance_margin": "0",
+        "sma": "0",
+        "long_market_value": dec(long_value),
+        "short_market_value": "0",
+        "position_market_value": dec(long_value),
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "trade_suspended_by_user": False,
+        "shorting_enabled": False,
+        "created_at": ts(created_at),
+        "balance_asof": today.astimezone(EASTERN).date().isoformat(),
+        "crypto_tier": 0,
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+    }
