@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -128,7 +128,8 @@ class ControlClient:
         assert self._reader is not None
         try:
             line = await self._reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # EOF or a reset (the daemon closed with our request unread): same story.
             await self.close()
             raise ControlConnectionError(
                 "execd closed the connection before answering (is it shutting down?)"
@@ -136,9 +137,6 @@ class ControlClient:
         except asyncio.LimitOverrunError as exc:
             await self.close()
             raise ControlError(ErrorCode.INVALID_RESPONSE, "answer line too long") from exc
-        except ConnectionError as exc:
-            await self.close()
-            raise ControlConnectionError(f"lost the connection to execd: {exc}") from exc
         return decode_response(line)
 
     async def request(self, op: str, **fields: Any) -> Any:
@@ -163,7 +161,7 @@ class ControlClient:
             raise ControlError(ErrorCode.INVALID_RESPONSE, f"unexpected event line for {op!r}")
         return answer.value
 
-    async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent | PlanStatus]:
+    async def watch(self, plan_id: str) -> AsyncGenerator[WatchEvent | PlanStatus, None]:
         """Yield the plan's progress events, then its final `PlanStatus` (the last item)."""
         async with self._lock:
             finished = False
