@@ -1,0 +1,692 @@
+"""The REST gateway: the only code that calls Alpaca's trading and market-data REST APIs.
+
+Natively async (one aiohttp `ClientSession`, keep-alive, explicit total and connect
+timeouts) because alpaca-py's client is synchronous, has no timeout and sleeps in
+its retries (ALPACA.md §8.1). alpaca-py still defines the wire format: its request
+models build every body and query (`MarketOrderRequest`, `LimitOrderRequest`,
+`ReplaceOrderRequest`, `GetOrdersRequest`, `GetCalendarRequest`) and its models parse
+every trading answer (`Order`, `TradeAccount`, `Position`, `Clock`, `Calendar`,
+`Asset`). Its request models type prices as floats, so after `to_request_fields()`
+the gateway overwrites ``qty``/``notional``/``limit_price`` with exact decimal
+strings — nothing execd sends goes through a binary float (Alpaca accepts strings,
+§0.3).
+
+Every request passes through the shared `RequestBudget` with its priority.
+
+Retries, and the rule that matters most
+---------------------------------------
+Reads (GET) are repeated with jittered backoff on 429, 5xx, timeouts and resets,
+then raise `RateLimited` or `VenueUnavailable`.
+
+A write whose answer is lost is never repeated blind. ``POST /v2/orders`` that times
+out, is reset or answers 5xx is resolved by asking for the order by its client order
+id first: if the venue has it, that is the answer; only when the venue says 404 is
+the same request (same client order id) sent again — and Alpaca's "client_order_id
+must be unique" (§0.5) turns even an unlucky resend into a refusal, which is itself
+resolved by the same look-up. ``PATCH`` is resolved the same way through the *new*
+client order id (§1.7). ``DELETE`` is resolved by re-reading the order (§1.8). When
+the look-up itself cannot be done, the caller gets `OutcomeUnknown` and must
+reconcile before acting. A 429 on a write is repeated after the budget's wait,
+because Alpaca rejects it before processing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+import msgspec
+import pydantic
+import structlog
+
+from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.budget import Priority, RequestBudget
+from execd.adapters.errors import (
+    MalformedResponse,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Unauthorized,
+    VenueRefused,
+    VenueUnavailable,
+)
+from execd.domain.quotes import Quote
+from execd.domain.types import Side
+
+with warnings.catch_warnings():
+    # alpaca/trading/__init__.py imports its stream module, which imports the deprecated
+    # websockets.legacy (SDK code, not ours; execd's streams use websockets' asyncio API).
+    warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.models import Asset, Calendar, Clock, Order, Position, TradeAccount
+    from alpaca.trading.requests import (
+        GetCalendarRequest,
+        GetOrdersRequest,
+        LimitOrderRequest,
+        MarketOrderRequest,
+        ReplaceOrderRequest,
+    )
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["RestConfig", "RestGateway", "wire_decimal"]
+
+#: order statuses after which a DELETE can no longer take effect (§1.9).
+_TERMINAL = frozenset({"filled", "expired", "replaced", "rejected", "done_for_day"})
+_CANCELLING = frozenset({"canceled", "pending_cancel"})
+
+
+@dataclass(frozen=True, slots=True)
+class RestConfig:
+    """Where and how to talk REST. URLs are origins without ``/v2`` (§8.1)."""
+
+    trading_url: str
+    data_url: str
+    key_id: str
+    secret_key: str = field(repr=False)
+    #: market-data feed for latest quotes (§5): "iex" for paper-only accounts.
+    feed: str = "iex"
+    total_timeout: float = 10.0
+    connect_timeout: float = 3.0
+    #: attempts for a read (the first try included).
+    read_attempts: int = 4
+    #: attempts for a write, counting every resend after a look-up said 404.
+    write_attempts: int = 4
+    backoff: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(initial=0.5, factor=2.0, maximum=8.0)
+    )
+    user_agent: str = "execd/0.1 aiohttp"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise MalformedResponse(f"{self.status}: body is not JSON") from exc
+
+
+class _NoAnswer(Exception):
+    """A request that got no HTTP answer (timeout, reset, refused connection)."""
+
+
+def wire_decimal(value: Decimal) -> str:
+    """A Decimal as Alpaca wants it: plain notation, never an exponent (§0.3)."""
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    return format(value, "f")
+
+
+def _query_value(value: Any) -> str:
+    """aiohttp's query accepts only str/int/float; alpaca-py's models hold enums and bools."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, list):
+        return ",".join(_query_value(v) for v in value)
+    return str(value)
+
+
+def _query(fields: Mapping[str, Any]) -> dict[str, str]:
+    return {key: _query_value(value) for key, value in fields.items()}
+
+
+class _LatestQuoteBody(msgspec.Struct):
+    # The latest-quote object of §5. Parsed with msgspec, not alpaca-py's data `Quote`,
+    # whose prices are floats: a quote prices orders and must stay exact.
+    bp: Decimal
+    bs: Decimal
+    ap: Decimal
+    as_: Decimal = msgspec.field(name="as")
+    t: datetime | None = None
+
+
+class _LatestQuotes(msgspec.Struct):
+    quotes: dict[str, _LatestQuoteBody]
+
+
+_latest_quotes = msgspec.json.Decoder(_LatestQuotes)
+
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+
+
+class RestGateway:
+    """Async Alpaca REST client: use as ``async with RestGateway(config, budget) as rest``.
+
+    `clock` gives the venue-corrected current time (stamps `Quote.as_of` on latest
+    quotes); `rand` feeds the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        config: RestConfig,
+        budget: RequestBudget,
+        *,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._config = config
+        self._budget = budget
+        self._rand = rand
+        self._clock = clock
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Self:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=self._config.total_timeout, connect=self._config.connect_timeout
+                ),
+                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60.0),
+                headers={
+                    "APCA-API-KEY-ID": self._config.key_id,
+                    "APCA-API-SECRET-KEY": self._config.secret_key,
+                    "User-Agent": self._config.user_agent,
+                },
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session (keep-alive connections included) if this gateway opened it."""
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    @property
+    def budget(self) -> RequestBudget:
+        """The request budget this gateway spends (for `health`)."""
+        return self._budget
+
+    # ------------------------------------------------------------------ orders
+
+    async def submit_order(
+        self,
+        *,
+        symbol: str,
+        side: Side,
+        client_order_id: str,
+        qty: Decimal | None = None,
+        notional: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        time_in_force: str = "day",
+        extended_hours: bool = False,
+    ) -> Order:
+        """``POST /v2/orders`` (§1.1): a limit order when `limit_price` is given, else market.
+
+        Never creates two orders: see the module docstring. Raises `VenueRefused`
+        (403/422, e.g. ``insufficient qty available for order …``), `RateLimited`,
+        or `OutcomeUnknown`.
+        """
+        common: dict[str, Any] = {
+            "symbol": symbol,
+            "side": OrderSide(side.value),
+            "qty": qty,
+            "notional": notional,
+            "time_in_force": TimeInForce(time_in_force),
+            "client_order_id": client_order_id,
+            "extended_hours": extended_hours or None,
+        }
+        request = (
+            MarketOrderRequest(**common)
+            if limit_price is None
+            else LimitOrderRequest(**common, limit_price=limit_price)
+        )
+        body: dict[str, Any] = request.to_request_fields()
+        _exact(body, qty=qty, notional=notional, limit_price=limit_price)
+        return await self._write_order(
+            "submit_order", "POST", "/v2/orders", body, client_order_id, Priority.NEW_ORDER
+        )
+
+    async def replace_order(
+        self,
+        order_id: str,
+        qty: Decimal | None,
+        limit_price: Decimal | None,
+        client_order_id: str,
+    ) -> Order:
+        """``PATCH /v2/orders/{id}`` (§1.7): the answer is the *new* order (new id).
+
+        `qty` must be whole shares (Alpaca cannot change a fractional qty). A 200 does
+        not guarantee the replace: it can still be rejected on the stream if the old
+        order fills first. Resolved by the new `client_order_id` when the answer is
+        lost. Raises `VenueRefused` (e.g. ``unable to replace order, order isn't sent
+        to exchange yet``), `NotFound`, `RateLimited`, `OutcomeUnknown`.
+        """
+        if qty is not None and qty != qty.to_integral_value():
+            raise ValueError(f"replace qty must be whole shares, got {qty}")
+        request = ReplaceOrderRequest(
+            qty=int(qty) if qty is not None else None,
+            limit_price=limit_price,
+            client_order_id=client_order_id,
+        )
+        body: dict[str, Any] = request.to_request_fields()
+        _exact(body, qty=qty, notional=None, limit_price=limit_price)
+        return await self._write_order(
+            "replace_order",
+            "PATCH",
+            f"/v2/orders/{order_id}",
+            body,
+            client_order_id,
+            Priority.REPLACE,
+        )
+
+    async def cancel_order(self, order_id: str) -> None:
+        """``DELETE /v2/orders/{id}`` (§1.8): returns once the venue accepted the cancel.
+
+        The final ``canceled`` arrives on the stream. Raises `VenueRefused` (422 —
+        `.already_filled` for ``order is already in "filled" state``: a fill, not a
+        failure), `NotFound`, `RateLimited`, `OutcomeUnknown`. A lost answer is
+        resolved by re-reading the order: ``canceled``/``pending_cancel`` means done; a
+        terminal status is reported as the venue itself words it; an open order gets
+        the DELETE again.
+        """
+        path = f"/v2/orders/{order_id}"
+        delays = self._delays()
+        ambiguous = False
+        last: Exception = RateLimited("cancel_order rate limited")
+        for attempt in range(1, self._config.write_attempts + 1):
+            try:
+                answer = await self._attempt(
+                    "DELETE", self._config.trading_url, path, Priority.CANCEL
+                )
+            except _NoAnswer as exc:
+                ambiguous, last = True, exc
+            else:
+                if answer.status < 300:
+                    return
+                if answer.status >= 500:
+                    ambiguous, last = True, self._error(answer)
+                elif answer.status == 429:
+                    last = self._error(answer)
+                else:
+                    raise self._error(answer)
+            if attempt == self._config.write_attempts:
+                break
+            await self._sleep(next(delays), "cancel_order", attempt, last)
+            if ambiguous:
+                order = await self._resolve_read(
+                    "cancel_order", f"/v2/orders/{order_id}", None, order_id, Priority.CANCEL
+                )
+                assert order is not None
+                status = str(order.status.value)
+                log.info(
+                    "order_outcome_resolved",
+                    operation="cancel_order",
+                    order_id=order_id,
+                    status=status,
+                )
+                if status in _CANCELLING:
+                    return
+                if status in _TERMINAL:
+                    raise VenueRefused(422, None, f'order is already in "{status}" state')
+                ambiguous = False
+        if ambiguous:
+            raise OutcomeUnknown("cancel_order", None, order_id) from last
+        raise last
+
+    async def get_order(self, order_id: str) -> Order:
+        """``GET /v2/orders/{id}`` (§1.6); `NotFound` if unknown."""
+        answer = await self._read(f"/v2/orders/{order_id}")
+        return _parse(Order, answer.json())
+
+    async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        """``GET /v2/orders:by_client_order_id`` (§1.6); None when the venue says 404."""
+        try:
+            answer = await self._read(
+                "/v2/orders:by_client_order_id", {"client_order_id": client_order_id}
+            )
+        except NotFound:
+            return None
+        return _parse(Order, answer.json())
+
+    async def list_orders(
+        self,
+        status: str = "open",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        nested: bool | None = None,
+        *,
+        direction: str | None = None,
+        symbols: list[str] | None = None,
+    ) -> list[Order]:
+        """``GET /v2/orders`` (§1.5): `after`/`until` are exclusive, on submission time.
+
+        At most `limit` (≤ 500) orders come back; reconcile wider ranges page by page.
+        """
+        request = GetOrdersRequest(
+            status=status,
+            after=after,
+            until=until,
+            limit=limit,
+            nested=nested,
+            direction=direction,
+            symbols=symbols,
+        )
+        answer = await self._read("/v2/orders", _query(request.to_request_fields()))
+        return [_parse(Order, item) for item in _list(answer)]
+
+    # ------------------------------------------------------------------ account, market
+
+    async def account(self) -> TradeAccount:
+        """``GET /v2/account`` (§2.1)."""
+        return _parse(TradeAccount, (await self._read("/v2/account")).json())
+
+    async def positions(self) -> list[Position]:
+        """``GET /v2/positions`` (§2.2)."""
+        return [_parse(Position, item) for item in _list(await self._read("/v2/positions"))]
+
+    async def position(self, symbol: str) -> Position | None:
+        """``GET /v2/positions/{symbol}`` (§2.2); None for ``position does not exist``."""
+        try:
+            answer = await self._read(f"/v2/positions/{symbol}")
+        except NotFound:
+            return None
+        return _parse(Position, answer.json())
+
+    async def clock(self) -> Clock:
+        """``GET /v2/clock`` (§2.3)."""
+        return _parse(Clock, (await self._read("/v2/clock")).json())
+
+    async def calendar(self, start: date, end: date) -> list[Calendar]:
+        """``GET /v2/calendar`` (§2.4), both ends inclusive."""
+        request = GetCalendarRequest(start=start, end=end)
+        answer = await self._read("/v2/calendar", _query(request.to_request_fields()))
+        return [_parse(Calendar, item) for item in _list(answer)]
+
+    async def asset(self, symbol: str) -> Asset:
+        """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
+        return _parse(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
+
+    async def latest_quote(self, symbol: str) -> Quote:
+        """The latest NBBO from the market-data REST API (§5), exact Decimals.
+
+        For a leg that starts before the stream has quoted its symbol. `as_of` is the
+        receipt time. Does not spend the trading budget: market data has its own limit.
+        """
+        answer = await self._read(
+            "/v2/stocks/quotes/latest",
+            {"symbols": symbol, "feed": self._config.feed},
+            base=self._config.data_url,
+            priority=None,
+        )
+        try:
+            body = _latest_quotes.decode(answer.body).quotes[symbol]
+        except (msgspec.DecodeError, KeyError) as exc:
+            raise MalformedResponse(f"latest quote for {symbol}: {exc}") from exc
+        received = self._clock()
+        return Quote(
+            symbol=symbol,
+            bid=body.bp,
+            ask=body.ap,
+            bid_size=body.bs,
+            ask_size=body.as_,
+            venue_time=body.t or received,
+            as_of=received,
+        )
+
+    # ------------------------------------------------------------------ machinery
+
+    def _delays(self) -> Iterator[float]:
+        return self._config.backoff.delays(self._rand)
+
+    async def _attempt(
+        self,
+        method: str,
+        base: str,
+        path: str,
+        priority: Priority | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> _Answer:
+        """One HTTP exchange, inside a budget slot. `_NoAnswer` if no status came back."""
+        if self._session is None:
+            raise RuntimeError("RestGateway used outside `async with`")
+        session = self._session
+        data = None if body is None else json.dumps(body)
+        headers = None if body is None else {"Content-Type": "application/json"}
+
+        async def exchange() -> _Answer:
+            async with session.request(
+                method, base + path, params=params, data=data, headers=headers
+            ) as response:
+                return _Answer(response.status, await response.read(), response.headers)
+
+        try:
+            if priority is None:
+                return await exchange()
+            async with self._budget.slot(priority) as slot:
+                slot.penalty = self._config.backoff.initial
+                answer = await exchange()
+                slot.observe(answer.status, answer.headers)
+                return answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _NoAnswer(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+    async def _read(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        base: str | None = None,
+        priority: Priority | None = Priority.READ,
+    ) -> _Answer:
+        """A GET, repeated with backoff on 429, 5xx and lost answers."""
+        delays = self._delays()
+        last: Exception = VenueUnavailable(path)
+        for attempt in range(1, self._config.read_attempts + 1):
+            try:
+                answer = await self._attempt(
+                    "GET", base or self._config.trading_url, path, priority, params=params
+                )
+            except _NoAnswer as exc:
+                last = VenueUnavailable(str(exc))
+                last.__cause__ = exc
+            else:
+                if answer.status < 300:
+                    return answer
+                error = self._error(answer)
+                if answer.status != 429 and answer.status < 500:
+                    raise error
+                last = error
+            if attempt < self._config.read_attempts:
+                await self._sleep(next(delays), "GET " + path, attempt, last)
+        raise last
+
+    async def _write_order(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any],
+        client_order_id: str,
+        priority: Priority,
+    ) -> Order:
+        """POST or PATCH that yields an order, resolved by client order id when unsure."""
+        delays = self._delays()
+        ambiguous = False
+        last: Exception = RateLimited(f"{operation} rate limited")
+        for attempt in range(1, self._config.write_attempts + 1):
+            try:
+                answer = await self._attempt(
+                    method, self._config.trading_url, path, priority, body=body
+                )
+            except _NoAnswer as exc:
+                ambiguous, last = True, exc
+            else:
+                if answer.status < 300:
+                    return _parse(Order, answer.json())
+                error = self._error(answer)
+                if answer.status >= 500:
+                    ambiguous, last = True, error
+                elif answer.status == 429:
+                    last = error
+                else:
+                    if ambiguous:
+                        # An earlier attempt may have landed: a duplicate client order id
+                        # (422) or "pending_replace" refusal is then our own order.
+                        found = await self._resolve_by_client_id(
+                            operation, client_order_id, priority
+                        )
+                        if found is not None:
+                            return found
+                    raise error
+            if ambiguous:
+                log.warning(
+                    "order_outcome_uncertain",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    attempt=attempt,
+                    reason=str(last),
+                )
+                await asyncio.sleep(next(delays))
+                found = await self._resolve_by_client_id(operation, client_order_id, priority)
+                if found is not None:
+                    return found
+                if attempt == self._config.write_attempts:
+                    break
+                # The venue says it has no such order: sending the same client order id
+                # again is safe (a late first copy would make this one a 422 duplicate).
+                log.info(
+                    "order_resent",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    attempt=attempt + 1,
+                )
+            elif attempt < self._config.write_attempts:
+                await self._sleep(next(delays), operation, attempt, last)
+        if ambiguous:
+            raise OutcomeUnknown(operation, client_order_id, None) from last
+        raise last
+
+    async def _resolve_by_client_id(
+        self, operation: str, client_order_id: str, priority: Priority
+    ) -> Order | None:
+        order = await self._resolve_read(
+            operation,
+            "/v2/orders:by_client_order_id",
+            {"client_order_id": client_order_id},
+            client_order_id,
+            priority,
+        )
+        log.info(
+            "order_outcome_resolved",
+            operation=operation,
+            client_order_id=client_order_id,
+            found=order is not None,
+            order_id=None if order is None else str(order.id),
+        )
+        return order
+
+    async def _resolve_read(
+        self,
+        operation: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        key: str,
+        priority: Priority,
+    ) -> Order | None:
+        """Read an order to settle an uncertain write.
+
+        None when the venue says 404; `OutcomeUnknown` when it cannot be read at all.
+        """
+        try:
+            answer = await self._read(path, params, priority=priority)
+        except NotFound:
+            return None
+        except (VenueUnavailable, RateLimited) as exc:
+            raise OutcomeUnknown(operation, key, None) from exc
+        return _parse(Order, answer.json())
+
+    async def _sleep(self, delay: float, what: str, attempt: int, reason: Exception) -> None:
+        log.warning(
+            "rest_retrying",
+            request=what,
+            attempt=attempt,
+            delay=round(delay, 3),
+            reason=str(reason),
+        )
+        await asyncio.sleep(delay)
+
+    @staticmethod
+    def _error(answer: _Answer) -> Exception:
+        """Map a non-2xx answer to the errors.py tree, keeping Alpaca's code and message."""
+        code: int | None = None
+        message = answer.body.decode(errors="replace").strip()
+        fields: dict[str, Any] | None = None
+        try:
+            decoded = json.loads(answer.body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            fields = decoded
+            raw_code = decoded.get("code")
+            code = raw_code if isinstance(raw_code, int) else None
+            message = str(decoded.get("message", message))
+        status = answer.status
+        if status == 401:
+            return Unauthorized(status, code, message, fields)
+        if status == 404:
+            return NotFound(message, code)
+        if status == 429:
+            return RateLimited(f"429 {code}: {message}")
+        if status >= 500:
+            return VenueUnavailable(f"{status} {code}: {message[:200]}")
+        return VenueRefused(status, code, message, fields)
+
+
+def _exact(
+    body: dict[str, Any],
+    *,
+    qty: Decimal | None,
+    notional: Decimal | None,
+    limit_price: Decimal | None,
+) -> None:
+    """Replace alpaca-py's float renderings with exact decimal strings (§0.3)."""
+    for name, value in (("qty", qty), ("notional", notional), ("limit_price", limit_price)):
+        if value is not None:
+            body[name] = wire_decimal(value)
+
+
+def _list(answer: _Answer) -> list[Any]:
+    decoded = answer.json()
+    if not isinstance(decoded, list):
+        raise MalformedResponse(f"expected a JSON array, got {type(decoded).__name__}")
+    return decoded
+
+
+def _parse(model: type[_M], data: Any) -> _M:
+    """Parse with alpaca-py's model; its validation error becomes `MalformedResponse`."""
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{model.__name__}: expected an object")
+    try:
+        return model(**data)
+    except pydantic.ValidationError as exc:
+        raise MalformedResponse(f"{model.__name__}: {exc}") from exc
