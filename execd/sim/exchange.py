@@ -490,9 +490,8 @@ class Exchange:
                 )
             return
         cost = self._hold_value(req, self._reference_price(req.symbol, Side.BUY), req.qty)
+        # A replace frees the original's hold: the larger of the two is what stays held (§1.7).
         power = self._buying_power(exclude=replacing)
-        if replacing is not None:
-            power += self._order_hold(replacing)
         if cost > power:
             raise forbidden(
                 "insufficient buying power",
