@@ -7,7 +7,7 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 
 ==========================  =====================================================================
 ``GET  /sim``               ``{"venue_time", "streams": {"trading"|"data": {"connections",
-                            "authenticated", "muted"}}, "rate_limit": {"limit",
+                            "ready", "muted"}}, "rate_limit": {"limit",
                             "window_seconds"}, "http_faults": [...]}``
 ``GET  /sim/history``       every order (incl. replaced) with its events and every fill
                             (``Exchange.history()``)

@@ -445,38 +445,39 @@ class StreamHub:
 
     # ------------------------------------------------------------------ admin side
 
-    def count(self, kind: StreamKind | None = None, *, authenticated: bool = False) -> int:
-        """Open connections (optionally of one kind, optionally only authenticated ones)."""
-        total = 0
-        for conn in self._connections:
-            if kind is not None and conn.kind is not kind:
-                continue
-            if authenticated:
-                session = conn.trading if conn.trading is not None else conn.data
-                if session is None or not session.authenticated:
-                    continue
-            total += 1
-        return total
+    @staticmethod
+    def _ready(conn: _Connection) -> bool:
+        """Trading: authenticated and listening; data: authenticated."""
+        if conn.trading is not None:
+            return conn.trading.listening
+        return conn.data is not None and conn.data.authenticated
+
+    def count(self, kind: StreamKind | None = None, *, ready: bool = False) -> int:
+        """Open connections (optionally of one kind, optionally only ready ones)."""
+        return sum(
+            1
+            for conn in self._connections
+            if (kind is None or conn.kind is kind) and (not ready or self._ready(conn))
+        )
 
     def statistics(self) -> dict[str, Any]:
         """Connection counts for the admin API and tests."""
         return {
             kind.value: {
                 "connections": self.count(kind),
-                "authenticated": self.count(kind, authenticated=True),
+                "ready": self.count(kind, ready=True),
                 "muted": self._muted(kind),
             }
             for kind in StreamKind
         }
 
-    async def wait_connections(
-        self, kind: StreamKind, count: int, *, authenticated: bool = True
-    ) -> None:
-        """Wait until exactly ``count`` connections of ``kind`` are open (and authenticated)."""
+    async def wait_connections(self, kind: StreamKind, count: int, *, ready: bool = True) -> None:
+        """Wait until exactly ``count`` connections of ``kind`` are open (and ready).
+
+        Ready means listening for trade_updates, or authenticated on the market-data stream.
+        """
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self.count(kind, authenticated=authenticated) == count
-            )
+            await self._changed.wait_for(lambda: self.count(kind, ready=ready) == count)
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -84,10 +84,12 @@ class SimVenue:
     async def __aenter__(self) -> Self:
         self.hub.attach(self.exchange.on_trade_update, self.exchange.on_market_data)
         self._engine_task = asyncio.create_task(self.exchange.run(), name="sim-exchange")
-        runner = web.AppRunner(build_app(self.services), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            build_app(self.services), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.host, self._requested_port, shutdown_timeout=1.0)
+            site = web.TCPSite(runner, self.host, self._requested_port)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -227,12 +229,18 @@ class SimVenue:
         return self.exchange.history()
 
     async def wait_streams(
-        self, *, trading: int | None = None, data: int | None = None, authenticated: bool = True
+        self, *, trading: int | None = None, data: int | None = None, ready: bool = True
     ) -> None:
-        """Wait until exactly this many (authenticated) connections are open on each stream."""
+        """Wait until exactly this many connections are open on each stream.
+
+        ``ready`` counts only trading connections that are listening to trade_updates and
+        market-data connections that are authenticated.
+        """
         if trading is not None:
-            await self.hub.wait_connections(
-                StreamKind.TRADING, trading, authenticated=authenticated
-            )
+            await self.hub.wait_connections(StreamKind.TRADING, trading, ready=ready)
         if data is not None:
-            await self.hub.wait_connections(StreamKind.DATA, data, authenticated=authenticated)
+            await self.hub.wait_connections(StreamKind.DATA, data, ready=ready)
+
+    def statistics(self) -> dict[str, Any]:
+        """Stream connection counts (as ``GET /sim`` reports them)."""
+        return self.hub.statistics()

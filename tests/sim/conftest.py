@@ -74,3 +74,9 @@ async def wait_until(predicate: Callable[[], bool], what: str, limit: float = DE
 async def within(awaitable: Awaitable[Any], limit: float = DEADLINE) -> Any:
     """Await with the suite's deadline."""
     return await asyncio.wait_for(awaitable, limit)
+
+
+async def first_quote(venue: SimVenue, symbol: str) -> dict[str, Any]:
+    """The venue's latest quote for ``symbol``, waiting for the market's first one."""
+    await wait_until(lambda: symbol in venue.exchange.latest_quotes([symbol]), f"a {symbol} quote")
+    return venue.exchange.latest_quotes([symbol])[symbol]
