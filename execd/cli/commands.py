@@ -1,0 +1,336 @@
+"""The client commands: each talks to the daemon over the control socket and prints.
+
+Output contract: with ``--json`` stdout carries JSON only (one document per line);
+everything for people goes through rich. Any failure is one line on stderr and a
+non-zero exit code (see `ExitCode`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from execd.cli import render
+from execd.control.client import ControlClient, ControlConnectionError
+from execd.control.protocol import ControlError, LegStatus, PlanStatus, WatchEvent
+
+
+class ExitCode(IntEnum):
+    """What `execd` exits with; scripts (and systemd) rely on these."""
+
+    OK = 0
+    FAILED = 1
+    """The daemon refused, or the plan did not fill completely, or health is degraded."""
+    USAGE = 2
+    """Bad arguments, an unreadable plan file or an invalid configuration."""
+    UNAVAILABLE = 3
+    """The daemon is not running or cannot be reached."""
+    INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure the CLI reports as one line on stderr with its exit code."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error(message: str) -> None:
+    """One clear line on stderr (a config error has one line per problem)."""
+    for line in message.splitlines() or [""]:
+        print(f"execd: {line}", file=sys.stderr)
+
+
+def console() -> Console:
+    """A console on stdout; wide when piped, so tables stay readable in logs and files."""
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(file=sys.stdout, width=200 if wide else None, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on one line of stdout."""
+    sys.stdout.write(render.to_json(value) + "\n")
+    sys.stdout.flush()
+
+
+def config_error_message(exc: Exception) -> str:
+    """A ConfigError's problems, one line each, prefixed so the source is clear."""
+    return "\n".join(f"config: {line}" for line in str(exc).splitlines())
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    """``--socket``, else ``api.socket_path`` from the config (``--config``/``$EXECD_CONFIG``)."""
+    if args.socket:
+        return Path(args.socket)
+    from execd.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config).api.socket_path
+    except ConfigError as exc:
+        raise CommandError(config_error_message(exc), ExitCode.USAGE) from exc
+
+
+def run_client(
+    args: argparse.Namespace, body: Callable[[ControlClient], Awaitable[ExitCode]]
+) -> int:
+    """Connect, run `body`, and turn every failure into one stderr line and an exit code."""
+    try:
+        path = socket_path(args)
+
+        async def session() -> ExitCode:
+            async with ControlClient(path) as client:
+                return await body(client)
+
+        return int(asyncio.run(session()))
+    except CommandError as exc:
+        error(str(exc))
+        return int(exc.code)
+    except ControlConnectionError as exc:
+        # DaemonNotRunning included; its message already starts "execd is not running".
+        print(exc, file=sys.stderr)
+        return int(ExitCode.UNAVAILABLE)
+    except ControlError as exc:
+        error(f"{exc.message} [{exc.code}]")
+        return int(ExitCode.FAILED)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def read_plan(source: str) -> dict[str, Any]:
+    """PLAN.json (or ``-`` for stdin) as a JSON object, or a one-line CommandError."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(
+            f"cannot read plan {source}: {exc.strerror or exc}", ExitCode.USAGE
+        ) from exc
+    try:
+        plan = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{source}: not valid JSON: {exc}", ExitCode.USAGE) from exc
+    if not isinstance(plan, dict):
+        raise CommandError(f"{source}: a plan must be a JSON object", ExitCode.USAGE)
+    return plan
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """`execd submit PLAN.json [--follow] [--json]`."""
+    try:
+        plan = read_plan(args.plan)
+    except CommandError as exc:
+        error(str(exc))
+        return int(exc.code)
+    plan_id = str(plan.get("plan_id", "?"))
+
+    async def body(client: ControlClient) -> ExitCode:
+        accepted = await client.submit(plan)
+        if not args.follow:
+            if args.json:
+                print_json(accepted)
+            else:
+                console().print(render.legs_table(accepted))
+            return ExitCode.OK
+        if args.json:
+            print_json(accepted)
+        final = await follow(client, accepted, as_json=args.json)
+        if args.json:
+            print_json(final)
+        else:
+            console().print(
+                render.legs_table(final, title=f"result — {render.plan_headline(final)}")
+            )
+        return ExitCode.OK if render.all_legs_filled(final) else ExitCode.FAILED
+
+    code = run_client(args, body)
+    if code == ExitCode.INTERRUPTED:
+        error(f"stopped following; plan {plan_id} keeps running (`execd status {plan_id}`)")
+    return code
+
+
+async def follow(client: ControlClient, accepted: PlanStatus, *, as_json: bool) -> PlanStatus:
+    """Show a plan's progress until it ends; return its final status.
+
+    On a terminal: a live per-leg table. Piped: one line per event. ``--json``: the events
+    as JSON lines.
+    """
+    legs: dict[int, LegStatus] = {leg.index: leg for leg in accepted.legs}
+    out = console()
+    live_view = not as_json and out.is_terminal
+
+    def table(state: str) -> Any:
+        return render.live_table(accepted.plan_id, state, [legs[i] for i in sorted(legs)])
+
+    live = Live(table(accepted.state), console=out, transient=True) if live_view else None
+    if live is not None:
+        live.start()
+    try:
+        async for item in client.watch(accepted.plan_id):
+            if isinstance(item, PlanStatus):
+                return item
+            assert isinstance(item, WatchEvent)
+            if item.leg is not None:
+                legs[item.leg.index] = item.leg
+            if as_json:
+                print_json(item)
+            elif live is not None:
+                live.update(table(item.plan_state))
+            else:
+                out.print(render.event_line(item), markup=False)
+    finally:
+        if live is not None:
+            live.stop()
+    raise ControlConnectionError("the watch ended without the plan's final status")
+
+
+def _json_flag(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`execd status [PLAN_ID] [--json]`."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        if args.plan_id:
+            plan = await client.status(args.plan_id)
+            if args.json:
+                print_json(plan)
+            else:
+                console().print(render.legs_table(plan))
+            return ExitCode.OK
+        plans = await client.plans()
+        if args.json:
+            print_json(plans)
+        elif plans:
+            console().print(render.plans_table(plans))
+        else:
+            console().print("no plans")
+        return ExitCode.OK
+
+    return run_client(args, body)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """`execd cancel PLAN_ID`."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        plan = await client.cancel(args.plan_id)
+        if _json_flag(args):
+            print_json(plan)
+        else:
+            console().print(render.plan_headline(plan), markup=False)
+        return ExitCode.OK
+
+    return run_client(args, body)
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    """`execd halt`."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        state = await client.halt()
+        if _json_flag(args):
+            print_json(state)
+        else:
+            console().print(render.halt_line(state), markup=False)
+        return ExitCode.OK
+
+    return run_client(args, body)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """`execd resume`."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        state = await client.resume()
+        if _json_flag(args):
+            print_json(state)
+        else:
+            console().print(render.halt_line(state), markup=False)
+        return ExitCode.OK
+
+    return run_client(args, body)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """`execd health [--json]`: exit 1 when a stream is down."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        health = await client.health()
+        if args.json:
+            print_json(health)
+        else:
+            console().print(render.health_table(health))
+        return ExitCode.OK if render.healthy(health) else ExitCode.FAILED
+
+    return run_client(args, body)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`execd report PLAN_ID [--json]`: execution quality of a finished plan."""
+
+    async def body(client: ControlClient) -> ExitCode:
+        plan = await client.status(args.plan_id)
+        if not render.is_finished(plan):
+            error(f"plan {plan.plan_id} is still {plan.state}: this report is provisional")
+        if args.json:
+            print_json(plan)
+        else:
+            console().print(render.report_table(plan))
+        return ExitCode.OK
+
+    return run_client(args, body)
+
+
+# --- local commands (no socket) ---------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """`execd config`: the effective configuration as TOML, secrets masked."""
+    from execd.config import ConfigError, load_settings, render_toml
+
+    try:
+        text = render_toml(load_settings(args.config))
+    except ConfigError as exc:
+        error(config_error_message(exc))
+        return int(ExitCode.USAGE)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return int(ExitCode.OK)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`execd run`: the daemon, in the foreground."""
+    from execd.config import ConfigError, load_settings
+    from execd.logs import configure_logging
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        error(config_error_message(exc))
+        return int(ExitCode.USAGE)
+    configure_logging(settings.log.level, settings.log.format)
+    # Imported by name: the engine is the heaviest import and this is its only caller.
+    daemon = importlib.import_module("execd.engine.daemon")
+    code: int = daemon.main(settings, args.venue)
+    return code
+
+
+def cmd_sim(argv: list[str]) -> int:
+    """`execd sim ...`: the simulated venue alone; its own options."""
+    from execd.sim.cli import sim_main
+
+    return sim_main(argv)

@@ -1,0 +1,284 @@
+"""How the CLI shows status models: rich tables for people, JSON lines for programs.
+
+Pure presentation: functions take the control API's models and return rich
+renderables or strings; the commands decide where they are printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from rich.table import Table
+from rich.text import Text
+
+from execd.control.protocol import (
+    TERMINAL_PLAN_STATES,
+    HaltState,
+    Health,
+    LegStatus,
+    PlanStatus,
+    WatchEvent,
+)
+from execd.domain.tca import LegReport, PlanSavings, plan_savings, round_bps, round_usd
+
+NONE = "—"
+
+_STATE_STYLE = {
+    "filled": "green",
+    "completed": "green",
+    "working": "cyan",
+    "waiting": "yellow",
+    "pending": "dim",
+    "accepted": "dim",
+    "partial": "yellow",
+    "unfilled": "yellow",
+    "canceled": "magenta",
+    "halted": "magenta",
+    "rejected": "red",
+    "failed": "red",
+}
+
+
+def to_json(value: Any) -> str:
+    """One line of JSON: decimals as strings, datetimes as RFC 3339 (the wire format)."""
+    return msgspec.json.encode(value).decode()
+
+
+def _num(value: Decimal | None) -> str:
+    return NONE if value is None else f"{value:f}"
+
+
+def _bps(value: Decimal | None) -> str:
+    return NONE if value is None else f"{round_bps(value):f}"
+
+
+def _usd(value: Decimal | None) -> str:
+    return NONE if value is None else f"{round_usd(value):,f}"
+
+
+def _time(value: datetime | None) -> str:
+    return NONE if value is None else value.isoformat(timespec="seconds")
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _size(leg: LegStatus) -> str:
+    """filled/qty, or filled/$notional for a leg sized in dollars."""
+    if leg.qty is not None:
+        return f"{leg.filled_qty:f}/{leg.qty:f}"
+    return f"{leg.filled_qty:f}/${_num(leg.notional)}"
+
+
+def all_legs_filled(plan: PlanStatus) -> bool:
+    """The CLI's success test for a plan: every leg filled (what `submit --follow` exits 0 on)."""
+    return bool(plan.legs) and all(leg.state == "filled" for leg in plan.legs)
+
+
+def is_finished(plan: PlanStatus) -> bool:
+    """True when nothing more will happen to the plan."""
+    return plan.state in TERMINAL_PLAN_STATES
+
+
+def plan_headline(plan: PlanStatus) -> str:
+    """One line: id, state, legs filled, and why it ended."""
+    filled = sum(1 for leg in plan.legs if leg.state == "filled")
+    line = f"plan {plan.plan_id}: {plan.state}, {filled}/{len(plan.legs)} legs filled"
+    return f"{line} ({plan.reason})" if plan.reason else line
+
+
+def legs_table(plan: PlanStatus, *, title: str | None = None) -> Table:
+    """Every leg of a plan: what it is, where the ladder is, what it got, why it ended."""
+    table = Table(title=title or plan_headline(plan), title_justify="left")
+    for name in ("#", "symbol", "side", "urgency", "state", "step", "filled/qty"):
+        table.add_column(name, justify="right" if name in {"#", "step"} else "left")
+    for name in ("working px", "avg fill", "arrival mid", "slip bps", "repegs"):
+        table.add_column(name, justify="right")
+    table.add_column("reason")
+    for leg in plan.legs:
+        table.add_row(
+            str(leg.index),
+            leg.symbol,
+            leg.side,
+            leg.urgency,
+            _state(leg.state),
+            str(leg.step),
+            _size(leg),
+            _num(leg.limit_price),
+            _num(leg.avg_fill_price),
+            _num(leg.arrival_mid),
+            _bps(leg.slippage_bps),
+            str(leg.repegs),
+            leg.reason or "",
+        )
+    return table
+
+
+def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Table:
+    """The `submit --follow` view: one row per leg, redrawn on every event."""
+    table = Table(title=f"plan {plan_id}: {plan_state}", title_justify="left")
+    for name in ("#", "symbol", "side", "state", "step", "filled/qty", "working px", "slip bps"):
+        table.add_column(name, justify="right" if name in {"#", "step", "slip bps"} else "left")
+    for leg in legs:
+        table.add_row(
+            str(leg.index),
+            leg.symbol,
+            leg.side,
+            _state(leg.state),
+            str(leg.step),
+            _size(leg),
+            _num(leg.limit_price),
+            _bps(leg.slippage_bps),
+        )
+    return table
+
+
+def event_line(event: WatchEvent) -> str:
+    """A progress event as one plain line (when stdout is not a terminal)."""
+    parts = [f"{_time(event.at)} {event.event}", f"plan={event.plan_state}"]
+    leg = event.leg
+    if leg is not None:
+        parts += [
+            f"leg={leg.index}",
+            leg.symbol,
+            leg.side,
+            f"state={leg.state}",
+            f"step={leg.step}",
+            f"filled={_size(leg)}",
+        ]
+        if leg.limit_price is not None:
+            parts.append(f"px={_num(leg.limit_price)}")
+        if leg.slippage_bps is not None:
+            parts.append(f"slip_bps={_bps(leg.slippage_bps)}")
+    if event.message:
+        parts.append(event.message)
+    return " ".join(parts)
+
+
+def plans_table(plans: Iterable[PlanStatus]) -> Table:
+    """Every plan the daemon knows, one row each."""
+    table = Table(title="plans", title_justify="left")
+    for name in ("plan", "state", "submitted", "legs filled", "reason"):
+        table.add_column(name)
+    for plan in plans:
+        filled = sum(1 for leg in plan.legs if leg.state == "filled")
+        table.add_row(
+            plan.plan_id,
+            _state(plan.state),
+            _time(plan.submitted_at),
+            f"{filled}/{len(plan.legs)}",
+            plan.reason or "",
+        )
+    return table
+
+
+def health_table(health: Health) -> Table:
+    """The daemon's view of the world: streams, quote ages, request budget, halted."""
+    table = Table(title="execd health", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+
+    def up(ok: bool) -> Text:
+        return Text("connected", style="green") if ok else Text("DOWN", style="bold red")
+
+    table.add_row("halted", Text("yes", style="magenta") if health.halted else Text("no"))
+    table.add_row("market data stream", up(health.market_data_connected))
+    table.add_row("trade updates stream", up(health.trade_updates_connected))
+    limit = f"/{health.request_budget_limit}" if health.request_budget_limit is not None else ""
+    table.add_row("request budget left", f"{health.request_budget_left}{limit}")
+    table.add_row("venue", health.venue or NONE)
+    table.add_row("feed", health.feed or NONE)
+    table.add_row("working plans", str(health.working_plans))
+    for symbol, age in sorted(health.quote_age_seconds.items()):
+        table.add_row(f"quote age {symbol}", f"{age:.2f} s")
+    return table
+
+
+def healthy(health: Health) -> bool:
+    """Both streams up: what `execd health` exits 0 on (monitoring can alert on the rest)."""
+    return health.market_data_connected and health.trade_updates_connected
+
+
+def halt_line(state: HaltState) -> str:
+    """What `execd halt` / `execd resume` print."""
+    if state.halted:
+        return (
+            f"execd halted: {state.canceled_orders} working order(s) canceled; "
+            "new plans are refused until `execd resume`"
+        )
+    return "execd resumed: accepting plans"
+
+
+def _leg_report(leg: LegStatus) -> LegReport:
+    """A LegStatus as the domain's LegReport, so plan totals use the one TCA implementation."""
+    notional = leg.filled_qty * leg.avg_fill_price if leg.avg_fill_price is not None else Decimal(0)
+    return LegReport(
+        symbol=leg.symbol,
+        side=leg.side,
+        requested_qty=leg.qty,
+        filled_qty=leg.filled_qty,
+        fill_count=0,
+        avg_price=leg.avg_fill_price,
+        notional=notional,
+        arrival_mid=leg.arrival_mid,
+        interval_vwap=leg.interval_vwap,
+        vs_arrival_mid_bps=leg.slippage_bps,
+        vs_fill_mid_bps=None,
+        vs_fill_touch_bps=None,
+        vs_vwap_bps=leg.vs_vwap_bps,
+        market_order_price=leg.market_order_price,
+        saving_vs_market_bps=leg.saving_vs_market_bps,
+        saving_vs_market_usd=leg.saving_vs_market_usd,
+    )
+
+
+def savings(plan: PlanStatus) -> PlanSavings:
+    """The plan's total saving against market orders at arrival (execd.domain.tca)."""
+    return plan_savings(_leg_report(leg) for leg in plan.legs)
+
+
+def report_table(plan: PlanStatus) -> Table:
+    """Execution quality of a plan: per leg, fills against arrival mid and a market order.
+
+    Slippage is positive when it cost us; the saving against a market order sent at
+    arrival (the arrival far touch) is positive when execd beat it.
+    """
+    total = savings(plan)
+    caption = f"saving vs market orders: ${_usd(total.saving_usd)}"
+    if total.saving_bps is not None:
+        caption += f" ({_bps(total.saving_bps)} bps over {total.legs_measured} leg(s))"
+    table = Table(title=plan_headline(plan), title_justify="left", caption=caption)
+    table.add_column("#", justify="right")
+    for name in ("symbol", "side", "state", "filled/qty"):
+        table.add_column(name)
+    for name in ("avg fill", "arrival mid", "vs mid bps", "vwap", "vs vwap bps"):
+        table.add_column(name, justify="right")
+    for name in ("mkt order px", "saved bps", "saved $", "repegs"):
+        table.add_column(name, justify="right")
+    table.add_column("style")
+    table.add_column("reason")
+    for leg in plan.legs:
+        table.add_row(
+            str(leg.index),
+            leg.symbol,
+            leg.side,
+            _state(leg.state),
+            _size(leg),
+            _num(leg.avg_fill_price),
+            _num(leg.arrival_mid),
+            _bps(leg.slippage_bps),
+            _num(leg.interval_vwap),
+            _bps(leg.vs_vwap_bps),
+            _num(leg.market_order_price),
+            _bps(leg.saving_vs_market_bps),
+            _usd(leg.saving_vs_market_usd),
+            str(leg.repegs),
+            leg.style or NONE,
+            leg.reason or "",
+        )
+    return table
