@@ -133,7 +133,7 @@ def fault_response(fault: HttpFault) -> web.Response:
             f"<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
         )
         return web.Response(status=status, text=html, content_type="text/html")
-    code = status * 100000 if status >= 400 else 50010000
+    code = status * 100000 + 10000  # Alpaca's pattern: 404 -> 40410000, 500 -> 50010000
     message = "internal server error" if status == 500 else "error"
     return web.json_response({"code": code, "message": message}, status=status)
 

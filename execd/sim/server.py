@@ -257,7 +257,8 @@ async def alpaca_middleware(
             response = error_response(exc)
         except web.HTTPException as exc:
             response = json_response(
-                {"code": exc.status * 100000, "message": exc.reason.lower()}, status=exc.status
+                {"code": exc.status * 100000 + 10000, "message": exc.reason.lower()},
+                status=exc.status,
             )
         if fault is not None and fault.status is not None:
             response = fault_response(fault)

@@ -1,0 +1,234 @@
+"""Every ``/sim/`` fault, driven over HTTP against a running venue (not Alpaca's API)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from execd.sim.venue import SimVenue
+from tests.sim.conftest import DEADLINE, first_quote, wait_until, within
+
+ORDER = {"symbol": "SPY", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"}
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp client."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def keys(venue: SimVenue) -> dict[str, str]:
+    """Alpaca auth headers for the venue."""
+    return {"APCA-API-KEY-ID": venue.key_id, "APCA-API-SECRET-KEY": venue.secret_key}
+
+
+async def admin(
+    http: aiohttp.ClientSession, venue: SimVenue, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """Call the admin API; returns (status, JSON body)."""
+    async with http.request(method, venue.admin_url + path, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def trading(
+    http: aiohttp.ClientSession, venue: SimVenue, method: str, path: str, body: Any = None
+) -> tuple[int, str, str]:
+    """Call the trading API; returns (status, content type, raw text)."""
+    url = venue.trading_url + path
+    async with http.request(method, url, json=body, headers=keys(venue)) as resp:
+        return resp.status, resp.content_type, await resp.text()
+
+
+async def orders_in_history(venue: SimVenue) -> int:
+    """How many orders the venue has ever seen."""
+    return len((await venue.history())["orders"])
+
+
+async def test_info_and_history(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``GET /sim`` reports streams and limits; ``GET /sim/history`` lists orders and fills."""
+    status, info = await admin(http, venue, "GET", "")
+    assert status == 200
+    assert info["streams"]["trading"]["connections"] == 0
+    assert info["rate_limit"] == {"limit": 200, "window_seconds": 60.0}
+    await trading(http, venue, "POST", "/v2/orders", ORDER)
+    status, history = await admin(http, venue, "GET", "/history")
+    assert status == 200
+    assert len(history["orders"]) == 1
+    assert "fills" in history
+
+
+async def test_http_fault_before_skips_the_request(
+    venue: SimVenue, http: aiohttp.ClientSession
+) -> None:
+    """A 500 fault answers Alpaca's internal-error body and the order is never placed."""
+    status, _ = await admin(
+        http, venue, "POST", "/http/faults", {"status": 500, "method": "POST", "path": "/v2/orders"}
+    )
+    assert status == 200
+    assert (await trading(http, venue, "GET", "/v2/clock"))[0] == 200  # not matched
+    status, ctype, text = await trading(http, venue, "POST", "/v2/orders", ORDER)
+    assert (status, ctype) == (500, "application/json")
+    assert json.loads(text) == {"code": 50010000, "message": "internal server error"}
+    assert await orders_in_history(venue) == 0
+    status, _, _ = await trading(http, venue, "POST", "/v2/orders", ORDER)  # fault used up
+    assert status == 200
+
+
+async def test_http_504_after_places_the_order(
+    venue: SimVenue, http: aiohttp.ClientSession
+) -> None:
+    """``when: after`` runs the request and then answers a gateway 504 (HTML), like a timeout."""
+    await admin(http, venue, "POST", "/http/faults", {"status": 504, "when": "after", "count": 1})
+    status, ctype, text = await trading(http, venue, "POST", "/v2/orders", ORDER)
+    assert (status, ctype) == (504, "text/html")
+    assert "504 Gateway Time-out" in text
+    assert await orders_in_history(venue) == 1
+
+
+async def test_http_delay_fault(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """A delay fault holds the answer for at least the delay, then answers normally."""
+    await venue.fail_next_requests(delay=0.3, path="/v2/account")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, _, _ = await trading(http, venue, "GET", "/v2/account")
+    assert status == 200
+    assert loop.time() - started >= 0.3
+
+
+async def test_clear_faults(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``DELETE /sim/http/faults`` drops pending faults."""
+    await admin(http, venue, "POST", "/http/faults", {"status": 503, "count": 5})
+    assert await admin(http, venue, "DELETE", "/http/faults") == (200, {"cleared": 1})
+    status, _, _ = await trading(http, venue, "GET", "/v2/clock")
+    assert status == 200
+
+
+async def test_reject_next_orders(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """The next N submissions fail with the configured status and body."""
+    body = {"count": 2, "status": 403, "message": "insufficient buying power", "code": 40310000}
+    assert (await admin(http, venue, "POST", "/orders/reject", body))[0] == 200
+    for _ in range(2):
+        status, _, text = await trading(http, venue, "POST", "/v2/orders", ORDER)
+        assert status == 403
+        assert json.loads(text) == {"code": 40310000, "message": "insufficient buying power"}
+    status, _, _ = await trading(http, venue, "POST", "/v2/orders", ORDER)
+    assert status == 200
+
+
+async def test_tighten_rate_limit(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``POST /sim/ratelimit`` changes the trading budget; the next request past it is 429."""
+    assert await admin(http, venue, "POST", "/ratelimit", {"limit": 1}) == (
+        200,
+        {"limit": 1, "window_seconds": 60.0},
+    )
+    assert (await trading(http, venue, "GET", "/v2/clock"))[0] == 200
+    assert (await trading(http, venue, "GET", "/v2/clock"))[0] == 429
+
+
+async def test_fill_delay(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``POST /sim/fills/delay`` postpones fill reports by the given venue seconds."""
+    await first_quote(venue, "SPY")
+    assert await admin(http, venue, "POST", "/fills/delay", {"seconds": 0.4}) == (
+        200,
+        {"seconds": 0.4},
+    )
+    events: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    unsubscribe = venue.exchange.on_trade_update(lambda u: events.append((u["event"], loop.time())))
+    try:
+        _, _, text = await trading(http, venue, "POST", "/v2/orders", ORDER)
+        order_id = json.loads(text)["id"]
+        started = loop.time()
+        await wait_until(lambda: any(e == "fill" for e, _ in events), "the delayed fill")
+        fill_at = next(t for e, t in events if e == "fill")
+        assert fill_at - started >= 0.35
+        _, _, text = await trading(http, venue, "GET", f"/v2/orders/{order_id}")
+        assert json.loads(text)["status"] == "filled"
+    finally:
+        unsubscribe()
+
+
+async def test_silence_quotes(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """A silenced symbol publishes no quotes while others keep quoting."""
+    await first_quote(venue, "TQQQ")
+    body = {"symbol": "TQQQ", "seconds": 60}
+    assert (await admin(http, venue, "POST", "/quotes/silence", body))[0] == 200
+    seen: list[str] = []
+    unsubscribe = venue.exchange.on_market_data(
+        lambda m: seen.append(m["S"]) if m["T"] == "q" else None
+    )
+    try:
+        await wait_until(lambda: seen.count("SPY") >= 5, "SPY quotes")
+    finally:
+        unsubscribe()
+    assert "TQQQ" not in seen
+
+
+async def test_drop_streams(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``POST /sim/streams/drop`` closes trading and data sockets (normal close or abort)."""
+    async with (
+        http.ws_connect(venue.trading_stream_url) as trade_ws,
+        http.ws_connect(venue.data_stream_url) as data_ws,
+    ):
+        await within(venue.wait_streams(trading=1, data=1, ready=False))
+        assert await admin(http, venue, "POST", "/streams/drop", {"stream": "trading"}) == (
+            200,
+            {"dropped": 1},
+        )
+        closed = await trade_ws.receive(timeout=DEADLINE)
+        assert closed.type is aiohttp.WSMsgType.CLOSE
+        assert closed.data == 1001
+        await admin(http, venue, "POST", "/streams/drop", {"stream": "data", "abort": True})
+        while True:  # `connected` may still be in flight before the abort
+            msg = await data_ws.receive(timeout=DEADLINE)
+            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                break
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        await within(venue.wait_streams(trading=0, data=0, ready=False))
+
+
+async def test_mute_streams(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """A muted data stream stays open but delivers nothing until the mute ends."""
+    async with http.ws_connect(venue.data_stream_url) as ws:
+        await ws.receive_json(timeout=DEADLINE)
+        auth = {"action": "auth", "key": venue.key_id, "secret": venue.secret_key}
+        await ws.send_json(auth)
+        await ws.receive_json(timeout=DEADLINE)
+        status, _ = await admin(
+            http, venue, "POST", "/streams/mute", {"stream": "data", "seconds": 0.5}
+        )
+        assert status == 200
+        loop = asyncio.get_running_loop()
+        muted_at = loop.time()
+        await ws.send_json({"action": "subscribe", "quotes": ["SPY"]})
+        assert (await ws.receive_json(timeout=DEADLINE))[0]["T"] == "subscription"
+        first = await ws.receive_json(timeout=DEADLINE)
+        assert first[0]["T"] == "q"
+        assert loop.time() - muted_at >= 0.45
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/streams/drop", {"stream": "carrier-pigeon"}),
+        ("/quotes/silence", {"symbol": ""}),
+        ("/orders/reject", {"count": 0}),
+        ("/orders/reject", {"status": 200}),
+        ("/http/faults", {}),
+        ("/ratelimit", {"limit": -1}),
+        ("/fills/delay", {"seconds": "soon"}),
+    ],
+)
+async def test_admin_rejects_bad_input(
+    venue: SimVenue, http: aiohttp.ClientSession, path: str, body: dict[str, Any]
+) -> None:
+    """Nonsense admin bodies are 400 with a message, and change nothing."""
+    status, answer = await admin(http, venue, "POST", path, body)
+    assert status == 400
+    assert answer["message"]
