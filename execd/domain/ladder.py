@@ -1,0 +1,1165 @@
+"""The per-leg execution ladder as one pure step function, `decide`.
+
+`decide(state, event, now, params) -> (state, actions)` implements DESIGN.md
+"The ladder" for one leg, deterministically and without I/O:
+
+0. pre-check (before the open, `enable_premarket_assessment`): classify the
+   spread, set the slippage budget and the recommended wait, hold until open;
+1. open assessment: WAIT_FOR_SPREADS with a wide spread waits
+   `wide_spread_wait_seconds` once and re-checks a fresh quote; the passive
+   style waits `market_open_delay_minutes`; seed 000's gates;
+2. the first limit in the leg's pricing style (`choose_style`), validated
+   against the slippage budget;
+3. re-pegs from the fresh NBBO on the timeout or a market move beyond
+   `repeg_threshold_percent`, sized from the confirmed remainder, only when
+   the price moves, at most `max_repegs` (marketable) / `max_repegs_per_order`
+   (passive) rounds;
+4. the fallback per urgency: low never sends a market order; normal and high
+   send a market order for the remainder (a limit at the plan's cap when the
+   plan has one); high also goes straight here when quote validation fails;
+5. `Finish` carries what the report needs.
+
+Legacy mode (`enable_smart_execution = False`): one plain market order.
+
+Order handling follows LESSONS.md and ALPACA.md §1.7–§1.8: a new order is
+placed only when every earlier order of the leg is confirmed terminal; a
+re-peg replaces (PATCH, always with an explicit qty) only an order the venue
+has acknowledged, else it cancels, waits for `canceled`, and places the
+remainder; fills that land during a cancel or replace count; a replacement
+that the race made larger than the remainder is cancelled at once. Every
+waiting phase has a deadline, and a venue that never confirms ends the leg
+`UNRESOLVED` after `max_confirm_retries` re-sent cancels — loudly, never a
+silent stall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import assert_never
+
+from execd.domain.ids import client_order_id
+from execd.domain.ladder_types import (
+    Action,
+    AfterCancel,
+    CancelFailed,
+    CancelOrder,
+    Finish,
+    LadderEvent,
+    LadderParams,
+    LegPhase,
+    LegState,
+    NeedQuote,
+    Note,
+    OrderFill,
+    OrderReplaced,
+    OrderType,
+    OrderUpdate,
+    Outcome,
+    PlaceFailed,
+    PlaceOrder,
+    PricingStyle,
+    QuotePurpose,
+    QuoteUpdate,
+    ReplaceFailed,
+    ReplaceOrder,
+    Start,
+    Stop,
+    Timer,
+    WaitUntil,
+    Wake,
+)
+from execd.domain.market_time import MarketPhase, market_phase, open_delay_until, require_aware
+from execd.domain.order_state import (
+    Execution,
+    OrderEvent,
+    OrderEventKind,
+    OrderState,
+    OrderStateError,
+    OrderStatus,
+    Race,
+    apply_event,
+)
+from execd.domain.prices import apply_cap, cap_on_grid, marketable_limit, passive_anchor
+from execd.domain.quotes import Quote
+from execd.domain.spread import (
+    GateReason,
+    GateRejection,
+    assess_premarket,
+    check_priceable,
+    check_quality,
+    check_slippage,
+    classify_spread,
+    spread_bps,
+    spread_cents,
+)
+from execd.domain.types import Urgency
+
+__all__ = ["choose_style", "decide"]
+
+_Acts = list[Action]
+_HUNDRED = Decimal(100)
+
+
+def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
+    """DESIGN.md "Two pricing styles": which style a symbol uses, and why.
+
+    Leveraged ETFs always trade marketable (seed 003 was tuned for them);
+    other symbols follow `apply_to` (`listed` → passive, `all` → marketable).
+    With `better_orders_enabled` off, seed 003 is off: everything is passive.
+    """
+    if not params.better_orders_enabled:
+        return PricingStyle.PASSIVE, "better_orders_disabled"
+    if symbol in params.leveraged_etf_symbols:
+        return PricingStyle.MARKETABLE, "leveraged_etf_symbol"
+    if params.apply_to == "all":
+        return PricingStyle.MARKETABLE, "better_orders_apply_to_all"
+    return PricingStyle.PASSIVE, "not_listed_for_better_orders"
+
+
+def decide(
+    state: LegState, event: LadderEvent, now: datetime, params: LadderParams
+) -> tuple[LegState, list[Action]]:
+    """Advance one leg by one event; pure and deterministic.
+
+    `now` is the venue-clock time (aware). Whenever the leg's single deadline
+    changes, the actions include a `WaitUntil` for it; the shell keeps one
+    timer per leg (the newest replaces the older) and calls back with `Wake`.
+    """
+    require_aware(now)
+    acts: _Acts = []
+    before = state.deadline
+    if state.phase is LegPhase.DONE:
+        return _after_done(state, event, acts), acts
+    match event:
+        case Start():
+            s = _start(state, now, params, acts)
+        case QuoteUpdate(quote=quote):
+            s = _on_quote(state, quote, now, params, acts)
+        case Wake():
+            s = _on_wake(state, now, params, acts)
+        case Stop(reason=reason):
+            s = _on_stop(state, reason, now, params, acts)
+        case OrderUpdate() | OrderFill() | OrderReplaced() | PlaceFailed() | ReplaceFailed():
+            s = _on_venue(state, event, acts)
+            s = _advance(s, now, params, acts)
+        case CancelFailed():
+            s = _on_venue(state, event, acts)
+            s = _advance(s, now, params, acts)
+        case _:
+            assert_never(event)
+    if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
+        acts.append(WaitUntil(s.deadline))
+    return s, acts
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _arm(s: LegState, timer: Timer, deadline: datetime) -> LegState:
+    return replace(s, timer=timer, deadline=deadline)
+
+
+def _secs(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _quote_fields(q: Quote | None, now: datetime) -> dict[str, object]:
+    """Spread, class-free measures and age of a quote for the decision log."""
+    if q is None:
+        return {"quote": None}
+    return {
+        "bid": str(q.bid),
+        "ask": str(q.ask),
+        "bid_size": str(q.bid_size),
+        "ask_size": str(q.ask_size),
+        "spread_cents": str(spread_cents(q)),
+        "spread_bps": f"{spread_bps(q):.2f}",
+        "quote_age_s": round(q.age_seconds(now), 3),
+    }
+
+
+def _max_rounds(s: LegState, p: LadderParams) -> int:
+    return p.max_repegs if s.style is PricingStyle.MARKETABLE else p.max_repegs_per_order
+
+
+def _timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
+    """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
+    unless `aggressive_timeout_seconds` overrides both."""
+    if p.aggressive_timeout_seconds is not None:
+        return _secs(p.aggressive_timeout_seconds)
+    phase = market_phase(now, s.spec.session, p.phase_windows)
+    if phase is MarketPhase.WAIT_FOR_SPREADS:
+        return _secs(p.open_timeout_seconds)
+    return _secs(p.normal_timeout_seconds)
+
+
+def _price(s: LegState, q: Quote, p: LadderParams) -> Decimal:
+    """The style's price from `q`, then the plan cap."""
+    side = s.spec.side
+    match s.style:
+        case PricingStyle.MARKETABLE:
+            price = marketable_limit(side, q, p.tick_aggression)
+        case PricingStyle.PASSIVE | None:
+            offset = p.bid_anchor_offset_cents if side.sign > 0 else p.ask_anchor_offset_cents
+            price = passive_anchor(side, q, offset)
+    return apply_cap(side, price, s.spec.limit_price)
+
+
+def _next_cid(s: LegState) -> tuple[LegState, str]:
+    cid = client_order_id(s.spec.plan_id, s.spec.leg_index, s.attempt)
+    return replace(s, attempt=s.attempt + 1), cid
+
+
+def _finish(s: LegState, outcome: Outcome, reason: str, acts: _Acts) -> LegState:
+    result = Finish(
+        outcome=outcome,
+        reason=reason,
+        filled_qty=s.executed_qty,
+        fills=s.fills,
+        arrival_quote=s.arrival_quote,
+        style=s.style,
+        style_reason=s.style_reason,
+        repegs=s.repegs,
+    )
+    acts.append(
+        Note(
+            "leg_finished",
+            {
+                "outcome": str(outcome),
+                "reason": reason,
+                "qty": str(s.spec.qty),
+                "filled_qty": str(s.executed_qty),
+                "fills": len(s.fills),
+                "repegs": s.repegs,
+                "style": None if s.style is None else str(s.style),
+                "urgency": str(s.spec.urgency),
+            },
+            "error" if outcome is Outcome.UNRESOLVED else "info",
+        )
+    )
+    acts.append(result)
+    return replace(s, phase=LegPhase.DONE, result=result, deadline=None, timer=None, awaiting=None)
+
+
+def _cancel_live(
+    s: LegState,
+    now: datetime,
+    p: LadderParams,
+    acts: _Acts,
+    after: AfterCancel,
+    *,
+    outcome: Outcome | None = None,
+    reason: str = "",
+) -> LegState:
+    """Cancel every live order, then wait for the venue's confirmation (ALPACA.md §1.8)."""
+    for o in s.live_orders:
+        acts.append(CancelOrder(o.client_order_id))
+    s = replace(
+        s,
+        phase=LegPhase.CANCELING,
+        after_cancel=after,
+        end_outcome=outcome if outcome is not None else s.end_outcome,
+        end_reason=reason or s.end_reason,
+        awaiting=None,
+        confirm_retries=0,
+    )
+    return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
+
+
+# ------------------------------------------------------------------------------ start
+
+
+def _start(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    if s.phase is not LegPhase.PENDING:
+        acts.append(Note("leg_duplicate_start", {"phase": str(s.phase)}, "warning"))
+        return s
+    style, why = choose_style(s.spec.symbol, p)
+    s = replace(s, style=style, style_reason=why, budget_bps=p.max_slippage_bps)
+    acts.append(
+        Note(
+            "leg_style_chosen",
+            {
+                "symbol": s.spec.symbol,
+                "side": str(s.spec.side),
+                "qty": str(s.spec.qty),
+                "style": str(style),
+                "reason": why,
+                "urgency": str(s.spec.urgency),
+                "smart_execution": p.enable_smart_execution,
+            },
+        )
+    )
+    session = s.spec.session
+    if session is None:
+        return _finish(s, Outcome.ENDED, "no_trading_session", acts)
+    if now >= session.close:
+        return _finish(s, Outcome.ENDED, "session_closed", acts)
+    if now < session.open:
+        if p.enable_premarket_assessment and p.enable_smart_execution:
+            acts.append(NeedQuote(now - _secs(p.quote_freshness_seconds)))
+        s = replace(s, phase=LegPhase.PRE_OPEN)
+        s = _arm(s, Timer.HOLD, _hold_until(s, p))
+        acts.append(Note("leg_holding_until_open", {"until": s.deadline, "step": 0}))
+        return s
+    return _open(s, now, p, acts)
+
+
+def _hold_until(s: LegState, p: LadderParams) -> datetime:
+    """When the leg may first price: the open, plus the applicable waits.
+
+    High urgency skips every open wait (seed 000). Otherwise the pre-market
+    recommended wait (seed 003 step 0) and, for the passive style, the
+    market-open delay (seed 000) push the first placement later.
+    """
+    session = s.spec.session
+    assert session is not None
+    until = session.open
+    if s.spec.urgency is Urgency.HIGH or not p.enable_smart_execution:
+        return until
+    if s.premarket is not None:
+        until = max(until, min(session.open + s.premarket.recommended_wait, session.close))
+    if s.style is PricingStyle.PASSIVE:
+        delay = timedelta(minutes=p.market_open_delay_minutes)
+        until = max(until, open_delay_until(session, delay))
+    return until
+
+
+def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """The session is open (or about to be priced): wait out delays, then assess."""
+    if not p.enable_smart_execution:
+        return _legacy(s, now, p, acts)
+    hold = _hold_until(s, p)
+    if now < hold:
+        acts.append(
+            Note(
+                "leg_open_delay",
+                {
+                    "until": hold,
+                    "style": str(s.style),
+                    "recommended_wait_s": None
+                    if s.premarket is None
+                    else s.premarket.recommended_wait.total_seconds(),
+                    "market_open_delay_minutes": p.market_open_delay_minutes,
+                    "step": 1,
+                },
+            )
+        )
+        return _arm(replace(s, phase=LegPhase.OPEN_WAIT), Timer.HOLD, hold)
+    return _request_quote(s, QuotePurpose.ASSESS, now, p, acts)
+
+
+def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """`enable_smart_execution = False`: one plain market order (seed 000 legacy mode)."""
+    acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
+    return _place_fallback(s, now, p, acts, "legacy_market_order")
+
+
+# ------------------------------------------------------------------------------ quotes
+
+
+def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    if q.symbol != s.spec.symbol:
+        acts.append(
+            Note("leg_foreign_quote", {"symbol": q.symbol, "leg": s.spec.symbol}, "warning")
+        )
+        return s
+    if s.last_quote is not None and q.as_of < s.last_quote.as_of:
+        return s  # latest-wins: an older NBBO never replaces a newer one
+    s = replace(s, last_quote=q)
+    if s.phase is LegPhase.PRE_OPEN:
+        return _premarket(s, q, now, p, acts)
+    if s.awaiting is not None:
+        if s.quote_after is not None and q.as_of <= s.quote_after:
+            return s
+        return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
+    if s.phase is LegPhase.WORKING and not s.in_fallback and s.priced_mid:
+        moved = abs(q.mid - s.priced_mid) / s.priced_mid * _HUNDRED
+        if moved > p.repeg_threshold_percent:
+            acts.append(
+                Note(
+                    "leg_market_moved",
+                    {
+                        "priced_mid": str(s.priced_mid),
+                        "mid": str(q.mid),
+                        "moved_percent": f"{moved:.4f}",
+                        "repeg_threshold_percent": str(p.repeg_threshold_percent),
+                    },
+                )
+            )
+            return _repeg_due(s, now, p, acts, "market_moved")
+    return s
+
+
+def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """Seed 003 step 0: assess the pre-open spread once, set budget and wait."""
+    if s.premarket is not None or not p.enable_premarket_assessment:
+        return s
+    assessment = assess_premarket(q, p.spread_rules)
+    if assessment is None:
+        acts.append(
+            Note("leg_premarket_unassessable", {**_quote_fields(q, now), "step": 0}, "warning")
+        )
+        return s
+    s = replace(s, premarket=assessment, budget_bps=assessment.max_slippage_bps)
+    acts.append(
+        Note(
+            "leg_premarket_assessed",
+            {
+                **_quote_fields(q, now),
+                "spread_class": str(assessment.spread_class),
+                "max_slippage_bps": str(assessment.max_slippage_bps),
+                "recommended_wait_s": assessment.recommended_wait.total_seconds(),
+                "step": 0,
+            },
+        )
+    )
+    return _arm(s, Timer.HOLD, _hold_until(s, p))
+
+
+def _request_quote(
+    s: LegState,
+    purpose: QuotePurpose,
+    now: datetime,
+    p: LadderParams,
+    acts: _Acts,
+    *,
+    force_new: bool = False,
+) -> LegState:
+    """Price from a fresh quote: the one in hand if fresh, else ask for one (LESSONS.md:
+    re-read before each step)."""
+    q = s.last_quote
+    if not force_new and q is not None and q.age_seconds(now) <= p.quote_freshness_seconds:
+        return _on_fresh_quote(s, purpose, q, now, p, acts)
+    newer = now if force_new else now - _secs(p.quote_freshness_seconds)
+    acts.append(NeedQuote(newer))
+    has_order = s.phase is LegPhase.WORKING and purpose is QuotePurpose.REPEG
+    s = replace(
+        s,
+        awaiting=purpose,
+        quote_after=newer,
+        phase=s.phase if has_order else LegPhase.AWAIT_QUOTE,
+    )
+    return _arm(s, Timer.QUOTE, now + _secs(p.quote_wait_seconds))
+
+
+def _on_fresh_quote(
+    s: LegState, purpose: QuotePurpose, q: Quote, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    s = replace(s, awaiting=None, quote_after=None)
+    match purpose:
+        case QuotePurpose.ASSESS:
+            return _price_and_place(s, q, now, p, acts, first=True)
+        case QuotePurpose.REPRICE:
+            return _price_and_place(s, q, now, p, acts, first=False)
+        case QuotePurpose.REPEG:
+            return _repeg(s, q, now, p, acts)
+        case _:
+            assert_never(purpose)
+
+
+# ------------------------------------------------------------------- steps 1–2: place
+
+
+def _price_and_place(
+    s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts, *, first: bool
+) -> LegState:
+    """Steps 1–2 (first placement) and the step-3 re-placement after a confirmed cancel."""
+    purpose = QuotePurpose.ASSESS if first else QuotePurpose.REPRICE
+    if s.live_orders:  # never a second live order (LESSONS.md)
+        acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
+        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    rejection = check_priceable(q, now, p.quote_freshness_seconds)
+    if rejection is not None:
+        return _validation_failed(s, rejection, purpose, q, now, p, acts)
+    session = s.spec.session
+    phase = market_phase(now, session, p.phase_windows)
+    if not phase.is_regular:
+        return _finish(s, Outcome.ENDED, f"session_not_open:{phase}", acts)
+    cls = classify_spread(spread_cents(q), p.spread_rules)
+    fields = {**_quote_fields(q, now), "spread_class": str(cls), "market_phase": str(phase)}
+    if (
+        first
+        and phase is MarketPhase.WAIT_FOR_SPREADS
+        and cls.value == "wide"
+        and s.spec.urgency is not Urgency.HIGH
+        and s.spread_waits == 0
+    ):
+        # Seed 003: a wide spread in 9:30–9:32 waits (90 s) and re-checks.
+        acts.append(
+            Note(
+                "leg_waiting_for_spreads",
+                {**fields, "wait_s": p.wide_spread_wait_seconds, "step": 1},
+            )
+        )
+        s = replace(s, phase=LegPhase.OPEN_WAIT, spread_waits=s.spread_waits + 1)
+        return _arm(s, Timer.HOLD, now + _secs(p.wide_spread_wait_seconds))
+    if first:
+        rejection = check_quality(q, p.max_spread_percent, p.min_bid_ask_size)
+        if rejection is not None:
+            return _validation_failed(s, rejection, purpose, q, now, p, acts)
+    price = _price(s, q, p)
+    budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
+    rejection = check_slippage(s.spec.side, price, q, budget)
+    if rejection is not None:
+        return _validation_failed(s, rejection, purpose, q, now, p, acts)
+    s, cid = _next_cid(s)
+    qty = s.remaining
+    step = 2 if first else 3
+    acts.append(PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, step))
+    acts.append(
+        Note(
+            "leg_order_placed",
+            {
+                **fields,
+                "client_order_id": cid,
+                "limit_price": str(price),
+                "qty": str(qty),
+                "style": str(s.style),
+                "slippage_budget_bps": str(budget),
+                "step": step,
+            },
+        )
+    )
+    s = replace(
+        s,
+        orders=(*s.orders, OrderState(cid, qty)),
+        working_id=cid,
+        limit_price=price,
+        priced_mid=q.mid,
+        arrival_quote=s.arrival_quote or q,
+        phase=LegPhase.WORKING,
+        in_fallback=False,
+    )
+    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+
+
+def _validation_failed(
+    s: LegState,
+    rejection: GateRejection,
+    purpose: QuotePurpose,
+    q: Quote | None,
+    now: datetime,
+    p: LadderParams,
+    acts: _Acts,
+) -> LegState:
+    """Seed 000 urgency: high → fallback now; normal/low → one fresh re-check, then
+    normal → fallback, low → end cleanly (never a market order)."""
+    acts.append(
+        Note(
+            "leg_validation_failed",
+            {
+                **_quote_fields(q, now),
+                "reason": str(rejection.reason),
+                "message": rejection.message,
+                "urgency": str(s.spec.urgency),
+                "purpose": str(purpose),
+            },
+            "warning",
+        )
+    )
+    if s.spec.urgency is not Urgency.HIGH and s.rechecks < p.validation_rechecks:
+        s = replace(s, rechecks=s.rechecks + 1)
+        acts.append(Note("leg_quote_recheck", {"reason": str(rejection.reason)}))
+        return _request_quote(s, purpose, now, p, acts, force_new=True)
+    return _fallback(s, now, p, acts, str(rejection.reason))
+
+
+# --------------------------------------------------------------------- step 3: re-peg
+
+
+def _repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger: str) -> LegState:
+    """The working limit timed out or the market moved: re-peg, or escalate when out of rounds."""
+    if s.repeg_rounds >= _max_rounds(s, p):
+        acts.append(
+            Note(
+                "leg_repegs_exhausted",
+                {"rounds": s.repeg_rounds, "repegs": s.repegs, "max": _max_rounds(s, p)},
+            )
+        )
+        return _escalate(s, now, p, acts, "max_repegs_reached")
+    s = replace(s, repeg_rounds=s.repeg_rounds + 1, repeg_trigger=trigger)
+    return _request_quote(s, QuotePurpose.REPEG, now, p, acts)
+
+
+def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """Step 3: re-price the unfilled remainder from the fresh NBBO, only if the price moves."""
+    working = s.order(s.working_id) if s.working_id else None
+    if working is None or working.is_terminal or s.phase is not LegPhase.WORKING:
+        return s
+    rejection = check_priceable(q, now, p.quote_freshness_seconds)
+    price = _price(s, q, p) if rejection is None else None
+    if price is not None:
+        budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
+        rejection = check_slippage(s.spec.side, price, q, budget)
+    if rejection is not None:
+        acts.append(
+            Note(
+                "leg_repeg_skipped",
+                {
+                    **_quote_fields(q, now),
+                    "reason": str(rejection.reason),
+                    "message": rejection.message,
+                },
+                "warning",
+            )
+        )
+        if s.spec.urgency is Urgency.HIGH:
+            return _escalate(s, now, p, acts, str(rejection.reason))
+        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+    assert price is not None
+    if price == s.limit_price:
+        acts.append(
+            Note(
+                "leg_repeg_skipped",
+                {**_quote_fields(q, now), "reason": "same_price", "limit_price": str(price)},
+            )
+        )
+        s = replace(s, priced_mid=q.mid)
+        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+    remaining = s.remaining
+    fields = {
+        **_quote_fields(q, now),
+        "trigger": s.repeg_trigger,
+        "old_limit": None if s.limit_price is None else str(s.limit_price),
+        "new_limit": str(price),
+        "qty": str(remaining),
+        "repeg": s.repegs + 1,
+        "step": 3,
+    }
+    # PATCH only an acknowledged order with a whole-share remainder (ALPACA.md
+    # §1.7: not while accepted/pending_new; fractional qty cannot change).
+    if (
+        p.repeg_method == "replace"
+        and working.status.is_acknowledged
+        and remaining == remaining.to_integral_value()
+    ):
+        s, new_cid = _next_cid(s)
+        acts.append(ReplaceOrder(working.client_order_id, new_cid, remaining, price))
+        acts.append(Note("leg_repegged", {**fields, "method": "replace", "new_id": new_cid}))
+        s = replace(
+            s,
+            orders=(*s.orders, OrderState(new_cid, remaining)),
+            replace_to=new_cid,
+            pending_limit=price,
+            pending_mid=q.mid,
+            repegs=s.repegs + 1,
+            phase=LegPhase.REPLACING,
+            confirm_retries=0,
+        )
+        return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
+    acts.append(
+        Note(
+            "leg_repegged",
+            {**fields, "method": "cancel_and_place", "status": str(working.status)},
+        )
+    )
+    s = replace(s, repegs=s.repegs + 1)
+    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+
+
+# ------------------------------------------------------------------ step 4: fallback
+
+
+def _escalate(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
+    """Go to the fallback; the working order is cancelled and confirmed first."""
+    if s.live_orders:
+        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+    return _fallback(s, now, p, acts, reason)
+
+
+def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
+    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000)."""
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    if s.spec.urgency is Urgency.LOW:
+        acts.append(
+            Note(
+                "leg_fallback_skipped",
+                {"reason": reason, "urgency": "low", "remaining": str(s.remaining)},
+            )
+        )
+        return _finish(s, Outcome.ENDED, reason, acts)
+    return _place_fallback(s, now, p, acts, reason)
+
+
+def _place_fallback(
+    s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str
+) -> LegState:
+    """A market order for the confirmed remainder, or a limit at the plan's cap."""
+    if s.live_orders:
+        acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
+        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+    s, cid = _next_cid(s)
+    qty = s.remaining
+    cap = s.spec.limit_price
+    if cap is None:
+        action = PlaceOrder(cid, s.spec.symbol, OrderType.MARKET, s.spec.side, qty, None, 4)
+        event = "leg_fallback_market"
+    else:
+        price = cap_on_grid(s.spec.side, cap)
+        action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, 4)
+        event = "leg_fallback_capped_limit"
+    acts.append(action)
+    acts.append(
+        Note(
+            event,
+            {
+                **_quote_fields(s.last_quote, now),
+                "reason": reason,
+                "client_order_id": cid,
+                "qty": str(qty),
+                "limit_price": None if cap is None else str(action.limit_price),
+                "urgency": str(s.spec.urgency),
+                "step": 4,
+            },
+        )
+    )
+    s = replace(
+        s,
+        orders=(*s.orders, OrderState(cid, qty)),
+        working_id=cid,
+        limit_price=action.limit_price,
+        priced_mid=None,
+        phase=LegPhase.WORKING,
+        in_fallback=True,
+        end_reason=reason,
+        arrival_quote=s.arrival_quote or s.last_quote,
+    )
+    return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
+
+
+# ------------------------------------------------------------------------ the timer
+
+
+def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    if s.deadline is None or now < s.deadline or s.timer is None:
+        return s
+    match s.timer:
+        case Timer.HOLD:
+            if s.phase is LegPhase.OPEN_WAIT and s.spread_waits > 0:
+                # Seed 003: after the spread wait, re-check with a fresh quote.
+                return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
+            return _open(s, now, p, acts)
+        case Timer.QUOTE:
+            purpose = s.awaiting or QuotePurpose.ASSESS
+            s = replace(s, awaiting=None, quote_after=None)
+            rejection = GateRejection(
+                GateReason.STALE, f"no fresh quote within {p.quote_wait_seconds}s"
+            )
+            if purpose is QuotePurpose.REPEG:
+                acts.append(
+                    Note(
+                        "leg_repeg_skipped",
+                        {"reason": str(rejection.reason), "message": rejection.message},
+                        "warning",
+                    )
+                )
+                if s.spec.urgency is Urgency.HIGH:
+                    return _escalate(s, now, p, acts, str(rejection.reason))
+                return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+            return _validation_failed(s, rejection, purpose, s.last_quote, now, p, acts)
+        case Timer.REPEG:
+            return _repeg_due(s, now, p, acts, "timeout")
+        case Timer.CONFIRM:
+            return _confirm_expired(s, now, p, acts)
+        case Timer.FALLBACK:
+            acts.append(Note("leg_fallback_unfilled", {"remaining": str(s.remaining)}, "warning"))
+            if not s.live_orders:
+                return _finish(s, Outcome.ENDED, "fallback_unfilled", acts)
+            return _cancel_live(
+                s,
+                now,
+                p,
+                acts,
+                AfterCancel.FINISH,
+                outcome=Outcome.ENDED,
+                reason="fallback_unfilled",
+            )
+        case _:
+            assert_never(s.timer)
+
+
+def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """The venue has not confirmed: re-send the cancels; give up loudly after the retries."""
+    live = s.live_orders
+    if s.confirm_retries >= p.max_confirm_retries:
+        acts.append(
+            Note(
+                "leg_venue_unconfirmed",
+                {"live_orders": [o.client_order_id for o in live], "retries": s.confirm_retries},
+                "error",
+            )
+        )
+        return _finish(s, Outcome.UNRESOLVED, "venue_did_not_confirm", acts)
+    acts.append(
+        Note(
+            "leg_confirm_timeout",
+            {
+                "phase": str(s.phase),
+                "live_orders": [o.client_order_id for o in live],
+                "retry": s.confirm_retries + 1,
+            },
+            "warning",
+        )
+    )
+    after = s.after_cancel if s.phase is LegPhase.CANCELING else AfterCancel.REPRICE
+    retries = s.confirm_retries + 1
+    s = _cancel_live(s, now, p, acts, after or AfterCancel.REPRICE)
+    s = replace(s, confirm_retries=retries)
+    if not live:
+        return _advance(s, now, p, acts)
+    return s
+
+
+# --------------------------------------------------------------------------- stop
+
+
+def _on_stop(s: LegState, reason: str, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    acts.append(Note("leg_stop_requested", {"reason": reason, "phase": str(s.phase)}))
+    if not s.live_orders:
+        return _finish(s, Outcome.STOPPED, reason, acts)
+    if s.phase is LegPhase.CANCELING:
+        return replace(
+            s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.STOPPED, end_reason=reason
+        )
+    return _cancel_live(s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.STOPPED, reason=reason)
+
+
+# -------------------------------------------------------------------- venue events
+
+
+def _apply(s: LegState, cid: str, event: OrderEvent, acts: _Acts) -> LegState:
+    """Apply one event to one of the leg's orders through the transition table."""
+    order = s.order(cid)
+    if order is None:
+        return _stray(s, cid, event, acts)
+    try:
+        t = apply_event(order, event)
+    except OrderStateError as exc:
+        acts.append(
+            Note(
+                "order_event_rejected",
+                {
+                    "client_order_id": cid,
+                    "event": str(event.kind),
+                    "status": str(order.status),
+                    "error": str(exc),
+                    "kind": type(exc).__name__,
+                },
+                "error",
+            )
+        )
+        return s
+    if t.race is not None and t.race is not Race.LATE_STATUS:
+        acts.append(Note("order_race", {"client_order_id": cid, "race": str(t.race)}, "warning"))
+    if not t.changed:
+        return s
+    orders = tuple(t.after if o.client_order_id == cid else o for o in s.orders)
+    if t.after.status is not order.status:
+        acts.append(
+            Note(
+                "order_status",
+                {"client_order_id": cid, "from": str(order.status), "to": str(t.after.status)},
+                "debug",
+            )
+        )
+    return replace(s, orders=orders)
+
+
+def _stray(s: LegState, cid: str, event: OrderEvent, acts: _Acts) -> LegState:
+    """An event for an order id this leg never sent: count its shares, cancel it if live."""
+    acts.append(
+        Note("leg_unknown_order_event", {"client_order_id": cid, "event": str(event.kind)}, "error")
+    )
+    e = event.execution
+    if e is not None and all(x.execution_id != e.execution_id for x in s.stray_fills):
+        s = replace(s, stray_fills=(*s.stray_fills, e))
+    if event.kind in (
+        OrderEventKind.NEW,
+        OrderEventKind.ACCEPTED,
+        OrderEventKind.PENDING_NEW,
+        OrderEventKind.PARTIAL_FILL,
+    ):
+        acts.append(CancelOrder(cid))
+    return s
+
+
+def _mark_refused(s: LegState, cid: str | None, acts: _Acts) -> LegState:
+    """An order the venue will never create (its place or replace was refused)."""
+    if cid is None:
+        return s
+    order = s.order(cid)
+    if order is None or order.status is not OrderStatus.PENDING_SUBMIT:
+        return s
+    return _apply(s, cid, OrderEvent(OrderEventKind.PLACE_REFUSED), acts)
+
+
+def _on_venue(
+    s: LegState,
+    event: OrderUpdate | OrderFill | OrderReplaced | PlaceFailed | ReplaceFailed | CancelFailed,
+    acts: _Acts,
+) -> LegState:
+    match event:
+        case OrderFill():
+            kind = OrderEventKind.FILL if event.final else OrderEventKind.PARTIAL_FILL
+            ex = Execution(event.execution_id, event.qty, event.price, event.timestamp)
+            if s.phase is LegPhase.REPLACING and event.client_order_id == s.working_id:
+                acts.append(
+                    Note(
+                        "leg_replace_race_fill",
+                        {"client_order_id": event.client_order_id, "qty": str(event.qty)},
+                        "warning",
+                    )
+                )
+            acts.append(
+                Note(
+                    "order_filled" if event.final else "order_partially_filled",
+                    {
+                        "client_order_id": event.client_order_id,
+                        "execution_id": event.execution_id,
+                        "qty": str(event.qty),
+                        "price": str(event.price),
+                    },
+                )
+            )
+            return _apply(s, event.client_order_id, OrderEvent(kind, ex), acts)
+        case OrderUpdate():
+            if event.kind.is_fill or event.kind is OrderEventKind.REPLACED:
+                acts.append(Note("leg_malformed_event", {"kind": str(event.kind)}, "error"))
+                return s
+            if event.kind is OrderEventKind.REJECTED:
+                s = replace(s, end_reason=event.reason or "rejected")
+            s = _apply(s, event.client_order_id, OrderEvent(event.kind), acts)
+            if (
+                event.kind is OrderEventKind.ORDER_REPLACE_REJECTED
+                and event.client_order_id == s.working_id
+            ):
+                acts.append(Note("leg_replace_rejected", {"reason": event.reason}, "warning"))
+                s = _mark_refused(s, s.replace_to, acts)
+            return s
+        case OrderReplaced():
+            new = event.new_client_order_id
+            if new is not None and s.order(new) is None:
+                acts.append(Note("leg_unknown_successor", {"new_client_order_id": new}, "error"))
+            return _apply(s, event.client_order_id, OrderEvent(OrderEventKind.REPLACED), acts)
+        case PlaceFailed():
+            definitive = 400 <= event.status < 500
+            acts.append(
+                Note(
+                    "order_place_failed",
+                    {
+                        "client_order_id": event.client_order_id,
+                        "status": event.status,
+                        "message": event.message,
+                        "definitive": definitive,
+                    },
+                    "warning",
+                )
+            )
+            if not definitive:
+                return s  # fate unknown: the CONFIRM/REPEG timer resolves it by cancel
+            s = replace(s, end_reason=event.message or "place_refused")
+            return _mark_refused(s, event.client_order_id, acts)
+        case ReplaceFailed():
+            definitive = 400 <= event.status < 500
+            acts.append(
+                Note(
+                    "order_replace_failed",
+                    {
+                        "client_order_id": event.client_order_id,
+                        "new_client_order_id": event.new_client_order_id,
+                        "status": event.status,
+                        "message": event.message,
+                        "definitive": definitive,
+                    },
+                    "warning",
+                )
+            )
+            return _mark_refused(s, event.new_client_order_id, acts) if definitive else s
+        case CancelFailed():
+            # 422 "already filled" means a fill is on its way; the stream decides.
+            acts.append(
+                Note(
+                    "order_cancel_failed",
+                    {
+                        "client_order_id": event.client_order_id,
+                        "status": event.status,
+                        "message": event.message,
+                    },
+                    "warning",
+                )
+            )
+            return s
+        case _:
+            assert_never(event)
+
+
+def _advance(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """After a venue event: move on when what the leg waits for is confirmed."""
+    if s.phase is LegPhase.DONE:
+        return s
+    live = s.live_orders
+    if s.remaining <= 0:
+        if not live:
+            return _finish(s, Outcome.FILLED, "filled", acts)
+        if s.phase is not LegPhase.CANCELING:
+            # The leg is done but an order is open (e.g. a replacement in
+            # flight): cancel it so nothing more can fill.
+            return _cancel_live(
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
+            )
+        return s
+    match s.phase:
+        case LegPhase.CANCELING:
+            if not live:
+                return _after_cancel(s, now, p, acts)
+            return s
+        case LegPhase.REPLACING:
+            return _advance_replace(s, now, p, acts)
+        case LegPhase.WORKING:
+            return _advance_working(s, now, p, acts)
+        case (
+            LegPhase.PENDING
+            | LegPhase.PRE_OPEN
+            | LegPhase.OPEN_WAIT
+            | LegPhase.AWAIT_QUOTE
+            | LegPhase.DONE
+        ):
+            return s
+        case _:
+            assert_never(s.phase)
+
+
+def _after_cancel(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """Every order is confirmed terminal: the remainder is final, take the next step."""
+    after = s.after_cancel or AfterCancel.REPRICE
+    s = replace(s, after_cancel=None, working_id=None, replace_to=None)
+    acts.append(Note("leg_cancel_confirmed", {"remaining": str(s.remaining), "next": str(after)}))
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    match after:
+        case AfterCancel.FINISH:
+            return _finish(s, s.end_outcome or Outcome.ENDED, s.end_reason or "ended", acts)
+        case AfterCancel.FALLBACK:
+            return _fallback(s, now, p, acts, s.end_reason or "fallback")
+        case AfterCancel.REPRICE:
+            return _request_quote(s, QuotePurpose.REPRICE, now, p, acts)
+        case _:
+            assert_never(after)
+
+
+def _advance_working(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    working = s.order(s.working_id) if s.working_id else None
+    if working is None:
+        return s
+    if not working.is_terminal:
+        open_qty = working.qty - working.executed_qty
+        if open_qty > s.remaining:
+            # A fill landed elsewhere (e.g. on the replaced order during the
+            # replace): this order could over-fill the leg. Cancel it now.
+            acts.append(
+                Note(
+                    "leg_order_oversized",
+                    {
+                        "client_order_id": working.client_order_id,
+                        "open_qty": str(open_qty),
+                        "remaining": str(s.remaining),
+                    },
+                    "error",
+                )
+            )
+            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        return s
+    if s.live_orders:
+        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+    match working.status:
+        case OrderStatus.REJECTED:
+            return _finish(s, Outcome.FAILED, s.end_reason or "rejected", acts)
+        case _ if s.in_fallback:
+            return _finish(s, Outcome.ENDED, f"fallback_{working.status}", acts)
+        case _:
+            # LESSONS.md: a cancelled or expired limit is never left without a
+            # next step; it costs a re-peg round like a timeout.
+            acts.append(
+                Note(
+                    "leg_order_ended",
+                    {"client_order_id": working.client_order_id, "status": str(working.status)},
+                    "warning",
+                )
+            )
+            s = replace(s, working_id=None)
+            if s.repeg_rounds >= _max_rounds(s, p):
+                return _fallback(s, now, p, acts, "max_repegs_reached")
+            s = replace(s, repeg_rounds=s.repeg_rounds + 1, repegs=s.repegs + 1)
+            return _request_quote(s, QuotePurpose.REPRICE, now, p, acts)
+
+
+def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """A replace in flight: confirmed by the old order's `replaced` or the new order's
+    first event, in either order (ALPACA.md §1.7); failed when the new one is rejected."""
+    old = s.order(s.working_id) if s.working_id else None
+    new = s.order(s.replace_to) if s.replace_to else None
+    if old is None or new is None:
+        return s
+    created = new.status not in (OrderStatus.PENDING_SUBMIT, OrderStatus.REJECTED)
+    if created or old.status is OrderStatus.REPLACED:
+        if not old.is_terminal:
+            # Race: the new order's `new` arrived before the old order's
+            # `replaced`. The venue only creates it by replacing the old one.
+            acts.append(
+                Note(
+                    "order_race",
+                    {
+                        "client_order_id": old.client_order_id,
+                        "race": str(Race.REPLACED_AFTER_SUCCESSOR_NEW),
+                    },
+                    "warning",
+                )
+            )
+            s = _apply(s, old.client_order_id, OrderEvent(OrderEventKind.REPLACED), acts)
+        acts.append(
+            Note(
+                "leg_replace_confirmed",
+                {"client_order_id": new.client_order_id, "limit_price": str(s.pending_limit)},
+            )
+        )
+        s = replace(
+            s,
+            working_id=new.client_order_id,
+            replace_to=None,
+            limit_price=s.pending_limit,
+            priced_mid=s.pending_mid,
+            phase=LegPhase.WORKING,
+        )
+        s = _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        return _advance_working(s, now, p, acts)
+    if new.is_terminal:
+        # The replacement will not exist: cancel the old order (if still
+        # working), wait for the confirmation, then place the remainder.
+        if s.live_orders:
+            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        s = replace(s, phase=LegPhase.CANCELING, after_cancel=AfterCancel.REPRICE)
+        return _after_cancel(s, now, p, acts)
+    return s  # still waiting; the CONFIRM timer bounds it
+
+
+def _after_done(s: LegState, event: LadderEvent, acts: _Acts) -> LegState:
+    """Late events after Finish: keep the books right, act no more, say so."""
+    match event:
+        case OrderFill() | OrderUpdate() | OrderReplaced():
+            s2 = _on_venue(s, event, acts)
+            fill = isinstance(event, OrderFill)
+            acts.append(
+                Note(
+                    "leg_event_after_finish",
+                    {"event": type(event).__name__},
+                    "error" if fill else "warning",
+                )
+            )
+            return s2
+        case _:
+            return s
