@@ -516,8 +516,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute("COMMIT")
                 return
             migration = MIGRATIONS[version]
-            for statement in migration.statements:
-                conn.execute(statement)
+            try:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {path}: migration to v{migration.version} "
+                    f"({migration.description}) failed, file left at v{version}: {exc}"
+                ) from exc
             conn.execute(f"PRAGMA user_version = {migration.version}")
             conn.execute("COMMIT")
         except BaseException:
