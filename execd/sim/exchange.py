@@ -753,7 +753,6 @@ class Exchange:
         """Take the unmatched rest out of the book; report `canceled` after pending fills."""
         self._books[order.symbol].remove(order.id)
         self._drop_waiting(order)
-        order.working_qty = order.matched_qty
         when = max(self._now, order.last_report_at or self._now)
         self._at(when, lambda: self._finish_cancel(order))
 
@@ -762,8 +761,6 @@ class Exchange:
             return
         self._books[order.symbol].remove(order.id)
         self._drop_waiting(order)
-        if order.filled_qty >= (order.working_qty or order.req.qty or _ZERO) and order.filled_qty:
-            return  # everything that was left got filled meanwhile
         order.canceled_at = self._now
         order.transition("canceled", self._now)
         self._emit(order, "canceled")
@@ -790,7 +787,6 @@ class Exchange:
             return
         self._books[old.symbol].remove(old.id)
         self._drop_waiting(old)
-        old.working_qty = old.matched_qty
         when = max(now, old.last_report_at or now)
         self._at(when, lambda: self._finish_replace(old, new))
 

@@ -171,3 +171,28 @@ def test_cash_and_positions_follow_every_fill() -> None:
     assert Decimal(ex.account()["cash"]) == Decimal(100000) - spent
     assert Decimal(ex.position("TQQQ")["cost_basis"]) == spent
     assert len(ex.history()["fills"]) == sum(1 for e in events if "price" in e)
+
+
+def test_partial_fill_then_cancel_ends_canceled_with_the_fills_kept() -> None:
+    """A buy bigger than the book near the touch partially fills; cancelling ends it `canceled`
+    with its filled quantity intact (not `filled`)."""
+    ex, events = make(cash=Decimal(10_000_000))
+    ask = Decimal(str(ex.latest_quotes(["TQQQ"])["TQQQ"]["ap"]))
+    placed = ex.submit_order(
+        {
+            "symbol": "TQQQ",
+            "side": "buy",
+            "type": "limit",
+            "qty": 100_000,
+            "limit_price": str(ask + Decimal("0.05")),
+            "time_in_force": "day",
+        }
+    )
+    ex.advance(0.05)
+    assert ex.get_order(placed["id"])["status"] == "partially_filled"
+    ex.cancel_order(placed["id"])
+    ex.advance(0.05)
+    final = ex.get_order(placed["id"])
+    assert final["status"] == "canceled"
+    assert Decimal(final["filled_qty"]) > 0
+    assert events[-1]["event"] == "canceled"
