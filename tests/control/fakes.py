@@ -93,6 +93,7 @@ class FakeEngine:
     watch_gate: asyncio.Event | None = None
     """When set, `watch` yields its first event and then waits for this gate."""
     watch_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    streams_up: bool = True
 
     def _crash(self, op: str) -> None:
         if op in self.crash_on:
@@ -168,7 +169,7 @@ class FakeEngine:
         self._crash("health")
         return Health(
             halted=self.halted,
-            market_data_connected=True,
+            market_data_connected=self.streams_up,
             trade_updates_connected=True,
             quote_age_seconds={"TQQQ": 0.12, "SQQQ": 1.5},
             request_budget_left=187,

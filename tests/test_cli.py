@@ -1,0 +1,459 @@
+"""The `execd` CLI end to end against a real control socket served from a fake engine.
+
+The CLI runs `asyncio.run` itself, so each command runs in a worker thread while the
+server runs on the test's loop: the same bytes cross the same socket as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from rich.console import Console
+
+from execd.cli import commands
+from execd.cli.main import main
+from execd.logs import configure_logging
+from tests.control.fakes import FakeEngine, plan_doc, running_server, short_tmpdir
+
+
+class Run:
+    """The outcome of one `execd` invocation."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+
+    def json_lines(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines()]
+
+
+async def execd(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Run `execd ARGV...` in a thread (it owns its own event loop) and capture its output."""
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return Run(code, out, err)
+
+
+def run_sync(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Run a command that needs no daemon, catching argparse's SystemExit."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return Run(code, out, err)
+
+
+@pytest.fixture
+def plan_file() -> Iterator[Path]:
+    """A PLAN.json with two legs on disk."""
+    with short_tmpdir() as tmp:
+        path = tmp / "plan.json"
+        path.write_text(json.dumps(plan_doc("rebal-1", legs=2)))
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's $EXECD_CONFIG must not leak into these tests."""
+    monkeypatch.delenv("EXECD_CONFIG", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _daemon_logs_elsewhere() -> Iterator[io.StringIO]:
+    """The in-test server logs to a buffer, so stdout holds only what the CLI printed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging("info", "json", buffer)
+    yield buffer
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+# --- help, version, local commands ----------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`execd --version` prints the version and exits 0."""
+    run = run_sync(capsys, "--version")
+    assert run.code == 0
+    assert run.out.startswith("execd 0.")
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`execd --help` names every command with what it does, and the exit codes."""
+    run = run_sync(capsys, "--help")
+    assert run.code == 0
+    for name in ("run", "sim", "config", "submit", "status", "cancel", "halt", "resume"):
+        assert f"    {name}" in run.out
+    assert "health" in run.out
+    assert "report" in run.out
+    assert "exit codes" in run.out
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("run", "--venue"),
+        ("config", "secrets masked"),
+        ("submit", "--follow"),
+        ("status", "PLAN_ID"),
+        ("cancel", "Cancel a plan"),
+        ("halt", "refuse new plans"),
+        ("resume", "Accept plans again"),
+        ("health", "request budget"),
+        ("report", "market order"),
+    ],
+)
+def test_each_command_has_help(
+    capsys: pytest.CaptureFixture[str], command: str, words: str
+) -> None:
+    """Every subcommand's --help says what it does."""
+    run = run_sync(capsys, command, "--help")
+    assert run.code == 0
+    assert words in run.out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo'd command exits 2 with argparse's message."""
+    run = run_sync(capsys, "stauts")
+    assert run.code == 2
+    assert "invalid choice" in run.err
+
+
+def test_sim_passes_every_argument_through(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`execd sim ...` hands the rest of argv, --help included, to the simulator untouched."""
+    import execd.sim.cli
+
+    seen: list[list[str] | None] = []
+
+    def fake_sim_main(argv: list[str] | None = None) -> int:
+        seen.append(argv)
+        return 7
+
+    monkeypatch.setattr(execd.sim.cli, "sim_main", fake_sim_main)
+    assert main(["sim", "--help", "--port", "0"]) == 7
+    assert seen == [["--help", "--port", "0"]]
+
+
+def test_config_prints_toml(capsys: pytest.CaptureFixture[str]) -> None:
+    """`execd config` prints the effective configuration as TOML."""
+    with short_tmpdir() as tmp:
+        path = tmp / "execd.toml"
+        path.write_text('[api]\nsocket_path = "/tmp/elsewhere.sock"\n')
+        run = run_sync(capsys, "config", "--config", str(path))
+    assert run.code == 0
+    assert "[api]" in run.out
+    assert "/tmp/elsewhere.sock" in run.out
+
+
+def test_bad_config_is_one_line_per_problem_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid config prints its problems on stderr, no traceback, and exits 2."""
+    with short_tmpdir() as tmp:
+        path = tmp / "execd.toml"
+        path.write_text("[execution]\nmax_spread_percent = -1\n")
+        run = run_sync(capsys, "config", "--config", str(path))
+    assert run.code == 2
+    assert run.out == ""
+    assert "max_spread_percent" in run.err
+    assert "Traceback" not in run.err
+    assert all(line.startswith("execd: config: ") for line in run.err.splitlines())
+
+
+def test_missing_config_file_via_env(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$EXECD_CONFIG naming a missing file is a config error, for client commands too."""
+    monkeypatch.setenv("EXECD_CONFIG", "/tmp/no-such-execd.toml")
+    for argv in (["config"], ["status"]):
+        run = run_sync(capsys, *argv)
+        assert run.code == 2
+        assert "config file not found" in run.err
+
+
+def test_run_configures_logging_and_starts_the_daemon(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`execd run --venue sim` loads settings, sets up JSON logs and calls the daemon's main."""
+    calls: list[tuple[Any, str | None]] = []
+    fake = types.ModuleType("execd.engine.daemon")
+
+    def daemon_main(settings: Any, venue: str | None) -> int:
+        calls.append((settings, venue))
+        structlog.get_logger().info("daemon_started")
+        return 0
+
+    fake.main = daemon_main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "execd.engine.daemon", fake)
+    with short_tmpdir() as tmp:
+        path = tmp / "execd.toml"
+        path.write_text('[log]\nformat = "json"\n')
+        run = run_sync(capsys, "run", "--venue", "sim", "--config", str(path))
+    assert run.code == 0
+    assert calls[0][1] == "sim"
+    line = json.loads(run.out.splitlines()[-1])
+    assert line["event"] == "daemon_started"
+
+
+# --- client commands against the socket -----------------------------------------------------
+
+
+async def test_not_running_says_so_and_how_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every client command on a missing socket: one stderr line, `execd run`, exit 3."""
+    with short_tmpdir() as tmp:
+        sock = str(tmp / "execd.sock")
+        for argv in (["status"], ["health", "--json"], ["halt"], ["cancel", "p"], ["report", "p"]):
+            run = await execd(capsys, *argv, "--socket", sock)
+            assert run.code == 3
+            assert run.out == ""
+            assert len(run.err.splitlines()) == 1
+            assert "execd is not running" in run.err
+            assert "execd run" in run.err
+
+
+async def test_socket_comes_from_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --socket, the client uses api.socket_path from --config."""
+    async with running_server() as (server, _):
+        with short_tmpdir() as tmp:
+            path = tmp / "execd.toml"
+            path.write_text(f'[api]\nsocket_path = "{server.path}"\n')
+            run = await execd(capsys, "health", "--json", "--config", str(path))
+    assert run.code == 0
+    assert run.json_lines()[0]["request_budget_left"] == 187
+
+
+async def test_submit_json_prints_the_accepted_plan_only(
+    capsys: pytest.CaptureFixture[str], plan_file: Path
+) -> None:
+    """`submit --json` prints exactly one JSON document: the accepted plan."""
+    async with running_server() as (server, engine):
+        run = await execd(capsys, "submit", str(plan_file), "--json", "--socket", str(server.path))
+    assert run.code == 0
+    (plan,) = run.json_lines()
+    assert plan["plan_id"] == "rebal-1"
+    assert plan["state"] == "accepted"
+    assert plan["legs"][0]["qty"] == "10"
+    assert engine.submitted == ["rebal-1"]
+
+
+async def test_submit_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`execd submit -` reads the plan from stdin."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(plan_doc("from-stdin"))))
+    async with running_server() as (server, engine):
+        run = await execd(capsys, "submit", "-", "--socket", str(server.path))
+    assert run.code == 0
+    assert "from-stdin" in run.out
+    assert engine.submitted == ["from-stdin"]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object")],
+)
+async def test_unreadable_plan_file_is_exit_2(
+    capsys: pytest.CaptureFixture[str], content: str, words: str
+) -> None:
+    """A plan file that is not a JSON object never reaches the daemon: one line, exit 2."""
+    with short_tmpdir() as tmp:
+        path = tmp / "plan.json"
+        path.write_text(content)
+        run = await execd(capsys, "submit", str(path), "--socket", str(tmp / "x.sock"))
+    assert run.code == 2
+    assert words in run.err
+    assert len(run.err.splitlines()) == 1
+
+
+async def test_invalid_plan_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """The daemon's refusal is printed as one line with its code; exit 1."""
+    with short_tmpdir() as tmp:
+        path = tmp / "plan.json"
+        path.write_text('{"plan_id": "p", "legs": []}')
+        async with running_server() as (server, _):
+            run = await execd(capsys, "submit", str(path), "--socket", str(server.path))
+    assert run.code == 1
+    assert run.out == ""
+    assert run.err == "execd: legs: at least one leg is required [invalid_plan]\n"
+
+
+async def test_submit_follow_exits_0_when_every_leg_filled(
+    capsys: pytest.CaptureFixture[str], plan_file: Path
+) -> None:
+    """`--follow` prints progress per event, then the result table; all filled → exit 0."""
+    async with running_server() as (server, _):
+        run = await execd(
+            capsys, "submit", str(plan_file), "--follow", "--socket", str(server.path)
+        )
+    assert run.code == 0, run.err
+    assert "leg_started" in run.out
+    assert "leg_finished" in run.out
+    assert "px=50.01" in run.out
+    assert "result — plan rebal-1: completed, 2/2 legs filled" in run.out
+
+
+async def test_submit_follow_exits_1_when_a_leg_did_not_fill(
+    capsys: pytest.CaptureFixture[str], plan_file: Path
+) -> None:
+    """A plan that ends partial makes `--follow` exit 1, with the leg's reason shown."""
+    async with running_server(FakeEngine(outcome="unfilled")) as (server, _):
+        run = await execd(
+            capsys, "submit", str(plan_file), "--follow", "--socket", str(server.path)
+        )
+    assert run.code == 1
+    assert "partial, 1/2 legs filled" in run.out
+    assert "re-pegs exhausted" in run.out
+
+
+async def test_submit_follow_json_is_json_lines_only(
+    capsys: pytest.CaptureFixture[str], plan_file: Path
+) -> None:
+    """`--follow --json`: the accepted plan, each event, then the final plan — all JSON."""
+    async with running_server() as (server, _):
+        run = await execd(
+            capsys, "submit", str(plan_file), "--follow", "--json", "--socket", str(server.path)
+        )
+    assert run.code == 0
+    accepted, *events, final = run.json_lines()
+    assert accepted["state"] == "accepted"
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert final["state"] == "completed"
+    assert all(leg["state"] == "filled" for leg in final["legs"])
+
+
+async def test_submit_follow_live_view_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], plan_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal `--follow` draws the live per-leg table, then prints the result table."""
+    screen = io.StringIO()
+
+    def terminal() -> Console:
+        return Console(file=screen, force_terminal=True, width=160, color_system=None)
+
+    monkeypatch.setattr(commands, "console", terminal)
+    async with running_server() as (server, _):
+        run = await execd(
+            capsys, "submit", str(plan_file), "--follow", "--socket", str(server.path)
+        )
+    assert run.code == 0
+    text = screen.getvalue()
+    assert "working px" in text
+    assert "result — plan rebal-1: completed" in text
+
+
+async def test_status_all_one_and_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    """`status` lists plans, `status ID` shows one, an unknown id is one line and exit 1."""
+    engine = FakeEngine()
+    await engine.submit(plan_doc("a"))
+    await engine.submit(plan_doc("b"))
+    async with running_server(engine) as (server, _):
+        sock = ("--socket", str(server.path))
+        table = await execd(capsys, "status", *sock)
+        listed = await execd(capsys, "status", "--json", *sock)
+        one = await execd(capsys, "status", "b", "--json", *sock)
+        ghost = await execd(capsys, "status", "ghost", *sock)
+    assert table.code == 0
+    assert "a" in table.out
+    assert "accepted" in table.out
+    assert [p["plan_id"] for p in listed.json_lines()[0]] == ["a", "b"]
+    assert one.json_lines()[0]["plan_id"] == "b"
+    assert ghost.code == 1
+    assert ghost.err == "execd: no plan 'ghost' [not_found]\n"
+
+
+async def test_status_json_carries_every_leg_field(capsys: pytest.CaptureFixture[str]) -> None:
+    """`status --json` prints the issue's plan and leg fields, decimals as strings."""
+    engine = FakeEngine()
+    await engine.submit(plan_doc("a", legs=1))
+    async with running_server(engine) as (server, _):
+        run = await execd(capsys, "status", "a", "--json", "--socket", str(server.path))
+    (plan,) = run.json_lines()
+    assert {"plan_id", "state", "submitted_at", "legs"} <= set(plan)
+    leg = plan["legs"][0]
+    required = {
+        *("index", "symbol", "side", "qty", "notional", "urgency", "state", "step"),
+        *("filled_qty", "avg_fill_price", "arrival_mid", "slippage_bps", "repegs"),
+        *("client_order_ids", "started_at", "finished_at", "reason"),
+    }
+    assert required <= set(leg)
+    assert leg["filled_qty"] == "0"
+
+
+async def test_cancel_halt_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    """cancel, halt and resume print one line each; a halted daemon refuses submits."""
+    engine = FakeEngine()
+    await engine.submit(plan_doc("a"))
+    with short_tmpdir() as tmp:
+        plan = tmp / "plan.json"
+        plan.write_text(json.dumps(plan_doc("b")))
+        async with running_server(engine) as (server, _):
+            sock = ("--socket", str(server.path))
+            canceled = await execd(capsys, "cancel", "a", *sock)
+            halted = await execd(capsys, "halt", *sock)
+            refused = await execd(capsys, "submit", str(plan), *sock)
+            resumed = await execd(capsys, "resume", "--json", *sock)
+    assert canceled.code == 0
+    assert canceled.out.startswith("plan a: canceled")
+    assert halted.code == 0
+    assert "3 working order(s) canceled" in halted.out
+    assert refused.code == 1
+    assert "[halted]" in refused.err
+    assert resumed.json_lines() == [{"halted": False, "canceled_orders": 0}]
+
+
+async def test_health_table_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """`health` shows streams, budget and quote ages; a stream down exits 1."""
+    async with running_server() as (server, _):
+        table = await execd(capsys, "health", "--socket", str(server.path))
+        as_json = await execd(capsys, "health", "--json", "--socket", str(server.path))
+    assert table.code == 0
+    assert "request budget left" in table.out
+    assert "187/200" in table.out
+    assert "quote age TQQQ" in table.out
+    assert as_json.json_lines()[0]["quote_age_seconds"] == {"TQQQ": 0.12, "SQQQ": 1.5}
+    async with running_server(FakeEngine(streams_up=False)) as (server, _):
+        down = await execd(capsys, "health", "--socket", str(server.path))
+    assert down.code == 1
+    assert "DOWN" in down.out
+
+
+async def test_report_of_a_finished_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    """`report` shows per-leg fills vs arrival mid and vs a market order, with the total."""
+    engine = FakeEngine()
+    await engine.submit(plan_doc("a", legs=2))
+    async for _ in engine.watch("a"):
+        pass
+    async with running_server(engine) as (server, _):
+        run = await execd(capsys, "report", "a", "--socket", str(server.path))
+    assert run.code == 0
+    assert run.err == ""
+    assert "vs mid bps" in run.out
+    assert "mkt order px" in run.out
+    assert "50.02" in run.out
+    assert "saving vs market orders: $0.20" in run.out
+
+
+async def test_report_of_a_working_plan_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    """A report on an unfinished plan says it is provisional (stderr) but still prints."""
+    engine = FakeEngine()
+    await engine.submit(plan_doc("a", legs=1))
+    async with running_server(engine) as (server, _):
+        run = await execd(capsys, "report", "a", "--socket", str(server.path))
+    assert run.code == 0
+    assert "provisional" in run.err
+    assert "plan a: accepted" in run.out
