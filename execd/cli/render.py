@@ -255,8 +255,8 @@ def report_table(plan: PlanStatus) -> Table:
     table = Table(title=plan_headline(plan), title_justify="left", caption=caption)
     table.add_column("#", justify="right")
     for name in ("symbol", "side", "state", "filled/qty"):
-        table.add_column(name)
-    for name in ("avg fill", "arrival mid", "vs mid bps", "vwap", "vs vwap bps"):
+        table.add_column(name, no_wrap=name != "filled/qty")
+    for name in ("avg fill", "arrival mid", "vs mid bps", "vs vwap bps"):
         table.add_column(name, justify="right")
     for name in ("mkt order px", "saved bps", "saved $", "repegs"):
         table.add_column(name, justify="right")
@@ -272,7 +272,6 @@ def report_table(plan: PlanStatus) -> Table:
             _num(leg.avg_fill_price),
             _num(leg.arrival_mid),
             _bps(leg.slippage_bps),
-            _num(leg.interval_vwap),
             _bps(leg.vs_vwap_bps),
             _num(leg.market_order_price),
             _bps(leg.saving_vs_market_bps),
