@@ -164,7 +164,7 @@ async def test_silence_quotes(venue: SimVenue, http: aiohttp.ClientSession) -> N
         lambda m: seen.append(m["S"]) if m["T"] == "q" else None
     )
     try:
-        await wait_until(lambda: seen.count("SPY") >= 5, "SPY quotes")
+        await wait_until(lambda: seen.count("SPY") >= 3, "SPY quotes")
     finally:
         unsubscribe()
     assert "TQQQ" not in seen

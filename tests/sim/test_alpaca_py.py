@@ -316,3 +316,29 @@ async def test_streamed_quotes_and_trades(rich_venue: SimVenue) -> None:
     assert all(q.ask_price >= q.bid_price for q in quotes)
     assert all(q.timestamp.tzinfo is not None for q in quotes)
     assert trades[0].price > 0
+
+
+async def test_replace_race_rejects_the_replacement(
+    rich_venue: SimVenue, trading: TradingClient, updates: Updates
+) -> None:
+    """PATCH answers 200, but the original filled first: the replacement is ``rejected`` (§1.7).
+
+    A fill-report delay keeps the matched original looking ``new`` while the replace is sent.
+    """
+    ask = Decimal(str((await first_quote(rich_venue, "SPY"))["ap"]))
+    await rich_venue.set_fill_delay(1.0)
+    order = await rest(
+        trading.submit_order,
+        LimitOrderRequest(
+            symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force="day", limit_price=float(ask)
+        ),
+    )
+    await updates.wait(order.id, "new")
+    replacement = await rest(
+        trading.replace_order_by_id, order.id, ReplaceOrderRequest(limit_price=float(ask - 1))
+    )
+    assert replacement.id != order.id
+    rejected = await updates.wait(replacement.id, "rejected")
+    assert rejected.order.status == OrderStatus.REJECTED
+    fill = await updates.wait(order.id, "fill")
+    assert fill.order.status == OrderStatus.FILLED
