@@ -153,6 +153,24 @@ class BetterOrdersConfig(_Section):
         return self
 
 
+class LadderConfig(_Section):
+    """execd's own liveness rules around the seeds' ladder: every wait has a deadline."""
+
+    repeg_method: Literal["replace", "cancel_and_place"] = "replace"
+    """`replace`: PATCH the working order (DESIGN.md step 3). `cancel_and_place`: cancel, wait
+    for the confirmed cancel, place the remainder; slower, but immune to replace races."""
+    quote_wait_seconds: float = Field(5.0, gt=0, le=600)
+    """How long a leg waits for a fresh quote before the urgency's fallback applies."""
+    validation_rechecks: int = Field(1, ge=0, le=100)
+    """Fresh quotes re-checked after a failed validation before giving up (not for high)."""
+    confirm_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    """How long a replace or cancel may stay unconfirmed before the cancel is re-sent."""
+    max_confirm_retries: int = Field(3, ge=0, le=100)
+    """Re-sent cancels before the leg ends UNRESOLVED (loudly) for reconciliation."""
+    fallback_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    """How long the fallback order may work before the leg ends with what it has."""
+
+
 class VenueConfig(_Section):
     """Where orders and data go. Every URL can be overridden (e.g. a separate `execd sim`)."""
 
@@ -308,6 +326,7 @@ class Settings(BaseSettings):
 
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     better_orders: BetterOrdersConfig = Field(default_factory=BetterOrdersConfig)
+    ladder: LadderConfig = Field(default_factory=LadderConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     sim: SimSection = Field(default_factory=SimSection)
     api: ApiConfig = Field(default_factory=ApiConfig)
