@@ -1,0 +1,231 @@
+"""The market-data stream against a scripted loopback fake (tests/adapters/fake_streams.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.errors import StreamAuthError
+from execd.adapters.market_stream import MarketStream, MarketStreamConfig
+from execd.adapters.wire import Codec
+
+from .conftest import DEADLINE, wait_until
+from .fake_streams import FakeDataStream, running
+
+T0 = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+
+
+class ManualClock:
+    """A wall clock the test moves by hand (the venue clock in production)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make_stream(
+    fake: FakeDataStream, clock: ManualClock, codec: Codec = "msgpack", **overrides: Any
+) -> MarketStream:
+    """A stream with millisecond backoff pointed at the fake."""
+    fields: dict[str, Any] = {
+        "url": fake.url,
+        "key_id": fake.key_id,
+        "secret_key": fake.secret_key,
+        "codec": codec,
+        "backoff": BackoffPolicy(initial=0.01, maximum=0.02),
+    }
+    fields.update(overrides)
+    return MarketStream(MarketStreamConfig(**fields), clock=clock, rand=random.Random(3).random)
+
+
+@contextlib.asynccontextmanager
+async def started(stream: MarketStream) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the stream as a supervised task for the block; a crash fails the test."""
+    task = asyncio.create_task(stream.run(), name="market-stream")
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def quote(symbol: str, bid: float, ask: float, t: datetime = T0) -> dict[str, Any]:
+    """A §4.3 quote message."""
+    return {"T": "q", "S": symbol, "bx": "V", "bp": bid, "bs": 3, "ax": "V", "ap": ask,
+            "as": 5, "c": ["R"], "z": "C", "t": t}  # fmt: skip
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDataStream]:
+    """A fresh data-stream fake on loopback."""
+    async with running(FakeDataStream(), "/v2/iex") as served:
+        yield served
+
+
+@pytest.mark.parametrize("codec", ["msgpack", "json"])
+async def test_handshake_subscribe_and_exact_quotes(fake: FakeDataStream, codec: Codec) -> None:
+    """connected → auth → subscribe; quotes land in the cache as exact Decimals."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock, codec)
+    stream.subscribe(["TQQQ"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"TQQQ"})
+        assert fake.received[0] == {"action": "auth", "key": "KEY", "secret": "SECRET"}
+        assert fake.codecs == [codec]
+        sent = {**quote("TQQQ", 62.41, 62.43), "t": "2026-03-04T15:00:00.000000001Z"}
+        await fake.send([sent if codec == "json" else quote("TQQQ", 62.41, 62.43)])
+        got = await asyncio.wait_for(stream.wait_quote("TQQQ"), DEADLINE)
+    assert (got.bid, got.ask, got.bid_size, got.ask_size) == (
+        Decimal("62.41"),
+        Decimal("62.43"),
+        Decimal(3),
+        Decimal(5),
+    )
+    assert got.venue_time == T0
+    assert got.as_of == T0
+
+
+async def test_wait_quote_wakes_on_a_newer_quote(fake: FakeDataStream) -> None:
+    """`wait_quote(newer_than=…)` waits for the next quote, not the cached one."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY"})
+        await fake.send([quote("SPY", 521.30, 521.32)])
+        first = await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        waiter = asyncio.create_task(stream.wait_quote("SPY", newer_than=first.as_of))
+        clock.advance(1)
+        await fake.send([quote("SPY", 521.31, 521.33)])
+        second = await asyncio.wait_for(waiter, DEADLINE)
+    assert second.bid == Decimal("521.31")
+
+
+async def test_subscribe_and_unsubscribe_while_connected(fake: FakeDataStream) -> None:
+    """Legs start and end while connected: the diff goes out, stale symbols freeze."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ"])
+    async with started(stream):
+        await fake.wait_for("first", lambda: fake.subscribed == {"TQQQ"})
+        stream.subscribe(["SPY", "TQQQ"])
+        await fake.wait_for("second", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        await fake.send([quote("TQQQ", 62.41, 62.43)])
+        await asyncio.wait_for(stream.wait_quote("TQQQ"), DEADLINE)
+        stream.unsubscribe(["TQQQ"])
+        await fake.wait_for("unsubscribed", lambda: fake.subscribed == {"SPY"})
+        clock.advance(10)
+        frozen = stream.quote("TQQQ")
+        assert frozen is not None
+        assert frozen.age_seconds(clock.now) == 10
+    subscribes = [m for m in fake.received if m.get("action") == "subscribe"]
+    assert subscribes[1] == {"action": "subscribe", "quotes": ["SPY"], "trades": ["SPY"]}
+
+
+async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataStream) -> None:
+    """A drop freezes as_of; the reconnect resubscribes everything; new quotes are fresh."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ", "SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        await fake.send([quote("TQQQ", 62.41, 62.43)])
+        await asyncio.wait_for(stream.wait_quote("TQQQ"), DEADLINE)
+        clock.advance(3)
+        live = stream.quote("TQQQ")
+        assert live is not None
+        assert live.as_of == clock.now  # kept current while the connection is up
+
+        down_at = clock.now
+        await fake.drop()
+        await wait_until(lambda: not stream.connected)
+        clock.advance(7)
+        stale = stream.quote("TQQQ")
+        assert stale is not None
+        assert stale.as_of <= down_at
+        assert stale.age_seconds(clock.now) >= 7
+
+        await fake.wait_for(
+            "resubscribed", lambda: fake.live and fake.subscribed == {"TQQQ", "SPY"}
+        )
+        await wait_until(lambda: stream.connected)
+        still_stale = stream.quote("TQQQ")
+        assert still_stale is not None
+        assert still_stale.as_of <= down_at  # an old quote is not revived by the reconnect
+        await fake.send([quote("TQQQ", 62.50, 62.52)])
+        fresh = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=down_at), DEADLINE)
+    assert fresh.as_of == clock.now
+    assert fake.connections == 2
+    assert stream.statistics().reconnects == 1
+
+
+async def test_watchdog_reconnects_a_silent_socket(fake: FakeDataStream) -> None:
+    """No message at all for `silence_timeout` while subscribed → a new connection."""
+    stream = make_stream(fake, ManualClock(), silence_timeout=0.3)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("second connection", lambda: fake.connections >= 2 and fake.live)
+    assert fake.max_open == 1
+
+
+async def test_connection_limit_backs_off_longer_never_two_sockets(fake: FakeDataStream) -> None:
+    """406 waits at least `connection_limit_delay` and never opens a second socket."""
+    fake.refuse_auth = [(406, "connection limit exceeded")]
+    stream = make_stream(fake, ManualClock(), connection_limit_delay=0.3)
+    stream.subscribe(["SPY"])
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.live and fake.subscribed == {"SPY"})
+        elapsed = loop.time() - start
+    assert elapsed >= 0.3
+    assert fake.connections == 2
+    assert fake.max_open == 1
+
+
+async def test_repeated_auth_failure_is_fatal(fake: FakeDataStream) -> None:
+    """402 `auth failed` three times in a row ends run() with StreamAuthError."""
+    fake.refuse_auth = [(402, "auth failed")] * 3
+    stream = make_stream(fake, ManualClock())
+    with pytest.raises(StreamAuthError):
+        await asyncio.wait_for(stream.run(), DEADLINE)
+    assert fake.connections == 3
+
+
+async def test_trades_feed_vwap_and_health(fake: FakeDataStream) -> None:
+    """Trade prints feed the symbol's VWAP; statistics report connection and ages."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"SPY"})
+        await fake.send(
+            [
+                {"T": "t", "S": "SPY", "i": 1, "x": "V", "p": 100.0, "s": 100, "t": T0, "z": "B"},
+                {"T": "b", "S": "SPY", "o": 1, "h": 1, "l": 1, "c": 1, "v": 1, "t": T0,
+                 "n": 1, "vw": 1},
+                {"T": "t", "S": "SPY", "i": 2, "x": "V", "p": 101.0, "s": 300, "t": T0, "z": "B"},
+            ]
+        )  # fmt: skip
+        await wait_until(lambda: stream.vwap("SPY").volume == 400)
+        clock.advance(2)
+        stats = stream.statistics()
+    assert stream.vwap("SPY").vwap == Decimal("100.75")
+    assert stats.connected
+    assert stats.subscribed == ("SPY",)
+    assert stats.message_age == {"SPY": 2.0}
