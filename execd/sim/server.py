@@ -24,8 +24,10 @@ middleware: the streams authenticate in-protocol (:mod:`execd.sim.streams`), the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -365,7 +367,7 @@ async def close_all_positions(request: web.Request) -> web.Response:
     """DELETE /v2/positions?cancel_orders= (§2.2): 207 ``{symbol, status, body}`` per position."""
     exchange = _exchange(request)
     if parse_bool(request.query.get("cancel_orders"), "cancel_orders"):
-        exchange.cancel_all_orders()
+        await _cancel_all_and_wait(exchange)
     results: list[dict[str, Any]] = []
     for held in exchange.positions():
         symbol = str(held["symbol"])
@@ -376,6 +378,39 @@ async def close_all_positions(request: web.Request) -> web.Response:
         except SimError as exc:
             results.append({"symbol": symbol, "status": exc.status, "body": exc.body()})
     return json_response(results, status=207)
+
+
+_TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+CANCEL_WAIT_SECONDS = 2.0
+
+
+async def _cancel_all_and_wait(exchange: Exchange) -> None:
+    """Cancel every open order and wait (bounded) until they are final, so that the shares
+    they held are free before the positions are closed (``cancel_orders=true``, §2.2)."""
+    pending = {
+        str(entry["id"]) for entry in exchange.cancel_all_orders() if entry.get("status") == 200
+    }
+    if not pending:
+        return
+    done = asyncio.Event()
+
+    def on_update(update: dict[str, Any]) -> None:
+        order = update.get("order") or {}
+        if order.get("status") in _TERMINAL:
+            pending.discard(str(order.get("id")))
+        if not pending:
+            done.set()
+
+    unsubscribe = exchange.on_trade_update(on_update)
+    try:
+        for order_id in list(pending):  # some may have finished before we listened
+            if exchange.get_order(order_id)["status"] in _TERMINAL:
+                pending.discard(order_id)
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), CANCEL_WAIT_SECONDS)
+    finally:
+        unsubscribe()
 
 
 async def clock(request: web.Request) -> web.Response:

@@ -41,6 +41,7 @@ import contextlib
 import enum
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -413,7 +414,7 @@ class StreamHub:
 
     def _muted(self, kind: StreamKind) -> bool:
         until = self._muted_until.get(kind)
-        return until is not None and asyncio.get_running_loop().time() < until
+        return until is not None and time.monotonic() < until
 
     def publish_trade_update(self, payload: dict[str, Any]) -> None:
         """Forward one engine trade update to every listening trading connection (§3.3)."""
@@ -485,7 +486,7 @@ class StreamHub:
 
     def mute(self, kind: StreamKind, seconds: float) -> None:
         """Keep the sockets of ``kind`` open but deliver no events for ``seconds`` (§9 silent)."""
-        self._muted_until[kind] = asyncio.get_running_loop().time() + seconds
+        self._muted_until[kind] = time.monotonic() + seconds
 
     async def drop(self, kind: StreamKind | None = None, *, abort: bool = False) -> int:
         """Close every connection of ``kind`` (all if None); return how many were dropped.

@@ -25,6 +25,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.models import Order, TradeUpdate
 from alpaca.trading.requests import (
+    ClosePositionRequest,
     GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
@@ -342,3 +343,19 @@ async def test_replace_race_rejects_the_replacement(
     assert rejected.order.status == OrderStatus.REJECTED
     fill = await updates.wait(order.id, "fill")
     assert fill.order.status == OrderStatus.FILLED
+
+
+async def test_close_positions(trading: TradingClient, updates: Updates) -> None:
+    """Closing part of a position and then all positions: orders come back parsed (§2.2)."""
+    order = await rest(
+        trading.submit_order,
+        MarketOrderRequest(symbol="SPY", qty=4, side=OrderSide.BUY, time_in_force="day"),
+    )
+    await updates.wait(order.id, "fill")
+    partial = await rest(trading.close_position, "SPY", ClosePositionRequest(qty="1"))
+    assert isinstance(partial, Order)
+    assert partial.side == OrderSide.SELL
+    assert Decimal(str(partial.qty)) == 1
+    everything = await rest(trading.close_all_positions, True)
+    assert [r.symbol for r in everything] == ["SPY"]
+    assert everything[0].status == 200

@@ -199,3 +199,18 @@ async def test_calendar_range_and_clock(venue: SimVenue, http: aiohttp.ClientSes
     status, body, _ = await call(http, venue, "GET", "/v2/clock")
     assert status == 200
     assert body["is_open"] is True
+
+
+async def test_bars_and_latest_trades_shapes(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """``/v2/stocks/bars`` answers ``{"bars": {...}, "next_page_token": null}``; latest trades
+    answer ``{"trades": {...}}`` — the single data key alpaca-py's pager insists on (§5)."""
+    status, body, _ = await call(
+        http, venue, "GET", "/v2/stocks/bars?symbols=SPY&timeframe=1Min&limit=10"
+    )
+    assert status == 200
+    assert set(body) == {"bars", "next_page_token"}
+    assert body["next_page_token"] is None
+    assert isinstance(body["bars"], dict)
+    status, body, _ = await call(http, venue, "GET", "/v2/stocks/trades/latest?symbols=SPY")
+    assert status == 200
+    assert set(body) == {"trades"}
