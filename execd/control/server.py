@@ -325,8 +325,8 @@ class ControlServer:
                 await writer.drain()
                 return
             await self._serve_connection(reader, writer, peer)
-        except ConnectionError:
-            pass  # the client went away mid-answer: nothing to tell anyone
+        except OSError:
+            pass  # the client went away mid-answer (EPIPE, ECONNRESET): nothing to tell anyone
         finally:
             self._connections.discard(task)
             writer.close()
