@@ -573,7 +573,11 @@ class _Worker:
 
     async def start(self) -> None:
         self._thread.start()
-        await self._opened
+        try:
+            await self._opened
+        except asyncio.CancelledError:
+            self._queue.put(None)  # the opener gave up: close the file once it is open
+            raise
 
     def submit(self, fn: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
         future: asyncio.Future[_T] = self._loop.create_future()
@@ -1115,6 +1119,23 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> Decimal:
             return sum((f.qty for f in _fills_for_leg(conn, plan_id, leg_index)), Decimal(0))
+
+        return await self._call(fn)
+
+    async def orphan_fills(self) -> tuple[FillRow, ...]:
+        """Fills whose client order id has no order row, in time order.
+
+        They are kept rather than refused (a fill is never lost), and this is
+        where reconciliation finds them; normally it is empty.
+        """
+
+        def fn(conn: sqlite3.Connection) -> tuple[FillRow, ...]:
+            rows = conn.execute(
+                f"SELECT {_FILL_COLS} FROM fills AS f WHERE NOT EXISTS"
+                " (SELECT 1 FROM orders AS o WHERE o.client_order_id = f.client_order_id)"
+                " ORDER BY f.at, f.execution_id"
+            )
+            return tuple(_fill_row(r) for r in rows)
 
         return await self._call(fn)
 

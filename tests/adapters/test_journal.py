@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import stat
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,6 +25,8 @@ from execd.adapters.journal_schema import SCHEMA_VERSION
 from execd.domain.ids import client_order_id
 from execd.domain.order_state import OrderStatus
 from execd.domain.types import Side, Urgency
+
+from .conftest import wait_until
 
 T0 = datetime(2026, 5, 11, 13, 30, tzinfo=UTC)
 PLAN = "plan-2026-05-11"
@@ -97,6 +100,17 @@ async def test_open_creates_private_dirs_and_runs_wal_full(tmp_path: Path) -> No
     assert settings.foreign_keys is True
     assert settings.busy_timeout_ms >= 1000
     assert settings.schema_version == SCHEMA_VERSION
+
+
+async def test_cancelled_open_closes_the_file(tmp_path: Path) -> None:
+    """An open() cancelled half-way leaves no thread holding the file open."""
+    path = tmp_path / "j.db"
+    opening = asyncio.ensure_future(Journal.open(path))
+    await asyncio.sleep(0)  # one loop turn (not a wait for time): the worker thread starts
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    await wait_until(lambda: not any(t.name == "execd-journal:j.db" for t in threading.enumerate()))
 
 
 async def test_close_is_idempotent_and_later_calls_fail(tmp_path: Path) -> None:
@@ -411,9 +425,12 @@ async def test_fills_for_leg_span_attempts_and_sum_exactly(journal: Journal) -> 
 
 
 async def test_fill_for_an_unknown_order_is_kept(journal: Journal) -> None:
-    """A fill is never lost for want of its order row (reconciliation finds it)."""
+    """A fill is never lost for want of its order row; orphan_fills() is where it is found."""
+    cid = await place(journal)
+    assert await journal.record_fill("ex-1", cid, Decimal(1), Decimal(2), T0)
     assert await journal.record_fill("ex-x", "xd-unknown", Decimal(1), Decimal(2), T0)
     assert not await journal.record_fill("ex-x", "xd-unknown", Decimal(1), Decimal(2), T0)
+    assert [f.execution_id for f in await journal.orphan_fills()] == ["ex-x"]
 
 
 # --- transactions and cancellation -----------------------------------------------------------
