@@ -424,11 +424,13 @@ class RestGateway:
         """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
         return _parse(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
 
-    async def latest_quote(self, symbol: str) -> Quote:
+    async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest NBBO from the market-data REST API (§5), exact Decimals.
 
         For a leg that starts before the stream has quoted its symbol. `as_of` is the
-        receipt time. Does not spend the trading budget: market data has its own limit.
+        receipt time. None when the venue has no quote for the symbol yet (the answer's
+        ``quotes`` map omits it). Does not spend the trading budget: market data has
+        its own limit.
         """
         answer = await self._read(
             "/v2/stocks/quotes/latest",
@@ -437,9 +439,11 @@ class RestGateway:
             priority=None,
         )
         try:
-            body = _latest_quotes.decode(answer.body).quotes[symbol]
-        except (msgspec.DecodeError, KeyError) as exc:
+            body = _latest_quotes.decode(answer.body).quotes.get(symbol)
+        except msgspec.DecodeError as exc:
             raise MalformedResponse(f"latest quote for {symbol}: {exc}") from exc
+        if body is None:
+            return None
         received = self._clock()
         return Quote(
             symbol=symbol,

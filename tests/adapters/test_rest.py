@@ -296,6 +296,7 @@ async def test_latest_quote_is_exact(fake: FakeVenue) -> None:
     """The data API's latest quote becomes a domain Quote with exact Decimals (§5)."""
     async with gateway(fake) as rest:
         quote = await rest.latest_quote("AAPL")
+    assert quote is not None
     assert (quote.bid, quote.ask, quote.bid_size, quote.ask_size) == (
         Decimal("150.01"),
         Decimal("150.03"),
