@@ -1,0 +1,545 @@
+"""One coroutine per leg: it feeds the ladder and performs what the ladder decides.
+
+The leg owns no socket (DESIGN.md "Shape"). It waits on three inputs — its inbox of order
+updates (routed by client order id), the quote cache (latest-wins), and the ladder's one
+deadline (a monotonic timer) — turns each into a `LadderEvent`, calls the pure
+`decide(state, event, now, params)`, and performs the returned actions through the REST
+gateway. Every decision is the ladder's; this module only awaits, translates and logs.
+
+Two safeguards live here because they are about the wire, not the ladder:
+
+* Fills are deduplicated by the order's *cumulative* filled quantity as well as by
+  execution id: a reconciliation over REST (after an inbox overflow or a stream outage)
+  turns the venue's `filled_qty` into a synthetic fill, and a late stream event for the
+  same shares must not count twice (LESSONS.md: re-pegging more than the remainder).
+* REST failures are fed back with honest status codes: a 4xx refusal is definitive, an
+  unknown outcome (timeout, 5xx after the gateway's own look-up) is not, and the ladder
+  resolves it by cancel and confirmation rather than by guessing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, assert_never
+
+import structlog
+
+from execd.adapters.errors import (
+    AdapterError,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    VenueRefused,
+)
+from execd.adapters.market_stream import MarketStream
+from execd.adapters.rest import RestGateway
+from execd.adapters.wire import TradeUpdate
+from execd.domain.ladder import decide
+from execd.domain.ladder_types import (
+    Action,
+    CancelFailed,
+    CancelOrder,
+    Finish,
+    LadderEvent,
+    LadderParams,
+    LegSpec,
+    NeedQuote,
+    Note,
+    OrderFill,
+    OrderReplaced,
+    OrderType,
+    OrderUpdate,
+    PlaceFailed,
+    PlaceOrder,
+    QuoteUpdate,
+    ReplaceFailed,
+    ReplaceOrder,
+    Start,
+    Stop,
+    WaitUntil,
+    Wake,
+)
+from execd.domain.ladder_types import LegState as LadderState
+from execd.domain.order_state import Execution, OrderEventKind
+from execd.domain.quotes import Quote
+from execd.domain.tca import Fill, leg_report, vwap_between
+from execd.engine.clock import Clock
+from execd.engine.records import LegRecord, leg_progress
+from execd.engine.router import Inbox
+
+_log = structlog.get_logger("execd.leg")
+
+UNKNOWN_OUTCOME = 599
+"""Status fed to the ladder when the venue's answer is unknown: not 4xx, so not definitive."""
+
+REFEED_INTERVAL = 0.25
+"""The same quote is offered again to a ladder asking for a fresh one at most this often,
+so a ladder that keeps re-asking cannot spin the loop."""
+
+_STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
+
+
+@dataclass(frozen=True, slots=True)
+class LegPorts:
+    """What a leg may use: the gateway, the quote cache, the clock, the parameters."""
+
+    rest: RestGateway
+    quotes: MarketStream
+    clock: Clock
+    params: LadderParams
+    feed: str
+
+
+class LegRunner:
+    """Runs the ladder for one leg until it finishes; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: LegSpec,
+        ports: LegPorts,
+        inbox: Inbox[TradeUpdate],
+        record: LegRecord,
+        publish: Callable[[str, LegRecord], None],
+    ) -> None:
+        self.spec = spec
+        self._ports = ports
+        self._inbox = inbox
+        self.record = record
+        self._publish = publish
+        self.state = LadderState.new(spec)
+        self._order_ids: dict[str, str] = {}
+        self._cids_by_order_id: dict[str, str] = {}
+        self._venue_cum: dict[str, Decimal] = {}
+        self._quote_at_fill: dict[str, Quote | None] = {}
+        self._stop_reason: str | None = None
+        self._stop_delivered = False
+        self._wakeup = asyncio.Event()
+        self._reconcile_requested = False
+        self._last_fed: Quote | None = None
+        self._last_fed_mono = float("-inf")
+        self._last_fed_at: datetime | None = None
+        self._woken_for: datetime | None = None
+        self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self, reason: str) -> None:
+        """Ask the leg to cancel its working order and finish (plan cancel, halt, shutdown)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._wakeup.set()
+
+    def request_reconcile(self) -> None:
+        """Re-read this leg's orders over REST before acting again (stream reconnect)."""
+        self._reconcile_requested = True
+        self._wakeup.set()
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> Finish:
+        """Drive the ladder to its `Finish`; the caller logs and records the result."""
+        pending: deque[LadderEvent] = deque([Start()])
+        while True:
+            while pending:
+                event = pending.popleft()
+                self.state, actions = decide(
+                    self.state, event, self._ports.clock.now(), self._ports.params
+                )
+                finish: Finish | None = None
+                for action in actions:
+                    follow_up = await self._perform(action)
+                    pending.extend(follow_up)
+                    if isinstance(action, Finish):
+                        finish = action
+                self._sync_record()
+                if finish is not None:
+                    return finish
+            pending.extend(await self._next_inputs())
+
+    # ------------------------------------------------------------------ actions
+
+    async def _perform(self, action: Action) -> list[LadderEvent]:
+        match action:
+            case PlaceOrder():
+                return await self._place(action)
+            case ReplaceOrder():
+                return await self._replace(action)
+            case CancelOrder():
+                return await self._cancel(action)
+            case WaitUntil() | NeedQuote():
+                return []  # the state carries the deadline and the quote request
+            case Note():
+                self._note(action)
+                return []
+            case Finish():
+                return []
+            case _:
+                assert_never(action)
+
+    async def _place(self, action: PlaceOrder) -> list[LadderEvent]:
+        cid = action.client_order_id
+        self.record.client_order_ids.append(cid)
+        limit = action.limit_price if action.order_type is OrderType.LIMIT else None
+        structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
+        try:
+            order = await self._ports.rest.submit_order(
+                symbol=action.symbol,
+                side=action.side,
+                client_order_id=cid,
+                qty=action.qty,
+                limit_price=limit,
+            )
+        except VenueRefused as exc:
+            return [PlaceFailed(cid, exc.status, exc.message)]
+        except RateLimited as exc:
+            return [PlaceFailed(cid, 429, str(exc))]
+        except (OutcomeUnknown, AdapterError) as exc:
+            _log.error("order_outcome_unknown", operation="place", error=str(exc))
+            return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
+        self._remember(cid, str(order.id))
+        _log.info(
+            "order_placed",
+            order_type=action.order_type.value,
+            qty=str(action.qty),
+            limit_price=None if limit is None else str(limit),
+            order_id=str(order.id),
+            status=str(order.status.value),
+        )
+        return []
+
+    async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
+        old, new = action.client_order_id, action.new_client_order_id
+        self.record.client_order_ids.append(new)
+        structlog.contextvars.bind_contextvars(client_order_id=new)
+        order_id = await self._order_id(old)
+        if order_id is None:
+            return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+        try:
+            order = await self._ports.rest.replace_order(
+                order_id, qty=action.qty, limit_price=action.limit_price, client_order_id=new
+            )
+        except VenueRefused as exc:
+            return [ReplaceFailed(old, new, exc.status, exc.message)]
+        except NotFound as exc:
+            return [ReplaceFailed(old, new, 404, str(exc))]
+        except RateLimited as exc:
+            return [ReplaceFailed(old, new, 429, str(exc))]
+        except (OutcomeUnknown, AdapterError) as exc:
+            _log.error("order_outcome_unknown", operation="replace", error=str(exc))
+            return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
+        self._remember(new, str(order.id))
+        _log.info(
+            "order_replace_sent",
+            replaces=old,
+            qty=str(action.qty),
+            limit_price=str(action.limit_price),
+            order_id=str(order.id),
+        )
+        return []
+
+    async def _cancel(self, action: CancelOrder) -> list[LadderEvent]:
+        cid = action.client_order_id
+        order_id = await self._order_id(cid)
+        if order_id is None:
+            # The venue never created it: the place was refused or lost before arrival.
+            return [PlaceFailed(cid, 404, "order not found at the venue")]
+        try:
+            await self._ports.rest.cancel_order(order_id)
+        except VenueRefused as exc:
+            return [CancelFailed(cid, exc.status, exc.message)]
+        except NotFound as exc:
+            return [CancelFailed(cid, 404, str(exc))]
+        except (RateLimited, OutcomeUnknown, AdapterError) as exc:
+            _log.error("order_cancel_unconfirmed", client_order_id=cid, error=str(exc))
+            return [CancelFailed(cid, UNKNOWN_OUTCOME, str(exc))]
+        _log.info("order_cancel_sent", client_order_id=cid, order_id=order_id)
+        return []
+
+    def _note(self, note: Note) -> None:
+        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        fields.setdefault("feed", self._ports.feed)
+        getattr(_log, note.level)(note.event, **fields)
+        if note.level != "debug":
+            self._publish(note.event, self.record)
+
+    # ------------------------------------------------------------------ order ids
+
+    def _remember(self, cid: str, order_id: str) -> None:
+        self._order_ids[cid] = order_id
+        self._cids_by_order_id[order_id] = cid
+
+    async def _order_id(self, cid: str) -> str | None:
+        known = self._order_ids.get(cid)
+        if known is not None:
+            return known
+        try:
+            order = await self._ports.rest.get_order_by_client_id(cid)
+        except AdapterError as exc:
+            _log.warning("order_lookup_failed", client_order_id=cid, error=str(exc))
+            return None
+        if order is None:
+            return None
+        self._remember(cid, str(order.id))
+        return str(order.id)
+
+    # ------------------------------------------------------------------ inputs
+
+    async def _next_inputs(self) -> list[LadderEvent]:
+        """Wait for the next thing the ladder must hear about, and translate it."""
+        while True:
+            events = self._ready_inputs()
+            if events:
+                return events
+            if self._reconcile_requested or self._inbox.overflowed.is_set():
+                reconciled = await self._reconcile()
+                if reconciled:
+                    return reconciled
+                continue
+            timeout = self._timeout()
+            waiters = {
+                asyncio.ensure_future(self._inbox_ready()),
+                asyncio.ensure_future(self._quote_ready()),
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(self._inbox.overflowed.wait()),
+            }
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+            self._wakeup.clear()
+
+    def _ready_inputs(self) -> list[LadderEvent]:
+        """Everything that can be fed now without waiting, in priority order."""
+        events: list[LadderEvent] = []
+        while True:
+            try:
+                update = self._inbox.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            event = self._translate(update)
+            if event is not None:
+                events.append(event)
+        if events:
+            return events
+        if self._stop_reason is not None and not self._stop_delivered:
+            self._stop_delivered = True
+            return [Stop(self._stop_reason)]
+        deadline = self.state.deadline
+        now = self._ports.clock.now()
+        if deadline is not None and now >= deadline and self._woken_for != deadline:
+            self._woken_for = deadline
+            return [Wake()]
+        quote = self._fresh_quote(now)
+        return [] if quote is None else [QuoteUpdate(quote)]
+
+    def _fresh_quote(self, now: datetime) -> Quote | None:
+        """A quote worth feeding: a new message, or the current NBBO when the ladder asks."""
+        quote = self._ports.quotes.quote(self.spec.symbol)
+        if quote is None:
+            return None
+        last = self._last_fed
+        is_new = last is None or _market_of(quote) != _market_of(last)
+        wanted = self.state.awaiting is not None and (
+            self.state.quote_after is None or quote.as_of > self.state.quote_after
+        )
+        mono = self._ports.clock.monotonic()
+        if not is_new and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL):
+            return None
+        self._last_fed, self._last_fed_mono, self._last_fed_at = quote, mono, now
+        return quote
+
+    def _timeout(self) -> float | None:
+        """Seconds until the ladder's deadline or a quote re-offer is due, whichever is first."""
+        candidates: list[float] = []
+        deadline = self.state.deadline
+        if deadline is not None and self._woken_for != deadline:
+            remaining = (deadline - self._ports.clock.now()).total_seconds()
+            candidates.append(max(remaining, 0.0))
+        if self.state.awaiting is not None:
+            since = self._ports.clock.monotonic() - self._last_fed_mono
+            candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
+        return min(candidates) if candidates else None
+
+    async def _inbox_ready(self) -> None:
+        # Peek without taking: the item stays queued for `_ready_inputs`.
+        while self._inbox.queue.empty():
+            update = await self._inbox.queue.get()
+            self._inbox.queue.put_nowait(update)
+            return
+
+    async def _quote_ready(self) -> None:
+        await self._ports.quotes.wait_quote(self.spec.symbol, self._last_fed_at)
+
+    # ------------------------------------------------------------------ translation
+
+    def _translate(self, update: TradeUpdate) -> LadderEvent | None:
+        order = update.order
+        cid = order.client_order_id
+        self._remember(cid, order.id)
+        kind = update.event
+        if kind in ("fill", "partial_fill"):
+            return self._fill(update)
+        if kind == "replaced":
+            successor = None
+            if order.replaced_by is not None:
+                successor = self._cids_by_order_id.get(order.replaced_by)
+            return OrderReplaced(cid, successor)
+        status_kind = _STATUS_KINDS.get(kind)
+        if status_kind is None:
+            _log.warning("order_update_unknown_event", event_name=kind, client_order_id=cid)
+            return None
+        return OrderUpdate(cid, status_kind, _reason(update))
+
+    def _fill(self, update: TradeUpdate) -> OrderFill | None:
+        order = update.order
+        cid = order.client_order_id
+        cumulative = order.filled_qty
+        known = self._venue_cum.get(cid, Decimal(0))
+        if cumulative <= known:
+            _log.info("fill_already_counted", client_order_id=cid, filled_qty=str(cumulative))
+            return None
+        qty = update.qty if update.qty is not None else cumulative - known
+        qty = min(qty, cumulative - known)
+        price = update.price if update.price is not None else order.filled_avg_price
+        if price is None or qty <= 0:
+            _log.error("fill_without_price", client_order_id=cid, event=update.event)
+            return None
+        self._venue_cum[cid] = cumulative
+        execution_id = update.execution_id or f"{order.id}:{cumulative}"
+        self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
+        at = update.timestamp or self._ports.clock.now()
+        _log.info("order_filled", qty=str(qty), price=str(price), final=update.event == "fill")
+        return OrderFill(cid, execution_id, qty, price, at, final=update.event == "fill")
+
+    async def _reconcile(self) -> list[LadderEvent]:
+        """Bring the ladder's view of this leg's orders up to the venue's, over REST."""
+        self._reconcile_requested = False
+        self._inbox.overflowed.clear()
+        events: list[LadderEvent] = []
+        for tracked in self.state.live_orders:
+            cid = tracked.client_order_id
+            try:
+                order = await self._ports.rest.get_order_by_client_id(cid)
+            except AdapterError as exc:
+                _log.warning("reconcile_read_failed", client_order_id=cid, error=str(exc))
+                self._reconcile_requested = True
+                continue
+            if order is None:
+                events.append(PlaceFailed(cid, 404, "order not found at the venue"))
+                continue
+            self._remember(cid, str(order.id))
+            filled = Decimal(str(order.filled_qty or 0))
+            known = self._venue_cum.get(cid, Decimal(0))
+            status = str(order.status.value)
+            if filled > known:
+                price = _missing_fill_price(
+                    Decimal(str(order.filled_avg_price or 0)), filled, tracked.executions
+                )
+                self._venue_cum[cid] = filled
+                execution_id = f"reconciled:{order.id}:{filled}"
+                self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
+                events.append(
+                    OrderFill(
+                        cid,
+                        execution_id,
+                        filled - known,
+                        price,
+                        self._ports.clock.now(),
+                        final=status == "filled",
+                    )
+                )
+            if status == "replaced":
+                successor = self._cids_by_order_id.get(str(order.replaced_by))
+                events.append(OrderReplaced(cid, successor))
+            elif status in ("canceled", "expired", "rejected", "new"):
+                events.append(OrderUpdate(cid, _STATUS_KINDS[status]))
+        _log.info("leg_reconciled", events=len(events))
+        return events
+
+    # ------------------------------------------------------------------ record
+
+    def _sync_record(self) -> None:
+        r, s = self.record, self.state
+        before = (r.state, r.step, r.filled_qty, r.limit_price)
+        r.state, r.step = leg_progress(s)
+        fills = s.fills
+        r.filled_qty = s.executed_qty
+        if fills:
+            notional = sum((e.qty * e.price for e in fills), Decimal(0))
+            qty = sum((e.qty for e in fills), Decimal(0))
+            r.avg_fill_price = notional / qty if qty else None
+        r.repegs = s.repegs
+        r.limit_price = s.limit_price if s.live_orders else None
+        r.fallback_fired = s.in_fallback
+        if s.style is not None:
+            r.style = s.style.value
+        if s.arrival_quote is not None:
+            r.arrival_mid = s.arrival_quote.mid
+        if (r.state, r.step, r.filled_qty, r.limit_price) != before:
+            self._publish("leg_updated", r)
+
+    def report_fills(self, finish: Finish) -> list[Fill]:
+        """The leg's executions as TCA fills, each with the NBBO seen when it arrived."""
+        return [
+            Fill(
+                qty=e.qty,
+                price=e.price,
+                time=e.timestamp,
+                quote=self._quote_at_fill.get(e.execution_id),
+                execution_id=e.execution_id,
+            )
+            for e in finish.fills
+        ]
+
+    def interval_vwap(self) -> Decimal | None:
+        """VWAP of the trades printed while the leg ran."""
+        end = self._ports.quotes.vwap(self.spec.symbol).mark()
+        return vwap_between(self._vwap_start, end)
+
+    def build_report(self, finish: Finish) -> None:
+        """Step 5: slippage vs arrival, NBBO at fill, VWAP and a market order."""
+        self.record.report = leg_report(
+            self.spec.symbol,
+            self.spec.side,
+            finish.arrival_quote,
+            self.report_fills(finish),
+            interval_vwap=self.interval_vwap(),
+            requested_qty=self.spec.qty,
+        )
+
+
+def _missing_fill_price(
+    venue_avg: Decimal, venue_filled: Decimal, known: tuple[Execution, ...]
+) -> Decimal:
+    """Average price of the shares the venue reports filled that no event told us about."""
+    known_qty = sum((e.qty for e in known), Decimal(0))
+    known_notional = sum((e.qty * e.price for e in known), Decimal(0))
+    missing = venue_filled - known_qty
+    if missing <= 0:
+        return venue_avg
+    return (venue_avg * venue_filled - known_notional) / missing
+
+
+def _market_of(quote: Quote) -> tuple[object, ...]:
+    return (quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.venue_time)
+
+
+def _reason(update: TradeUpdate) -> str:
+    if update.event in ("rejected", "order_replace_rejected", "order_cancel_rejected"):
+        return update.event
+    return ""
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
