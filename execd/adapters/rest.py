@@ -84,6 +84,7 @@ __all__ = ["RestConfig", "RestGateway", "wire_decimal"]
 #: order statuses after which a DELETE can no longer take effect (§1.9).
 _TERMINAL = frozenset({"filled", "expired", "replaced", "rejected", "done_for_day"})
 _CANCELLING = frozenset({"canceled", "pending_cancel"})
+_ALREADY_CANCELED = 'already in "canceled" state'
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,27 +326,34 @@ class RestGateway:
                 elif answer.status == 429:
                     last = self._error(answer)
                 else:
-                    raise self._error(answer)
-            if attempt == self._config.write_attempts:
-                break
+                    error = self._error(answer)
+                    if isinstance(error, VenueRefused) and _ALREADY_CANCELED in error.message:
+                        return  # dead already: our earlier DELETE, or the venue's own cancel
+                    raise error
+            if not ambiguous:
+                if attempt == self._config.write_attempts:
+                    break
+                await self._sleep(next(delays), "cancel_order", attempt, last)
+                continue
+            # The DELETE may or may not have landed: the order itself says which.
             await self._sleep(next(delays), "cancel_order", attempt, last)
-            if ambiguous:
-                order = await self._resolve_read(
-                    "cancel_order", f"/v2/orders/{order_id}", None, order_id, Priority.CANCEL
-                )
-                assert order is not None
-                status = str(order.status.value)
-                log.info(
-                    "order_outcome_resolved",
-                    operation="cancel_order",
-                    order_id=order_id,
-                    status=status,
-                )
-                if status in _CANCELLING:
-                    return
-                if status in _TERMINAL:
-                    raise VenueRefused(422, None, f'order is already in "{status}" state')
-                ambiguous = False
+            order = await self._resolve_read(
+                "cancel_order", f"/v2/orders/{order_id}", None, order_id, Priority.CANCEL
+            )
+            if order is None:
+                raise NotFound(f"order {order_id} not found after an unanswered cancel")
+            status = str(order.status.value)
+            log.info(
+                "order_outcome_resolved", operation="cancel_order", order_id=order_id, status=status
+            )
+            if status in _CANCELLING:
+                return
+            if status in _TERMINAL:
+                raise VenueRefused(422, None, f'order is already in "{status}" state')
+            ambiguous = False  # still open, so the DELETE did not land: send it again
+            if attempt == self._config.write_attempts:
+                last = VenueUnavailable(f"cancel of {order_id} not accepted; order is {status}")
+                break
         if ambiguous:
             raise OutcomeUnknown("cancel_order", None, order_id) from last
         raise last

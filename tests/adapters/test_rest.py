@@ -321,3 +321,27 @@ def test_wire_decimal_never_uses_exponents() -> None:
     assert wire_decimal(Decimal("0.4321")) == "0.4321"
     with pytest.raises(ValueError):
         wire_decimal(Decimal("NaN"))
+
+
+async def test_cancel_lost_before_landing_is_sent_again(fake: FakeVenue) -> None:
+    """DELETE answered 504 without cancelling: the re-read shows it open, so DELETE again."""
+    async with gateway(fake) as rest:
+        order = await rest.submit_order(
+            symbol="AAPL", side=Side.BUY, qty=Decimal(2), limit_price=Decimal(150),
+            client_order_id="k-1",
+        )  # fmt: skip
+        fake.fail("DELETE", f"/v2/orders/{order.id}", 504, when="before")
+        await rest.cancel_order(str(order.id))
+    assert fake.count("DELETE", f"/v2/orders/{order.id}") == 2
+    assert fake.orders[str(order.id)]["status"] == "pending_cancel"
+
+
+async def test_cancel_of_canceled_order_is_done(fake: FakeVenue) -> None:
+    """422 `order is already in "canceled" state`: the order is dead, which is the goal."""
+    async with gateway(fake) as rest:
+        order = await rest.submit_order(
+            symbol="AAPL", side=Side.BUY, qty=Decimal(2), limit_price=Decimal(150),
+            client_order_id="k-2",
+        )  # fmt: skip
+        fake.orders[str(order.id)]["status"] = "canceled"
+        await rest.cancel_order(str(order.id))
