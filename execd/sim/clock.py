@@ -11,7 +11,7 @@ import time as _time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
-from execd.domain.calendar import EASTERN
+from execd.domain.calendar import EASTERN, is_trading_day, previous_session
 from execd.sim.config import SimConfig
 from execd.sim.tape import tape_origin
 
@@ -92,9 +92,16 @@ class VenueClock:
 
 
 def origin_for(start_date: date | None, start: time | None) -> datetime:
-    """The Eastern start instant for a config's `start_date`/`start`, filled from the wall clock."""
+    """The Eastern start instant for a config's `start_date`/`start`, filled from the wall clock.
+
+    With neither, the venue is live: today, now (closed on a weekend, like Alpaca). With a
+    time of day but no date, the venue starts on the latest trading day on or before today,
+    because someone asking for 09:29:50 wants to see the open, whatever today is.
+    """
     wall = datetime.now(EASTERN)
     day = start_date or wall.date()
     if start is None:
         start = wall.timetz().replace(tzinfo=None) if start_date is None else time(9, 30)
+    elif start_date is None and not is_trading_day(day):
+        day = previous_session(day).date
     return datetime.combine(day, start, tzinfo=EASTERN).astimezone(UTC)

@@ -117,3 +117,15 @@ def test_minute_bars_carry_n_and_vw() -> None:
     assert bars
     assert {"o", "h", "l", "c", "v", "vw", "n", "t"} <= set(bars[0])
     assert ex.bars(["AAPL"])["AAPL"][0]["n"] == bars[0]["n"]
+
+
+def test_start_time_without_date_lands_on_a_trading_day() -> None:
+    """`--start 09:29:50` alone means the latest trading day, so the open really happens."""
+    from datetime import time as time_of_day
+
+    from execd.domain.calendar import EASTERN, is_trading_day
+    from execd.sim.clock import origin_for
+
+    origin = origin_for(None, time_of_day(9, 29, 50)).astimezone(EASTERN)
+    assert is_trading_day(origin.date())
+    assert origin.time() == time_of_day(9, 29, 50)

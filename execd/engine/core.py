@@ -1,0 +1,347 @@
+"""The engine: plans in, progress out. It is the control socket's handler.
+
+`Engine` validates plans (the core's plan model, then the venue's assets and positions, so
+that an invalid plan is refused before any order is sent), starts a `PlanRunner` per plan
+under its own supervision, and answers `status`, `cancel`, `halt`, `resume`, `health` and
+`watch`. A resubmitted `plan_id` returns the existing plan and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from execd.adapters.errors import AdapterError, NotFound
+from execd.adapters.market_stream import MarketStream
+from execd.adapters.order_stream import OrderStream
+from execd.adapters.wire import TradeUpdate
+from execd.config import Settings
+from execd.control.protocol import (
+    ControlError,
+    ErrorCode,
+    HaltState,
+    Health,
+    PlanStatus,
+    WatchEvent,
+)
+from execd.domain.calendar import TradingSession
+from execd.domain.ids import is_execd_order
+from execd.domain.market_time import eastern_date
+from execd.domain.plans import Plan, PlanError, parse_plan
+from execd.domain.types import Side
+from execd.engine.leg import LegPorts
+from execd.engine.records import PlanRecord
+from execd.engine.router import OrderRouter
+from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext
+
+_log = structlog.get_logger("execd.engine")
+
+_OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Facts for `health` that the engine does not own."""
+
+    venue: str
+    feed: str
+
+
+class Engine:
+    """Implements `execd.control.server.ControlHandler`; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ports: LegPorts,
+        router: OrderRouter[TradeUpdate],
+        order_stream: OrderStream | None,
+        info: EngineInfo,
+    ) -> None:
+        self._settings = settings
+        self._ports = ports
+        self._router = router
+        self._order_stream = order_stream
+        self._info = info
+        self._plans: dict[str, PlanRecord] = {}
+        self._runners: dict[str, PlanRunner] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._halted = False
+        self._accepting = True
+        self._subscriptions: Counter[str] = Counter()
+        self._ctx = RunnerContext(
+            ports=ports,
+            router=router,
+            assets={},
+            overlap_buys=settings.plans.overlap_buys,
+            subscribe=self._subscribe,
+            unsubscribe=self._unsubscribe,
+        )
+
+    @property
+    def quotes(self) -> MarketStream:
+        return self._ports.quotes
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _subscribe(self, symbol: str) -> None:
+        if self._subscriptions[symbol] == 0:
+            self.quotes.subscribe([symbol])
+        self._subscriptions[symbol] += 1
+
+    def _unsubscribe(self, symbol: str) -> None:
+        self._subscriptions[symbol] -= 1
+        if self._subscriptions[symbol] <= 0:
+            del self._subscriptions[symbol]
+            self.quotes.unsubscribe([symbol])
+
+    # ------------------------------------------------------------------ handler ops
+
+    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
+        if self._halted:
+            raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
+        if not self._accepting:
+            raise ControlError(ErrorCode.HALTED, "execd is shutting down")
+        try:
+            parsed = parse_plan(
+                dict(plan),
+                lambda: f"plan-{uuid.uuid4().hex[:12]}",
+                self._settings.execution.default_urgency,
+            )
+        except PlanError as exc:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
+        existing = self._plans.get(parsed.plan_id)
+        if existing is not None:
+            _log.info("plan_resubmitted", plan_id=parsed.plan_id)
+            return existing.to_status()
+        await self._validate_with_venue(parsed)
+        if parsed.plan_id in self._plans:  # submitted twice concurrently
+            return self._plans[parsed.plan_id].to_status()
+        record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
+        self._plans[parsed.plan_id] = record
+        runner = PlanRunner(record, self._ctx)
+        self._runners[parsed.plan_id] = runner
+        task = asyncio.create_task(self._run_plan(runner), name=f"plan:{parsed.plan_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
+        return record.to_status()
+
+    async def status(self, plan_id: str) -> PlanStatus:
+        return self._record(plan_id).to_status()
+
+    async def list_plans(self) -> list[PlanStatus]:
+        return [record.to_status() for record in self._plans.values()]
+
+    async def cancel(self, plan_id: str) -> PlanStatus:
+        record = self._record(plan_id)
+        runner = self._runners.get(plan_id)
+        if runner is not None and not record.finished:
+            _log.info("plan_cancel_requested", plan_id=plan_id)
+            runner.stop("canceled by user")
+            await record.done.wait()
+        return record.to_status()
+
+    async def halt(self) -> HaltState:
+        """The kill switch: stop every plan, cancel every working execd order (REST only)."""
+        self._halted = True
+        _log.warning("halt_requested")
+        waits = []
+        for plan_id, runner in list(self._runners.items()):
+            record = self._plans[plan_id]
+            if not record.finished:
+                runner.stop("halted", state="halted")
+                waits.append(record.done.wait())
+        canceled = await self._cancel_open_execd_orders()
+        if waits:
+            await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+        return HaltState(halted=True, canceled_orders=canceled)
+
+    async def resume(self) -> HaltState:
+        self._halted = False
+        _log.info("resumed")
+        return HaltState(halted=False)
+
+    async def health(self) -> Health:
+        quotes = self.quotes.statistics()
+        budget = self._ports.rest.budget.statistics()
+        ages = {
+            symbol: round(age, 3) for symbol, age in quotes.message_age.items() if age is not None
+        }
+        return Health(
+            halted=self._halted,
+            market_data_connected=quotes.connected,
+            trade_updates_connected=(
+                self._order_stream is not None and self._order_stream.connected
+            ),
+            quote_age_seconds=ages,
+            request_budget_left=budget.remaining,
+            request_budget_limit=budget.limit,
+            venue=self._info.venue,
+            feed=self._info.feed,
+            working_plans=sum(1 for r in self._plans.values() if not r.finished),
+        )
+
+    async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent]:
+        record = self._record(plan_id)
+        queue = None if record.finished else record.watch_queue()
+        for leg in record.legs:
+            yield WatchEvent(
+                plan_id=plan_id,
+                seq=-1,
+                at=self._ports.clock.now(),
+                event="snapshot",
+                plan_state=record.state,
+                leg=leg.to_status(),
+            )
+        if queue is None:
+            return
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            record.watchers.discard(queue)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def on_order_stream_reconnected(self, down_since: object) -> None:
+        """After an outage of trade_updates, every running leg re-reads its orders."""
+        if down_since is None:
+            return
+        _log.warning("order_stream_reconnected_reconciling", down_since=str(down_since))
+        for runner in self._runners.values():
+            runner.request_reconcile()
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting plans, cancel working orders, wait for the plans to end."""
+        self._accepting = False
+        for plan_id, runner in list(self._runners.items()):
+            if not self._plans[plan_id].finished:
+                runner.stop("daemon shutting down")
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                _log.error("plan_shutdown_timeout", task=task.get_name())
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # ------------------------------------------------------------------ internals
+
+    def _record(self, plan_id: str) -> PlanRecord:
+        record = self._plans.get(plan_id)
+        if record is None:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no plan {plan_id!r}")
+        return record
+
+    def _grace_seconds(self) -> float:
+        return self._settings.ladder.confirm_timeout_seconds * 3
+
+    async def _run_plan(self, runner: PlanRunner) -> None:
+        record = runner.record
+        structlog.contextvars.bind_contextvars(plan_id=record.plan_id)
+        try:
+            session = await self._session()
+            await runner.run(session)
+        except Exception as exc:  # a plan's failure must not take the daemon down
+            _log.exception("plan_crashed", error=repr(exc))
+            if not record.finished:
+                record.end("failed", f"internal error: {exc!r}")
+        finally:
+            self._runners.pop(record.plan_id, None)
+
+    async def _session(self) -> TradingSession | None:
+        """Today's session from the venue's calendar (venue clock, half days included)."""
+        today = eastern_date(self._ports.clock.now())
+        days = await self._ports.rest.calendar(today, today + timedelta(days=1))
+        for day in days:
+            session = TradingSession.from_alpaca(_calendar_entry(day))
+            if session.date == today:
+                return session
+        return None
+
+    async def _validate_with_venue(self, plan: Plan) -> None:
+        """Refuse unknown/untradable symbols, fractional qty on whole-share assets, and
+        sells beyond the position, before anything is sent."""
+        errors: list[str] = []
+        for leg in plan:
+            facts = await self._asset(leg.symbol)
+            where = leg.label
+            if facts is None:
+                errors.append(f"{where}.symbol: unknown symbol {leg.symbol}")
+                continue
+            if not facts.tradable:
+                errors.append(f"{where}.symbol: {leg.symbol} is not tradable")
+            if leg.qty is not None and not facts.fractionable and leg.qty != leg.qty.to_integral():
+                errors.append(f"{where}.qty: {leg.symbol} is not fractionable; use whole shares")
+            if leg.side is Side.SELL and leg.qty is not None:
+                held = await self._position_qty(leg.symbol)
+                if leg.qty > held:
+                    errors.append(
+                        f"{where}.qty: selling {leg.qty} {leg.symbol} but the position is {held}"
+                    )
+        if errors:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
+
+    async def _asset(self, symbol: str) -> AssetFacts | None:
+        cached = self._ctx.assets.get(symbol)
+        if cached is not None:
+            return cached
+        try:
+            asset = await self._ports.rest.asset(symbol)
+        except NotFound:
+            return None
+        except AdapterError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+        facts = AssetFacts(symbol, bool(asset.tradable), bool(asset.fractionable))
+        self._ctx.assets[symbol] = facts
+        return facts
+
+    async def _position_qty(self, symbol: str) -> Decimal:
+        try:
+            position = await self._ports.rest.position(symbol)
+        except AdapterError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+        if position is None:
+            return Decimal(0)
+        return Decimal(str(position.qty_available or position.qty))
+
+    async def _cancel_open_execd_orders(self) -> int:
+        """Cancel every open order whose client id execd generated, and nothing else."""
+        try:
+            orders = await self._ports.rest.list_orders(status="open", limit=500)
+        except AdapterError as exc:
+            _log.error("halt_list_orders_failed", error=str(exc))
+            return 0
+        canceled = 0
+        for order in orders:
+            cid = str(order.client_order_id)
+            if not is_execd_order(cid) or str(order.status.value) not in _OPEN_ORDER_STATUSES:
+                continue
+            try:
+                await self._ports.rest.cancel_order(str(order.id))
+                canceled += 1
+            except AdapterError as exc:
+                _log.warning("halt_cancel_failed", client_order_id=cid, error=str(exc))
+        _log.warning("halt_orders_canceled", count=canceled)
+        return canceled
+
+
+def _calendar_entry(day: Any) -> dict[str, str]:
+    """alpaca-py's `Calendar` model back to Alpaca's wire shape for `TradingSession`."""
+    return {
+        "date": day.date.isoformat(),
+        "open": day.open.strftime("%H:%M"),
+        "close": day.close.strftime("%H:%M"),
+    }
