@@ -263,6 +263,10 @@ class LegRunner:
     def _note(self, note: Note) -> None:
         fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
         fields.setdefault("feed", self._ports.feed)
+        if note.event == "leg_finished":
+            # The plan runner writes the one canonical `leg_finished` summary per leg.
+            _log.debug("ladder_finished", **fields)
+            return
         getattr(_log, note.level)(note.event, **fields)
         if note.level != "debug":
             self._publish(note.event, self.record)

@@ -32,7 +32,7 @@ from execd.domain.ladder_types import Finish, LegSpec
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import affordable_qty, qty_for_notional, reservation_price
-from execd.domain.tca import far_touch
+from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
 from execd.engine.leg import LegPorts, LegRunner
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
@@ -312,12 +312,12 @@ class PlanRunner:
             arrival_bid=_s(None if arrival is None else arrival.bid),
             arrival_ask=_s(None if arrival is None else arrival.ask),
             arrival_mid=_s(None if arrival is None else arrival.mid),
-            slippage_vs_arrival_mid_bps=_s(None if report is None else report.vs_arrival_mid_bps),
-            slippage_vs_nbbo_at_fill_bps=_s(None if report is None else report.vs_fill_mid_bps),
-            vs_touch_at_fill_bps=_s(None if report is None else report.vs_fill_touch_bps),
-            vs_vwap_bps=_s(None if report is None else report.vs_vwap_bps),
+            slippage_vs_arrival_mid_bps=_bps(None if report is None else report.vs_arrival_mid_bps),
+            slippage_vs_nbbo_at_fill_bps=_bps(None if report is None else report.vs_fill_mid_bps),
+            vs_touch_at_fill_bps=_bps(None if report is None else report.vs_fill_touch_bps),
+            vs_vwap_bps=_bps(None if report is None else report.vs_vwap_bps),
             market_order_price=_s(None if report is None else report.market_order_price),
-            saving_vs_market_bps=_s(None if report is None else report.saving_vs_market_bps),
+            saving_vs_market_bps=_bps(None if report is None else report.saving_vs_market_bps),
             saving_vs_market_usd=_s(None if report is None else report.saving_vs_market_usd),
             repegs=finish.repegs,
             fallback_fired=leg.fallback_fired,
@@ -360,3 +360,8 @@ def _leg_reasons(rec: PlanRecord) -> list[str]:
 
 def _s(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _bps(value: Decimal | None) -> str | None:
+    """Basis points for a log line, to 2 places (the report itself keeps them exact)."""
+    return None if value is None else str(round_bps(value))
