@@ -353,7 +353,8 @@ def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
 def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
     """`enable_smart_execution = False`: one plain market order (seed 000 legacy mode)."""
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
-    return _place_fallback(s, now, p, acts, "legacy_market_order")
+    # Straight to step 4, so low urgency still never sends a market order.
+    return _fallback(s, now, p, acts, "legacy_market_order")
 
 
 # ------------------------------------------------------------------------------ quotes
