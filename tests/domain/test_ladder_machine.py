@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -60,6 +61,8 @@ def _session() -> TradingSession:
 
 SESSION = _session()
 QTY = D(100)
+Method = Literal["replace", "cancel_and_place"]
+METHODS: tuple[Method, ...] = ("replace", "cancel_and_place")
 VenueMsg = OrderUpdate | OrderFill | OrderReplaced | PlaceFailed | ReplaceFailed | CancelFailed
 
 
@@ -146,7 +149,7 @@ class LadderMachine(RuleBasedStateMachine):
 
     @initialize(
         urgency=st.sampled_from(list(Urgency)),
-        method=st.sampled_from(["replace", "cancel_and_place"]),
+        method=st.sampled_from(METHODS),
         symbol=st.sampled_from(["TQQQ", "AAPL"]),
         side=st.sampled_from(list(Side)),
         start=st.sampled_from([-600, 10, 3600]),
@@ -156,7 +159,7 @@ class LadderMachine(RuleBasedStateMachine):
     def start(
         self,
         urgency: Urgency,
-        method: str,
+        method: Method,
         symbol: str,
         side: Side,
         start: int,
@@ -165,7 +168,7 @@ class LadderMachine(RuleBasedStateMachine):
     ) -> None:
         """A leg of 100 shares starting before, at or after the open."""
         self.params = LadderParams(
-            repeg_method=method,  # type: ignore[arg-type]
+            repeg_method=method,
             enable_smart_execution=smart,
             max_slippage_bps=D(500),
             max_spread_percent=D(5),
