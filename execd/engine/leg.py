@@ -39,6 +39,7 @@ from execd.adapters.errors import (
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
+from execd.domain.ids import is_execd_order
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     Action,
@@ -186,6 +187,8 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
+        if limit is None:
+            await self._clear_opposite_side(action)
         try:
             order = await self._ports.rest.submit_order(
                 symbol=action.symbol,
@@ -211,6 +214,30 @@ class LegRunner:
             status=str(order.status.value),
         )
         return []
+
+    async def _clear_opposite_side(self, action: PlaceOrder) -> None:
+        """Before a market order, cancel execd's own opposite-side orders in the symbol.
+
+        A market order crossing a resting opposite-side order of the same account is a
+        wash trade that Alpaca refuses (ALPACA.md §7, LESSONS.md). Only orders execd placed
+        are touched (by client order id); the other leg sees its order cancelled and
+        re-prices from what is left.
+        """
+        try:
+            orders = await self._ports.rest.list_orders(status="open", symbols=[action.symbol])
+        except AdapterError as exc:
+            _log.warning("wash_check_failed", error=str(exc))
+            return
+        opposite = action.side.opposite.value
+        for order in orders:
+            cid = str(order.client_order_id)
+            if not is_execd_order(cid) or order.side is None or str(order.side.value) != opposite:
+                continue
+            try:
+                await self._ports.rest.cancel_order(str(order.id))
+                _log.warning("wash_trade_avoided_cancel", canceled_client_order_id=cid)
+            except AdapterError as exc:
+                _log.warning("wash_cancel_failed", canceled_client_order_id=cid, error=str(exc))
 
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
