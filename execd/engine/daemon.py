@@ -37,6 +37,7 @@ from execd.engine.params import ladder_params
 from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.venue import Endpoints, open_venue
+from execd.sim.venue import SimVenue
 
 _log = structlog.get_logger("execd.daemon")
 
@@ -86,6 +87,11 @@ class Daemon:
         self.endpoints = endpoints
         self._notifier = notifier
         self._tasks = tasks
+
+    @property
+    def venue(self) -> SimVenue | None:
+        """The in-process simulated venue, if the daemon started one (`venue.kind = "sim"`)."""
+        return self.endpoints.sim
 
     @property
     def socket_path(self) -> str:

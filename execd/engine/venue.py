@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
 
@@ -39,6 +39,9 @@ class Endpoints:
     key_id: str
     secret_key: str
     feed: str
+    sim: SimVenue | None = field(default=None, repr=False, compare=False)
+    """The in-process simulated venue, when this process runs one (tests reach its
+    history and fault helpers through it); None for Alpaca or a separate `execd sim`."""
 
     def redacted(self) -> dict[str, str]:
         """For the start-up log line: URLs, never keys."""
@@ -101,6 +104,7 @@ async def open_venue(settings: Settings) -> AsyncIterator[Endpoints]:
                 key_id=venue.key_id,
                 secret_key=venue.secret_key,
                 feed=feed,
+                sim=venue,
             )
         return
     missing = [f"venue.{key}" for key, value in urls.items() if value is None]
@@ -111,10 +115,14 @@ async def open_venue(settings: Settings) -> AsyncIterator[Endpoints]:
     sim = SimConfig()
     default_keys = (sim.key_id, sim.secret_key) if settings.venue.kind == "sim" else None
     key_id, secret = _keys(settings, default_keys)
+    found = {key: value for key, value in urls.items() if value is not None}
     yield Endpoints(
         kind=settings.venue.kind,
+        trading_url=found["trading_url"],
+        trading_stream_url=found["trading_stream_url"],
+        data_url=found["data_url"],
+        data_stream_url=found["data_stream_url"],
         key_id=key_id,
         secret_key=secret,
         feed=feed,
-        **{key: value for key, value in urls.items() if value is not None},
     )

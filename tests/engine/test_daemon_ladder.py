@@ -1,0 +1,163 @@
+"""Issue 4, "Done when": the ladder as the venue sees it, with the real daemon in-process.
+
+Each test runs `running_daemon` against the simulated venue over loopback and judges the
+venue's own order history (plus the engine's status), never the ladder's word for it.
+Scripted tapes (`conftest.write_tape`) stand in for a recorded market where a test needs a
+market that behaves a given way — a quote that runs away — so the outcome does not depend
+on where the synthetic market happens to be when the leg starts.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.conftest import StartDaemon, runaway, write_tape
+
+CENT = Decimal("0.01")
+
+pytestmark = pytest.mark.slow
+
+
+def _limit(entry: dict[str, Any]) -> Decimal:
+    return Decimal(entry["order"]["limit_price"])
+
+
+def _types(entries: list[dict[str, Any]]) -> list[str]:
+    return [e["order"]["type"] for e in entries]
+
+
+async def test_calm_market_leveraged_etf_fills_at_marketable_limit(
+    start_daemon: StartDaemon,
+) -> None:
+    """In a calm market a leveraged ETF (TQQQ) is priced ask + 1 tick and fills there,
+    first time: one limit order, no re-peg, no market order, filled at or better than it."""
+    d = await start_daemon()
+    status = await d.run(
+        {"plan_id": "calm-etf", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "10"}]}
+    )
+    leg = status.legs[0]
+    assert status.state == "completed", status.reason
+    assert leg.style == "marketable"
+    orders = await d.orders("calm-etf", 0)
+    assert _types(orders) == ["limit"]
+    (order,) = orders
+    assert leg.market_order_price is not None  # the arrival ask
+    assert _limit(order) == leg.market_order_price + CENT
+    assert order["order"]["status"] == "filled"
+    assert leg.avg_fill_price is not None
+    assert leg.avg_fill_price <= _limit(order)
+    assert leg.repegs == 0
+
+
+async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
+    start_daemon: StartDaemon,
+) -> None:
+    """An unlisted symbol (AAPL) uses seed 000's passive style: its first limit rests inside
+    the spread (at or above the arrival bid, below the arrival ask) and it fills better than
+    the touch a marketable order would have taken."""
+    d = await start_daemon(better_orders={"normal_timeout_seconds": 1.5})
+    status = await d.run(
+        {"plan_id": "calm-aapl", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "10"}]}
+    )
+    leg = status.legs[0]
+    assert leg.style == "passive"
+    assert leg.arrival_mid is not None
+    assert leg.market_order_price is not None
+    arrival_ask = leg.market_order_price
+    arrival_bid = 2 * leg.arrival_mid - arrival_ask
+    orders = await d.orders("calm-aapl", 0)
+    first = _limit(orders[0])
+    assert orders[0]["order"]["type"] == "limit"
+    assert arrival_bid <= first < arrival_ask
+    assert first == min(arrival_bid + CENT, arrival_ask - CENT)
+    assert status.state == "completed", status.reason
+    assert "market" not in _types(orders)
+    assert leg.avg_fill_price is not None
+    assert leg.avg_fill_price < arrival_ask
+    assert leg.saving_vs_market_usd is not None
+    assert leg.saving_vs_market_usd > 0
+
+
+def _runaway_tape(directory: Path) -> dict[str, Any]:
+    """ACME (unlisted, passive) climbs 2¢ every 0.2 s from 50.00 × 50.03 for 30 s."""
+    tape = write_tape(
+        directory / "runaway.jsonl",
+        {"ACME": runaway("50.00", spread="0.03", step="0.02")},
+        start=time(10, 0),
+    )
+    return {"tape": str(tape)}
+
+
+async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """A quote that runs away from a passive buy makes the leg re-peg by PATCH (each
+    replacement continues the one live order, at a higher price), and once the re-pegs are
+    used up it cancels and sends a market order for the remainder, which fills."""
+    d = await start_daemon(
+        sim=_runaway_tape(tmp_path),
+        execution={"max_repegs_per_order": 2},
+        better_orders={"normal_timeout_seconds": 0.5},
+    )
+    status = await d.run(
+        {"plan_id": "runaway", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
+    )
+    leg = status.legs[0]
+    orders = await d.orders("runaway", 0)
+    assert _types(orders) == ["limit", "limit", "limit", "market"]
+    first, second, third, market = orders
+    assert second["order"]["replaces"] == first["order"]["id"]
+    assert third["order"]["replaces"] == second["order"]["id"]
+    assert [e["order"]["status"] for e in orders[:3]] == ["replaced", "replaced", "canceled"]
+    assert _limit(first) < _limit(second) < _limit(third)
+    assert market["order"]["status"] == "filled"
+    assert status.state == "completed", status.reason
+    assert leg.repegs == 2
+    assert leg.filled_qty == 100
+
+
+async def test_low_urgency_never_sends_a_market_order(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """The same runaway quote at low urgency: the re-pegs run out and the leg ends unfilled
+    with its reason, its limit cancelled; no market order ever reaches the venue."""
+    d = await start_daemon(
+        sim=_runaway_tape(tmp_path),
+        execution={"max_repegs_per_order": 2},
+    )
+    plan = {
+        "plan_id": "low",
+        "urgency": "low",
+        "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}],
+    }
+    status = await d.run(plan)
+    leg = status.legs[0]
+    orders = await d.orders("low", 0)
+    assert orders
+    assert set(_types(orders)) == {"limit"}
+    assert leg.state == "unfilled"
+    assert leg.reason is not None
+    assert "max_repegs_reached" in leg.reason
+    assert all(e["order"]["status"] in ("replaced", "canceled") for e in orders)
+
+
+async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -> None:
+    """`execution.enable_smart_execution = false`: every leg, leveraged or not, is one plain
+    market order, and no limit order is ever sent."""
+    d = await start_daemon(execution={"enable_smart_execution": False})
+    plan = {
+        "plan_id": "legacy",
+        "legs": [
+            {"symbol": "TQQQ", "side": "buy", "qty": "5"},
+            {"symbol": "AAPL", "side": "buy", "qty": "3"},
+        ],
+    }
+    status = await d.run(plan)
+    assert status.state == "completed", status.reason
+    for index in (0, 1):
+        assert _types(await d.orders("legacy", index)) == ["market"]
