@@ -120,6 +120,7 @@ class LegRunner:
         self._stop_reason: str | None = None
         self._stop_delivered = False
         self._wakeup = asyncio.Event()
+        self._taken: deque[TradeUpdate] = deque()
         self._reconcile_requested = False
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
@@ -350,10 +351,13 @@ class LegRunner:
         """Everything that can be fed now without waiting, in priority order."""
         events: list[LadderEvent] = []
         while True:
-            try:
-                update = self._inbox.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
+            if self._taken:
+                update = self._taken.popleft()
+            else:
+                try:
+                    update = self._inbox.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
             event = self._translate(update)
             if event is not None:
                 events.append(event)
@@ -399,11 +403,12 @@ class LegRunner:
         return min(candidates) if candidates else None
 
     async def _inbox_ready(self) -> None:
-        # Peek without taking: the item stays queued for `_ready_inputs`.
-        while self._inbox.queue.empty():
-            update = await self._inbox.queue.get()
-            self._inbox.queue.put_nowait(update)
-            return
+        # Take the first update into `_taken`, which `_ready_inputs` drains before the
+        # queue. (Putting it back instead would queue it behind any update that arrived
+        # in the same loop turn: two fills of one order then reach the ladder out of
+        # order, and the later cumulative quantity hides the earlier fill.)
+        if not self._taken:
+            self._taken.append(await self._inbox.queue.get())
 
     async def _quote_ready(self) -> None:
         await self._ports.quotes.wait_quote(self.spec.symbol, self._last_fed_at)

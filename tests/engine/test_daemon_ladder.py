@@ -161,3 +161,34 @@ async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -
     assert status.state == "completed", status.reason
     for index in (0, 1):
         assert _types(await d.orders("legacy", index)) == ["market"]
+
+
+async def test_partial_fills_reprice_only_the_remainder(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """A marketable TQQQ buy larger than the displayed liquidity fills in part, then the
+    quote runs away: every re-peg (replace) and the final market order carry exactly the
+    shares not yet filled, and the leg ends with its full quantity, never more."""
+    tape = write_tape(
+        tmp_path / "thin.jsonl",
+        {"TQQQ": runaway("62.00", spread="0.02", step="0.02", size=100)},
+        start=time(10, 0),
+    )
+    d = await start_daemon(sim={"tape": str(tape)})
+    status = await d.run(
+        {"plan_id": "partial", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000"}]}
+    )
+    leg = status.legs[0]
+    orders = await d.orders("partial", 0)
+    assert _types(orders)[-1] == "market"
+    limits = orders[:-1]
+    assert len(limits) == 3  # the first price and max_repegs = 2 re-pegs
+    filled_before = Decimal(0)
+    for entry in orders:
+        order = entry["order"]
+        assert Decimal(order["qty"]) == 1000 - filled_before, order
+        filled_before += Decimal(order["filled_qty"])
+    assert all(Decimal(e["order"]["filled_qty"]) > 0 for e in limits)  # each one partial
+    assert status.state == "completed", status.reason
+    assert leg.filled_qty == 1000
+    assert filled_before == 1000
