@@ -83,6 +83,7 @@ REFEED_INTERVAL = 0.25
 so a ladder that keeps re-asking cannot spin the loop."""
 
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
+_TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,15 +231,37 @@ class LegRunner:
             _log.warning("wash_check_failed", error=str(exc))
             return
         opposite = action.side.opposite.value
+        pending: list[str] = []
         for order in orders:
             cid = str(order.client_order_id)
             if not is_execd_order(cid) or order.side is None or str(order.side.value) != opposite:
                 continue
             try:
                 await self._ports.rest.cancel_order(str(order.id))
+                pending.append(str(order.id))
                 _log.warning("wash_trade_avoided_cancel", canceled_client_order_id=cid)
             except AdapterError as exc:
                 _log.warning("wash_cancel_failed", canceled_client_order_id=cid, error=str(exc))
+        for order_id in pending:
+            await self._wait_terminal(order_id)
+
+    async def _wait_terminal(self, order_id: str) -> None:
+        """Re-read an order until the venue confirms it is over (bounded by the confirm
+        timeout). Its stream events belong to another leg, so this leg asks over REST."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ports.params.confirm_timeout_seconds
+        delay = 0.02
+        while loop.time() < deadline:
+            try:
+                order = await self._ports.rest.get_order(order_id)
+            except AdapterError as exc:
+                _log.warning("wash_cancel_read_failed", order_id=order_id, error=str(exc))
+            else:
+                if str(order.status.value) in _TERMINAL_STATUSES:
+                    return
+            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+            delay = min(delay * 2, 0.5)
+        _log.error("wash_cancel_unconfirmed", order_id=order_id)
 
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
