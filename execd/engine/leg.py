@@ -66,7 +66,7 @@ from execd.domain.ladder_types import (
     Wake,
 )
 from execd.domain.ladder_types import LegState as LadderState
-from execd.domain.order_state import Execution, OrderEventKind
+from execd.domain.order_state import Execution, OrderEventKind, OrderStatus
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
@@ -125,7 +125,7 @@ class LegRunner:
         self._reconcile_requested = False
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
-        self._last_fed_at: datetime | None = None
+        self._seen_at: datetime | None = None
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
 
@@ -167,6 +167,16 @@ class LegRunner:
     # ------------------------------------------------------------------ actions
 
     async def _perform(self, action: Action) -> list[LadderEvent]:
+        if self._stop_reason is not None:
+            # Halt/cancel/shutdown: the venue must see no new price from this leg.
+            match action:
+                case PlaceOrder():
+                    return [PlaceFailed(action.client_order_id, 409, "leg stopping")]
+                case ReplaceOrder():
+                    new = action.new_client_order_id
+                    return [ReplaceFailed(action.client_order_id, new, 409, "leg stopping")]
+                case _:
+                    pass
         match action:
             case PlaceOrder():
                 return await self._place(action)
@@ -267,7 +277,10 @@ class LegRunner:
         old, new = action.client_order_id, action.new_client_order_id
         self.record.client_order_ids.append(new)
         structlog.contextvars.bind_contextvars(client_order_id=new)
-        order_id = await self._order_id(old)
+        try:
+            order_id = await self._order_id(old)
+        except AdapterError as exc:
+            return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
         try:
@@ -295,7 +308,10 @@ class LegRunner:
 
     async def _cancel(self, action: CancelOrder) -> list[LadderEvent]:
         cid = action.client_order_id
-        order_id = await self._order_id(cid)
+        try:
+            order_id = await self._order_id(cid)
+        except AdapterError as exc:
+            return [CancelFailed(cid, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             # The venue never created it: the place was refused or lost before arrival.
             return [PlaceFailed(cid, 404, "order not found at the venue")]
@@ -329,14 +345,15 @@ class LegRunner:
         self._cids_by_order_id[order_id] = cid
 
     async def _order_id(self, cid: str) -> str | None:
+        """The venue's id of one of our orders; None only when the venue says it has none.
+
+        Raises `AdapterError` when the venue could not be asked: the order may exist, so
+        the caller must not treat it as refused (that could place a second live order).
+        """
         known = self._order_ids.get(cid)
         if known is not None:
             return known
-        try:
-            order = await self._ports.rest.get_order_by_client_id(cid)
-        except AdapterError as exc:
-            _log.warning("order_lookup_failed", client_order_id=cid, error=str(exc))
-            return None
+        order = await self._ports.rest.get_order_by_client_id(cid)
         if order is None:
             return None
         self._remember(cid, str(order.id))
@@ -347,14 +364,13 @@ class LegRunner:
     async def _next_inputs(self) -> list[LadderEvent]:
         """Wait for the next thing the ladder must hear about, and translate it."""
         while True:
-            events = self._ready_inputs()
-            if events:
-                return events
             if self._reconcile_requested or self._inbox.overflowed.is_set():
                 reconciled = await self._reconcile()
                 if reconciled:
                     return reconciled
-                continue
+            events = self._ready_inputs()
+            if events:
+                return events
             timeout = self._timeout()
             waiters = {
                 asyncio.ensure_future(self._inbox_ready()),
@@ -372,6 +388,9 @@ class LegRunner:
 
     def _ready_inputs(self) -> list[LadderEvent]:
         """Everything that can be fed now without waiting, in priority order."""
+        if self._stop_reason is not None and not self._stop_delivered:
+            self._stop_delivered = True
+            return [Stop(self._stop_reason)]
         events: list[LadderEvent] = []
         while True:
             if self._taken:
@@ -386,9 +405,6 @@ class LegRunner:
                 events.append(event)
         if events:
             return events
-        if self._stop_reason is not None and not self._stop_delivered:
-            self._stop_delivered = True
-            return [Stop(self._stop_reason)]
         deadline = self.state.deadline
         now = self._ports.clock.now()
         if deadline is not None and now >= deadline and self._woken_for != deadline:
@@ -400,6 +416,7 @@ class LegRunner:
     def _fresh_quote(self, now: datetime) -> Quote | None:
         """A quote worth feeding: a new message, or the current NBBO when the ladder asks."""
         quote = self._ports.quotes.quote(self.spec.symbol)
+        self._seen_at = now
         if quote is None:
             return None
         last = self._last_fed
@@ -410,7 +427,7 @@ class LegRunner:
         mono = self._ports.clock.monotonic()
         if not is_new and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL):
             return None
-        self._last_fed, self._last_fed_mono, self._last_fed_at = quote, mono, now
+        self._last_fed, self._last_fed_mono = quote, mono
         return quote
 
     def _timeout(self) -> float | None:
@@ -420,10 +437,18 @@ class LegRunner:
         if deadline is not None and self._woken_for != deadline:
             remaining = (deadline - self._ports.clock.now()).total_seconds()
             candidates.append(max(remaining, 0.0))
-        if self.state.awaiting is not None:
+        if self._refeed_possible():
             since = self._ports.clock.monotonic() - self._last_fed_mono
             candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
         return min(candidates) if candidates else None
+
+    def _refeed_possible(self) -> bool:
+        """True when the ladder asks for a quote and the cache holds one new enough."""
+        if self.state.awaiting is None:
+            return False
+        quote = self._ports.quotes.quote(self.spec.symbol)
+        after = self.state.quote_after
+        return quote is not None and (after is None or quote.as_of > after)
 
     async def _inbox_ready(self) -> None:
         # Take the first update into `_taken`, which `_ready_inputs` drains before the
@@ -434,7 +459,7 @@ class LegRunner:
             self._taken.append(await self._inbox.queue.get())
 
     async def _quote_ready(self) -> None:
-        await self._ports.quotes.wait_quote(self.spec.symbol, self._last_fed_at)
+        await self._ports.quotes.wait_quote(self.spec.symbol, self._seen_at)
 
     # ------------------------------------------------------------------ translation
 
@@ -469,9 +494,16 @@ class LegRunner:
         price = update.price if update.price is not None else order.filled_avg_price
         if price is None or qty <= 0:
             _log.error("fill_without_price", client_order_id=cid, event=update.event)
+            self._reconcile_requested = True
             return None
-        self._venue_cum[cid] = cumulative
-        execution_id = update.execution_id or f"{order.id}:{cumulative}"
+        # Count exactly this execution; shares the venue reports beyond it belong to events
+        # we never saw (an overflow, an outage): reconciliation prices and adds them.
+        self._venue_cum[cid] = known + qty
+        if cumulative > known + qty:
+            missing = cumulative - known - qty
+            _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
+            self._reconcile_requested = True
+        execution_id = update.execution_id or f"{order.id}:{known + qty}"
         self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
         at = update.timestamp or self._ports.clock.now()
         _log.info("order_filled", qty=str(qty), price=str(price), final=update.event == "fill")
@@ -482,7 +514,9 @@ class LegRunner:
         self._reconcile_requested = False
         self._inbox.overflowed.clear()
         events: list[LadderEvent] = []
-        for tracked in self.state.live_orders:
+        for tracked in self.state.orders:
+            if tracked.status is OrderStatus.FILLED:
+                continue
             cid = tracked.client_order_id
             try:
                 order = await self._ports.rest.get_order_by_client_id(cid)
@@ -497,7 +531,10 @@ class LegRunner:
             filled = Decimal(str(order.filled_qty or 0))
             known = self._venue_cum.get(cid, Decimal(0))
             status = str(order.status.value)
-            if filled > known:
+            if filled > known and order.filled_avg_price is None:
+                _log.error("reconcile_fill_unpriced", client_order_id=cid)
+                self._reconcile_requested = True
+            elif filled > known:
                 price = _missing_fill_price(
                     Decimal(str(order.filled_avg_price or 0)), filled, tracked.executions
                 )
