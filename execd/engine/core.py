@@ -125,6 +125,8 @@ class Engine:
         await self._validate_with_venue(parsed)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
             return self._plans[parsed.plan_id].to_status()
+        if self._halted or not self._accepting:  # halted while the venue was asked
+            raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
         self._plans[parsed.plan_id] = record
         runner = PlanRunner(record, self._ctx)
@@ -147,7 +149,10 @@ class Engine:
         if runner is not None and not record.finished:
             _log.info("plan_cancel_requested", plan_id=plan_id)
             runner.stop("canceled by user")
-            await record.done.wait()
+            try:
+                await asyncio.wait_for(record.done.wait(), self._grace_seconds())
+            except TimeoutError:
+                _log.error("plan_cancel_unconfirmed", plan_id=plan_id)
         return record.to_status()
 
     async def halt(self) -> HaltState:
@@ -162,7 +167,10 @@ class Engine:
                 waits.append(record.done.wait())
         canceled = await self._cancel_open_execd_orders()
         if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+            except TimeoutError:
+                _log.error("halt_plans_unconfirmed", plans=len(waits))
         return HaltState(halted=True, canceled_orders=canceled)
 
     async def resume(self) -> HaltState:
@@ -236,6 +244,9 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        swept = await self._cancel_open_execd_orders()
+        if swept:
+            _log.warning("shutdown_swept_open_orders", count=swept)
 
     # ------------------------------------------------------------------ internals
 

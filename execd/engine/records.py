@@ -196,7 +196,10 @@ class PlanRecord:
             try:
                 queue.put_nowait(item)
             except asyncio.QueueFull:
+                # Too slow to follow: end its stream (it then reads the final status).
                 self.watchers.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
 
     def end(self, state: PlanState, reason: str) -> None:
         """The plan is over: record it, tell the watchers, close their streams."""

@@ -28,7 +28,7 @@ from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
-from execd.domain.ladder_types import Finish, LegSpec
+from execd.domain.ladder_types import Finish, LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import affordable_qty, qty_for_notional, reservation_price
@@ -151,9 +151,25 @@ class PlanRunner:
         group: asyncio.TaskGroup,
     ) -> None:
         """Start each buy, in plan order, once the account can pay for it."""
+        try:
+            await self._release_each(buys, session, group)
+        except Exception as exc:  # the boundary: an error here ends the buys, not the plan
+            _log.exception("buy_release_crashed", error=repr(exc))
+            for leg in buys:
+                if leg.state == "pending":
+                    leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
+                    self.record.publish("leg_finished", leg)
+
+    async def _release_each(
+        self,
+        buys: list[LegRecord],
+        session: TradingSession | None,
+        group: asyncio.TaskGroup,
+    ) -> None:
         started: list[tuple[LegRecord, Decimal]] = []
         for leg in buys:
             while True:
+                self._power_changed.clear()
                 if self._stop_reason is not None:
                     leg.finish("canceled", self._stop_reason, self._ctx.now())
                     self.record.publish("leg_finished", leg)
@@ -180,7 +196,6 @@ class PlanRunner:
                     started.append((leg, price))
                     group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
                     break
-                self._power_changed.clear()
                 await self._power_changed.wait()
 
     async def _size_buy(
@@ -222,13 +237,23 @@ class PlanRunner:
         self._ctx.subscribe(symbol)
         try:
             wait = self._ctx.ports.params.quote_wait_seconds * 3
-            return await asyncio.wait_for(self._ctx.quotes.wait_quote(symbol), wait)
+            return await asyncio.wait_for(self._usable_quote(symbol), wait)
         except TimeoutError:
             leg.finish("unfilled", f"no quote for {symbol} to size the leg", self._ctx.now())
             self.record.publish("leg_finished", leg)
             return None
         finally:
             self._ctx.unsubscribe(symbol)
+
+    async def _usable_quote(self, symbol: str) -> Quote:
+        """The first quote with both sides and not crossed: never size from a broken one."""
+        newer_than = None
+        while True:
+            quote = await self._ctx.quotes.wait_quote(symbol, newer_than)
+            if quote.bid > 0 and quote.ask > 0 and quote.ask >= quote.bid:
+                return quote
+            _log.warning("sizing_quote_unusable", bid=str(quote.bid), ask=str(quote.ask))
+            newer_than = self._ctx.now()
 
     # ------------------------------------------------------------------ one leg
 
@@ -267,11 +292,15 @@ class PlanRunner:
             )
             runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish)
             self._runners[index] = runner
+            if self._stop_reason is not None:
+                runner.stop(self._stop_reason)
             _log.info("leg_started", qty=str(leg.qty), urgency=leg.leg.urgency.value)
             rec.publish("leg_started", leg)
             finish = await runner.run()
             runner.build_report(finish)
             self._record_finish(leg, finish)
+            if finish.outcome is Outcome.UNRESOLVED:
+                await self._cancel_leg_orders(leg)
         except Exception as exc:  # the one sanctioned boundary: one leg, not the plan
             _log.exception("leg_crashed", error=repr(exc))
             leg.finish("failed", f"internal error: {exc!r}", ctx.now())
