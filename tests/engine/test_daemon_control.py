@@ -183,9 +183,7 @@ async def test_sells_finish_before_buys_start(start_daemon: StartDaemon) -> None
     assert sells
     sell_done = max(datetime.fromisoformat(e["events"][-1]["timestamp"]) for e in sells)
     first_buy = datetime.fromisoformat(buys[0]["order"]["created_at"])
-    assert all(
-        e["order"]["status"] == "filled" or e["order"]["status"] == "replaced" for e in sells
-    )
+    assert all(e["order"]["status"] in ("filled", "replaced") for e in sells)
     assert first_buy >= sell_done
     assert sum(Decimal(e["order"]["filled_qty"]) for e in sells) == 50
     positions = {p["symbol"]: Decimal(p["qty"]) for p in d.venue.exchange.positions()}
