@@ -150,11 +150,11 @@ async def test_post_timeout_is_resolved_by_lookup(fake: FakeVenue) -> None:
 
 async def test_resend_that_hits_a_late_first_copy_resolves_to_it(fake: FakeVenue) -> None:
     """Look-up says 404, the resend meets "client_order_id must be unique": still one order."""
-    fake.fail("POST", "/v2/orders", None, delay=0.4)
+    fake.fail("POST", "/v2/orders", None, delay=1.0)
     async with gateway(
         fake, total_timeout=0.2, backoff=BackoffPolicy(initial=0.01, maximum=0.01)
     ) as rest:
-        # The first copy lands ~0.4 s in; the look-up at ~0.21 s says 404 and the resend
+        # The first copy lands ~1.0 s in; the look-up at ~0.21 s says 404 and the resend
         # goes at once and wins; the late first copy is then the venue's duplicate.
         order = await rest.submit_order(
             symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
