@@ -224,15 +224,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return run_client(args, body)
 
 
+def _print_result(args: argparse.Namespace, value: Any, line: str) -> None:
+    """A one-line answer: the JSON result with --json, else the line for a human."""
+    if _json_flag(args):
+        print_json(value)
+    else:
+        console().print(line, markup=False)
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     """`execd cancel PLAN_ID`."""
 
     async def body(client: ControlClient) -> ExitCode:
         plan = await client.cancel(args.plan_id)
-        if _json_flag(args):
-            print_json(plan)
-        else:
-            console().print(render.plan_headline(plan), markup=False)
+        _print_result(args, plan, render.plan_headline(plan))
         return ExitCode.OK
 
     return run_client(args, body)
@@ -243,10 +248,7 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
     async def body(client: ControlClient) -> ExitCode:
         state = await client.halt()
-        if _json_flag(args):
-            print_json(state)
-        else:
-            console().print(render.halt_line(state), markup=False)
+        _print_result(args, state, render.halt_line(state))
         return ExitCode.OK
 
     return run_client(args, body)
@@ -257,10 +259,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     async def body(client: ControlClient) -> ExitCode:
         state = await client.resume()
-        if _json_flag(args):
-            print_json(state)
-        else:
-            console().print(render.halt_line(state), markup=False)
+        _print_result(args, state, render.halt_line(state))
         return ExitCode.OK
 
     return run_client(args, body)
