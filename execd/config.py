@@ -104,6 +104,10 @@ class ExecutionConfig(_Section):
     ask_anchor_offset_cents: Decimal = Field(Decimal("0.01"), ge=0, le=1)
     default_urgency: Urgency = Urgency.NORMAL
     """Urgency of a plan that names none (low / normal / high, seed 000)."""
+    fallback_collar_bps: Decimal | None = Field(None, gt=0, le=10_000)
+    """Unset: the ladder's fallback is the seed's market order. Set: the fallback is a
+    marketable limit this many bps beyond the far side (a collar against a runaway book).
+    Legacy mode always sends plain market orders."""
 
 
 class BetterOrdersConfig(_Section):
@@ -257,6 +261,29 @@ class JournalConfig(_Section):
     path: Path = Field(default_factory=lambda: _state_dir() / "journal.db")
 
 
+class RiskConfig(_Section):
+    """Caps checked before any order leaves; a breach is refused with a reason, never clipped.
+
+    Unset means no cap. Notional is quantity times the order's limit price (a market
+    order: times the far side of the current quote).
+    """
+
+    max_order_notional: Decimal | None = Field(None, gt=0)
+    """Largest notional (USD) of one order; a larger one ends its leg."""
+    max_plan_notional: Decimal | None = Field(None, gt=0)
+    """Largest notional (USD) of a whole plan at submit; a larger plan is refused."""
+    max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)
+    """Orders placed or replaced in any 60 s, over every leg; one more ends its leg."""
+
+
+class ShutdownConfig(_Section):
+    working_orders: Literal["cancel", "leave"] = "cancel"
+    """On SIGTERM/SIGINT: cancel execd's working orders (and wait for the venue's
+    confirmation), or leave them working for the next start to adopt."""
+    grace_seconds: float = Field(30.0, gt=0, le=600)
+    """One timeout for the whole shutdown: cancels confirmed, plans ended, journal flushed."""
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console", "auto"] = "auto"
@@ -331,6 +358,8 @@ class Settings(BaseSettings):
     sim: SimSection = Field(default_factory=SimSection)
     api: ApiConfig = Field(default_factory=ApiConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     plans: PlansConfig = Field(default_factory=PlansConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)

@@ -90,12 +90,17 @@ class LadderParams:
     confirm_timeout_seconds: float = 10.0
     max_confirm_retries: int = 3
     fallback_timeout_seconds: float = 30.0
+    # None: the fallback is the seed's market order. Set: a marketable limit this many
+    # bps beyond the far side (issue 5 "risk limits"); legacy mode ignores it.
+    fallback_collar_bps: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.tick_aggression < 0:
             raise ValueError("tick_aggression must not be negative")
         if self.max_repegs < 0 or self.max_repegs_per_order < 0:
             raise ValueError("re-peg limits must not be negative")
+        if self.fallback_collar_bps is not None and self.fallback_collar_bps <= 0:
+            raise ValueError("fallback_collar_bps must be positive when set")
         if self.apply_to not in ("listed", "all"):
             raise ValueError(f"apply_to must be 'listed' or 'all', not {self.apply_to!r}")
         if self.repeg_method not in ("replace", "cancel_and_place"):

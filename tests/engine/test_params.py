@@ -66,6 +66,7 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "LADDER__CONFIRM_TIMEOUT_SECONDS": "11",
         "LADDER__MAX_CONFIRM_RETRIES": "4",
         "LADDER__FALLBACK_TIMEOUT_SECONDS": "31",
+        "EXECUTION__FALLBACK_COLLAR_BPS": "50",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
