@@ -378,3 +378,20 @@ def apply_event(order: OrderState, event: OrderEvent) -> Transition:
         target = OrderStatus.FILLED
     after = replace(order, status=target, executions=executions)
     return Transition(order, after, duplicate=after == order, race=race)
+
+
+def unseen_fill_price(
+    venue_avg: Decimal, venue_filled: Decimal, known: tuple[Execution, ...]
+) -> Decimal:
+    """Average price of the shares the venue reports filled that no event told us about.
+
+    A reconciliation over REST sees only the order's `filled_qty` and `filled_avg_price`;
+    the executions already counted are taken out of that average, so the shares added
+    carry the price they really traded at (on average) and the leg's VWAP stays exact.
+    """
+    known_qty = sum((e.qty for e in known), Decimal(0))
+    known_notional = sum((e.qty * e.price for e in known), Decimal(0))
+    missing = venue_filled - known_qty
+    if missing <= 0:
+        return venue_avg
+    return (venue_avg * venue_filled - known_notional) / missing

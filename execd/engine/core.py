@@ -3,7 +3,10 @@
 `Engine` validates plans (the core's plan model, then the venue's assets and positions, so
 that an invalid plan is refused before any order is sent), starts a `PlanRunner` per plan
 under its own supervision, and answers `status`, `cancel`, `halt`, `resume`, `health` and
-`watch`. A resubmitted `plan_id` returns the existing plan and sends nothing.
+`watch`. A resubmitted `plan_id` returns the existing plan and sends nothing — also after
+a restart: plans are journaled before they run, and `recover` (called once at start,
+before the socket accepts plans) resumes the unfinished ones and reloads the latest
+finished ones so `status` and `list` read the same as before.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import structlog
 
 from execd.adapters.errors import AdapterError, NotFound
+from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.order_stream import OrderStream
 from execd.adapters.wire import TradeUpdate
@@ -36,15 +40,20 @@ from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
-from execd.domain.types import Side
+from execd.domain.types import Side, Urgency
+from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
 from execd.engine.records import PlanRecord
+from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.router import OrderRouter
-from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext
+from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext, journal_leg
 
 _log = structlog.get_logger("execd.engine")
 
 _OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "held")
+RELOADED_PLANS = 200
+"""Finished plans reloaded from the journal at start, for `status` and `list`."""
+EXPIRED_REASON = "plan expired while execd was down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +84,7 @@ class Engine:
         self._runners: dict[str, PlanRunner] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = False
-        self._accepting = True
+        self._accepting = False  # until `recover` has run
         self._subscriptions: Counter[str] = Counter()
         self._ctx = RunnerContext(
             ports=ports,
@@ -109,7 +118,7 @@ class Engine:
         if self._halted:
             raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
         if not self._accepting:
-            raise ControlError(ErrorCode.HALTED, "execd is shutting down")
+            raise ControlError(ErrorCode.HALTED, "execd is starting up or shutting down")
         try:
             parsed = parse_plan(
                 dict(plan),
@@ -129,11 +138,22 @@ class Engine:
             raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
         self._plans[parsed.plan_id] = record
-        runner = PlanRunner(record, self._ctx)
-        self._runners[parsed.plan_id] = runner
-        task = asyncio.create_task(self._run_plan(runner), name=f"plan:{parsed.plan_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        try:
+            fresh = await self._ports.journal.record_plan(
+                parsed.plan_id, record.submitted_at, parsed.to_wire(), legs=parsed.legs
+            )
+        except (JournalError, ValueError) as exc:
+            del self._plans[parsed.plan_id]
+            _log.error("journal_plan_failed", plan_id=parsed.plan_id, error=str(exc))
+            raise ControlError(
+                ErrorCode.INTERNAL, f"journal unavailable, plan not accepted: {exc}"
+            ) from None
+        if not fresh:
+            # Submitted before an earlier restart (and no longer in memory).
+            del self._plans[parsed.plan_id]
+            _log.info("plan_resubmitted", plan_id=parsed.plan_id, source="journal")
+            return (await self._reload(parsed.plan_id)).to_status()
+        self._start(PlanRunner(record, self._ctx))
         _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
         return record.to_status()
 
@@ -223,6 +243,56 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def recover(self) -> None:
+        """At start, before plans are accepted: resume what the journal left unfinished.
+
+        Raises `RecoveryError` when the venue cannot be asked (starting anyway could
+        duplicate an order; the daemon exits and systemd retries).
+        """
+        journal = self._ports.journal
+        for row in await journal.plans(RELOADED_PLANS):
+            if row.finished_at is not None:
+                legs = await journal.legs(row.plan_id)
+                self._plans[row.plan_id] = restore_record(
+                    row, legs, self._default_urgency, self._ports.clock.now
+                )
+        context = RecoveryContext(
+            journal=journal,
+            rest=self._ports.rest,
+            clock=self._ports.clock.now,
+            default_urgency=self._default_urgency,
+            session=await self._session(),
+        )
+        for plan in await recover(context):
+            self._plans[plan.record.plan_id] = plan.record
+            runner = PlanRunner(plan.record, self._ctx, plan.resume)
+            if plan.expired:
+                runner.stop(EXPIRED_REASON)
+            self._start(runner)
+        self._accepting = True
+
+    async def _reload(self, plan_id: str) -> PlanRecord:
+        journal = self._ports.journal
+        row = await journal.get_plan(plan_id)
+        if row is None:  # pragma: no cover - record_plan just said it exists
+            raise ControlError(ErrorCode.INTERNAL, f"plan {plan_id} vanished from the journal")
+        record = restore_record(
+            row, await journal.legs(plan_id), self._default_urgency, self._ports.clock.now
+        )
+        self._plans[plan_id] = record
+        return record
+
+    def _start(self, runner: PlanRunner) -> None:
+        plan_id = runner.record.plan_id
+        self._runners[plan_id] = runner
+        task = asyncio.create_task(self._run_plan(runner), name=f"plan:{plan_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def _default_urgency(self) -> Urgency:
+        return self._settings.execution.default_urgency
+
     async def on_order_stream_reconnected(self, down_since: object) -> None:
         """After an outage of trade_updates, every running leg re-reads its orders."""
         if down_since is None:
@@ -231,9 +301,14 @@ class Engine:
         for runner in self._runners.values():
             runner.request_reconcile()
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop accepting plans, cancel working orders, wait for the plans to end."""
+    async def shutdown(self, grace: float, *, leave_orders: bool = False) -> None:
+        """Stop accepting plans; then cancel working orders and wait for the plans to end,
+        or (`leave_orders`) stop the legs where they stand, orders working, for the next
+        start to adopt from the journal."""
         self._accepting = False
+        if leave_orders:
+            await self._abandon(grace)
+            return
         for plan_id, runner in list(self._runners.items()):
             if not self._plans[plan_id].finished:
                 runner.stop("daemon shutting down")
@@ -247,6 +322,17 @@ class Engine:
         swept = await self._cancel_open_execd_orders()
         if swept:
             _log.warning("shutdown_swept_open_orders", count=swept)
+
+    async def _abandon(self, grace: float) -> None:
+        """Cancel the plan tasks, not their orders: the journal keeps them unfinished."""
+        working = [r.plan_id for r in self._plans.values() if not r.finished]
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                _log.error("plan_shutdown_timeout", task=task.get_name())
+        _log.warning("shutdown_left_working_orders", plans=working)
 
     # ------------------------------------------------------------------ internals
 
@@ -271,6 +357,19 @@ class Engine:
                 record.end("failed", f"internal error: {exc!r}")
         finally:
             self._runners.pop(record.plan_id, None)
+        if record.finished:
+            await self._journal_end(record)
+
+    async def _journal_end(self, record: PlanRecord) -> None:
+        """A finished plan leaves the journal's unfinished list (never resumed again)."""
+        try:
+            for leg in record.legs:
+                await journal_leg(self._ports, record.plan_id, leg)
+            await self._ports.journal.update_plan(
+                record.plan_id, record.state, record.reason, record.finished_at
+            )
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_plan_end_failed", plan_id=record.plan_id, error=str(exc))
 
     async def _session(self) -> TradingSession | None:
         """Today's session from the venue's calendar (venue clock, half days included)."""

@@ -1,13 +1,16 @@
 """`execd run`: the daemon's lifecycle, startup → main loop → shutdown (uvicorn's shape).
 
-One asyncio process on uvloop. Startup resolves the venue (starting the in-process
-simulator when configured), measures the venue clock's offset, and starts the named tasks
-of one root `TaskGroup`: the quote stream, the order-update stream and the control socket.
-`READY=1` goes to systemd only when the order stream is listening and the socket is bound.
-SIGTERM or SIGINT sets an event (nothing polls); shutdown then stops accepting plans,
-cancels working orders under one grace timeout, and stops the tasks. A second SIGINT exits
-at once. An infrastructure task that crashes propagates out of the TaskGroup: the daemon
-exits non-zero and systemd restarts it.
+One asyncio process on uvloop. Startup opens the journal, resolves the venue (starting the
+in-process simulator when configured), measures the venue clock's offset, and starts the
+named tasks of one root `TaskGroup`: the quote stream, the order-update stream, the journal
+recorder of order events and the control socket. Once the order stream listens, the engine
+reconciles the journal's unfinished plans with the venue (`Engine.recover`); only then are
+plans accepted and `READY=1` sent to systemd. SIGTERM or SIGINT sets an event (nothing
+polls); shutdown then stops accepting plans, cancels working orders (or, with
+`shutdown.working_orders = "leave"`, leaves them for the next start to adopt) under one
+grace timeout, flushes the journal and stops the tasks. A second SIGINT exits at once. An
+infrastructure task that crashes propagates out of the TaskGroup: the daemon exits
+non-zero and systemd restarts it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import structlog
 import uvloop
 
 from execd.adapters.budget import RequestBudget
+from execd.adapters.journal import Journal
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -32,6 +36,7 @@ from execd.config import ConfigError, Settings
 from execd.control.server import default_allowed_uids, serve
 from execd.engine.clock import VenueClock
 from execd.engine.core import Engine, EngineInfo
+from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.params import ladder_params
 from execd.engine.router import OrderRouter
@@ -81,10 +86,14 @@ class Daemon:
         endpoints: Endpoints,
         notifier: Notifier,
         tasks: list[asyncio.Task[None]],
+        journal: Journal,
+        recorder: EventRecorder,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.endpoints = endpoints
+        self.journal = journal
+        self.recorder = recorder
         self._notifier = notifier
         self._tasks = tasks
 
@@ -98,10 +107,20 @@ class Daemon:
         return str(self.settings.api.socket_path)
 
     async def shutdown(self) -> None:
-        """Stop accepting, cancel working orders, then stop the streams and the socket."""
-        _log.info("daemon_stopping")
-        self._notifier.stopping("cancelling working orders")
-        await self.engine.shutdown(grace=self.settings.ladder.confirm_timeout_seconds * 3)
+        """Stop accepting, cancel (or leave) working orders, flush the journal, then stop
+        the streams and the socket."""
+        config = self.settings.shutdown
+        leave = config.working_orders == "leave"
+        _log.info("daemon_stopping", working_orders=config.working_orders)
+        self._notifier.stopping("leaving working orders" if leave else "cancelling working orders")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.grace_seconds
+        await self.engine.shutdown(grace=config.grace_seconds, leave_orders=leave)
+        try:
+            # The last cancel confirmations are in flight on the stream: keep them.
+            await asyncio.wait_for(self.recorder.drain(), max(deadline - loop.time(), 0.5))
+        except TimeoutError:
+            _log.error("journal_flush_timeout")
         for task in self._tasks:
             task.cancel()
 
@@ -113,7 +132,9 @@ async def running_daemon(
     """Start every part of the daemon; yield it once ready; tear everything down on exit."""
     notifier = notifier or Notifier()
     params = ladder_params(settings)
-    async with open_venue(settings) as endpoints:
+    journal = await Journal.open(settings.journal.path)
+    _log.info("journal_opened", path=str(journal.path))
+    async with journal, open_venue(settings) as endpoints:
         clock = VenueClock()
         budget = RequestBudget(limit=settings.gateway.requests_per_minute)
         rest_config = RestConfig(
@@ -135,7 +156,8 @@ async def running_daemon(
                 clock=clock.now,
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed)
+            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal)
+            recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 
             async def reconnected(down_since: datetime | None) -> None:
@@ -149,6 +171,7 @@ async def running_daemon(
                     secret_key=endpoints.secret_key,
                 ),
                 router.route,
+                on_update=recorder.offer,
                 on_reconnected=reconnected,
                 clock=clock.now,
             )
@@ -159,6 +182,7 @@ async def running_daemon(
             socket_ready = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 tasks = [
+                    group.create_task(recorder.run(), name="journal_recorder"),
                     group.create_task(quotes.run(), name="quote_stream"),
                     group.create_task(orders.run(), name="order_stream"),
                     group.create_task(
@@ -175,6 +199,7 @@ async def running_daemon(
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()
                     await orders.wait_connected()
+                    await engine.recover()
                 if notifier.watchdog_interval is not None:
                     tasks.append(
                         group.create_task(
@@ -188,7 +213,7 @@ async def running_daemon(
                     **endpoints.redacted(),
                 )
                 notifier.ready(f"ready: venue {endpoints.kind}, feed {endpoints.feed}")
-                daemon = Daemon(settings, engine, endpoints, notifier, tasks)
+                daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
                 try:
                     yield daemon
                 finally:

@@ -15,17 +15,23 @@ Two safeguards live here because they are about the wire, not the ladder:
 * REST failures are fed back with honest status codes: a 4xx refusal is definitive, an
   unknown outcome (timeout, 5xx after the gateway's own look-up) is not, and the ladder
   resolves it by cancel and confirmation rather than by guessing.
+
+The journal (issue 5) sees the leg's orders before the venue does: the intent of every
+place and replace is awaited on disk before the request leaves, the venue's answer is
+recorded after, and every execution the ladder counts is recorded (once, by execution id)
+before the ladder hears of it. A restarted daemon rebuilds the leg from those rows and the
+venue's answers, and starts it with `Resume` instead of `Start` (see `ResumePoint`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, assert_never
+from typing import Any, Literal, assert_never
 
 import structlog
 
@@ -36,13 +42,15 @@ from execd.adapters.errors import (
     RateLimited,
     VenueRefused,
 )
+from execd.adapters.journal import DuplicateIntent, Journal, JournalError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
-from execd.domain.ids import is_execd_order
+from execd.domain.ids import is_execd_order, parse_client_order_id
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     Action,
+    AdoptedOrder,
     CancelFailed,
     CancelOrder,
     Finish,
@@ -60,13 +68,14 @@ from execd.domain.ladder_types import (
     QuoteUpdate,
     ReplaceFailed,
     ReplaceOrder,
+    Resume,
     Start,
     Stop,
     WaitUntil,
     Wake,
 )
 from execd.domain.ladder_types import LegState as LadderState
-from execd.domain.order_state import Execution, OrderEventKind, OrderStatus
+from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_price
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
@@ -77,6 +86,10 @@ _log = structlog.get_logger("execd.leg")
 
 UNKNOWN_OUTCOME = 599
 """Status fed to the ladder when the venue's answer is unknown: not 4xx, so not definitive."""
+
+JOURNAL_FAILED = 424
+"""Status fed to the ladder when the intent could not be journaled: the request was never
+sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
 
 REFEED_INTERVAL = 0.25
 """The same quote is offered again to a ladder asking for a fresh one at most this often,
@@ -95,6 +108,25 @@ class LegPorts:
     clock: Clock
     params: LadderParams
     feed: str
+    journal: Journal
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a leg stood when the daemon stopped, rebuilt from the journal and the venue.
+
+    `orders` are every order the leg ever had, with the executions already counted
+    (journaled, or reconciled from the venue's `filled_qty` at start); `order_ids` maps
+    the client order ids the venue knows to its ids.
+    """
+
+    orders: tuple[AdoptedOrder, ...]
+    next_attempt: int
+    order_ids: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def event(self) -> Resume:
+        return Resume(self.orders, self.next_attempt)
 
 
 class LegRunner:
@@ -107,6 +139,7 @@ class LegRunner:
         inbox: Inbox[TradeUpdate],
         record: LegRecord,
         publish: Callable[[str, LegRecord], None],
+        resume: ResumePoint | None = None,
     ) -> None:
         self.spec = spec
         self._ports = ports
@@ -128,6 +161,23 @@ class LegRunner:
         self._seen_at: datetime | None = None
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
+        self._first: LadderEvent = Start()
+        if resume is not None:
+            self._adopt(resume)
+
+    def _adopt(self, resume: ResumePoint) -> None:
+        """Start from `Resume`: count what the venue already executed, know its order ids,
+        and re-read the orders once the inbox is registered (an event may have arrived
+        between the start-up look-ups and now)."""
+        self._first = resume.event
+        for order in resume.orders:
+            self.record.client_order_ids.append(order.client_order_id)
+            self._venue_cum[order.client_order_id] = sum(
+                (e.qty for e in order.executions), Decimal(0)
+            )
+        for cid, order_id in resume.order_ids.items():
+            self._remember(cid, order_id)
+        self._reconcile_requested = True
 
     # ------------------------------------------------------------------ control
 
@@ -146,10 +196,12 @@ class LegRunner:
 
     async def run(self) -> Finish:
         """Drive the ladder to its `Finish`; the caller logs and records the result."""
-        pending: deque[LadderEvent] = deque([Start()])
+        pending: deque[LadderEvent] = deque([self._first])
         while True:
             while pending:
                 event = pending.popleft()
+                if isinstance(event, OrderFill):
+                    await self._journal_fill(event)
                 self.state, actions = decide(
                     self.state, event, self._ports.clock.now(), self._ports.params
                 )
@@ -199,8 +251,17 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
-        if limit is None:
+        if limit is None or action.step >= 4:
             await self._clear_opposite_side(action)
+        refused = await self._journal_intent(
+            cid,
+            kind="place",
+            order_type=action.order_type.value,
+            qty=action.qty,
+            limit_price=limit,
+        )
+        if refused is not None:
+            return [PlaceFailed(cid, *refused)]
         try:
             order = await self._ports.rest.submit_order(
                 symbol=action.symbol,
@@ -217,6 +278,7 @@ class LegRunner:
             _log.error("order_outcome_unknown", operation="place", error=str(exc))
             return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
         self._remember(cid, str(order.id))
+        await self._journal_ack(cid, str(order.id), str(order.status.value))
         _log.info(
             "order_placed",
             order_type=action.order_type.value,
@@ -283,6 +345,16 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+        refused = await self._journal_intent(
+            new,
+            kind="replace",
+            order_type=OrderType.LIMIT.value,
+            qty=action.qty,
+            limit_price=action.limit_price,
+            replaces=old,
+        )
+        if refused is not None:
+            return [ReplaceFailed(old, new, *refused)]
         try:
             order = await self._ports.rest.replace_order(
                 order_id, qty=action.qty, limit_price=action.limit_price, client_order_id=new
@@ -297,6 +369,7 @@ class LegRunner:
             _log.error("order_outcome_unknown", operation="replace", error=str(exc))
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
         self._remember(new, str(order.id))
+        await self._journal_ack(new, str(order.id), str(order.status.value))
         _log.info(
             "order_replace_sent",
             replaces=old,
@@ -337,6 +410,71 @@ class LegRunner:
         getattr(_log, note.level)(note.event, **fields)
         if note.level != "debug":
             self._publish(note.event, self.record)
+
+    # ------------------------------------------------------------------ journal
+
+    async def _journal_intent(
+        self,
+        cid: str,
+        *,
+        kind: Literal["place", "replace"],
+        order_type: str,
+        qty: Decimal,
+        limit_price: Decimal | None,
+        replaces: str | None = None,
+    ) -> tuple[int, str] | None:
+        """Put the intent on disk before the request leaves; (status, message) to feed
+        the ladder instead of sending when that is impossible."""
+        parts = parse_client_order_id(cid)
+        if parts is None:  # the ladder only makes execd ids; never send one we cannot file
+            return JOURNAL_FAILED, f"not an execd client order id: {cid}"
+        try:
+            await self._ports.journal.record_intent(
+                cid,
+                plan_id=self.spec.plan_id,
+                leg_index=self.spec.leg_index,
+                attempt=parts.attempt,
+                kind=kind,
+                order_type=order_type,
+                side=self.spec.side,
+                qty=qty,
+                limit_price=limit_price,
+                at=self._ports.clock.now(),
+                replaces_client_order_id=replaces,
+            )
+        except DuplicateIntent as exc:
+            # The id was intended before (a restart): the order may exist. Never resend;
+            # the ladder resolves an unknown outcome by look-up and cancel.
+            _log.error("order_intent_duplicate", client_order_id=cid, error=str(exc))
+            return UNKNOWN_OUTCOME, str(exc)
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_intent_failed", client_order_id=cid, error=str(exc))
+            return JOURNAL_FAILED, f"journal write failed, order not sent: {exc}"
+        return None
+
+    async def _journal_ack(self, cid: str, order_id: str, status: str) -> None:
+        try:
+            await self._ports.journal.record_ack(cid, order_id, status, self._ports.clock.now())
+        except (JournalError, ValueError) as exc:
+            # The venue has the order and the intent is on disk: a restart finds it by
+            # client order id. Say so loudly; do not stop the leg for it.
+            _log.error("journal_ack_failed", client_order_id=cid, error=str(exc))
+
+    async def _journal_fill(self, fill: OrderFill) -> None:
+        """Record an execution before the ladder counts it (once, by execution id)."""
+        try:
+            await self._ports.journal.record_fill(
+                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+            )
+        except (JournalError, ValueError) as exc:
+            _log.error(
+                "journal_fill_failed",
+                client_order_id=fill.client_order_id,
+                execution_id=fill.execution_id,
+                qty=str(fill.qty),
+                price=str(fill.price),
+                error=str(exc),
+            )
 
     # ------------------------------------------------------------------ order ids
 
@@ -535,7 +673,7 @@ class LegRunner:
                 _log.error("reconcile_fill_unpriced", client_order_id=cid)
                 self._reconcile_requested = True
             elif filled > known:
-                price = _missing_fill_price(
+                price = unseen_fill_price(
                     Decimal(str(order.filled_avg_price or 0)), filled, tracked.executions
                 )
                 self._venue_cum[cid] = filled
@@ -609,18 +747,6 @@ class LegRunner:
             interval_vwap=self.interval_vwap(),
             requested_qty=self.spec.qty,
         )
-
-
-def _missing_fill_price(
-    venue_avg: Decimal, venue_filled: Decimal, known: tuple[Execution, ...]
-) -> Decimal:
-    """Average price of the shares the venue reports filled that no event told us about."""
-    known_qty = sum((e.qty for e in known), Decimal(0))
-    known_notional = sum((e.qty * e.price for e in known), Decimal(0))
-    missing = venue_filled - known_qty
-    if missing <= 0:
-        return venue_avg
-    return (venue_avg * venue_filled - known_notional) / missing
 
 
 def _market_of(quote: Quote) -> tuple[object, ...]:

@@ -94,6 +94,8 @@ class LegRecord:
     style: PricingStyle | None = None
     fallback_fired: bool = False
     report: LegReport | None = None
+    restored: LegStatus | None = None
+    """How a leg that finished before a restart read then (from the journal)."""
 
     def __post_init__(self) -> None:
         if self.qty is None:
@@ -111,6 +113,8 @@ class LegRecord:
         self.limit_price = None
 
     def to_status(self) -> LegStatus:
+        if self.restored is not None and self.finished:
+            return self.restored
         r = self.report
         return LegStatus(
             index=self.leg.index,

@@ -10,19 +10,26 @@ to what is really left rather than refused for a few cents (LESSONS.md).
 Each leg runs inside the one sanctioned `except Exception` of execd (STYLE.md rule 5): a
 crash in one leg is logged with its context, the leg is marked failed, its orders are
 cancelled, and its siblings go on. `CancelledError` always propagates.
+
+A plan rebuilt after a restart (`execd.engine.recovery`) runs through the same code: legs
+already over are skipped, legs that had orders resume from their `ResumePoint` at once
+(a buy that was already sized and working is not re-sized), and the rest start as usual.
+Every leg's end is journaled as soon as it happens, so a leg that ended is never re-run.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 import structlog
 
 from execd.adapters.errors import AdapterError
+from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
@@ -34,7 +41,7 @@ from execd.domain.quotes import Quote
 from execd.domain.sizing import affordable_qty, qty_for_notional, reservation_price
 from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
-from execd.engine.leg import LegPorts, LegRunner
+from execd.engine.leg import LegPorts, LegRunner, ResumePoint
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
 
@@ -76,9 +83,15 @@ class RunnerContext:
 class PlanRunner:
     """Runs one plan to its end; `cancel` and `halt` stop it early."""
 
-    def __init__(self, record: PlanRecord, ctx: RunnerContext) -> None:
+    def __init__(
+        self,
+        record: PlanRecord,
+        ctx: RunnerContext,
+        resume: Mapping[int, ResumePoint] | None = None,
+    ) -> None:
         self.record = record
         self._ctx = ctx
+        self._resume: Mapping[int, ResumePoint] = resume or {}
         self._runners: dict[int, LegRunner] = {}
         self._stop_reason: str | None = None
         self._stop_state: PlanState = "canceled"
@@ -109,13 +122,16 @@ class PlanRunner:
     async def run(self, session: TradingSession | None) -> None:
         rec = self.record
         rec.state = "working"
-        rec.started_at = self._ctx.now()
+        rec.started_at = rec.started_at or self._ctx.now()
         rec.publish("plan_started")
-        _log.info("plan_started", legs=len(rec.legs))
-        sells = [leg for leg in rec.legs if leg.leg.side is Side.SELL]
-        buys = [leg for leg in rec.legs if leg.leg.side is Side.BUY]
+        _log.info("plan_started", legs=len(rec.legs), resumed_legs=len(self._resume))
+        todo = [leg for leg in rec.legs if not leg.finished]
+        sells = [leg for leg in todo if leg.leg.side is Side.SELL]
+        # A buy that had orders before a restart was sized and released already.
+        resumed = [leg for leg in todo if leg.leg.side is Side.BUY and self._resumed(leg)]
+        buys = [leg for leg in todo if leg.leg.side is Side.BUY and not self._resumed(leg)]
         async with asyncio.TaskGroup() as group:
-            for leg in sells:
+            for leg in sells + resumed:
                 group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
             if self._ctx.overlap_buys:
                 group.create_task(self._release_buys(buys, session, group), name="buys")
@@ -123,6 +139,9 @@ class PlanRunner:
             async with asyncio.TaskGroup() as group:
                 await self._release_buys(buys, session, group)
         self._finish()
+
+    def _resumed(self, leg: LegRecord) -> bool:
+        return leg.leg.index in self._resume
 
     def _finish(self) -> None:
         rec = self.record
@@ -290,11 +309,18 @@ class PlanRunner:
                 limit_price=leg.leg.limit_price,
                 session=session,
             )
-            runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish)
+            resume = self._resume.get(index)
+            runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish, resume)
             self._runners[index] = runner
             if self._stop_reason is not None:
                 runner.stop(self._stop_reason)
-            _log.info("leg_started", qty=str(leg.qty), urgency=leg.leg.urgency.value)
+            _log.info(
+                "leg_started",
+                qty=str(leg.qty),
+                urgency=leg.leg.urgency.value,
+                resumed=resume is not None,
+            )
+            await self._journal_leg(leg)
             rec.publish("leg_started", leg)
             finish = await runner.run()
             runner.build_report(finish)
@@ -310,7 +336,16 @@ class PlanRunner:
             ctx.router.unregister(rec.plan_id, index)
             ctx.unsubscribe(symbol)
             self._power_changed.set()
+            if leg.finished:
+                await self._journal_leg(leg)
             rec.publish("leg_finished", leg)
+
+    async def _journal_leg(self, leg: LegRecord) -> None:
+        """Persist the leg as it stands; a finished leg is then never resumed."""
+        try:
+            await journal_leg(self._ctx.ports, self.record.plan_id, leg)
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_leg_failed", leg=leg.leg.index, error=str(exc))
 
     def _publish(self, event: str, leg: LegRecord) -> None:
         if leg.leg.side is Side.SELL and leg.filled_qty:
@@ -365,6 +400,22 @@ class PlanRunner:
                     _log.warning("leg_crash_cancel_sent", client_order_id=cid)
             except AdapterError as exc:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
+
+
+async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
+    """Write a leg's state, progress and (when over) its status with the report."""
+    await ports.journal.update_leg(
+        plan_id,
+        leg.leg.index,
+        state=leg.state,
+        step=str(leg.step),
+        filled_qty=leg.filled_qty,
+        avg_fill_price=leg.avg_fill_price,
+        reason=leg.reason,
+        started_at=leg.started_at,
+        finished_at=leg.finished_at,
+        report=msgspec.json.encode(leg.to_status()) if leg.finished else None,
+    )
 
 
 _OPEN_STATUSES = frozenset(
