@@ -16,10 +16,16 @@
    (passive) rounds;
 4. the fallback per urgency: low never sends a market order; normal and high
    send a market order for the remainder (a limit at the plan's cap when the
-   plan has one); high also goes straight here when quote validation fails;
+   plan has one); high also goes straight here when quote validation fails.
+   With `fallback_collar_bps` the fallback is instead a marketable limit that
+   far beyond the far side (then capped), priced only from a usable quote;
 5. `Finish` carries what the report needs.
 
 Legacy mode (`enable_smart_execution = False`): one plain market order.
+
+`Resume` starts a leg that ran before a restart from its orders so far: one
+sound working order is adopted, anything else live is cancelled first, and
+only the remainder after the loaded executions is ever placed.
 
 Order handling follows LESSONS.md and ALPACA.md §1.7–§1.8: a new order is
 placed only when every earlier order of the leg is confirmed terminal; a
@@ -42,6 +48,7 @@ from typing import assert_never
 from execd.domain.ids import client_order_id
 from execd.domain.ladder_types import (
     Action,
+    AdoptedOrder,
     AfterCancel,
     CancelFailed,
     CancelOrder,
@@ -64,6 +71,7 @@ from execd.domain.ladder_types import (
     QuoteUpdate,
     ReplaceFailed,
     ReplaceOrder,
+    Resume,
     Start,
     Stop,
     Timer,
@@ -79,7 +87,13 @@ from execd.domain.order_state import (
     OrderStatus,
     Race,
 )
-from execd.domain.prices import apply_cap, cap_on_grid, marketable_limit, passive_anchor
+from execd.domain.prices import (
+    apply_cap,
+    cap_on_grid,
+    marketable_limit,
+    passive_anchor,
+    round_for_side,
+)
 from execd.domain.quotes import Quote
 from execd.domain.spread import (
     GateReason,
@@ -92,12 +106,27 @@ from execd.domain.spread import (
     spread_bps,
     spread_cents,
 )
-from execd.domain.types import Urgency
+from execd.domain.types import Side, Urgency
 
 __all__ = ["choose_style", "decide"]
 
 _Acts = list[Action]
 _HUNDRED = Decimal(100)
+_BPS = Decimal(10_000)
+# Statuses in which a resumed order is simply watched on: the venue has it and
+# nothing execd asked of it is in flight (ALPACA.md §1.9). Pending cancel or
+# replace, pending_submit (the venue may not know it) and the venue's own
+# holds (done_for_day, stopped, …) are cancelled and re-priced instead.
+_ADOPTABLE = frozenset(
+    {
+        OrderStatus.NEW,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PENDING_NEW,
+        OrderStatus.HELD,
+        OrderStatus.ACCEPTED_FOR_BIDDING,
+    }
+)
 
 
 def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
@@ -133,6 +162,8 @@ def decide(
     match event:
         case Start():
             s = _start(state, now, params, acts)
+        case Resume():
+            s = _resume(state, event, now, params, acts)
         case QuoteUpdate(quote=quote):
             s = _on_quote(state, quote, now, params, acts)
         case Wake():
@@ -273,6 +304,11 @@ def _start(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
     if s.phase is not LegPhase.PENDING:
         acts.append(Note("leg_duplicate_start", {"phase": str(s.phase)}, "warning"))
         return s
+    return _begin(_choose(s, p, acts), now, p, acts)
+
+
+def _choose(s: LegState, p: LadderParams, acts: _Acts) -> LegState:
+    """The leg's pricing style and slippage budget, noted for the decision log."""
     style, why = choose_style(s.spec.symbol, p)
     s = replace(s, style=style, style_reason=why, budget_bps=p.max_slippage_bps)
     acts.append(
@@ -289,6 +325,13 @@ def _start(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
             },
         )
     )
+    return s
+
+
+def _begin(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """From a leg with no live order: end outside the session, hold before the open
+    (step 0), else wait out the open delays and assess (step 1). Sized from
+    `remaining`, so a resumed leg only ever places what is left."""
     session = s.spec.session
     if session is None:
         return _finish(s, Outcome.ENDED, "no_trading_session", acts)
@@ -353,6 +396,144 @@ def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegStat
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
     # Straight to step 4, so low urgency still never sends a market order.
     return _fallback(s, now, p, acts, "legacy_market_order")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """Crash recovery: take over the orders a leg had before a restart.
+
+    The invariants hold across the restart: never two live orders, never more
+    than `remaining`. One sound working order is adopted as it stands (a new
+    order or an immediate replace would race it); anything else still live is
+    cancelled and confirmed before the remainder is re-priced. What the restart
+    lost (the priced mid, the arrival quote, the re-peg rounds) starts empty,
+    so the first re-peg prices from a fresh quote.
+    """
+    if s.phase is not LegPhase.PENDING:
+        acts.append(Note("leg_duplicate_resume", {"phase": str(s.phase)}, "warning"))
+        return s
+    s = _choose(s, p, acts)
+    s = replace(
+        s,
+        orders=tuple(o.as_order_state() for o in ev.orders),
+        attempt=_free_attempt(s, ev),
+    )
+    live = s.live_orders
+    acts.append(
+        Note(
+            "leg_resumed",
+            {
+                "orders": len(s.orders),
+                "live_orders": len(live),
+                "live_ids": [o.client_order_id for o in live],
+                "executed_qty": str(s.executed_qty),
+                "remaining": str(s.remaining),
+                "next_attempt": s.attempt,
+            },
+        )
+    )
+    session = s.spec.session
+    if s.remaining <= 0:
+        if live:
+            return _cancel_live(
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
+            )
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    if session is None or now >= session.close:
+        reason = "no_trading_session" if session is None else "session_closed"
+        if live:
+            return _cancel_live(
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
+            )
+        return _finish(s, Outcome.ENDED, reason, acts)
+    if not live:
+        return _begin(s, now, p, acts)
+    adopted, why_not = _adoptable(s, ev, now, p)
+    if adopted is not None:
+        return _adopt(s, adopted, now, p, acts)
+    acts.append(
+        Note(
+            "leg_resume_canceling",
+            {"reason": why_not, "live_ids": [o.client_order_id for o in live]},
+            "warning",
+        )
+    )
+    # Re-priced once every cancel is confirmed (`_after_cancel`), from the
+    # session checks when the leg is legacy or the market not yet open.
+    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+
+
+def _free_attempt(s: LegState, ev: Resume) -> int:
+    """`next_attempt`, moved past any id already among the orders: Alpaca refuses a
+    reused client order id for ever (ALPACA.md §0.5), which would fail the leg."""
+    used = {o.client_order_id for o in ev.orders}
+    attempt = ev.next_attempt
+    while client_order_id(s.spec.plan_id, s.spec.leg_index, attempt) in used:
+        attempt += 1
+    return attempt
+
+
+def _adoptable(
+    s: LegState, ev: Resume, now: datetime, p: LadderParams
+) -> tuple[AdoptedOrder | None, str]:
+    """The one live order that can go on working untouched, or why there is none."""
+    live = s.live_orders
+    if len(live) != 1:
+        return None, "several_live_orders"  # e.g. a replace was in flight
+    order = live[0]
+    adopted = next(o for o in ev.orders if o.client_order_id == order.client_order_id)
+    session = s.spec.session
+    if session is not None and now < session.open:
+        return None, "before_open"  # the ladder never works an order before the open
+    if order.status not in _ADOPTABLE:
+        return None, f"status_{order.status}"
+    if order.qty - order.executed_qty > s.remaining:
+        return None, "oversized"
+    if adopted.order_type is OrderType.LIMIT:
+        if adopted.limit_price is None:
+            return None, "limit_without_price"
+        cap = s.spec.limit_price
+        if cap is not None and apply_cap(s.spec.side, adopted.limit_price, cap) != (
+            adopted.limit_price
+        ):
+            return None, "limit_beyond_cap"  # never price through the plan's limit
+    return adopted, ""
+
+
+def _adopt(s: LegState, a: AdoptedOrder, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """Watch a resumed order as the working order: a market (or fallback) order on the
+    fallback timer, a ladder limit on the re-peg timer."""
+    fallback = a.fallback or a.order_type is OrderType.MARKET or not p.enable_smart_execution
+    order = s.order(a.client_order_id)
+    assert order is not None
+    acts.append(
+        Note(
+            "leg_order_adopted",
+            {
+                "client_order_id": a.client_order_id,
+                "status": str(order.status),
+                "order_type": str(a.order_type),
+                "qty": str(order.qty),
+                "open_qty": str(order.qty - order.executed_qty),
+                "limit_price": None if a.limit_price is None else str(a.limit_price),
+                "fallback": fallback,
+                "remaining": str(s.remaining),
+            },
+        )
+    )
+    s = replace(
+        s,
+        working_id=a.client_order_id,
+        limit_price=a.limit_price,
+        priced_mid=None,
+        phase=LegPhase.WORKING,
+        in_fallback=fallback,
+    )
+    if fallback:
+        return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
+    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
 
 
 # ------------------------------------------------------------------------------ quotes
@@ -446,6 +627,18 @@ def _request_quote(
 def _on_fresh_quote(
     s: LegState, purpose: QuotePurpose, q: Quote, now: datetime, p: LadderParams, acts: _Acts
 ) -> LegState:
+    if purpose is QuotePurpose.FALLBACK:
+        rejection = check_priceable(q, now, p.quote_freshness_seconds)
+        if rejection is not None:
+            # Keep waiting: the QUOTE deadline set by the request still bounds it.
+            acts.append(
+                Note(
+                    "leg_fallback_quote_unusable",
+                    {**_quote_fields(q, now), "reason": str(rejection.reason)},
+                    "warning",
+                )
+            )
+            return s
     s = replace(s, awaiting=None, quote_after=None)
     match purpose:
         case QuotePurpose.ASSESS:
@@ -454,6 +647,8 @@ def _on_fresh_quote(
             return _price_and_place(s, q, now, p, acts, first=False)
         case QuotePurpose.REPEG:
             return _repeg(s, q, now, p, acts)
+        case QuotePurpose.FALLBACK:
+            return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case _:
             assert_never(purpose)
 
@@ -688,10 +883,13 @@ def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
 def _place_fallback(
     s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str
 ) -> LegState:
-    """A market order for the confirmed remainder, or a limit at the plan's cap."""
+    """For the confirmed remainder: a market order, or a limit at the plan's cap; in
+    smart mode with `fallback_collar_bps`, a collared marketable limit instead."""
     if s.live_orders:
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
         return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+    if p.enable_smart_execution and p.fallback_collar_bps is not None:
+        return _place_collared(s, now, p, acts, reason, p.fallback_collar_bps)
     s, cid = _next_cid(s)
     qty = s.remaining
     cap = s.spec.limit_price
@@ -717,10 +915,17 @@ def _place_fallback(
             },
         )
     )
+    return _fallback_placed(s, action, now, p, reason)
+
+
+def _fallback_placed(
+    s: LegState, action: PlaceOrder, now: datetime, p: LadderParams, reason: str
+) -> LegState:
+    """The fallback order is sent: work it under the FALLBACK timer, never re-peg it."""
     s = replace(
         s,
-        orders=(*s.orders, OrderState(cid, qty)),
-        working_id=cid,
+        orders=(*s.orders, OrderState(action.client_order_id, action.qty)),
+        working_id=action.client_order_id,
         limit_price=action.limit_price,
         priced_mid=None,
         phase=LegPhase.WORKING,
@@ -729,6 +934,72 @@ def _place_fallback(
         arrival_quote=s.arrival_quote or s.last_quote,
     )
     return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
+
+
+def _collar_price(side: Side, q: Quote, bps: Decimal) -> Decimal:
+    """At most `bps` through the far side: buy at ask × (1 + bps/10⁴) rounded down,
+    sell at bid × (1 − bps/10⁴) rounded up, so the collar is never exceeded."""
+    if side is Side.BUY:
+        return round_for_side(side, q.ask * (1 + bps / _BPS))
+    return round_for_side(side, q.bid * (1 - bps / _BPS))
+
+
+def _place_collared(
+    s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str, bps: Decimal
+) -> LegState:
+    """Issue 5 "risk limits": the fallback as a marketable limit a few bps beyond the far
+    side, so a gapped or empty book cannot fill it at any price. It is priced only from
+    a usable quote: without one, ask for a fresh one; none in time ends the leg."""
+    q = s.last_quote
+    rejection = (
+        GateRejection(GateReason.STALE, "no quote")
+        if q is None
+        else check_priceable(q, now, p.quote_freshness_seconds)
+    )
+    if q is None or rejection is not None:
+        acts.append(
+            Note(
+                "leg_fallback_awaiting_quote",
+                {
+                    **_quote_fields(q, now),
+                    "reason": reason,
+                    "quote_problem": None if rejection is None else str(rejection.reason),
+                    "quote_wait_s": p.quote_wait_seconds,
+                    "step": 4,
+                },
+            )
+        )
+        # A fresh but unusable quote (crossed, locked, empty side) will not heal
+        # by itself: only a newer one can price the collar.
+        fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+        s = replace(s, end_reason=reason)
+        return _request_quote(s, QuotePurpose.FALLBACK, now, p, acts, force_new=fresh)
+    side = s.spec.side
+    collared = _collar_price(side, q, bps)
+    price = apply_cap(side, collared, s.spec.limit_price)
+    s, cid = _next_cid(s)
+    qty = s.remaining
+    action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, side, qty, price, 4)
+    acts.append(action)
+    acts.append(
+        Note(
+            "leg_fallback_collared",
+            {
+                **_quote_fields(q, now),
+                "reason": reason,
+                "client_order_id": cid,
+                "qty": str(qty),
+                "limit_price": str(price),
+                "far_side": str(q.ask if side is Side.BUY else q.bid),
+                "collar_bps": str(bps),
+                "collar_price": str(collared),
+                "capped": price != collared,
+                "urgency": str(s.spec.urgency),
+                "step": 4,
+            },
+        )
+    )
+    return _fallback_placed(s, action, now, p, reason)
 
 
 # ------------------------------------------------------------------------ the timer
@@ -749,6 +1020,16 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
             rejection = GateRejection(
                 GateReason.STALE, f"no fresh quote within {p.quote_wait_seconds}s"
             )
+            if purpose is QuotePurpose.FALLBACK:
+                # Never an unpriced order: no collar without a quote.
+                acts.append(
+                    Note(
+                        "leg_fallback_no_quote",
+                        {"message": rejection.message, "remaining": str(s.remaining)},
+                        "warning",
+                    )
+                )
+                return _finish(s, Outcome.ENDED, "no_quote_for_collared_fallback", acts)
             if purpose is QuotePurpose.REPEG:
                 acts.append(
                     Note(
@@ -877,6 +1158,11 @@ def _after_cancel(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> L
         case AfterCancel.FALLBACK:
             return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case AfterCancel.REPRICE:
+            session = s.spec.session
+            if not p.enable_smart_execution or (session is not None and now < session.open):
+                # Only a resumed leg gets here (`_resume`): a legacy leg's orders
+                # are market orders, and nothing is priced before the open.
+                return _begin(s, now, p, acts)
             return _request_quote(s, QuotePurpose.REPRICE, now, p, acts)
         case _:
             assert_never(after)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from execd.domain.calendar import TradingSession
 from execd.domain.market_time import PhaseWindows
-from execd.domain.order_state import Execution, OrderEventKind, OrderState
+from execd.domain.order_state import Execution, OrderEventKind, OrderState, OrderStatus
 from execd.domain.quotes import Quote
 from execd.domain.spread import PremarketAssessment, SpreadRules
 from execd.domain.types import Side, Urgency
@@ -155,9 +155,74 @@ class LegSpec:
 # ----------------------------------------------------------------------------- events
 
 
+class OrderType(StrEnum):
+    """The two order types the ladder sends."""
+
+    LIMIT = "limit"
+    MARKET = "market"
+
+
 @dataclass(frozen=True, slots=True)
 class Start:
     """Begin the leg."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptedOrder:
+    """One of the leg's orders as the venue (or the journal) knows it at restart.
+
+    `fallback` is True when execd sent it as the step-4 fallback (the journal's
+    `PlaceOrder.step == 4`): a collared or capped fallback limit is then watched
+    like a market order, never re-pegged. A MARKET order is always a fallback.
+    """
+
+    client_order_id: str
+    qty: Decimal
+    status: OrderStatus
+    order_type: OrderType  # LIMIT or MARKET
+    limit_price: Decimal | None
+    executions: tuple[Execution, ...] = ()
+    fallback: bool = False
+
+    def __post_init__(self) -> None:
+        # Refused here, not clipped later: the ladder sizes every new order from
+        # these executions, so a bad one would buy or sell real shares twice.
+        if self.qty <= 0:
+            raise ValueError(f"adopted order qty must be positive: {self.qty}")
+        ids = [e.execution_id for e in self.executions]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"adopted order {self.client_order_id}: duplicate execution ids")
+        if any(e.qty <= 0 for e in self.executions):
+            raise ValueError(f"adopted order {self.client_order_id}: non-positive execution")
+        filled = sum((e.qty for e in self.executions), Decimal(0))
+        if filled > self.qty:
+            raise ValueError(
+                f"adopted order {self.client_order_id}: "
+                f"executions of {filled} exceed its qty {self.qty}"
+            )
+
+    def as_order_state(self) -> OrderState:
+        """The ladder's bookkeeping of this order."""
+        return OrderState(self.client_order_id, self.qty, self.status, self.executions)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Begin a leg that was running before a restart, with its orders so far.
+
+    The ladder adopts a single sound working order, cancels anything else still
+    live, and only ever places what the loaded executions leave to trade.
+    """
+
+    orders: tuple[AdoptedOrder, ...]
+    next_attempt: int  # the attempt number the next new client order id uses
+
+    def __post_init__(self) -> None:
+        if self.next_attempt < 0:
+            raise ValueError(f"next_attempt must not be negative: {self.next_attempt}")
+        cids = [o.client_order_id for o in self.orders]
+        if len(set(cids)) != len(cids):
+            raise ValueError("resumed orders must have distinct client order ids")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,17 +307,10 @@ class Stop:
 
 
 VenueEvent = OrderUpdate | OrderFill | OrderReplaced | PlaceFailed | ReplaceFailed | CancelFailed
-LadderEvent = Start | QuoteUpdate | Wake | VenueEvent | Stop
+LadderEvent = Start | Resume | QuoteUpdate | Wake | VenueEvent | Stop
 
 
 # ---------------------------------------------------------------------------- actions
-
-
-class OrderType(StrEnum):
-    """The two order types the ladder sends."""
-
-    LIMIT = "limit"
-    MARKET = "market"
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +429,7 @@ class QuotePurpose(StrEnum):
     ASSESS = "assess"  # step 1–2: first placement
     REPEG = "repeg"  # step 3: re-peg the working order
     REPRICE = "reprice"  # step 3: place the remainder after a confirmed cancel
+    FALLBACK = "fallback"  # step 4: price the collared fallback
 
 
 class AfterCancel(StrEnum):
