@@ -264,6 +264,7 @@ class Engine:
             session=await self._session(),
         )
         for plan in await recover(context):
+            plan.record.state = "working"
             self._plans[plan.record.plan_id] = plan.record
             runner = PlanRunner(plan.record, self._ctx, plan.resume)
             if plan.expired:

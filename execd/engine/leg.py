@@ -171,7 +171,8 @@ class LegRunner:
         between the start-up look-ups and now)."""
         self._first = resume.event
         for order in resume.orders:
-            self.record.client_order_ids.append(order.client_order_id)
+            if order.client_order_id not in self.record.client_order_ids:
+                self.record.client_order_ids.append(order.client_order_id)
             self._venue_cum[order.client_order_id] = sum(
                 (e.qty for e in order.executions), Decimal(0)
             )

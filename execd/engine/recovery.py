@@ -161,6 +161,8 @@ async def _recover_leg(
             continue
         order_ids[r.client_order_id] = str(venue.id)
         adopted.append(await _reconcile(ctx, r, venue, executions))
+    leg.client_order_ids = [o.client_order_id for o in adopted]
+    leg.filled_qty = sum((e.qty for o in adopted for e in o.executions), Decimal(0))
     if leg.qty is None:
         # A notional leg: its first order was for the whole leg (nothing had filled).
         leg.qty = adopted[0].qty

@@ -286,7 +286,9 @@ class PlanRunner:
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
         try:
-            if self._stop_reason is not None:
+            if self._stop_reason is not None and index not in self._resume:
+                # Nothing sent yet: nothing to cancel. (A resumed leg runs its ladder
+                # even when stopped: its orders at the venue must be cancelled.)
                 leg.finish("canceled", self._stop_reason, ctx.now())
                 return
             if leg.qty is None:

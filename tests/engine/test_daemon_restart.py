@@ -1,0 +1,179 @@
+"""Issue 5: the journal carries plans across a restart of the daemon.
+
+The venue runs in the test (it outlives each daemon); two daemons share one journal
+directory, one after the other. `shutdown.working_orders = "leave"` stops the first with
+its order still working, as a crash would (the kill -9 tests in test_daemon_crash.py do it
+with a real subprocess); the second must adopt that order — never place it again — and
+finish the plan. The venue's order history is the judge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execd.adapters.journal import Journal
+from execd.config import SimSection
+from execd.domain.ids import leg_order_prefix
+from execd.engine.venue import sim_config
+from execd.sim.venue import SimVenue
+from tests.engine.conftest import Harness, StartDaemon, TapeQuote, write_tape
+
+pytestmark = pytest.mark.slow
+
+RESTING_AAPL = {"symbol": "AAPL", "side": "buy", "qty": "5", "limit_price": "150.00"}
+PATIENT = {"better_orders": {"normal_timeout_seconds": 30.0}}
+LEAVE = {"shutdown": {"working_orders": "leave"}}
+
+
+@contextlib.asynccontextmanager
+async def outside_venue(**sim: Any) -> AsyncIterator[SimVenue]:
+    """A venue the test owns: it keeps running while daemons stop and start."""
+    section = SimSection(**{"scenario": "calm", "seed": 1, "start": "10:00:00", **sim})
+    async with SimVenue(sim_config(section)) as venue:
+        yield venue
+
+
+async def _wait_resting(d: Harness, plan_id: str) -> dict[str, Any]:
+    """Until the plan has an order resting in the book; that order."""
+    found: list[dict[str, Any]] = []
+
+    async def resting() -> bool:
+        found[:] = [e["order"] for e in await d.orders(plan_id) if e["order"]["status"] == "new"]
+        return bool(found)
+
+    await d.wait_until(resting, f"{plan_id} to rest an order")
+    return found[0]
+
+
+async def _journal_fills(directory: Path, plan_id: str, leg: int) -> list[tuple[str, Decimal]]:
+    async with await Journal.open(directory / "journal.db") as journal:
+        return [(f.execution_id, f.qty) for f in await journal.fills_for_leg(plan_id, leg)]
+
+
+async def test_left_order_is_adopted_after_restart_not_placed_again(
+    start_daemon: StartDaemon,
+) -> None:
+    """`leave` keeps the order working through a restart; the next daemon adopts it (same
+    client order id, no new order), shows the plan working, and a cancel then ends it."""
+    async with outside_venue() as venue:
+        first = await start_daemon(venue=venue, **LEAVE, **PATIENT)
+        await first.submit({"plan_id": "left", "legs": [RESTING_AAPL]})
+        order = await _wait_resting(first, "left")
+        await first.stop()
+
+        open_orders = venue.exchange.list_orders(status="open", limit=50)
+        assert [o["client_order_id"] for o in open_orders] == [order["client_order_id"]]
+
+        second = await start_daemon(venue=venue, directory=first.directory, **PATIENT)
+        second.plans.append("left")
+        status = await second.daemon.engine.status("left")
+        assert status.state == "working"
+        assert status.legs[0].client_order_ids[0] == order["client_order_id"]
+        orders = await second.orders("left")
+        assert [e["order"]["client_order_id"] for e in orders] == [order["client_order_id"]]
+
+        canceled = await second.daemon.engine.cancel("left")
+        assert canceled.state == "canceled"
+        assert venue.exchange.list_orders(status="open", limit=50) == []
+        await second.check()
+        await second.stop()
+
+
+async def test_completed_plan_resubmitted_after_restart_sends_nothing(
+    start_daemon: StartDaemon,
+) -> None:
+    """A plan id that completed before a restart is answered from the journal: same
+    state, same fills, and the venue sees no new order."""
+    async with outside_venue() as venue:
+        plan = {"plan_id": "done-once", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "3"}]}
+        first = await start_daemon(venue=venue)
+        done = await first.run(plan)
+        assert done.state == "completed", done.reason
+        await first.check()
+        await first.stop()
+        before = len((await venue.history())["orders"])
+
+        second = await start_daemon(venue=venue, directory=first.directory)
+        listed = await second.daemon.engine.list_plans()
+        assert [p.plan_id for p in listed] == ["done-once"]
+        again = await second.daemon.engine.submit(plan)
+        assert again.state == "completed"
+        assert again.legs[0].filled_qty == Decimal(3)
+        assert again.legs[0].client_order_ids == done.legs[0].client_order_ids
+        assert len((await venue.history())["orders"]) == before
+        await second.stop()
+
+
+async def test_fill_while_down_is_applied_once_and_the_plan_completes(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """The resting buy fills while no daemon runs; the restarted one records the fill once
+    (from the venue's filled_qty), sends nothing more, and completes the plan."""
+    tape = write_tape(
+        tmp_path / "drop.jsonl",
+        {
+            "ACME": [TapeQuote(t / 5, Decimal("50.10"), Decimal("50.12")) for t in range(40)]
+            + [TapeQuote(8 + t / 5, Decimal("49.90"), Decimal("49.95")) for t in range(100)]
+        },
+        start=time(10, 0),
+    )
+    async with outside_venue(tape=str(tape)) as venue:
+        plan = {
+            "plan_id": "fill-down",
+            "legs": [{"symbol": "ACME", "side": "buy", "qty": "20", "limit_price": "50.00"}],
+        }
+        first = await start_daemon(venue=venue, **LEAVE, **PATIENT)
+        await first.submit(plan)
+        order = await _wait_resting(first, "fill-down")
+        await first.stop()
+
+        async def filled() -> bool:
+            states = [e["order"]["status"] for e in await first.orders("fill-down")]
+            return states == ["filled"]
+
+        await first.wait_until(filled, "the resting order to fill while no daemon runs")
+
+        second = await start_daemon(venue=venue, directory=first.directory, **PATIENT)
+        second.plans.append("fill-down")
+        status = await second.finish("fill-down")
+        assert status.state == "completed", status.reason
+        assert status.legs[0].filled_qty == Decimal(20)
+        orders = await second.orders("fill-down")
+        assert [e["order"]["client_order_id"] for e in orders] == [order["client_order_id"]]
+        await second.check()
+        await second.stop()
+        fills = await _journal_fills(first.directory, "fill-down", 0)
+        assert sum(qty for _, qty in fills) == Decimal(20)
+        assert len({execution for execution, _ in fills}) == len(fills)
+
+
+async def test_restart_continues_attempt_numbering(start_daemon: StartDaemon) -> None:
+    """After a restart a leg's next order never reuses a client order id: a cancelled
+    resting order is followed by attempt 1, not a second attempt 0."""
+    async with outside_venue() as venue:
+        first = await start_daemon(venue=venue, **LEAVE, **PATIENT)
+        await first.submit({"plan_id": "numbering", "legs": [RESTING_AAPL]})
+        order = await _wait_resting(first, "numbering")
+        await first.stop()
+        venue.exchange.cancel_order(order["id"])  # e.g. cancelled by hand while down
+
+        second = await start_daemon(venue=venue, directory=first.directory, **PATIENT)
+        second.plans.append("numbering")
+        prefix = leg_order_prefix("numbering", 0)
+
+        async def replaced() -> bool:
+            return len(await second.orders("numbering")) == 2
+
+        await second.wait_until(replaced, "a new attempt after the cancelled order")
+        cids = [e["order"]["client_order_id"] for e in await second.orders("numbering")]
+        assert cids == [prefix + "0", prefix + "1"]
+        await second.daemon.engine.cancel("numbering")
+        await second.check()
+        await second.stop()
