@@ -40,6 +40,8 @@ from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
+from execd.domain.quotes import Quote
+from execd.domain.risk import check_plan
 from execd.domain.types import Side, Urgency
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
@@ -402,8 +404,42 @@ class Engine:
                     errors.append(
                         f"{where}.qty: selling {leg.qty} {leg.symbol} but the position is {held}"
                     )
+        errors.extend(await self._risk_errors(plan))
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
+
+    async def _risk_errors(self, plan: Plan) -> list[str]:
+        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes)."""
+        limits = self._ports.risk.limits
+        if limits.max_plan_notional is None and limits.max_order_notional is None:
+            return []
+        quotes: dict[str, Quote] = {}
+        for symbol in sorted({leg.symbol for leg in plan if leg.qty is not None}):
+            quote = await self._current_quote(symbol)
+            if quote is not None:
+                quotes[symbol] = quote
+        return [f"risk limit: {breach.reason}" for breach in check_plan(limits, plan, quotes)]
+
+    async def _current_quote(self, symbol: str) -> Quote | None:
+        """The stream's quote, else the REST latest, else the first one the stream sends
+        within `quote_wait_seconds` (None: the plan is then refused, never guessed)."""
+        quote = self.quotes.quote(symbol)
+        if quote is not None:
+            return quote
+        try:
+            quote = await self._ports.rest.latest_quote(symbol)
+        except AdapterError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+        if quote is not None:
+            return quote
+        self._subscribe(symbol)
+        try:
+            wait = self._ports.params.quote_wait_seconds
+            return await asyncio.wait_for(self.quotes.wait_quote(symbol, None), wait)
+        except TimeoutError:
+            return None
+        finally:
+            self._unsubscribe(symbol)
 
     async def _asset(self, symbol: str) -> AssetFacts | None:
         cached = self._ctx.assets.get(symbol)

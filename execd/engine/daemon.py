@@ -39,6 +39,7 @@ from execd.engine.core import Engine, EngineInfo
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.params import ladder_params
+from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.venue import Endpoints, open_venue
@@ -156,7 +157,8 @@ async def running_daemon(
                 clock=clock.now,
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal)
+            risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
+            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal, risk)
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 

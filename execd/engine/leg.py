@@ -80,12 +80,16 @@ from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
 from execd.engine.records import LegRecord, leg_progress
+from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
 
 _log = structlog.get_logger("execd.leg")
 
 UNKNOWN_OUTCOME = 599
 """Status fed to the ladder when the venue's answer is unknown: not 4xx, so not definitive."""
+
+RISK_REFUSED = 403
+"""Status fed to the ladder for an order a risk cap refused: never sent, so definitive."""
 
 JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
@@ -109,6 +113,7 @@ class LegPorts:
     params: LadderParams
     feed: str
     journal: Journal
+    risk: RiskGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +257,9 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
+        breach = self._admit(action.qty, limit)
+        if breach is not None:
+            return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
             await self._clear_opposite_side(action)
         refused = await self._journal_intent(
@@ -346,6 +354,9 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+        breach = self._admit(action.qty, action.limit_price)
+        if breach is not None:
+            return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
         refused = await self._journal_intent(
             new,
             kind="replace",
@@ -411,6 +422,17 @@ class LegRunner:
         getattr(_log, note.level)(note.event, **fields)
         if note.level != "debug":
             self._publish(note.event, self.record)
+
+    def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
+        """The risk caps' refusal of this order, as the reason the leg ends with."""
+        breach = self._ports.risk.admit(
+            self.spec.side,
+            self.spec.symbol,
+            qty,
+            limit_price,
+            self._ports.quotes.quote(self.spec.symbol),
+        )
+        return None if breach is None else f"risk limit: {breach.reason}"
 
     # ------------------------------------------------------------------ journal
 
