@@ -420,6 +420,21 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
         orders=tuple(o.as_order_state() for o in ev.orders),
         attempt=_free_attempt(s, ev),
     )
+    for o in s.orders:
+        if o.filled_qty > o.qty:
+            # Impossible books (e.g. one fill journaled under two ids): the shares
+            # are counted, which can only make the leg trade less, and said loudly.
+            acts.append(
+                Note(
+                    "leg_resume_order_overfilled",
+                    {
+                        "client_order_id": o.client_order_id,
+                        "qty": str(o.qty),
+                        "filled_qty": str(o.filled_qty),
+                    },
+                    "error",
+                )
+            )
     live = s.live_orders
     acts.append(
         Note(

@@ -185,25 +185,28 @@ class AdoptedOrder:
     fallback: bool = False
 
     def __post_init__(self) -> None:
-        # Refused here, not clipped later: the ladder sizes every new order from
-        # these executions, so a bad one would buy or sell real shares twice.
         if self.qty <= 0:
             raise ValueError(f"adopted order qty must be positive: {self.qty}")
-        ids = [e.execution_id for e in self.executions]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"adopted order {self.client_order_id}: duplicate execution ids")
+        # A non-positive execution would un-count real shares, and the ladder
+        # sizes every new order from these executions.
         if any(e.qty <= 0 for e in self.executions):
             raise ValueError(f"adopted order {self.client_order_id}: non-positive execution")
-        filled = sum((e.qty for e in self.executions), Decimal(0))
-        if filled > self.qty:
-            raise ValueError(
-                f"adopted order {self.client_order_id}: "
-                f"executions of {filled} exceed its qty {self.qty}"
-            )
+
+    @property
+    def unique_executions(self) -> tuple[Execution, ...]:
+        """The executions, each execution id counted once (a journal and a venue may
+        both report the same one)."""
+        seen: set[str] = set()
+        out: list[Execution] = []
+        for e in self.executions:
+            if e.execution_id not in seen:
+                seen.add(e.execution_id)
+                out.append(e)
+        return tuple(out)
 
     def as_order_state(self) -> OrderState:
         """The ladder's bookkeeping of this order."""
-        return OrderState(self.client_order_id, self.qty, self.status, self.executions)
+        return OrderState(self.client_order_id, self.qty, self.status, self.unique_executions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,7 @@ class LadderMachine(RuleBasedStateMachine):
         start=st.sampled_from([-600, 10, 3600]),
         cap=st.sampled_from([None, "10.50", "9.50"]),
         smart=st.booleans() | st.just(True),
+        collar=st.sampled_from([None, D(50)]),
     )
     def start(
         self,
@@ -165,6 +166,7 @@ class LadderMachine(RuleBasedStateMachine):
         start: int,
         cap: str | None,
         smart: bool,
+        collar: Decimal | None,
     ) -> None:
         """A leg of 100 shares starting before, at or after the open."""
         self.params = LadderParams(
@@ -173,6 +175,7 @@ class LadderMachine(RuleBasedStateMachine):
             max_slippage_bps=D(500),
             max_spread_percent=D(5),
             min_bid_ask_size=D(1),
+            fallback_collar_bps=collar,
         )
         self.now = SESSION.open + timedelta(seconds=start)
         spec = LegSpec(
@@ -208,6 +211,13 @@ class LadderMachine(RuleBasedStateMachine):
                     assert a.order_type is OrderType.LIMIT, "market order on low urgency"
                 if before.spec.limit_price is not None:
                     assert a.order_type is OrderType.LIMIT
+                if (
+                    self.params.fallback_collar_bps is not None
+                    and self.params.enable_smart_execution
+                ):
+                    assert a.order_type is OrderType.LIMIT, "market order despite the collar"
+                if not self.params.enable_smart_execution:
+                    assert a.step == 4, "legacy mode priced a ladder limit"
                 if a.limit_price is not None:
                     assert is_on_grid(a.limit_price)
                     cap = before.spec.limit_price

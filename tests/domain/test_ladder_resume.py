@@ -473,14 +473,32 @@ def test_adopted_order_values_are_checked() -> None:
     """Impossible orders are refused when built, not clipped later."""
     with pytest.raises(ValueError, match="positive"):
         order(0, S.NEW, "0")
-    with pytest.raises(ValueError, match="exceed"):
-        order(0, S.NEW, "10", fills=execs("11"))
-    with pytest.raises(ValueError, match="duplicate"):
-        AdoptedOrder(cid(0), D(10), S.NEW, OrderType.LIMIT, D(1), execs("1") + execs("1"))
+    with pytest.raises(ValueError, match="non-positive"):
+        order(0, S.NEW, "10", fills=execs("0"))
     with pytest.raises(ValueError, match="distinct"):
         Resume((order(0, S.NEW), order(0, S.NEW)), 1)
     with pytest.raises(ValueError, match="negative"):
         Resume((), -1)
+
+
+def test_duplicate_executions_count_once() -> None:
+    """The same execution id reported twice (journal and venue) is one execution."""
+    lg = leg()
+    resumed(lg, order(0, S.PARTIALLY_FILLED, fills=execs("30") + execs("30")))
+    assert lg.state.remaining == D(70)
+
+
+def test_impossible_books_are_counted_and_said_loudly() -> None:
+    """Executions beyond an order's qty: counted (the leg can only trade less), noted as
+    an error, and nothing beyond the remainder is ever placed."""
+    lg = leg()
+    lg.quote("10.00", "10.01")
+    acts = resumed(lg, order(0, S.CANCELED, "50", fills=execs("30", "30")))
+    fields = note_fields(acts, "leg_resume_order_overfilled")
+    assert (fields["qty"], fields["filled_qty"]) == ("50", "60")
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert place.qty == D(40)
 
 
 def test_resume_is_deterministic() -> None:
