@@ -177,3 +177,55 @@ async def test_restart_continues_attempt_numbering(start_daemon: StartDaemon) ->
         await second.daemon.engine.cancel("numbering")
         await second.check()
         await second.stop()
+
+
+async def test_shutdown_cancels_working_orders_and_leaves_the_journal_consistent(
+    start_daemon: StartDaemon,
+) -> None:
+    """Default `shutdown.working_orders = "cancel"`: the resting order ends cancelled at the
+    venue, the plan ends `canceled` in the journal, and no journaled order is left open."""
+    async with outside_venue() as venue:
+        d = await start_daemon(venue=venue, **PATIENT)
+        await d.submit({"plan_id": "sigterm", "legs": [RESTING_AAPL]})
+        await _wait_resting(d, "sigterm")
+        await d.check()
+        await d.stop()
+        assert venue.exchange.list_orders(status="open", limit=50) == []
+        async with await Journal.open(d.directory / "journal.db") as journal:
+            plan = await journal.get_plan("sigterm")
+            assert plan is not None
+            assert (plan.state, plan.finished_at is not None) == ("canceled", True)
+            assert await journal.open_orders() == ()
+            assert await journal.unfinished_plans() == ()
+            (order,) = await journal.orders_for_leg("sigterm", 0)
+            assert order.status == "canceled"
+            events = [e.event for e in await journal.events_for_order(order.client_order_id)]
+            assert events[-1] == "canceled"
+
+
+async def test_shutdown_leave_keeps_the_order_and_the_plan_unfinished(
+    start_daemon: StartDaemon,
+) -> None:
+    """`leave`: the order is still working at the venue after shutdown, and the journal
+    lists it open and its plan unfinished; the next start adopts it, and its own shutdown
+    (default `cancel`) cancels it."""
+    async with outside_venue() as venue:
+        d = await start_daemon(venue=venue, **LEAVE, **PATIENT)
+        await d.submit({"plan_id": "leave", "legs": [RESTING_AAPL]})
+        order = await _wait_resting(d, "leave")
+        await d.stop()
+        assert [o["id"] for o in venue.exchange.list_orders(status="open", limit=50)] == [
+            order["id"]
+        ]
+        async with await Journal.open(d.directory / "journal.db") as journal:
+            (unfinished,) = await journal.unfinished_plans()
+            assert unfinished.plan.plan_id == "leave"
+            (still_open,) = await journal.open_orders()
+            assert (still_open.client_order_id, still_open.order_id) == (
+                order["client_order_id"],
+                order["id"],
+            )
+        again = await start_daemon(venue=venue, directory=d.directory, **PATIENT)
+        assert (await again.daemon.engine.status("leave")).state == "working"
+        await again.stop()  # default cancel: the adopted order ends cancelled
+        assert venue.exchange.list_orders(status="open", limit=50) == []
