@@ -264,6 +264,7 @@ class Engine:
             clock=self._ports.clock.now,
             default_urgency=self._default_urgency,
             session=await self._session(),
+            settle_seconds=self._settings.gateway.request_timeout_seconds,
         )
         for plan in await recover(context):
             plan.record.state = "working"

@@ -5,7 +5,10 @@ plans and `READY=1` (issue 5 §3). For every unfinished plan in the journal:
 
 1. every order each leg ever intended is looked up at the venue by client order id — an
    intent the venue never received (a crash before the send) reads as absent, never as
-   something to send again;
+   something to send again. A request sent just before the crash may still be on its
+   way (the venue processes what it received), so an intent younger than the settle
+   window (the gateway's request timeout) is looked up again once the window is over
+   before it is declared absent;
 2. shares the venue filled that the journal has not recorded (a crash between a fill and
    its write, or fills while execd was down) are recorded once, as one reconciled
    execution per order priced from the venue's average;
@@ -25,6 +28,7 @@ resuming on a guess could duplicate an order.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +45,7 @@ from execd.domain.ids import is_execd_order, parse_client_order_id, plan_key
 from execd.domain.ladder_types import AdoptedOrder, OrderType
 from execd.domain.market_time import eastern_date
 from execd.domain.order_state import Execution, OrderStatus, unseen_fill_price
-from execd.domain.types import Urgency
+from execd.domain.types import Side, Urgency
 from execd.engine.journaling import restore_record
 from execd.engine.leg import ResumePoint
 from execd.engine.records import LegRecord, PlanRecord
@@ -73,6 +77,8 @@ class RecoveryContext:
     clock: Callable[[], datetime]
     default_urgency: Urgency
     session: TradingSession | None
+    settle_seconds: float = 10.0
+    """How long a request may still reach the venue after it was sent (its timeout)."""
 
 
 async def recover(ctx: RecoveryContext) -> list[RecoveredPlan]:
@@ -156,6 +162,8 @@ async def _recover_leg(
             if f.client_order_id == r.client_order_id
         )
         venue = await _lookup(ctx, r.client_order_id)
+        if venue is None and not r.status.is_terminal:
+            venue = await _settle(ctx, r)
         if venue is None:
             adopted.append(await _absent(ctx, r, executions))
             continue
@@ -183,6 +191,16 @@ async def _lookup(ctx: RecoveryContext, cid: str) -> Order | None:
         return await ctx.rest.get_order_by_client_id(cid)
     except Exception as exc:
         raise RecoveryError(f"could not look up order {cid}: {exc}") from exc
+
+
+async def _settle(ctx: RecoveryContext, row: OrderRow) -> Order | None:
+    """Look an absent intent up again once a request sent at its time can no longer land."""
+    wait = (row.intent_at - ctx.clock()).total_seconds() + ctx.settle_seconds
+    if wait <= 0:
+        return None
+    _log.warning("intent_settling", client_order_id=row.client_order_id, seconds=round(wait, 3))
+    await asyncio.sleep(wait)
+    return await _lookup(ctx, row.client_order_id)
 
 
 async def _absent(
@@ -272,9 +290,7 @@ async def _journal_unknown_order(
     return row
 
 
-def _side(order: Order) -> Any:
-    from execd.domain.types import Side
-
+def _side(order: Order) -> Side:
     return Side(str(order.side.value if order.side is not None else ""))
 
 
