@@ -267,6 +267,9 @@ class Engine:
             settle_seconds=self._settings.gateway.request_timeout_seconds,
         )
         for plan in await recover(context):
+            for symbol in plan.record.plan.symbols():
+                if await self._asset(symbol) is None:  # delisted while down: the leg ends
+                    _log.error("recovered_symbol_unknown", symbol=symbol)
             plan.record.state = "working"
             self._plans[plan.record.plan_id] = plan.record
             runner = PlanRunner(plan.record, self._ctx, plan.resume)

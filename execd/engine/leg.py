@@ -88,8 +88,9 @@ _log = structlog.get_logger("execd.leg")
 UNKNOWN_OUTCOME = 599
 """Status fed to the ladder when the venue's answer is unknown: not 4xx, so not definitive."""
 
-RISK_REFUSED = 403
-"""Status fed to the ladder for an order a risk cap refused: never sent, so definitive."""
+RISK_REFUSED = 460
+"""Status fed to the ladder for an order a risk cap refused: never sent, so definitive (4xx).
+An unassigned HTTP code, so it is never confused with a venue's answer."""
 
 JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
@@ -214,6 +215,8 @@ class LegRunner:
                 finish: Finish | None = None
                 for action in actions:
                     follow_up = await self._perform(action)
+                    for failed in follow_up:
+                        await self._journal_refusal(failed)
                     pending.extend(follow_up)
                     if isinstance(action, Finish):
                         finish = action
@@ -474,6 +477,30 @@ class LegRunner:
             _log.error("journal_intent_failed", client_order_id=cid, error=str(exc))
             return JOURNAL_FAILED, f"journal write failed, order not sent: {exc}"
         return None
+
+    async def _journal_refusal(self, event: LadderEvent) -> None:
+        """An order the venue certainly does not have (a 4xx answer, or absent at look-up)
+        is closed in the journal, so a restart does not look for it again."""
+        match event:
+            case PlaceFailed(client_order_id=cid, status=status, message=message):
+                pass
+            case ReplaceFailed(new_client_order_id=cid, status=status, message=message):
+                pass
+            case _:
+                return
+        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED):
+            return  # unknown outcome, or refused before any intent was written
+        try:
+            await self._ports.journal.record_event(
+                cid,
+                None,
+                "refused",
+                self._ports.clock.now(),
+                {"status": status, "message": message},
+                status=OrderStatus.REJECTED,
+            )
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_refusal_failed", client_order_id=cid, error=str(exc))
 
     async def _journal_ack(self, cid: str, order_id: str, status: str) -> None:
         try:
