@@ -49,12 +49,16 @@ PLAN = {
     ],
 }
 LEG_QTY = {("crash", 0): Decimal(500), ("crash", 1): Decimal(600)}
-SECTIONS: dict[str, dict[str, Any]] = {
-    # Both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin book.
-    "better_orders": {"apply_to": "all", "normal_timeout_seconds": 0.7},
-    # An intent still in flight at the crash settles within this (recovery waits it out).
-    "gateway": {"request_timeout_seconds": 3.0},
-}
+
+
+def _daemon(venue: SimVenue) -> DaemonProcess:
+    return DaemonProcess.for_venue(
+        venue,
+        # Both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin book.
+        better_orders={"apply_to": "all", "normal_timeout_seconds": 0.7},
+        # An intent still in flight at the crash settles within this (recovery waits).
+        gateway={"request_timeout_seconds": 3.0},
+    )
 
 
 def _tape(directory: Path) -> Path:
@@ -153,7 +157,7 @@ async def test_kill_before_the_order_request_is_processed(venue: SimVenue) -> No
     """The first order request is held by the venue; the daemon dies meanwhile. The held
     request still lands; the restarted daemon waits out the settle window, finds it by
     client order id and adopts it — no second order for that attempt."""
-    async with DaemonProcess.for_venue(venue, **SECTIONS) as daemon:
+    async with _daemon(venue) as daemon:
         await daemon.start()
         await venue.fail_next_requests(delay=1.5, method="POST", path="/v2/orders")
         await _submit(daemon)
@@ -166,7 +170,7 @@ async def test_kill_before_the_order_request_is_processed(venue: SimVenue) -> No
 async def test_kill_between_send_and_acknowledgement(venue: SimVenue) -> None:
     """The venue placed the order and holds its answer; the daemon dies before it hears.
     The restart adopts the order (journaled as an intent only) instead of re-sending."""
-    async with DaemonProcess.for_venue(venue, **SECTIONS) as daemon:
+    async with _daemon(venue) as daemon:
         await daemon.start()
         await venue.fail_next_requests(delay=3.0, method="POST", path="/v2/orders", when="after")
         await _submit(daemon)
@@ -184,7 +188,7 @@ async def test_kill_while_a_replace_is_pending(venue: SimVenue) -> None:
     """The drifting quote makes a leg re-peg by PATCH; the venue performs the replace and
     holds the answer; the daemon dies. The restart sees the old order replaced and the new
     one live, adopts the new one and finishes."""
-    async with DaemonProcess.for_venue(venue, **SECTIONS) as daemon:
+    async with _daemon(venue) as daemon:
         await daemon.start()
         await venue.fail_next_requests(delay=3.0, method="PATCH", path="/v2/orders/", when="after")
         await _submit(daemon)
@@ -201,7 +205,7 @@ async def test_kill_while_a_replace_is_pending(venue: SimVenue) -> None:
 async def test_kill_during_a_partial_fill(venue: SimVenue) -> None:
     """Killed right after a partial fill was logged: the order keeps filling while the
     daemon is down; the restart records the missed shares once and trades only the rest."""
-    async with DaemonProcess.for_venue(venue, **SECTIONS) as daemon:
+    async with _daemon(venue) as daemon:
         await daemon.start()
         await _submit(daemon)
         await daemon.wait_log("order_filled", final=False)
@@ -213,7 +217,7 @@ async def test_kill_during_a_partial_fill(venue: SimVenue) -> None:
 async def test_three_kills_at_random_moments(venue: SimVenue) -> None:
     """Three kills at random moments of the same plan (seeded), a restart after each."""
     rng = random.Random(5)
-    async with DaemonProcess.for_venue(venue, **SECTIONS) as daemon:
+    async with _daemon(venue) as daemon:
         await daemon.start()
         await _submit(daemon)
         for _ in range(3):
