@@ -243,6 +243,16 @@ class Engine:
         finally:
             record.watchers.discard(queue)
 
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: plans, legs, streams, halt."""
+        working = [r for r in self._plans.values() if not r.finished]
+        legs = sum(1 for r in working for leg in r.legs if not leg.finished)
+        streams = "streams up" if self.quotes.statistics().connected else "market data down"
+        if self._order_stream is not None and not self._order_stream.connected:
+            streams = "order stream down"
+        halted = "HALTED; " if self._halted else ""
+        return f"{halted}{len(working)} plans working, {legs} legs; {streams}"
+
     # ------------------------------------------------------------------ lifecycle
 
     async def recover(self) -> None:

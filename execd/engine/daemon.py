@@ -202,6 +202,10 @@ async def running_daemon(
                     await socket_ready.wait()
                     await orders.wait_connected()
                     await engine.recover()
+                if notifier.enabled:
+                    tasks.append(
+                        group.create_task(_status_reporter(notifier, engine), name="status")
+                    )
                 if notifier.watchdog_interval is not None:
                     tasks.append(
                         group.create_task(
@@ -230,6 +234,21 @@ async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
     venue = await rest.clock()
     clock.sync(venue.timestamp, sent, datetime.now(UTC))
     _log.info("venue_clock_synced", offset_seconds=clock.offset.total_seconds())
+
+
+STATUS_INTERVAL = 2.0
+"""How often the systemd STATUS= line is refreshed (sent only when it changed)."""
+
+
+async def _status_reporter(notifier: Notifier, engine: Engine) -> None:
+    """`systemctl status execd` shows a live one-line summary (issue 5 §6)."""
+    last = ""
+    while True:
+        await asyncio.sleep(STATUS_INTERVAL)
+        summary = engine.summary()
+        if summary != last:
+            notifier.status(summary)
+            last = summary
 
 
 async def _watchdog(notifier: Notifier, interval: float) -> None:

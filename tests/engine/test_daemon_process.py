@@ -123,3 +123,25 @@ async def test_restart_after_kill9_reuses_socket_and_journal(venue: SimVenue) ->
         assert health.trade_updates_connected
         assert await daemon.sigterm() == 0, daemon.output_tail()
         assert [n.fields.get("READY") for n in daemon.notifications(all_runs=True)].count("1") == 2
+
+
+async def test_status_line_follows_the_work(venue: SimVenue) -> None:
+    """STATUS= is a live summary: a resting plan shows as one plan working."""
+    plan = {
+        "plan_id": "status-line",
+        "legs": [{"symbol": "AAPL", "side": "buy", "qty": "5", "limit_price": "150.00"}],
+    }
+    async with DaemonProcess.for_venue(
+        venue, better_orders={"normal_timeout_seconds": 30.0}
+    ) as daemon:
+        await daemon.start()
+        async with daemon.client() as client:
+            await client.submit(plan)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEADLINE
+        statuses: list[str] = []
+        while not any("1 plans working" in s for s in statuses):
+            assert loop.time() < end, f"no live STATUS= line: {statuses}"
+            await daemon.wait_notification("STATUS", None, count=len(statuses) + 1)
+            statuses = [n.fields["STATUS"] for n in daemon.notifications() if "STATUS" in n.fields]
+        assert await daemon.sigterm() == 0, daemon.output_tail()
