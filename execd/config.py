@@ -305,6 +305,9 @@ class GatewayConfig(_Section):
     requests_per_minute: int = Field(190, ge=1, le=10_000)
     """Shared trading-API budget; Alpaca allows 200/min per account (ALPACA.md §0.4)."""
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    write_window_seconds: float = Field(30.0, gt=0, le=600)
+    """No copy of an order request leaves later than this after the first. A restart waits
+    this plus the request timeout before it declares an unanswered order never sent."""
 
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(

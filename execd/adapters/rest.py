@@ -103,6 +103,9 @@ class RestConfig:
     read_attempts: int = 4
     #: attempts for a write, counting every resend after a look-up said 404.
     write_attempts: int = 4
+    #: no copy of a write leaves later than this after the first (seconds): what a
+    #: restart must wait out before an unanswered order can be called never sent.
+    write_window: float = 30.0
     backoff: BackoffPolicy = field(
         default_factory=lambda: BackoffPolicy(initial=0.5, factor=2.0, maximum=8.0)
     )
@@ -545,7 +548,17 @@ class RestGateway:
         delays = self._delays()
         ambiguous = False
         last: Exception = RateLimited(f"{operation} rate limited")
+        loop = asyncio.get_running_loop()
+        closes = loop.time() + self._config.write_window
         for attempt in range(1, self._config.write_attempts + 1):
+            if attempt > 1 and loop.time() > closes:
+                log.error(
+                    "order_write_window_closed",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    attempts=attempt - 1,
+                )
+                break
             try:
                 answer = await self._attempt(
                     method, self._config.trading_url, path, priority, body=body

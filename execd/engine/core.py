@@ -265,16 +265,20 @@ class Engine:
         for row in await journal.plans(RELOADED_PLANS):
             if row.finished_at is not None:
                 legs = await journal.legs(row.plan_id)
-                self._plans[row.plan_id] = restore_record(
-                    row, legs, self._default_urgency, self._ports.clock.now
-                )
+                try:
+                    self._plans[row.plan_id] = restore_record(
+                        row, legs, self._default_urgency, self._ports.clock.now
+                    )
+                except (ValueError, PlanError) as exc:  # history only: never block a start
+                    _log.error("journal_plan_unreadable", plan_id=row.plan_id, error=str(exc))
+        gateway = self._settings.gateway
         context = RecoveryContext(
             journal=journal,
             rest=self._ports.rest,
             clock=self._ports.clock.now,
             default_urgency=self._default_urgency,
             session=await self._session(),
-            settle_seconds=self._settings.gateway.request_timeout_seconds,
+            settle_seconds=gateway.write_window_seconds + gateway.request_timeout_seconds,
         )
         for plan in await recover(context):
             for symbol in plan.record.plan.symbols():
@@ -283,9 +287,11 @@ class Engine:
             plan.record.state = "working"
             self._plans[plan.record.plan_id] = plan.record
             runner = PlanRunner(plan.record, self._ctx, plan.resume)
-            if plan.expired:
+            if self._halted:  # `halt` arrived while reconciling: cancel, never resume
+                runner.stop("halted", state="halted")
+            elif plan.expired:
                 runner.stop(EXPIRED_REASON)
-            self._start(runner)
+            self._start(runner, context.session)
         self._accepting = True
 
     async def _reload(self, plan_id: str) -> PlanRecord:
@@ -299,10 +305,12 @@ class Engine:
         self._plans[plan_id] = record
         return record
 
-    def _start(self, runner: PlanRunner) -> None:
+    def _start(self, runner: PlanRunner, session: TradingSession | None = None) -> None:
+        """Run a plan; `session` when already known (a recovered plan must not fail on a
+        second calendar read with its adopted orders working)."""
         plan_id = runner.record.plan_id
         self._runners[plan_id] = runner
-        task = asyncio.create_task(self._run_plan(runner), name=f"plan:{plan_id}")
+        task = asyncio.create_task(self._run_plan(runner, session), name=f"plan:{plan_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -336,9 +344,18 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+            await self._close_unfinished("daemon shut down before its cancels were confirmed")
         swept = await self._cancel_open_execd_orders()
         if swept:
             _log.warning("shutdown_swept_open_orders", count=swept)
+
+    async def _close_unfinished(self, reason: str) -> None:
+        """Cancel mode: a plan whose legs did not end in the grace time is still closed in
+        the journal, so the next start cancels its orders instead of trading it."""
+        for record in self._plans.values():
+            if not record.finished:
+                record.end("canceled", reason)
+                await self._journal_end(record)
 
     async def _abandon(self, grace: float) -> None:
         """Cancel the plan tasks, not their orders: the journal keeps them unfinished."""
@@ -362,20 +379,20 @@ class Engine:
     def _grace_seconds(self) -> float:
         return self._settings.ladder.confirm_timeout_seconds * 3
 
-    async def _run_plan(self, runner: PlanRunner) -> None:
+    async def _run_plan(self, runner: PlanRunner, session: TradingSession | None) -> None:
         record = runner.record
         structlog.contextvars.bind_contextvars(plan_id=record.plan_id)
         try:
-            session = await self._session()
+            if session is None:
+                session = await self._session()
             await runner.run(session)
         except Exception as exc:  # a plan's failure must not take the daemon down
             _log.exception("plan_crashed", error=repr(exc))
             if not record.finished:
                 record.end("failed", f"internal error: {exc!r}")
+                await self._journal_end(record)
         finally:
             self._runners.pop(record.plan_id, None)
-        if record.finished:
-            await self._journal_end(record)
 
     async def _journal_end(self, record: PlanRecord) -> None:
         """A finished plan leaves the journal's unfinished list (never resumed again)."""

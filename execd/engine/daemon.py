@@ -145,6 +145,7 @@ async def running_daemon(
             secret_key=endpoints.secret_key,
             feed=endpoints.feed,
             total_timeout=settings.gateway.request_timeout_seconds,
+            write_window=settings.gateway.write_window_seconds,
         )
         async with RestGateway(rest_config, budget, clock=clock.now) as rest:
             await _sync_clock(rest, clock)
@@ -201,7 +202,14 @@ async def running_daemon(
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()
                     await orders.wait_connected()
+                # Not under STARTUP_TIMEOUT: it may wait out the settle window of an order
+                # sent just before a crash (systemd's TimeoutStartSec bounds it).
+                notifier.status("reconciling orders with the venue")
+                try:
                     await engine.recover()
+                except Exception as exc:
+                    _log.exception("recovery_failed", error=repr(exc))
+                    raise
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")

@@ -105,14 +105,18 @@ def restore_record(
         leg.reason = row.reason
         leg.started_at = row.started_at
         leg.finished_at = row.finished_at
-        if row.report is not None:
-            leg.restored = msgspec.json.decode(row.report, type=LegStatus)
-            leg.qty = leg.restored.qty
-            leg.client_order_ids = list(leg.restored.client_order_ids)
         if row.state in _LEG_STATES:
             leg.state = cast(LegState, row.state)
+        if row.report is not None:
+            # The leg's status as last journaled: its resolved qty (notional or shrunk to
+            # buying power) always; how it read in full only once it is over.
+            status = msgspec.json.decode(row.report, type=LegStatus)
+            leg.qty = status.qty
+            leg.client_order_ids = list(status.client_order_ids)
             if leg.finished:
-                leg.step = 5
+                leg.restored = status
+        if leg.finished:
+            leg.step = 5
     if plan.finished_at is not None:
         record.state = cast(PlanState, plan.state if plan.state in _PLAN_STATES else "failed")
         record.reason = plan.reason

@@ -727,7 +727,7 @@ class LegRunner:
                     Decimal(str(order.filled_avg_price or 0)), filled, tracked.executions
                 )
                 self._venue_cum[cid] = filled
-                execution_id = f"reconciled:{order.id}:{filled}"
+                execution_id = f"reconciled:{order.id}:{known}-{filled}"
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(

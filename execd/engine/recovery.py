@@ -6,9 +6,10 @@ plans and `READY=1` (issue 5 §3). For every unfinished plan in the journal:
 1. every order each leg ever intended is looked up at the venue by client order id — an
    intent the venue never received (a crash before the send) reads as absent, never as
    something to send again. A request sent just before the crash may still be on its
-   way (the venue processes what it received), so an intent younger than the settle
-   window (the gateway's request timeout) is looked up again once the window is over
-   before it is declared absent;
+   way (the venue processes what it received, and the gateway resends an unanswered
+   order within its write window), so an intent younger than the settle window (write
+   window + request timeout) is looked up again once that is over before it is declared
+   absent;
 2. shares the venue filled that the journal has not recorded (a crash between a fill and
    its write, or fills while execd was down) are recorded once, as one reconciled
    execution per order priced from the venue's average;
@@ -38,7 +39,7 @@ from typing import Any
 import structlog
 from alpaca.trading.models import Order
 
-from execd.adapters.journal import Journal, OrderRow, UnfinishedPlan
+from execd.adapters.journal import Journal, OrderRow, RecordConflict, UnfinishedPlan
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order, parse_client_order_id, plan_key
@@ -77,8 +78,8 @@ class RecoveryContext:
     clock: Callable[[], datetime]
     default_urgency: Urgency
     session: TradingSession | None
-    settle_seconds: float = 10.0
-    """How long a request may still reach the venue after it was sent (its timeout)."""
+    settle_seconds: float = 40.0
+    """How long after its intent an order request may still reach the venue."""
 
 
 async def recover(ctx: RecoveryContext) -> list[RecoveredPlan]:
@@ -93,12 +94,13 @@ async def recover(ctx: RecoveryContext) -> list[RecoveredPlan]:
     }
     recovered = [await _recover_plan(ctx, plan, unclaimed) for plan in unfinished]
     for cid, order in unclaimed.items():
-        # An execd order no unfinished plan claims: nobody would watch it.
+        # An execd order no unfinished plan claims: nobody would watch it. A refusal
+        # (already filled, pending) is logged, not fatal: the next start tries again.
         _log.warning("orphan_order_canceled", client_order_id=cid, order_id=str(order.id))
         try:
             await ctx.rest.cancel_order(str(order.id))
         except Exception as exc:
-            raise RecoveryError(f"could not cancel orphan order {cid}: {exc}") from exc
+            _log.error("orphan_cancel_failed", client_order_id=cid, error=repr(exc))
     _log.info(
         "recovery_done",
         plans=len(recovered),
@@ -240,8 +242,11 @@ async def _reconcile(
         if venue.filled_avg_price is None:
             raise RecoveryError(f"order {cid} reports {filled} filled without a price")
         price = unseen_fill_price(Decimal(str(venue.filled_avg_price)), filled, executions)
-        execution_id = f"reconciled:{venue.id}:{filled}"
-        await ctx.journal.record_fill(execution_id, cid, filled - counted, price, now)
+        execution_id = f"reconciled:{venue.id}:{counted}-{filled}"
+        try:
+            await ctx.journal.record_fill(execution_id, cid, filled - counted, price, now)
+        except RecordConflict as exc:  # never block a start over a bookkeeping clash
+            _log.error("reconciled_fill_conflict", client_order_id=cid, error=str(exc))
         executions = (*executions, Execution(execution_id, filled - counted, price, now))
         _log.warning(
             "fill_applied_after_restart",

@@ -138,12 +138,12 @@ class PlanRunner:
         if not self._ctx.overlap_buys:
             async with asyncio.TaskGroup() as group:
                 await self._release_buys(buys, session, group)
-        self._finish()
+        await self._finish()
 
     def _resumed(self, leg: LegRecord) -> bool:
         return leg.leg.index in self._resume
 
-    def _finish(self) -> None:
+    async def _finish(self) -> None:
         rec = self.record
         states = [leg.state for leg in rec.legs]
         filled = sum(1 for s in states if s == "filled")
@@ -159,6 +159,9 @@ class PlanRunner:
                 f"{filled} of {len(states)} legs filled: " + "; ".join(_leg_reasons(rec)),
             )
         _log.info("plan_finished", state=state, reason=reason)
+        # On disk before anyone hears of it: a crash after `cancel` answered must not
+        # bring the plan back to trade.
+        await journal_plan_end(self._ctx.ports, rec, state, reason, self._ctx.now())
         rec.end(state, reason)
 
     # ------------------------------------------------------------------ buys
@@ -177,7 +180,7 @@ class PlanRunner:
             for leg in buys:
                 if leg.state == "pending":
                     leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
-                    self.record.publish("leg_finished", leg)
+                    await self._ended(leg)
 
     async def _release_each(
         self,
@@ -191,7 +194,7 @@ class PlanRunner:
                 self._power_changed.clear()
                 if self._stop_reason is not None:
                     leg.finish("canceled", self._stop_reason, self._ctx.now())
-                    self.record.publish("leg_finished", leg)
+                    await self._ended(leg)
                     break
                 sized = await self._size_buy(leg, started)
                 if sized is None:
@@ -209,7 +212,7 @@ class PlanRunner:
                         leg.reason = f"shrunk from {leg.qty} to {qty} shares by buying power"
                     if qty <= 0:
                         leg.finish("rejected", "insufficient buying power", self._ctx.now())
-                        self.record.publish("leg_finished", leg)
+                        await self._ended(leg)
                         break
                     leg.qty = qty
                     started.append((leg, price))
@@ -230,7 +233,7 @@ class PlanRunner:
             leg.qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
             if leg.qty <= 0:
                 leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
-                self.record.publish("leg_finished", leg)
+                await self._ended(leg)
                 return None
         params = self._ctx.ports.params
         price = reservation_price(quote.ask, params.max_slippage_bps, tick_size(quote.ask))
@@ -240,7 +243,7 @@ class PlanRunner:
             account = await self._ctx.rest.account()
         except AdapterError as exc:
             leg.finish("failed", f"could not read buying power: {exc}", self._ctx.now())
-            self.record.publish("leg_finished", leg)
+            await self._ended(leg)
             return None
         power = Decimal(str(account.buying_power or 0))
         # Buys already started but with no live order yet are not in the venue's figure.
@@ -259,7 +262,7 @@ class PlanRunner:
             return await asyncio.wait_for(self._usable_quote(symbol), wait)
         except TimeoutError:
             leg.finish("unfilled", f"no quote for {symbol} to size the leg", self._ctx.now())
-            self.record.publish("leg_finished", leg)
+            await self._ended(leg)
             return None
         finally:
             self._ctx.unsubscribe(symbol)
@@ -327,11 +330,13 @@ class PlanRunner:
             finish = await runner.run()
             runner.build_report(finish)
             self._record_finish(leg, finish)
+            await self._journal_leg(leg)  # before anything else: an ended leg never re-runs
             if finish.outcome is Outcome.UNRESOLVED:
                 await self._cancel_leg_orders(leg)
         except Exception as exc:  # the one sanctioned boundary: one leg, not the plan
             _log.exception("leg_crashed", error=repr(exc))
             leg.finish("failed", f"internal error: {exc!r}", ctx.now())
+            await self._journal_leg(leg)
             await self._cancel_leg_orders(leg)
         finally:
             self._runners.pop(index, None)
@@ -341,6 +346,11 @@ class PlanRunner:
             if leg.finished:
                 await self._journal_leg(leg)
             rec.publish("leg_finished", leg)
+
+    async def _ended(self, leg: LegRecord) -> None:
+        """A leg ended before its ladder ran: journal it, then tell the watchers."""
+        await self._journal_leg(leg)
+        self.record.publish("leg_finished", leg)
 
     async def _journal_leg(self, leg: LegRecord) -> None:
         """Persist the leg as it stands; a finished leg is then never resumed."""
@@ -404,8 +414,21 @@ class PlanRunner:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
 
 
+async def journal_plan_end(
+    ports: LegPorts, rec: PlanRecord, state: str, reason: str, at: datetime
+) -> None:
+    """Every leg as it ended, then the plan's end (which takes it off the restart list)."""
+    try:
+        for leg in rec.legs:
+            await journal_leg(ports, rec.plan_id, leg)
+        await ports.journal.update_plan(rec.plan_id, state, reason, at)
+    except (JournalError, ValueError) as exc:
+        _log.error("journal_plan_end_failed", plan_id=rec.plan_id, error=str(exc))
+
+
 async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
-    """Write a leg's state, progress and (when over) its status with the report."""
+    """Write a leg's state and progress, with its status as the control socket shows it
+    (its resolved qty — a notional or shrunk leg — and, once over, its report)."""
     await ports.journal.update_leg(
         plan_id,
         leg.leg.index,
@@ -416,7 +439,7 @@ async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
         reason=leg.reason,
         started_at=leg.started_at,
         finished_at=leg.finished_at,
-        report=msgspec.json.encode(leg.to_status()) if leg.finished else None,
+        report=msgspec.json.encode(leg.to_status()),
     )
 
 

@@ -57,7 +57,7 @@ def _daemon(venue: SimVenue) -> DaemonProcess:
         # Both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin book.
         better_orders={"apply_to": "all", "normal_timeout_seconds": 0.7},
         # An intent still in flight at the crash settles within this (recovery waits).
-        gateway={"request_timeout_seconds": 3.0},
+        gateway={"request_timeout_seconds": 3.0, "write_window_seconds": 2.0},
     )
 
 
