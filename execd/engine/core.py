@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ import structlog
 from execd.adapters.errors import AdapterError, NotFound
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.order_stream import OrderStream
+from execd.adapters.rest import Order
 from execd.adapters.wire import TradeUpdate
 from execd.config import Settings
 from execd.control.protocol import (
@@ -38,6 +39,7 @@ from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
 from execd.domain.types import Side
 from execd.engine.leg import LegPorts
+from execd.engine.order_poll import reconcile_working_orders
 from execd.engine.records import PlanRecord
 from execd.engine.router import OrderRouter
 from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext
@@ -178,6 +180,20 @@ class Engine:
         _log.info("resumed")
         return HaltState(halted=False)
 
+    def running_legs(self) -> int:
+        """Legs running their ladder now (`order_poll.WorkingLegs`)."""
+        return sum(runner.running_legs for runner in self._runners.values())
+
+    def working_since(self) -> datetime | None:
+        """When the oldest unfinished plan was submitted (`order_poll.WorkingLegs`)."""
+        times = [r.submitted_at for r in self._plans.values() if not r.finished]
+        return min(times, default=None)
+
+    def reconcile_legs(self, snapshot: Mapping[str, Order] | None) -> None:
+        """Every running leg re-reads its orders before acting (`order_poll.WorkingLegs`)."""
+        for runner in self._runners.values():
+            runner.request_reconcile(snapshot)
+
     async def health(self) -> Health:
         quotes = self.quotes.statistics()
         budget = self._ports.rest.budget.statistics()
@@ -196,7 +212,18 @@ class Engine:
             venue=self._info.venue,
             feed=self._info.feed,
             working_plans=sum(1 for r in self._plans.values() if not r.finished),
+            stale_quote_symbols=self._stale_symbols(quotes.subscribed),
+            legs_holding=tuple(
+                f"{r.plan_id}[{leg.leg.index}] {leg.leg.symbol}"
+                for r in self._plans.values()
+                for leg in r.legs
+                if leg.holding_since is not None and not leg.finished
+            ),
         )
+
+    def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        grace = self._ports.params.quote_wait_seconds
+        return tuple(s for s in symbols if self.quotes.outage(s, grace) is not None)
 
     async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent]:
         record = self._record(plan_id)
@@ -228,8 +255,13 @@ class Engine:
         if down_since is None:
             return
         _log.warning("order_stream_reconnected_reconciling", down_since=str(down_since))
-        for runner in self._runners.values():
-            runner.request_reconcile()
+        await reconcile_working_orders(
+            self._ports.rest,
+            self,
+            "order_stream_reconnected",
+            self._settings.gateway.request_timeout_seconds,
+            fallback=True,
+        )
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting plans, cancel working orders, wait for the plans to end."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,7 +37,7 @@ from execd.adapters.errors import (
     VenueRefused,
 )
 from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import RestGateway
+from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.domain.ids import is_execd_order
 from execd.domain.ladder import decide
@@ -70,6 +70,7 @@ from execd.domain.order_state import Execution, OrderEventKind, OrderStatus
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
+from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.router import Inbox
 
@@ -128,6 +129,9 @@ class LegRunner:
         self._seen_at: datetime | None = None
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
+        # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
+        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
+        self._snapshot: Mapping[str, Order] = {}
 
     # ------------------------------------------------------------------ control
 
@@ -137,8 +141,12 @@ class LegRunner:
             self._stop_reason = reason
             self._wakeup.set()
 
-    def request_reconcile(self) -> None:
-        """Re-read this leg's orders over REST before acting again (stream reconnect)."""
+    def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
+        """Re-read this leg's orders over REST before acting again (stream outage or
+        reconnect). `snapshot` (client order id → order, one `GET /v2/orders` for every
+        leg) answers for the orders it holds; the others are read one by one."""
+        if snapshot is not None:
+            self._snapshot = snapshot
         self._reconcile_requested = True
         self._wakeup.set()
 
@@ -377,6 +385,7 @@ class LegRunner:
                 asyncio.ensure_future(self._quote_ready()),
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
+                asyncio.ensure_future(self._hold.wait_change()),
             }
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -407,9 +416,13 @@ class LegRunner:
             return events
         deadline = self.state.deadline
         now = self._ports.clock.now()
-        if deadline is not None and now >= deadline and self._woken_for != deadline:
+        self._hold.check(now)
+        due = deadline is not None and now >= deadline and self._woken_for != deadline
+        if due and not self._hold.holds(self.state.timer):
             self._woken_for = deadline
             return [Wake()]
+        if self._hold.holding:
+            return []  # the cached quote is frozen: never re-offer it as news
         quote = self._fresh_quote(now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
@@ -434,10 +447,16 @@ class LegRunner:
         """Seconds until the ladder's deadline or a quote re-offer is due, whichever is first."""
         candidates: list[float] = []
         deadline = self.state.deadline
-        if deadline is not None and self._woken_for != deadline:
-            remaining = (deadline - self._ports.clock.now()).total_seconds()
+        now = self._ports.clock.now()
+        held = self._hold.holds(self.state.timer)
+        if deadline is not None and self._woken_for != deadline and not held:
+            remaining = (deadline - now).total_seconds()
             candidates.append(max(remaining, 0.0))
-        if self._refeed_possible():
+        if self._hold.holding:
+            recheck = self._hold.timeout(now)
+            if recheck is not None:
+                candidates.append(recheck)
+        elif self._refeed_possible():
             since = self._ports.clock.monotonic() - self._last_fed_mono
             candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
         return min(candidates) if candidates else None
@@ -513,13 +532,14 @@ class LegRunner:
         """Bring the ladder's view of this leg's orders up to the venue's, over REST."""
         self._reconcile_requested = False
         self._inbox.overflowed.clear()
+        snapshot, self._snapshot = self._snapshot, {}
         events: list[LadderEvent] = []
         for tracked in self.state.orders:
             if tracked.status is OrderStatus.FILLED:
                 continue
             cid = tracked.client_order_id
             try:
-                order = await self._ports.rest.get_order_by_client_id(cid)
+                order = snapshot.get(cid) or await self._ports.rest.get_order_by_client_id(cid)
             except AdapterError as exc:
                 _log.warning("reconcile_read_failed", client_order_id=cid, error=str(exc))
                 self._reconcile_requested = True

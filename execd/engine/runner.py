@@ -15,7 +15,7 @@ cancelled, and its siblings go on. `CancelledError` always propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +24,7 @@ import structlog
 
 from execd.adapters.errors import AdapterError
 from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import RestGateway
+from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
@@ -96,9 +96,9 @@ class PlanRunner:
             runner.stop(reason)
         self._power_changed.set()
 
-    def request_reconcile(self) -> None:
+    def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
         for runner in self._runners.values():
-            runner.request_reconcile()
+            runner.request_reconcile(snapshot)
 
     @property
     def running_legs(self) -> int:
