@@ -409,9 +409,12 @@ class LegRunner:
                     update = self._inbox.queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+            gap_known = self._reconcile_requested
             event = self._translate(update)
             if event is not None:
                 events.append(event)
+            if self._reconcile_requested and not gap_known:
+                break  # the venue knows more than its events said: re-read before going on
         if events:
             return events
         deadline = self.state.deadline
@@ -489,6 +492,20 @@ class LegRunner:
         kind = update.event
         if kind in ("fill", "partial_fill"):
             return self._fill(update)
+        if order.filled_qty > self._venue_cum.get(cid, Decimal(0)):
+            # The order reports shares no fill event told us about (a silent socket drops
+            # events, ALPACA.md §9). Its status must not move the ladder on first: a
+            # confirmed cancel would size the next order from a remainder that is too big.
+            # Re-read the order; the reconciliation counts the shares, then the status.
+            _log.warning(
+                "fill_gap_detected",
+                client_order_id=cid,
+                order_event=kind,
+                filled_qty=str(order.filled_qty),
+                counted=str(self._venue_cum.get(cid, Decimal(0))),
+            )
+            self._reconcile_requested = True
+            return None
         if kind == "replaced":
             successor = None
             if order.replaced_by is not None:
