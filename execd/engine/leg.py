@@ -419,7 +419,12 @@ class LegRunner:
             return events
         deadline = self.state.deadline
         now = self._ports.clock.now()
-        self._hold.check(now)
+        if self._hold.check(now) is None and self._hold.take_resumed():
+            # Quotes are live again: the ladder hears the current NBBO before any deadline
+            # it missed while holding, so that it prices from it, not from the old one.
+            quote = self._fresh_quote(now, force=True)
+            if quote is not None:
+                return [QuoteUpdate(quote)]
         due = deadline is not None and now >= deadline and self._woken_for != deadline
         if due and not self._hold.holds(self.state.timer):
             self._woken_for = deadline
@@ -429,8 +434,9 @@ class LegRunner:
         quote = self._fresh_quote(now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
-    def _fresh_quote(self, now: datetime) -> Quote | None:
-        """A quote worth feeding: a new message, or the current NBBO when the ladder asks."""
+    def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
+        """A quote worth feeding: a new message, or the current NBBO when the ladder asks
+        (or when `force`d)."""
         quote = self._ports.quotes.quote(self.spec.symbol)
         self._seen_at = now
         if quote is None:
@@ -441,7 +447,11 @@ class LegRunner:
             self.state.quote_after is None or quote.as_of > self.state.quote_after
         )
         mono = self._ports.clock.monotonic()
-        if not is_new and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL):
+        if (
+            not force
+            and not is_new
+            and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL)
+        ):
             return None
         self._last_fed, self._last_fed_mono = quote, mono
         return quote

@@ -41,6 +41,7 @@ class QuoteHold:
         self._grace = grace
         self._record = record
         self._outage: QuoteOutage | None = None
+        self._resumed = False
 
     def check(self, now: datetime) -> QuoteOutage | None:
         """The current outage (None: quotes are live); logs the start and end of a hold."""
@@ -56,9 +57,15 @@ class QuoteHold:
         elif outage is None and self._record.holding_since is not None:
             held = (now - self._record.holding_since).total_seconds()
             self._record.holding_since = None
+            self._resumed = True
             _log.info("leg_quotes_resumed", symbol=self._symbol, held_seconds=round(held, 3))
         self._outage = outage
         return outage
+
+    def take_resumed(self) -> bool:
+        """True once after a hold ended (the leg then feeds the current quote first)."""
+        resumed, self._resumed = self._resumed, False
+        return resumed
 
     def holds(self, timer: Timer | None) -> bool:
         """Whether the last `check` found an outage that holds this ladder deadline."""

@@ -161,6 +161,9 @@ async def test_both_streams_aborted_mid_ladder_hold_then_complete(
     assert str(logs[polled]["execution_id"]).startswith("reconciled:")
     assert polled < reconnected
     assert logs[held]["quote_age_seconds"] is not None
+    # After the hold the ladder decides from the quote of the new connection, not the old.
+    after = next(i for i in range(resumed, len(logs)) if "quote_age_s" in logs[i])
+    assert logs[after]["quote_age_s"] < 0.5, logs[after]
 
 
 async def test_order_stream_down_fill_is_picked_up_by_polling(
