@@ -62,6 +62,7 @@ from execd.domain.ladder_types import (
     ReplaceOrder,
     Start,
     Stop,
+    Timer,
     WaitUntil,
     Wake,
 )
@@ -132,6 +133,7 @@ class LegRunner:
         # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
         self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
         self._snapshot: Mapping[str, Order] = {}
+        self._checked_for: datetime | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -326,8 +328,10 @@ class LegRunner:
         try:
             await self._ports.rest.cancel_order(order_id)
         except VenueRefused as exc:
+            self._reconcile_requested = True  # e.g. already filled: the venue knows more
             return [CancelFailed(cid, exc.status, exc.message)]
         except NotFound as exc:
+            self._reconcile_requested = True
             return [CancelFailed(cid, 404, str(exc))]
         except (RateLimited, OutcomeUnknown, AdapterError) as exc:
             _log.error("order_cancel_unconfirmed", client_order_id=cid, error=str(exc))
@@ -372,7 +376,11 @@ class LegRunner:
     async def _next_inputs(self) -> list[LadderEvent]:
         """Wait for the next thing the ladder must hear about, and translate it."""
         while True:
-            if self._reconcile_requested or self._inbox.overflowed.is_set():
+            if (
+                self._reconcile_requested
+                or self._inbox.overflowed.is_set()
+                or self._confirm_overdue()
+            ):
                 reconciled = await self._reconcile()
                 if reconciled:
                     return reconciled
@@ -433,6 +441,18 @@ class LegRunner:
             return []  # the cached quote is frozen: never re-offer it as news
         quote = self._fresh_quote(now)
         return [] if quote is None else [QuoteUpdate(quote)]
+
+    def _confirm_overdue(self) -> bool:
+        """True once per expired CONFIRM deadline: before the ladder re-sends a cancel, the
+        venue is asked, because the confirmation may be an event this leg never received
+        (a silent trade_updates socket drops events; ALPACA.md §9)."""
+        deadline = self.state.deadline
+        if self.state.timer is not Timer.CONFIRM or deadline is None:
+            return False
+        if self._ports.clock.now() < deadline or self._checked_for == deadline:
+            return False
+        self._checked_for = deadline
+        return True
 
     def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
         """A quote worth feeding: a new message, or the current NBBO when the ladder asks

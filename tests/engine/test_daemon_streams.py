@@ -34,7 +34,8 @@ BID, ASK, LIMIT = Decimal("50.00"), Decimal("50.05"), Decimal("50.01")
 
 def crossing_tape(directory: Path, cross_at: float, cross_size: int) -> dict[str, Any]:
     """ACME flat at 50.00 × 50.05 for 30 s, except 0.1 s from `cross_at` when the ask drops
-    to 50.01 for `cross_size` shares: a passive buy resting at 50.01 fills that much."""
+    to 50.01 for `cross_size` shares: a passive buy resting at 50.01 fills that much (never,
+    when `cross_at` is beyond the tape)."""
     quotes = []
     for i in range(300):
         at = i / 10
@@ -236,3 +237,35 @@ async def test_silent_sockets_hold_and_lose_no_fill(
     counted = next(events(logs, "order_partially_filled"))
     assert gap < counted
     assert str(logs[counted]["execution_id"]).startswith("reconciled:")
+
+
+async def test_silent_order_stream_over_a_cancel_is_resolved_by_asking(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """trade_updates falls silent (open, delivering nothing) before the leg cancels its limit
+    to fall back, so the `canceled` confirmation and then the market order's fill are
+    lost. When its confirmation is overdue, and when the venue refuses to cancel a filled
+    order, the leg asks the venue: it goes on to the market order for the remainder and
+    finishes filled while the socket is still silent, instead of re-sending cancels into
+    the void until it gives up UNRESOLVED."""
+    d = await start_daemon(
+        sim=crossing_tape(tmp_path, 99.0, 0),
+        gateway=STREAMS["gateway"],
+        execution={"max_repegs_per_order": 1},
+        ladder={"confirm_timeout_seconds": 1.0, "fallback_timeout_seconds": 1.0},
+    )
+    status = await d.submit(
+        {"plan_id": "quiet", "legs": [{"symbol": "ACME", "side": "buy", "qty": "300"}]}
+    )
+    await wait_resting(d, status.plan_id)
+    await d.venue.mute_streams("trading", 5.0)
+    final = await d.finish(status.plan_id)
+    assert d.venue.statistics()["trading"]["muted"]  # resolved by asking, not by the stream
+    assert final.state == "completed", final.reason
+    assert final.legs[0].filled_qty == 300
+    orders = await d.orders(status.plan_id)
+    assert [(e["order"]["type"], e["order"]["status"]) for e in orders] == [
+        ("limit", "canceled"),
+        ("market", "filled"),
+    ]
+    assert orders[1]["order"]["qty"] == "300"
