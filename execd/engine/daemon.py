@@ -164,6 +164,7 @@ async def running_daemon(
                 rest,
                 interval=settings.gateway.order_poll_seconds,
                 timeout=settings.gateway.request_timeout_seconds,
+                requests_per_minute=settings.gateway.requests_per_minute,
             )
             socket_ready = asyncio.Event()
             async with asyncio.TaskGroup() as group:

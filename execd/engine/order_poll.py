@@ -4,7 +4,8 @@ The trade_updates stream has no replay (ALPACA.md §3.2): what happens to an ord
 the socket is down is only known by asking. Two things ask (issue 5, "Stream recovery"):
 
 * `OrderPoller.run`, a supervised task of the daemon: while `OrderStream.connected` is
-  False and a leg is running, every `interval` seconds it reads execd's orders with one
+  False and a leg is running, every `interval` seconds (stretched so that polling takes
+  at most a quarter of the request budget) it reads execd's orders with one
   ``GET /v2/orders?status=all&after=…`` and hands the snapshot to every running leg,
   which applies what changed (fills by cumulative quantity, so nothing counts twice) the
   next time it acts. It stops when the stream is back. The read is a `Priority.READ`
@@ -38,6 +39,11 @@ LOOKBACK = timedelta(minutes=1)
 
 PAGE = 500
 """Alpaca's largest ``limit`` for ``GET /v2/orders`` (ALPACA.md §1.5)."""
+
+BUDGET_SHARE = 0.25
+"""Polling never takes more than this share of the request budget: a poll interval set
+shorter than that allows is stretched, so the legs' own reads (reconciliations, look-ups
+that settle uncertain writes) still find slots."""
 
 
 class WorkingLegs(Protocol):
@@ -121,11 +127,13 @@ class OrderPoller:
         *,
         interval: float,
         timeout: float,
+        requests_per_minute: int,
     ) -> None:
         self._stream = stream
         self._legs = legs
         self._rest = rest
-        self._interval = interval
+        self._interval = max(interval, 60.0 / (requests_per_minute * BUDGET_SHARE))
+        self._configured = interval
         self._timeout = timeout
         self.polls = 0
 
@@ -142,7 +150,11 @@ class OrderPoller:
         while not self._stream.connected:
             if self._legs.running_legs():
                 if polled == 0:
-                    _log.warning("order_poll_started", interval=self._interval)
+                    _log.warning(
+                        "order_poll_started",
+                        interval=round(self._interval, 3),
+                        configured_interval=self._configured,
+                    )
                 await reconcile_working_orders(
                     self._rest, self._legs, "order_stream_down", self._timeout, fallback=False
                 )
