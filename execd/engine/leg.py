@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,7 +37,7 @@ from execd.adapters.errors import (
     VenueRefused,
 )
 from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import Order, RestGateway
+from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.domain.ids import is_execd_order
 from execd.domain.ladder import decide
@@ -71,6 +71,7 @@ from execd.domain.order_state import Execution, OrderEventKind, OrderStatus
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
+from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.router import Inbox
@@ -125,15 +126,15 @@ class LegRunner:
         self._wakeup = asyncio.Event()
         self._taken: deque[TradeUpdate] = deque()
         self._reconcile_requested = False
+        self._snapshot: Snapshot = {}
+        self._checked_for: datetime | None = None
+        # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
+        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
         self._seen_at: datetime | None = None
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
-        # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
-        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
-        self._snapshot: Mapping[str, Order] = {}
-        self._checked_for: datetime | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -143,7 +144,7 @@ class LegRunner:
             self._stop_reason = reason
             self._wakeup.set()
 
-    def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
+    def request_reconcile(self, snapshot: Snapshot | None = None) -> None:
         """Re-read this leg's orders over REST before acting again (stream outage or
         reconnect). `snapshot` (client order id → order, one `GET /v2/orders` for every
         leg) answers for the orders it holds; the others are read one by one."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import structlog
 
@@ -36,6 +36,9 @@ _log = structlog.get_logger("execd.order_poll")
 
 LOOKBACK = timedelta(minutes=1)
 """``after`` is this much before the oldest working plan was submitted (clock skew)."""
+
+Snapshot: TypeAlias = Mapping[str, Order]
+"""execd's orders as one ``GET /v2/orders`` saw them, by client order id."""
 
 PAGE = 500
 """Alpaca's largest ``limit`` for ``GET /v2/orders`` (ALPACA.md §1.5)."""
