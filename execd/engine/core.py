@@ -22,7 +22,6 @@ import structlog
 from execd.adapters.errors import AdapterError, NotFound
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.order_stream import OrderStream
-from execd.adapters.rest import Order
 from execd.adapters.wire import TradeUpdate
 from execd.config import Settings
 from execd.control.protocol import (
@@ -39,7 +38,7 @@ from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
 from execd.domain.types import Side
 from execd.engine.leg import LegPorts
-from execd.engine.order_poll import reconcile_working_orders
+from execd.engine.order_poll import Snapshot, reconcile_working_orders
 from execd.engine.records import PlanRecord
 from execd.engine.router import OrderRouter
 from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext
@@ -189,7 +188,7 @@ class Engine:
         times = [r.submitted_at for r in self._plans.values() if not r.finished]
         return min(times, default=None)
 
-    def reconcile_legs(self, snapshot: Mapping[str, Order] | None) -> None:
+    def reconcile_legs(self, snapshot: Snapshot | None) -> None:
         """Every running leg re-reads its orders before acting (`order_poll.WorkingLegs`)."""
         for runner in self._runners.values():
             runner.request_reconcile(snapshot)

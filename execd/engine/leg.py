@@ -587,7 +587,9 @@ class LegRunner:
                 continue
             cid = tracked.client_order_id
             try:
-                order = snapshot.get(cid) or await self._ports.rest.get_order_by_client_id(cid)
+                order = snapshot.get(cid)
+                if order is None:
+                    order = await self._ports.rest.get_order_by_client_id(cid)
             except AdapterError as exc:
                 _log.warning("reconcile_read_failed", client_order_id=cid, error=str(exc))
                 self._reconcile_requested = True

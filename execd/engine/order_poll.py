@@ -60,7 +60,7 @@ class WorkingLegs(Protocol):
         """Venue time the oldest unfinished plan was submitted (None: nothing works)."""
         ...
 
-    def reconcile_legs(self, snapshot: Mapping[str, Order] | None) -> None:
+    def reconcile_legs(self, snapshot: Snapshot | None) -> None:
         """Ask every running leg to re-read its orders (from `snapshot` where it can)."""
         ...
 
@@ -76,9 +76,7 @@ class OrderStreamState(Protocol):
     async def wait_disconnected(self) -> None: ...
 
 
-async def read_snapshot(
-    rest: RestGateway, legs: WorkingLegs, reason: str
-) -> Mapping[str, Order] | None:
+async def read_snapshot(rest: RestGateway, legs: WorkingLegs, reason: str) -> Snapshot | None:
     """execd's orders since the oldest working plan, by client order id.
 
     None when nothing is working or the venue could not be asked (logged); the legs then
@@ -109,7 +107,7 @@ async def reconcile_working_orders(
     order id (after a reconnect that must happen); otherwise nothing happens."""
     if not legs.running_legs():
         return
-    snapshot: Mapping[str, Order] | None = None
+    snapshot: Snapshot | None = None
     try:
         async with asyncio.timeout(seconds):
             snapshot = await read_snapshot(rest, legs, reason)
