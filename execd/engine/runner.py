@@ -15,7 +15,7 @@ cancelled, and its siblings go on. `CancelledError` always propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +24,7 @@ import structlog
 
 from execd.adapters.errors import AdapterError
 from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import RestGateway
+from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
@@ -35,7 +35,6 @@ from execd.domain.sizing import affordable_qty, qty_for_notional, reservation_pr
 from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
 from execd.engine.leg import LegPorts, LegRunner
-from execd.engine.order_poll import Snapshot
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
 
@@ -97,7 +96,8 @@ class PlanRunner:
             runner.stop(reason)
         self._power_changed.set()
 
-    def request_reconcile(self, snapshot: Snapshot | None = None) -> None:
+    def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
+        """Every running leg re-reads its orders (from `snapshot`, an `order_poll.Snapshot`)."""
         for runner in self._runners.values():
             runner.request_reconcile(snapshot)
 
