@@ -304,6 +304,13 @@ class PlansConfig(_Section):
 class GatewayConfig(_Section):
     requests_per_minute: int = Field(190, ge=1, le=10_000)
     """Shared trading-API budget; Alpaca allows 200/min per account (ALPACA.md §0.4)."""
+    order_poll_seconds: float = Field(2.0, gt=0, le=60)
+    """While the trade_updates stream is down, working orders are read over REST this often
+    (one `GET /v2/orders` per poll, lowest priority in the budget), but never more than a
+    quarter of `requests_per_minute` (at 190: every 1.26 s at most)."""
+    market_data_silence_seconds: float = Field(30.0, gt=0, le=600)
+    """No market-data message at all for this long while subscribed: the socket is taken
+    for dead and reconnected; until then the cached quotes still read as current."""
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
     write_window_seconds: float = Field(30.0, gt=0, le=600)
     """No copy of an order request leaves later than this after the first. A restart waits

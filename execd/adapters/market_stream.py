@@ -31,7 +31,7 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -60,6 +60,7 @@ __all__ = [
     "MarketStream",
     "MarketStreamConfig",
     "MarketStreamStatistics",
+    "QuoteOutage",
     "StreamRefused",
     "classify_stream_error",
 ]
@@ -135,6 +136,23 @@ class MarketStreamStatistics:
     message_age: dict[str, float | None]
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteOutage:
+    """Why a symbol's cached quote cannot be vouched for by the connection right now.
+
+    `reason`: ``disconnected`` (no authenticated connection), ``silent`` (nothing at all
+    arrived for `silence_timeout`; the watchdog is about to reconnect) or ``reconnected``
+    (the connection is back but has not yet delivered a quote for the symbol; the cached
+    one is from before the outage). `quote_age` is seconds since the cached quote was
+    last known current (None: no quote ever). `recheck_at` is when the answer can change
+    without any event (the ``reconnected`` grace ending); None otherwise.
+    """
+
+    reason: Literal["disconnected", "silent", "reconnected"]
+    quote_age: float | None
+    recheck_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class _Entry:
     quote: Quote
@@ -170,6 +188,8 @@ class MarketStream:
         self._last_message: dict[str, datetime] = {}
         self._generation = 0
         self._connected = asyncio.Event()
+        self._connected_at: datetime | None = None
+        self._link_changed = asyncio.Event()
         self._last_frame: datetime | None = None
         self._reconnects = 0
         self._auth_failures = 0
@@ -252,6 +272,34 @@ class MarketStream:
     async def wait_connected(self) -> None:
         """Return once the stream is authenticated (readiness for systemd's READY=1)."""
         await self._connected.wait()
+
+    async def wait_link_change(self) -> None:
+        """Return at the next connect or disconnect (what can end a `QuoteOutage`)."""
+        await self._link_changed.wait()
+
+    def outage(self, symbol: str, grace: float) -> QuoteOutage | None:
+        """Whether `symbol`'s quote is stale *because of the connection* (None: it is not).
+
+        A quiet symbol on a healthy connection is not an outage (Alpaca does not resend an
+        unchanged NBBO). After a reconnection, a symbol whose cached quote came from the
+        previous connection is still in outage until a quote arrives on the new one or
+        `grace` seconds have passed (a symbol that stays quiet is then the freshness
+        gates' business, not the connection's).
+        """
+        now = self._clock()
+        entry = self._quotes.get(symbol)
+        quote = self.quote(symbol)
+        age = None if quote is None else round(quote.age_seconds(now), 3)
+        if not self._connected.is_set() or self._last_frame is None:
+            return QuoteOutage("disconnected", age)
+        if (now - self._last_frame).total_seconds() > self._config.silence_timeout:
+            return QuoteOutage("silent", age)
+        since = self._connected_at
+        if entry is not None and since is not None and entry.received_at < since:
+            until = since + timedelta(seconds=grace)
+            if now < until:
+                return QuoteOutage("reconnected", age, until)
+        return None
 
     def statistics(self) -> MarketStreamStatistics:
         """Connection state and per-symbol message ages."""
@@ -340,8 +388,9 @@ class MarketStream:
             self._auth_failures = 0
             self._generation += 1
             self._sent = set()
-            self._last_frame = self._clock()
+            self._last_frame = self._connected_at = self._clock()
             self._connected.set()
+            self._announce_link_change()
             log.info(
                 "stream_connected",
                 stream="market",
@@ -485,3 +534,9 @@ class MarketStream:
                     entry.generation = None
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()
+        if was_connected:
+            self._announce_link_change()
+
+    def _announce_link_change(self) -> None:
+        event, self._link_changed = self._link_changed, asyncio.Event()
+        event.set()

@@ -107,6 +107,8 @@ class OrderStream:
         self._clock = clock
         self._rand = rand
         self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
         self._connections = 0
         self._reconnects = 0
         self._events = 0
@@ -123,6 +125,10 @@ class OrderStream:
     async def wait_connected(self) -> None:
         """Return once listening and reconciled (readiness for systemd's READY=1)."""
         await self._connected.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Return once not listening (at once before the first connection)."""
+        await self._disconnected.wait()
 
     def statistics(self) -> OrderStreamStatistics:
         """Counters for health."""
@@ -158,6 +164,7 @@ class OrderStream:
                     self._down_since = self._clock()
                     log.warning("stream_disconnected", stream="trade_updates")
                 self._connected.clear()
+                self._disconnected.set()
             if self._had_events:
                 delays = self._delays()
             if isinstance(reason, StreamRefused):
@@ -219,6 +226,7 @@ class OrderStream:
                 # Reconcile before acting on anything new (§3.2: no replay).
                 await self._on_reconnected(down_since)
             self._down_since = None
+            self._disconnected.clear()
             self._connected.set()
             while True:
                 self._dispatch(await ws.recv())

@@ -79,7 +79,7 @@ with warnings.catch_warnings():
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["RestConfig", "RestGateway", "wire_decimal"]
+__all__ = ["Order", "RestConfig", "RestGateway", "wire_decimal"]
 
 #: order statuses after which a DELETE can no longer take effect (§1.9).
 _TERMINAL = frozenset({"filled", "expired", "replaced", "rejected", "done_for_day"})

@@ -196,6 +196,11 @@ def health_table(health: Health) -> Table:
     table.add_row("working plans", str(health.working_plans))
     for symbol, age in sorted(health.quote_age_seconds.items()):
         table.add_row(f"quote age {symbol}", f"{age:.2f} s")
+    if health.stale_quote_symbols:
+        stale = ", ".join(health.stale_quote_symbols)
+        table.add_row("stale quotes", Text(stale, style="bold red"))
+    for leg in health.legs_holding:
+        table.add_row("holding (stale quotes)", Text(leg, style="yellow"))
     return table
 
 

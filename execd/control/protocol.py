@@ -244,6 +244,11 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     feed: str | None = None
     """Market-data feed (iex or sip): on IEX the spread rules measure IEX's own quote."""
     working_plans: int = 0
+    stale_quote_symbols: tuple[str, ...] = ()
+    """Symbols in work whose quotes are stale because the market-data connection is down,
+    silent, or back but has not quoted them yet (their legs hold; added in 0.2, optional)."""
+    legs_holding: tuple[str, ...] = ()
+    """Legs holding for stale quotes, as ``plan_id[leg] SYMBOL`` (added in 0.2, optional)."""
 
 
 class HaltState(msgspec.Struct, frozen=True, kw_only=True):

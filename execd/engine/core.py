@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +45,7 @@ from execd.domain.risk import check_plan
 from execd.domain.types import Side, Urgency
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
+from execd.engine.order_poll import Snapshot, reconcile_working_orders
 from execd.engine.records import PlanRecord
 from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.router import OrderRouter
@@ -200,6 +201,20 @@ class Engine:
         _log.info("resumed")
         return HaltState(halted=False)
 
+    def running_legs(self) -> int:
+        """Legs running their ladder now (`order_poll.WorkingLegs`)."""
+        return sum(runner.running_legs for runner in self._runners.values())
+
+    def working_since(self) -> datetime | None:
+        """When the oldest unfinished plan was submitted (`order_poll.WorkingLegs`)."""
+        times = [r.submitted_at for r in self._plans.values() if not r.finished]
+        return min(times, default=None)
+
+    def reconcile_legs(self, snapshot: Snapshot | None) -> None:
+        """Every running leg re-reads its orders before acting (`order_poll.WorkingLegs`)."""
+        for runner in self._runners.values():
+            runner.request_reconcile(snapshot)
+
     async def health(self) -> Health:
         quotes = self.quotes.statistics()
         budget = self._ports.rest.budget.statistics()
@@ -218,7 +233,18 @@ class Engine:
             venue=self._info.venue,
             feed=self._info.feed,
             working_plans=sum(1 for r in self._plans.values() if not r.finished),
+            stale_quote_symbols=self._stale_symbols(quotes.subscribed),
+            legs_holding=tuple(
+                f"{r.plan_id}[{leg.leg.index}] {leg.leg.symbol}"
+                for r in self._plans.values()
+                for leg in r.legs
+                if leg.holding_since is not None and not leg.finished
+            ),
         )
+
+    def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        grace = self._ports.params.quote_wait_seconds
+        return tuple(s for s in symbols if self.quotes.outage(s, grace) is not None)
 
     async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent]:
         record = self._record(plan_id)
@@ -323,8 +349,13 @@ class Engine:
         if down_since is None:
             return
         _log.warning("order_stream_reconnected_reconciling", down_since=str(down_since))
-        for runner in self._runners.values():
-            runner.request_reconcile()
+        await reconcile_working_orders(
+            self._ports.rest,
+            self,
+            "order_stream_reconnected",
+            self._settings.gateway.request_timeout_seconds,
+            fallback=True,
+        )
 
     async def shutdown(self, grace: float, *, leave_orders: bool = False) -> None:
         """Stop accepting plans; then cancel working orders and wait for the plans to end,

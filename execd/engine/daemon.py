@@ -38,6 +38,7 @@ from execd.engine.clock import VenueClock
 from execd.engine.core import Engine, EngineInfo
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
+from execd.engine.order_poll import OrderPoller
 from execd.engine.params import ladder_params
 from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
@@ -154,6 +155,7 @@ async def running_daemon(
                     url=endpoints.data_stream_url,
                     key_id=endpoints.key_id,
                     secret_key=endpoints.secret_key,
+                    silence_timeout=settings.gateway.market_data_silence_seconds,
                 ),
                 clock=clock.now,
             )
@@ -182,6 +184,14 @@ async def running_daemon(
                 settings, ports, router, orders, EngineInfo(endpoints.kind, endpoints.feed)
             )
             holder.append(engine)
+            poller = OrderPoller(
+                orders,
+                engine,
+                rest,
+                interval=settings.gateway.order_poll_seconds,
+                timeout=settings.gateway.request_timeout_seconds,
+                requests_per_minute=settings.gateway.requests_per_minute,
+            )
             socket_ready = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -198,6 +208,7 @@ async def running_daemon(
                         ),
                         name="control_api",
                     ),
+                    group.create_task(poller.run(), name="order_poll"),
                 ]
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()

@@ -71,6 +71,7 @@ from execd.domain.ladder_types import (
     Resume,
     Start,
     Stop,
+    Timer,
     WaitUntil,
     Wake,
 )
@@ -79,6 +80,8 @@ from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_pr
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
+from execd.engine.order_poll import Snapshot
+from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
@@ -162,6 +165,10 @@ class LegRunner:
         self._wakeup = asyncio.Event()
         self._taken: deque[TradeUpdate] = deque()
         self._reconcile_requested = False
+        self._snapshot: Snapshot = {}
+        self._checked_for: datetime | None = None
+        # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
+        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
         self._seen_at: datetime | None = None
@@ -194,8 +201,12 @@ class LegRunner:
             self._stop_reason = reason
             self._wakeup.set()
 
-    def request_reconcile(self) -> None:
-        """Re-read this leg's orders over REST before acting again (stream reconnect)."""
+    def request_reconcile(self, snapshot: Snapshot | None = None) -> None:
+        """Re-read this leg's orders over REST before acting again (stream outage or
+        reconnect). `snapshot` (client order id → order, one `GET /v2/orders` for every
+        leg) answers for the orders it holds; the others are read one by one."""
+        if snapshot is not None:
+            self._snapshot = snapshot
         self._reconcile_requested = True
         self._wakeup.set()
 
@@ -406,8 +417,10 @@ class LegRunner:
         try:
             await self._ports.rest.cancel_order(order_id)
         except VenueRefused as exc:
+            self._reconcile_requested = True  # e.g. already filled: the venue knows more
             return [CancelFailed(cid, exc.status, exc.message)]
         except NotFound as exc:
+            self._reconcile_requested = True
             return [CancelFailed(cid, 404, str(exc))]
         except (RateLimited, OutcomeUnknown, AdapterError) as exc:
             _log.error("order_cancel_unconfirmed", client_order_id=cid, error=str(exc))
@@ -552,7 +565,11 @@ class LegRunner:
     async def _next_inputs(self) -> list[LadderEvent]:
         """Wait for the next thing the ladder must hear about, and translate it."""
         while True:
-            if self._reconcile_requested or self._inbox.overflowed.is_set():
+            if (
+                self._reconcile_requested
+                or self._inbox.overflowed.is_set()
+                or self._confirm_overdue()
+            ):
                 reconciled = await self._reconcile()
                 if reconciled:
                     return reconciled
@@ -565,6 +582,7 @@ class LegRunner:
                 asyncio.ensure_future(self._quote_ready()),
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
+                asyncio.ensure_future(self._hold.wait_change()),
             }
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -588,21 +606,46 @@ class LegRunner:
                     update = self._inbox.queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+            gap_known = self._reconcile_requested
             event = self._translate(update)
             if event is not None:
                 events.append(event)
+            if self._reconcile_requested and not gap_known:
+                break  # the venue knows more than its events said: re-read before going on
         if events:
             return events
         deadline = self.state.deadline
         now = self._ports.clock.now()
-        if deadline is not None and now >= deadline and self._woken_for != deadline:
+        if self._hold.check(now) is None and self._hold.take_resumed():
+            # Quotes are live again: the ladder hears the current NBBO before any deadline
+            # it missed while holding, so that it prices from it, not from the old one.
+            quote = self._fresh_quote(now, force=True)
+            if quote is not None:
+                return [QuoteUpdate(quote)]
+        due = deadline is not None and now >= deadline and self._woken_for != deadline
+        if due and not self._hold.holds(self.state.timer):
             self._woken_for = deadline
             return [Wake()]
+        if self._hold.holding:
+            return []  # the cached quote is frozen: never re-offer it as news
         quote = self._fresh_quote(now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
-    def _fresh_quote(self, now: datetime) -> Quote | None:
-        """A quote worth feeding: a new message, or the current NBBO when the ladder asks."""
+    def _confirm_overdue(self) -> bool:
+        """True once per expired CONFIRM deadline: before the ladder re-sends a cancel, the
+        venue is asked, because the confirmation may be an event this leg never received
+        (a silent trade_updates socket drops events; ALPACA.md §9)."""
+        deadline = self.state.deadline
+        if self.state.timer is not Timer.CONFIRM or deadline is None:
+            return False
+        if self._ports.clock.now() < deadline or self._checked_for == deadline:
+            return False
+        self._checked_for = deadline
+        return True
+
+    def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
+        """A quote worth feeding: a new message, or the current NBBO when the ladder asks
+        (or when `force`d)."""
         quote = self._ports.quotes.quote(self.spec.symbol)
         self._seen_at = now
         if quote is None:
@@ -613,7 +656,11 @@ class LegRunner:
             self.state.quote_after is None or quote.as_of > self.state.quote_after
         )
         mono = self._ports.clock.monotonic()
-        if not is_new and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL):
+        if (
+            not force
+            and not is_new
+            and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL)
+        ):
             return None
         self._last_fed, self._last_fed_mono = quote, mono
         return quote
@@ -622,10 +669,16 @@ class LegRunner:
         """Seconds until the ladder's deadline or a quote re-offer is due, whichever is first."""
         candidates: list[float] = []
         deadline = self.state.deadline
-        if deadline is not None and self._woken_for != deadline:
-            remaining = (deadline - self._ports.clock.now()).total_seconds()
+        now = self._ports.clock.now()
+        held = self._hold.holds(self.state.timer)
+        if deadline is not None and self._woken_for != deadline and not held:
+            remaining = (deadline - now).total_seconds()
             candidates.append(max(remaining, 0.0))
-        if self._refeed_possible():
+        if self._hold.holding:
+            recheck = self._hold.timeout(now)
+            if recheck is not None:
+                candidates.append(recheck)
+        elif self._refeed_possible():
             since = self._ports.clock.monotonic() - self._last_fed_mono
             candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
         return min(candidates) if candidates else None
@@ -658,6 +711,20 @@ class LegRunner:
         kind = update.event
         if kind in ("fill", "partial_fill"):
             return self._fill(update)
+        if order.filled_qty > self._venue_cum.get(cid, Decimal(0)):
+            # The order reports shares no fill event told us about (a silent socket drops
+            # events, ALPACA.md §9). Its status must not move the ladder on first: a
+            # confirmed cancel would size the next order from a remainder that is too big.
+            # Re-read the order; the reconciliation counts the shares, then the status.
+            _log.warning(
+                "fill_gap_detected",
+                client_order_id=cid,
+                order_event=kind,
+                filled_qty=str(order.filled_qty),
+                counted=str(self._venue_cum.get(cid, Decimal(0))),
+            )
+            self._reconcile_requested = True
+            return None
         if kind == "replaced":
             successor = None
             if order.replaced_by is not None:
@@ -701,13 +768,16 @@ class LegRunner:
         """Bring the ladder's view of this leg's orders up to the venue's, over REST."""
         self._reconcile_requested = False
         self._inbox.overflowed.clear()
+        snapshot, self._snapshot = self._snapshot, {}
         events: list[LadderEvent] = []
         for tracked in self.state.orders:
             if tracked.status is OrderStatus.FILLED:
                 continue
             cid = tracked.client_order_id
             try:
-                order = await self._ports.rest.get_order_by_client_id(cid)
+                order = snapshot.get(cid)
+                if order is None:
+                    order = await self._ports.rest.get_order_by_client_id(cid)
             except AdapterError as exc:
                 _log.warning("reconcile_read_failed", client_order_id=cid, error=str(exc))
                 self._reconcile_requested = True

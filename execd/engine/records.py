@@ -88,6 +88,8 @@ class LegRecord:
     limit_price: Decimal | None = None
     repegs: int = 0
     client_order_ids: list[str] = field(default_factory=list)
+    holding_since: datetime | None = None
+    """Set while the leg holds because its symbol's quotes are stale (`quote_hold`)."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     reason: str | None = None

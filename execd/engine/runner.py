@@ -31,7 +31,7 @@ import structlog
 from execd.adapters.errors import AdapterError
 from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import RestGateway
+from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
@@ -109,9 +109,10 @@ class PlanRunner:
             runner.stop(reason)
         self._power_changed.set()
 
-    def request_reconcile(self) -> None:
+    def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
+        """Every running leg re-reads its orders (from `snapshot`, an `order_poll.Snapshot`)."""
         for runner in self._runners.values():
-            runner.request_reconcile()
+            runner.request_reconcile(snapshot)
 
     @property
     def running_legs(self) -> int:

@@ -7,7 +7,7 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 
 ==========================  =====================================================================
 ``GET  /sim``               ``{"venue_time", "streams": {"trading"|"data": {"connections",
-                            "ready", "muted"}}, "rate_limit": {"limit",
+                            "ready", "muted", "refusing"}}, "rate_limit": {"limit",
                             "window_seconds"}, "http_faults": [...]}``
 ``GET  /sim/history``       every order (incl. replaced) with its events and every fill
                             (``Exchange.history()``)
@@ -17,6 +17,10 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 ``POST /sim/streams/mute``  ``{"stream": "trading"|"data"|"all", "seconds": s}`` — sockets stay
                             open but deliver nothing for ``s`` seconds (the "silent socket" of
                             §9) → ``{"muted": [...]}``
+``POST /sim/streams/refuse`` ``{"stream": "trading"|"data"|"all", "seconds": s, "status": 429}`` —
+                            new connections are answered HTTP ``status`` (429 or 406, as Alpaca
+                            does until it reaps a dead session, §9) for ``s`` seconds; open
+                            ones stay → ``{"refused": [...]}``
 ``POST /sim/quotes/silence`` ``{"symbol": "TQQQ", "seconds": 30}`` — no quotes for the symbol
                             (``seconds`` null: until silenced again with 0)
 ``POST /sim/orders/reject`` ``{"count": 1, "status": 403, "message": "...", "code": 40310000}`` —
@@ -266,6 +270,16 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
             hub.mute(kind, seconds)
         return {"muted": [k.value for k in kinds], "seconds": seconds}
 
+    async def refuse(body: dict[str, Any]) -> Any:
+        kinds = stream_kinds(body.get("stream"))
+        seconds = _number(body, "seconds")
+        status = _integer(body, "status", 429)
+        if not 400 <= status <= 599:
+            raise AdminError("status must be an HTTP error status (400-599)")
+        for kind in kinds:
+            hub.refuse(kind, seconds, status)
+        return {"refused": [k.value for k in kinds], "seconds": seconds, "status": status}
+
     async def silence(body: dict[str, Any]) -> Any:
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not symbol:
@@ -323,6 +337,7 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
     app.router.add_get(f"{p}/history", _admin(history))
     app.router.add_post(f"{p}/streams/drop", _admin(drop))
     app.router.add_post(f"{p}/streams/mute", _admin(mute))
+    app.router.add_post(f"{p}/streams/refuse", _admin(refuse))
     app.router.add_post(f"{p}/quotes/silence", _admin(silence))
     app.router.add_post(f"{p}/orders/reject", _admin(reject))
     app.router.add_post(f"{p}/http/faults", _admin(add_fault))

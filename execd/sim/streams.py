@@ -394,6 +394,7 @@ class StreamHub:
         self._changed = asyncio.Condition()
         self._detach: list[Callable[[], None]] = []
         self._muted_until: dict[StreamKind, float] = {}
+        self._refused_until: dict[StreamKind, tuple[float, int]] = {}
         self._closing = False
 
     # ------------------------------------------------------------------ engine side
@@ -411,6 +412,13 @@ class StreamHub:
         """Unsubscribe from the engine."""
         while self._detach:
             self._detach.pop()()
+
+    def _refusal(self, kind: StreamKind) -> int | None:
+        """The HTTP status new connections of ``kind`` are refused with now (None: accepted)."""
+        refused = self._refused_until.get(kind)
+        if refused is None or time.monotonic() >= refused[0]:
+            return None
+        return refused[1]
 
     def _muted(self, kind: StreamKind) -> bool:
         until = self._muted_until.get(kind)
@@ -468,6 +476,7 @@ class StreamHub:
                 "connections": self.count(kind),
                 "ready": self.count(kind, ready=True),
                 "muted": self._muted(kind),
+                "refusing": self._refusal(kind) is not None,
             }
             for kind in StreamKind
         }
@@ -483,6 +492,12 @@ class StreamHub:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+    def refuse(self, kind: StreamKind, seconds: float, status: int = 429) -> None:
+        """Answer new connections of ``kind`` with HTTP ``status`` for ``seconds`` (open ones
+        stay). Alpaca refuses reconnections until it has reaped a dead session: 429 on the
+        trading stream's handshake, 406 on market data, for up to ~90 s (ALPACA.md §3.1, §9)."""
+        self._refused_until[kind] = (time.monotonic() + seconds, status)
 
     def mute(self, kind: StreamKind, seconds: float) -> None:
         """Keep the sockets of ``kind`` open but deliver no events for ``seconds`` (§9 silent)."""
@@ -569,6 +584,9 @@ class StreamHub:
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /stream``: the trade_updates websocket (§3)."""
+        refusal = self._refusal(StreamKind.TRADING)
+        if refusal is not None:
+            return _refused(refusal)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Connection(
@@ -614,6 +632,9 @@ class StreamHub:
 
     async def data_handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /v2/{iex,sip,test,...}``: the market-data websocket (§4)."""
+        refusal = self._refusal(StreamKind.DATA)
+        if refusal is not None:
+            return _refused(refusal)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Connection(
@@ -673,3 +694,9 @@ class StreamHub:
 
         await self._serve(conn, read)
         return ws
+
+
+def _refused(status: int) -> web.Response:
+    """The answer to a websocket upgrade while connections are refused (``refuse``)."""
+    message = "connection limit exceeded" if status == 406 else "too many requests"
+    return web.json_response({"code": status * 100000 + 10000, "message": message}, status=status)

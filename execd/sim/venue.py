@@ -179,6 +179,11 @@ class SimVenue:
         for kind in stream_kinds(stream):
             self.hub.mute(kind, seconds)
 
+    async def refuse_streams(self, stream: StreamName, seconds: float, status: int = 429) -> None:
+        """Answer new stream connections with HTTP ``status`` for ``seconds``."""
+        for kind in stream_kinds(stream):
+            self.hub.refuse(kind, seconds, status)
+
     async def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """No quotes for ``symbol`` for ``seconds`` (None: until silenced again with 0)."""
         self.exchange.silence_quotes(symbol, seconds)

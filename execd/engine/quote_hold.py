@@ -1,0 +1,87 @@
+"""A leg holds while its symbol's quotes are stale because of the market-data connection.
+
+The ladder's answer to "no fresh quote within `quote_wait_seconds`" is a failed validation,
+which at normal and high urgency escalates to the market-order fallback (seed 000). That
+is right for a symbol that really has no usable quote on a healthy feed; it is wrong when
+the feed itself is down: the leg would send a market order blind (issue 5, "Stream
+recovery"). So while `MarketStream.outage(symbol)` says the connection cannot vouch for
+the symbol's quote, the leg shell does not deliver the ladder's quote-driven deadlines
+(`QUOTE`, `REPEG`, `HOLD`: the ones that price or fall back) and does not re-offer the
+frozen quote. Deadlines that only cancel and confirm (`CONFIRM`, `FALLBACK`) and every
+venue event still go through: a hold never stops a cancel or loses a fill.
+
+When quotes are live again (a quote arrived on the new connection, or the connection has
+been back for `quote_wait_seconds` without one) the held deadline is delivered and the
+ladder goes on from a fresh quote. Each hold is logged once as `leg_holding_stale_quotes`
+and its end as `leg_quotes_resumed`; `LegRecord.holding_since` shows it in `health`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from execd.adapters.market_stream import MarketStream, QuoteOutage
+from execd.domain.ladder_types import Timer
+from execd.engine.records import LegRecord
+
+_log = structlog.get_logger("execd.leg")
+
+#: Ladder timers whose expiry prices an order or falls back to one.
+QUOTE_DRIVEN_TIMERS = frozenset({Timer.QUOTE, Timer.REPEG, Timer.HOLD})
+
+
+class QuoteHold:
+    """One leg's view of its symbol's quote outage; see the module docstring."""
+
+    def __init__(self, quotes: MarketStream, symbol: str, grace: float, record: LegRecord) -> None:
+        self._quotes = quotes
+        self._symbol = symbol
+        self._grace = grace
+        self._record = record
+        self._outage: QuoteOutage | None = None
+        self._resumed = False
+
+    def check(self, now: datetime) -> QuoteOutage | None:
+        """The current outage (None: quotes are live); logs the start and end of a hold."""
+        outage = self._quotes.outage(self._symbol, self._grace)
+        if outage is not None and self._record.holding_since is None:
+            self._record.holding_since = now
+            _log.warning(
+                "leg_holding_stale_quotes",
+                symbol=self._symbol,
+                reason=outage.reason,
+                quote_age_seconds=outage.quote_age,
+            )
+        elif outage is None and self._record.holding_since is not None:
+            held = (now - self._record.holding_since).total_seconds()
+            self._record.holding_since = None
+            self._resumed = True
+            _log.info("leg_quotes_resumed", symbol=self._symbol, held_seconds=round(held, 3))
+        self._outage = outage
+        return outage
+
+    def take_resumed(self) -> bool:
+        """True once after a hold ended (the leg then feeds the current quote first)."""
+        resumed, self._resumed = self._resumed, False
+        return resumed
+
+    def holds(self, timer: Timer | None) -> bool:
+        """Whether the last `check` found an outage that holds this ladder deadline."""
+        return self._outage is not None and timer in QUOTE_DRIVEN_TIMERS
+
+    @property
+    def holding(self) -> bool:
+        """True while the last `check` found an outage (no quote is re-offered then)."""
+        return self._outage is not None
+
+    def timeout(self, now: datetime) -> float | None:
+        """Seconds until the outage can end without an event (the reconnection grace)."""
+        if self._outage is None or self._outage.recheck_at is None:
+            return None
+        return max((self._outage.recheck_at - now).total_seconds(), 0.0) + 0.001
+
+    async def wait_change(self) -> None:
+        """Return when the connection comes or goes (what ends or starts an outage)."""
+        await self._quotes.wait_link_change()
