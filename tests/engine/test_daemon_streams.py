@@ -273,3 +273,22 @@ async def test_silent_order_stream_over_a_cancel_is_resolved_by_asking(
         ("market", "filled"),
     ]
     assert orders[1]["order"]["qty"] == "300"
+
+
+async def test_halt_works_while_both_streams_are_silent(start_daemon: StartDaemon) -> None:
+    """`halt` is the kill switch even with both websockets silent: it cancels over REST, and
+    the venue lists no open order afterwards."""
+    d = await start_daemon(better_orders={"normal_timeout_seconds": 30.0})
+    resting = {"symbol": "AAPL", "side": "buy", "qty": "5", "limit_price": "150.00"}
+    await d.submit({"plan_id": "halt-silent", "legs": [resting]})
+
+    async def working() -> bool:
+        return any(e["order"]["status"] == "new" for e in await d.orders("halt-silent"))
+
+    await d.wait_until(working, "an order resting in the book")
+    await d.venue.mute_streams("all", 10.0)
+    state = await d.daemon.engine.halt()
+    assert state.halted
+    assert state.canceled_orders == 1
+    assert d.venue.exchange.list_orders(status="open", limit=50) == []
+    await d.daemon.engine.resume()
