@@ -145,3 +145,46 @@ async def test_status_line_follows_the_work(venue: SimVenue) -> None:
             await daemon.wait_notification("STATUS", None, count=len(statuses) + 1)
             statuses = [n.fields["STATUS"] for n in daemon.notifications() if "STATUS" in n.fields]
         assert await daemon.sigterm() == 0, daemon.output_tail()
+
+
+@pytest.mark.parametrize("working_orders", ["cancel", "leave"])
+async def test_sigterm_with_a_working_order(venue: SimVenue, working_orders: str) -> None:
+    """SIGTERM with an order resting: exit code 0 either way; `cancel` leaves nothing open,
+    `leave` keeps the order working and the next start adopts it (no new order), whose own
+    SIGTERM (cancel) then cancels it."""
+    plan = {
+        "plan_id": f"sigterm-{working_orders}",
+        "legs": [{"symbol": "AAPL", "side": "buy", "qty": "5", "limit_price": "150.00"}],
+    }
+    async with DaemonProcess.for_venue(
+        venue,
+        better_orders={"normal_timeout_seconds": 30.0},
+        shutdown={"working_orders": working_orders},
+    ) as daemon:
+        await daemon.start()
+        async with daemon.client() as client:
+            await client.submit(plan)
+        await daemon.wait_log("leg_order_placed")
+        assert await daemon.sigterm() == 0, daemon.output_tail()
+        still_open = venue.exchange.list_orders(status="open", limit=50)
+        if working_orders == "cancel":
+            assert still_open == []
+            return
+        assert len(still_open) == 1
+        daemon.config_path.write_text(
+            daemon.config_path.read_text().replace('"leave"', '"cancel"'), encoding="utf-8"
+        )
+        await daemon.start()
+        async with daemon.client() as client:
+            status = await client.status(plan["plan_id"])
+        assert status.state == "working"
+        assert status.legs[0].client_order_ids == (still_open[0]["client_order_id"],)
+        assert await daemon.sigterm() == 0, daemon.output_tail()
+        assert venue.exchange.list_orders(status="open", limit=50) == []
+        key = plan_key(plan["plan_id"])
+        orders = [
+            e
+            for e in (await venue.history())["orders"]
+            if (p := parse_client_order_id(e["order"]["client_order_id"])) and p.plan_key == key
+        ]
+        assert len(orders) == 1, "the left order was placed again instead of adopted"
