@@ -152,8 +152,9 @@ async def test_sigterm_with_a_working_order(venue: SimVenue, working_orders: str
     """SIGTERM with an order resting: exit code 0 either way; `cancel` leaves nothing open,
     `leave` keeps the order working and the next start adopts it (no new order), whose own
     SIGTERM (cancel) then cancels it."""
+    plan_id = f"sigterm-{working_orders}"
     plan = {
-        "plan_id": f"sigterm-{working_orders}",
+        "plan_id": plan_id,
         "legs": [{"symbol": "AAPL", "side": "buy", "qty": "5", "limit_price": "150.00"}],
     }
     async with DaemonProcess.for_venue(
@@ -176,12 +177,12 @@ async def test_sigterm_with_a_working_order(venue: SimVenue, working_orders: str
         )
         await daemon.start()
         async with daemon.client() as client:
-            status = await client.status(plan["plan_id"])
+            status = await client.status(plan_id)
         assert status.state == "working"
         assert status.legs[0].client_order_ids == (still_open[0]["client_order_id"],)
         assert await daemon.sigterm() == 0, daemon.output_tail()
         assert venue.exchange.list_orders(status="open", limit=50) == []
-        key = plan_key(plan["plan_id"])
+        key = plan_key(plan_id)
         orders = [
             e
             for e in (await venue.history())["orders"]
