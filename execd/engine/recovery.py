@@ -30,11 +30,10 @@ resuming on a guess could duplicate an order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import structlog
 from alpaca.trading.models import Order
@@ -255,7 +254,7 @@ async def _reconcile(
             price=str(price),
         )
     await ctx.journal.record_event(
-        cid, str(venue.id), RECONCILED_EVENT, now, _order_json(venue), status=status
+        cid, str(venue.id), RECONCILED_EVENT, now, venue.model_dump(mode="json"), status=status
     )
     limit = venue.limit_price
     return AdoptedOrder(
@@ -297,10 +296,6 @@ async def _journal_unknown_order(
 
 def _side(order: Order) -> Side:
     return Side(str(order.side.value if order.side is not None else ""))
-
-
-def _order_json(order: Order) -> Mapping[str, Any]:
-    return order.model_dump(mode="json")
 
 
 def _expired(submitted_at: datetime, now: datetime, session: TradingSession | None) -> bool:

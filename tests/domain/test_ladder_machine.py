@@ -169,6 +169,21 @@ class LadderMachine(RuleBasedStateMachine):
         collar: Decimal | None,
     ) -> None:
         """A leg of 100 shares starting before, at or after the open."""
+        self.set_up(urgency, method, symbol, side, start, cap, smart, collar)
+        self.feed(Start())
+
+    def set_up(
+        self,
+        urgency: Urgency,
+        method: Method,
+        symbol: str,
+        side: Side,
+        start: int,
+        cap: str | None,
+        smart: bool,
+        collar: Decimal | None,
+    ) -> None:
+        """Parameters, clock, a pending leg and a first quote (before its first event)."""
         self.params = LadderParams(
             repeg_method=method,
             enable_smart_execution=smart,
@@ -183,7 +198,6 @@ class LadderMachine(RuleBasedStateMachine):
         )
         self.state = LegState.new(spec)
         self.quote(0, 1)
-        self.feed(Start())
 
     # ------------------------------------------------------------------ plumbing
 

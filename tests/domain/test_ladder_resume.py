@@ -51,7 +51,6 @@ from tests.domain.test_ladder import (
     of,
 )
 from tests.domain.test_ladder_machine import QTY, LadderMachine, Method, VOrder
-from tests.domain.test_ladder_machine import SESSION as M_SESSION
 
 D = Decimal
 S = OrderStatus
@@ -567,20 +566,7 @@ class ResumeMachine(LadderMachine):
         prior: list[tuple[OrderStatus, Decimal, Decimal, OrderType, str]],
     ) -> None:
         """A leg of 100 shares resumed before, during or after the session."""
-        self.params = LadderParams(
-            repeg_method=method,
-            enable_smart_execution=smart,
-            max_slippage_bps=D(500),
-            max_spread_percent=D(5),
-            min_bid_ask_size=D(1),
-            fallback_collar_bps=collar,
-        )
-        self.now = M_SESSION.open + timedelta(seconds=start)
-        spec = LegSpec(
-            "plan-m", 0, symbol, side, QTY, urgency, None if cap is None else D(cap), M_SESSION
-        )
-        self.state = LegState.new(spec)
-        self.quote(0, 1)
+        self.set_up(urgency, method, symbol, side, start, cap, smart, collar)
         self.feed(Resume(self.prior_orders(prior, self.now), len(prior)))
 
     def prior_orders(
