@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# The suite mostly waits on sockets and timers: more workers than cores pays.
+TEST_WORKERS ?= 4
 
 .PHONY: install demo test check bench run sim clean install-service
 
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m execd.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 check: $(STAMP)
 	$(BIN)/ruff check .
