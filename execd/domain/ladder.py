@@ -102,6 +102,7 @@ from execd.domain.spread import (
     check_priceable,
     check_quality,
     check_slippage,
+    clamp_to_budget,
     classify_spread,
     spread_bps,
     spread_cents,
@@ -710,11 +711,8 @@ def _price_and_place(
         rejection = check_quality(q, p.max_spread_percent, p.min_bid_ask_size)
         if rejection is not None:
             return _validation_failed(s, rejection, purpose, q, now, p, acts)
-    price = _price(s, q, p)
     budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-    rejection = check_slippage(s.spec.side, price, q, budget)
-    if rejection is not None:
-        return _validation_failed(s, rejection, purpose, q, now, p, acts)
+    price = _clamped(s, _price(s, q, p), q, budget, now, acts)
     s, cid = _next_cid(s)
     qty = s.remaining
     step = 2 if first else 3
@@ -744,6 +742,30 @@ def _price_and_place(
         in_fallback=False,
     )
     return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+
+
+def _clamped(
+    s: LegState, price: Decimal, q: Quote, budget: Decimal, now: datetime, acts: _Acts
+) -> Decimal:
+    """DESIGN.md "A refused limit is clamped, not escalated": a limit beyond the slippage
+    budget (seed 003 `validate_aggressive_limit`) is pulled back to the budget and worked
+    as usual; only the ladder's last step decides the fallback."""
+    if check_slippage(s.spec.side, price, q, budget) is None:
+        return price
+    clamped = clamp_to_budget(s.spec.side, price, q, budget)
+    acts.append(
+        Note(
+            "budget_clamped",
+            {
+                **_quote_fields(q, now),
+                "limit_price": str(price),
+                "clamped_to": str(clamped),
+                "slippage_budget_bps": str(budget),
+                "style": str(s.style),
+            },
+        )
+    )
+    return clamped
 
 
 def _validation_failed(
@@ -800,10 +822,10 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
     if working is None or working.is_terminal or s.phase is not LegPhase.WORKING:
         return s
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
-    price = _price(s, q, p) if rejection is None else None
-    if price is not None:
+    price: Decimal | None = None
+    if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-        rejection = check_slippage(s.spec.side, price, q, budget)
+        price = _clamped(s, _price(s, q, p), q, budget, now, acts)
     if rejection is not None:
         acts.append(
             Note(
@@ -903,7 +925,7 @@ def _place_fallback(
     if s.live_orders:
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
         return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
-    if p.enable_smart_execution and p.fallback_collar_bps is not None:
+    if p.enable_smart_execution and p.fallback_order == "collared":
         return _place_collared(s, now, p, acts, reason, p.fallback_collar_bps)
     s, cid = _next_cid(s)
     qty = s.remaining
@@ -1062,6 +1084,25 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
         case Timer.CONFIRM:
             return _confirm_expired(s, now, p, acts)
         case Timer.FALLBACK:
+            collared = p.enable_smart_execution and p.fallback_order == "collared"
+            if collared and s.live_orders and s.fallback_reprices < p.fallback_reprices:
+                # DESIGN.md: the collar is re-priced from a fresh quote a bounded number
+                # of times; the cancel is confirmed before the new collar is placed.
+                acts.append(
+                    Note(
+                        "leg_fallback_repricing",
+                        {
+                            "remaining": str(s.remaining),
+                            "reprice": s.fallback_reprices + 1,
+                            "max": p.fallback_reprices,
+                            "step": 4,
+                        },
+                    )
+                )
+                s = replace(s, fallback_reprices=s.fallback_reprices + 1)
+                return _cancel_live(
+                    s, now, p, acts, AfterCancel.FALLBACK, reason=s.end_reason or "fallback"
+                )
             acts.append(Note("leg_fallback_unfilled", {"remaining": str(s.remaining)}, "warning"))
             if not s.live_orders:
                 return _finish(s, Outcome.ENDED, "fallback_unfilled", acts)

@@ -90,17 +90,25 @@ class LadderParams:
     confirm_timeout_seconds: float = 10.0
     max_confirm_retries: int = 3
     fallback_timeout_seconds: float = 30.0
-    # None: the fallback is the seed's market order. Set: a marketable limit this many
-    # bps beyond the far side (issue 5 "risk limits"); legacy mode ignores it.
-    fallback_collar_bps: Decimal | None = None
+    # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
+    # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
+    # `fallback_reprices` times; "market" is the seed's plain market order, only when
+    # chosen. Legacy mode ignores both (plain market orders, seed 000).
+    fallback_order: Literal["collared", "market"] = "collared"
+    fallback_collar_bps: Decimal = Decimal(50)
+    fallback_reprices: int = 2
 
     def __post_init__(self) -> None:
         if self.tick_aggression < 0:
             raise ValueError("tick_aggression must not be negative")
         if self.max_repegs < 0 or self.max_repegs_per_order < 0:
             raise ValueError("re-peg limits must not be negative")
-        if self.fallback_collar_bps is not None and self.fallback_collar_bps <= 0:
-            raise ValueError("fallback_collar_bps must be positive when set")
+        if self.fallback_collar_bps <= 0:
+            raise ValueError("fallback_collar_bps must be positive")
+        if self.fallback_order not in ("collared", "market"):
+            raise ValueError(f"unknown fallback_order {self.fallback_order!r}")
+        if self.fallback_reprices < 0:
+            raise ValueError("fallback_reprices must not be negative")
         if self.apply_to not in ("listed", "all"):
             raise ValueError(f"apply_to must be 'listed' or 'all', not {self.apply_to!r}")
         if self.repeg_method not in ("replace", "cancel_and_place"):
@@ -477,6 +485,7 @@ class LegState:
     rechecks: int = 0
     confirm_retries: int = 0
     in_fallback: bool = False
+    fallback_reprices: int = 0
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

@@ -51,5 +51,7 @@ def ladder_params(settings: Settings) -> LadderParams:
         confirm_timeout_seconds=lad.confirm_timeout_seconds,
         max_confirm_retries=lad.max_confirm_retries,
         fallback_timeout_seconds=lad.fallback_timeout_seconds,
+        fallback_order=e.fallback_order,
         fallback_collar_bps=e.fallback_collar_bps,
+        fallback_reprices=lad.fallback_reprices,
     )

@@ -113,7 +113,13 @@ def leg(
     session: TradingSession | None = SESSION,
     **params: Any,
 ) -> Leg:
-    """A fresh leg of the test plan."""
+    """A fresh leg of the test plan.
+
+    These scenarios follow the seeds' ladder, whose step 4 is a plain market order: they
+    choose `fallback_order = "market"` unless a test says otherwise. The default (capped)
+    fallback is covered by test_ladder_collar.py and test_ladder_protection.py.
+    """
+    params.setdefault("fallback_order", "market")
     spec = LegSpec(
         "plan-1", 0, symbol, side, D(qty), urgency, None if cap is None else D(cap), session
     )
@@ -377,9 +383,12 @@ def test_slippage_budget_from_premarket() -> None:
     assert "leg_premarket_assessed" in notes(acts)
     assert lg.state.budget_bps == D(5)
     lg.wake()
-    lg.quote("10.00", "10.01")
-    lg.quote("10.00", "10.01", age=-1)
-    assert finish(lg.log).reason == "slippage_budget_exceeded"
+    acts = lg.quote("10.00", "10.01")
+    # Issue 10 item 3: the 10.02 limit (15 bps) is clamped to the 5 bps budget, not refused.
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.limit_price) == (OrderType.LIMIT, D("10.01"))
+    assert "budget_clamped" in notes(acts)
 
 
 def test_premarket_hold_and_recommended_wait() -> None:

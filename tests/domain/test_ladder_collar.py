@@ -34,6 +34,7 @@ D = Decimal
 def collared(**kw: Any) -> Leg:
     """A leg whose fallback is collared at 33 bps (so the rounding shows)."""
     kw.setdefault("fallback_collar_bps", D(33))
+    kw.setdefault("fallback_order", "collared")
     return leg(**kw)
 
 
@@ -188,9 +189,33 @@ def test_no_quote_in_time_ends_the_leg_without_an_order() -> None:
     assert "leg_fallback_no_quote" in notes(lg.log)
 
 
+def test_collared_fallback_is_repriced_a_bounded_number_of_times() -> None:
+    """Unfilled by the FALLBACK deadline: cancel, confirm, re-price the collar from the
+    fresh quote for the remainder; after `fallback_reprices` re-prices, end
+    `fallback_unfilled` (DESIGN.md "The fallback is capped by default")."""
+    lg = collared(fallback_reprices=1)
+    first = fallback_place(exhaust(lg, "10.00", "10.01"))
+    lg.update(1, K.NEW)
+    lg.fill(1, "10", "f1")
+    acts = lg.wake()
+    assert of(acts, CancelOrder) == [CancelOrder(first.client_order_id)]
+    assert "leg_fallback_repricing" in notes(acts)
+    lg.quote("10.10", "10.11")
+    second = fallback_place(lg.update(1, K.CANCELED))
+    assert (second.qty, second.order_type) == (D(90), OrderType.LIMIT)
+    assert second.limit_price is not None and second.limit_price > first.limit_price  # type: ignore[operator]
+    lg.update(2, K.NEW)
+    acts = lg.wake()
+    assert of(acts, CancelOrder) == [CancelOrder(second.client_order_id)]
+    assert "leg_fallback_unfilled" in notes(acts)
+    done = finish(lg.update(2, K.CANCELED))
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "fallback_unfilled")
+    assert not any(isinstance(a, PlaceOrder) and a.order_type is OrderType.MARKET for a in lg.log)
+
+
 def test_collared_fallback_timeout_cancels_and_ends() -> None:
     """Unfilled by the FALLBACK deadline: cancel it, and end once the cancel is confirmed."""
-    lg = collared()
+    lg = collared(fallback_reprices=0)
     place = fallback_place(exhaust(lg, "10.00", "10.01"))
     lg.update(1, K.NEW)
     lg.fill(1, "10", "f1")

