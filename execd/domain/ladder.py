@@ -137,6 +137,8 @@ def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
     other symbols follow `apply_to` (`listed` → passive, `all` → marketable).
     With `better_orders_enabled` off, seed 003 is off: everything is passive.
     """
+    if not params.enable_smart_execution:
+        return PricingStyle.LEGACY, "enable_smart_execution_false"
     if not params.better_orders_enabled:
         return PricingStyle.PASSIVE, "better_orders_disabled"
     if symbol in params.leveraged_etf_symbols:
@@ -231,7 +233,7 @@ def _price(s: LegState, q: Quote, p: LadderParams) -> Decimal:
     match s.style:
         case PricingStyle.MARKETABLE:
             price = marketable_limit(side, q, p.tick_aggression)
-        case PricingStyle.PASSIVE | None:
+        case PricingStyle.PASSIVE | PricingStyle.LEGACY | None:
             offset = p.bid_anchor_offset_cents if side.sign > 0 else p.ask_anchor_offset_cents
             price = passive_anchor(side, q, offset)
     return apply_cap(side, price, s.spec.limit_price)
@@ -393,10 +395,12 @@ def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
 
 
 def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """`enable_smart_execution = False`: one plain market order (seed 000 legacy mode)."""
+    """`enable_smart_execution = False`: one plain market order for every leg at every
+    urgency (seed 000 legacy mode; DESIGN.md: the urgency rules belong to the ladder)."""
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
-    # Straight to step 4, so low urgency still never sends a market order.
-    return _fallback(s, now, p, acts, "legacy_market_order")
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    return _place_fallback(s, now, p, acts, "legacy_market_order")
 
 
 # ----------------------------------------------------------------------------- resume
@@ -903,10 +907,11 @@ def _escalate(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
 
 
 def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
-    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000)."""
+    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000). Legacy mode
+    has no urgency rules: its one market order is placed at every urgency."""
     if s.remaining <= 0:
         return _finish(s, Outcome.FILLED, "filled", acts)
-    if s.spec.urgency is Urgency.LOW:
+    if s.spec.urgency is Urgency.LOW and p.enable_smart_execution:
         acts.append(
             Note(
                 "leg_fallback_skipped",

@@ -30,6 +30,7 @@ class PricingStyle(StrEnum):
 
     MARKETABLE = "marketable"  # seed 003: ask + n ticks / bid − n ticks, fast timeouts
     PASSIVE = "passive"  # seed 000: bid + 1¢ / ask − 1¢, re-peg on market moves
+    LEGACY = "legacy"  # seed 000 legacy mode: no ladder, one plain market order
 
 
 @dataclass(frozen=True, slots=True)

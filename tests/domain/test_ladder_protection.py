@@ -92,3 +92,21 @@ def test_default_fallback_is_collared_not_market() -> None:
     # 10.01 × 1.005 = 10.06005 → rounded down to 10.06.
     assert (place.order_type, place.limit_price, place.step) == (OrderType.LIMIT, D("10.06"), 4)
     assert not [a for a in lg.log if isinstance(a, PlaceOrder) and a.order_type is OrderType.MARKET]
+
+
+# ------------------------------------------------------------------ item 5: legacy
+
+
+def test_legacy_low_urgency_trades_with_a_market_order_and_says_legacy() -> None:
+    """Legacy mode (`enable_smart_execution = false`) is one plain market order for every
+    leg at every urgency, and its log says `style: legacy`."""
+    for urgency in Urgency:
+        lg = leg(urgency=urgency, enable_smart_execution=False, fallback_order="collared")
+        acts = lg.send(Start())
+        (place,) = of(acts, PlaceOrder)
+        assert isinstance(place, PlaceOrder)
+        assert (place.order_type, place.qty, place.limit_price) == (OrderType.MARKET, D(100), None)
+        assert _note(acts, "leg_style_chosen").fields["style"] == "legacy"
+        assert lg.state.style is PricingStyle.LEGACY
+        done = finish(lg.fill(0, "100", "e1", final=True))
+        assert (done.outcome, done.style) == (Outcome.FILLED, PricingStyle.LEGACY)

@@ -155,12 +155,15 @@ async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -
         "legs": [
             {"symbol": "TQQQ", "side": "buy", "qty": "5"},
             {"symbol": "AAPL", "side": "buy", "qty": "3"},
+            # Issue 10 item 5: legacy mode trades at every urgency, low included.
+            {"symbol": "SPY", "side": "buy", "qty": "2", "urgency": "low"},
         ],
     }
     status = await d.run(plan)
     assert status.state == "completed", status.reason
-    for index in (0, 1):
+    for index in (0, 1, 2):
         assert _types(await d.orders("legacy", index)) == ["market"]
+    assert {leg.style for leg in status.legs} == {"legacy"}
 
 
 async def test_partial_fills_reprice_only_the_remainder(
