@@ -110,3 +110,24 @@ def test_legacy_low_urgency_trades_with_a_market_order_and_says_legacy() -> None
         assert lg.state.style is PricingStyle.LEGACY
         done = finish(lg.fill(0, "100", "e1", final=True))
         assert (done.outcome, done.style) == (Outcome.FILLED, PricingStyle.LEGACY)
+
+
+# ------------------------------------------------------------------ item 8: sub-dollar anchoring
+
+
+def test_sub_dollar_passive_anchor_steps_one_tick_inside() -> None:
+    """0.5000/0.5100 (a penny wide, 100 sub-penny ticks): a passive buy anchors at bid +
+    one tick (0.5001), a sell at ask − one tick (0.5099) — not 1¢, which would lock."""
+    from execd.domain.prices import passive_anchor
+    from execd.domain.quotes import Quote
+
+    t = leg().now
+    q = Quote("XYZ", D("0.5000"), D("0.5010"), D(1000), D(1000), t, t)
+    assert passive_anchor(Side.BUY, q, D("0.01")) == D("0.5001")
+    assert passive_anchor(Side.SELL, q, D("0.01")) == D("0.5009")
+    # At and above $1 the offset is the configured cent.
+    q1 = Quote("XYZ", D("1.00"), D("1.03"), D(1000), D(1000), t, t)
+    assert passive_anchor(Side.BUY, q1, D("0.01")) == D("1.01")
+    lg = leg(symbol="XYZ", min_bid_ask_size=D(1), max_spread_percent=D(50), market_open_delay_minutes=0)
+    place = started(lg, "0.5000", "0.5010")
+    assert place.limit_price == D("0.5001")
