@@ -515,6 +515,9 @@ def _plain(value: Any) -> Any:
             return str(value)
         case Enum():
             return value.value
+        case Decimal() if value.is_finite() and value == value.to_integral_value():
+            # tomli-w writes a whole Decimal as `100.0`; a count of shares reads `100`.
+            return int(value)
         case _:
             return value
 

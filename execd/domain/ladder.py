@@ -1301,7 +1301,11 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
         acts.append(
             Note(
                 "leg_replace_confirmed",
-                {"client_order_id": new.client_order_id, "limit_price": str(s.pending_limit)},
+                {
+                    "client_order_id": new.client_order_id,
+                    "limit_price": str(s.pending_limit),
+                    "step": 3,  # a replace is always a step-3 re-peg
+                },
             )
         )
         s = replace(

@@ -361,7 +361,9 @@ class LegRunner:
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
         self.record.client_order_ids.append(new)
-        structlog.contextvars.bind_contextvars(client_order_id=new)
+        # A replace is the ladder's step 3 (a re-peg): the log must not keep the step of
+        # the order it replaces (issue 10 item 9).
+        structlog.contextvars.bind_contextvars(client_order_id=new, step=3)
         try:
             order_id = await self._order_id(old)
         except AdapterError as exc:

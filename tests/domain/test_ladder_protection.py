@@ -131,3 +131,21 @@ def test_sub_dollar_passive_anchor_steps_one_tick_inside() -> None:
     lg = leg(symbol="XYZ", min_bid_ask_size=D(1), max_spread_percent=D(50), market_open_delay_minutes=0)
     place = started(lg, "0.5000", "0.5010")
     assert place.limit_price == D("0.5001")
+
+
+# ------------------------------------------------------------------ item 9: log honesty
+
+
+def test_replace_confirmed_is_logged_as_step_3() -> None:
+    """A confirmed re-peg (replace) is logged with step 3, not the first limit's 2."""
+    from execd.domain.ladder_types import OrderReplaced
+    from execd.domain.order_state import OrderEventKind as K
+    from tests.domain.test_ladder import cid
+
+    lg = leg(repeg_threshold_percent=D(100))
+    started(lg)
+    lg.update(0, K.NEW)
+    lg.quote("10.01", "10.02")
+    lg.wake()
+    acts = lg.send(OrderReplaced(cid(0), cid(1)))
+    assert _note(acts, "leg_replace_confirmed").fields["step"] == 3
