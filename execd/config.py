@@ -119,7 +119,7 @@ class ExecutionConfig(_Section):
         # A config that set a collar asked for a capped fallback: never read it as market.
         if self.fallback_order == "market" and "fallback_collar_bps" in self.model_fields_set:
             raise ValueError(
-                "fallback_collar_bps is set but fallback_order is \"market\": a plain market"
+                'fallback_collar_bps is set but fallback_order is "market": a plain market'
                 " fallback has no collar; remove one of the two"
             )
         return self

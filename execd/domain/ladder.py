@@ -162,6 +162,13 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
+    if isinstance(event, Wake | QuoteUpdate) and _past_deadline(state, now):
+        # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
+        # deadline"): nothing more is priced.
+        s = _deadline_reached(state, now, p=params, acts=acts)
+        if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
+            acts.append(WaitUntil(s.deadline))
+        return s, acts
     match event:
         case Start():
             s = _start(state, now, params, acts)
@@ -181,6 +188,8 @@ def decide(
             s = _advance(s, now, params, acts)
         case _:
             assert_never(event)
+    if _past_deadline(s, now):
+        s = _deadline_reached(s, now, p=params, acts=acts)
     if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
         acts.append(WaitUntil(s.deadline))
     return s, acts
@@ -190,7 +199,48 @@ def decide(
 
 
 def _arm(s: LegState, timer: Timer, deadline: datetime) -> LegState:
+    """Set the leg's one timer, never past the leg's deadline (a cancel's confirmation
+    timer excepted: it bounds a cancel the deadline itself may have sent)."""
+    limit = s.spec.deadline
+    if limit is not None and timer is not Timer.CONFIRM and deadline > limit:
+        deadline = limit
     return replace(s, timer=timer, deadline=deadline)
+
+
+def _past_deadline(s: LegState, now: datetime) -> bool:
+    """The leg's deadline has passed and the leg has not yet been told to end for it."""
+    limit = s.spec.deadline
+    if limit is None or now < limit or s.phase in (LegPhase.DONE, LegPhase.PENDING):
+        return False
+    return not (s.phase is LegPhase.CANCELING and s.after_cancel is AfterCancel.FINISH)
+
+
+def _deadline_reached(s: LegState, now: datetime, *, p: LadderParams, acts: _Acts) -> LegState:
+    """DESIGN.md "Every leg has a deadline": cancel what works, end with what filled."""
+    acts.append(
+        Note(
+            "leg_deadline_reached",
+            {
+                "deadline": s.spec.deadline,
+                "phase": str(s.phase),
+                "remaining": str(s.remaining),
+                "live_orders": len(s.live_orders),
+            },
+            "warning",
+        )
+    )
+    reason = "deadline_reached"
+    if s.phase is LegPhase.CANCELING:
+        return replace(
+            s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.ENDED, end_reason=reason
+        )
+    if s.live_orders:
+        return _cancel_live(
+            s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
+        )
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    return _finish(s, Outcome.ENDED, reason, acts)
 
 
 def _secs(value: float) -> timedelta:
@@ -340,6 +390,8 @@ def _begin(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
         return _finish(s, Outcome.ENDED, "no_trading_session", acts)
     if now >= session.close:
         return _finish(s, Outcome.ENDED, "session_closed", acts)
+    if s.spec.deadline is not None and now >= s.spec.deadline:
+        return _finish(s, Outcome.ENDED, "deadline_reached", acts)
     if now < session.open:
         if p.enable_premarket_assessment and p.enable_smart_execution:
             acts.append(NeedQuote(now - _secs(p.quote_freshness_seconds)))
@@ -573,6 +625,8 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
     if s.awaiting is not None:
         if s.quote_after is not None and q.as_of <= s.quote_after:
             return s
+        if q.age_seconds(now) > p.quote_freshness_seconds:
+            return s  # DESIGN.md "Fresh quote": judged by its own timestamp; keep holding
         return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
     if s.phase is LegPhase.WORKING and not s.in_fallback and s.priced_mid:
         moved = abs(q.mid - s.priced_mid) / s.priced_mid * _HUNDRED
@@ -632,7 +686,10 @@ def _request_quote(
     q = s.last_quote
     if not force_new and q is not None and q.age_seconds(now) <= p.quote_freshness_seconds:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
-    newer = now if force_new else now - _secs(p.quote_freshness_seconds)
+    # A forced re-check wants a quote newer than the one in hand (quotes carry the venue's
+    # own timestamps, which a little latency puts before `now`); otherwise any fresh one.
+    oldest = now - _secs(p.quote_freshness_seconds)
+    newer = max(q.as_of, oldest) if force_new and q is not None else oldest
     acts.append(NeedQuote(newer))
     has_order = s.phase is LegPhase.WORKING and purpose is QuotePurpose.REPEG
     s = replace(
@@ -659,7 +716,14 @@ def _on_fresh_quote(
                 )
             )
             return s
-    s = replace(s, awaiting=None, quote_after=None)
+    if s.stale_since is not None:
+        acts.append(
+            Note(
+                "leg_quotes_fresh_again",
+                {**_quote_fields(q, now), "held_s": (now - s.stale_since).total_seconds()},
+            )
+        )
+    s = replace(s, awaiting=None, quote_after=None, stale_since=None)
     match purpose:
         case QuotePurpose.ASSESS:
             return _price_and_place(s, q, now, p, acts, first=True)
@@ -671,6 +735,78 @@ def _on_fresh_quote(
             return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case _:
             assert_never(purpose)
+
+
+def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """No newer quote came within `quote_wait_seconds`. A quote in hand that is still
+    fresh decides (a quiet market does not resend an unchanged NBBO); otherwise the leg
+    holds (DESIGN.md "Fresh quote")."""
+    purpose = s.awaiting or QuotePurpose.ASSESS
+    q = s.last_quote
+    fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if q is not None and fresh and purpose is not QuotePurpose.FALLBACK:
+        return _on_fresh_quote(s, purpose, q, now, p, acts)
+    return _hold_stale(s, purpose, q, now, p, acts)
+
+
+def _hold_stale(
+    s: LegState, purpose: QuotePurpose, q: Quote | None, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """DESIGN.md "Fresh quote": with no fresh (usable) quote the leg places nothing and
+    re-pegs nothing — a working order keeps working as it was priced — says why, and
+    after `stale_quote_max_wait_seconds` (within the leg's deadline) ends `quote_stale`."""
+    since = s.stale_since or now - _secs(p.quote_wait_seconds)
+    until = since + _secs(p.stale_quote_max_wait_seconds)
+    problem = (
+        "no_quote"
+        if q is None
+        else str((check_priceable(q, now, p.quote_freshness_seconds) or _STALE).reason)
+    )
+    if now >= until:
+        acts.append(
+            Note(
+                "leg_stale_quote_timeout",
+                {
+                    **_quote_fields(q, now),
+                    "reason": problem,
+                    "purpose": str(purpose),
+                    "held_s": (now - since).total_seconds(),
+                    "stale_quote_max_wait_seconds": p.stale_quote_max_wait_seconds,
+                    "remaining": str(s.remaining),
+                },
+                "warning",
+            )
+        )
+        s = replace(s, awaiting=None, quote_after=None)
+        if s.live_orders:
+            return _cancel_live(
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason="quote_stale"
+            )
+        return _finish(s, Outcome.ENDED, "quote_stale", acts)
+    if s.stale_since is None:
+        acts.append(
+            Note(
+                "leg_holding_stale_quote",
+                {
+                    **_quote_fields(q, now),
+                    "reason": problem,
+                    "purpose": str(purpose),
+                    "until": until,
+                    "quote_freshness_seconds": p.quote_freshness_seconds,
+                    "working_order": s.working_id,
+                },
+                "warning",
+            )
+        )
+    newer = now - _secs(p.quote_freshness_seconds)
+    if q is not None and purpose is QuotePurpose.FALLBACK:
+        newer = max(newer, q.as_of)  # a fresh but unusable quote heals only by a newer one
+    acts.append(NeedQuote(newer))
+    s = replace(s, stale_since=since, awaiting=purpose, quote_after=newer)
+    return _arm(s, Timer.QUOTE, min(now + _secs(p.quote_wait_seconds), until))
+
+
+_STALE = GateRejection(GateReason.STALE, "quote is stale")
 
 
 # ------------------------------------------------------------------- steps 1–2: place
@@ -744,6 +880,7 @@ def _price_and_place(
         arrival_quote=s.arrival_quote or q,
         phase=LegPhase.WORKING,
         in_fallback=False,
+        gate_since=None,
     )
     return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
 
@@ -781,8 +918,12 @@ def _validation_failed(
     p: LadderParams,
     acts: _Acts,
 ) -> LegState:
-    """Seed 000 urgency: high → fallback now; normal/low → one fresh re-check, then
-    normal → fallback, low → end cleanly (never a market order)."""
+    """Seed 000 urgency, with issue 10 item 7's patience: high → the (capped) fallback
+    now; normal/low → wait up to `gate_wait_seconds` (and at least `validation_rechecks`
+    fresh quotes) for a quote that passes, then normal → fallback, low → end cleanly
+    (never a market order). A stale quote is not a failed gate: the leg holds for it."""
+    if rejection.reason is GateReason.STALE:
+        return _request_quote(s, purpose, now, p, acts)
     acts.append(
         Note(
             "leg_validation_failed",
@@ -796,10 +937,22 @@ def _validation_failed(
             "warning",
         )
     )
-    if s.spec.urgency is not Urgency.HIGH and s.rechecks < p.validation_rechecks:
-        s = replace(s, rechecks=s.rechecks + 1)
-        acts.append(Note("leg_quote_recheck", {"reason": str(rejection.reason)}))
-        return _request_quote(s, purpose, now, p, acts, force_new=True)
+    if s.spec.urgency is not Urgency.HIGH:
+        since = s.gate_since or now
+        until = since + _secs(p.gate_wait_seconds)
+        if now < until or s.rechecks < p.validation_rechecks:
+            s = replace(s, rechecks=s.rechecks + 1, gate_since=since)
+            acts.append(
+                Note(
+                    "leg_quote_recheck",
+                    {
+                        "reason": str(rejection.reason),
+                        "gate_wait_until": until,
+                        "gate_wait_seconds": p.gate_wait_seconds,
+                    },
+                )
+            )
+            return _request_quote(s, purpose, now, p, acts, force_new=True)
     return _fallback(s, now, p, acts, str(rejection.reason))
 
 
@@ -830,6 +983,8 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
     if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
         price = _clamped(s, _price(s, q, p), q, budget, now, acts)
+    if rejection is not None and rejection.reason is GateReason.STALE:
+        return _request_quote(s, QuotePurpose.REPEG, now, p, acts)  # never re-peg from it
     if rejection is not None:
         acts.append(
             Note(
@@ -1057,33 +1212,7 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
                 return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
             return _open(s, now, p, acts)
         case Timer.QUOTE:
-            purpose = s.awaiting or QuotePurpose.ASSESS
-            s = replace(s, awaiting=None, quote_after=None)
-            rejection = GateRejection(
-                GateReason.STALE, f"no fresh quote within {p.quote_wait_seconds}s"
-            )
-            if purpose is QuotePurpose.FALLBACK:
-                # Never an unpriced order: no collar without a quote.
-                acts.append(
-                    Note(
-                        "leg_fallback_no_quote",
-                        {"message": rejection.message, "remaining": str(s.remaining)},
-                        "warning",
-                    )
-                )
-                return _finish(s, Outcome.ENDED, "no_quote_for_collared_fallback", acts)
-            if purpose is QuotePurpose.REPEG:
-                acts.append(
-                    Note(
-                        "leg_repeg_skipped",
-                        {"reason": str(rejection.reason), "message": rejection.message},
-                        "warning",
-                    )
-                )
-                if s.spec.urgency is Urgency.HIGH:
-                    return _escalate(s, now, p, acts, str(rejection.reason))
-                return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
-            return _validation_failed(s, rejection, purpose, s.last_quote, now, p, acts)
+            return _quote_overdue(s, now, p, acts)
         case Timer.REPEG:
             return _repeg_due(s, now, p, acts, "timeout")
         case Timer.CONFIRM:

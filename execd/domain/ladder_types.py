@@ -91,6 +91,13 @@ class LadderParams:
     confirm_timeout_seconds: float = 10.0
     max_confirm_retries: int = 3
     fallback_timeout_seconds: float = 30.0
+    # DESIGN.md "Fresh quote": a leg with no fresh quote holds (places and re-pegs
+    # nothing) at most this long, then ends `quote_stale`. A halted symbol holds alike.
+    stale_quote_max_wait_seconds: float = 60.0
+    # Issue 10 item 7: a failed seed-000 gate (spread, size, crossed/locked/empty book)
+    # at normal or low urgency waits this long for a quote that passes, re-checking each
+    # new quote, before the urgency's fallback applies. High urgency does not wait.
+    gate_wait_seconds: float = 60.0
     # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
     # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
     # `fallback_reprices` times; "market" is the seed's plain market order, only when
@@ -114,6 +121,8 @@ class LadderParams:
             raise ValueError(f"apply_to must be 'listed' or 'all', not {self.apply_to!r}")
         if self.repeg_method not in ("replace", "cancel_and_place"):
             raise ValueError(f"unknown repeg_method {self.repeg_method!r}")
+        if self.stale_quote_max_wait_seconds < 0 or self.gate_wait_seconds < 0:
+            raise ValueError("stale_quote_max_wait_seconds and gate_wait_seconds must be >= 0")
         for name in ("quote_wait_seconds", "confirm_timeout_seconds", "fallback_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (every wait needs a deadline)")
@@ -153,8 +162,13 @@ class LegSpec:
     urgency: Urgency = Urgency.NORMAL
     limit_price: Decimal | None = None
     session: TradingSession | None = None
+    # DESIGN.md "Every leg has a deadline" (`execd.domain.deadline.leg_deadline`): at it
+    # the leg cancels what works and ends `deadline_reached`; every hold waits within it.
+    deadline: datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.deadline is not None and self.deadline.tzinfo is None:
+            raise ValueError("leg deadline must be timezone-aware")
         if self.qty <= 0:
             raise ValueError(f"leg qty must be positive: {self.qty}")
         if self.limit_price is not None and self.limit_price <= 0:
@@ -487,6 +501,8 @@ class LegState:
     confirm_retries: int = 0
     in_fallback: bool = False
     fallback_reprices: int = 0
+    stale_since: datetime | None = None  # holding for a fresh quote since (venue clock)
+    gate_since: datetime | None = None  # waiting for a quote that passes the gates since
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

@@ -315,19 +315,22 @@ def test_high_urgency_failed_validation_goes_straight_to_market() -> None:
 
 
 def test_stale_quote_is_never_priced() -> None:
-    """A stale quote in hand makes the leg ask for a fresh one; no fresh one in time is a
-    failed validation (high urgency: the fallback)."""
-    lg = leg(urgency=Urgency.HIGH)
+    """A stale quote in hand makes the leg ask for a fresh one; none in time is a hold, not
+    a failed validation — even at high urgency nothing is sent (DESIGN.md "Fresh quote") —
+    and after `stale_quote_max_wait_seconds` the leg ends `quote_stale`."""
+    lg = leg(urgency=Urgency.HIGH, stale_quote_max_wait_seconds=20.0)
     lg.quote("10.00", "10.01", age=30)
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
     assert of(acts, NeedQuote) == [NeedQuote(lg.now - timedelta(seconds=5))]
     acts = lg.wake()
-    (place,) = of(acts, PlaceOrder)
-    assert isinstance(place, PlaceOrder)
-    assert place.order_type is OrderType.MARKET
-    fields = next(a.fields for a in acts if isinstance(a, Note) and a.event.endswith("failed"))
+    assert not of(acts, PlaceOrder)
+    fields = next(a.fields for a in acts if isinstance(a, Note) and a.event.endswith("quote"))
     assert fields["reason"] == "quote_stale"
+    while not of(lg.log, Finish):
+        assert not of(lg.wake(), PlaceOrder)
+    done = finish(lg.log)
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "quote_stale")
 
 
 def test_normal_urgency_rechecks_before_falling_back() -> None:
@@ -345,7 +348,7 @@ def test_normal_urgency_rechecks_before_falling_back() -> None:
 
 def test_normal_urgency_second_failure_is_market() -> None:
     """Normal: a second failed validation sends the market fallback."""
-    lg = leg()
+    lg = leg(gate_wait_seconds=0.0)
     lg.quote("10.02", "10.01")
     lg.send(Start())
     acts = lg.quote("10.02", "10.01", age=-0.1)
@@ -356,7 +359,7 @@ def test_normal_urgency_second_failure_is_market() -> None:
 
 def test_crossed_quote_never_priced_low_urgency_ends() -> None:
     """A crossed quote is refused with a reason; low urgency ends after the re-check."""
-    lg = leg(urgency=Urgency.LOW)
+    lg = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
     lg.quote("10.02", "10.01")
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
@@ -367,7 +370,7 @@ def test_crossed_quote_never_priced_low_urgency_ends() -> None:
 
 def test_seed000_gates_spread_and_size() -> None:
     """Spread above 0.25 % or size under 100 shares fails validation (then re-check)."""
-    lg = leg(urgency=Urgency.LOW)
+    lg = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
     lg.quote("10.00", "10.05")  # 0.5 %
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
@@ -410,7 +413,7 @@ def test_wide_spread_waits_for_spreads_once() -> None:
     assert "leg_waiting_for_spreads" in notes(acts)
     assert of(acts, WaitUntil) == [WaitUntil(lg.now + timedelta(seconds=90))]
     acts = lg.wake()
-    assert of(acts, NeedQuote) == [NeedQuote(lg.now)]
+    assert of(acts, NeedQuote) == [NeedQuote(lg.now - timedelta(seconds=5))]  # any fresh one
     acts = lg.quote("10.00", "10.10", age=-0.5)
     assert len(of(acts, PlaceOrder)) == 1  # waits once, then trades
 

@@ -226,10 +226,7 @@ class LadderMachine(RuleBasedStateMachine):
                     assert a.order_type is OrderType.LIMIT, "market order on low urgency"
                 if before.spec.limit_price is not None:
                     assert a.order_type is OrderType.LIMIT
-                if (
-                    self.params.fallback_order == "collared"
-                    and self.params.enable_smart_execution
-                ):
+                if self.params.fallback_order == "collared" and self.params.enable_smart_execution:
                     assert a.order_type is OrderType.LIMIT, "market order despite the collar"
                 if not self.params.enable_smart_execution:
                     assert a.step == 4, "legacy mode priced a ladder limit"

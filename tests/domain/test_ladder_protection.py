@@ -3,6 +3,7 @@ sub-dollar anchoring, stale-quote holds and gate waits, each at its stated edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,7 +22,7 @@ from tests.domain.test_ladder import finish, leg, notes, of, started
 D = Decimal
 
 
-def _note(acts: list[object], event: str) -> Note:
+def _note(acts: Sequence[object], event: str) -> Note:
     found = [a for a in acts if isinstance(a, Note) and a.event == event]
     assert len(found) == 1, [getattr(a, "event", a) for a in acts]
     return found[0]
@@ -40,7 +41,8 @@ def test_labd_limit_beyond_budget_is_clamped_not_escalated() -> None:
     assert isinstance(place, PlaceOrder)
     assert (place.order_type, place.limit_price, place.step) == (OrderType.LIMIT, D("7.01"), 2)
     fields = _note(acts, "budget_clamped").fields
-    assert fields["limit_price"] == "7.02" and fields["clamped_to"] == "7.01"
+    assert fields["limit_price"] == "7.02"
+    assert fields["clamped_to"] == "7.01"
 
 
 def test_sell_beyond_budget_is_clamped_up() -> None:
@@ -128,7 +130,9 @@ def test_sub_dollar_passive_anchor_steps_one_tick_inside() -> None:
     # At and above $1 the offset is the configured cent.
     q1 = Quote("XYZ", D("1.00"), D("1.03"), D(1000), D(1000), t, t)
     assert passive_anchor(Side.BUY, q1, D("0.01")) == D("1.01")
-    lg = leg(symbol="XYZ", min_bid_ask_size=D(1), max_spread_percent=D(50), market_open_delay_minutes=0)
+    lg = leg(
+        symbol="XYZ", min_bid_ask_size=D(1), max_spread_percent=D(50), market_open_delay_minutes=0
+    )
     place = started(lg, "0.5000", "0.5010")
     assert place.limit_price == D("0.5001")
 
@@ -149,3 +153,125 @@ def test_replace_confirmed_is_logged_as_step_3() -> None:
     lg.wake()
     acts = lg.send(OrderReplaced(cid(0), cid(1)))
     assert _note(acts, "leg_replace_confirmed").fields["step"] == 3
+
+
+# ------------------------------------------------------------------ item 1: fresh quotes
+
+
+def test_a_working_order_is_not_repegged_from_a_stale_quote_and_the_hold_is_bounded() -> None:
+    """The re-peg timeout with only a stale quote: no replace, no fallback; the order keeps
+    working; after `stale_quote_max_wait_seconds` the leg cancels it and ends
+    `quote_stale`. A quote exactly `quote_freshness_seconds` old still counts as fresh."""
+    from execd.domain.ladder_types import CancelOrder, ReplaceOrder
+    from execd.domain.order_state import OrderEventKind as K
+
+    lg = leg(
+        repeg_threshold_percent=D(100), stale_quote_max_wait_seconds=30.0, urgency=Urgency.HIGH
+    )
+    started(lg)
+    lg.update(0, K.NEW)
+    lg.wake()  # re-peg timeout: the 3 s old quote is still fresh → same price, skipped
+    assert not of(lg.log, ReplaceOrder)
+    acts = lg.wake()  # 6 s: the quote is stale now
+    assert not of(acts, ReplaceOrder)
+    assert not of(acts, PlaceOrder)
+    lg.wake()
+    assert "leg_holding_stale_quote" in notes(lg.log)
+    while not of(lg.log, CancelOrder):
+        acts = lg.wake()
+        assert not of(acts, ReplaceOrder)
+        assert not of(acts, PlaceOrder)
+    done = finish(lg.update(0, K.CANCELED))
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "quote_stale")
+
+
+def test_quote_freshness_edge_is_inclusive() -> None:
+    """Exactly `quote_freshness_seconds` (5 s) old prices; 1 ms older does not."""
+    lg = leg()
+    lg.quote("10.00", "10.01", age=5.0)
+    assert of(lg.send(Start()), PlaceOrder)
+    lg2 = leg()
+    lg2.quote("10.00", "10.01", age=5.001)
+    acts = lg2.send(Start())
+    assert not of(acts, PlaceOrder)
+
+
+def test_a_late_old_quote_does_not_end_the_hold() -> None:
+    """A quote that arrives late but carries an old timestamp is not fresh: still held."""
+    lg = leg()
+    lg.quote("10.00", "10.01", age=30)
+    lg.send(Start())
+    acts = lg.quote("10.00", "10.01", age=6)
+    assert not of(acts, PlaceOrder)
+    assert of(lg.quote("10.00", "10.01", age=1), PlaceOrder)
+
+
+# ------------------------------------------------------------------ item 7: gate waits
+
+
+def test_normal_urgency_waits_for_the_size_gate_then_works_the_ladder() -> None:
+    """50 shares displayed for a 100-share leg (size_too_small) at normal urgency: no order
+    within a second — the leg re-checks each new quote for `gate_wait_seconds`, and works
+    the ladder as soon as the gate passes."""
+    lg = leg()
+    lg.quote("10.00", "10.01", size=50)
+    acts = lg.send(Start())
+    assert not of(acts, PlaceOrder)
+    for step in range(10):
+        acts = lg.quote("10.00", "10.01", size=50, age=-(step + 1) * 0.5)
+        assert not of(acts, PlaceOrder)
+    lg.now += timedelta(seconds=6)
+    (place,) = of(lg.quote("10.00", "10.01", size=500), PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.step) == (OrderType.LIMIT, 2)
+
+
+def test_gate_wait_is_bounded_then_the_capped_fallback() -> None:
+    """After `gate_wait_seconds` with the gate still failing, normal urgency takes the
+    fallback — the collared limit by default, never a market order."""
+    lg = leg(fallback_order="collared", gate_wait_seconds=10.0)
+    lg.quote("10.00", "10.01", size=50)
+    lg.send(Start())
+    while not of(lg.log, PlaceOrder):
+        lg.now += timedelta(seconds=1)
+        lg.quote("10.00", "10.01", size=50)
+    (place,) = of(lg.log, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.step) == (OrderType.LIMIT, 4)
+
+
+def test_high_urgency_gate_failure_goes_to_the_capped_fallback_at_once() -> None:
+    """High urgency does not wait: the fallback at once, collared by default."""
+    lg = leg(fallback_order="collared", urgency=Urgency.HIGH)
+    lg.quote("10.00", "10.01", size=50)
+    (place,) = of(lg.send(Start()), PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.step) == (OrderType.LIMIT, 4)
+
+
+# ------------------------------------------------------------------ leg deadline
+
+
+def test_leg_deadline_cancels_the_working_order_and_ends() -> None:
+    """At the leg's deadline the working order is cancelled and the leg ends
+    `deadline_reached`; no timer is ever set beyond it."""
+    from dataclasses import replace as dc_replace
+
+    from execd.domain.ladder_types import CancelOrder, WaitUntil
+    from execd.domain.order_state import OrderEventKind as K
+
+    lg = leg(repeg_threshold_percent=D(100))
+    lg.state = dc_replace(
+        lg.state, spec=dc_replace(lg.state.spec, deadline=lg.now + timedelta(seconds=4))
+    )
+    started(lg)
+    lg.update(0, K.NEW)
+    lg.quote("10.00", "10.01")
+    lg.wake()  # 3 s re-peg (same price)
+    waits = [a.deadline for a in lg.log if isinstance(a, WaitUntil)]
+    assert max(waits) <= lg.state.spec.deadline  # type: ignore[operator]
+    acts = lg.wake()
+    assert "leg_deadline_reached" in notes(acts)
+    assert of(acts, CancelOrder)
+    done = finish(lg.update(0, K.CANCELED))
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "deadline_reached")
