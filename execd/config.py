@@ -179,9 +179,11 @@ class LadderConfig(_Section):
     """`replace`: PATCH the working order (DESIGN.md step 3). `cancel_and_place`: cancel, wait
     for the confirmed cancel, place the remainder; slower, but immune to replace races."""
     quote_wait_seconds: float = Field(5.0, gt=0, le=600)
-    """How long a leg waits for a fresh quote before the urgency's fallback applies."""
+    """How long a leg waits for a newer quote before it re-checks the one in hand (a stale
+    one makes it hold, bounded by `stale_quote_max_wait_seconds`)."""
     validation_rechecks: int = Field(1, ge=0, le=100)
-    """Fresh quotes re-checked after a failed validation before giving up (not for high)."""
+    """Fewest fresh quotes re-checked after a failed gate before giving up (not for high),
+    even once `gate_wait_seconds` has passed."""
     confirm_timeout_seconds: float = Field(10.0, gt=0, le=600)
     """How long a replace or cancel may stay unconfirmed before the cancel is re-sent."""
     max_confirm_retries: int = Field(3, ge=0, le=100)
@@ -191,6 +193,20 @@ class LadderConfig(_Section):
     fallback_reprices: int = Field(2, ge=0, le=20)
     """Times an unfilled collared fallback is re-priced from a fresh quote before the leg
     ends `fallback_unfilled`."""
+    stale_quote_max_wait_seconds: float = Field(60.0, ge=0, le=3600)
+    """A leg with no fresh quote (older than `execution.quote_freshness_seconds` by its own
+    timestamp) or a halted symbol holds — places and re-pegs nothing — at most this long,
+    then ends `quote_stale` (within the leg's deadline)."""
+    gate_wait_seconds: float = Field(60.0, ge=0, le=3600)
+    """A failed gate (spread too wide, size too small, crossed or empty book) at normal or
+    low urgency waits this long for a quote that passes before the urgency's fallback; 0 is
+    the seed's single re-check. High urgency never waits."""
+    max_leg_seconds: float = Field(23_400.0, gt=0, le=7 * 86_400)
+    """A leg's deadline when the plan gives none and no trading session is known (the
+    session's close is used when it is): 6.5 h, one regular session."""
+    rest_quote_interval_seconds: float = Field(1.0, gt=0, le=60)
+    """A leg waiting for a fresh quote re-reads the latest quote over the data REST API at
+    most this often (judged by its own timestamp, like a streamed one)."""
 
 
 class VenueConfig(_Section):

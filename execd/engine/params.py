@@ -54,4 +54,6 @@ def ladder_params(settings: Settings) -> LadderParams:
         fallback_order=e.fallback_order,
         fallback_collar_bps=e.fallback_collar_bps,
         fallback_reprices=lad.fallback_reprices,
+        stale_quote_max_wait_seconds=lad.stale_quote_max_wait_seconds,
+        gate_wait_seconds=lad.gate_wait_seconds,
     )

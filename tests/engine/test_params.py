@@ -68,6 +68,8 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "LADDER__FALLBACK_TIMEOUT_SECONDS": "31",
         "EXECUTION__FALLBACK_COLLAR_BPS": "40",
         "LADDER__FALLBACK_REPRICES": "3",
+        "LADDER__STALE_QUOTE_MAX_WAIT_SECONDS": "30",
+        "LADDER__GATE_WAIT_SECONDS": "20",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
