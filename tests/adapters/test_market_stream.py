@@ -149,7 +149,7 @@ async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataSt
         clock.advance(3)
         live = stream.quote("TQQQ")
         assert live is not None
-        assert live.as_of == clock.now  # kept current while the connection is up
+        assert live.as_of == T0  # its own timestamp: it ages even while connected
 
         down_at = clock.now
         await fake.drop()
@@ -167,7 +167,7 @@ async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataSt
         still_stale = stream.quote("TQQQ")
         assert still_stale is not None
         assert still_stale.as_of <= down_at  # an old quote is not revived by the reconnect
-        await fake.send([quote("TQQQ", 62.50, 62.52)])
+        await fake.send([quote("TQQQ", 62.50, 62.52, t=clock.now)])
         fresh = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=down_at), DEADLINE)
     assert fresh.as_of == clock.now
     assert fake.connections == 2
@@ -229,3 +229,34 @@ async def test_trades_feed_vwap_and_health(fake: FakeDataStream) -> None:
     assert stats.connected
     assert stats.subscribed == ("SPY",)
     assert stats.message_age == {"SPY": 2.0}
+
+
+async def test_a_silent_symbol_ages_while_others_stream(fake: FakeDataStream) -> None:
+    """Issue 10 item 1: freshness is the quote's own venue timestamp. SPY keeps quoting,
+    TQQQ falls silent: TQQQ's quote ages past 5 s although frames keep arriving (it used
+    to read as current whenever any frame arrived within `silence_timeout`). A quote
+    stamped ahead of our clock is taken as of now, never as fresher."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ", "SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        await fake.send([quote("TQQQ", 62.41, 62.43, t=clock.now)])
+        await asyncio.wait_for(stream.wait_quote("TQQQ"), DEADLINE)
+        for _ in range(6):
+            clock.advance(1)
+            seen = clock.now - timedelta(microseconds=1)
+            await fake.send([quote("SPY", 500.00, 500.01, t=clock.now)])
+            await asyncio.wait_for(stream.wait_quote("SPY", newer_than=seen), DEADLINE)
+        silent = stream.quote("TQQQ")
+        spy = stream.quote("SPY")
+        assert silent is not None
+        assert spy is not None
+        assert silent.age_seconds(clock.now) == 6.0
+        assert spy.age_seconds(clock.now) == 0.0
+        ahead = clock.now + timedelta(seconds=30)
+        seen = clock.now - timedelta(microseconds=1)
+        await fake.send([quote("TQQQ", 62.41, 62.43, t=ahead)])
+        late = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=seen), DEADLINE)
+        assert late.as_of == clock.now
+        assert late.venue_time == ahead

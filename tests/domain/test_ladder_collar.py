@@ -207,7 +207,8 @@ def test_collared_fallback_is_repriced_a_bounded_number_of_times() -> None:
     lg.quote("10.10", "10.11")
     second = fallback_place(lg.update(1, K.CANCELED))
     assert (second.qty, second.order_type) == (D(90), OrderType.LIMIT)
-    assert second.limit_price is not None and first.limit_price is not None
+    assert second.limit_price is not None
+    assert first.limit_price is not None
     assert second.limit_price > first.limit_price
     lg.update(2, K.NEW)
     acts = lg.wake()
