@@ -47,6 +47,7 @@ from execd.adapters.wire import (
     ErrorMsg,
     MarketDecoder,
     QuoteMsg,
+    StatusMsg,
     SubscriptionMsg,
     SuccessMsg,
     TradeMsg,
@@ -65,6 +66,13 @@ __all__ = [
     "StreamRefused",
     "classify_stream_error",
 ]
+
+#: Trading-status codes (§4.3 `sc`) that halt trading in a symbol: CTA "2" trading halt,
+#: "5" no open / no resume; UTP "H" trading halt, "P" volatility (LULD) pause. "Q"
+#: (quotation resumption) re-opens quoting only and keeps the halt.
+HALT_CODES = frozenset({"2", "5", "H", "P", "Q"})
+#: Codes that resume trading: CTA "3" resume, UTP "T" trading resumption.
+RESUME_CODES = frozenset({"3", "T"})
 
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
@@ -184,6 +192,7 @@ class MarketStream:
         self._sent: set[str] = set()
         self._sync_needed = asyncio.Event()
         self._quotes: dict[str, _Entry] = {}
+        self._halted: dict[str, StatusMsg] = {}
         self._quote_events: dict[str, asyncio.Event] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         self._last_message: dict[str, datetime] = {}
@@ -244,6 +253,14 @@ class MarketStream:
             if event is None:
                 event = self._quote_events[symbol] = asyncio.Event()
             await event.wait()
+
+    def halted(self, symbol: str) -> StatusMsg | None:
+        """The status message that halted `symbol`, while it is halted (None: trading).
+
+        From the `statuses` channel (§4.3): a halt code sets it, a resumption clears it;
+        DESIGN.md "Fresh quote": a halted symbol holds its legs like a stale quote.
+        """
+        return self._halted.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
         """The running trade VWAP of `symbol` since it was first subscribed."""
@@ -419,11 +436,21 @@ class MarketStream:
                 add = sorted(self._wanted - self._sent)
                 drop = sorted(self._sent - self._wanted)
                 if add:
-                    request = {"action": "subscribe", "quotes": add, "trades": add}
+                    request = {
+                        "action": "subscribe",
+                        "quotes": add,
+                        "trades": add,
+                        "statuses": add,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent |= set(add)
                 if drop:
-                    request = {"action": "unsubscribe", "quotes": drop, "trades": drop}
+                    request = {
+                        "action": "unsubscribe",
+                        "quotes": drop,
+                        "trades": drop,
+                        "statuses": drop,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent -= set(drop)
                 if add or drop:
@@ -489,6 +516,15 @@ class MarketStream:
                 self._last_message[message.S] = now
                 if message.p > 0 and message.s > 0:
                     self.vwap(message.S).add(message.p, message.s)
+            case StatusMsg():
+                if message.S not in self._wanted:
+                    return
+                self._had_data = True
+                self._on_status(message)
+                # A leg waiting for a quote is woken to see the halt (or its end).
+                event = self._quote_events.pop(message.S, None)
+                if event is not None:
+                    event.set()
             case SubscriptionMsg():
                 log.info(
                     "stream_subscription",
@@ -502,6 +538,32 @@ class MarketStream:
                     raise StreamRefused(code, text)
             case _:
                 pass
+
+    def _on_status(self, message: StatusMsg) -> None:
+        """Track halts: a halt code marks the symbol halted, a resumption clears it;
+        other statuses (imbalances, indications, short-sale restrictions) change nothing."""
+        symbol, code = message.S, message.sc
+        if code in HALT_CODES:
+            if symbol not in self._halted:
+                log.warning(
+                    "symbol_halted",
+                    stream="market",
+                    symbol=symbol,
+                    status_code=code,
+                    status=message.sm,
+                    reason_code=message.rc,
+                    reason=message.rm,
+                )
+            self._halted[symbol] = message
+        elif code in RESUME_CODES and symbol in self._halted:
+            del self._halted[symbol]
+            log.info(
+                "symbol_resumed",
+                stream="market",
+                symbol=symbol,
+                status_code=code,
+                status=message.sm,
+            )
 
     def _freeze(self, symbol: str) -> None:
         """Mark `symbol`'s quote as from no live subscription (its age keeps growing)."""

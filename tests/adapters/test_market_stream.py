@@ -134,7 +134,12 @@ async def test_subscribe_and_unsubscribe_while_connected(fake: FakeDataStream) -
         assert frozen is not None
         assert frozen.age_seconds(clock.now) == 10
     subscribes = [m for m in fake.received if m.get("action") == "subscribe"]
-    assert subscribes[1] == {"action": "subscribe", "quotes": ["SPY"], "trades": ["SPY"]}
+    assert subscribes[1] == {
+        "action": "subscribe",
+        "quotes": ["SPY"],
+        "trades": ["SPY"],
+        "statuses": ["SPY"],
+    }
 
 
 async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataStream) -> None:
@@ -260,3 +265,32 @@ async def test_a_silent_symbol_ages_while_others_stream(fake: FakeDataStream) ->
         late = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=seen), DEADLINE)
         assert late.as_of == clock.now
         assert late.venue_time == ahead
+
+
+async def test_statuses_mark_a_symbol_halted_until_it_resumes(fake: FakeDataStream) -> None:
+    """The `statuses` channel (§4.3 `"T":"s"`): a halt ("H") marks the symbol halted, an
+    unrelated status changes nothing, a resumption ("T") clears it; statuses are
+    subscribed with the quotes, and a halt of another symbol is not this one's."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ", "SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        assert stream.halted("TQQQ") is None
+        status = {"T": "s", "S": "TQQQ", "sc": "H", "sm": "Trading Halt", "rc": "T12",
+                  "rm": "Additional Information Requested", "t": T0, "z": "C"}  # fmt: skip
+        await fake.send([status])
+        await wait_until(lambda: stream.halted("TQQQ") is not None)
+        halt = stream.halted("TQQQ")
+        assert halt is not None
+        assert (halt.sc, halt.rc) == ("H", "T12")
+        assert stream.halted("SPY") is None
+        await fake.send([{**status, "sc": "F", "sm": "Short Sale Restriction"}])
+        await fake.send([quote("SPY", 500.0, 500.01)])
+        await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        assert stream.halted("TQQQ") is not None
+        await fake.send([{**status, "sc": "T", "sm": "Trading Resumption"}])
+        await wait_until(lambda: stream.halted("TQQQ") is None)
+    assert any("statuses" in m for m in fake.received if isinstance(m, dict)), (
+        "statuses were not subscribed"
+    )
