@@ -75,6 +75,7 @@ from execd.domain.ladder_types import (
     Start,
     Stop,
     Timer,
+    TradingStatus,
     WaitUntil,
     Wake,
 )
@@ -180,6 +181,8 @@ def decide(
             s = _on_wake(state, now, params, acts)
         case Stop(reason=reason):
             s = _on_stop(state, reason, now, params, acts)
+        case TradingStatus():
+            s = _on_status(state, event, now, params, acts)
         case OrderUpdate() | OrderFill() | OrderReplaced() | PlaceFailed() | ReplaceFailed():
             s = on_venue(state, event, acts)
             s = _advance(s, now, params, acts)
@@ -625,8 +628,8 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
     if s.awaiting is not None:
         if s.quote_after is not None and q.as_of <= s.quote_after:
             return s
-        if q.age_seconds(now) > p.quote_freshness_seconds:
-            return s  # DESIGN.md "Fresh quote": judged by its own timestamp; keep holding
+        if q.age_seconds(now) > p.quote_freshness_seconds or s.halted is not None:
+            return s  # DESIGN.md "Fresh quote" (its own timestamp) or a halt: keep holding
         return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
     if s.phase is LegPhase.WORKING and not s.in_fallback and s.priced_mid:
         moved = abs(q.mid - s.priced_mid) / s.priced_mid * _HUNDRED
@@ -684,7 +687,8 @@ def _request_quote(
     """Price from a fresh quote: the one in hand if fresh, else ask for one (LESSONS.md:
     re-read before each step)."""
     q = s.last_quote
-    if not force_new and q is not None and q.age_seconds(now) <= p.quote_freshness_seconds:
+    usable = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if not force_new and q is not None and usable and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
     # A forced re-check wants a quote newer than the one in hand (quotes carry the venue's
     # own timestamps, which a little latency puts before `now`); otherwise any fresh one.
@@ -744,9 +748,36 @@ def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> 
     purpose = s.awaiting or QuotePurpose.ASSESS
     q = s.last_quote
     fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
-    if q is not None and fresh and purpose is not QuotePurpose.FALLBACK:
+    if q is not None and fresh and purpose is not QuotePurpose.FALLBACK and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
     return _hold_stale(s, purpose, q, now, p, acts)
+
+
+def _on_status(
+    s: LegState, ev: TradingStatus, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """A halt holds the leg like a stale quote; the resumption lets it go on from a fresh
+    quote (the one in hand if still fresh, else the next)."""
+    if ev.halted:
+        if s.halted is None:
+            acts.append(
+                Note(
+                    "leg_symbol_halted",
+                    {"status_code": ev.code, "reason": ev.reason, "working_order": s.working_id},
+                    "warning",
+                )
+            )
+        return replace(s, halted=f"{ev.code} {ev.reason}".strip() or "halted")
+    if s.halted is None:
+        return s
+    acts.append(Note("leg_symbol_resumed", {"status_code": ev.code, "halt": s.halted}))
+    s = replace(s, halted=None)
+    q = s.last_quote
+    if s.awaiting is not None and q is not None:
+        fresh = q.age_seconds(now) <= p.quote_freshness_seconds
+        if fresh and (s.quote_after is None or q.as_of > s.quote_after):
+            return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
+    return s
 
 
 def _hold_stale(
@@ -757,11 +788,13 @@ def _hold_stale(
     after `stale_quote_max_wait_seconds` (within the leg's deadline) ends `quote_stale`."""
     since = s.stale_since or now - _secs(p.quote_wait_seconds)
     until = since + _secs(p.stale_quote_max_wait_seconds)
-    problem = (
-        "no_quote"
-        if q is None
-        else str((check_priceable(q, now, p.quote_freshness_seconds) or _STALE).reason)
-    )
+    if s.halted is not None:
+        problem = "symbol_halted"
+    elif q is None:
+        problem = "no_quote"
+    else:
+        problem = str((check_priceable(q, now, p.quote_freshness_seconds) or _STALE).reason)
+
     if now >= until:
         acts.append(
             Note(
@@ -778,11 +811,12 @@ def _hold_stale(
             )
         )
         s = replace(s, awaiting=None, quote_after=None)
+        reason = "symbol_halted" if s.halted else "quote_stale"
         if s.live_orders:
             return _cancel_live(
-                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason="quote_stale"
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
             )
-        return _finish(s, Outcome.ENDED, "quote_stale", acts)
+        return _finish(s, Outcome.ENDED, reason, acts)
     if s.stale_since is None:
         acts.append(
             Note(
@@ -1066,6 +1100,9 @@ def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
     has no urgency rules: its one market order is placed at every urgency."""
     if s.remaining <= 0:
         return _finish(s, Outcome.FILLED, "filled", acts)
+    if s.halted is not None:
+        # Not even a market order into a halted book (it would trade at the reopening).
+        return _request_quote(replace(s, end_reason=reason), QuotePurpose.FALLBACK, now, p, acts)
     if s.spec.urgency is Urgency.LOW and p.enable_smart_execution:
         acts.append(
             Note(

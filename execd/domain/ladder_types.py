@@ -326,6 +326,19 @@ class CancelFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingStatus:
+    """The symbol's trading status changed (market-data `statuses`, ALPACA.md §4.3).
+
+    While `halted`, the leg holds exactly as for a stale quote (DESIGN.md "Fresh quote"):
+    nothing is priced, re-pegged or sent; it goes on when trading resumes.
+    """
+
+    halted: bool
+    code: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Plan cancel or halt: cancel the working order and finish once confirmed."""
 
@@ -333,7 +346,7 @@ class Stop:
 
 
 VenueEvent = OrderUpdate | OrderFill | OrderReplaced | PlaceFailed | ReplaceFailed | CancelFailed
-LadderEvent = Start | Resume | QuoteUpdate | Wake | VenueEvent | Stop
+LadderEvent = Start | Resume | QuoteUpdate | Wake | TradingStatus | VenueEvent | Stop
 
 
 # ---------------------------------------------------------------------------- actions
@@ -503,6 +516,7 @@ class LegState:
     fallback_reprices: int = 0
     stale_since: datetime | None = None  # holding for a fresh quote since (venue clock)
     gate_since: datetime | None = None  # waiting for a quote that passes the gates since
+    halted: str | None = None  # the symbol's halt (status code and reason) while halted
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

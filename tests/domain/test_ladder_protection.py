@@ -275,3 +275,43 @@ def test_leg_deadline_cancels_the_working_order_and_ends() -> None:
     assert of(acts, CancelOrder)
     done = finish(lg.update(0, K.CANCELED))
     assert (done.outcome, done.reason) == (Outcome.ENDED, "deadline_reached")
+
+
+# ------------------------------------------------------------------ halts
+
+
+def test_a_halted_symbol_holds_like_a_stale_quote_and_resumes() -> None:
+    """A halt (statuses channel) before the first order: fresh quotes price nothing; the
+    resumption prices from the fresh quote in hand."""
+    from execd.domain.ladder_types import TradingStatus
+
+    lg = leg()
+    acts = lg.send(TradingStatus(halted=True, code="H", reason="T12"))
+    assert "leg_symbol_halted" in notes(acts)
+    lg.quote("10.00", "10.01")
+    assert not of(lg.send(Start()), PlaceOrder)
+    for _ in range(3):
+        assert not of(lg.quote("10.00", "10.01", age=-0.5), PlaceOrder)
+    lg.wake()
+    assert not of(lg.log, PlaceOrder)
+    assert "leg_holding_stale_quote" in notes(lg.log)
+    acts = lg.send(TradingStatus(halted=False, code="T"))
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert place.step == 2
+
+
+def test_a_halt_is_bounded_and_never_falls_back_to_market() -> None:
+    """High urgency, plain market fallback chosen, symbol halted: still no order; after
+    `stale_quote_max_wait_seconds` the leg ends `symbol_halted`."""
+    from execd.domain.ladder_types import Finish, TradingStatus
+
+    lg = leg(urgency=Urgency.HIGH, fallback_order="market", stale_quote_max_wait_seconds=20.0)
+    lg.send(TradingStatus(halted=True, code="H"))
+    lg.quote("10.00", "10.01", size=1)
+    lg.send(Start())
+    while not of(lg.log, Finish):
+        lg.quote("10.00", "10.01", size=1)
+        lg.wake()
+    assert not of(lg.log, PlaceOrder)
+    assert finish(lg.log).reason == "symbol_halted"
