@@ -109,15 +109,16 @@ class ExecutionConfig(_Section):
     `collared` is a marketable limit `fallback_collar_bps` beyond the far side of a fresh
     quote, re-priced at most `ladder.fallback_reprices` times; `market` is the seeds' plain
     market order, only when chosen. Legacy mode always sends plain market orders."""
-    fallback_collar_bps: Decimal = Field(Decimal("50"), gt=0, le=10_000)
-    """How far beyond the far side the collared fallback may trade. 50 bps: on the real
+    fallback_collar_bps: Decimal | None = Field(None, gt=0, le=10_000)
+    """How far beyond the far side the collared fallback may trade; unset = 50 bps (a set
+    value always means `collared`, as it did before `fallback_order`). 50 bps: on the real
     tapes (../shared/tapes) the far side moved at most 22.5 bps against a buyer within the
     30 s fallback window (p99 19.7 bps, IBM's open), and one tick of a $5 stock is 20 bps."""
 
     @model_validator(mode="after")
     def _collar_means_collared(self) -> ExecutionConfig:
         # A config that set a collar asked for a capped fallback: never read it as market.
-        if self.fallback_order == "market" and "fallback_collar_bps" in self.model_fields_set:
+        if self.fallback_order == "market" and self.fallback_collar_bps is not None:
             raise ValueError(
                 'fallback_collar_bps is set but fallback_order is "market": a plain market'
                 " fallback has no collar; remove one of the two"

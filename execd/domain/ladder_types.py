@@ -22,6 +22,9 @@ from execd.domain.quotes import Quote
 from execd.domain.spread import PremarketAssessment, SpreadRules
 from execd.domain.types import Side, Urgency
 
+#: The collared fallback's default reach beyond the far side (see config.py for the data).
+DEFAULT_FALLBACK_COLLAR_BPS = Decimal(50)
+
 LEVERAGED_ETF_SYMBOLS = frozenset({"TQQQ", "SPXL", "TECL", "UVXY", "LABU", "LABD", "SOXL"})
 
 
@@ -103,7 +106,7 @@ class LadderParams:
     # `fallback_reprices` times; "market" is the seed's plain market order, only when
     # chosen. Legacy mode ignores both (plain market orders, seed 000).
     fallback_order: Literal["collared", "market"] = "collared"
-    fallback_collar_bps: Decimal = Decimal(50)
+    fallback_collar_bps: Decimal = DEFAULT_FALLBACK_COLLAR_BPS
     fallback_reprices: int = 2
 
     def __post_init__(self) -> None:

@@ -8,7 +8,7 @@ parameter comes from the config.
 from __future__ import annotations
 
 from execd.config import Settings
-from execd.domain.ladder_types import LadderParams
+from execd.domain.ladder_types import DEFAULT_FALLBACK_COLLAR_BPS, LadderParams
 
 
 def ladder_params(settings: Settings) -> LadderParams:
@@ -52,7 +52,9 @@ def ladder_params(settings: Settings) -> LadderParams:
         max_confirm_retries=lad.max_confirm_retries,
         fallback_timeout_seconds=lad.fallback_timeout_seconds,
         fallback_order=e.fallback_order,
-        fallback_collar_bps=e.fallback_collar_bps,
+        fallback_collar_bps=(
+            DEFAULT_FALLBACK_COLLAR_BPS if e.fallback_collar_bps is None else e.fallback_collar_bps
+        ),
         fallback_reprices=lad.fallback_reprices,
         stale_quote_max_wait_seconds=lad.stale_quote_max_wait_seconds,
         gate_wait_seconds=lad.gate_wait_seconds,

@@ -28,7 +28,7 @@ async def test_market_fallback_cancels_own_opposite_order_first(
     tape = write_tape(tmp_path / "quiet.jsonl", {"ACME": quiet}, start=time(10, 0))
     d = await start_daemon(
         sim={"tape": str(tape), "positions": {"ACME": "50"}},
-        execution={"max_repegs_per_order": 0},
+        execution={"max_repegs_per_order": 0, "fallback_order": "market"},
         ladder={"fallback_timeout_seconds": 15.0},
     )
     resting = await d.submit(
