@@ -309,6 +309,12 @@ class RiskConfig(_Section):
     """Largest notional (USD) of a whole plan at submit; a larger plan is refused."""
     max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)
     """Orders placed or replaced in any 60 s, over every leg; one more ends its leg."""
+    use_margin: bool = False
+    """False: buys are sized against the account's cash (`non_marginable_buying_power`);
+    True: against its margin `buying_power` (DESIGN.md "Buys spend cash, not margin")."""
+    buy_shrink_tolerance_percent: Decimal = Field(Decimal("1"), ge=0, le=100)
+    """A buy the cash cannot quite pay for is shrunk only if the shortfall is at most this
+    % of the plan's buy total; beyond it the buy is refused with the numbers."""
 
 
 class ShutdownConfig(_Section):

@@ -169,7 +169,16 @@ async def running_daemon(
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal, risk)
+            ports = LegPorts(
+                rest,
+                quotes,
+                clock,
+                params,
+                endpoints.feed,
+                journal,
+                risk,
+                rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
+            )
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 
