@@ -101,7 +101,8 @@ async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
     leg = final.legs[0]
     assert leg.state == "rejected", leg
     assert leg.reason is not None
-    assert "insufficient cash" in leg.reason and "refused" in leg.reason
+    assert "insufficient cash" in leg.reason
+    assert "refused" in leg.reason
     assert await d.orders("absurd") == []
     # 1,600 TQQQ at ~62.4 plus the reservation's slippage is just over $100k: shrunk.
     near = await d.run(
