@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
@@ -95,4 +96,4 @@ def test_plain_market_fallback_is_an_explicit_choice(monkeypatch: pytest.MonkeyP
         load_settings()
     monkeypatch.delenv("EXECUTION__FALLBACK_ORDER")
     params = ladder_params(load_settings())
-    assert (params.fallback_order, params.fallback_collar_bps) == ("collared", 30)
+    assert (params.fallback_order, params.fallback_collar_bps) == ("collared", Decimal(30))
