@@ -205,6 +205,15 @@ class LadderConfig(_Section):
     max_leg_seconds: float = Field(23_400.0, gt=0, le=7 * 86_400)
     """A leg's deadline when the plan gives none and no trading session is known (the
     session's close is used when it is): 6.5 h, one regular session."""
+    passive_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    """The passive style's re-check interval (seed 003's 2 s / 3 s are for marketable
+    limits); a re-check that leaves the price unchanged spends no re-peg round."""
+    passive_patience_low_seconds: float = Field(300.0, gt=0, le=23_400)
+    """How long a low-urgency passive limit works before the leg's last step."""
+    passive_patience_normal_seconds: float = Field(120.0, gt=0, le=23_400)
+    """How long a normal-urgency passive limit works before it crosses (the fallback)."""
+    passive_patience_high_seconds: float = Field(30.0, gt=0, le=23_400)
+    """How long a high-urgency passive limit works before it crosses (the fallback)."""
     rest_quote_interval_seconds: float = Field(1.0, gt=0, le=60)
     """A leg waiting for a fresh quote re-reads the latest quote over the data REST API at
     most this often (judged by its own timestamp, like a streamed one)."""

@@ -271,7 +271,10 @@ def _max_rounds(s: LegState, p: LadderParams) -> int:
 
 def _timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
     """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
-    unless `aggressive_timeout_seconds` overrides both."""
+    unless `aggressive_timeout_seconds` overrides both. The passive style (seed 000) has
+    its own, longer `passive_timeout_seconds` (issue 10 item 6)."""
+    if s.style is PricingStyle.PASSIVE:
+        return _secs(p.passive_timeout_seconds)
     if p.aggressive_timeout_seconds is not None:
         return _secs(p.aggressive_timeout_seconds)
     phase = market_phase(now, s.spec.session, p.phase_windows)
@@ -915,6 +918,7 @@ def _price_and_place(
         phase=LegPhase.WORKING,
         in_fallback=False,
         gate_since=None,
+        first_placed_at=s.first_placed_at or now,
     )
     return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
 
@@ -994,7 +998,23 @@ def _validation_failed(
 
 
 def _repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger: str) -> LegState:
-    """The working limit timed out or the market moved: re-peg, or escalate when out of rounds."""
+    """The working limit timed out or the market moved: re-peg, or escalate when out of
+    rounds (or, for the passive style, out of patience)."""
+    patience = p.passive_patience(s.spec.urgency)
+    started = s.first_placed_at
+    if s.style is PricingStyle.PASSIVE and started is not None and now - started >= patience:
+        acts.append(
+            Note(
+                "leg_passive_patience_exhausted",
+                {
+                    "patience_s": patience.total_seconds(),
+                    "working_s": (now - started).total_seconds(),
+                    "repegs": s.repegs,
+                    "urgency": str(s.spec.urgency),
+                },
+            )
+        )
+        return _escalate(s, now, p, acts, "passive_patience_exhausted")
     if s.repeg_rounds >= _max_rounds(s, p):
         acts.append(
             Note(
@@ -1043,6 +1063,10 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             )
         )
         s = replace(s, priced_mid=q.mid)
+        if s.style is PricingStyle.PASSIVE:
+            # A re-check that leaves the passive price where it is keeps its queue place
+            # and spends no round (issue 10 item 6); the patience bound ends the wait.
+            s = replace(s, repeg_rounds=max(s.repeg_rounds - 1, 0))
         return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
     remaining = s.remaining
     fields = {

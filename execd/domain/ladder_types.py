@@ -101,6 +101,14 @@ class LadderParams:
     # at normal or low urgency waits this long for a quote that passes, re-checking each
     # new quote, before the urgency's fallback applies. High urgency does not wait.
     gate_wait_seconds: float = 60.0
+    # Issue 10 item 6: the passive style (seed 000) waits like a passive order. Its limit
+    # re-checks every `passive_timeout_seconds`; a re-check that does not move the price
+    # spends no re-peg round (only a real re-peg — the 0.10 % move — does); and it crosses
+    # to the fallback once its patience for the leg's urgency has run out.
+    passive_timeout_seconds: float = 10.0
+    passive_patience_low_seconds: float = 300.0
+    passive_patience_normal_seconds: float = 120.0
+    passive_patience_high_seconds: float = 30.0
     # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
     # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
     # `fallback_reprices` times; "market" is the seed's plain market order, only when
@@ -126,9 +134,23 @@ class LadderParams:
             raise ValueError(f"unknown repeg_method {self.repeg_method!r}")
         if self.stale_quote_max_wait_seconds < 0 or self.gate_wait_seconds < 0:
             raise ValueError("stale_quote_max_wait_seconds and gate_wait_seconds must be >= 0")
-        for name in ("quote_wait_seconds", "confirm_timeout_seconds", "fallback_timeout_seconds"):
+        for name in (
+            "quote_wait_seconds",
+            "confirm_timeout_seconds",
+            "fallback_timeout_seconds",
+            "passive_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (every wait needs a deadline)")
+
+    def passive_patience(self, urgency: Urgency) -> timedelta:
+        """How long the passive style works its limit before crossing, per urgency."""
+        seconds = {
+            Urgency.LOW: self.passive_patience_low_seconds,
+            Urgency.NORMAL: self.passive_patience_normal_seconds,
+            Urgency.HIGH: self.passive_patience_high_seconds,
+        }[urgency]
+        return timedelta(seconds=seconds)
 
     @property
     def spread_rules(self) -> SpreadRules:
@@ -520,6 +542,7 @@ class LegState:
     stale_since: datetime | None = None  # holding for a fresh quote since (venue clock)
     gate_since: datetime | None = None  # waiting for a quote that passes the gates since
     halted: str | None = None  # the symbol's halt (status code and reason) while halted
+    first_placed_at: datetime | None = None  # the first limit's time (passive patience)
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

@@ -58,4 +58,8 @@ def ladder_params(settings: Settings) -> LadderParams:
         fallback_reprices=lad.fallback_reprices,
         stale_quote_max_wait_seconds=lad.stale_quote_max_wait_seconds,
         gate_wait_seconds=lad.gate_wait_seconds,
+        passive_timeout_seconds=lad.passive_timeout_seconds,
+        passive_patience_low_seconds=lad.passive_patience_low_seconds,
+        passive_patience_normal_seconds=lad.passive_patience_normal_seconds,
+        passive_patience_high_seconds=lad.passive_patience_high_seconds,
     )

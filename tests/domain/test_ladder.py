@@ -447,18 +447,30 @@ def test_passive_open_delay_anchor_and_threshold_repeg() -> None:
     assert lg.state.repeg_trigger == "market_moved"
 
 
-def test_passive_allows_five_repegs() -> None:
-    """max_repegs_per_order bounds the passive style."""
+def test_passive_waits_like_a_passive_order() -> None:
+    """Issue 10 item 6: in a still market the passive limit re-checks every
+    `passive_timeout_seconds` without spending a re-peg round (its price does not move);
+    it crosses only when its patience for the urgency (normal: 120 s) has run out."""
     lg = leg(symbol="AAPL")
     started(lg, "100.00", "100.05")
     assert lg.state.style is PricingStyle.PASSIVE
+    assert lg.state.deadline == lg.now + timedelta(seconds=10)
+    placed_at = lg.now
     lg.update(0, K.NEW)
-    for _ in range(5):
+    for _ in range(11):
         lg.quote("100.00", "100.05")
-        lg.wake()
-    assert lg.state.repeg_rounds == 5
+        assert not of(lg.wake(), CancelOrder)
+    # (at most the round in flight: the test's quote is 10 s old at each wake)
+    assert lg.state.repeg_rounds <= 1
+    assert lg.state.repegs == 0
+    lg.quote("100.00", "100.05")
     acts = lg.wake()
+    while not of(acts, CancelOrder):
+        lg.quote("100.00", "100.05")
+        acts = lg.wake()
+    assert lg.now - placed_at >= timedelta(seconds=120)
     assert of(acts, CancelOrder) == [CancelOrder(cid(0))]
+    assert "leg_passive_patience_exhausted" in notes(acts)
 
 
 def test_legacy_mode_is_one_market_order() -> None:

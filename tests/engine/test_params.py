@@ -71,6 +71,10 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "LADDER__FALLBACK_REPRICES": "3",
         "LADDER__STALE_QUOTE_MAX_WAIT_SECONDS": "30",
         "LADDER__GATE_WAIT_SECONDS": "20",
+        "LADDER__PASSIVE_TIMEOUT_SECONDS": "8",
+        "LADDER__PASSIVE_PATIENCE_LOW_SECONDS": "200",
+        "LADDER__PASSIVE_PATIENCE_NORMAL_SECONDS": "100",
+        "LADDER__PASSIVE_PATIENCE_HIGH_SECONDS": "20",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
