@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from execd.domain.ladder_types import (
     LadderParams,
@@ -315,3 +316,61 @@ def test_a_halt_is_bounded_and_never_falls_back_to_market() -> None:
         lg.wake()
     assert not of(lg.log, PlaceOrder)
     assert finish(lg.log).reason == "symbol_halted"
+
+
+# ------------------------------------------------------------------ item 10: exact edges
+
+
+def _working_passive(bid: str, ask: str) -> Any:
+    """A passive AAPL buy working its first limit, priced from bid/ask."""
+    from execd.domain.order_state import OrderEventKind as K
+
+    lg = leg(symbol="AAPL", market_open_delay_minutes=0)
+    started(lg, bid, ask)
+    lg.update(0, K.NEW)
+    return lg
+
+
+def test_repeg_move_edge_is_strictly_more_than_the_threshold() -> None:
+    """Seed 000 "re-peg if market moves >0.1%": a mid move of exactly 0.10 % (100.00 →
+    100.10) does not re-peg; 0.11 % does."""
+    lg = _working_passive("99.99", "100.01")
+    assert "leg_market_moved" not in notes(lg.quote("100.09", "100.11"))
+    assert "leg_market_moved" in notes(lg.quote("100.10", "100.12"))
+
+
+def test_spread_gate_edge_is_inclusive() -> None:
+    """max_spread_percent 0.25: a spread of exactly 0.25 % of the mid (39.95/40.05) is
+    priced; one tick wider (39.95/40.06, 0.275 %) is refused as spread_too_wide."""
+    ok = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
+    assert of(ok.quote("39.95", "40.05") + ok.send(Start()), PlaceOrder)
+    wide = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
+    wide.quote("39.95", "40.06")
+    acts = wide.send(Start())
+    assert not of(acts, PlaceOrder)
+    assert _note(acts, "leg_validation_failed").fields["reason"] == "spread_too_wide"
+
+
+def test_size_gate_edge_is_inclusive() -> None:
+    """min_bid_ask_size 100 (shares): exactly 100 at bid and ask is priced; 99 is not."""
+    ok = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
+    assert of(ok.quote("10.00", "10.01", size=100) + ok.send(Start()), PlaceOrder)
+    thin = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
+    thin.quote("10.00", "10.01", size=99)
+    acts = thin.send(Start())
+    assert not of(acts, PlaceOrder)
+    assert _note(acts, "leg_validation_failed").fields["reason"] == "size_too_small"
+
+
+def test_tca_ignores_a_non_positive_interval_vwap() -> None:
+    """A zero interval VWAP (no trades) is no benchmark: None, never a division."""
+    from execd.domain.order_state import Execution  # noqa: F401  (documents the input type)
+    from execd.domain.quotes import Quote
+    from execd.domain.tca import Fill, leg_report
+
+    t = leg().now
+    q = Quote("AAPL", D("10.00"), D("10.01"), D(100), D(100), t, t)
+    fills = [Fill(qty=D(5), price=D("10.01"), time=t, quote=q, execution_id="e1")]
+    assert leg_report("AAPL", Side.BUY, q, fills, interval_vwap=D(0)).vs_vwap_bps is None
+    assert leg_report("AAPL", Side.BUY, q, fills, interval_vwap=D(-1)).vs_vwap_bps is None
+    assert leg_report("AAPL", Side.BUY, q, fills, interval_vwap=D("10.005")).vs_vwap_bps is not None
