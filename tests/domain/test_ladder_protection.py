@@ -62,8 +62,10 @@ def test_limit_exactly_at_budget_is_not_clamped() -> None:
     of exactly that cost the limit stands, one bp less clamps it."""
     # mid 10.005, limit 10.02: cost = 0.015 / 10.005 × 10⁴ bps.
     cost = (D("10.02") - D("10.005")) / D("10.005") * 10_000
-    at = started(leg(max_slippage_bps=cost))
+    at_budget = leg(max_slippage_bps=cost)
+    at = started(at_budget)
     assert at.limit_price == D("10.02")
+    assert "budget_clamped" not in notes(at_budget.log)
     lg = leg(max_slippage_bps=cost - D("0.0001"))
     lg.quote("10.00", "10.01")
     acts = lg.send(Start())
