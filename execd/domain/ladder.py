@@ -8,20 +8,26 @@
 1. open assessment: WAIT_FOR_SPREADS with a wide spread waits
    `wide_spread_wait_seconds` once and re-checks a fresh quote; the passive
    style waits `market_open_delay_minutes`; seed 000's gates;
-2. the first limit in the leg's pricing style (`choose_style`), validated
-   against the slippage budget;
+2. the first limit in the leg's pricing style (`choose_style`), clamped to
+   the slippage budget (`budget_clamped`), never escalated;
 3. re-pegs from the fresh NBBO on the timeout or a market move beyond
    `repeg_threshold_percent`, sized from the confirmed remainder, only when
    the price moves, at most `max_repegs` (marketable) / `max_repegs_per_order`
-   (passive) rounds;
+   (passive, whose unchanged re-checks are free, bounded by its patience) rounds;
+   nothing is priced from a stale quote or in a halted symbol (a hold);
 4. the fallback per urgency: low never sends a market order; normal and high
-   send a market order for the remainder (a limit at the plan's cap when the
-   plan has one); high also goes straight here when quote validation fails.
-   With `fallback_collar_bps` the fallback is instead a marketable limit that
-   far beyond the far side (then capped), priced only from a usable quote;
+   send the fallback for the remainder — by default a collared limit
+   `fallback_collar_bps` beyond the far side of a fresh quote (then capped by
+   the plan), re-priced a bounded number of times; the seeds' plain market
+   order (a limit at the plan's cap when it has one) only when chosen; high
+   also goes straight here when a gate fails;
 5. `Finish` carries what the report needs.
 
-Legacy mode (`enable_smart_execution = False`): one plain market order.
+Legacy mode (`enable_smart_execution = False`): one plain market order at every urgency.
+
+The steps live here; their shared mechanics in `ladder_basics`, the stale-quote/halt holds
+and the leg deadline in `ladder_holds`, crash-recovery helpers in `ladder_resume`, the
+venue-event bookkeeping in `ladder_venue`.
 
 `Resume` starts a leg that ran before a restart from its orders so far: one
 sound working order is adopted, anything else live is cancelled first, and
@@ -45,9 +51,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import assert_never
 
-from execd.domain.ids import client_order_id
 from execd.domain.ladder_basics import (
-    STALE,
     arm,
     cancel_live,
     clamped,
@@ -61,9 +65,10 @@ from execd.domain.ladder_basics import (
     secs,
     style_price,
 )
+from execd.domain.ladder_holds import deadline_reached, hold_stale
+from execd.domain.ladder_resume import adopt_order, adoptable, free_attempt
 from execd.domain.ladder_types import (
     Action,
-    AdoptedOrder,
     AfterCancel,
     CancelFailed,
     LadderEvent,
@@ -122,20 +127,6 @@ __all__ = ["choose_style", "decide"]
 _Acts = list[Action]
 _HUNDRED = Decimal(100)
 _BPS = Decimal(10_000)
-# Statuses in which a resumed order is simply watched on: the venue has it and
-# nothing execd asked of it is in flight (ALPACA.md §1.9). Pending cancel or
-# replace, pending_submit (the venue may not know it) and the venue's own
-# holds (done_for_day, stopped, …) are cancelled and re-priced instead.
-_ADOPTABLE = frozenset(
-    {
-        OrderStatus.NEW,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.ACCEPTED,
-        OrderStatus.PENDING_NEW,
-        OrderStatus.HELD,
-        OrderStatus.ACCEPTED_FOR_BIDDING,
-    }
-)
 
 
 def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
@@ -173,7 +164,7 @@ def decide(
     if isinstance(event, Wake | QuoteUpdate) and past_deadline(state, now):
         # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
         # deadline"): nothing more is priced.
-        s = _deadline_reached(state, now, p=params, acts=acts)
+        s = deadline_reached(state, now, p=params, acts=acts)
         if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
             acts.append(WaitUntil(s.deadline))
         return s, acts
@@ -199,41 +190,13 @@ def decide(
         case _:
             assert_never(event)
     if past_deadline(s, now):
-        s = _deadline_reached(s, now, p=params, acts=acts)
+        s = deadline_reached(s, now, p=params, acts=acts)
     if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
         acts.append(WaitUntil(s.deadline))
     return s, acts
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _deadline_reached(s: LegState, now: datetime, *, p: LadderParams, acts: _Acts) -> LegState:
-    """DESIGN.md "Every leg has a deadline": cancel what works, end with what filled."""
-    acts.append(
-        Note(
-            "leg_deadline_reached",
-            {
-                "deadline": s.spec.deadline,
-                "phase": str(s.phase),
-                "remaining": str(s.remaining),
-                "live_orders": len(s.live_orders),
-            },
-            "warning",
-        )
-    )
-    reason = "deadline_reached"
-    if s.phase is LegPhase.CANCELING:
-        return replace(
-            s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.ENDED, end_reason=reason
-        )
-    if s.live_orders:
-        return cancel_live(
-            s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
-        )
-    if s.remaining <= 0:
-        return finish(s, Outcome.FILLED, "filled", acts)
-    return finish(s, Outcome.ENDED, reason, acts)
 
 
 # ------------------------------------------------------------------------------ start
@@ -361,7 +324,7 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     s = replace(
         s,
         orders=tuple(o.as_order_state() for o in ev.orders),
-        attempt=_free_attempt(s, ev),
+        attempt=free_attempt(s, ev),
     )
     for o in s.orders:
         if o.filled_qty > o.qty:
@@ -408,9 +371,9 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
         return finish(s, Outcome.ENDED, reason, acts)
     if not live:
         return _begin(s, now, p, acts)
-    adopted, why_not = _adoptable(s, ev, now, p)
+    adopted, why_not = adoptable(s, ev, now, p)
     if adopted is not None:
-        return _adopt(s, adopted, now, p, acts)
+        return adopt_order(s, adopted, now, p, acts)
     acts.append(
         Note(
             "leg_resume_canceling",
@@ -421,77 +384,6 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     # Re-priced once every cancel is confirmed (`_after_cancel`), from the
     # session checks when the leg is legacy or the market not yet open.
     return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
-
-
-def _free_attempt(s: LegState, ev: Resume) -> int:
-    """`next_attempt`, moved past any id already among the orders: Alpaca refuses a
-    reused client order id for ever (ALPACA.md §0.5), which would fail the leg."""
-    used = {o.client_order_id for o in ev.orders}
-    attempt = ev.next_attempt
-    while client_order_id(s.spec.plan_id, s.spec.leg_index, attempt) in used:
-        attempt += 1
-    return attempt
-
-
-def _adoptable(
-    s: LegState, ev: Resume, now: datetime, p: LadderParams
-) -> tuple[AdoptedOrder | None, str]:
-    """The one live order that can go on working untouched, or why there is none."""
-    live = s.live_orders
-    if len(live) != 1:
-        return None, "several_live_orders"  # e.g. a replace was in flight
-    order = live[0]
-    adopted = next(o for o in ev.orders if o.client_order_id == order.client_order_id)
-    session = s.spec.session
-    if session is not None and now < session.open:
-        return None, "before_open"  # the ladder never works an order before the open
-    if order.status not in _ADOPTABLE:
-        return None, f"status_{order.status}"
-    if order.qty - order.executed_qty > s.remaining:
-        return None, "oversized"
-    if adopted.order_type is OrderType.LIMIT:
-        if adopted.limit_price is None:
-            return None, "limit_without_price"
-        cap = s.spec.limit_price
-        if cap is not None and apply_cap(s.spec.side, adopted.limit_price, cap) != (
-            adopted.limit_price
-        ):
-            return None, "limit_beyond_cap"  # never price through the plan's limit
-    return adopted, ""
-
-
-def _adopt(s: LegState, a: AdoptedOrder, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """Watch a resumed order as the working order: a market (or fallback) order on the
-    fallback timer, a ladder limit on the re-peg timer."""
-    fallback = a.fallback or a.order_type is OrderType.MARKET or not p.enable_smart_execution
-    order = s.order(a.client_order_id)
-    assert order is not None
-    acts.append(
-        Note(
-            "leg_order_adopted",
-            {
-                "client_order_id": a.client_order_id,
-                "status": str(order.status),
-                "order_type": str(a.order_type),
-                "qty": str(order.qty),
-                "open_qty": str(order.qty - order.executed_qty),
-                "limit_price": None if a.limit_price is None else str(a.limit_price),
-                "fallback": fallback,
-                "remaining": str(s.remaining),
-            },
-        )
-    )
-    s = replace(
-        s,
-        working_id=a.client_order_id,
-        limit_price=a.limit_price,
-        priced_mid=None,
-        phase=LegPhase.WORKING,
-        in_fallback=fallback,
-    )
-    if fallback:
-        return arm(s, Timer.FALLBACK, now + secs(p.fallback_timeout_seconds))
-    return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
 
 
 # ------------------------------------------------------------------------------ quotes
@@ -633,7 +525,7 @@ def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> 
     fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
     if q is not None and fresh and purpose is not QuotePurpose.FALLBACK and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
-    return _hold_stale(s, purpose, q, now, p, acts)
+    return hold_stale(s, purpose, q, now, p, acts)
 
 
 def _on_status(
@@ -661,66 +553,6 @@ def _on_status(
         if fresh and (s.quote_after is None or q.as_of > s.quote_after):
             return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
     return s
-
-
-def _hold_stale(
-    s: LegState, purpose: QuotePurpose, q: Quote | None, now: datetime, p: LadderParams, acts: _Acts
-) -> LegState:
-    """DESIGN.md "Fresh quote": with no fresh (usable) quote the leg places nothing and
-    re-pegs nothing — a working order keeps working as it was priced — says why, and
-    after `stale_quote_max_wait_seconds` (within the leg's deadline) ends `quote_stale`."""
-    since = s.stale_since or now - secs(p.quote_wait_seconds)
-    until = since + secs(p.stale_quote_max_wait_seconds)
-    if s.halted is not None:
-        problem = "symbol_halted"
-    elif q is None:
-        problem = "no_quote"
-    else:
-        problem = str((check_priceable(q, now, p.quote_freshness_seconds) or STALE).reason)
-
-    if now >= until:
-        acts.append(
-            Note(
-                "leg_stale_quote_timeout",
-                {
-                    **quote_fields(q, now),
-                    "reason": problem,
-                    "purpose": str(purpose),
-                    "held_s": (now - since).total_seconds(),
-                    "stale_quote_max_wait_seconds": p.stale_quote_max_wait_seconds,
-                    "remaining": str(s.remaining),
-                },
-                "warning",
-            )
-        )
-        s = replace(s, awaiting=None, quote_after=None)
-        reason = "symbol_halted" if s.halted else "quote_stale"
-        if s.live_orders:
-            return cancel_live(
-                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
-            )
-        return finish(s, Outcome.ENDED, reason, acts)
-    if s.stale_since is None:
-        acts.append(
-            Note(
-                "leg_holding_stale_quote",
-                {
-                    **quote_fields(q, now),
-                    "reason": problem,
-                    "purpose": str(purpose),
-                    "until": until,
-                    "quote_freshness_seconds": p.quote_freshness_seconds,
-                    "working_order": s.working_id,
-                },
-                "warning",
-            )
-        )
-    newer = now - secs(p.quote_freshness_seconds)
-    if q is not None and purpose is QuotePurpose.FALLBACK:
-        newer = max(newer, q.as_of)  # a fresh but unusable quote heals only by a newer one
-    acts.append(NeedQuote(newer))
-    s = replace(s, stale_since=since, awaiting=purpose, quote_after=newer)
-    return arm(s, Timer.QUOTE, min(now + secs(p.quote_wait_seconds), until))
 
 
 # ------------------------------------------------------------------- steps 1–2: place
