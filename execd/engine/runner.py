@@ -317,7 +317,10 @@ class PlanRunner:
             price = self._reservation(leg, quote, params.max_slippage_bps)
             fit = fit_buy(leg.qty, price, power, total, tolerance, facts.fractionable)
             if fit.verdict != "fits" and not sells_done:
-                continue  # a sell still working may release the cash
+                # A sell still working may release the cash; until then this buy keeps its
+                # place in plan order (a later buy does not take the cash it waits for).
+                power -= leg.qty * price
+                continue
             if fit.verdict == "refused":
                 need = leg.qty * price
                 leg.finish(
