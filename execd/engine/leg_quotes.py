@@ -54,7 +54,9 @@ class QuoteFeed:
         self._rest_interval = rest_interval
         self._halted_fed = False
         self._rest_quote: Quote | None = None
-        self._rest_due = float("-inf")
+        # Not at once: the stream usually answers within the first interval, and a plan's
+        # legs all start together (a burst on the data API's budget otherwise).
+        self._rest_due = clock.monotonic() + rest_interval
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
         self._seen_at: datetime | None = None
