@@ -96,6 +96,9 @@ class Engine:
             overlap_buys=settings.plans.overlap_buys,
             subscribe=self._subscribe,
             unsubscribe=self._unsubscribe,
+            use_margin=settings.risk.use_margin,
+            shrink_tolerance_percent=settings.risk.buy_shrink_tolerance_percent,
+            max_leg_seconds=settings.ladder.max_leg_seconds,
         )
 
     @property

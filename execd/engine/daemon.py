@@ -134,6 +134,14 @@ async def running_daemon(
     """Start every part of the daemon; yield it once ready; tear everything down on exit."""
     notifier = notifier or Notifier()
     params = ladder_params(settings)
+    if not params.enable_smart_execution:
+        # Seed 000 legacy mode: said once, loudly, because every leg becomes a plain
+        # market order at every urgency (issue 10 item 5).
+        _log.warning(
+            "smart_execution_disabled",
+            message="the ladder is off: every leg is one plain market order",
+            setting="execution.enable_smart_execution = false",
+        )
     journal = await Journal.open(settings.journal.path)
     _log.info("journal_opened", path=str(journal.path))
     async with journal, open_venue(settings) as endpoints:
@@ -161,7 +169,16 @@ async def running_daemon(
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal, risk)
+            ports = LegPorts(
+                rest,
+                quotes,
+                clock,
+                params,
+                endpoints.feed,
+                journal,
+                risk,
+                rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
+            )
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 
