@@ -471,16 +471,40 @@ class Engine:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
     async def _risk_errors(self, plan: Plan) -> list[str]:
-        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes)."""
+        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
+        against the account's equity read now)."""
         limits = self._ports.risk.limits
-        if limits.max_plan_notional is None and limits.max_order_notional is None:
+        if not limits.any_notional_cap:
             return []
+        equity: Decimal | None = None
+        if limits.needs_equity:
+            equity = await self._equity()
+            self._ports.risk.equity = equity
         quotes: dict[str, Quote] = {}
         for symbol in sorted({leg.symbol for leg in plan if leg.qty is not None}):
             quote = await self._current_quote(symbol)
             if quote is not None:
                 quotes[symbol] = quote
-        return [f"risk limit: {breach.reason}" for breach in check_plan(limits, plan, quotes)]
+        breaches = check_plan(limits, plan, quotes, equity)
+        return [f"risk limit: {breach.reason}" for breach in breaches]
+
+    async def _equity(self) -> Decimal:
+        """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
+        try:
+            account = await self._ports.rest.account()
+        except AdapterError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+        try:
+            equity = Decimal(str(account.equity))
+        except ArithmeticError:
+            equity = Decimal("NaN")
+        if not equity.is_finite():
+            raise ControlError(
+                ErrorCode.INTERNAL,
+                f"the account's equity is unreadable ({account.equity!r});"
+                " the equity-relative risk caps cannot be checked",
+            )
+        return equity
 
     async def _current_quote(self, symbol: str) -> Quote | None:
         """The stream's quote, else the REST latest, else the first one the stream sends
