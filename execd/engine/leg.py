@@ -86,6 +86,9 @@ from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
 
+_RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
+"""Keys every log line carries; a note field of the same name is renamed, never lost."""
+
 _log = structlog.get_logger("execd.leg")
 
 UNKNOWN_OUTCOME = 599
@@ -429,7 +432,12 @@ class LegRunner:
         return []
 
     def _note(self, note: Note) -> None:
-        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        # A note's field may be named like a key structlog owns (`event`: TypeError,
+        # `level`/`timestamp`: silently overwritten): it is logged as `note_<name>`.
+        fields: dict[str, Any] = {
+            (f"note_{k}" if k in _RESERVED_LOG_KEYS else k): _plain(v)
+            for k, v in note.fields.items()
+        }
         fields.setdefault("feed", self._ports.feed)
         if note.event == "leg_finished":
             # The plan runner writes the one canonical `leg_finished` summary per leg.
