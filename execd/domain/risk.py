@@ -119,15 +119,10 @@ def _binding_cap(
     if absolute is not None:
         caps.append(_Cap(absolute, absolute_name, f"risk.{absolute_name} {_dollars(absolute)}"))
     if multiple is not None and equity is not None:
-        amount = multiple * max(equity, Decimal(0))
-        caps.append(
-            _Cap(
-                amount,
-                multiple_name,
-                f"risk.{multiple_name} {_plain(multiple)} x equity {_money(max(equity, Decimal(0)))}"
-                f" = {_money(amount)}",
-            )
-        )
+        base = max(equity, Decimal(0))
+        amount = multiple * base
+        text = f"risk.{multiple_name} {_plain(multiple)} x equity {_money(base)}"
+        caps.append(_Cap(amount, multiple_name, f"{text} = {_money(amount)}"))
     return min(caps, key=lambda cap: cap.amount, default=None)
 
 

@@ -418,11 +418,13 @@ def test_full_rotation_fits_twice_equity() -> None:
 def test_negative_equity_refuses_every_order() -> None:
     """An account under water may not trade a cent through the equity cap."""
     got = check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(1), D(50), None, equity=D(-5))
-    assert got is not None and got.limit == "max_order_equity_multiple"
+    assert got is not None
+    assert got.limit == "max_order_equity_multiple"
 
 
 def test_equity_unknown_leaves_the_absolute_caps() -> None:
     """Without an equity reading only the dollar caps apply (the engine always reads it)."""
     assert check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(10_000), D(50), None) is None
     got = check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(30_000), D(50), None)
-    assert got is not None and got.limit == "max_order_notional"
+    assert got is not None
+    assert got.limit == "max_order_notional"
