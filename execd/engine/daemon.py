@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -27,7 +28,9 @@ import structlog
 import uvloop
 
 from execd.adapters.budget import RequestBudget
-from execd.adapters.journal import Journal
+from execd.adapters.errors import StreamAuthError, Unauthorized
+from execd.adapters.journal import Journal, JournalError
+from execd.adapters.journal_lock import journal_lock
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -65,6 +68,33 @@ def main(settings: Settings, venue: str | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        reason = startup_failure(exc)
+        if reason is None:
+            raise  # a bug: the traceback is worth having
+        print(f"execd: {reason}", file=sys.stderr)
+        return 1
+
+
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a failure the user must fix (keys, journal path, a second daemon),
+    None for anything else.
+
+    Unwraps the TaskGroup's `ExceptionGroup` (a stream refusing the keys fails inside it).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            reason = startup_failure(inner)
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(exc, Unauthorized | StreamAuthError):
+        return (
+            f"the venue refused the API keys: {exc} (check APCA_API_KEY_ID / APCA_API_SECRET_KEY)"
+        )
+    if isinstance(exc, JournalError):
+        return str(exc)
+    return None
 
 
 async def run_daemon(settings: Settings, notifier: Notifier | None = None) -> int:
@@ -134,9 +164,7 @@ async def running_daemon(
     """Start every part of the daemon; yield it once ready; tear everything down on exit."""
     notifier = notifier or Notifier()
     params = ladder_params(settings)
-    journal = await Journal.open(settings.journal.path)
-    _log.info("journal_opened", path=str(journal.path))
-    async with journal, open_venue(settings) as endpoints:
+    async with _open_journal(settings) as journal, open_venue(settings) as endpoints:
         clock = VenueClock()
         budget = RequestBudget(limit=settings.gateway.requests_per_minute)
         rest_config = RestConfig(
@@ -245,6 +273,23 @@ async def running_daemon(
                     for task in tasks:
                         task.cancel()
     _log.info("daemon_stopped")
+
+
+@contextlib.asynccontextmanager
+async def _open_journal(settings: Settings) -> AsyncIterator[Journal]:
+    """The journal under its lock (`journal_lock`: one daemon per journal), or a
+    `JournalError` naming the path — never a bare OS/SQLite traceback."""
+    path = settings.journal.path
+    with journal_lock(path):
+        try:
+            journal = await Journal.open(path)
+        except JournalError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+        _log.info("journal_opened", path=str(journal.path))
+        async with journal:
+            yield journal
 
 
 async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
