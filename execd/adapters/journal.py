@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import sqlite3
@@ -403,6 +404,22 @@ def _leg_row(r: sqlite3.Row) -> LegRow:
         finished_at=_time_opt(r["finished_at"]),
         report=r["report"],
     )
+
+
+def _order_filled_qty(conn: sqlite3.Connection, client_order_id: str) -> Decimal | None:
+    """``orders.filled_qty``, else (a row from before schema v3) the sum of its fills;
+    None when the journal has no such order."""
+    row = conn.execute(
+        "SELECT filled_qty FROM orders WHERE client_order_id = ?", (client_order_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row["filled_qty"] is not None:
+        return Decimal(row["filled_qty"])
+    fills = conn.execute(
+        "SELECT qty FROM fills WHERE client_order_id = ?", (client_order_id,)
+    ).fetchall()
+    return sum((Decimal(f["qty"]) for f in fills), Decimal(0))
 
 
 def _order_row(r: sqlite3.Row) -> OrderRow:
@@ -979,25 +996,48 @@ class Journal:
         qty: Decimal,
         price: Decimal,
         at: datetime,
+        *,
+        cumulative: Decimal | None = None,
     ) -> bool:
-        """Record one execution; False when `execution_id` is already recorded.
+        """Record one execution; False when it is already recorded.
 
-        The execution id is the primary key, so every fill is in the journal
-        exactly once however often the stream or a reconciliation reports it.
-        The same id reported with another qty, price or order raises
-        `RecordConflict` (the first account is kept): that is not a
-        redelivery, and hiding it would hide real shares.
+        Two keys keep every share in the journal exactly once. The execution id is the
+        primary key, so a redelivered event is recorded once; the same id reported with
+        another qty, price or order raises `RecordConflict` (the first account is kept):
+        that is not a redelivery, and hiding it would hide real shares. And
+        `cumulative`, the venue's filled quantity of the order *after* this execution,
+        is compared with the order's cumulative quantity counted so far
+        (``orders.filled_qty``): at or below it, these shares are already in the
+        journal under another id (a fill learned over REST during recovery is recorded
+        under a made-up ``reconciled:`` id, and the stream may report the same shares
+        later with the venue's id), so nothing is written and False is returned.
         """
         row = (execution_id, client_order_id, _positive("qty", qty), _positive("price", price))
         at_text = _ts(at)
+        if cumulative is not None and not (cumulative.is_finite() and cumulative >= qty):
+            raise ValueError(f"cumulative {cumulative} below this execution's qty {qty}")
 
         def fn(conn: sqlite3.Connection) -> bool:
+            counted = _order_filled_qty(conn, client_order_id)
+            if cumulative is not None and counted is not None and cumulative <= counted:
+                known = conn.execute(
+                    "SELECT 1 FROM fills WHERE execution_id = ?", (execution_id,)
+                ).fetchone()
+                if known is None:
+                    return False  # the same shares, already counted under another id
             cur = conn.execute(
                 "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (*row, at_text),
             )
             if cur.rowcount == 1:
+                after = (counted or Decimal(0)) + qty
+                if cumulative is not None:
+                    after = max(after, cumulative)
+                conn.execute(
+                    "UPDATE orders SET filled_qty = ? WHERE client_order_id = ?",
+                    (_dec(after), client_order_id),
+                )
                 return True
             old = conn.execute(
                 "SELECT client_order_id, qty, price FROM fills WHERE execution_id = ?",
@@ -1013,6 +1053,42 @@ class Journal:
                     f"from {old['qty']} @ {old['price']} for {old['client_order_id']} recorded"
                 )
             return False
+
+        return await self._call(fn)
+
+    async def order_filled_qty(self, client_order_id: str) -> Decimal | None:
+        """The order's cumulative filled quantity as counted in the journal (None: no
+        such order row)."""
+
+        def fn(conn: sqlite3.Connection) -> Decimal | None:
+            return _order_filled_qty(conn, client_order_id)
+
+        return await self._call(fn)
+
+    # --- daemon state -----------------------------------------------------------------------
+
+    async def set_halted(self, halted: bool, at: datetime, reason: str = "") -> None:
+        """Journal the kill switch: a restarted daemon reads it back with `halted`."""
+        value = _json({"halted": halted, "reason": reason})
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO daemon_state (key, value, at) VALUES ('halted', ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+                (value, _ts(at)),
+            )
+
+        await self._call(fn)
+
+    async def halted(self) -> str | None:
+        """The journaled halt's reason ("" when none was given), or None: not halted."""
+
+        def fn(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM daemon_state WHERE key = 'halted'").fetchone()
+            if row is None:
+                return None
+            state = json.loads(row["value"])
+            return str(state.get("reason", "")) if state.get("halted") else None
 
         return await self._call(fn)
 

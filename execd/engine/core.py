@@ -182,6 +182,7 @@ class Engine:
         """The kill switch: stop every plan, cancel every working execd order (REST only)."""
         self._halted = True
         _log.warning("halt_requested")
+        await self._journal_halt(True, "halted by `execd halt`")
         waits = []
         for plan_id, runner in list(self._runners.items()):
             record = self._plans[plan_id]
@@ -197,9 +198,23 @@ class Engine:
         return HaltState(halted=True, canceled_orders=canceled)
 
     async def resume(self) -> HaltState:
+        await self._journal_halt(False, "")
         self._halted = False
         _log.info("resumed")
         return HaltState(halted=False)
+
+    async def _journal_halt(self, halted: bool, reason: str) -> None:
+        """The kill switch survives a restart (issue 11 §8). A halt whose journal write
+        fails still halts this process (loudly); a resume that cannot be journaled is
+        refused, since a restart would otherwise come back halted without saying why."""
+        try:
+            await self._ports.journal.set_halted(halted, self._ports.clock.now(), reason)
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_halt_failed", halted=halted, error=str(exc))
+            if not halted:
+                raise ControlError(
+                    ErrorCode.INTERNAL, f"journal unavailable, still halted: {exc}"
+                ) from None
 
     def running_legs(self) -> int:
         """Legs running their ladder now (`order_poll.WorkingLegs`)."""
@@ -288,6 +303,10 @@ class Engine:
         duplicate an order; the daemon exits and systemd retries).
         """
         journal = self._ports.journal
+        halted = await journal.halted()
+        if halted is not None:
+            self._halted = True
+            _log.warning("halted_at_start", reason=halted, hint="`execd resume` to trade again")
         for row in await journal.plans(RELOADED_PLANS):
             if row.finished_at is not None:
                 legs = await journal.legs(row.plan_id)

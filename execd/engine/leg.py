@@ -162,6 +162,7 @@ class LegRunner:
         self._order_ids: dict[str, str] = {}
         self._cids_by_order_id: dict[str, str] = {}
         self._venue_cum: dict[str, Decimal] = {}
+        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
@@ -535,7 +536,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                cumulative=self._cum_after.pop(fill.execution_id, None),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -762,6 +768,7 @@ class LegRunner:
         # Count exactly this execution; shares the venue reports beyond it belong to events
         # we never saw (an overflow, an outage): reconciliation prices and adds them.
         self._venue_cum[cid] = known + qty
+        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
         if cumulative > known + qty:
             missing = cumulative - known - qty
             _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
@@ -806,6 +813,7 @@ class LegRunner:
                 )
                 self._venue_cum[cid] = filled
                 execution_id = f"reconciled:{order.id}:{known}-{filled}"
+                self._cum_after[execution_id] = filled
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(
