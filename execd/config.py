@@ -481,11 +481,12 @@ def _describe(exc: ValidationError) -> Iterator[str]:
         yield f"{location}: {message}"
 
 
+MASK = "********"
+"""How a set secret is shown: no character of it and not its length (issue 11 §11)."""
+
+
 def _mask(secret: SecretStr | None) -> str | None:
-    if secret is None:
-        return None
-    value = secret.get_secret_value()
-    return "****" if len(value) < 8 else f"{value[:2]}****{value[-2:]}"
+    return None if secret is None else MASK
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:
