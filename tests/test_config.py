@@ -152,7 +152,6 @@ def test_render_masks_secrets_and_round_trips(
     assert "very-secret-value" not in text
     data = tomllib.loads(text)
     assert data["venue"]["secret_key"] == "********", "no character of a secret is shown"
-    data = tomllib.loads(text)
     assert data["execution"]["max_spread_percent"] == 0.25
     monkeypatch.delenv("APCA_API_SECRET_KEY")
     path = tmp_path / "rendered.toml"
