@@ -469,3 +469,44 @@ def check_rate(window: OrderRateWindow, now: float) -> RiskBreach | None:
         f"{window.count(now)} orders in the last 60 s;"
         f" risk.max_orders_per_minute is {window.max_per_minute}",
     )
+
+
+# ------------------------------------------------------------------------ wash trades
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingLeg:
+    """An unfinished leg of another plan, as the wash-trade check sees it."""
+
+    plan_id: str
+    label: str
+    symbol: str
+    side: Side
+
+
+def wash_conflicts(plan: Plan, working: Iterable[WorkingLeg]) -> list[str]:
+    """Why `plan` may not start beside `working` legs: one line per opposite-side pair.
+
+    Alpaca refuses an order that could trade against an opposite-side order of the same
+    account ("potential wash trade detected", ALPACA.md §7). Two plans, one buying and
+    one selling a symbol, would have one of them refused by the venue mid-run (issue 11
+    §10). execd refuses the second plan at submit instead, naming the first: the user
+    decides (wait for it, or cancel it) rather than execd silently sequencing trades
+    they may no longer want. A plan already refuses a symbol on both sides by itself
+    (`execd.domain.plans`).
+    """
+    errors: list[str] = []
+    others = list(working)
+    for leg in plan.legs:
+        for other in others:
+            if (
+                other.plan_id != plan.plan_id
+                and other.symbol == leg.symbol
+                and other.side != leg.side
+            ):
+                errors.append(
+                    f"{leg.label}: {leg.side.value} {leg.symbol} while plan {other.plan_id}"
+                    f" {other.label} is still {'buying' if other.side is Side.BUY else 'selling'}"
+                    f" it (potential wash trade); wait for that plan or cancel it"
+                )
+    return errors

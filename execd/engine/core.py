@@ -41,7 +41,7 @@ from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
 from execd.domain.quotes import Quote
-from execd.domain.risk import check_plan
+from execd.domain.risk import WorkingLeg, check_plan, wash_conflicts
 from execd.domain.types import Side, Urgency
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
@@ -134,11 +134,13 @@ class Engine:
         if existing is not None:
             _log.info("plan_resubmitted", plan_id=parsed.plan_id)
             return existing.to_status()
+        self._refuse_wash_trades(parsed)
         await self._validate_with_venue(parsed)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
             return self._plans[parsed.plan_id].to_status()
         if self._halted or not self._accepting:  # halted while the venue was asked
             raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
+        self._refuse_wash_trades(parsed)  # again: another plan may have started meanwhile
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
         self._plans[parsed.plan_id] = record
         try:
@@ -159,6 +161,19 @@ class Engine:
         self._start(PlanRunner(record, self._ctx))
         _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
         return record.to_status()
+
+    def _refuse_wash_trades(self, plan: Plan) -> None:
+        """Refuse a plan that trades a symbol the other way of a working plan (issue 11 §10)."""
+        working = (
+            WorkingLeg(record.plan_id, leg.leg.label, leg.leg.symbol, leg.leg.side)
+            for record in self._plans.values()
+            if not record.finished
+            for leg in record.legs
+            if not leg.finished
+        )
+        errors = wash_conflicts(plan, working)
+        if errors:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
     async def status(self, plan_id: str) -> PlanStatus:
         return self._record(plan_id).to_status()

@@ -17,12 +17,14 @@ from execd.domain.risk import (
     OrderRateWindow,
     RiskBreach,
     RiskLimits,
+    WorkingLeg,
     check_order,
     check_plan,
     check_rate,
     leg_notional,
     order_notional,
     plan_notional,
+    wash_conflicts,
 )
 from execd.domain.types import Side
 
@@ -428,3 +430,22 @@ def test_equity_unknown_leaves_the_absolute_caps() -> None:
     got = check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(30_000), D(50), None)
     assert got is not None
     assert got.limit == "max_order_notional"
+
+
+# ------------------------------------------------------------------------ wash trades
+
+
+def test_opposite_side_of_another_working_plan_conflicts() -> None:
+    """A sell of TQQQ beside another plan's working buy of TQQQ is named; same side is
+    not a wash, nor is the plan's own id (a resubmission is answered elsewhere)."""
+    plan = _plan(_leg("TQQQ", "sell", qty="1"), _leg("AAPL", "buy", qty="1"))
+    working = [
+        WorkingLeg("other", "legs[3]", "TQQQ", Side.BUY),
+        WorkingLeg("other", "legs[4]", "AAPL", Side.BUY),
+        WorkingLeg(plan.plan_id, "legs[0]", "TQQQ", Side.BUY),
+    ]
+    assert wash_conflicts(plan, working) == [
+        "legs[0]: sell TQQQ while plan other legs[3] is still buying it (potential wash"
+        " trade); wait for that plan or cancel it"
+    ]
+    assert wash_conflicts(plan, []) == []
