@@ -66,6 +66,11 @@ class ErrorCode(StrEnum):
     """The peer's uid is not allowed on this socket (SO_PEERCRED)."""
     INTERNAL = "internal"
     """The daemon failed while answering; its log has the traceback."""
+    STARTING = "starting"
+    """The daemon is still reconciling orders with the venue; the message says how many
+    and about how long. Nothing was done: a client may retry (the CLI waits through it)."""
+    SHUTTING_DOWN = "shutting_down"
+    """The daemon is shutting down and takes no new work (not the kill switch)."""
     TOO_MANY_CONNECTIONS = "too_many_connections"
     """The peer already holds `MAX_CONNECTIONS_PER_PEER` connections; this one is closed."""
     IDLE_TIMEOUT = "idle_timeout"
@@ -254,6 +259,9 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     silent, or back but has not quoted them yet (their legs hold; added in 0.2, optional)."""
     legs_holding: tuple[str, ...] = ()
     """Legs holding for stale quotes, as ``plan_id[leg] SYMBOL`` (added in 0.2, optional)."""
+    recovering: str | None = None
+    """While the daemon reconciles its journal with the venue at start, e.g. ``recovering
+    3 orders, ≈25 s left``; plans are answered ``starting`` until then (optional)."""
 
 
 class HaltState(msgspec.Struct, frozen=True, kw_only=True):

@@ -88,6 +88,8 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = False
         self._accepting = False  # until `recover` has run
+        self._shutting_down = False
+        self._recovering: tuple[int, float] | None = None  # (orders, monotonic ETA)
         self._subscriptions: Counter[str] = Counter()
         self._ctx = RunnerContext(
             ports=ports,
@@ -120,8 +122,7 @@ class Engine:
     async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
         if self._halted:
             raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
-        if not self._accepting:
-            raise ControlError(ErrorCode.HALTED, "execd is starting up or shutting down")
+        self._refuse_unless_accepting()
         try:
             parsed = parse_plan(
                 dict(plan),
@@ -138,8 +139,9 @@ class Engine:
         await self._validate_with_venue(parsed)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
             return self._plans[parsed.plan_id].to_status()
-        if self._halted or not self._accepting:  # halted while the venue was asked
-            raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
+        if self._halted:  # halted while the venue was asked
+            raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
+        self._refuse_unless_accepting()
         self._refuse_wash_trades(parsed)  # again: another plan may have started meanwhile
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
         self._plans[parsed.plan_id] = record
@@ -175,13 +177,38 @@ class Engine:
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
+    def recovery_progress(self) -> str | None:
+        """``recovering N orders, ≈S s left`` while `recover` runs, else None."""
+        if self._recovering is None:
+            return None
+        orders, eta = self._recovering
+        left = max(0.0, eta - self._ports.clock.monotonic())
+        noun = "order" if orders == 1 else "orders"
+        return f"recovering {orders} {noun}, ≈{left:.0f} s left"
+
+    def _refuse_unless_accepting(self) -> None:
+        """`starting` (with the recovery's progress) or `shutting_down`, never `halted`:
+        the kill switch is the only reason for that code (issue 11 §7)."""
+        if self._accepting:
+            return
+        if self._shutting_down:
+            raise ControlError(ErrorCode.SHUTTING_DOWN, "execd is shutting down")
+        progress = self.recovery_progress() or "not reconciled with the venue yet"
+        raise ControlError(ErrorCode.STARTING, f"execd is starting: {progress}")
+
     async def status(self, plan_id: str) -> PlanStatus:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         return self._record(plan_id).to_status()
 
     async def list_plans(self) -> list[PlanStatus]:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         return [record.to_status() for record in self._plans.values()]
 
     async def cancel(self, plan_id: str) -> PlanStatus:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         record = self._record(plan_id)
         runner = self._runners.get(plan_id)
         if runner is not None and not record.finished:
@@ -270,6 +297,7 @@ class Engine:
                 for leg in r.legs
                 if leg.holding_since is not None and not leg.finished
             ),
+            recovering=self.recovery_progress(),
         )
 
     def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
@@ -277,6 +305,8 @@ class Engine:
         return tuple(s for s in symbols if self.quotes.outage(s, grace) is not None)
 
     async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent]:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         record = self._record(plan_id)
         queue = None if record.finished else record.watch_queue()
         for leg in record.legs:
@@ -307,6 +337,8 @@ class Engine:
         if self._order_stream is not None and not self._order_stream.connected:
             streams = "order stream down"
         halted = "HALTED; " if self._halted else ""
+        if (progress := self.recovery_progress()) is not None:
+            return f"{halted}{progress}; {streams}"
         return f"{halted}{len(working)} plans working, {legs} legs; {streams}"
 
     # ------------------------------------------------------------------ lifecycle
@@ -317,6 +349,28 @@ class Engine:
         Raises `RecoveryError` when the venue cannot be asked (starting anyway could
         duplicate an order; the daemon exits and systemd retries).
         """
+        await self._start_progress()
+        try:
+            await self._recover()
+        finally:
+            self._recovering = None
+
+    async def _start_progress(self) -> None:
+        """What `recovery_progress` reports: the journal's open orders, and the time the
+        longest settle wait (an order sent just before a crash, never answered) ends."""
+        gateway = self._settings.gateway
+        settle = gateway.write_window_seconds + gateway.request_timeout_seconds
+        rows = await self._ports.journal.open_orders()
+        now = self._ports.clock.now()
+        waits = [
+            settle - (now - row.intent_at).total_seconds() for row in rows if row.acked_at is None
+        ]
+        longest = max([0.0, *waits])
+        self._recovering = (len(rows), self._ports.clock.monotonic() + longest)
+        if rows:
+            _log.info("recovery_started", orders=len(rows), settle_seconds=round(longest, 1))
+
+    async def _recover(self) -> None:
         journal = self._ports.journal
         halted = await journal.halted()
         if halted is not None:
@@ -396,6 +450,7 @@ class Engine:
         or (`leave_orders`) stop the legs where they stand, orders working, for the next
         start to adopt from the journal."""
         self._accepting = False
+        self._shutting_down = True
         if leave_orders:
             await self._abandon(grace)
             return

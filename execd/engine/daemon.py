@@ -102,10 +102,18 @@ async def run_daemon(settings: Settings, notifier: Notifier | None = None) -> in
     notifier = notifier or Notifier()
     stop = asyncio.Event()
     with _signals(stop):
-        async with running_daemon(settings, notifier) as daemon:
-            await stop.wait()
-            await daemon.shutdown()
+        try:
+            async with running_daemon(settings, notifier, stop=stop) as daemon:
+                await stop.wait()
+                await daemon.shutdown()
+        except* StoppedDuringStartup:  # raised inside the TaskGroup: it arrives grouped
+            _log.info("daemon_stopped_during_startup")
     return 0
+
+
+class StoppedDuringStartup(Exception):
+    """SIGTERM/SIGINT arrived while the daemon was reconciling at start; it stopped cleanly
+    (issue 11 §7: honoured within ``shutdown.grace_seconds``, not after the recovery)."""
 
 
 class Daemon:
@@ -159,9 +167,13 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    settings: Settings, notifier: Notifier | None = None
+    settings: Settings, notifier: Notifier | None = None, *, stop: asyncio.Event | None = None
 ) -> AsyncIterator[Daemon]:
-    """Start every part of the daemon; yield it once ready; tear everything down on exit."""
+    """Start every part of the daemon; yield it once ready; tear everything down on exit.
+
+    `stop` set while the journal is reconciled with the venue abandons the recovery, shuts
+    the engine down (under ``shutdown.grace_seconds``) and raises `StoppedDuringStartup`.
+    """
     notifier = notifier or Notifier()
     params = ladder_params(settings)
     async with _open_journal(settings) as journal, open_venue(settings) as endpoints:
@@ -244,11 +256,10 @@ async def running_daemon(
                 # Not under STARTUP_TIMEOUT: it may wait out the settle window of an order
                 # sent just before a crash (systemd's TimeoutStartSec bounds it).
                 notifier.status("reconciling orders with the venue")
-                try:
-                    await engine.recover()
-                except Exception as exc:
-                    _log.exception("recovery_failed", error=repr(exc))
-                    raise
+                if not await _recover_unless_stopped(engine, stop):
+                    daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
+                    await daemon.shutdown()
+                    raise StoppedDuringStartup
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")
@@ -273,6 +284,30 @@ async def running_daemon(
                     for task in tasks:
                         task.cancel()
     _log.info("daemon_stopped")
+
+
+async def _recover_unless_stopped(engine: Engine, stop: asyncio.Event | None) -> bool:
+    """`Engine.recover`, abandoned if `stop` is set first; True when it completed."""
+    recovering = asyncio.create_task(engine.recover(), name="recovery")
+    stopped = asyncio.create_task(stop.wait() if stop else asyncio.Event().wait())
+    try:
+        await asyncio.wait({recovering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        recovering.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if not recovering.done():
+        _log.warning("stopped_during_recovery")
+        recovering.cancel()
+        await asyncio.gather(recovering, return_exceptions=True)
+        return False
+    try:
+        recovering.result()
+    except Exception as exc:
+        _log.exception("recovery_failed", error=repr(exc))
+        raise
+    return True
 
 
 @contextlib.asynccontextmanager
