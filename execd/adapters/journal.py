@@ -114,8 +114,10 @@ class JournalError(Exception):
         ├── DuplicateIntent      this client order id was already intended: reconcile it
         │                        by lookup, never send it again.
         ├── UnknownRecord        the plan, leg or order named is not in the journal.
-        └── RecordConflict       the same execution id (or order) reported two different
-                                 ways: the first record is kept, the second is refused.
+        ├── RecordConflict       the same execution id (or order) reported two different
+        │                        ways: the first record is kept, the second is refused.
+        └── JournalUnwritable    the storage refused a write (disk full, I/O error,
+                                 read-only): nothing of that transaction is durable.
     """
 
 
@@ -145,6 +147,31 @@ class UnknownRecord(JournalError):
 
 class RecordConflict(JournalError):
     """A second, different account of something already recorded (kept as first seen)."""
+
+
+class JournalUnwritable(JournalError):
+    """The storage refused a write. Issue 11 §5: the journal is execd's memory, so the
+    first such failure is reported to `Journal.wait_unwritable` and the engine stops
+    trading; retrying blindly would trade on a journal that no longer records it."""
+
+
+_STORAGE_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    """Whether SQLite says the storage itself failed (not a constraint or a bug)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_ERRORS
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -578,6 +605,9 @@ class _Worker:
     def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
         self._path = path
         self._loop = loop
+        self.unwritable: str | None = None
+        """The first storage failure (set on the loop), None while writes succeed."""
+        self.unwritable_event = asyncio.Event()
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._opened: asyncio.Future[None] = loop.create_future()
@@ -634,7 +664,13 @@ class _Worker:
                         break
                 stopping = item is None
                 if batch:
-                    self._post(_settle, self._run_batch(self._conn, batch))
+                    outcomes = self._run_batch(self._conn, batch)
+                    failure = next(
+                        (e for _, e, _ in outcomes if isinstance(e, JournalUnwritable)), None
+                    )
+                    if failure is not None:
+                        self._post(self._mark_unwritable, str(failure))
+                    self._post(_settle, outcomes)
         except BaseException as exc:  # a bug here must not leave awaiters hanging
             error = exc
         finally:
@@ -650,6 +686,12 @@ class _Worker:
             self._post(_settle, leftovers)
             self._post(_settle, [(self._stopped, error, None)])
 
+    def _mark_unwritable(self, reason: str) -> None:
+        """On the loop: remember the first storage failure and wake its waiters."""
+        if self.unwritable is None:
+            self.unwritable = reason
+            self.unwritable_event.set()
+
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> list[_Outcome]:
         """One transaction for the batch, one savepoint per call, one commit."""
@@ -661,7 +703,7 @@ class _Worker:
                 try:
                     value = call.fn(conn)
                 except Exception as exc:
-                    if not conn.in_transaction:
+                    if not conn.in_transaction or _storage_failure(exc):
                         raise  # SQLite aborted the whole transaction (disk full, I/O)
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
@@ -672,9 +714,11 @@ class _Worker:
             conn.execute("COMMIT")
         except Exception as exc:
             # Nothing of this batch is durable: every call in it fails, reads included.
-            if conn.in_transaction:
-                conn.rollback()
-            failure = JournalError(f"journal transaction failed: {exc}")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            kind = JournalUnwritable if _storage_failure(exc) else JournalError
+            failure = kind(f"journal transaction failed: {exc}")
             failure.__cause__ = exc
             return [(call.future, failure, None) for call in batch]
         return outcomes
@@ -719,6 +763,18 @@ class Journal:
     def closed(self) -> bool:
         """True once `close` was called."""
         return self._closed
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the storage refused a write (the first time), or None."""
+        return self._worker.unwritable
+
+    async def wait_unwritable(self) -> str:
+        """Return (with the reason) once a write failed for the storage's sake."""
+        await self._worker.unwritable_event.wait()
+        reason = self._worker.unwritable
+        assert reason is not None
+        return reason
 
     async def close(self) -> None:
         """Finish every call already made, then close the file. Idempotent."""

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -59,6 +59,17 @@ RELOADED_PLANS = 200
 EXPIRED_REASON = "plan expired while execd was down"
 
 
+class FailureMarker(Protocol):
+    """Records "the journal refused a write" where a full disk cannot refuse it
+    (`execd.adapters.journal_lock.JournalLock`)."""
+
+    previous_failure: str | None
+
+    def mark(self, reason: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class EngineInfo:
     """Facts for `health` that the engine does not own."""
@@ -89,6 +100,9 @@ class Engine:
         self._halted = False
         self._accepting = False  # until `recover` has run
         self._shutting_down = False
+        self._journal_error: str | None = None
+        self.failure_marker: FailureMarker | None = None
+        """Where a journal failure is recorded for the next start (the lock file)."""
         self._recovering: tuple[int, float] | None = None  # (orders, monotonic ETA)
         self._subscriptions: Counter[str] = Counter()
         self._ctx = RunnerContext(
@@ -121,7 +135,8 @@ class Engine:
 
     async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
         if self._halted:
-            raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
+            why = f" (journal unwritable: {self._journal_error})" if self._journal_error else ""
+            raise ControlError(ErrorCode.HALTED, f"execd is halted{why}: `execd resume` first")
         self._refuse_unless_accepting()
         try:
             parsed = parse_plan(
@@ -240,10 +255,42 @@ class Engine:
         return HaltState(halted=True, canceled_orders=canceled)
 
     async def resume(self) -> HaltState:
+        if self._journal_error is not None:
+            raise ControlError(
+                ErrorCode.HALTED,
+                f"the journal cannot be written ({self._journal_error}); fix the storage"
+                " and restart execd, then `execd resume`",
+            )
         await self._journal_halt(False, "")
+        if self.failure_marker is not None:
+            self.failure_marker.clear()
         self._halted = False
         _log.info("resumed")
         return HaltState(halted=False)
+
+    async def on_journal_unwritable(self, reason: str) -> None:
+        """The storage refused a journal write (issue 11 §5): stop sending at once, stop
+        every plan (state ``halted``, the reason said), cancel execd's working orders,
+        and make the failure survive a restart so nothing resumes from a journal that
+        stopped recording. `health` reports it; `resume` is refused until a restart."""
+        self._journal_error = reason
+        self._halted = True
+        _log.critical("journal_unwritable", error=reason)
+        if self.failure_marker is not None:
+            self.failure_marker.mark(reason)
+        stop_reason = f"journal unwritable: {reason}"
+        waits = []
+        for plan_id, runner in list(self._runners.items()):
+            record = self._plans[plan_id]
+            if not record.finished:
+                runner.stop(stop_reason, state="halted")
+                waits.append(record.done.wait())
+        await self._cancel_open_execd_orders()
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+            except TimeoutError:
+                _log.error("halt_plans_unconfirmed", plans=len(waits))
 
     async def _journal_halt(self, halted: bool, reason: str) -> None:
         """The kill switch survives a restart (issue 11 §8). A halt whose journal write
@@ -298,6 +345,7 @@ class Engine:
                 if leg.holding_since is not None and not leg.finished
             ),
             recovering=self.recovery_progress(),
+            journal_error=self._journal_error,
         )
 
     def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
@@ -373,6 +421,12 @@ class Engine:
     async def _recover(self) -> None:
         journal = self._ports.journal
         halted = await journal.halted()
+        previous = None if self.failure_marker is None else self.failure_marker.previous_failure
+        if previous is not None and halted is None:
+            # The last daemon's journal stopped recording mid-trade: reconcile what the
+            # venue did, but trade nothing until the user has looked (`execd resume`).
+            halted = f"the journal was unwritable: {previous}"
+            await self._journal_halt(True, halted)
         if halted is not None:
             self._halted = True
             _log.warning("halted_at_start", reason=halted, hint="`execd resume` to trade again")

@@ -30,7 +30,7 @@ import uvloop
 from execd.adapters.budget import RequestBudget
 from execd.adapters.errors import StreamAuthError, Unauthorized
 from execd.adapters.journal import Journal, JournalError
-from execd.adapters.journal_lock import journal_lock
+from execd.adapters.journal_lock import JournalLock, journal_lock
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -176,7 +176,7 @@ async def running_daemon(
     """
     notifier = notifier or Notifier()
     params = ladder_params(settings)
-    async with _open_journal(settings) as journal, open_venue(settings) as endpoints:
+    async with _open_journal(settings) as (journal, lock), open_venue(settings) as endpoints:
         clock = VenueClock()
         budget = RequestBudget(limit=settings.gateway.requests_per_minute)
         rest_config = RestConfig(
@@ -223,6 +223,7 @@ async def running_daemon(
             engine = Engine(
                 settings, ports, router, orders, EngineInfo(endpoints.kind, endpoints.feed)
             )
+            engine.failure_marker = lock
             holder.append(engine)
             poller = OrderPoller(
                 orders,
@@ -249,6 +250,7 @@ async def running_daemon(
                         name="control_api",
                     ),
                     group.create_task(poller.run(), name="order_poll"),
+                    group.create_task(_journal_guard(journal, engine), name="journal_guard"),
                 ]
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()
@@ -311,11 +313,11 @@ async def _recover_unless_stopped(engine: Engine, stop: asyncio.Event | None) ->
 
 
 @contextlib.asynccontextmanager
-async def _open_journal(settings: Settings) -> AsyncIterator[Journal]:
+async def _open_journal(settings: Settings) -> AsyncIterator[tuple[Journal, JournalLock]]:
     """The journal under its lock (`journal_lock`: one daemon per journal), or a
     `JournalError` naming the path — never a bare OS/SQLite traceback."""
     path = settings.journal.path
-    with journal_lock(path):
+    with journal_lock(path) as lock:
         try:
             journal = await Journal.open(path)
         except JournalError:
@@ -324,7 +326,7 @@ async def _open_journal(settings: Settings) -> AsyncIterator[Journal]:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
         _log.info("journal_opened", path=str(journal.path))
         async with journal:
-            yield journal
+            yield journal, lock
 
 
 async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
@@ -333,6 +335,12 @@ async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
     venue = await rest.clock()
     clock.sync(venue.timestamp, sent, datetime.now(UTC))
     _log.info("venue_clock_synced", offset_seconds=clock.offset.total_seconds())
+
+
+async def _journal_guard(journal: Journal, engine: Engine) -> None:
+    """The first write the storage refuses stops trading (issue 11 §5)."""
+    reason = await journal.wait_unwritable()
+    await engine.on_journal_unwritable(reason)
 
 
 STATUS_INTERVAL = 2.0

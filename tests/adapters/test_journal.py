@@ -18,6 +18,7 @@ from execd.adapters.journal import (
     DuplicateIntent,
     Journal,
     JournalClosed,
+    JournalUnwritable,
     RecordConflict,
     UnknownRecord,
 )
@@ -511,3 +512,25 @@ async def test_halt_is_journaled(tmp_path: Path) -> None:
         assert await j.halted() == "halted by user"
         await j.set_halted(False, T0)
         assert await j.halted() is None
+
+
+async def test_full_disk_is_reported_once_as_unwritable(journal: Journal) -> None:
+    """A write the storage refuses (max_page_count: a full disk without root) raises
+    `JournalUnwritable` and wakes `wait_unwritable` with the reason (issue 11 §5)."""
+
+    def fill(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+
+    await journal._call(fill)
+    assert journal.unwritable is None
+    refused: list[JournalUnwritable] = []
+    for attempt in range(200):
+        try:
+            await journal.record_event(None, None, "x", T0, {"pad": "x" * 4000, "n": attempt})
+        except JournalUnwritable as exc:
+            refused.append(exc)
+            break
+    assert refused, "the page cap never refused a write"
+    reason = await asyncio.wait_for(journal.wait_unwritable(), 5)
+    assert "full" in reason
+    assert journal.unwritable == reason

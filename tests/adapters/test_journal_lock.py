@@ -14,8 +14,8 @@ from execd.adapters.journal_lock import JournalLocked, journal_lock, lock_path
 def test_second_holder_is_refused_naming_journal_and_pid(tmp_path: Path) -> None:
     """While held, a second lock fails at once with the journal and the holder's pid."""
     journal = tmp_path / "state" / "journal.db"
-    with journal_lock(journal) as path:
-        assert path == lock_path(journal) == tmp_path / "state" / "journal.db.lock"
+    with journal_lock(journal) as lock:
+        assert lock.path == lock_path(journal) == tmp_path / "state" / "journal.db.lock"
         with pytest.raises(JournalLocked) as refused, journal_lock(journal):
             pass  # pragma: no cover - never entered
         assert refused.value.holder_pid == os.getpid()
@@ -41,3 +41,18 @@ def test_uncreatable_lock_is_one_journal_error(tmp_path: Path) -> None:
         journal_lock(tmp_path / "file" / "journal.db"),
     ):
         pass  # pragma: no cover
+
+
+def test_failure_mark_survives_until_cleared(tmp_path: Path) -> None:
+    """A journal failure marked by one daemon is read by the next ones until cleared."""
+    journal = tmp_path / "journal.db"
+    with journal_lock(journal) as lock:
+        assert lock.previous_failure is None
+        lock.mark("journal transaction failed: database or disk is full")
+    with journal_lock(journal) as lock:
+        assert lock.previous_failure == "journal transaction failed: database or disk is full"
+    with journal_lock(journal) as lock:
+        assert lock.previous_failure is not None
+        lock.clear()
+    with journal_lock(journal) as lock:
+        assert lock.previous_failure is None
