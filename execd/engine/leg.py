@@ -87,6 +87,9 @@ from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
 
+_RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
+"""Keys every log line carries; a note field of the same name is renamed, never lost."""
+
 _log = structlog.get_logger("execd.leg")
 
 UNKNOWN_OUTCOME = 599
@@ -162,6 +165,7 @@ class LegRunner:
         self._order_ids: dict[str, str] = {}
         self._cids_by_order_id: dict[str, str] = {}
         self._venue_cum: dict[str, Decimal] = {}
+        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
@@ -444,7 +448,12 @@ class LegRunner:
         return []
 
     def _note(self, note: Note) -> None:
-        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        # A note's field may be named like a key structlog owns (`event`: TypeError,
+        # `level`/`timestamp`: silently overwritten): it is logged as `note_<name>`.
+        fields: dict[str, Any] = {
+            (f"note_{k}" if k in _RESERVED_LOG_KEYS else k): _plain(v)
+            for k, v in note.fields.items()
+        }
         fields.setdefault("feed", self._ports.feed)
         if note.event == "leg_finished":
             # The plan runner writes the one canonical `leg_finished` summary per leg.
@@ -542,7 +551,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                cumulative=self._cum_after.pop(fill.execution_id, None),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -829,6 +843,7 @@ class LegRunner:
         # Count exactly this execution; shares the venue reports beyond it belong to events
         # we never saw (an overflow, an outage): reconciliation prices and adds them.
         self._venue_cum[cid] = known + qty
+        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
         if cumulative > known + qty:
             missing = cumulative - known - qty
             _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
@@ -873,6 +888,7 @@ class LegRunner:
                 )
                 self._venue_cum[cid] = filled
                 execution_id = f"reconciled:{order.id}:{known}-{filled}"
+                self._cum_after[execution_id] = filled
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(
