@@ -26,6 +26,7 @@ venue's answers, and starts it with `Resume` instead of `Start` (see `ResumePoin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -288,7 +289,7 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
-        breach = self._admit(action.qty, limit)
+        breach = await self._admit(action.qty, limit)
         if breach is not None:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
@@ -387,7 +388,7 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        breach = self._admit(action.qty, action.limit_price)
+        breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
         refused = await self._journal_intent(
@@ -463,15 +464,16 @@ class LegRunner:
         if note.level != "debug":
             self._publish(note.event, self.record)
 
-    def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
+    async def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
         """The risk caps' refusal of this order, as the reason the leg ends with."""
-        breach = self._ports.risk.admit(
-            self.spec.side,
-            self.spec.symbol,
-            qty,
-            limit_price,
-            self._ports.quotes.quote(self.spec.symbol),
-        )
+        quote = self._cached_quote()
+        if limit_price is None and quote is None:
+            # A plain market order (legacy mode, or the chosen market fallback) is valued
+            # against the order cap at its far side; a leg that has not seen a quote yet
+            # reads the latest one once rather than being refused as unvaluable.
+            with contextlib.suppress(AdapterError):
+                quote = await self._ports.rest.latest_quote(self.spec.symbol)
+        breach = self._ports.risk.admit(self.spec.side, self.spec.symbol, qty, limit_price, quote)
         return None if breach is None else f"risk limit: {breach.reason}"
 
     # ------------------------------------------------------------------ journal
