@@ -308,14 +308,24 @@ class JournalConfig(_Section):
 class RiskConfig(_Section):
     """Caps checked before any order leaves; a breach is refused with a reason, never clipped.
 
-    Unset means no cap. Notional is quantity times the order's limit price (a market
-    order: times the far side of the current quote).
+    On by default (issue 11 §1, "fat-finger protection"): a plan is refused at submit when
+    one leg is worth more than the order cap or the whole plan more than the plan cap,
+    each the lower of a dollar amount and a multiple of the account's equity (read at
+    submit). Notional is quantity times the order's limit price (a market order, or a
+    qty leg at submit: times the far side of the current quote). A cap can be raised,
+    never switched off by accident: there is no "unset" value in the file.
     """
 
-    max_order_notional: Decimal | None = Field(None, gt=0)
-    """Largest notional (USD) of one order; a larger one ends its leg."""
-    max_plan_notional: Decimal | None = Field(None, gt=0)
-    """Largest notional (USD) of a whole plan at submit; a larger plan is refused."""
+    max_order_notional: Decimal | None = Field(Decimal("1000000"), gt=0)
+    """Largest notional (USD) of one order; a larger leg is refused at submit, a larger
+    order ends its leg."""
+    max_plan_notional: Decimal | None = Field(Decimal("5000000"), gt=0)
+    """Largest gross notional (USD, buys plus sells) of a whole plan at submit."""
+    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=100)
+    """One order may be worth at most this multiple of the account's equity."""
+    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=100)
+    """A plan's gross notional may be at most this multiple of equity; 2 lets a full
+    rotation (sell everything, buy something else) through."""
     max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)
     """Orders placed or replaced in any 60 s, over every leg; one more ends its leg."""
     use_margin: bool = False
@@ -519,11 +529,12 @@ def _describe(exc: ValidationError) -> Iterator[str]:
         yield f"{location}: {message}"
 
 
+MASK = "********"
+"""How a set secret is shown: no character of it and not its length (issue 11 §11)."""
+
+
 def _mask(secret: SecretStr | None) -> str | None:
-    if secret is None:
-        return None
-    value = secret.get_secret_value()
-    return "****" if len(value) < 8 else f"{value[:2]}****{value[-2:]}"
+    return None if secret is None else MASK
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:

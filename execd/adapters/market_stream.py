@@ -15,7 +15,8 @@ the venue clock, and the freshness gates refuse to price from it. (Until issue 1
 quote read as current while *any* frame arrived on the socket, so a silent symbol
 passed.) A quote without ``t`` is stamped with its receipt time.
 
-Reconnection: every failure is classified (retry or fatal), logged as
+Reconnection (the shared `execd.adapters.reconnect.Reconnector`, also used by the
+order stream): every failure is classified (retry or fatal), logged as
 ``stream_reconnecting`` and followed by a jittered backoff delay from a fresh
 `BackoffPolicy.delays` generator after any session that delivered data. 406
 ``connection limit exceeded`` waits at least `connection_limit_delay` (Alpaca reaps a
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -41,7 +42,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.errors import StreamAuthError
+from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
     Codec,
     ErrorMsg,
@@ -186,7 +187,6 @@ class MarketStream:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._rand = rand
         self._decoder = MarketDecoder(config.codec)
         self._wanted: set[str] = set()
         self._sent: set[str] = set()
@@ -201,8 +201,13 @@ class MarketStream:
         self._connected_at: datetime | None = None
         self._link_changed = asyncio.Event()
         self._last_frame: datetime | None = None
-        self._reconnects = 0
-        self._auth_failures = 0
+        self._reconnector = Reconnector(
+            "market",
+            ReconnectPolicy(
+                config.backoff, config.max_auth_failures, config.connection_limit_delay
+            ),
+            rand=rand,
+        )
         self._had_data = False
 
     # ------------------------------------------------------------------ subscriptions
@@ -315,7 +320,7 @@ class MarketStream:
         return MarketStreamStatistics(
             connected=self.connected,
             connections=self._generation,
-            reconnects=self._reconnects,
+            reconnects=self._reconnector.reconnects,
             subscribed=tuple(sorted(self._wanted)),
             silence=None if self._last_frame is None else (now - self._last_frame).total_seconds(),
             message_age=ages,
@@ -325,49 +330,14 @@ class MarketStream:
 
     async def run(self) -> None:
         """Connect, stream, reconnect forever; returns only by cancellation or a fatal error."""
-        delays = self._delays()
-        while True:
-            reason: BaseException
-            try:
-                await self._connect_and_stream()
-                reason = ConnectionError("stream ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if classify_stream_error(exc) == "fatal":
-                    log.error("stream_crashed", stream="market", error=repr(exc))
-                    raise
-                reason = exc
-            finally:
-                self._on_disconnect()
-            if self._had_data:
-                delays = self._delays()
-            delay = next(delays)
-            if isinstance(reason, StreamRefused):
-                if reason.code in _AUTH_CODES:
-                    self._auth_failures += 1
-                    if self._auth_failures >= self._config.max_auth_failures:
-                        log.error(
-                            "stream_auth_failed",
-                            stream="market",
-                            code=reason.code,
-                            message=reason.message,
-                        )
-                        raise StreamAuthError(str(reason)) from reason
-                if reason.code == _CONNECTION_LIMIT:
-                    delay = max(delay, self._config.connection_limit_delay)
-            self._reconnects += 1
-            log.warning(
-                "stream_reconnecting",
-                stream="market",
-                delay=round(delay, 3),
-                reason=repr(reason),
-                attempt=self._reconnects,
-            )
-            await asyncio.sleep(delay)
-
-    def _delays(self) -> Iterator[float]:
-        return self._config.backoff.delays(self._rand)
+        await self._reconnector.run(
+            self._connect_and_stream,
+            classify=classify_stream_error,
+            had_data=lambda: self._had_data,
+            on_disconnect=self._on_disconnect,
+            is_auth_refusal=lambda e: isinstance(e, StreamRefused) and e.code in _AUTH_CODES,
+            is_limit_refusal=lambda e: isinstance(e, StreamRefused) and e.code == _CONNECTION_LIMIT,
+        )
 
     async def _connect_and_stream(self) -> None:
         self._had_data = False
@@ -389,7 +359,7 @@ class MarketStream:
                 }
                 await ws.send(encode_market(self._config.codec, auth))
                 await self._expect(ws, "authenticated")
-            self._auth_failures = 0
+            self._reconnector.authenticated()
             self._generation += 1
             self._sent = set()
             self._last_frame = self._connected_at = self._clock()

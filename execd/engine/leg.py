@@ -26,6 +26,7 @@ venue's answers, and starts it with `Resume` instead of `Start` (see `ResumePoin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
+
+_RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
+"""Keys every log line carries; a note field of the same name is renamed, never lost."""
 
 _log = structlog.get_logger("execd.leg")
 
@@ -158,6 +162,7 @@ class LegRunner:
         self._order_ids: dict[str, str] = {}
         self._cids_by_order_id: dict[str, str] = {}
         self._venue_cum: dict[str, Decimal] = {}
+        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
@@ -282,7 +287,7 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
-        breach = self._admit(action.qty, limit)
+        breach = await self._admit(action.qty, limit)
         if breach is not None:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
@@ -381,7 +386,7 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        breach = self._admit(action.qty, action.limit_price)
+        breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
         refused = await self._journal_intent(
@@ -442,7 +447,12 @@ class LegRunner:
         return []
 
     def _note(self, note: Note) -> None:
-        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        # A note's field may be named like a key structlog owns (`event`: TypeError,
+        # `level`/`timestamp`: silently overwritten): it is logged as `note_<name>`.
+        fields: dict[str, Any] = {
+            (f"note_{k}" if k in _RESERVED_LOG_KEYS else k): _plain(v)
+            for k, v in note.fields.items()
+        }
         fields.setdefault("feed", self._ports.feed)
         if note.event == "leg_finished":
             # The plan runner writes the one canonical `leg_finished` summary per leg.
@@ -452,15 +462,16 @@ class LegRunner:
         if note.level != "debug":
             self._publish(note.event, self.record)
 
-    def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
+    async def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
         """The risk caps' refusal of this order, as the reason the leg ends with."""
-        breach = self._ports.risk.admit(
-            self.spec.side,
-            self.spec.symbol,
-            qty,
-            limit_price,
-            self._ports.quotes.quote(self.spec.symbol),
-        )
+        quote = self._cached_quote()
+        if limit_price is None and quote is None:
+            # A plain market order (legacy mode, or the chosen market fallback) is valued
+            # against the order cap at its far side; a leg that has not seen a quote yet
+            # reads the latest one once rather than being refused as unvaluable.
+            with contextlib.suppress(AdapterError):
+                quote = await self._ports.rest.latest_quote(self.spec.symbol)
+        breach = self._ports.risk.admit(self.spec.side, self.spec.symbol, qty, limit_price, quote)
         return None if breach is None else f"risk limit: {breach.reason}"
 
     # ------------------------------------------------------------------ journal
@@ -540,7 +551,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                cumulative=self._cum_after.pop(fill.execution_id, None),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -740,6 +756,7 @@ class LegRunner:
         # Count exactly this execution; shares the venue reports beyond it belong to events
         # we never saw (an overflow, an outage): reconciliation prices and adds them.
         self._venue_cum[cid] = known + qty
+        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
         if cumulative > known + qty:
             missing = cumulative - known - qty
             _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
@@ -784,6 +801,7 @@ class LegRunner:
                 )
                 self._venue_cum[cid] = filled
                 execution_id = f"reconciled:{order.id}:{known}-{filled}"
+                self._cum_after[execution_id] = filled
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(

@@ -93,8 +93,18 @@ async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
 ) -> None:
     """Issue 11 item 1 (runner sizing): 1,000,000 TQQQ on a $100k cash account is refused
     with the numbers — never turned into "everything the account has" — while a buy a few
-    dollars short of the cash is shrunk within the tolerance."""
-    d = await start_daemon(sim={"cash": "100000"})
+    dollars short of the cash is shrunk within the tolerance. The submit-time fat-finger
+    caps (which refuse this plan first by default) are lifted, so that the runner's own
+    sizing guard is what is tested: two layers, each enough on its own."""
+    no_caps = dict.fromkeys(
+        (
+            "max_order_notional",
+            "max_plan_notional",
+            "max_order_equity_multiple",
+            "max_plan_equity_multiple",
+        )
+    )
+    d = await start_daemon(sim={"cash": "100000"}, risk=no_caps)
     final = await d.run(
         {"plan_id": "absurd", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000000"}]}
     )
