@@ -464,7 +464,7 @@ class LegRunner:
 
     async def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
         """The risk caps' refusal of this order, as the reason the leg ends with."""
-        quote = self._cached_quote()
+        quote = self._feed.cached()
         if limit_price is None and quote is None:
             # A plain market order (legacy mode, or the chosen market fallback) is valued
             # against the order cap at its far side; a leg that has not seen a quote yet
