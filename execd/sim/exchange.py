@@ -21,7 +21,6 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -42,27 +41,13 @@ from execd.sim.market import (
     MarketSource,
     Print,
 )
+from execd.sim.marketdata import MarketData, MarketDataListener
 from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
 from execd.sim.tape import TapeMarket
 
 TradeUpdateListener = Callable[[dict[str, Any]], None]
-MarketDataListener = Callable[[dict[str, Any]], None]
 
 _ZERO = Decimal(0)
-
-
-@dataclass(slots=True)
-class _Bar:
-    """A minute bar being built from prints."""
-
-    start: datetime
-    o: Decimal
-    h: Decimal
-    low: Decimal
-    c: Decimal
-    v: Decimal
-    value: Decimal
-    n: int
 
 
 class Exchange:
@@ -103,14 +88,8 @@ class Exchange:
         self._schedule: list[tuple[datetime, int, Callable[[], None]]] = []
         self._seq = 0
         self._trade_listeners: list[TradeUpdateListener] = []
-        self._md_listeners: list[MarketDataListener] = []
-        self._last_quote: dict[str, dict[str, Any]] = {}
-        self._last_trade: dict[str, dict[str, Any]] = {}
-        self._trade_ids = 0
-        self._bar: dict[str, _Bar] = {}
-        self._bars: dict[str, list[dict[str, Any]]] = {}
+        self._md = MarketData()
         self._rejects: list[SimError] = []
-        self._silenced: dict[str, datetime | None] = {}
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
         self._waiting_market: dict[str, list[SimOrder]] = {}
@@ -394,12 +373,12 @@ class Exchange:
     def latest_quotes(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/quotes/latest → the `quotes` map (REST shape, `t` as RFC 3339 string)."""
         self._catch_up()
-        return {s: wire.rest_form(self._last_quote[s]) for s in symbols if s in self._last_quote}
+        return self._md.latest_quotes(symbols)
 
     def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/trades/latest → the `trades` map."""
         self._catch_up()
-        return {s: wire.rest_form(self._last_trade[s]) for s in symbols if s in self._last_trade}
+        return self._md.latest_trades(symbols)
 
     def bars(
         self,
@@ -415,11 +394,7 @@ class Exchange:
             raise SimError(400, f"unsupported timeframe {timeframe}", 40010001)  # (sim)
         out: dict[str, list[dict[str, Any]]] = {}
         for sym in symbols:
-            rows = [
-                wire.rest_form(b)
-                for b in self._bars.get(sym, [])
-                if (start is None or b["t"] >= start) and (end is None or b["t"] <= end)
-            ]
+            rows = self._md.minute_bars(sym, start, end)
             if rows:
                 out[sym] = rows[:limit]
         return out
@@ -434,8 +409,7 @@ class Exchange:
     def on_market_data(self, listener: MarketDataListener) -> Callable[[], None]:
         """Call `listener` with every market-data message (§4.3 "q"/"t"/"b", `t` an aware datetime);
         returns unsubscribe."""
-        self._md_listeners.append(listener)
-        return lambda: self._md_listeners.remove(listener)
+        return self._md.subscribe(listener)
 
     # -- faults and history --------------------------------------------------------------------
 
@@ -447,12 +421,7 @@ class Exchange:
 
     def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""
-        now = self._catch_up()
-        if seconds == 0:
-            self._silenced.pop(symbol, None)
-        else:
-            until = None if seconds is None else now + timedelta(seconds=seconds)
-            self._silenced[symbol] = until
+        self._md.silence(symbol, self._catch_up(), seconds)
 
     def set_fill_delay(self, seconds: float) -> None:
         """Set the fill-report latency (seconds) for subsequent matches."""
@@ -516,9 +485,9 @@ class Exchange:
         return self._mark(symbol)
 
     def _mark(self, symbol: str) -> Decimal:
-        trade = self._last_trade.get(symbol)
-        if trade is not None:
-            return Decimal(str(trade["p"]))
+        last = self._md.last_trade_price(symbol)
+        if last is not None:
+            return last
         return self._specs[symbol].price if symbol in self._specs else _ZERO
 
     @staticmethod
@@ -735,7 +704,7 @@ class Exchange:
             qty=wire.dec(qty),
             position_qty=wire.dec(position),
         )
-        self._publish_trade(order.symbol, now, price, qty, "V")
+        self._md.publish_trade(order.symbol, now, price, qty, "V")
 
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:
@@ -825,7 +794,7 @@ class Exchange:
     def _on_print(self, trade: Print) -> None:
         book = self._books[trade.symbol]
         price = book.inst.price(trade.price)
-        self._publish_trade(trade.symbol, trade.t, price, Decimal(trade.size), trade.exchange)
+        self._md.publish_trade(trade.symbol, trade.t, price, Decimal(trade.size), trade.exchange)
         for ex in book.on_print(trade):
             self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
         for order in list(self._stops.get(trade.symbol, [])):
@@ -849,62 +818,15 @@ class Exchange:
             bx,
             ax,
         )
-        if symbol in self._silenced:
-            until = self._silenced[symbol]
-            if until is None or self._now < until:
-                return
-            del self._silenced[symbol]
-        self._last_quote[symbol] = message
-        for listener in list(self._md_listeners):
-            listener(message)
-
-    def _publish_trade(
-        self, symbol: str, t: datetime, price: Decimal, size: Decimal, exchange: str
-    ) -> None:
-        self._trade_ids += 1
-        message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
-        self._last_trade[symbol] = message
-        bar = self._bar.get(symbol)
-        minute = t.replace(second=0, microsecond=0)
-        if bar is None or bar.start != minute:
-            if bar is not None:
-                self._close_bar(symbol, bar)
-            bar = self._bar[symbol] = _Bar(minute, price, price, price, price, _ZERO, _ZERO, 0)
-        bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
-        bar.v += size
-        bar.value += size * price
-        bar.n += 1
-        for listener in list(self._md_listeners):
-            listener(message)
+        self._md.publish_quote(message, self._now)
 
     def _schedule_minute(self, after: datetime) -> None:
         nxt = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
         self._at(nxt, lambda: self._on_minute(nxt))
 
     def _on_minute(self, when: datetime) -> None:
-        """Bars are emitted just after each minute (§4.3), for symbols that traded in it."""
-        for symbol, bar in list(self._bar.items()):
-            if bar.start < when:
-                self._close_bar(symbol, bar)
-                del self._bar[symbol]
+        self._md.on_minute(when)
         self._schedule_minute(when)
-
-    def _close_bar(self, symbol: str, bar: _Bar) -> None:
-        message = {
-            "T": "b",
-            "S": symbol,
-            "o": wire.number(bar.o),
-            "h": wire.number(bar.h),
-            "l": wire.number(bar.low),
-            "c": wire.number(bar.c),
-            "v": wire.number(bar.v),
-            "vw": float(bar.value / bar.v) if bar.v else None,
-            "n": bar.n,
-            "t": bar.start,
-        }
-        self._bars.setdefault(symbol, []).append(message)
-        for listener in list(self._md_listeners):
-            listener(message)
 
     # -- events --------------------------------------------------------------------------------
 

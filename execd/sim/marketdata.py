@@ -1,0 +1,149 @@
+"""The venue's public market data: what it publishes (quotes, trades, bars) and what it remembers.
+
+The exchange decides *when* the market moves; this module turns each move into Alpaca's
+market-data messages (ALPACA.md §4.3), fans them out to the stream listeners and keeps what the
+data REST API answers from (latest quote, latest trade, completed minute bars, §5).
+
+Only the market's own activity is published here. The account's fills are never routed (§6: paper
+orders are simulated against the NBBO, they never reach a tape), so they never become trade
+prints, bar volume or VWAP; the liquidity they take changes the book, which is the impact model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from execd.sim import wire
+
+MarketDataListener = Callable[[dict[str, Any]], None]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Bar:
+    """A minute bar being built from prints."""
+
+    start: datetime
+    o: Decimal
+    h: Decimal
+    low: Decimal
+    c: Decimal
+    v: Decimal
+    value: Decimal
+    n: int
+
+
+class MarketData:
+    """Publishes and remembers one venue's market data. Synchronous; the exchange drives it."""
+
+    def __init__(self) -> None:
+        self._listeners: list[MarketDataListener] = []
+        self._last_quote: dict[str, dict[str, Any]] = {}
+        self._last_trade: dict[str, dict[str, Any]] = {}
+        self._trade_ids = 0
+        self._bar: dict[str, _Bar] = {}
+        self._bars: dict[str, list[dict[str, Any]]] = {}
+        self._silenced: dict[str, datetime | None] = {}
+
+    # -- listeners ------------------------------------------------------------------------------
+
+    def subscribe(self, listener: MarketDataListener) -> Callable[[], None]:
+        """Call `listener` with every message (§4.3, `t` an aware datetime); returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            listener(message)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish_quote(self, message: dict[str, Any], now: datetime) -> None:
+        """A new NBBO (a §4.3 "q" message), unless the symbol's quotes are silenced."""
+        symbol = str(message["S"])
+        if symbol in self._silenced:
+            until = self._silenced[symbol]
+            if until is None or now < until:
+                return
+            del self._silenced[symbol]
+        self._last_quote[symbol] = message
+        self._send(message)
+
+    def publish_trade(
+        self, symbol: str, t: datetime, price: Decimal, size: Decimal, exchange: str
+    ) -> None:
+        """A print of the market's own flow: the trade stream, the latest trade and the bar."""
+        self._trade_ids += 1
+        message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
+        self._last_trade[symbol] = message
+        bar = self._bar.get(symbol)
+        minute = t.replace(second=0, microsecond=0)
+        if bar is None or bar.start != minute:
+            if bar is not None:
+                self._close_bar(symbol, bar)
+            bar = self._bar[symbol] = _Bar(minute, price, price, price, price, _ZERO, _ZERO, 0)
+        bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
+        bar.v += size
+        bar.value += size * price
+        bar.n += 1
+        self._send(message)
+
+    def on_minute(self, when: datetime) -> None:
+        """Bars are emitted just after each minute (§4.3), for symbols that traded in it."""
+        for symbol, bar in list(self._bar.items()):
+            if bar.start < when:
+                self._close_bar(symbol, bar)
+                del self._bar[symbol]
+
+    def _close_bar(self, symbol: str, bar: _Bar) -> None:
+        message = {
+            "T": "b",
+            "S": symbol,
+            "o": wire.number(bar.o),
+            "h": wire.number(bar.h),
+            "l": wire.number(bar.low),
+            "c": wire.number(bar.c),
+            "v": wire.number(bar.v),
+            "vw": float(bar.value / bar.v) if bar.v else None,
+            "n": bar.n,
+            "t": bar.start,
+        }
+        self._bars.setdefault(symbol, []).append(message)
+        self._send(message)
+
+    def silence(self, symbol: str, now: datetime, seconds: float | None) -> None:
+        """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""
+        if seconds == 0:
+            self._silenced.pop(symbol, None)
+        else:
+            self._silenced[symbol] = None if seconds is None else now + timedelta(seconds=seconds)
+
+    # -- what the REST API reads ----------------------------------------------------------------
+
+    def last_trade_price(self, symbol: str) -> Decimal | None:
+        """The latest print's price (None before the first one)."""
+        trade = self._last_trade.get(symbol)
+        return None if trade is None else Decimal(str(trade["p"]))
+
+    def latest_quotes(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `quotes` map of GET /v2/stocks/quotes/latest (REST shape, §5)."""
+        return {s: wire.rest_form(self._last_quote[s]) for s in symbols if s in self._last_quote}
+
+    def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `trades` map of GET /v2/stocks/trades/latest."""
+        return {s: wire.rest_form(self._last_trade[s]) for s in symbols if s in self._last_trade}
+
+    def minute_bars(
+        self, symbol: str, start: datetime | None, end: datetime | None
+    ) -> list[dict[str, Any]]:
+        """Completed minute bars of the live session in [start, end] (REST shape)."""
+        return [
+            wire.rest_form(b)
+            for b in self._bars.get(symbol, [])
+            if (start is None or b["t"] >= start) and (end is None or b["t"] <= end)
+        ]
