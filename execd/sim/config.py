@@ -76,12 +76,17 @@ class SimConfig:
     # Depth levels behind the NBBO on each side.
     depth_levels: int = 8
     extra_symbols: tuple[SymbolSpec, ...] = ()
+    # Alpaca paper partially fills about 10 % of eligible orders at random, then re-evaluates the
+    # remainder (ALPACA.md §6). Drawn from its own random stream, never the market's.
+    partial_fill_rate: float = 0.10
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
         if self.speed <= 0:
             raise ValueError("speed must be positive")
+        if not 0.0 <= self.partial_fill_rate <= 1.0:  # also refuses NaN
+            raise ValueError("partial_fill_rate must be between 0 and 1")
 
     def symbol_specs(self) -> tuple[SymbolSpec, ...]:
         """The venue's assets: defaults filtered by `symbols`, unknown names at $50, overrides."""

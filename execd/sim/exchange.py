@@ -48,6 +48,8 @@ from execd.sim.tape import TapeMarket
 TradeUpdateListener = Callable[[dict[str, Any]], None]
 
 _ZERO = Decimal(0)
+# After a random partial fill, the remainder is looked at again this many seconds later (sim).
+_PARTIAL_REEVALUATE_S = (0.2, 2.0)
 
 
 class Exchange:
@@ -59,7 +61,9 @@ class Exchange:
         self._clock = clock
         self._now = clock.now()
         self._created = self._now
-        self._ids = random.Random(f"ids/{config.seed}")
+        # Paper's random partial fills (§6) draw from their own stream: the market's generator
+        # never sees them, so two venues with one seed show the same market whatever they trade.
+        self._fill_rng = random.Random(f"fills/{config.seed}")
         source: MarketSource
         if config.tape is not None:
             source = TapeMarket(config.tape, config.seed, config.start, config.depth_levels)
@@ -140,8 +144,11 @@ class Exchange:
         if self._wake is not None:
             self._wake.set()
 
-    def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+    @staticmethod
+    def _uuid() -> str:
+        """A fresh UUID v4 (§0.3). Identifiers come from the OS, never from the seed: a seed
+        reproduces the market, and two runs must not hand out the same order or execution id."""
+        return str(uuid.uuid4())
 
     # -- trading ------------------------------------------------------------------------------
 
@@ -433,7 +440,7 @@ class Exchange:
         return {
             "orders": [
                 {"order": wire.order_json(o), "events": list(o.events)}
-                for o in sorted(self._orders.values(), key=lambda o: (o.created_at, o.id))
+                for o in sorted(self._orders.values(), key=lambda o: o.created_at)  # stable
             ],
             "fills": list(self._fills),
         }
@@ -639,14 +646,46 @@ class Exchange:
         if req.time_in_force == "fok" and not self._fok_possible(order, limit):
             self._finish_cancel(order)
             return
-        fills = book.take(req.side, order.unmatched, limit, now)
+        cap = self._partial_fill_cap(order, limit)
+        fills = book.take(req.side, cap or order.unmatched, limit, now)
         self._execute(order, [(inst.price(p), q) for p, q in fills])
         if order.unmatched <= 0:
+            return
+        if cap is not None and fills:
+            # §6: "if still marketable, the remainder is re-evaluated for a subsequent fill".
+            delay = timedelta(seconds=self._fill_rng.uniform(*_PARTIAL_REEVALUATE_S))
+            self._at(now + delay, partial(self._reevaluate, order))
             return
         if req.time_in_force in ("ioc", "fok") or limit is None:
             self._cancel_remainder(order)
             return
         book.rest(order.id, req.side, limit, order.unmatched, now)
+
+    def _partial_fill_cap(self, order: SimOrder, limit: int | None) -> Decimal | None:
+        """Paper's random partial fill (§6): for an eligible order, about `partial_fill_rate` of
+        the time, the whole shares this match may take (fewer than it wants); else None.
+
+        Eligible: marketable now, at least two whole shares left, and not IOC/FOK (whose
+        remainder would be cancelled rather than re-evaluated). The depth model still applies on
+        top: a capped match can get less than the cap when the book is thin.
+        """
+        want = order.unmatched
+        if order.req.time_in_force in ("ioc", "fok") or want < 2:
+            return None
+        book = self._books[order.symbol]
+        if limit is not None and not book.crosses(order.side, limit, self._now):
+            return None
+        if self._fill_rng.random() >= self._config.partial_fill_rate:
+            return None
+        return Decimal(self._fill_rng.randint(1, int(want) - 1))
+
+    def _reevaluate(self, order: SimOrder) -> None:
+        """The remainder of a random partial fill comes back to the book (§6)."""
+        if order.status not in ("new", "partially_filled"):
+            return  # filled, cancelled, expired, or being replaced meanwhile
+        if order.cancel_requested_at is not None or order.pending_replacement is not None:
+            return
+        self._work(order)
 
     def _fok_possible(self, order: SimOrder, limit: int | None) -> bool:
         book = self._books[order.symbol]
@@ -704,7 +743,8 @@ class Exchange:
             qty=wire.dec(qty),
             position_qty=wire.dec(position),
         )
-        self._md.publish_trade(order.symbol, now, price, qty, "V")
+        # Our fills are never printed (§6: paper orders are not routed): no trade message, no bar
+        # volume, no VWAP. What they took from the book stays taken (the impact model).
 
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:

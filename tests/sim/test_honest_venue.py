@@ -1,0 +1,211 @@
+"""Issue 12, "an honest venue": the places where the simulator used to flatter the ladder.
+
+Each test talks to the venue through the official alpaca-py clients (REST in a thread, streams as
+``_run_forever()`` tasks, ALPACA.md §8.2), or, for properties of the engine itself (determinism
+of the market across venues), drives two engines on manual clocks side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from alpaca.data.live.stock import StockDataStream
+from alpaca.data.models import Bar, Trade
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide
+from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.stream import TradingStream
+
+from execd.sim.clock import VenueClock
+from execd.sim.config import SimConfig
+from execd.sim.exchange import Exchange
+from execd.sim.venue import SimVenue
+from tests.sim.conftest import TRADING_DAY, venue_config, wait_until, within
+from tests.sim.test_alpaca_py import Updates, rest
+
+
+def _client(venue: SimVenue) -> TradingClient:
+    client = TradingClient(venue.key_id, venue.secret_key, url_override=venue.trading_url)
+    client._retry = 0
+    return client
+
+
+@pytest.fixture
+async def fast_venue() -> AsyncIterator[SimVenue]:
+    """A rich account on a venue clock running 30× real time (a bar closes every 2 s)."""
+    async with SimVenue(venue_config(cash=Decimal("10000000"), speed=30.0)) as running:
+        yield running
+
+
+async def _trading_stream(venue: SimVenue, updates: Updates) -> tuple[TradingStream, Any]:
+    stream = TradingStream(venue.key_id, venue.secret_key, url_override=venue.trading_stream_url)
+    stream.subscribe_trade_updates(updates.handler)
+    task = asyncio.create_task(stream._run_forever())  # type: ignore[no-untyped-call]
+    await within(venue.wait_streams(trading=1))
+    return stream, task
+
+
+async def _stop(venue: SimVenue, stream: TradingStream | StockDataStream, task: Any) -> None:
+    await stream.stop_ws()
+    await venue.drop_streams("all")
+    await within(task)
+
+
+# -- item 1: the account's fills never print --------------------------------------------------
+
+
+async def test_own_fills_never_print_on_the_tape_or_in_bars(fast_venue: SimVenue) -> None:
+    """An odd-sized market order fills, and its quantity appears in no trade print, in no bar's
+    volume: every bar's volume is the sum of the market's own prints in that minute (§6)."""
+    trades: list[Trade] = []
+    bars: list[Bar] = []
+
+    async def on_trade(trade: Trade | dict[Any, Any]) -> None:
+        assert isinstance(trade, Trade)
+        trades.append(trade)
+
+    async def on_bar(bar: Bar | dict[Any, Any]) -> None:
+        assert isinstance(bar, Bar)
+        bars.append(bar)
+
+    data = StockDataStream(
+        fast_venue.key_id, fast_venue.secret_key, url_override=fast_venue.data_stream_url
+    )
+    data.subscribe_trades(on_trade, "SPY")
+    data.subscribe_bars(on_bar, "SPY")
+    data_task = asyncio.create_task(data._run_forever())
+    updates = Updates()
+    stream, task = await _trading_stream(fast_venue, updates)
+    await wait_until(lambda: bool(trades), "a first SPY print")
+    order = await rest(
+        _client(fast_venue).submit_order,
+        MarketOrderRequest(symbol="SPY", qty=137, side=OrderSide.BUY, time_in_force="day"),
+    )
+    fill = await updates.wait(order.id, "fill")
+    filled_at = fill.timestamp
+    ours = {Decimal(str(u.qty)) for u in updates.seen if u.qty is not None}
+    await wait_until(
+        lambda: any(b.timestamp > filled_at for b in bars), "the bar after the fill's minute"
+    )
+    await _stop(fast_venue, stream, task)
+    await data.stop_ws()
+    await within(data_task)
+    assert not any(Decimal(str(t.size)) in ours for t in trades if t.size % 100)
+    assert all(t.size % 100 == 0 for t in trades), "the market prints round lots only"
+    fill_minute = filled_at.replace(second=0, microsecond=0)
+    bar = next(b for b in bars if b.timestamp == fill_minute)
+    in_minute = [t for t in trades if t.timestamp.replace(second=0, microsecond=0) == fill_minute]
+    assert Decimal(str(bar.volume)) == sum((Decimal(str(t.size)) for t in in_minute), Decimal(0))
+    assert bar.trade_count == len(in_minute)
+
+
+# -- item 2: random partial fills on their own random stream ------------------------------------
+
+
+async def test_partial_fills_happen_at_the_default_rate(fast_venue: SimVenue) -> None:
+    """40 marketable orders at the default rate and a fixed seed: ≥ 1 `partial_fill`, and every
+    order still fills completely (the remainder is re-evaluated, §6)."""
+    updates = Updates()
+    stream, task = await _trading_stream(fast_venue, updates)
+    client = _client(fast_venue)
+    ids = []
+    for _ in range(40):
+        order = await rest(
+            client.submit_order,
+            MarketOrderRequest(symbol="TQQQ", qty=20, side=OrderSide.BUY, time_in_force="day"),
+        )
+        ids.append(order.id)
+    for order_id in ids:
+        await updates.wait(order_id, "fill")
+    await _stop(fast_venue, stream, task)
+    events = [e for order_id in ids for e in updates.events(order_id)]
+    assert events.count("fill") == 40
+    assert events.count("partial_fill") >= 1
+    for order_id in ids:
+        qtys = [Decimal(str(u.qty)) for u in updates.seen if u.order.id == order_id and u.qty]
+        assert sum(qtys, Decimal(0)) == 20
+
+
+def _engine(seed: int, **overrides: Any) -> Exchange:
+    fields: dict[str, Any] = {
+        "scenario": "fast",
+        "seed": seed,
+        "start_date": TRADING_DAY,
+        "symbols": ("TQQQ", "SPY"),
+        "cash": Decimal("10000000"),
+    }
+    fields.update(overrides)
+    config = SimConfig(**fields)
+    return Exchange(config, VenueClock.from_config(config, monotonic=None))
+
+
+def _prints(ex: Exchange) -> list[tuple[str, Any, Any, datetime]]:
+    seen: list[tuple[str, Any, Any, datetime]] = []
+    ex.on_market_data(
+        lambda m: seen.append((m["S"], m["p"], m["s"], m["t"])) if m["T"] == "t" else None
+    )
+    return seen
+
+
+def test_partial_fills_do_not_disturb_the_market_of_the_same_seed() -> None:
+    """Two venues with one seed print the same market, whether one of them trades (with random
+    partial fills) or not: the fill model has its own random stream."""
+    quiet, busy = _engine(5), _engine(5, partial_fill_rate=0.5)
+    quiet_prints, busy_prints = _prints(quiet), _prints(busy)
+    fills: list[str] = []
+    busy.on_trade_update(lambda u: fills.append(u["event"]))
+    for step in range(60):
+        quiet.advance(0.5)
+        busy.advance(0.5)
+        if step % 3 == 0:
+            busy.submit_order(
+                {
+                    "symbol": "TQQQ",
+                    "side": "buy",
+                    "type": "market",
+                    "qty": 30,
+                    "time_in_force": "day",
+                }
+            )
+    assert "partial_fill" in fills
+    assert len(quiet_prints) > 20
+    assert busy_prints == quiet_prints
+
+
+def test_partial_fill_rate_is_validated() -> None:
+    """A rate outside [0, 1] (or NaN) is refused at construction."""
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="partial_fill_rate"):
+            SimConfig(partial_fill_rate=bad)
+
+
+# -- item 8: identifiers are not seeded ---------------------------------------------------------
+
+
+def test_ids_are_unique_across_runs_of_the_same_seed() -> None:
+    """Same seed, two runs: the market is the same, the order and execution ids are not, and no
+    execution id equals any order's client order id."""
+    runs = []
+    for _ in range(2):
+        ex = _engine(9, partial_fill_rate=0.0)
+        ex.advance(1.0)
+        order = ex.submit_order(
+            {"symbol": "SPY", "side": "buy", "type": "market", "qty": 2, "time_in_force": "day"}
+        )
+        ex.advance(1.0)
+        runs.append((order, ex.history()))
+    (first, h1), (second, h2) = runs
+    assert first["id"] != second["id"]
+    assert first["client_order_id"] != second["client_order_id"]
+    uuid.UUID(first["id"])  # still UUIDs (§0.3)
+    executions = {f["execution_id"] for f in h1["fills"] + h2["fills"]}
+    assert len(executions) == len(h1["fills"]) + len(h2["fills"]) >= 2
+    client_ids = {o["order"]["client_order_id"] for o in h1["orders"] + h2["orders"]}
+    assert not executions & client_ids
+    assert [f["price"] for f in h1["fills"]] == [f["price"] for f in h2["fills"]]
