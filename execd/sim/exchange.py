@@ -41,7 +41,7 @@ from execd.sim.market import (
     MarketSource,
     Print,
 )
-from execd.sim.marketdata import MarketData, MarketDataListener
+from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
 from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
 from execd.sim.tape import TapeMarket
 
@@ -99,11 +99,27 @@ class Exchange:
         self._waiting_market: dict[str, list[SimOrder]] = {}
         self._stops: dict[str, list[SimOrder]] = {}
         self._wake: asyncio.Event | None = None
+        self._prime_market_data()
         first = source.next_time()
         if first is not None:
             self._at(first, self._market_tick)
         self._schedule_session_boundary(self._now)
         self._schedule_minute(self._now)
+
+    def _prime_market_data(self) -> None:
+        """Every symbol has a latest quote, trade and bar before the first tick (§5): a one-tick
+        spread around its starting price, stamped when the market last traded."""
+        t = last_market_time(self._now)
+        minute = t.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        for sym, inst in self._insts.items():
+            price = inst.spec.price
+            bid, ask = price, inst.price(inst.ticks_floor(price) + 1)
+            lot = max(100, inst.spec.lot)
+            quote = wire.quote_message(sym, t, bid, lot, ask, lot, "Q", "Q")
+            trade = wire.trade_message(sym, t, 0, price, Decimal(100), "Q")
+            lot_d = Decimal(lot)
+            bar = wire.bar_message("b", sym, minute, price, price, price, price, lot_d, price, 1)
+            self._md.prime(quote, trade, bar)
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -386,6 +402,11 @@ class Exchange:
         """GET /v2/stocks/trades/latest → the `trades` map."""
         self._catch_up()
         return self._md.latest_trades(symbols)
+
+    def latest_bars(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """GET /v2/stocks/bars/latest → the `bars` map (each symbol's last completed minute)."""
+        self._catch_up()
+        return self._md.latest_bars(symbols)
 
     def bars(
         self,

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from execd.domain.calendar import EASTERN, session_on
 from execd.sim import wire
 
 MarketDataListener = Callable[[dict[str, Any]], None]
@@ -36,6 +37,18 @@ class _Bar:
     v: Decimal
     value: Decimal
     n: int
+
+
+def last_market_time(now: datetime) -> datetime:
+    """When the market last traded at or before `now`: now in a (pre/post) session, else the last
+    session's extended close (looking back at most two weeks)."""
+    day = now.astimezone(EASTERN).date()
+    for back in range(15):
+        session = session_on(day - timedelta(days=back))
+        if session is None or session.extended_open > now:
+            continue
+        return min(now, session.extended_close)
+    return now
 
 
 class MarketData:
@@ -60,6 +73,20 @@ class MarketData:
     def _send(self, message: dict[str, Any]) -> None:
         for listener in list(self._listeners):
             listener(message)
+
+    # -- the state before the first tick ------------------------------------------------------
+
+    def prime(self, quote: dict[str, Any], trade: dict[str, Any], bar: dict[str, Any]) -> None:
+        """The symbol's last quote, trade and minute bar before the venue started.
+
+        Alpaca's latest-quote/trade/bar endpoints always answer with the last one, however old
+        (§5); the venue has a market from its first request, not from its first tick. Nothing is
+        sent to the streams: these are history, not news.
+        """
+        symbol = str(quote["S"])
+        self._last_quote.setdefault(symbol, quote)
+        self._last_trade.setdefault(symbol, trade)
+        self._bars.setdefault(symbol, []).insert(0, bar)
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -101,18 +128,10 @@ class MarketData:
                 del self._bar[symbol]
 
     def _close_bar(self, symbol: str, bar: _Bar) -> None:
-        message = {
-            "T": "b",
-            "S": symbol,
-            "o": wire.number(bar.o),
-            "h": wire.number(bar.h),
-            "l": wire.number(bar.low),
-            "c": wire.number(bar.c),
-            "v": wire.number(bar.v),
-            "vw": float(bar.value / bar.v) if bar.v else None,
-            "n": bar.n,
-            "t": bar.start,
-        }
+        vwap = bar.value / bar.v if bar.v else None
+        message = wire.bar_message(
+            "b", symbol, bar.start, bar.o, bar.h, bar.low, bar.c, bar.v, vwap, bar.n
+        )
         self._bars.setdefault(symbol, []).append(message)
         self._send(message)
 
@@ -137,6 +156,10 @@ class MarketData:
     def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The `trades` map of GET /v2/stocks/trades/latest."""
         return {s: wire.rest_form(self._last_trade[s]) for s in symbols if s in self._last_trade}
+
+    def latest_bars(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `bars` map of GET /v2/stocks/bars/latest: each symbol's last completed minute."""
+        return {s: wire.rest_form(self._bars[s][-1]) for s in symbols if self._bars.get(s)}
 
     def minute_bars(
         self, symbol: str, start: datetime | None, end: datetime | None

@@ -477,6 +477,11 @@ async def latest_trade(request: web.Request) -> web.Response:
     return json_response({"symbol": symbol, "trade": trades[symbol]})
 
 
+async def latest_bars(request: web.Request) -> web.Response:
+    """GET /v2/stocks/bars/latest?symbols=: ``{"bars": {...}}`` (§5's shape for bars)."""
+    return json_response({"bars": _exchange(request).latest_bars(_required_symbols(request))})
+
+
 async def bars(request: web.Request) -> web.Response:
     """GET /v2/stocks/bars?symbols=&timeframe=&start=&end=&limit=: one page, no token."""
     q = request.query
@@ -517,6 +522,7 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_get("/v2/assets/{symbol}", asset)
     r.add_get("/v2/stocks/quotes/latest", latest_quotes)
     r.add_get("/v2/stocks/trades/latest", latest_trades)
+    r.add_get("/v2/stocks/bars/latest", latest_bars)
     r.add_get("/v2/stocks/bars", bars)
     r.add_get("/v2/stocks/{symbol}/quotes/latest", latest_quote)
     r.add_get("/v2/stocks/{symbol}/trades/latest", latest_trade)

@@ -91,6 +91,40 @@ def trade_message(
     }
 
 
+def bar_message(
+    kind: str,
+    symbol: str,
+    start: datetime,
+    o: Decimal,
+    h: Decimal,
+    low: Decimal,
+    c: Decimal,
+    v: Decimal,
+    vwap: Decimal | None,
+    n: int,
+) -> dict[str, Any]:
+    """A §4.3 bar ("b" minute, "d" daily, "u" updated; stream form, `t` the bar's start).
+
+    alpaca-py requires `n` and `vw` (§8.5). The VWAP is an exact decimal rounded to 4 places
+    (a sub-penny figure, like Alpaca's), not a float's binary expansion of a quotient.
+    """
+    return {
+        "T": kind,
+        "S": symbol,
+        "o": number(o),
+        "h": number(h),
+        "l": number(low),
+        "c": number(c),
+        "v": number(v),
+        "vw": None if vwap is None else number(vwap.quantize(_VWAP_PLACES)),
+        "n": n,
+        "t": start,
+    }
+
+
+_VWAP_PLACES = Decimal("0.0001")
+
+
 def rest_form(message: dict[str, Any]) -> dict[str, Any]:
     """The REST form of a stream message (§5): no `T`/`S`, `t` as an RFC 3339 string."""
     out = {k: v for k, v in message.items() if k not in ("T", "S")}

@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.live.stock import StockDataStream
 from alpaca.data.models import Bar, Trade
+from alpaca.data.requests import (
+    StockLatestBarRequest,
+    StockLatestQuoteRequest,
+    StockLatestTradeRequest,
+)
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide
 from alpaca.trading.requests import MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 
+from execd.domain.calendar import EASTERN
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.exchange import Exchange
@@ -209,3 +216,36 @@ def test_ids_are_unique_across_runs_of_the_same_seed() -> None:
     client_ids = {o["order"]["client_order_id"] for o in h1["orders"] + h2["orders"]}
     assert not executions & client_ids
     assert [f["price"] for f in h1["fills"]] == [f["price"] for f in h2["fills"]]
+
+
+# -- item 3: a latest quote, trade and bar from the first request ----------------------------
+
+
+async def test_latest_quote_trade_and_bar_exist_before_the_first_tick() -> None:
+    """On a Saturday no tick ever comes, yet alpaca-py's latest quote/trade/bar calls answer at
+    once for every symbol: the last ones, stamped at Friday's extended close (§5)."""
+    saturday = date(2026, 3, 7)
+    async with SimVenue(venue_config(start_date=saturday)) as venue:
+        data = StockHistoricalDataClient(
+            venue.key_id, venue.secret_key, url_override=venue.data_url
+        )
+        symbols = ["TQQQ", "SPY", "MULN"]
+        quotes = await rest(
+            data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols=symbols)
+        )
+        trades = await rest(
+            data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols=symbols)
+        )
+        bars = await rest(
+            data.get_stock_latest_bar, StockLatestBarRequest(symbol_or_symbols=symbols)
+        )
+    friday_close = datetime(2026, 3, 6, 20, 0, tzinfo=EASTERN)
+    for symbol in symbols:
+        quote = quotes[symbol]
+        assert 0 < quote.bid_price < quote.ask_price
+        assert quote.bid_size > 0
+        assert quote.ask_size > 0
+        assert quote.timestamp == friday_close
+        assert trades[symbol].price > 0
+        assert bars[symbol].timestamp < friday_close
+        assert bars[symbol].vwap is not None
