@@ -49,6 +49,16 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class HaltEvent:
+    """A scheduled trading halt: `symbol` halts at Eastern time `at` for `seconds` (None: until
+    resumed through ``/sim/``)."""
+
+    symbol: str
+    at: time
+    seconds: float | None = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything that makes one simulated venue; deterministic for a given `seed` (and tape).
 
@@ -79,6 +89,8 @@ class SimConfig:
     # Alpaca paper partially fills about 10 % of eligible orders at random, then re-evaluates the
     # remainder (ALPACA.md §6). Drawn from its own random stream, never the market's.
     partial_fill_rate: float = 0.10
+    # Scenario events: trading halts on the venue's start day.
+    halts: tuple[HaltEvent, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:

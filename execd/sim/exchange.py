@@ -48,6 +48,8 @@ from execd.sim.tape import TapeMarket
 TradeUpdateListener = Callable[[dict[str, Any]], None]
 
 _ZERO = Decimal(0)
+# Share of the market's prints reported late (out of sequence), a few seconds after they happen.
+_LATE_REPORT_PROB = 0.02
 # After a random partial fill, the remainder is looked at again this many seconds later (sim).
 _PARTIAL_REEVALUATE_S = (0.2, 2.0)
 
@@ -64,6 +66,10 @@ class Exchange:
         # Paper's random partial fills (§6) draw from their own stream: the market's generator
         # never sees them, so two venues with one seed show the same market whatever they trade.
         self._fill_rng = random.Random(f"fills/{config.seed}")
+        # Which prints are reported late (its own stream too: the market stays the seed's).
+        self._report_rng = random.Random(f"reports/{config.seed}")
+        self._halted: set[str] = set()
+        self._halt_token = 0
         source: MarketSource
         if config.tape is not None:
             source = TapeMarket(config.tape, config.seed, config.start, config.depth_levels)
@@ -105,6 +111,7 @@ class Exchange:
             self._at(first, self._market_tick)
         self._schedule_session_boundary(self._now)
         self._schedule_minute(self._now)
+        self._schedule_config_halts()
 
     def _prime_market_data(self) -> None:
         """Every symbol has a latest quote, trade and bar before the first tick (§5): a one-tick
@@ -120,6 +127,11 @@ class Exchange:
             lot_d = Decimal(lot)
             bar = wire.bar_message("b", sym, minute, price, price, price, price, lot_d, price, 1)
             self._md.prime(quote, trade, bar)
+
+    @property
+    def started_at(self) -> datetime:
+        """The venue time the engine started at."""
+        return self._created
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -185,7 +197,7 @@ class Exchange:
         self._remember(order)
         self._log(order, "accepted", now)
         if self._routable(order, now):
-            self._at(now + self._ack, lambda: self._arrive(order))
+            self._route(order, now)
         return wire.order_json(order)
 
     def replace_order(self, order_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -616,7 +628,7 @@ class Exchange:
         if kind in ("extended_open", "open"):
             for order in [o for o in self._orders.values() if o.status == "accepted"]:
                 if self._routable(order, when) and order.cancel_requested_at is None:
-                    self._at(when + self._ack, partial(self._arrive, order))
+                    self._route(order, when)
         else:
             for order in list(self._orders.values()):
                 if order.status not in ("new", "partially_filled"):
@@ -637,9 +649,20 @@ class Exchange:
 
     # -- venue-side order processing -----------------------------------------------------------
 
+    def _route(self, order: SimOrder, now: datetime) -> None:
+        """Send an accepted order on: `pending_new` half-way, `new` at the book (§1.9, §3.4)."""
+        self._at(now + self._ack / 2, partial(self._pending_new, order))
+        self._at(now + self._ack, partial(self._arrive, order))
+
+    def _pending_new(self, order: SimOrder) -> None:
+        if order.status != "accepted" or order.cancel_requested_at is not None:
+            return
+        order.transition("pending_new", self._now)
+        self._emit(order, "pending_new")
+
     def _arrive(self, order: SimOrder) -> None:
         """The order reaches the book: `new`, then match."""
-        if order.status != "accepted":
+        if order.status not in NOT_ROUTED:
             return  # canceled before it was routed
         now = self._now
         if order.req.notional is not None:
@@ -654,7 +677,7 @@ class Exchange:
         if req.type in ("stop", "stop_limit") and not order.triggered:
             self._stops.setdefault(order.symbol, []).append(order)
             return
-        if book.snapshot is None:
+        if book.snapshot is None or order.symbol in self._halted:
             self._waiting_market.setdefault(order.symbol, []).append(order)
             return
         inst = book.inst
@@ -770,7 +793,7 @@ class Exchange:
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:
             return
-        if order.status == "accepted":
+        if order.status in NOT_ROUTED:
             self._finish_cancel(order)
             return
         if order.unmatched <= 0:
@@ -834,6 +857,8 @@ class Exchange:
 
     def _market_tick(self) -> None:
         for event in self._source.pop():
+            if event.symbol in self._halted:
+                continue  # a halted symbol has no market: no quotes, no prints, no matching
             if isinstance(event, BookSnapshot):
                 self._on_snapshot(event)
             else:
@@ -855,7 +880,19 @@ class Exchange:
     def _on_print(self, trade: Print) -> None:
         book = self._books[trade.symbol]
         price = book.inst.price(trade.price)
-        self._md.publish_trade(trade.symbol, trade.t, price, Decimal(trade.size), trade.exchange)
+        report = partial(
+            self._md.publish_trade,
+            trade.symbol,
+            trade.t,
+            price,
+            Decimal(trade.size),
+            trade.exchange,
+        )
+        if self._report_rng.random() < _LATE_REPORT_PROB:
+            # A late report (§4.3 updatedBars): printed with its own time, a few seconds on.
+            self._at(self._now + timedelta(seconds=self._report_rng.uniform(1.0, 20.0)), report)
+        else:
+            report()
         for ex in book.on_print(trade):
             self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
         for order in list(self._stops.get(trade.symbol, [])):
@@ -884,10 +921,57 @@ class Exchange:
     def _schedule_minute(self, after: datetime) -> None:
         nxt = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
         self._at(nxt, lambda: self._on_minute(nxt))
+        self._at(nxt + timedelta(seconds=30), self._md.on_half_minute)
 
     def _on_minute(self, when: datetime) -> None:
-        self._md.on_minute(when)
+        session = session_on(when.astimezone(EASTERN).date())
+        regular = session is not None and session.open < when <= session.close
+        self._md.on_minute(when, regular)
         self._schedule_minute(when)
+
+    # -- trading halts (§4.3 "s") -------------------------------------------------------------
+
+    def halt(self, symbol: str, seconds: float | None = None) -> None:
+        """Halt trading in `symbol` (for `seconds`, else until :meth:`resume`).
+
+        While halted the symbol has no quotes and no prints and nothing matches: orders are
+        accepted and wait; on resumption the first quote re-opens matching. The `statuses`
+        channel says so both ways.
+        """
+        now = self._catch_up()
+        if symbol not in self._insts:
+            raise not_found(f"unknown symbol {symbol}")  # (sim) admin only
+        self._halt_token += 1
+        token = self._halt_token
+        if symbol not in self._halted:
+            self._halted.add(symbol)
+            self._md.publish_status(wire.status_message(symbol, now, halted=True))
+        if seconds is not None:
+            self._at(now + timedelta(seconds=seconds), partial(self._resume_if, symbol, token))
+
+    def resume(self, symbol: str) -> None:
+        """Resume trading in a halted `symbol` (no-op when it trades)."""
+        now = self._catch_up()
+        if symbol not in self._insts:
+            raise not_found(f"unknown symbol {symbol}")  # (sim) admin only
+        if symbol in self._halted:
+            self._halted.discard(symbol)
+            self._md.publish_status(wire.status_message(symbol, now, halted=False))
+
+    def halted(self) -> tuple[str, ...]:
+        """The symbols halted now."""
+        self._catch_up()
+        return tuple(sorted(self._halted))
+
+    def _resume_if(self, symbol: str, token: int) -> None:
+        if token == self._halt_token:  # a later halt/resume call supersedes this timer
+            self.resume(symbol)
+
+    def _schedule_config_halts(self) -> None:
+        for event in self._config.halts:
+            when = datetime.combine(self._now.astimezone(EASTERN).date(), event.at, EASTERN)
+            if when >= self._now and event.symbol in self._insts:
+                self._at(when, partial(self.halt, event.symbol, event.seconds))
 
     # -- events --------------------------------------------------------------------------------
 

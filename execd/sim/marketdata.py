@@ -51,6 +51,34 @@ def last_market_time(now: datetime) -> datetime:
     return now
 
 
+def _new_bar(start: datetime, price: Decimal) -> _Bar:
+    return _Bar(start, price, price, price, price, _ZERO, _ZERO, 0)
+
+
+def _add(bar: _Bar, price: Decimal, size: Decimal) -> None:
+    bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
+    bar.v += size
+    bar.value += size * price
+    bar.n += 1
+
+
+def _message(kind: str, symbol: str, bar: _Bar) -> dict[str, Any]:
+    vwap = bar.value / bar.v if bar.v else None
+    return wire.bar_message(
+        kind, symbol, bar.start, bar.o, bar.h, bar.low, bar.c, bar.v, vwap, bar.n
+    )
+
+
+def _day_start(t: datetime) -> datetime:
+    """A daily bar's `t`: midnight Eastern of its trading day (as Alpaca stamps daily bars)."""
+    day = t.astimezone(EASTERN).date()
+    return datetime(day.year, day.month, day.day, tzinfo=EASTERN)
+
+
+# How many closed minute bars (all symbols) stay open to late prints.
+_LATE_BARS_KEPT = 512
+
+
 class MarketData:
     """Publishes and remembers one venue's market data. Synchronous; the exchange drives it."""
 
@@ -62,6 +90,11 @@ class MarketData:
         self._bar: dict[str, _Bar] = {}
         self._bars: dict[str, list[dict[str, Any]]] = {}
         self._silenced: dict[str, datetime | None] = {}
+        # Recently closed minute bars (late prints still land in them) and those to re-send.
+        self._closed: dict[tuple[str, datetime], _Bar] = {}
+        self._updated: set[tuple[str, datetime]] = set()
+        self._day: dict[str, _Bar] = {}
+        self._status: dict[str, dict[str, Any]] = {}
 
     # -- listeners ------------------------------------------------------------------------------
 
@@ -104,35 +137,69 @@ class MarketData:
     def publish_trade(
         self, symbol: str, t: datetime, price: Decimal, size: Decimal, exchange: str
     ) -> None:
-        """A print of the market's own flow: the trade stream, the latest trade and the bar."""
+        """A print of the market's own flow: the trade stream, the latest trade and the bars.
+
+        A print reported after its minute's bar went out (a late report) is added to that bar,
+        which is sent again as an updated bar (`u`) at the next half minute (§4.3 updatedBars).
+        """
         self._trade_ids += 1
         message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
         self._last_trade[symbol] = message
-        bar = self._bar.get(symbol)
         minute = t.replace(second=0, microsecond=0)
-        if bar is None or bar.start != minute:
-            if bar is not None:
-                self._close_bar(symbol, bar)
-            bar = self._bar[symbol] = _Bar(minute, price, price, price, price, _ZERO, _ZERO, 0)
-        bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
-        bar.v += size
-        bar.value += size * price
-        bar.n += 1
+        bar = self._bar.get(symbol)
+        late = self._closed.get((symbol, minute))
+        if late is not None and (bar is None or bar.start != minute):
+            _add(late, price, size)
+            self._updated.add((symbol, minute))
+        else:
+            if bar is None or bar.start != minute:
+                if bar is not None:
+                    self._close_bar(symbol, bar)
+                bar = self._bar[symbol] = _new_bar(minute, price)
+            _add(bar, price, size)
+        if self._in_regular(t):
+            day = self._day.get(symbol)
+            if day is None or day.start.date() != t.astimezone(EASTERN).date():
+                day = self._day[symbol] = _new_bar(_day_start(t), price)
+            _add(day, price, size)
         self._send(message)
 
-    def on_minute(self, when: datetime) -> None:
-        """Bars are emitted just after each minute (§4.3), for symbols that traded in it."""
+    def publish_status(self, message: dict[str, Any]) -> None:
+        """A trading status change (§4.3 "s": a halt or a resumption)."""
+        self._status[str(message["S"])] = message
+        self._send(message)
+
+    def on_minute(self, when: datetime, regular: bool) -> None:
+        """Minute bars just after each minute, for symbols that traded in it; during the regular
+        session, each symbol's running daily bar too (§4.3 dailyBars)."""
         for symbol, bar in list(self._bar.items()):
             if bar.start < when:
                 self._close_bar(symbol, bar)
                 del self._bar[symbol]
+        if regular:
+            for symbol, day in self._day.items():
+                if day.start.date() == when.astimezone(EASTERN).date():
+                    self._send(_message("d", symbol, day))
+
+    def on_half_minute(self) -> None:
+        """Bars that late prints changed go out again as updated bars (§4.3 updatedBars)."""
+        for symbol, minute in sorted(self._updated):
+            bar = self._closed[(symbol, minute)]
+            message = _message("u", symbol, bar)
+            stored = self._bars.get(symbol, [])
+            for i in range(len(stored) - 1, -1, -1):
+                if stored[i]["t"] == minute:
+                    stored[i] = {**message, "T": "b"}
+                    break
+            self._send(message)
+        self._updated.clear()
 
     def _close_bar(self, symbol: str, bar: _Bar) -> None:
-        vwap = bar.value / bar.v if bar.v else None
-        message = wire.bar_message(
-            "b", symbol, bar.start, bar.o, bar.h, bar.low, bar.c, bar.v, vwap, bar.n
-        )
+        message = _message("b", symbol, bar)
         self._bars.setdefault(symbol, []).append(message)
+        self._closed[(symbol, bar.start)] = bar
+        while len(self._closed) > _LATE_BARS_KEPT:
+            self._closed.pop(next(iter(self._closed)))
         self._send(message)
 
     def silence(self, symbol: str, now: datetime, seconds: float | None) -> None:
@@ -143,6 +210,11 @@ class MarketData:
             self._silenced[symbol] = None if seconds is None else now + timedelta(seconds=seconds)
 
     # -- what the REST API reads ----------------------------------------------------------------
+
+    @staticmethod
+    def _in_regular(t: datetime) -> bool:
+        session = session_on(t.astimezone(EASTERN).date())
+        return session is not None and session.open <= t < session.close
 
     def last_trade_price(self, symbol: str) -> Decimal | None:
         """The latest print's price (None before the first one)."""

@@ -188,6 +188,14 @@ class SimVenue:
         """No quotes for ``symbol`` for ``seconds`` (None: until silenced again with 0)."""
         self.exchange.silence_quotes(symbol, seconds)
 
+    async def halt(self, symbol: str, seconds: float | None = None) -> None:
+        """Halt trading in ``symbol`` (for ``seconds``, else until :meth:`resume`)."""
+        self.exchange.halt(symbol, seconds)
+
+    async def resume(self, symbol: str) -> None:
+        """Resume trading in a halted ``symbol``."""
+        self.exchange.resume(symbol)
+
     async def reject_next_orders(
         self, count: int, status: int, message: str, code: int | None = None
     ) -> None:

@@ -125,6 +125,19 @@ def bar_message(
 _VWAP_PLACES = Decimal("0.0001")
 
 
+def status_message(symbol: str, t: datetime, *, halted: bool) -> dict[str, Any]:
+    """A §4.3 "s" trading-status message (fields S, sc, sm, rc, rm, t, z).
+
+    The venue's quotes and trades say tape C (Nasdaq UTP), so the codes are UTP's: `H` "Trading
+    Halt" (reason `T12`, further information requested) and `T` "Trading Resumption".
+    """
+    if halted:
+        sc, sm, rc, rm = "H", "Trading Halt", "T12", "Halt Further Information Requested"
+    else:
+        sc, sm, rc, rm = "T", "Trading Resumption", "", ""
+    return {"T": "s", "S": symbol, "sc": sc, "sm": sm, "rc": rc, "rm": rm, "t": t, "z": "C"}
+
+
 def rest_form(message: dict[str, Any]) -> dict[str, Any]:
     """The REST form of a stream message (§5): no `T`/`S`, `t` as an RFC 3339 string."""
     out = {k: v for k, v in message.items() if k not in ("T", "S")}

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.live.stock import StockDataStream
-from alpaca.data.models import Bar, Trade
+from alpaca.data.models import Bar, Quote, Trade, TradingStatus
 from alpaca.data.requests import (
     StockLatestBarRequest,
     StockLatestQuoteRequest,
@@ -30,7 +31,7 @@ from alpaca.trading.stream import TradingStream
 
 from execd.domain.calendar import EASTERN
 from execd.sim.clock import VenueClock
-from execd.sim.config import SimConfig
+from execd.sim.config import HaltEvent, SimConfig
 from execd.sim.exchange import Exchange
 from execd.sim.venue import SimVenue
 from tests.sim.conftest import TRADING_DAY, venue_config, wait_until, within
@@ -72,14 +73,17 @@ async def test_own_fills_never_print_on_the_tape_or_in_bars(fast_venue: SimVenue
     volume: every bar's volume is the sum of the market's own prints in that minute (§6)."""
     trades: list[Trade] = []
     bars: list[Bar] = []
+    arrivals: list[Trade | Bar] = []  # both, in the order the stream delivered them
 
     async def on_trade(trade: Trade | dict[Any, Any]) -> None:
         assert isinstance(trade, Trade)
         trades.append(trade)
+        arrivals.append(trade)
 
     async def on_bar(bar: Bar | dict[Any, Any]) -> None:
         assert isinstance(bar, Bar)
         bars.append(bar)
+        arrivals.append(bar)
 
     data = StockDataStream(
         fast_venue.key_id, fast_venue.secret_key, url_override=fast_venue.data_stream_url
@@ -97,17 +101,25 @@ async def test_own_fills_never_print_on_the_tape_or_in_bars(fast_venue: SimVenue
     fill = await updates.wait(order.id, "fill")
     filled_at = fill.timestamp
     ours = {Decimal(str(u.qty)) for u in updates.seen if u.qty is not None}
+    ours = {q for q in ours if q % 100}  # odd lots: a market print is never one
     await wait_until(
         lambda: any(b.timestamp > filled_at for b in bars), "the bar after the fill's minute"
     )
     await _stop(fast_venue, stream, task)
     await data.stop_ws()
     await within(data_task)
-    assert not any(Decimal(str(t.size)) in ours for t in trades if t.size % 100)
     assert all(t.size % 100 == 0 for t in trades), "the market prints round lots only"
+    assert not any(Decimal(str(t.size)) in ours for t in trades)
     fill_minute = filled_at.replace(second=0, microsecond=0)
     bar = next(b for b in bars if b.timestamp == fill_minute)
-    in_minute = [t for t in trades if t.timestamp.replace(second=0, microsecond=0) == fill_minute]
+    # The bar holds exactly the minute's prints that were reported before it went out (a print
+    # reported late goes into an updated bar instead, §4.3).
+    before = arrivals[: arrivals.index(bar)]
+    in_minute = [
+        t
+        for t in before
+        if isinstance(t, Trade) and t.timestamp.replace(second=0, microsecond=0) == fill_minute
+    ]
     assert Decimal(str(bar.volume)) == sum((Decimal(str(t.size)) for t in in_minute), Decimal(0))
     assert bar.trade_count == len(in_minute)
 
@@ -249,3 +261,113 @@ async def test_latest_quote_trade_and_bar_exist_before_the_first_tick() -> None:
         assert trades[symbol].price > 0
         assert bars[symbol].timestamp < friday_close
         assert bars[symbol].vwap is not None
+
+
+# -- item 9: streams that speak ------------------------------------------------------------------
+
+
+async def test_halt_and_resume_on_the_statuses_channel_and_orders_wait(
+    fast_venue: SimVenue,
+) -> None:
+    """`POST /sim/halt` halts a symbol: `statuses` sends `H`, quotes stop, a market order is
+    accepted (pending_new → new) but does not fill; `/sim/resume` sends `T` and the order fills."""
+    statuses: list[TradingStatus] = []
+    quotes: list[Quote] = []
+
+    async def on_status(status: TradingStatus | dict[Any, Any]) -> None:
+        assert isinstance(status, TradingStatus)
+        statuses.append(status)
+
+    async def on_quote(quote: Quote | dict[Any, Any]) -> None:
+        assert isinstance(quote, Quote)
+        quotes.append(quote)
+
+    data = StockDataStream(
+        fast_venue.key_id, fast_venue.secret_key, url_override=fast_venue.data_stream_url
+    )
+    data.subscribe_trading_statuses(on_status, "TQQQ")
+    data.subscribe_quotes(on_quote, "TQQQ")
+    data_task = asyncio.create_task(data._run_forever())
+    updates = Updates()
+    stream, task = await _trading_stream(fast_venue, updates)
+    await wait_until(lambda: bool(quotes), "a first TQQQ quote")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{fast_venue.admin_url}/halt", json={"symbol": "TQQQ"}) as reply:
+            assert reply.status == 200
+            assert (await reply.json())["halted"] == ["TQQQ"]
+        await wait_until(lambda: bool(statuses), "the halt on the statuses channel")
+        halted_at = len(quotes)
+        order = await rest(
+            _client(fast_venue).submit_order,
+            MarketOrderRequest(symbol="TQQQ", qty=5, side=OrderSide.BUY, time_in_force="day"),
+        )
+        await updates.wait(order.id, "new")
+        # Two venue seconds of market time pass (TQQQ would quote several times): nothing.
+        clock_mark = fast_venue.clock.now()
+        await wait_until(
+            lambda: (fast_venue.clock.now() - clock_mark).total_seconds() > 2, "venue time"
+        )
+        assert len(quotes) == halted_at
+        assert "fill" not in updates.events(order.id)
+        async with http.post(f"{fast_venue.admin_url}/resume", json={"symbol": "TQQQ"}) as reply:
+            assert reply.status == 200
+            assert (await reply.json())["halted"] == []
+        async with http.post(f"{fast_venue.admin_url}/halt", json={"symbol": "NOPE"}) as reply:
+            assert reply.status == 400
+    await updates.wait(order.id, "fill")
+    await _stop(fast_venue, stream, task)
+    await data.stop_ws()
+    await within(data_task)
+    assert [(s.status_code, s.status_message) for s in statuses] == [
+        ("H", "Trading Halt"),
+        ("T", "Trading Resumption"),
+    ]
+    assert statuses[0].reason_code == "T12"
+    assert statuses[0].tape == "C"
+    assert updates.events(order.id)[:2] == ["pending_new", "new"]
+
+
+def test_scheduled_halt_event_halts_and_resumes() -> None:
+    """A `halt` scenario event (SimConfig.halts) halts the symbol at its Eastern time and
+    resumes it after its duration; the status messages follow §4.3's fields."""
+    ex = _engine(3, halts=(HaltEvent("SPY", time(10, 0, 5), 10.0),), start=time(10, 0))
+    statuses: list[dict[str, Any]] = []
+    ex.on_market_data(lambda m: statuses.append(m) if m["T"] == "s" else None)
+    ex.advance(4.0)
+    assert ex.halted() == ()
+    ex.advance(2.0)
+    assert ex.halted() == ("SPY",)
+    ex.advance(10.0)
+    assert ex.halted() == ()
+    assert [s["sc"] for s in statuses] == ["H", "T"]
+    assert set(statuses[0]) == {"T", "S", "sc", "sm", "rc", "rm", "t", "z"}
+
+
+async def test_daily_and_updated_bars_are_sent(fast_venue: SimVenue) -> None:
+    """`dailyBars` arrive each minute with the running day; late prints make `updatedBars`."""
+    daily: list[Bar] = []
+    updated: list[Bar] = []
+
+    async def on_daily(bar: Bar | dict[Any, Any]) -> None:
+        assert isinstance(bar, Bar)
+        daily.append(bar)
+
+    async def on_updated(bar: Bar | dict[Any, Any]) -> None:
+        assert isinstance(bar, Bar)
+        updated.append(bar)
+
+    data = StockDataStream(
+        fast_venue.key_id, fast_venue.secret_key, url_override=fast_venue.data_stream_url
+    )
+    data.subscribe_daily_bars(on_daily, "*")
+    data.subscribe_updated_bars(on_updated, "*")
+    data_task = asyncio.create_task(data._run_forever())
+    await wait_until(lambda: bool(daily) and bool(updated), "a daily and an updated bar", 30)
+    await data.stop_ws()
+    await fast_venue.drop_streams("data")
+    await within(data_task)
+    day = daily[-1]
+    assert day.timestamp.astimezone(EASTERN).date() == TRADING_DAY
+    assert day.volume > 0
+    assert updated[0].trade_count is not None
+    assert updated[0].trade_count >= 1

@@ -183,7 +183,7 @@ def test_market_order_outside_the_session_is_queued_until_the_open() -> None:
     assert ex.get_order(placed["id"])["status"] == "accepted"
     assert events == []
     ex.advance(6)
-    assert [e["event"] for e in events][:1] == ["new"]
+    assert [e["event"] for e in events][:2] == ["pending_new", "new"]
     assert ex.get_order(placed["id"])["status"] in ("filled", "partially_filled")
 
 
