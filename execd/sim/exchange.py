@@ -54,6 +54,43 @@ _LATE_REPORT_PROB = 0.02
 _PARTIAL_REEVALUATE_S = (0.2, 2.0)
 
 
+_TZ = "America/New_York"
+_V3_MARKETS: tuple[dict[str, str], ...] = (
+    {"acronym": "NYSE", "mic": "XNYS", "name": "New York Stock Exchange", "timezone": _TZ},
+    {"acronym": "NASDAQ", "mic": "XNAS", "name": "Nasdaq Stock Market", "timezone": _TZ},
+)
+
+
+def _clock_v3_times(now: datetime) -> dict[str, Any]:
+    """The time fields of one /v3/clock entry for the US equity calendar at `now`."""
+    today = now.astimezone(EASTERN).date()
+    session = session_on(today)
+    phase, until = "closed", None
+    if session is not None:
+        for start, end, name in (
+            (session.extended_open, session.open, "pre"),
+            (session.open, session.close, "core"),
+            (session.close, session.extended_close, "post"),
+        ):
+            if start <= now < end:
+                phase, until = name, end
+        if until is None and now < session.extended_open:
+            until = session.extended_open
+    following = next_session(today)
+    if until is None:
+        until = following.extended_open
+    upcoming = session if session is not None and now < session.open else following
+    closing = session if session is not None and now < session.close else upcoming
+    return {
+        "timestamp": wire.ts_eastern(now),
+        "is_market_day": session is not None,
+        "phase": phase,
+        "phase_until": wire.ts_eastern(until),
+        "next_market_open": wire.ts_eastern(upcoming.open),
+        "next_market_close": wire.ts_eastern(closing.close),
+    }
+
+
 class Exchange:
     """One Alpaca account on one simulated market. All answers are JSON-ready dicts in Alpaca's wire
     shape (decimals as strings, RFC 3339 timestamps); refusals raise :class:`SimError`."""
@@ -383,6 +420,23 @@ class Exchange:
             "next_open": wire.ts_eastern(upcoming.open),
             "next_close": wire.ts_eastern(closing.close),
         }
+
+    def clock_v3(self, at: datetime | None, markets: Sequence[str] | None) -> dict[str, Any]:
+        """GET /v3/clock (§2.3: the multi-market clock). Shape from the JS SDK 4.x models
+        (`ClockResp{clocks: Clock[]}`, `Clock{market, timestamp, is_market_day, phase,
+        phase_until, next_market_open, next_market_close}`, phases closed|pre|core|lunch|post).
+
+        (sim) The venue lists the two US equity markets it models, on one calendar; `markets`
+        filters them by acronym or MIC, `time` asks about another instant.
+        """
+        now = self._catch_up() if at is None else at
+        wanted = {m.strip().upper() for m in markets or () if m.strip()}
+        clocks = []
+        for market in _V3_MARKETS:
+            if wanted and not wanted & {market["acronym"], market["mic"]}:
+                continue
+            clocks.append({"market": dict(market), **_clock_v3_times(now)})
+        return {"clocks": clocks}
 
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
         """GET /v2/calendar (half days included)."""

@@ -418,6 +418,13 @@ async def clock(request: web.Request) -> web.Response:
     return json_response(_exchange(request).clock_json())
 
 
+async def clock_v3(request: web.Request) -> web.Response:
+    """GET /v3/clock?markets=&time= (§2.3; the JS SDK 4.x calls it)."""
+    q = request.query
+    markets = parse_symbols(q.get("markets")) or None
+    return json_response(_exchange(request).clock_v3(parse_time(q.get("time"), "time"), markets))
+
+
 # §2.4: Alpaca serves 1970-2029 when no range is given.
 _CALENDAR_FIRST = date(1970, 1, 1)
 _CALENDAR_LAST = date(2029, 12, 31)
@@ -517,6 +524,7 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_get("/v2/positions/{symbol}", position)
     r.add_delete("/v2/positions/{symbol}", close_position)
     r.add_get("/v2/clock", clock)
+    r.add_get("/v3/clock", clock_v3)
     r.add_get("/v2/calendar", calendar)
     r.add_get("/v2/assets", assets)
     r.add_get("/v2/assets/{symbol}", asset)

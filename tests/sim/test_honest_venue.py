@@ -371,3 +371,44 @@ async def test_daily_and_updated_bars_are_sent(fast_venue: SimVenue) -> None:
     assert day.volume > 0
     assert updated[0].trade_count is not None
     assert updated[0].trade_count >= 1
+
+
+# -- item 10: endpoints the official clients call ---------------------------------------------
+
+
+async def test_v3_clock_has_the_js_sdk_shape(venue: SimVenue) -> None:
+    """GET /v3/clock answers what the JS SDK 4.x's `ClockResp`/`Clock`/`PublicMarket` models
+    require (their `instanceOf…` checks), with the phase of a Wednesday 10:00 ET: `core`."""
+    headers = {"APCA-API-KEY-ID": venue.key_id, "APCA-API-SECRET-KEY": venue.secret_key}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{venue.trading_url}/v3/clock") as reply:
+            assert reply.status == 200
+            body = await reply.json()
+        async with http.get(
+            f"{venue.trading_url}/v3/clock",
+            params={"markets": "XNYS", "time": "2026-03-04T21:00:00Z"},
+        ) as reply:
+            evening = await reply.json()
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(f"{venue.trading_url}/v3/clock") as reply,
+    ):
+        assert reply.status == 401
+    clocks = body["clocks"]
+    assert [c["market"]["acronym"] for c in clocks] == ["NYSE", "NASDAQ"]
+    required = {"is_market_day", "market", "next_market_close", "next_market_open"}
+    required |= {"phase", "phase_until", "timestamp"}
+    for clock in clocks:
+        assert required <= set(clock)
+        assert {"acronym", "name", "timezone"} <= set(clock["market"])
+        assert clock["phase"] == "core"
+        assert clock["is_market_day"] is True
+        assert datetime.fromisoformat(clock["phase_until"]) == datetime(
+            2026, 3, 4, 16, 0, tzinfo=EASTERN
+        )
+    [nyse] = evening["clocks"]
+    assert nyse["market"]["mic"] == "XNYS"
+    assert nyse["phase"] == "post"  # 16:00 ET, the after-hours session
+    assert datetime.fromisoformat(nyse["next_market_open"]) == datetime(
+        2026, 3, 5, 9, 30, tzinfo=EASTERN
+    )
