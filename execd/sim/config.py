@@ -28,6 +28,8 @@ class SymbolSpec:
     # Daily volatility as a fraction of price: sets how far the synthetic mid wanders.
     daily_vol: float = 0.02
     fractionable: bool = True
+    # Shortable without a locate (§1.10: only easy-to-borrow assets can be sold short).
+    easy_to_borrow: bool = True
 
 
 # The seed's leveraged ETFs, two ordinary names and a sub-dollar stock. MULN is the one
@@ -44,7 +46,7 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
     ),
     SymbolSpec("AAPL", Decimal("189.60"), "NASDAQ", "Apple Inc. Common Stock", 400, 0.015),
     SymbolSpec("SPY", Decimal("521.30"), "ARCA", "SPDR S&P 500 ETF Trust", 500, 0.01),
-    SymbolSpec("MULN", Decimal("0.4321"), "NASDAQ", "Mullen Automotive", 20000, 0.08, False),
+    SymbolSpec("MULN", Decimal("0.4321"), "NASDAQ", "Mullen Automotive", 20000, 0.08, False, False),
 )
 
 
@@ -89,6 +91,9 @@ class SimConfig:
     # Alpaca paper partially fills about 10 % of eligible orders at random, then re-evaluates the
     # remainder (ALPACA.md §6). Drawn from its own random stream, never the market's.
     partial_fill_rate: float = 0.10
+    # A paper account is a margin account (ALPACA.md §2.1): 2 (Reg T) or 4; 1 is a cash account.
+    multiplier: int = 2
+    shorting_enabled: bool = True
     # Scenario events: trading halts on the venue's start day.
     halts: tuple[HaltEvent, ...] = ()
 
@@ -97,6 +102,8 @@ class SimConfig:
             raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
         if self.speed <= 0:
             raise ValueError("speed must be positive")
+        if self.multiplier not in (1, 2, 4):
+            raise ValueError("multiplier must be 1, 2 or 4")
         if not 0.0 <= self.partial_fill_rate <= 1.0:  # also refuses NaN
             raise ValueError("partial_fill_rate must be between 0 and 1")
 

@@ -33,7 +33,8 @@ from execd.sim.account import Account
 from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig, SymbolSpec
-from execd.sim.errors import SimError, forbidden, invalid, not_found, unprocessable
+from execd.sim.errors import SimError, invalid, not_found, unprocessable
+from execd.sim.ledger import Ledger
 from execd.sim.market import (
     BookSnapshot,
     GeneratedMarket,
@@ -130,6 +131,14 @@ class Exchange:
         self._account_id = self._uuid()
         self._day_marks: dict[str, Decimal] = {s: spec.price for s, spec in self._specs.items()}
         self._orders: dict[str, SimOrder] = {}
+        self._ledger = Ledger(
+            self._account,
+            self._orders,
+            self._reference_price,
+            self._mark,
+            multiplier=config.multiplier,
+            shorting_enabled=config.shorting_enabled,
+        )
         self._by_client_id: dict[str, SimOrder] = {}
         self._fills: list[dict[str, Any]] = []
         self._schedule: list[tuple[datetime, int, Callable[[], None]]] = []
@@ -358,24 +367,15 @@ class Exchange:
         return [wire.order_json(o) for o in chosen[: max(0, min(limit, 500))]]
 
     def account(self) -> dict[str, Any]:
-        """GET /v2/account."""
+        """GET /v2/account (§2.1)."""
         now = self._catch_up()
-        long_value = sum(
-            (h.qty * self._mark(sym) for sym, h in self._account.holdings.items()), _ZERO
-        )
-        last_equity = self._account.start_cash + sum(
-            (Decimal(q) * self._day_marks.get(s, _ZERO) for s, q in self._config.positions.items()),
-            _ZERO,
-        )
-        return wire.account_json(
-            self._account_id,
-            self._created,
-            self._account.cash,
-            long_value,
-            self._buying_power(),
-            last_equity,
-            now,
-        )
+        start = [
+            (Decimal(q), self._day_marks.get(s, _ZERO)) for s, q in self._config.positions.items()
+        ]
+        last_equity = self._account.start_cash + sum((q * p for q, p in start), _ZERO)
+        last_gross = sum((abs(q * p) for q, p in start), _ZERO)
+        figures = self._ledger.figures(last_equity, last_gross)
+        return wire.account_json(self._account_id, self._created, figures, now)
 
     def positions(self) -> list[dict[str, Any]]:
         """GET /v2/positions."""
@@ -395,12 +395,13 @@ class Exchange:
         """DELETE /v2/positions/{symbol}: market-sell the position (or part); returns the order."""
         self._catch_up()
         held = self._account.qty(symbol)
-        if held <= 0:
+        if held == 0:
             raise not_found("position does not exist")
         if qty is None:
-            qty = held if percentage is None else held * percentage / 100
+            qty = abs(held) if percentage is None else abs(held) * percentage / 100
         qty = qty.quantize(Decimal("0.000000001"))
-        body = {"symbol": symbol, "side": "sell", "type": "market", "time_in_force": "day"}
+        side = "sell" if held > 0 else "buy"  # a short is closed by buying it back
+        body = {"symbol": symbol, "side": side, "type": "market", "time_in_force": "day"}
         body["qty"] = str(qty)
         return self.submit_order(body)
 
@@ -447,7 +448,9 @@ class Exchange:
         spec = self._specs.get(symbol)
         if spec is None:
             raise SimError(404, "asset not found", 40410000)  # (sim) body text
-        return wire.asset_json(spec.symbol, spec.name, spec.exchange, spec.fractionable)
+        return wire.asset_json(
+            spec.symbol, spec.name, spec.exchange, spec.fractionable, spec.easy_to_borrow
+        )
 
     def assets(self) -> list[dict[str, Any]]:
         """GET /v2/assets."""
@@ -543,31 +546,7 @@ class Exchange:
         others = [o.req for o in self._orders.values() if o.is_open and o is not replacing]
         if rules.would_wash(req, others):
             raise rules.wash_error()
-        if req.side is Side.SELL:
-            available = self._qty_available(req.symbol, exclude=replacing)
-            wanted = req.qty if req.qty is not None else self._notional_shares(req)
-            if wanted > available:
-                raise forbidden(
-                    "insufficient qty available for order "
-                    f"(requested: {wire.dec(wanted)}, available: {wire.dec(available)})"
-                )
-            return
-        cost = self._hold_value(req, self._reference_price(req.symbol, Side.BUY), req.qty)
-        # A replace frees the original's hold: the larger of the two is what stays held (§1.7).
-        power = self._buying_power(exclude=replacing)
-        if cost > power:
-            raise forbidden(
-                "insufficient buying power",
-                {
-                    "buying_power": wire.dec(max(power, _ZERO)) or "0",
-                    "cost_basis": wire.dec(cost) or "0",
-                },
-            )
-
-    def _notional_shares(self, req: OrderRequest) -> Decimal:
-        price = self._reference_price(req.symbol, req.side)
-        notional = req.notional or _ZERO
-        return (notional / price).quantize(Decimal("0.000000001")) if price else _ZERO
+        self._ledger.check(req, spec, replacing)
 
     def _reference_price(self, symbol: str, side: Side) -> Decimal:
         """§1.10: the far side of the NBBO, else the latest trade, else the starting price."""
@@ -584,52 +563,6 @@ class Exchange:
             return last
         return self._specs[symbol].price if symbol in self._specs else _ZERO
 
-    @staticmethod
-    def _hold_value(req: OrderRequest, ref: Decimal, qty: Decimal | None) -> Decimal:
-        if req.notional is not None:
-            return req.notional
-        price = req.limit_price if req.limit_price is not None else ref
-        return price * (qty or _ZERO)
-
-    def _order_hold(self, order: SimOrder) -> Decimal:
-        """What an open buy holds against buying power: its unfilled value (§1.10)."""
-        if order.side is Side.SELL or not order.is_open:
-            return _ZERO
-        if order.req.notional is not None:
-            return max(_ZERO, order.req.notional - order.filled_value)
-        ref = order.ref_price or self._reference_price(order.symbol, Side.BUY)
-        return self._hold_value(order.req, ref, order.remaining)
-
-    def _buying_power(self, exclude: SimOrder | None = None) -> Decimal:
-        held = _ZERO
-        for o in self._orders.values():
-            if o is exclude or not o.is_open or o.side is Side.SELL:
-                continue
-            if o.replaces is not None and self._orders[o.replaces].status == "pending_replace":
-                continue  # counted with its original, below
-            hold = self._order_hold(o)
-            if o.pending_replacement is not None and o.status == "pending_replace":
-                # §1.7: while a replace is pending, the larger of the old and new order holds.
-                hold = max(hold, self._order_hold(self._orders[o.pending_replacement]))
-            held += hold
-        return self._account.cash - held
-
-    def _qty_available(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
-        """Position less what open sells hold (§0.5 `insufficient qty available`)."""
-        held = sum(
-            (
-                o.remaining
-                for o in self._orders.values()
-                if o.is_open
-                and o.side is Side.SELL
-                and o.symbol == symbol
-                and o is not exclude
-                and not (o.status == "pending_replace" and o.pending_replacement)
-            ),
-            _ZERO,
-        )
-        return max(_ZERO, self._account.qty(symbol) - held)
-
     def _position_json(self, symbol: str) -> dict[str, Any]:
         holding = self._account.holdings[symbol]
         spec = self._specs.get(symbol)
@@ -637,7 +570,7 @@ class Exchange:
             symbol,
             spec.exchange if spec else "",
             holding,
-            self._qty_available(symbol),
+            self._ledger.position_available(symbol),
             self._mark(symbol),
             self._day_marks.get(symbol, holding.avg_entry_price),
         )
@@ -720,7 +653,7 @@ class Exchange:
             return  # canceled before it was routed
         now = self._now
         if order.req.notional is not None:
-            order.working_qty = self._notional_shares(order.req)
+            order.working_qty = self._ledger.notional_shares(order.req)
         order.transition("new", now)
         self._emit(order, "new")
         self._work(order)

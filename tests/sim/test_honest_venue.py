@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from alpaca.common.exceptions import APIError
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.live.stock import StockDataStream
 from alpaca.data.models import Bar, Quote, Trade, TradingStatus
@@ -48,6 +49,13 @@ def _client(venue: SimVenue) -> TradingClient:
 async def fast_venue() -> AsyncIterator[SimVenue]:
     """A rich account on a venue clock running 30× real time (a bar closes every 2 s)."""
     async with SimVenue(venue_config(cash=Decimal("10000000"), speed=30.0)) as running:
+        yield running
+
+
+@pytest.fixture
+async def rich_margin_venue() -> AsyncIterator[SimVenue]:
+    """The default account ($100k margin), on a clock running 30× real time."""
+    async with SimVenue(venue_config(speed=30.0)) as running:
         yield running
 
 
@@ -412,3 +420,79 @@ async def test_v3_clock_has_the_js_sdk_shape(venue: SimVenue) -> None:
     assert datetime.fromisoformat(nyse["next_market_open"]) == datetime(
         2026, 3, 5, 9, 30, tzinfo=EASTERN
     )
+
+
+# -- item 7: account facts a paper account has ---------------------------------------------------
+
+
+async def test_margin_account_by_default_with_exact_decimal_strings(
+    rich_margin_venue: SimVenue,
+) -> None:
+    """The default account is a Reg-T margin account: multiplier 2, shorting enabled, buying
+    power twice the cash, non-marginable buying power the cash; every money field is an exact
+    decimal string (no float expansions), before and after fractional fills."""
+    client = _client(rich_margin_venue)
+    updates = Updates()
+    stream, task = await _trading_stream(rich_margin_venue, updates)
+    account = await rest(client.get_account)
+    assert account.multiplier == "2"
+    assert account.shorting_enabled is True
+    assert Decimal(account.buying_power) == 2 * Decimal(account.cash) == Decimal(200000)
+    assert Decimal(account.non_marginable_buying_power) == Decimal(account.cash)
+    order = await rest(
+        client.submit_order,
+        MarketOrderRequest(symbol="TQQQ", qty=1.234567891, side=OrderSide.BUY, time_in_force="day"),
+    )
+    await updates.wait(order.id, "fill")
+    await _stop(rich_margin_venue, stream, task)
+    raw = await rest(client.get, "/account")
+    money: tuple[str, ...] = ("cash", "equity", "buying_power", "regt_buying_power")
+    money += ("long_market_value",)
+    money += ("non_marginable_buying_power", "initial_margin", "maintenance_margin")
+    for field in money:
+        text = raw[field]
+        assert isinstance(text, str)
+        assert Decimal(text) == Decimal(text).quantize(Decimal("0.01")), (field, text)
+    assert Decimal(raw["buying_power"]) < Decimal(200000)
+    spy = await rest(client.get_asset, "SPY")
+    assert spy.shortable
+    assert spy.easy_to_borrow
+    muln = await rest(client.get_asset, "MULN")
+    assert not muln.easy_to_borrow
+
+
+async def test_short_sale_opens_a_short_position_and_a_flip_is_refused(
+    rich_margin_venue: SimVenue,
+) -> None:
+    """Selling SPY with no position opens a short (negative qty, side short); buying back more
+    than the short is refused (no flip, §1.10); a hard-to-borrow short is refused."""
+    client = _client(rich_margin_venue)
+    updates = Updates()
+    stream, task = await _trading_stream(rich_margin_venue, updates)
+    order = await rest(
+        client.submit_order,
+        MarketOrderRequest(symbol="SPY", qty=3, side=OrderSide.SELL, time_in_force="day"),
+    )
+    fill = await updates.wait(order.id, "fill")
+    assert Decimal(str(fill.position_qty)) == -3
+    position = await rest(client.get_open_position, "SPY")
+    assert Decimal(position.qty) == -3
+    assert position.side.value == "short"
+    assert Decimal(position.market_value) < 0
+    with pytest.raises(APIError) as flip:
+        await rest(
+            client.submit_order,
+            MarketOrderRequest(symbol="SPY", qty=5, side=OrderSide.BUY, time_in_force="day"),
+        )
+    assert flip.value.status_code == 403
+    with pytest.raises(APIError) as hard:
+        await rest(
+            client.submit_order,
+            MarketOrderRequest(symbol="MULN", qty=100, side=OrderSide.SELL, time_in_force="day"),
+        )
+    assert hard.value.status_code == 403
+    closing = await rest(client.close_position, "SPY")
+    assert closing.side == OrderSide.BUY
+    await updates.wait(closing.id, "fill")
+    await _stop(rich_margin_venue, stream, task)
+    assert await rest(client.get_all_positions) == []
