@@ -30,6 +30,7 @@ from execd.domain.calendar import EASTERN, next_session, session_on, trading_ses
 from execd.domain.types import Side
 from execd.sim import rules, wire
 from execd.sim.account import Account
+from execd.sim.activity import AccountActivity
 from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig, SymbolSpec
@@ -129,6 +130,7 @@ class Exchange:
         }
         self._account = Account(config.cash, start_positions)
         self._account_id = self._uuid()
+        self._activity = AccountActivity(self._account_id, self._now, config.cash)
         self._day_marks: dict[str, Decimal] = {s: spec.price for s, spec in self._specs.items()}
         self._orders: dict[str, SimOrder] = {}
         self._ledger = Ledger(
@@ -376,6 +378,34 @@ class Exchange:
         last_gross = sum((abs(q * p) for q, p in start), _ZERO)
         figures = self._ledger.figures(last_equity, last_gross)
         return wire.account_json(self._account_id, self._created, figures, now)
+
+    def activities(
+        self,
+        types: Sequence[str] | None,
+        *,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+        after: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """GET /v2/account/activities[/{type}] (see :mod:`execd.sim.activity`)."""
+        self._catch_up()
+        return self._activity.activities(
+            types,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+            after=after,
+            until=until,
+        )
+
+    def portfolio_history(
+        self, timeframe: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any]:
+        """GET /v2/account/portfolio/history (see :mod:`execd.sim.activity`)."""
+        now = self._catch_up()
+        return self._activity.portfolio_history(timeframe, start, end, now)
 
     def positions(self) -> list[dict[str, Any]]:
         """GET /v2/positions."""
@@ -754,6 +784,17 @@ class Exchange:
         if order.status != "pending_replace":
             order.transition("filled" if done else "partially_filled", now)
         execution_id = self._uuid()
+        self._activity.record_fill(
+            now,
+            order_id=order.id,
+            symbol=order.symbol,
+            side=order.side.value,
+            qty=qty,
+            price=price,
+            cum_qty=order.filled_qty,
+            leaves_qty=order.remaining,
+            order_status=order.status,
+        )
         self._fills.append(
             {
                 "execution_id": execution_id,
@@ -914,6 +955,7 @@ class Exchange:
         session = session_on(when.astimezone(EASTERN).date())
         regular = session is not None and session.open < when <= session.close
         self._md.on_minute(when, regular)
+        self._activity.record_equity(when, self._ledger.equity())
         self._schedule_minute(when)
 
     # -- trading halts (§4.3 "s") -------------------------------------------------------------

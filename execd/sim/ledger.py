@@ -177,6 +177,11 @@ class Ledger:
                 short_value += value
         return long_value, short_value
 
+    def equity(self) -> Decimal:
+        """Cash plus long and (negative) short market value at the marks (§2.1)."""
+        long_value, short_value = self._values()
+        return self._account.cash + long_value + short_value
+
     def buying_power(self, exclude: SimOrder | None = None) -> Decimal:
         """§2.1's buying power for the multiplier, less open-order holds (may go negative)."""
         long_value, short_value = self._values()

@@ -342,6 +342,35 @@ async def account(request: web.Request) -> web.Response:
     return json_response(_exchange(request).account())
 
 
+async def activities(request: web.Request) -> web.Response:
+    """GET /v2/account/activities[/{activity_type}]?activity_types=&direction=&page_size=
+    &page_token=&after=&until= (newest first; the JS SDK 4.x calls both paths)."""
+    q = request.query
+    one = request.match_info.get("activity_type")
+    types = [one] if one else parse_symbols(q.get("activity_types")) or None
+    rows = _exchange(request).activities(
+        types,
+        direction=q.get("direction", "desc").lower(),
+        page_size=parse_int(q.get("page_size"), "page_size", 100, low=1, high=100),
+        page_token=q.get("page_token") or None,
+        after=parse_time(q.get("after"), "after"),
+        until=parse_time(q.get("until"), "until"),
+    )
+    return json_response(rows)
+
+
+async def portfolio_history(request: web.Request) -> web.Response:
+    """GET /v2/account/portfolio/history?timeframe=&start=&end= (alpaca-py's
+    `get_portfolio_history`)."""
+    q = request.query
+    history = _exchange(request).portfolio_history(
+        q.get("timeframe") or "1Min",
+        parse_time(q.get("start"), "start"),
+        parse_time(q.get("end"), "end"),
+    )
+    return json_response(history)
+
+
 async def positions(request: web.Request) -> web.Response:
     """GET /v2/positions (§2.2)."""
     return json_response(_exchange(request).positions())
@@ -519,6 +548,9 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_patch("/v2/orders/{order_id}", replace_order)
     r.add_delete("/v2/orders/{order_id}", cancel_order)
     r.add_get("/v2/account", account)
+    r.add_get("/v2/account/activities", activities)
+    r.add_get("/v2/account/activities/{activity_type}", activities)
+    r.add_get("/v2/account/portfolio/history", portfolio_history)
     r.add_get("/v2/positions", positions)
     r.add_delete("/v2/positions", close_all_positions)
     r.add_get("/v2/positions/{symbol}", position)

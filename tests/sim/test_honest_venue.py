@@ -27,7 +27,8 @@ from alpaca.data.requests import (
 )
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide
-from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.models import TradeActivity
+from alpaca.trading.requests import GetPortfolioHistoryRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 
 from execd.domain.calendar import EASTERN
@@ -496,3 +497,38 @@ async def test_short_sale_opens_a_short_position_and_a_flip_is_refused(
     await updates.wait(closing.id, "fill")
     await _stop(rich_margin_venue, stream, task)
     assert await rest(client.get_all_positions) == []
+
+
+async def test_account_activities_page_and_portfolio_history(
+    rich_margin_venue: SimVenue,
+) -> None:
+    """FILL activities (one per execution, alpaca-py's TradeActivity shape) page newest first
+    by `page_token`; the starting cash is a CSD; portfolio history parses in alpaca-py."""
+    client = _client(rich_margin_venue)
+    updates = Updates()
+    stream, task = await _trading_stream(rich_margin_venue, updates)
+    for _ in range(3):
+        order = await rest(
+            client.submit_order,
+            MarketOrderRequest(symbol="SPY", qty=2, side=OrderSide.BUY, time_in_force="day"),
+        )
+        await updates.wait(order.id, "fill")
+    await _stop(rich_margin_venue, stream, task)
+    executions = [u for u in updates.seen if u.execution_id is not None]
+    fills = await rest(client.get, "/account/activities/FILL")
+    assert len(fills) == len(executions) >= 3
+    parsed = [TradeActivity(**a) for a in fills]
+    assert [a.transaction_time for a in parsed] == sorted(
+        (a.transaction_time for a in parsed), reverse=True
+    )
+    assert sum((Decimal(str(a.qty)) for a in parsed), Decimal(0)) == 6
+    first = await rest(client.get, "/account/activities", {"page_size": 2})
+    rest_page = await rest(
+        client.get, "/account/activities", {"page_size": 100, "page_token": first[-1]["id"]}
+    )
+    assert [a["id"] for a in first + rest_page] == [a["id"] for a in fills] + [rest_page[-1]["id"]]
+    assert rest_page[-1]["activity_type"] == "CSD"
+    history = await rest(client.get_portfolio_history, GetPortfolioHistoryRequest(timeframe="1Min"))
+    assert history.base_value == 100000
+    assert history.equity
+    assert len(history.timestamp) == len(history.equity) == len(history.profit_loss)
