@@ -20,7 +20,7 @@ import contextlib
 import heapq
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -110,14 +110,22 @@ class Exchange:
         self._halted: set[str] = set()
         self._halt_token = 0
         source: MarketSource
+        self._generated: GeneratedMarket | None
         if config.tape is not None:
             source = TapeMarket(config.tape, config.seed, config.start, config.depth_levels)
+            self._generated = None
             self._specs = {i.symbol: i.spec for i in source.instruments()}
         else:
             specs = config.symbol_specs()
             source = GeneratedMarket(
-                specs, config.scenario, config.seed, self._now, config.depth_levels
+                specs,
+                config.scenario,
+                config.seed,
+                self._now,
+                config.depth_levels,
+                live=config.live_symbols(),
             )
+            self._generated = source
             self._specs = {s.symbol: s for s in specs}
         self._source = source
         self._insts: dict[str, Instrument] = {i.symbol: i for i in source.instruments()}
@@ -154,9 +162,8 @@ class Exchange:
         self._stops: dict[str, list[SimOrder]] = {}
         self._wake: asyncio.Event | None = None
         self._prime_market_data()
-        first = source.next_time()
-        if first is not None:
-            self._at(first, self._market_tick)
+        self._tick_token = 0
+        self._schedule_tick()
         self._schedule_session_boundary(self._now)
         self._schedule_minute(self._now)
         self._schedule_config_halts()
@@ -237,6 +244,8 @@ class Exchange:
         symbol = body.get("symbol")
         if isinstance(symbol, str) and symbol and symbol not in self._insts:
             raise unprocessable(f'asset "{symbol}" not found')
+        if isinstance(symbol, str):
+            self.activate([symbol])
         req = rules.parse_order(body, default_client_order_id=self._uuid())
         self._check_new(req, replacing=None)
         order = SimOrder(self._uuid(), req, wire.asset_id(req.symbol), now, updated_at=now)
@@ -495,16 +504,19 @@ class Exchange:
     def latest_quotes(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/quotes/latest → the `quotes` map (REST shape, `t` as RFC 3339 string)."""
         self._catch_up()
+        self.activate(symbols)
         return self._md.latest_quotes(symbols)
 
     def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/trades/latest → the `trades` map."""
         self._catch_up()
+        self.activate(symbols)
         return self._md.latest_trades(symbols)
 
     def latest_bars(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/bars/latest → the `bars` map (each symbol's last completed minute)."""
         self._catch_up()
+        self.activate(symbols)
         return self._md.latest_bars(symbols)
 
     def bars(
@@ -883,7 +895,17 @@ class Exchange:
 
     # -- market --------------------------------------------------------------------------------
 
-    def _market_tick(self) -> None:
+    def _schedule_tick(self) -> None:
+        """(Re)schedule the one market tick at the source's next event time; a superseded tick
+        (the source gained an earlier event, see :meth:`activate`) does nothing."""
+        self._tick_token += 1
+        upcoming = self._source.next_time()
+        if upcoming is not None:
+            self._at(max(upcoming, self._now), partial(self._market_tick, self._tick_token))
+
+    def _market_tick(self, token: int) -> None:
+        if token != self._tick_token:
+            return
         for event in self._source.pop():
             if event.symbol in self._halted:
                 continue  # a halted symbol has no market: no quotes, no prints, no matching
@@ -891,9 +913,24 @@ class Exchange:
                 self._on_snapshot(event)
             else:
                 self._on_print(event)
-        upcoming = self._source.next_time()
-        if upcoming is not None:
-            self._at(max(upcoming, self._now), self._market_tick)
+        self._schedule_tick()
+
+    def activate(self, symbols: Iterable[str]) -> None:
+        """Start the market of listed symbols that are not running yet (the universe runs
+        lazily so that starting the venue stays fast): their path from the venue's start is
+        replayed silently and their book starts at its state now."""
+        if self._generated is None:
+            return
+        started = False
+        for symbol in symbols:
+            if symbol not in self._insts or self._generated.is_live(symbol):
+                continue
+            snap = self._generated.activate(symbol, self._now)
+            started = True
+            if snap is not None and symbol not in self._halted:
+                self._on_snapshot(snap)
+        if started:
+            self._schedule_tick()
 
     def _on_snapshot(self, snap: BookSnapshot) -> None:
         book = self._books[snap.symbol]

@@ -83,6 +83,7 @@ class SimVenue:
 
     async def __aenter__(self) -> Self:
         self.hub.attach(self.exchange.on_trade_update, self.exchange.on_market_data)
+        self.hub.on_subscribe = self.exchange.activate
         self._engine_task = asyncio.create_task(self.exchange.run(), name="sim-exchange")
         runner = web.AppRunner(
             build_app(self.services), handle_signals=False, access_log=None, shutdown_timeout=1.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,7 @@ from alpaca.trading.requests import GetPortfolioHistoryRequest, MarketOrderReque
 from alpaca.trading.stream import TradingStream
 
 from execd.domain.calendar import EASTERN
+from execd.sim import wire
 from execd.sim.clock import VenueClock
 from execd.sim.config import HaltEvent, SimConfig
 from execd.sim.exchange import Exchange
@@ -103,6 +104,8 @@ async def test_own_fills_never_print_on_the_tape_or_in_bars(fast_venue: SimVenue
     updates = Updates()
     stream, task = await _trading_stream(fast_venue, updates)
     await wait_until(lambda: bool(trades), "a first SPY print")
+    # Trade in a minute the stream saw whole: after the bar of the first one we saw.
+    await wait_until(lambda: bool(bars), "a first SPY bar")
     order = await rest(
         _client(fast_venue).submit_order,
         MarketOrderRequest(symbol="SPY", qty=137, side=OrderSide.BUY, time_in_force="day"),
@@ -532,3 +535,70 @@ async def test_account_activities_page_and_portfolio_history(
     assert history.base_value == 100000
     assert history.equity
     assert len(history.timestamp) == len(history.equity) == len(history.profit_loss)
+
+
+# -- item 4: a universe users can bring their plans to -------------------------------------------
+
+
+async def test_default_universe_lists_msft_with_a_quote_at_start() -> None:
+    """Without configured symbols the venue lists the universe: MSFT (and 70-odd others) has an
+    asset and a latest quote at once; asking for it starts its market, so quotes then move."""
+    config = SimConfig(scenario="calm", seed=4, start=time(10, 0), start_date=TRADING_DAY)
+    async with SimVenue(config) as venue:
+        client = _client(venue)
+        data = StockHistoricalDataClient(
+            venue.key_id, venue.secret_key, url_override=venue.data_url
+        )
+        asset = await rest(client.get_asset, "MSFT")
+        assets = await rest(client.get_all_assets)
+        first = await rest(
+            data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols="MSFT")
+        )
+        started = first["MSFT"].timestamp
+        await wait_until(
+            lambda: venue.exchange.latest_quotes(["MSFT"])["MSFT"]["t"] != wire.ts(started),
+            "MSFT's market to move",
+        )
+    assert asset.symbol == "MSFT"
+    assert asset.tradable
+    assert len(assets) >= 70
+    assert {"QQQ", "NVDA", "IBM", "BAC", "IWM"} <= {a.symbol for a in assets}
+    assert first["MSFT"].bid_price > 100
+
+
+def test_any_configured_symbol_is_a_generated_instrument() -> None:
+    """A symbol outside the universe, given in config, is an instrument of the default tier with
+    an asset, a quote, trades and bars."""
+    ex = _engine(2, symbols=("ZZZQ",), scenario="calm")
+    assert ex.asset("ZZZQ")["symbol"] == "ZZZQ"
+    assert "ZZZQ" in ex.latest_quotes(["ZZZQ"])
+    ex.advance(70)
+    assert ex.latest_trades(["ZZZQ"])["ZZZQ"]["p"] > 0
+    assert len(ex.bars(["ZZZQ"])["ZZZQ"]) >= 2
+
+
+def test_a_lazily_started_symbol_has_the_market_it_would_have_had() -> None:
+    """MSFT started 30 s into the run quotes exactly as it does on a venue where it ran from the
+    start: a symbol's market depends on the seed and the symbol, not on when it was first used."""
+    always = _engine(6, symbols=("SPY", "MSFT"), scenario="calm")
+    lazy = _engine(6, symbols=None, scenario="calm")
+    seen: dict[str, list[tuple[Any, Any, datetime]]] = {"always": [], "lazy": []}
+
+    def recorder(into: list[tuple[Any, Any, datetime]]) -> Callable[[dict[str, Any]], None]:
+        def record(m: dict[str, Any]) -> None:
+            if m["T"] == "q" and m["S"] == "MSFT":
+                into.append((m["bp"], m["ap"], m["t"]))
+
+        return record
+
+    always.on_market_data(recorder(seen["always"]))
+    lazy.on_market_data(recorder(seen["lazy"]))
+    always.advance(30)
+    lazy.advance(30)
+    assert seen["lazy"] == []
+    lazy.activate(["MSFT"])
+    always.advance(30)
+    lazy.advance(30)
+    later = [q for q in seen["always"] if q[2] > seen["lazy"][0][2]]
+    assert len(later) > 20
+    assert seen["lazy"][1:] == later
