@@ -247,6 +247,7 @@ class Exchange:
         if isinstance(symbol, str):
             self.activate([symbol])
         req = rules.parse_order(body, default_client_order_id=self._uuid())
+        rules.check_auction_window(req, now.astimezone(EASTERN).time())
         self._check_new(req, replacing=None)
         order = SimOrder(self._uuid(), req, wire.asset_id(req.symbol), now, updated_at=now)
         if req.side is Side.BUY and req.type == "market":
@@ -275,6 +276,9 @@ class Exchange:
             raise invalid("qty must be a positive whole number")  # (sim) §1.7 whole shares
         limit_price = rules.parse_decimal(body, "limit_price")
         stop_price = rules.parse_decimal(body, "stop_price")
+        trail = rules.parse_decimal(body, "trail")
+        if trail is not None and (old.req.type != "trailing_stop" or trail <= 0):
+            raise invalid("trail is for trailing_stop orders and must be > 0")  # (sim) §1.7
         tif = body.get("time_in_force") or old.req.time_in_force
         if tif not in rules.TIME_IN_FORCE:
             raise invalid(f"invalid time_in_force {tif}")
@@ -293,6 +297,9 @@ class Exchange:
             stop_price=stop_price if stop_price is not None else old.req.stop_price,
             extended_hours=old.req.extended_hours,
             client_order_id=client_order_id,
+            # §1.7: `trail` changes the trail, never switches price <-> percent.
+            trail_price=trail if trail and old.req.trail_price else old.req.trail_price,
+            trail_percent=trail if trail and old.req.trail_percent else old.req.trail_percent,
         )
         rules.check_prices(req.type, req.limit_price, req.stop_price, body)
         rules.check_order_constraints(req)
@@ -300,6 +307,7 @@ class Exchange:
         new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
         new.replaces = old.id
         new.ref_price = old.ref_price
+        new.hwm = old.hwm
         old.pending_replacement = new.id
         old.transition("pending_replace", now)
         self._remember(new)
@@ -630,7 +638,12 @@ class Exchange:
     # -- sessions ------------------------------------------------------------------------------
 
     def _routable(self, order: SimOrder, now: datetime) -> bool:
-        """Is the order's session open (regular, or extended for extended-hours orders)?"""
+        """Is the order's session open (regular, or extended for extended-hours orders)?
+
+        OPG and CLS orders are routed only by the open and close themselves (§1.3, §6: paper
+        fills them like market orders at the open / close quote, no auction)."""
+        if order.req.time_in_force in ("opg", "cls"):
+            return False
         session = session_on(now.astimezone(EASTERN).date())
         if session is None:
             return False
@@ -654,6 +667,11 @@ class Exchange:
             day = session.date + timedelta(days=1)
 
     def _on_boundary(self, kind: str, when: datetime) -> None:
+        auction = {"open": "opg", "close": "cls"}.get(kind)
+        if auction is not None:
+            for order in [o for o in self._orders.values() if o.status == "accepted"]:
+                if order.req.time_in_force == auction and order.cancel_requested_at is None:
+                    self._route(order, when)
         if kind in ("extended_open", "open"):
             for order in [o for o in self._orders.values() if o.status == "accepted"]:
                 if self._routable(order, when) and order.cancel_requested_at is None:
@@ -667,6 +685,17 @@ class Exchange:
                 if (kind == "close") != order.req.extended_hours:
                     self._expire(order)
         self._schedule_session_boundary(when)
+
+    def _expire_remainder(self, order: SimOrder) -> None:
+        """Take the unmatched rest out; report `expired` after the pending fills."""
+        self._books[order.symbol].remove(order.id)
+        self._drop_waiting(order)
+        when = max(self._now, order.last_report_at or self._now)
+        self._at(when, partial(self._expire_if_open, order))
+
+    def _expire_if_open(self, order: SimOrder) -> None:
+        if order.is_open:
+            self._expire(order)
 
     def _expire(self, order: SimOrder) -> None:
         now = self._now
@@ -703,7 +732,9 @@ class Exchange:
     def _work(self, order: SimOrder) -> None:
         """Match a freshly arrived (or triggered) order; rest or drop what is left."""
         req, book, now = order.req, self._books[order.symbol], self._now
-        if req.type in ("stop", "stop_limit") and not order.triggered:
+        if req.type in ("stop", "stop_limit", "trailing_stop") and not order.triggered:
+            if req.type == "trailing_stop" and order.hwm is None:
+                order.hwm = self._mark(order.symbol)  # the water mark starts at the last trade
             self._stops.setdefault(order.symbol, []).append(order)
             return
         if book.snapshot is None or order.symbol in self._halted:
@@ -724,6 +755,10 @@ class Exchange:
         self._execute(order, [(inst.price(p), q) for p, q in fills])
         if order.unmatched <= 0:
             return
+        if req.time_in_force in ("opg", "cls"):
+            # §6 (F 11664): at the open/close quote only; what did not fill expires.
+            self._expire_remainder(order)
+            return
         if cap is not None and fills:
             # §6: "if still marketable, the remainder is re-evaluated for a subsequent fill".
             delay = timedelta(seconds=self._fill_rng.uniform(*_PARTIAL_REEVALUATE_S))
@@ -743,7 +778,7 @@ class Exchange:
         top: a capped match can get less than the cap when the book is thin.
         """
         want = order.unmatched
-        if order.req.time_in_force in ("ioc", "fok") or want < 2:
+        if order.req.time_in_force in ("ioc", "fok", "opg", "cls") or want < 2:
             return None
         book = self._books[order.symbol]
         if limit is not None and not book.crosses(order.side, limit, self._now):
@@ -960,13 +995,24 @@ class Exchange:
             report()
         for ex in book.on_print(trade):
             self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
+        regular = self._in_regular_session(trade.t)
         for order in list(self._stops.get(trade.symbol, [])):
-            stop = order.req.stop_price or _ZERO
+            if order.req.type == "trailing_stop":
+                if not regular:
+                    continue  # §1.3: trailing stops do not trigger outside regular hours
+                mark = order.hwm if order.hwm is not None else price
+                order.hwm = min(mark, price) if order.side is Side.BUY else max(mark, price)
+            stop = order.trailing_stop_price or order.req.stop_price or _ZERO
             hit = price >= stop if order.side is Side.BUY else price <= stop
             if hit and order.is_open:
                 self._stops[trade.symbol].remove(order)
                 order.triggered = True
                 self._work(order)
+
+    @staticmethod
+    def _in_regular_session(t: datetime) -> bool:
+        session = session_on(t.astimezone(EASTERN).date())
+        return session is not None and session.open <= t < session.close
 
     def _publish_quote(self, symbol: str, bx: str, ax: str) -> None:
         book = self._books[symbol]

@@ -32,6 +32,9 @@ class OrderRequest:
     stop_price: Decimal | None
     extended_hours: bool
     client_order_id: str
+    # trailing_stop only: exactly one of them (§1.1).
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +66,8 @@ class SimOrder:
     pending_replacement: str | None = None
     last_report_at: datetime | None = None
     triggered: bool = False
+    # trailing_stop: the high-water mark (sell) or low-water mark (buy) since it was working.
+    hwm: Decimal | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -72,6 +77,18 @@ class SimOrder:
     @property
     def side(self) -> Side:
         return self.req.side
+
+    @property
+    def trailing_stop_price(self) -> Decimal | None:
+        """A trailing stop's current stop (§1.3: sell hwm − trail, buy hwm + trail), else None."""
+        req = self.req
+        if req.type != "trailing_stop" or self.hwm is None:
+            return None
+        sign = -1 if self.side is Side.SELL else 1
+        if req.trail_price is not None:
+            return self.hwm + sign * req.trail_price
+        pct = req.trail_percent or Decimal(0)
+        return self.hwm * (1 + sign * pct / 100)
 
     @property
     def is_open(self) -> bool:

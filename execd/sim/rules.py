@@ -9,6 +9,7 @@ calls the pure helpers here with the state they need.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,7 +18,7 @@ from execd.sim.errors import SimError, forbidden, invalid, unprocessable
 from execd.sim.orders import OrderRequest
 
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
-SUPPORTED_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
+SUPPORTED_TYPES = ORDER_TYPES
 TIME_IN_FORCE = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
 MAX_CLIENT_ORDER_ID = 128
 _MAX_DECIMALS = 9
@@ -86,6 +87,21 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
         raise unprocessable(f"order_class {order_class} is not supported by the simulator")
     if order_type not in SUPPORTED_TYPES:
         raise unprocessable(f"{order_type} orders are not supported by the simulator")  # (sim)
+    trail_price = parse_decimal(body, "trail_price")
+    trail_percent = parse_decimal(body, "trail_percent")
+    if order_type == "trailing_stop":
+        if (trail_price is None) == (trail_percent is None):
+            raise invalid("exactly one of trail_price or trail_percent is required")  # (sim)
+        for name, trail in (("trail_price", trail_price), ("trail_percent", trail_percent)):
+            if trail is not None and trail <= 0:
+                raise invalid(f"{name} must be > 0")  # (sim)
+        if tif not in ("day", "gtc"):
+            raise unprocessable("trailing stop orders must be DAY or GTC orders")  # §1.3 (sim)
+    elif trail_price is not None or trail_percent is not None:
+        raise invalid("trail_price and trail_percent are for trailing_stop orders")  # (sim)
+    if tif in ("opg", "cls") and order_type not in ("market", "limit"):
+        # §1.3: OPG/CLS are market or limit orders.
+        raise unprocessable(f"{tif} orders must be market or limit orders")  # (sim) wording
     qty = parse_decimal(body, "qty")
     notional = parse_decimal(body, "notional")
     if qty is None and notional is None:
@@ -117,6 +133,8 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
         stop_price=stop_price,
         extended_hours=extended,
         client_order_id=client_order_id,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
     )
     check_order_constraints(req)
     return req
@@ -133,7 +151,9 @@ def check_prices(
         raise invalid("limit_price is required")  # (sim) alpaca-py refuses this client-side
     if order_type in ("stop", "stop_limit") and stop_price is None:
         raise invalid("stop_price is required")  # (sim)
-    if order_type in ("market", "stop") and limit_price is not None:
+    if order_type == "trailing_stop" and stop_price is not None:
+        raise invalid("stop_price must not be set for trailing_stop orders")  # (sim)
+    if order_type in ("market", "stop", "trailing_stop") and limit_price is not None:
         raise invalid("limit_price must not be set for market and stop orders")  # (sim)
     for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
         if price is None:
@@ -159,6 +179,8 @@ def check_order_constraints(req: OrderRequest) -> None:
         if req.type != "market":
             # OAS-T: notional "can only work for market order types"; text (sim).
             raise unprocessable("notional orders must be market orders")
+    if req.type == "trailing_stop" and req.qty is not None and is_fractional(req.qty):
+        raise unprocessable("fractional orders must be market, limit, stop, or stop_limit orders")
     if req.extended_hours and (req.type != "limit" or req.time_in_force != "day"):
         raise unprocessable("extended hours order must be DAY limit orders")
 
@@ -180,8 +202,12 @@ def would_wash(new: OrderRequest, existing: Iterable[OrderRequest]) -> bool:
     Market or stop on either side always conflicts; limit vs limit conflicts when the buy's limit
     is at or above the sell's.
     """
+    if new.type == "trailing_stop":
+        return False  # §7: trailing stops are exempt
     for other in existing:
         if other.symbol != new.symbol or other.side is new.side:
+            continue
+        if other.type == "trailing_stop":
             continue
         if _aggressive(new.type) or _aggressive(other.type):
             return True
@@ -193,6 +219,15 @@ def would_wash(new: OrderRequest, existing: Iterable[OrderRequest]) -> bool:
         ):
             return True
     return False
+
+
+def check_auction_window(req: OrderRequest, eastern: time) -> None:
+    """§1.3 (OAS-T TimeInForce): OPG is refused 9:28–19:00 ET, CLS 15:50–19:00 ET; outside
+    those windows they are queued for the next open / close."""
+    if req.time_in_force == "opg" and time(9, 28) <= eastern < time(19, 0):
+        raise unprocessable("opg orders are not accepted between 9:28am and 7:00pm ET")  # (sim)
+    if req.time_in_force == "cls" and time(15, 50) <= eastern < time(19, 0):
+        raise unprocessable("cls orders are not accepted between 3:50pm and 7:00pm ET")  # (sim)
 
 
 def wash_error() -> SimError:

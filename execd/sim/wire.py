@@ -178,17 +178,25 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "position_intent": "buy_to_open" if req.side.value == "buy" else "sell_to_close",
         "time_in_force": req.time_in_force,
         "limit_price": dec(req.limit_price),
-        "stop_price": dec(req.stop_price),
+        "stop_price": dec(req.stop_price if req.stop_price is not None else _stop(order)),
         "status": order.status,
         "extended_hours": req.extended_hours,
         "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "trail_percent": dec(req.trail_percent),
+        "trail_price": dec(req.trail_price),
+        "hwm": dec(order.hwm),
         "subtag": None,
         "source": None,
         "expires_at": None,
     }
+
+
+def _stop(order: SimOrder) -> Decimal | None:
+    """A trailing stop's current stop price, on the cent (sub-dollar: $0.0001) grid."""
+    stop = order.trailing_stop_price
+    if stop is None:
+        return None
+    return stop.quantize(Decimal("0.01") if stop >= 1 else Decimal("0.0001"))
 
 
 def _round_price(value: Decimal | None) -> Decimal | None:

@@ -26,7 +26,7 @@ from alpaca.data.requests import (
     StockLatestTradeRequest,
 )
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide
+from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeActivity
 from alpaca.trading.requests import GetPortfolioHistoryRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
@@ -35,6 +35,7 @@ from execd.domain.calendar import EASTERN
 from execd.sim import wire
 from execd.sim.clock import VenueClock
 from execd.sim.config import HaltEvent, SimConfig
+from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.venue import SimVenue
 from tests.sim.conftest import TRADING_DAY, venue_config, wait_until, within
@@ -602,3 +603,100 @@ def test_a_lazily_started_symbol_has_the_market_it_would_have_had() -> None:
     later = [q for q in seen["always"] if q[2] > seen["lazy"][0][2]]
     assert len(later) > 20
     assert seen["lazy"][1:] == later
+
+
+# -- item 6: time in force and order types as Alpaca has them -----------------------------------
+
+
+async def test_opg_at_10_15_is_refused() -> None:
+    """OPG submitted between 9:28 and 19:00 ET is refused (ALPACA.md §1.3), through alpaca-py."""
+    async with SimVenue(venue_config(start=time(10, 15))) as venue:
+        with pytest.raises(APIError) as refused:
+            await rest(
+                _client(venue).submit_order,
+                MarketOrderRequest(
+                    symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.OPG
+                ),
+            )
+    assert refused.value.status_code == 422
+    assert "opg" in str(refused.value)
+
+
+def _market(tif: str, **fields: Any) -> dict[str, Any]:
+    body = {"symbol": "SPY", "side": "buy", "type": "market", "qty": 10, "time_in_force": tif}
+    body.update(fields)
+    return body
+
+
+def test_opg_before_the_open_waits_and_fills_at_the_open_quote() -> None:
+    """OPG at 9:27 ET is accepted and waits; at 9:30 it fills like a market order at the open
+    quote (§6: no auction simulation)."""
+    ex = _engine(8, start=time(9, 27), partial_fill_rate=0.0, scenario="calm", symbols=("SPY",))
+    order = ex.submit_order(_market("opg"))
+    ex.advance(2 * 60)
+    assert ex.get_order(order["id"])["status"] == "accepted"
+    ex.advance(61)
+    done = ex.get_order(order["id"])
+    assert done["status"] == "filled"
+    filled_at = datetime.fromisoformat(done["filled_at"].replace("Z", "+00:00")[:26] + "+00:00")
+    assert filled_at.astimezone(EASTERN).time() < time(9, 30, 2)
+
+
+def test_cls_window_and_fill_at_the_close() -> None:
+    """CLS is refused 15:50-19:00 ET; submitted before, it waits and fills at the close."""
+    late = _engine(8, start=time(15, 55))
+    with pytest.raises(SimError) as refused:
+        late.submit_order(_market("cls"))
+    assert refused.value.status == 422
+    ex = _engine(
+        8, start=time(15, 49, 50), partial_fill_rate=0.0, scenario="calm", symbols=("SPY",)
+    )
+    order = ex.submit_order(_market("cls"))
+    ex.advance(10 * 60)
+    assert ex.get_order(order["id"])["status"] == "accepted"
+    ex.advance(20)
+    done = ex.get_order(order["id"])
+    assert done["status"] == "filled"
+    assert done["filled_at"] >= "2026-03-04T21:00:00"
+
+
+def test_trailing_stop_follows_the_high_water_mark_and_triggers() -> None:
+    """A sell trailing stop tracks the highest print (`hwm`), its stop trails by trail_price,
+    and a print at or below the stop sells at market; trailing stops are exempt from the
+    wash-trade check (§1.3, §7)."""
+    ex = _engine(8, scenario="fast", partial_fill_rate=0.0, positions={"SPY": Decimal(10)})
+    ex.advance(1.0)
+    order = ex.submit_order(
+        {
+            "symbol": "SPY",
+            "side": "sell",
+            "type": "trailing_stop",
+            "trail_price": "0.50",
+            "qty": 10,
+            "time_in_force": "day",
+        }
+    )
+    ex.submit_order(_market("day", qty=1))  # an opposite market order: no wash refusal
+    ex.advance(2.0)
+    working = ex.get_order(order["id"])
+    assert working["trail_price"] == "0.5"
+    hwm = Decimal(working["hwm"])
+    assert Decimal(working["stop_price"]) == hwm - Decimal("0.50")
+    for _ in range(600):
+        ex.advance(1.0)
+        if ex.get_order(order["id"])["status"] == "filled":
+            break
+    done = ex.get_order(order["id"])
+    assert done["status"] == "filled"
+    assert Decimal(done["hwm"]) >= hwm
+    assert Decimal(done["filled_avg_price"]) <= Decimal(done["stop_price"]) + Decimal("0.05")
+    with pytest.raises(SimError):
+        ex.submit_order(
+            {
+                "symbol": "SPY",
+                "side": "sell",
+                "type": "trailing_stop",
+                "qty": 1,
+                "time_in_force": "day",
+            }
+        )
