@@ -35,6 +35,7 @@ from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig, SymbolSpec
 from execd.sim.errors import SimError, invalid, not_found, unprocessable
+from execd.sim.history import TIMEFRAMES, History, aggregate_live, page
 from execd.sim.ledger import Ledger
 from execd.sim.market import (
     BookSnapshot,
@@ -155,6 +156,7 @@ class Exchange:
         self._seq = 0
         self._trade_listeners: list[TradeUpdateListener] = []
         self._md = MarketData()
+        self._history = History(tuple(self._specs.values()), config.seed, self._now)
         self._rejects: list[SimError] = []
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
@@ -534,16 +536,60 @@ class Exchange:
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 1000,
+        page_token: str | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        """GET /v2/stocks/bars → the `bars` map of completed minute bars (1Min only)."""
+        """GET /v2/stocks/bars → the `bars` map (one page; see :meth:`bars_page`)."""
+        return self.bars_page(symbols, timeframe, start, end, limit, page_token)[0]
+
+    def bars_page(
+        self,
+        symbols: Sequence[str],
+        timeframe: str = "1Min",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
+        """GET /v2/stocks/bars: history before the start (:mod:`execd.sim.history`, generated
+        on first request) then the live session's bars, re-cut to `timeframe`, paged across
+        symbols with `next_page_token` (alpaca-py follows it)."""
         self._catch_up()
-        if timeframe not in ("1Min", "1T"):
+        if timeframe not in TIMEFRAMES:
             raise SimError(400, f"unsupported timeframe {timeframe}", 40010001)  # (sim)
-        out: dict[str, list[dict[str, Any]]] = {}
+        first_live = self._created.replace(second=0, microsecond=0)
+        rows: dict[str, list[dict[str, Any]]] = {}
         for sym in symbols:
-            rows = self._md.minute_bars(sym, start, end)
-            if rows:
-                out[sym] = rows[:limit]
+            past = self._history.bars(sym, timeframe, start, end)
+            live_minutes = [
+                b
+                for b in self._md.minute_bars(sym, max(start or first_live, first_live), end)
+                if b["t"] >= wire.ts(first_live)
+            ]
+            live = aggregate_live(sym, timeframe, live_minutes)
+            if past and live and live[0]["t"] == past[-1]["t"]:
+                past = past[:-1]  # the start day's daily bar: the live aggregate is fresher
+            if past or live:
+                rows[sym] = past + live
+        return page(rows, limit, page_token)
+
+    def snapshots(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """GET /v2/stocks/snapshots: the symbol → snapshot map (alpaca-py reads it whole)."""
+        self._catch_up()
+        self.activate(symbols)
+        quotes, trades = self._md.latest_quotes(symbols), self._md.latest_trades(symbols)
+        minute = self._md.latest_bars(symbols)
+        out: dict[str, dict[str, Any]] = {}
+        for sym in symbols:
+            if sym not in quotes:
+                continue
+            days = self.bars_page([sym], "1Day", None, None, 10_000, None)[0].get(sym, [])
+            out[sym] = {
+                "latestTrade": trades.get(sym),
+                "latestQuote": quotes[sym],
+                "minuteBar": minute.get(sym),
+                "dailyBar": days[-1] if days else None,
+                "prevDailyBar": days[-2] if len(days) > 1 else None,
+            }
         return out
 
     # -- streaming -----------------------------------------------------------------------------

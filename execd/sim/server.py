@@ -76,6 +76,7 @@ class ServerOptions:
     data_symbol_limit: int | None = 30  # market-data stream symbols, free plan (§0.4)
     data_auth_timeout: float = 10.0  # §4.1 step 3
     data_connections_per_key: int = 1  # §4.1 "usually 1 connection per endpoint"
+    data_page_limit: int = 10_000  # most rows one market-data page carries (Alpaca's `limit` max)
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class VenueServices:
     trading_limiter: RateLimiter
     data_limiter: RateLimiter
     faults: FaultQueue = field(default_factory=FaultQueue)
+    data_page_limit: int = 10_000
     wall_time: Callable[[], float] = time.time
 
     def credentials_ok(self, key_id: str, secret_key: str) -> bool:
@@ -519,17 +521,28 @@ async def latest_bars(request: web.Request) -> web.Response:
 
 
 async def bars(request: web.Request) -> web.Response:
-    """GET /v2/stocks/bars?symbols=&timeframe=&start=&end=&limit=: one page, no token."""
+    """GET /v2/stocks/bars?symbols=&timeframe=&start=&end=&limit=&page_token= (history, then
+    the live session; `next_page_token` pages across symbols, §5's paging)."""
     q = request.query
     symbols: Sequence[str] = _required_symbols(request)
-    result = _exchange(request).bars(
+    result, token = _exchange(request).bars_page(
         symbols,
         timeframe=q.get("timeframe", "1Min"),
         start=parse_time(q.get("start"), "start"),
         end=parse_time(q.get("end"), "end"),
-        limit=parse_int(q.get("limit"), "limit", 1000, low=1, high=10_000),
+        limit=min(
+            parse_int(q.get("limit"), "limit", 1000, low=1, high=10_000),
+            request.app[SERVICES].data_page_limit,
+        ),
+        page_token=q.get("page_token") or None,
     )
-    return json_response({"bars": result, "next_page_token": None})
+    return json_response({"bars": result, "next_page_token": token})
+
+
+async def snapshots(request: web.Request) -> web.Response:
+    """GET /v2/stocks/snapshots?symbols=: latest trade/quote, minute bar, daily bar and the
+    previous daily bar per symbol (alpaca-py's `get_stock_snapshot`)."""
+    return json_response(_exchange(request).snapshots(_required_symbols(request)))
 
 
 # ------------------------------------------------------------------------------------ app
@@ -564,6 +577,7 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_get("/v2/stocks/trades/latest", latest_trades)
     r.add_get("/v2/stocks/bars/latest", latest_bars)
     r.add_get("/v2/stocks/bars", bars)
+    r.add_get("/v2/stocks/snapshots", snapshots)
     r.add_get("/v2/stocks/{symbol}/quotes/latest", latest_quote)
     r.add_get("/v2/stocks/{symbol}/trades/latest", latest_trade)
     r.add_get("/stream", services.hub.trading_handler)

@@ -74,6 +74,7 @@ class SimVenue:
             data_limiter=RateLimiter(
                 self.options.data_rate_limit, self.options.rate_window_seconds
             ),
+            data_page_limit=self.options.data_page_limit,
         )
         self._runner: web.AppRunner | None = None
         self._engine_task: asyncio.Task[None] | None = None

@@ -21,10 +21,13 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.live.stock import StockDataStream
 from alpaca.data.models import Bar, Quote, Trade, TradingStatus
 from alpaca.data.requests import (
+    StockBarsRequest,
     StockLatestBarRequest,
     StockLatestQuoteRequest,
     StockLatestTradeRequest,
+    StockSnapshotRequest,
 )
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeActivity
@@ -37,6 +40,7 @@ from execd.sim.clock import VenueClock
 from execd.sim.config import HaltEvent, SimConfig
 from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
+from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
 from tests.sim.conftest import TRADING_DAY, venue_config, wait_until, within
 from tests.sim.test_alpaca_py import Updates, rest
@@ -700,3 +704,72 @@ def test_trailing_stop_follows_the_high_water_mark_and_triggers() -> None:
                 "time_in_force": "day",
             }
         )
+
+
+# -- item 5: history a strategy reads -------------------------------------------------------------
+
+
+async def test_history_bars_at_every_timeframe_with_paging() -> None:
+    """alpaca-py's get_stock_bars reads ≥ 60 prior daily bars, ≥ 5 prior days of 1Min/5Min/
+    15Min/1Hour bars, following `next_page_token` across pages (the venue pages at 500 rows
+    here); the history ends where the live market starts, and a snapshot parses."""
+    options = ServerOptions(data_page_limit=500)
+    async with SimVenue(venue_config(speed=30.0), options=options) as venue:
+        data = StockHistoricalDataClient(
+            venue.key_id, venue.secret_key, url_override=venue.data_url
+        )
+        start = datetime(2025, 11, 1, tzinfo=EASTERN)
+        daily = await rest(
+            data.get_stock_bars,
+            StockBarsRequest(
+                symbol_or_symbols=["SPY", "MSFT"], timeframe=TimeFrame.Day, start=start
+            ),
+        )
+        minutes = await rest(
+            data.get_stock_bars,
+            StockBarsRequest(
+                symbol_or_symbols="SPY",
+                timeframe=TimeFrame.Minute,
+                start=datetime(2026, 2, 25, tzinfo=EASTERN),
+            ),
+        )
+        coarse = {}
+        for unit, amount in (
+            (TimeFrameUnit.Minute, 5),
+            (TimeFrameUnit.Minute, 15),
+            (TimeFrameUnit.Hour, 1),
+        ):
+            answer = await rest(
+                data.get_stock_bars,
+                StockBarsRequest(
+                    symbol_or_symbols="SPY",
+                    timeframe=TimeFrame(amount, unit),
+                    start=datetime(2026, 2, 25, tzinfo=EASTERN),
+                ),
+            )
+            coarse[(unit, amount)] = answer["SPY"]
+        snapshot = await rest(
+            data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols=["SPY"])
+        )
+    spy_days = daily["SPY"]
+    assert len(spy_days) >= 60
+    assert len(daily["MSFT"]) >= 60
+    assert [b.timestamp for b in spy_days] == sorted({b.timestamp for b in spy_days})
+    opens = {b.timestamp.astimezone(EASTERN).date() for b in minutes["SPY"]}
+    assert len([d for d in opens if d < TRADING_DAY]) >= 5
+    assert len(minutes["SPY"]) > 500  # more than one page
+    assert all(b.high >= max(b.open, b.close) for b in minutes["SPY"])
+    prior = [b for b in minutes["SPY"] if b.timestamp.astimezone(EASTERN).date() < TRADING_DAY]
+    assert abs(prior[-1].close - 521.30) / 521.30 < 0.1  # history leads to the start price
+    assert len(coarse[(TimeFrameUnit.Minute, 5)]) * 5 >= len(prior)
+    assert len(coarse[(TimeFrameUnit.Hour, 1)]) >= 5 * 6
+    day_of = [
+        b
+        for b in spy_days
+        if b.timestamp.astimezone(EASTERN).date() == prior[-1].timestamp.astimezone(EASTERN).date()
+    ]
+    assert day_of[0].volume == sum(
+        b.volume for b in prior if b.timestamp.date() == prior[-1].timestamp.date()
+    )
+    assert snapshot["SPY"].latest_quote.ask_price > 0
+    assert snapshot["SPY"].previous_daily_bar is not None
