@@ -5,12 +5,12 @@ engine against the venue clock. Venue-side work (acks, matching, fill reports, c
 ticks, session boundaries) is a time-ordered schedule; :meth:`Exchange.advance_to` processes it up
 to a venue time, which is how unit tests drive the venue without sleeping.
 
-Order life (ALPACA.md §1.9, §10 choices): POST answers ``accepted``; after the ack latency the
-order reaches the book (``new`` on the stream) and matches; each execution is reported after the
-fill latency (``partial_fill`` / ``fill``). Outside its session an order stays ``accepted`` until
-the session opens. A cancel or replace reaches the book after the ack latency too, so fills can
-win the race: a cancel then fails (``order_cancel_rejected``), a replace is rejected
-(``order_replace_rejected`` for the old order, ``rejected`` for the new one).
+The engine is split by job: this module is the REST face (order entry, account, positions,
+clock, assets, market-data queries, faults); :mod:`execd.sim.lifecycle` is the venue-side order
+life (see there), :mod:`execd.sim.marketdrive` the market ticks, fills from market flow and halts,
+:mod:`execd.sim.ledger` the money rules, :mod:`execd.sim.marketdata` what is published,
+:mod:`execd.sim.history` the bars before the start and :mod:`execd.sim.activity` the account's
+history. Their shared state is declared in :mod:`execd.sim.state`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import contextlib
 import heapq
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from execd.domain.calendar import EASTERN, next_session, session_on, trading_sessions
@@ -33,68 +32,27 @@ from execd.sim.account import Account
 from execd.sim.activity import AccountActivity
 from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
+from execd.sim.clockjson import V3_MARKETS, clock_v3_times
 from execd.sim.config import SimConfig, SymbolSpec
 from execd.sim.errors import SimError, invalid, not_found, unprocessable
 from execd.sim.history import TIMEFRAMES, History, aggregate_live, page
 from execd.sim.ledger import Ledger
+from execd.sim.lifecycle import OrderLifecycle
 from execd.sim.market import (
-    BookSnapshot,
     GeneratedMarket,
     Instrument,
     MarketSource,
-    Print,
 )
 from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
+from execd.sim.marketdrive import MarketDriver
 from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
+from execd.sim.state import TradeUpdateListener
 from execd.sim.tape import TapeMarket
 
-TradeUpdateListener = Callable[[dict[str, Any]], None]
-
 _ZERO = Decimal(0)
-# Share of the market's prints reported late (out of sequence), a few seconds after they happen.
-_LATE_REPORT_PROB = 0.02
-# After a random partial fill, the remainder is looked at again this many seconds later (sim).
-_PARTIAL_REEVALUATE_S = (0.2, 2.0)
 
 
-_TZ = "America/New_York"
-_V3_MARKETS: tuple[dict[str, str], ...] = (
-    {"acronym": "NYSE", "mic": "XNYS", "name": "New York Stock Exchange", "timezone": _TZ},
-    {"acronym": "NASDAQ", "mic": "XNAS", "name": "Nasdaq Stock Market", "timezone": _TZ},
-)
-
-
-def _clock_v3_times(now: datetime) -> dict[str, Any]:
-    """The time fields of one /v3/clock entry for the US equity calendar at `now`."""
-    today = now.astimezone(EASTERN).date()
-    session = session_on(today)
-    phase, until = "closed", None
-    if session is not None:
-        for start, end, name in (
-            (session.extended_open, session.open, "pre"),
-            (session.open, session.close, "core"),
-            (session.close, session.extended_close, "post"),
-        ):
-            if start <= now < end:
-                phase, until = name, end
-        if until is None and now < session.extended_open:
-            until = session.extended_open
-    following = next_session(today)
-    if until is None:
-        until = following.extended_open
-    upcoming = session if session is not None and now < session.open else following
-    closing = session if session is not None and now < session.close else upcoming
-    return {
-        "timestamp": wire.ts_eastern(now),
-        "is_market_day": session is not None,
-        "phase": phase,
-        "phase_until": wire.ts_eastern(until),
-        "next_market_open": wire.ts_eastern(upcoming.open),
-        "next_market_close": wire.ts_eastern(closing.close),
-    }
-
-
-class Exchange:
+class Exchange(OrderLifecycle, MarketDriver):
     """One Alpaca account on one simulated market. All answers are JSON-ready dicts in Alpaca's wire
     shape (decimals as strings, RFC 3339 timestamps); refusals raise :class:`SimError`."""
 
@@ -482,10 +440,10 @@ class Exchange:
         now = self._catch_up() if at is None else at
         wanted = {m.strip().upper() for m in markets or () if m.strip()}
         clocks = []
-        for market in _V3_MARKETS:
+        for market in V3_MARKETS:
             if wanted and not wanted & {market["acronym"], market["mic"]}:
                 continue
-            clocks.append({"market": dict(market), **_clock_v3_times(now)})
+            clocks.append({"market": dict(market), **clock_v3_times(now)})
         return {"clocks": clocks}
 
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
@@ -680,476 +638,6 @@ class Exchange:
     def _remember(self, order: SimOrder) -> None:
         self._orders[order.id] = order
         self._by_client_id[order.req.client_order_id] = order
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    def _routable(self, order: SimOrder, now: datetime) -> bool:
-        """Is the order's session open (regular, or extended for extended-hours orders)?
-
-        OPG and CLS orders are routed only by the open and close themselves (§1.3, §6: paper
-        fills them like market orders at the open / close quote, no auction)."""
-        if order.req.time_in_force in ("opg", "cls"):
-            return False
-        session = session_on(now.astimezone(EASTERN).date())
-        if session is None:
-            return False
-        if order.req.extended_hours:
-            return session.extended_open <= now < session.extended_close
-        return session.open <= now < session.close
-
-    def _schedule_session_boundary(self, after: datetime) -> None:
-        day = after.astimezone(EASTERN).date()
-        for _ in range(10):
-            session = session_on(day) or next_session(day)
-            for when, kind in (
-                (session.extended_open, "extended_open"),
-                (session.open, "open"),
-                (session.close, "close"),
-                (session.extended_close, "extended_close"),
-            ):
-                if when > after:
-                    self._at(when, partial(self._on_boundary, kind, when))
-                    return
-            day = session.date + timedelta(days=1)
-
-    def _on_boundary(self, kind: str, when: datetime) -> None:
-        auction = {"open": "opg", "close": "cls"}.get(kind)
-        if auction is not None:
-            for order in [o for o in self._orders.values() if o.status == "accepted"]:
-                if order.req.time_in_force == auction and order.cancel_requested_at is None:
-                    self._route(order, when)
-        if kind in ("extended_open", "open"):
-            for order in [o for o in self._orders.values() if o.status == "accepted"]:
-                if self._routable(order, when) and order.cancel_requested_at is None:
-                    self._route(order, when)
-        else:
-            for order in list(self._orders.values()):
-                if order.status not in ("new", "partially_filled"):
-                    continue
-                if order.req.time_in_force not in ("day", "opg", "cls", "ioc", "fok"):
-                    continue
-                if (kind == "close") != order.req.extended_hours:
-                    self._expire(order)
-        self._schedule_session_boundary(when)
-
-    def _expire_remainder(self, order: SimOrder) -> None:
-        """Take the unmatched rest out; report `expired` after the pending fills."""
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        when = max(self._now, order.last_report_at or self._now)
-        self._at(when, partial(self._expire_if_open, order))
-
-    def _expire_if_open(self, order: SimOrder) -> None:
-        if order.is_open:
-            self._expire(order)
-
-    def _expire(self, order: SimOrder) -> None:
-        now = self._now
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        order.expired_at = now
-        order.transition("expired", now)
-        self._emit(order, "expired")
-
-    # -- venue-side order processing -----------------------------------------------------------
-
-    def _route(self, order: SimOrder, now: datetime) -> None:
-        """Send an accepted order on: `pending_new` half-way, `new` at the book (§1.9, §3.4)."""
-        self._at(now + self._ack / 2, partial(self._pending_new, order))
-        self._at(now + self._ack, partial(self._arrive, order))
-
-    def _pending_new(self, order: SimOrder) -> None:
-        if order.status != "accepted" or order.cancel_requested_at is not None:
-            return
-        order.transition("pending_new", self._now)
-        self._emit(order, "pending_new")
-
-    def _arrive(self, order: SimOrder) -> None:
-        """The order reaches the book: `new`, then match."""
-        if order.status not in NOT_ROUTED:
-            return  # canceled before it was routed
-        now = self._now
-        if order.req.notional is not None:
-            order.working_qty = self._ledger.notional_shares(order.req)
-        order.transition("new", now)
-        self._emit(order, "new")
-        self._work(order)
-
-    def _work(self, order: SimOrder) -> None:
-        """Match a freshly arrived (or triggered) order; rest or drop what is left."""
-        req, book, now = order.req, self._books[order.symbol], self._now
-        if req.type in ("stop", "stop_limit", "trailing_stop") and not order.triggered:
-            if req.type == "trailing_stop" and order.hwm is None:
-                order.hwm = self._mark(order.symbol)  # the water mark starts at the last trade
-            self._stops.setdefault(order.symbol, []).append(order)
-            return
-        if book.snapshot is None or order.symbol in self._halted:
-            self._waiting_market.setdefault(order.symbol, []).append(order)
-            return
-        inst = book.inst
-        limit: int | None = None
-        if req.limit_price is not None:
-            if req.side is Side.BUY:
-                limit = inst.ticks_floor(req.limit_price)
-            else:
-                limit = inst.ticks_ceil(req.limit_price)
-        if req.time_in_force == "fok" and not self._fok_possible(order, limit):
-            self._finish_cancel(order)
-            return
-        cap = self._partial_fill_cap(order, limit)
-        fills = book.take(req.side, cap or order.unmatched, limit, now)
-        self._execute(order, [(inst.price(p), q) for p, q in fills])
-        if order.unmatched <= 0:
-            return
-        if req.time_in_force in ("opg", "cls"):
-            # §6 (F 11664): at the open/close quote only; what did not fill expires.
-            self._expire_remainder(order)
-            return
-        if cap is not None and fills:
-            # §6: "if still marketable, the remainder is re-evaluated for a subsequent fill".
-            delay = timedelta(seconds=self._fill_rng.uniform(*_PARTIAL_REEVALUATE_S))
-            self._at(now + delay, partial(self._reevaluate, order))
-            return
-        if req.time_in_force in ("ioc", "fok") or limit is None:
-            self._cancel_remainder(order)
-            return
-        book.rest(order.id, req.side, limit, order.unmatched, now)
-
-    def _partial_fill_cap(self, order: SimOrder, limit: int | None) -> Decimal | None:
-        """Paper's random partial fill (§6): for an eligible order, about `partial_fill_rate` of
-        the time, the whole shares this match may take (fewer than it wants); else None.
-
-        Eligible: marketable now, at least two whole shares left, and not IOC/FOK (whose
-        remainder would be cancelled rather than re-evaluated). The depth model still applies on
-        top: a capped match can get less than the cap when the book is thin.
-        """
-        want = order.unmatched
-        if order.req.time_in_force in ("ioc", "fok", "opg", "cls") or want < 2:
-            return None
-        book = self._books[order.symbol]
-        if limit is not None and not book.crosses(order.side, limit, self._now):
-            return None
-        if self._fill_rng.random() >= self._config.partial_fill_rate:
-            return None
-        return Decimal(self._fill_rng.randint(1, int(want) - 1))
-
-    def _reevaluate(self, order: SimOrder) -> None:
-        """The remainder of a random partial fill comes back to the book (§6)."""
-        if order.status not in ("new", "partially_filled"):
-            return  # filled, cancelled, expired, or being replaced meanwhile
-        if order.cancel_requested_at is not None or order.pending_replacement is not None:
-            return
-        self._work(order)
-
-    def _fok_possible(self, order: SimOrder, limit: int | None) -> bool:
-        book = self._books[order.symbol]
-        levels = book.levels(order.side is Side.BUY, self._now)
-        if limit is None:
-            return True
-        reachable = sum(
-            (
-                Decimal(lv.size)
-                for lv in levels
-                if (lv.price <= limit if order.side is Side.BUY else lv.price >= limit)
-            ),
-            _ZERO,
-        )
-        return reachable >= order.unmatched
-
-    def _execute(self, order: SimOrder, fills: list[tuple[Decimal, Decimal]]) -> None:
-        """Reserve matched quantity now; report each execution after the fill latency."""
-        when = self._now + self._fill_delay
-        for price, qty in fills:
-            if qty <= 0:
-                continue
-            order.matched_qty += qty
-            order.last_report_at = when
-            self._at(when, partial(self._report_fill, order, price, qty))
-
-    def _report_fill(self, order: SimOrder, price: Decimal, qty: Decimal) -> None:
-        now = self._now
-        position = self._account.apply_fill(order.symbol, order.side, qty, price)
-        order.filled_qty += qty
-        order.filled_value += qty * price
-        done = order.remaining <= 0
-        if done:
-            order.filled_at = now
-        if order.status != "pending_replace":
-            order.transition("filled" if done else "partially_filled", now)
-        execution_id = self._uuid()
-        self._activity.record_fill(
-            now,
-            order_id=order.id,
-            symbol=order.symbol,
-            side=order.side.value,
-            qty=qty,
-            price=price,
-            cum_qty=order.filled_qty,
-            leaves_qty=order.remaining,
-            order_status=order.status,
-        )
-        self._fills.append(
-            {
-                "execution_id": execution_id,
-                "order_id": order.id,
-                "client_order_id": order.req.client_order_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "qty": wire.dec(qty),
-                "price": wire.dec(price),
-                "timestamp": wire.ts(now),
-            }
-        )
-        self._emit(
-            order,
-            "fill" if done else "partial_fill",
-            execution_id=execution_id,
-            price=wire.dec(price),
-            qty=wire.dec(qty),
-            position_qty=wire.dec(position),
-        )
-        # Our fills are never printed (§6: paper orders are not routed): no trade message, no bar
-        # volume, no VWAP. What they took from the book stays taken (the impact model).
-
-    def _cancel_arrive(self, order: SimOrder) -> None:
-        if not order.is_open:
-            return
-        if order.status in NOT_ROUTED:
-            self._finish_cancel(order)
-            return
-        if order.unmatched <= 0:
-            # The fills won the race: they will be reported; the cancel is too late.
-            self._emit(order, "order_cancel_rejected")
-            return
-        self._cancel_remainder(order)
-
-    def _cancel_remainder(self, order: SimOrder) -> None:
-        """Take the unmatched rest out of the book; report `canceled` after pending fills."""
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        when = max(self._now, order.last_report_at or self._now)
-        self._at(when, lambda: self._finish_cancel(order))
-
-    def _finish_cancel(self, order: SimOrder) -> None:
-        if not order.is_open:
-            return
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        order.canceled_at = self._now
-        order.transition("canceled", self._now)
-        self._emit(order, "canceled")
-
-    def _drop_waiting(self, order: SimOrder) -> None:
-        for table in (self._waiting_market, self._stops):
-            waiting = table.get(order.symbol)
-            if waiting and order in waiting:
-                waiting.remove(order)
-
-    def _replace_arrive(self, old: SimOrder, new: SimOrder) -> None:
-        now = self._now
-        if old.unmatched <= 0 or not old.is_open:
-            # §1.7: the original filled first; the replacement is rejected.
-            old.pending_replacement = None
-            status = "filled" if old.remaining <= 0 else "partially_filled"
-            if old.filled_qty == 0 and old.remaining > 0:
-                status = "new"
-            old.transition(status, now)
-            self._emit(old, "order_replace_rejected")
-            new.failed_at = now
-            new.transition("rejected", now)
-            self._emit(new, "rejected")
-            return
-        self._books[old.symbol].remove(old.id)
-        self._drop_waiting(old)
-        when = max(now, old.last_report_at or now)
-        self._at(when, lambda: self._finish_replace(old, new))
-
-    def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
-        now = self._now
-        old.replaced_at = now
-        old.replaced_by = new.id
-        old.transition("replaced", now)
-        self._emit(old, "replaced")
-        new.transition("accepted", now)
-        if self._routable(new, now):
-            self._arrive(new)
-
-    # -- market --------------------------------------------------------------------------------
-
-    def _schedule_tick(self) -> None:
-        """(Re)schedule the one market tick at the source's next event time; a superseded tick
-        (the source gained an earlier event, see :meth:`activate`) does nothing."""
-        self._tick_token += 1
-        upcoming = self._source.next_time()
-        if upcoming is not None:
-            self._at(max(upcoming, self._now), partial(self._market_tick, self._tick_token))
-
-    def _market_tick(self, token: int) -> None:
-        if token != self._tick_token:
-            return
-        for event in self._source.pop():
-            if event.symbol in self._halted:
-                continue  # a halted symbol has no market: no quotes, no prints, no matching
-            if isinstance(event, BookSnapshot):
-                self._on_snapshot(event)
-            else:
-                self._on_print(event)
-        self._schedule_tick()
-
-    def activate(self, symbols: Iterable[str]) -> None:
-        """Start the market of listed symbols that are not running yet (the universe runs
-        lazily so that starting the venue stays fast): their path from the venue's start is
-        replayed silently and their book starts at its state now."""
-        if self._generated is None:
-            return
-        started = False
-        for symbol in symbols:
-            if symbol not in self._insts or self._generated.is_live(symbol):
-                continue
-            snap = self._generated.activate(symbol, self._now)
-            started = True
-            if snap is not None and symbol not in self._halted:
-                self._on_snapshot(snap)
-        if started:
-            self._schedule_tick()
-
-    def _on_snapshot(self, snap: BookSnapshot) -> None:
-        book = self._books[snap.symbol]
-        executions = book.on_snapshot(snap)
-        for ex in executions:
-            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
-        waiting = self._waiting_market.pop(snap.symbol, [])
-        for order in waiting:
-            self._work(order)
-        self._publish_quote(snap.symbol, snap.bid_exchange, snap.ask_exchange)
-
-    def _on_print(self, trade: Print) -> None:
-        book = self._books[trade.symbol]
-        price = book.inst.price(trade.price)
-        report = partial(
-            self._md.publish_trade,
-            trade.symbol,
-            trade.t,
-            price,
-            Decimal(trade.size),
-            trade.exchange,
-        )
-        if self._report_rng.random() < _LATE_REPORT_PROB:
-            # A late report (§4.3 updatedBars): printed with its own time, a few seconds on.
-            self._at(self._now + timedelta(seconds=self._report_rng.uniform(1.0, 20.0)), report)
-        else:
-            report()
-        for ex in book.on_print(trade):
-            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
-        regular = self._in_regular_session(trade.t)
-        for order in list(self._stops.get(trade.symbol, [])):
-            if order.req.type == "trailing_stop":
-                if not regular:
-                    continue  # §1.3: trailing stops do not trigger outside regular hours
-                mark = order.hwm if order.hwm is not None else price
-                order.hwm = min(mark, price) if order.side is Side.BUY else max(mark, price)
-            stop = order.trailing_stop_price or order.req.stop_price or _ZERO
-            hit = price >= stop if order.side is Side.BUY else price <= stop
-            if hit and order.is_open:
-                self._stops[trade.symbol].remove(order)
-                order.triggered = True
-                self._work(order)
-
-    @staticmethod
-    def _in_regular_session(t: datetime) -> bool:
-        session = session_on(t.astimezone(EASTERN).date())
-        return session is not None and session.open <= t < session.close
-
-    def _publish_quote(self, symbol: str, bx: str, ax: str) -> None:
-        book = self._books[symbol]
-        bid, ask = book.top(self._now)
-        message = wire.quote_message(
-            symbol,
-            self._now,
-            book.inst.price(bid.price) if bid else _ZERO,
-            bid.size if bid else 0,
-            book.inst.price(ask.price) if ask else _ZERO,
-            ask.size if ask else 0,
-            bx,
-            ax,
-        )
-        self._md.publish_quote(message, self._now)
-
-    def _schedule_minute(self, after: datetime) -> None:
-        nxt = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        self._at(nxt, lambda: self._on_minute(nxt))
-        self._at(nxt + timedelta(seconds=30), self._md.on_half_minute)
-
-    def _on_minute(self, when: datetime) -> None:
-        session = session_on(when.astimezone(EASTERN).date())
-        regular = session is not None and session.open < when <= session.close
-        self._md.on_minute(when, regular)
-        self._activity.record_equity(when, self._ledger.equity())
-        self._schedule_minute(when)
-
-    # -- trading halts (§4.3 "s") -------------------------------------------------------------
-
-    def halt(self, symbol: str, seconds: float | None = None) -> None:
-        """Halt trading in `symbol` (for `seconds`, else until :meth:`resume`).
-
-        While halted the symbol has no quotes and no prints and nothing matches: orders are
-        accepted and wait; on resumption the first quote re-opens matching. The `statuses`
-        channel says so both ways.
-        """
-        now = self._catch_up()
-        if symbol not in self._insts:
-            raise not_found(f"unknown symbol {symbol}")  # (sim) admin only
-        self._halt_token += 1
-        token = self._halt_token
-        if symbol not in self._halted:
-            self._halted.add(symbol)
-            self._md.publish_status(wire.status_message(symbol, now, halted=True))
-        if seconds is not None:
-            self._at(now + timedelta(seconds=seconds), partial(self._resume_if, symbol, token))
-
-    def resume(self, symbol: str) -> None:
-        """Resume trading in a halted `symbol` (no-op when it trades)."""
-        now = self._catch_up()
-        if symbol not in self._insts:
-            raise not_found(f"unknown symbol {symbol}")  # (sim) admin only
-        if symbol in self._halted:
-            self._halted.discard(symbol)
-            self._md.publish_status(wire.status_message(symbol, now, halted=False))
-
-    def halted(self) -> tuple[str, ...]:
-        """The symbols halted now."""
-        self._catch_up()
-        return tuple(sorted(self._halted))
-
-    def _resume_if(self, symbol: str, token: int) -> None:
-        if token == self._halt_token:  # a later halt/resume call supersedes this timer
-            self.resume(symbol)
-
-    def _schedule_config_halts(self) -> None:
-        for event in self._config.halts:
-            when = datetime.combine(self._now.astimezone(EASTERN).date(), event.at, EASTERN)
-            if when >= self._now and event.symbol in self._insts:
-                self._at(when, partial(self.halt, event.symbol, event.seconds))
-
-    # -- events --------------------------------------------------------------------------------
-
-    def _log(self, order: SimOrder, event: str, now: datetime) -> None:
-        order.events.append({"event": event, "timestamp": wire.ts(now), "status": order.status})
-
-    def _emit(self, order: SimOrder, event: str, **extra: str | None) -> None:
-        """Send a trade_updates payload (`order` is the order after the event) and record it."""
-        now = self._now
-        payload: dict[str, Any] = {
-            "event": event,
-            "timestamp": wire.ts(now),
-            "order": wire.order_json(order),
-        }
-        payload.update(extra)
-        order.events.append(
-            {"event": event, "timestamp": payload["timestamp"], "status": order.status, **extra}
-        )
-        for listener in list(self._trade_listeners):
-            listener(payload)
 
 
 def spec_of(config: SimConfig, symbol: str) -> SymbolSpec | None:
