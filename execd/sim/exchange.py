@@ -33,6 +33,7 @@ from execd.sim.activity import AccountActivity
 from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
 from execd.sim.clockjson import V3_MARKETS, clock_v3_times
+from execd.sim.complex import ComplexOrders
 from execd.sim.config import SimConfig, SymbolSpec
 from execd.sim.errors import SimError, invalid, not_found, unprocessable
 from execd.sim.history import TIMEFRAMES, History, aggregate_live, page
@@ -52,7 +53,7 @@ from execd.sim.tape import TapeMarket
 _ZERO = Decimal(0)
 
 
-class Exchange(OrderLifecycle, MarketDriver):
+class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     """One Alpaca account on one simulated market. All answers are JSON-ready dicts in Alpaca's wire
     shape (decimals as strings, RFC 3339 timestamps); refusals raise :class:`SimError`."""
 
@@ -213,10 +214,12 @@ class Exchange(OrderLifecycle, MarketDriver):
         if req.side is Side.BUY and req.type == "market":
             order.ref_price = self._reference_price(req.symbol, Side.BUY)
         self._remember(order)
+        legs = self._make_legs(order, now)
         self._log(order, "accepted", now)
-        if self._routable(order, now):
-            self._route(order, now)
-        return wire.order_json(order)
+        for working in [order, *(leg for leg in legs if leg.status == "accepted")]:
+            if self._routable(working, now):
+                self._route(working, now)
+        return self._order_json(order, nested=bool(legs))
 
     def replace_order(self, order_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH /v2/orders/{id}: returns the new order (new id, `replaces`)."""
@@ -231,6 +234,8 @@ class Exchange(OrderLifecycle, MarketDriver):
             raise unprocessable(f'order is already in "{state}" state')
         if old.req.notional is not None:
             raise unprocessable("notional orders cannot be replaced")  # (sim) §1.7
+        if old.req.order_class == "oto":
+            raise unprocessable("oto orders cannot be replaced")  # §1.3, (sim) wording
         qty = rules.parse_decimal(body, "qty")
         if qty is not None and (qty <= 0 or rules.is_fractional(qty)):
             raise invalid("qty must be a positive whole number")  # (sim) §1.7 whole shares
@@ -260,6 +265,10 @@ class Exchange(OrderLifecycle, MarketDriver):
             # §1.7: `trail` changes the trail, never switches price <-> percent.
             trail_price=trail if trail and old.req.trail_price else old.req.trail_price,
             trail_percent=trail if trail and old.req.trail_percent else old.req.trail_percent,
+            order_class=old.req.order_class,
+            take_profit=old.req.take_profit,
+            stop_loss=old.req.stop_loss,
+            stop_loss_limit=old.req.stop_loss_limit,
         )
         rules.check_prices(req.type, req.limit_price, req.stop_price, body)
         rules.check_order_constraints(req)
@@ -307,7 +316,7 @@ class Exchange(OrderLifecycle, MarketDriver):
     def get_order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         """GET /v2/orders/{id}."""
         self._catch_up()
-        return wire.order_json(self._order(order_id))
+        return self._order_json(self._order(order_id), nested=nested)
 
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
         """GET /v2/orders:by_client_order_id."""
@@ -341,9 +350,10 @@ class Exchange(OrderLifecycle, MarketDriver):
             and (until is None or o.created_at < until)
             and (not symbols or o.symbol in symbols)
             and (side is None or o.side.value == side)
+            and not (nested and o.parent_id is not None)  # nested: legs roll up (§1.5)
         ]
         chosen.sort(key=lambda o: o.created_at, reverse=direction != "asc")
-        return [wire.order_json(o) for o in chosen[: max(0, min(limit, 500))]]
+        return [self._order_json(o, nested=nested) for o in chosen[: max(0, min(limit, 500))]]
 
     def account(self) -> dict[str, Any]:
         """GET /v2/account (§2.1)."""
@@ -601,6 +611,8 @@ class Exchange(OrderLifecycle, MarketDriver):
         if rules.would_wash(req, others):
             raise rules.wash_error()
         self._ledger.check(req, spec, replacing)
+        if req.order_class in ("bracket", "oto") and req.limit_price is None:
+            rules.check_exit_distance(req, self._reference_price(req.symbol, req.side))
 
     def _reference_price(self, symbol: str, side: Side) -> Decimal:
         """§1.10: the far side of the NBBO, else the latest trade, else the starting price."""
@@ -628,6 +640,13 @@ class Exchange(OrderLifecycle, MarketDriver):
             self._mark(symbol),
             self._day_marks.get(symbol, holding.avg_entry_price),
         )
+
+    def _order_json(self, order: SimOrder, *, nested: bool = False) -> dict[str, Any]:
+        """§1.4's Order; with `nested`, a complex order's legs under `legs`."""
+        out = wire.order_json(order)
+        if nested and order.legs:
+            out["legs"] = [wire.order_json(self._orders[i]) for i in order.legs]
+        return out
 
     def _order(self, order_id: str) -> SimOrder:
         order = self._orders.get(order_id)

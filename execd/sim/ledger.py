@@ -24,7 +24,7 @@ from execd.sim import rules, wire
 from execd.sim.account import Account
 from execd.sim.config import SymbolSpec
 from execd.sim.errors import forbidden
-from execd.sim.orders import OrderRequest, SimOrder
+from execd.sim.orders import HELD, OrderRequest, SimOrder
 
 _ZERO = Decimal(0)
 _SHORT_COLLAR = Decimal("1.03")  # §1.10: a short holds max(limit, ask × 1.03)
@@ -138,8 +138,8 @@ class Ledger:
     def order_hold(self, order: SimOrder) -> Decimal:
         """What an open order holds against buying power: an opening buy or a short sale's
         unfilled value (§1.10); sells of a long position and covering buys hold nothing."""
-        if not order.is_open or not self._opens(order):
-            return _ZERO
+        if not order.is_open or order.status == HELD or not self._opens(order):
+            return _ZERO  # a held exit holds nothing until its entry fills
         if order.req.notional is not None:
             return max(_ZERO, order.req.notional - order.filled_value)
         ref = order.ref_price or self._reference(order.symbol, order.side)
@@ -205,10 +205,20 @@ class Ledger:
                 and o.symbol == symbol
                 and o is not exclude
                 and not (o.status == "pending_replace" and o.pending_replacement)
+                and not self._second_exit(o)
             ),
             _ZERO,
         )
         return max(_ZERO, self._account.qty(symbol) - held)
+
+    def _second_exit(self, order: SimOrder) -> bool:
+        """A held exit, or the stop-loss of a take-profit/stop-loss pair: the pair sells the
+        position once (§1.3), so only the take profit counts against what is available."""
+        if order.status == HELD:
+            return True
+        if order.parent_id is None or order.req.type not in ("stop", "stop_limit"):
+            return False
+        return self._orders[order.parent_id].req.order_class in ("bracket", "oco")
 
     def _coverable(self, symbol: str, exclude: SimOrder | None) -> Decimal:
         """A short position's size less what open buys already cover."""
@@ -216,7 +226,11 @@ class Ledger:
             (
                 o.remaining
                 for o in self._orders.values()
-                if o.is_open and o.side is Side.BUY and o.symbol == symbol and o is not exclude
+                if o.is_open
+                and o.side is Side.BUY
+                and o.symbol == symbol
+                and o is not exclude
+                and not self._second_exit(o)
             ),
             _ZERO,
         )

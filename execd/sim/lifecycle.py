@@ -101,6 +101,7 @@ class OrderLifecycle(EngineState):
         order.expired_at = now
         order.transition("expired", now)
         self._emit(order, "expired")
+        self._end_legs(order)
 
     # -- venue-side order processing -----------------------------------------------------------
 
@@ -216,6 +217,7 @@ class OrderLifecycle(EngineState):
             order.matched_qty += qty
             order.last_report_at = when
             self._at(when, partial(self._report_fill, order, price, qty))
+            self._shrink_exit_pair(order)
 
     def _report_fill(self, order: SimOrder, price: Decimal, qty: Decimal) -> None:
         now = self._now
@@ -261,6 +263,8 @@ class OrderLifecycle(EngineState):
         )
         # Our fills are never printed (§6: paper orders are not routed): no trade message, no bar
         # volume, no VWAP. What they took from the book stays taken (the impact model).
+        if done and order.legs and order.req.order_class in ("bracket", "oto"):
+            self._activate_legs(order)
 
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:
@@ -289,6 +293,7 @@ class OrderLifecycle(EngineState):
         order.canceled_at = self._now
         order.transition("canceled", self._now)
         self._emit(order, "canceled")
+        self._end_legs(order)
 
     def _drop_waiting(self, order: SimOrder) -> None:
         for table in (self._waiting_market, self._stops):
@@ -317,6 +322,13 @@ class OrderLifecycle(EngineState):
 
     def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
         now = self._now
+        # A replaced leg keeps its place in its complex order (§1.7: bracket/OCO legs replace).
+        new.parent_id, new.legs = old.parent_id, old.legs
+        if old.parent_id is not None:
+            siblings = self._orders[old.parent_id].legs
+            siblings[siblings.index(old.id)] = new.id
+        for leg_id in new.legs:
+            self._orders[leg_id].parent_id = new.id
         old.replaced_at = now
         old.replaced_by = new.id
         old.transition("replaced", now)

@@ -14,6 +14,8 @@ from typing import Any
 from execd.domain.types import Side
 
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+# A bracket/OTO exit waits in `held` until its entry has filled (§1.3, §1.9).
+HELD = "held"
 # Alpaca does not document which statuses `status=open` lists; every non-terminal one (§1.5).
 NOT_ROUTED = frozenset({"accepted", "pending_new"})
 
@@ -35,6 +37,11 @@ class OrderRequest:
     # trailing_stop only: exactly one of them (§1.1).
     trail_price: Decimal | None = None
     trail_percent: Decimal | None = None
+    # simple | bracket | oco | oto (§1.1); the exits of a complex order (§1.3).
+    order_class: str = "simple"
+    take_profit: Decimal | None = None  # take_profit.limit_price
+    stop_loss: Decimal | None = None  # stop_loss.stop_price
+    stop_loss_limit: Decimal | None = None  # stop_loss.limit_price (a stop-limit exit)
 
 
 @dataclass(slots=True)
@@ -68,6 +75,9 @@ class SimOrder:
     triggered: bool = False
     # trailing_stop: the high-water mark (sell) or low-water mark (buy) since it was working.
     hwm: Decimal | None = None
+    # Complex orders (§1.3): a leg's parent, a parent's legs (take profit first).
+    parent_id: str | None = None
+    legs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -80,3 +80,24 @@ class EngineState:
 
     def _schedule_minute(self, after: datetime) -> None:
         raise NotImplementedError
+
+    def _routable(self, order: SimOrder, now: datetime) -> bool:
+        raise NotImplementedError
+
+    def _route(self, order: SimOrder, now: datetime) -> None:
+        raise NotImplementedError
+
+    def _cancel_remainder(self, order: SimOrder) -> None:
+        raise NotImplementedError
+
+    def _emit(self, order: SimOrder, event: str, **extra: str | None) -> None:
+        raise NotImplementedError
+
+    def _activate_legs(self, parent: SimOrder) -> None:
+        raise NotImplementedError
+
+    def _shrink_exit_pair(self, order: SimOrder) -> None:
+        raise NotImplementedError
+
+    def _end_legs(self, parent: SimOrder) -> None:
+        raise NotImplementedError

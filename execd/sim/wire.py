@@ -171,7 +171,7 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "qty": dec(req.qty),
         "filled_qty": dec(order.filled_qty),
         "filled_avg_price": dec(_round_price(order.avg_price)),
-        "order_class": "",
+        "order_class": "" if req.order_class == "simple" else req.order_class,
         "order_type": req.type,
         "type": req.type,
         "side": req.side.value,

@@ -29,9 +29,21 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.enums import (
+    OrderClass,
+    OrderSide,
+    OrderStatus,
+    QueryOrderStatus,
+    TimeInForce,
+)
 from alpaca.trading.models import TradeActivity
-from alpaca.trading.requests import GetPortfolioHistoryRequest, MarketOrderRequest
+from alpaca.trading.requests import (
+    GetOrdersRequest,
+    GetPortfolioHistoryRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from alpaca.trading.stream import TradingStream
 
 from execd.domain.calendar import EASTERN
@@ -42,7 +54,7 @@ from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
-from tests.sim.conftest import TRADING_DAY, venue_config, wait_until, within
+from tests.sim.conftest import TRADING_DAY, first_quote, venue_config, wait_until, within
 from tests.sim.test_alpaca_py import Updates, rest
 
 
@@ -773,3 +785,123 @@ async def test_history_bars_at_every_timeframe_with_paging() -> None:
     )
     assert snapshot["SPY"].latest_quote.ask_price > 0
     assert snapshot["SPY"].previous_daily_bar is not None
+
+
+async def test_bracket_order_through_alpaca_py(rich_margin_venue: SimVenue) -> None:
+    """alpaca-py submits a bracket (market entry, take profit, stop loss): the answer carries
+    both legs, held until the entry fills, then working; nested listing rolls them up."""
+    client = _client(rich_margin_venue)
+    updates = Updates()
+    stream, task = await _trading_stream(rich_margin_venue, updates)
+    quote = await first_quote(rich_margin_venue, "SPY")
+    ask = Decimal(str(quote["ap"]))
+    order = await rest(
+        client.submit_order,
+        MarketOrderRequest(
+            symbol="SPY",
+            qty=5,
+            side=OrderSide.BUY,
+            time_in_force="day",
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=float(ask + 20)),
+            stop_loss=StopLossRequest(stop_price=float(ask - 20)),
+        ),
+    )
+    assert order.order_class == OrderClass.BRACKET
+    assert order.legs is not None
+    assert [leg.status for leg in order.legs] == [OrderStatus.HELD, OrderStatus.HELD]
+    tp, sl = order.legs
+    assert tp.side == sl.side == OrderSide.SELL
+    await updates.wait(order.id, "fill")
+    await updates.wait(tp.id, "new")
+    await updates.wait(sl.id, "new")
+    nested = await rest(
+        client.get_orders, GetOrdersRequest(status=QueryOrderStatus.ALL, nested=True)
+    )
+    assert [o.id for o in nested] == [order.id]
+    assert [leg.id for leg in nested[0].legs or []] == [tp.id, sl.id]
+    flat = await rest(client.get_orders, GetOrdersRequest(status=QueryOrderStatus.ALL))
+    assert {o.id for o in flat} == {order.id, tp.id, sl.id}
+    with pytest.raises(APIError) as wash_free:
+        await rest(
+            client.submit_order,
+            MarketOrderRequest(
+                symbol="SPY",
+                qty=5,
+                side=OrderSide.BUY,
+                time_in_force="day",
+                order_class=OrderClass.BRACKET,
+                take_profit=TakeProfitRequest(limit_price=float(ask - 20)),
+                stop_loss=StopLossRequest(stop_price=float(ask - 30)),
+            ),
+        )
+    assert wash_free.value.status_code == 422  # take profit below the market: refused
+    cancel = await rest(client.cancel_order_by_id, tp.id)
+    assert cancel is None
+    await updates.wait(tp.id, "canceled")
+    await _stop(rich_margin_venue, stream, task)
+
+
+def test_oco_exit_one_fill_cancels_the_other_and_shares_count_once() -> None:
+    """An OCO on a 10-share position: the take profit and the stop loss both work, the pair
+    holds the 10 shares once (a plain sell of 1 more is refused), and when one exit fills the
+    other is cancelled; the position ends flat, never short."""
+    ex = _engine(8, scenario="fast", partial_fill_rate=0.0, positions={"SPY": Decimal(10)})
+    ex.advance(1.0)
+    bid = Decimal(str(ex.latest_quotes(["SPY"])["SPY"]["bp"]))
+    events: list[dict[str, Any]] = []
+    ex.on_trade_update(events.append)
+    oco = ex.submit_order(
+        {
+            "symbol": "SPY",
+            "side": "sell",
+            "type": "limit",
+            "qty": 10,
+            "time_in_force": "day",
+            "order_class": "oco",
+            "take_profit": {"limit_price": str(bid + Decimal("0.10"))},
+            "stop_loss": {"stop_price": str(bid - Decimal("0.10"))},
+        }
+    )
+    [leg] = oco["legs"]
+    with pytest.raises(SimError) as more:
+        ex.submit_order(
+            {"symbol": "SPY", "side": "sell", "type": "limit", "qty": 1, "limit_price": "900",
+             "time_in_force": "day"}
+        )  # fmt: skip
+    assert more.value.status == 403
+    for _ in range(900):
+        ex.advance(1.0)
+        if ex.get_order(oco["id"])["status"] not in ("new", "accepted", "pending_new"):
+            break
+    statuses = {ex.get_order(oco["id"])["status"], ex.get_order(leg["id"])["status"]}
+    assert statuses == {"filled", "canceled"}
+    assert ex.positions() == []
+
+
+def test_bracket_exits_wait_held_and_end_with_their_entry() -> None:
+    """A bracket's exits (a stop-limit loss here) are held while the entry rests unfilled, and
+    cancelling the entry cancels them with it."""
+    ex = _engine(8, scenario="fast", partial_fill_rate=0.0)
+    ex.advance(1.0)
+    ask = Decimal(str(ex.latest_quotes(["SPY"])["SPY"]["ap"]))
+    parent = ex.submit_order(
+        {
+            "symbol": "SPY",
+            "side": "buy",
+            "type": "limit",
+            "limit_price": str(ask - Decimal("5")),
+            "qty": 10,
+            "time_in_force": "day",
+            "order_class": "bracket",
+            "take_profit": {"limit_price": str(ask)},
+            "stop_loss": {"stop_price": str(ask - Decimal("10")), "limit_price": str(ask - 11)},
+        }
+    )
+    tp, sl = parent["legs"]
+    assert (tp["type"], sl["type"]) == ("limit", "stop_limit")
+    ex.advance(2.0)
+    assert ex.get_order(tp["id"])["status"] == "held"
+    ex.cancel_order(parent["id"])
+    ex.advance(1.0)
+    assert {ex.get_order(i)["status"] for i in (parent["id"], tp["id"], sl["id"])} == {"canceled"}
