@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
 __all__ = ["AdminError", "FaultQueue", "HttpFault", "add_admin_routes", "fault_response"]
 
 ADMIN_PREFIX = "/sim"
+# Durations and delays beyond this (about 11 days) are mistakes, not tests.
+_MAX_NUMBER = 1e6
 
 
 class AdminError(ValueError):
@@ -155,8 +158,8 @@ def _number(body: dict[str, Any], key: str, default: float | None = None) -> flo
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AdminError(f"{key} must be a number")
-    if value < 0:
-        raise AdminError(f"{key} must be >= 0")
+    if not math.isfinite(value) or value < 0 or value > _MAX_NUMBER:
+        raise AdminError(f"{key} must be a finite number between 0 and {_MAX_NUMBER:g}")
     return float(value)
 
 

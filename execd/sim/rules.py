@@ -98,6 +98,8 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
         for name, trail in (("trail_price", trail_price), ("trail_percent", trail_percent)):
             if trail is not None and trail <= 0:
                 raise invalid(f"{name} must be > 0")  # (sim)
+        if trail_percent is not None and trail_percent >= 100:
+            raise invalid("trail_percent must be below 100")  # (sim): a stop at or below zero
         if tif not in ("day", "gtc"):
             raise unprocessable("trailing stop orders must be DAY or GTC orders")  # §1.3 (sim)
     elif trail_price is not None or trail_percent is not None:

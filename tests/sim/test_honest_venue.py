@@ -905,3 +905,34 @@ def test_bracket_exits_wait_held_and_end_with_their_entry() -> None:
     ex.cancel_order(parent["id"])
     ex.advance(1.0)
     assert {ex.get_order(i)["status"] for i in (parent["id"], tp["id"], sl["id"])} == {"canceled"}
+
+
+async def test_hostile_admin_and_order_inputs_are_refused_cleanly(venue: SimVenue) -> None:
+    """A NaN, negative or absurd halt duration is a 400 (not a 500 or a venue crash); a
+    trailing stop of 100 % or more, a bracket without its exits and a garbage bars page token
+    are refused with Alpaca-style errors."""
+    headers = {"APCA-API-KEY-ID": venue.key_id, "APCA-API-SECRET-KEY": venue.secret_key}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for seconds in ("NaN", "-1", "1e308", "Infinity"):
+            async with http.post(
+                f"{venue.admin_url}/halt",
+                data=f'{{"symbol": "SPY", "seconds": {seconds}}}',
+            ) as reply:
+                assert reply.status == 400, seconds
+        bad_orders: list[dict[str, Any]] = [
+            {"type": "trailing_stop", "trail_percent": "100"},
+            {"type": "market", "order_class": "bracket", "take_profit": {"limit_price": "1"}},
+            {"type": "market", "order_class": "bracket", "take_profit": "x", "stop_loss": {}},
+            {"type": "market", "order_class": "mleg"},
+        ]
+        for extra in bad_orders:
+            body = {"symbol": "SPY", "side": "sell", "qty": "1", "time_in_force": "day", **extra}
+            async with http.post(f"{venue.trading_url}/v2/orders", json=body) as reply:
+                assert reply.status == 422, extra
+                assert "code" in await reply.json()
+        async with http.get(
+            f"{venue.data_url}/v2/stocks/bars",
+            params={"symbols": "SPY", "timeframe": "1Day", "page_token": "!!nope"},
+        ) as reply:
+            assert reply.status == 400
+    assert venue.exchange.halted() == ()
