@@ -246,7 +246,10 @@ class PlanRunner:
             leg.finish("failed", f"could not read buying power: {exc}", self._ctx.now())
             await self._ended(leg)
             return None
-        power = Decimal(str(account.buying_power or 0))
+        # Buys spend cash, not margin (DESIGN.md): a margin account's `buying_power` includes
+        # borrowing; `non_marginable_buying_power` is what the cash pays for (ALPACA.md §2.1).
+        cash_power = account.non_marginable_buying_power
+        power = Decimal(str(cash_power if cash_power is not None else account.buying_power or 0))
         # Buys already started but with no live order yet are not in the venue's figure.
         for other, other_price in started:
             if not other.finished and other.limit_price is None:
