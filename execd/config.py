@@ -299,6 +299,11 @@ class PlansConfig(_Section):
     overlap_buys: bool = False
     """False: buys start when every sell of the plan has ended. True: a buy starts as soon
     as buying power covers it."""
+    min_trade_notional: Decimal = Field(Decimal("100"), ge=0)
+    """Targets plans: a computed trade worth less than this (USD) is not made."""
+    premarket_lead_minutes: float = Field(5.0, ge=0, le=600)
+    """A plan held for a later session starts this long before its open, so the ladder's
+    step 0 assesses that morning's pre-market quotes (seed 003)."""
 
 
 class GatewayConfig(_Section):

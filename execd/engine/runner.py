@@ -20,6 +20,7 @@ Every leg's end is journaled as soon as it happens, so a leg that ended is never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +96,8 @@ class PlanRunner:
         self._runners: dict[int, LegRunner] = {}
         self._stop_reason: str | None = None
         self._stop_state: PlanState = "canceled"
+        self._stopped = asyncio.Event()
+        self._deadline_reason: str | None = None
         self._power_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ control
@@ -107,6 +110,7 @@ class PlanRunner:
         self.record.cancel_reason = reason
         for runner in self._runners.values():
             runner.stop(reason)
+        self._stopped.set()
         self._power_changed.set()
 
     def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
@@ -121,6 +125,48 @@ class PlanRunner:
     # ------------------------------------------------------------------ plan
 
     async def run(self, session: TradingSession | None) -> None:
+        await self._hold()
+        deadline = asyncio.create_task(self._deadline_watch(), name="plan_deadline")
+        try:
+            await self._run(session)
+        finally:
+            deadline.cancel()
+
+    async def _hold(self) -> None:
+        """A scheduled plan waits for its start (its session's pre-open, or `not_before`).
+        A stop while held ends the wait; the legs then end as for any stopped plan (a leg
+        resumed after a restart still runs, to cancel its orders at the venue)."""
+        rec = self.record
+        while rec.scheduled_for is not None and self._stop_reason is None:
+            left = (rec.scheduled_for - self._ctx.now()).total_seconds()
+            if left <= 0:
+                break
+            rec.state = "scheduled"
+            # Re-read the venue clock at least every minute: a long hold follows its offset.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(left, 60.0))
+
+    async def _deadline_watch(self) -> None:
+        """DESIGN.md "Every leg has a deadline": at the plan's `deadline`, every leg not
+        done is cancelled with that reason (legs not started end without an order)."""
+        at = self.record.deadline_at
+        if at is None:
+            return
+        while (left := (at - self._ctx.now()).total_seconds()) > 0:
+            # The stop event never fires for a deadline; it bounds the wait on the venue
+            # clock, re-read every minute.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(left, 60.0))
+            if self._stopped.is_set():
+                return
+        reason = f"deadline {self.record.plan.deadline} passed"
+        self._deadline_reason = reason
+        _log.warning("plan_deadline_passed", deadline=at.isoformat())
+        for runner in list(self._runners.values()):
+            runner.stop(reason)
+        self._power_changed.set()
+
+    async def _run(self, session: TradingSession | None) -> None:
         rec = self.record
         rec.state = "working"
         rec.started_at = rec.started_at or self._ctx.now()
@@ -193,8 +239,9 @@ class PlanRunner:
         for leg in buys:
             while True:
                 self._power_changed.clear()
-                if self._stop_reason is not None:
-                    leg.finish("canceled", self._stop_reason, self._ctx.now())
+                ended = self._stop_reason or self._deadline_reason
+                if ended is not None:
+                    leg.finish("canceled", ended, self._ctx.now())
                     await self._ended(leg)
                     break
                 sized = await self._size_buy(leg, started)
@@ -290,10 +337,11 @@ class PlanRunner:
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
         try:
-            if self._stop_reason is not None and index not in self._resume:
+            ended = self._stop_reason or self._deadline_reason
+            if ended is not None and index not in self._resume:
                 # Nothing sent yet: nothing to cancel. (A resumed leg runs its ladder
                 # even when stopped: its orders at the venue must be cancelled.)
-                leg.finish("canceled", self._stop_reason, ctx.now())
+                leg.finish("canceled", ended, ctx.now())
                 return
             if leg.qty is None:
                 quote = await self._arrival_quote(leg)
@@ -320,6 +368,8 @@ class PlanRunner:
             self._runners[index] = runner
             if self._stop_reason is not None:
                 runner.stop(self._stop_reason)
+            elif self._deadline_reason is not None:
+                runner.stop(self._deadline_reason)
             _log.info(
                 "leg_started",
                 qty=str(leg.qty),
@@ -361,6 +411,11 @@ class PlanRunner:
             _log.error("journal_leg_failed", leg=leg.leg.index, error=str(exc))
 
     def _publish(self, event: str, leg: LegRecord) -> None:
+        if leg.max_repegs is None and leg.style in ("marketable", "passive"):
+            params = self._ctx.ports.params
+            leg.max_repegs = (
+                params.max_repegs if leg.style == "marketable" else params.max_repegs_per_order
+            )
         if leg.leg.side is Side.SELL and leg.filled_qty:
             self._power_changed.set()
         self.record.publish(event, leg)
