@@ -280,16 +280,20 @@ async def test_unreadable_plan_file_is_exit_2(
     assert len(run.err.splitlines()) == 1
 
 
-async def test_invalid_plan_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    """The daemon's refusal is printed as one line with its code; exit 1."""
+async def test_invalid_plan_file_is_exit_2_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A plan file that breaks the schema is refused offline, one line naming the field,
+    exit 2 (`--help`'s contract), and the daemon never sees it."""
     with short_tmpdir() as tmp:
         path = tmp / "plan.json"
         path.write_text('{"plan_id": "p", "legs": []}')
-        async with running_server() as (server, _):
+        async with running_server() as (server, engine):
             run = await execd(capsys, "submit", str(path), "--socket", str(server.path))
-    assert run.code == 1
+            assert await engine.list_plans() == []
+    assert run.code == 2
     assert run.out == ""
-    assert run.err == "execd: legs: at least one leg is required [invalid_plan]\n"
+    assert run.err == f"execd: {path}: legs: must contain at least 1 leg\n"
 
 
 async def test_submit_follow_exits_0_when_every_leg_filled(

@@ -180,9 +180,13 @@ class ControlClient:
 
     # --- typed operations ---------------------------------------------------------------------
 
-    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
-        """Submit a plan (a parsed PLAN.json); an existing `plan_id` returns that plan."""
-        return as_type(await self.request("submit", plan=plan), PlanStatus)
+    async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
+        """Submit a plan (a parsed PLAN.json); an existing `plan_id` with the same document
+        returns that plan (``already_submitted``); `dry_run` sends and keeps nothing."""
+        fields: dict[str, Any] = {"plan": plan}
+        if dry_run:
+            fields["dry_run"] = True
+        return as_type(await self.request("submit", **fields), PlanStatus)
 
     async def status(self, plan_id: str) -> PlanStatus:
         """One plan's status."""
