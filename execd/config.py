@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from datetime import date as _date
 import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -215,7 +216,22 @@ class SimSection(_Section):
     speed: float = Field(1.0, gt=0, le=1000)
     symbols: Symbols | None = None
     cash: Decimal = Field(Decimal("100000"), ge=0)
-    positions: dict[str, Decimal] = Field(default_factory=dict)
+    positions: dict[str, Decimal] = Field(
+        default_factory=lambda: {"TQQQ": Decimal(300), "AAPL": Decimal(50)}
+    )
+    """Shares the simulated account holds at start: what config/sample-plan.json sells."""
+    date: str | None = None
+    """The venue clock's start date (YYYY-MM-DD); None = the latest trading day."""
+
+    @field_validator("date")
+    @classmethod
+    def _day(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                _date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"expected YYYY-MM-DD, got {value!r}") from None
+        return value
 
     @field_validator("start")
     @classmethod
