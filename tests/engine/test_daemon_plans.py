@@ -100,7 +100,8 @@ async def test_dry_run_sends_and_keeps_nothing(start_daemon: StartDaemon) -> Non
     assert preview.dry_run
     assert [leg.style for leg in preview.legs] == ["marketable", "passive"]
     assert all(leg.limit_price is not None and leg.limit_price > 0 for leg in preview.legs)
-    assert preview.legs[1].qty is not None and preview.legs[1].qty > 0
+    assert preview.legs[1].qty is not None
+    assert preview.legs[1].qty > 0
     assert _venue_orders(await d.history()) == []
     async with await Journal.open(d.directory / "journal.db") as journal:
         assert await journal.get_plan("dry") is None
@@ -208,9 +209,11 @@ async def test_leg_not_done_by_the_deadline_is_cancelled(start_daemon: StartDaem
     done = await d.finish("bounded")
     leg = done.legs[0]
     assert leg.state == "canceled", leg
-    assert leg.reason is not None and "deadline" in leg.reason
+    assert leg.reason is not None
+    assert "deadline" in leg.reason
     orders = _venue_orders(await d.history())
-    assert orders and all(o["status"] == "canceled" for o in orders)
+    assert orders
+    assert all(o["status"] == "canceled" for o in orders)
     assert min(datetime.fromisoformat(o["created_at"]) for o in orders) >= now + timedelta(
         seconds=1
     )
