@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextvars
 import os
-from datetime import date as _date
 import tomllib
 from collections.abc import Iterator, Mapping
+from datetime import date as _date
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
