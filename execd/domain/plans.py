@@ -239,6 +239,8 @@ def resolve_when(value: str, day: date, zone: Any) -> datetime:
 
 
 def _weight(value: object) -> Decimal:
+    if isinstance(value, str) and not value.isascii():
+        raise ValueError(f"{value!r} is not an ASCII decimal number")
     number = _to_decimal(value)
     if number < 0 or number > 1:
         raise ValueError(f"must be between 0 and 1, got {number:f}")

@@ -78,6 +78,11 @@ def plan_schedule(
         wanted = resolve_when(not_before, day, EASTERN)
         if start is None or wanted > start:
             start = wanted
+    if start is not None and start >= session.close:
+        raise ScheduleError(
+            f"not_before: {start.isoformat()} is after the close of the plan's session"
+            f" ({session.close.isoformat()})"
+        )
     if start is not None and start <= now:
         start = None
     end = None if deadline is None else resolve_when(deadline, day, EASTERN)

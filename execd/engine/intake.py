@@ -18,6 +18,7 @@ from datetime import date
 from decimal import Decimal
 
 import structlog
+from pydantic import ValidationError
 
 from execd.adapters.errors import AdapterError
 from execd.adapters.market_stream import MarketStream
@@ -200,7 +201,12 @@ async def target_legs(
         )
     except TargetError as exc:
         raise ControlError(ErrorCode.INVALID_PLAN, str(exc)) from None
-    legs = [LegInput.model_validate(leg.to_wire()) for leg in computed]
+    try:
+        legs = [LegInput.model_validate(leg.to_wire()) for leg in computed]
+    except ValidationError as exc:  # e.g. a quantity beyond QTY_LIMIT on an absurd account
+        raise ControlError(
+            ErrorCode.INVALID_PLAN, f"targets: a computed leg is out of bounds: {exc}"
+        ) from None
     _log.info(
         "targets_computed",
         equity=str(equity),

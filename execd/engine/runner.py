@@ -168,6 +168,11 @@ class PlanRunner:
 
     async def _run(self, session: TradingSession | None) -> None:
         rec = self.record
+        if rec.state == "scheduled":
+            try:
+                await self._ctx.ports.journal.update_plan(rec.plan_id, "working")
+            except (JournalError, ValueError) as exc:
+                _log.error("journal_plan_state_failed", error=str(exc))
         rec.state = "working"
         rec.started_at = rec.started_at or self._ctx.now()
         rec.publish("plan_started")

@@ -252,3 +252,36 @@ def test_plan_times_are_validated() -> None:
         parse_document({"not_before": "10:00", "deadline": "09:59", "legs": legs})
     ok = parse_document({"not_before": "09:45", "deadline": "2026-03-05T15:30:00Z", "legs": legs})
     assert ok.deadline == "2026-03-05T15:30:00+00:00"
+
+
+def test_not_before_after_the_close_is_refused() -> None:
+    """A plan that would start after its own session closed could only fail: refused."""
+    morning = datetime(2026, 3, 4, 8, 0, tzinfo=EASTERN)
+    with pytest.raises(ScheduleError, match="after the close"):
+        plan_schedule(
+            morning,
+            _sessions(WED),
+            not_before="2030-01-02T10:00:00-05:00",
+            deadline=None,
+            premarket_lead=timedelta(minutes=5),
+        )
+
+
+def test_hostile_targets_are_refused_with_a_message() -> None:
+    """NaN, negative, non-ASCII, duplicated (case-insensitive) and oversized targets."""
+    for targets in (
+        {"SPY": "NaN"},
+        {"SPY": "-0.1"},
+        {"SPY": "1.5"},
+        {"ＳＰＹ": "0.1"},
+        {"SPY": "0.1", "spy": "0.2"},
+        {"SPY": "١"},
+        {f"S{i}": "0.001" for i in range(501)},
+        {},
+    ):
+        with pytest.raises(PlanError):
+            parse_document({"targets": targets})
+    with pytest.raises(PlanError):
+        parse_document({"targets": {"SPY": "0.5"}, "legs": []})
+    with pytest.raises(PlanError):
+        parse_document({"legs": [{"symbol": "SPY", "side": "buy", "qty": "1"}], "cash": "0.1"})
