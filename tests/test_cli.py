@@ -296,21 +296,6 @@ async def test_invalid_plan_file_is_exit_2_before_anything_is_sent(
     assert run.err == f"execd: {path}: legs: must contain at least 1 leg\n"
 
 
-async def test_submit_follow_exits_0_when_every_leg_filled(
-    capsys: pytest.CaptureFixture[str], plan_file: Path
-) -> None:
-    """`--follow` prints progress per event, then the result table; all filled → exit 0."""
-    async with running_server() as (server, _):
-        run = await execd(
-            capsys, "submit", str(plan_file), "--follow", "--socket", str(server.path)
-        )
-    assert run.code == 0, run.err
-    assert "leg_started" in run.out
-    assert "leg_finished" in run.out
-    assert "px=50.01" in run.out
-    assert "result — plan rebal-1: completed, 2/2 legs filled" in run.out
-
-
 async def test_submit_follow_exits_1_when_a_leg_did_not_fill(
     capsys: pytest.CaptureFixture[str], plan_file: Path
 ) -> None:
@@ -322,22 +307,6 @@ async def test_submit_follow_exits_1_when_a_leg_did_not_fill(
     assert run.code == 1
     assert "partial, 1/2 legs filled" in run.out
     assert "re-pegs exhausted" in run.out
-
-
-async def test_submit_follow_json_is_json_lines_only(
-    capsys: pytest.CaptureFixture[str], plan_file: Path
-) -> None:
-    """`--follow --json`: the accepted plan, each event, then the final plan — all JSON."""
-    async with running_server() as (server, _):
-        run = await execd(
-            capsys, "submit", str(plan_file), "--follow", "--json", "--socket", str(server.path)
-        )
-    assert run.code == 0
-    accepted, *events, final = run.json_lines()
-    assert accepted["state"] == "accepted"
-    assert [e["seq"] for e in events] == list(range(len(events)))
-    assert final["state"] == "completed"
-    assert all(leg["state"] == "filled" for leg in final["legs"])
 
 
 async def test_submit_follow_live_view_on_a_terminal(

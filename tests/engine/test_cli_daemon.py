@@ -97,7 +97,11 @@ async def test_sample_plan_status_and_report(start_daemon: StartDaemon) -> None:
     lines = run.json_lines()
     assert lines[0]["plan_id"] == "sample-rebalance"
     assert lines[-1]["state"] in ("completed", "partial"), run.err
-    assert any("event" in line for line in lines[1:-1])
+    events = lines[1:-1]
+    assert events
+    seqs = [e["seq"] for e in events if e["event"] != "snapshot"]
+    assert seqs == sorted(seqs)
+    assert all(leg["state"] != "working" for leg in lines[-1]["legs"])
     status = await cli(d, "status", "sample-rebalance", "--json")
     assert status.code == 0
     legs = status.json_lines()[0]["legs"]
@@ -206,3 +210,24 @@ async def test_scheduled_plan_status_and_cancel_with_account(start_daemon: Start
     assert canceled.code == 0
     assert "canceled" in canceled.out
     assert (await d.history())["orders"] == []
+
+
+async def test_halt_refuses_plans_until_resume(start_daemon: StartDaemon) -> None:
+    """`halt` answers one line and the daemon then refuses `submit` (exit 1, [halted]);
+    `resume --json` accepts plans again."""
+    d = await start_daemon()
+    path = _plan_file(
+        d.directory,
+        "p.json",
+        {"plan_id": "h", "legs": [{"symbol": "SPY", "side": "buy", "qty": "1"}]},
+    )
+    halted = await cli(d, "halt")
+    assert halted.code == 0, halted.err
+    refused = await cli(d, "submit", path)
+    assert refused.code == 1
+    assert "[halted]" in refused.err
+    resumed = await cli(d, "resume", "--json")
+    assert resumed.json_lines() == [{"halted": False, "canceled_orders": 0}]
+    run = await cli(d, "submit", path, "--follow")
+    d.plans.append("h")
+    assert run.code == 0, run.err
