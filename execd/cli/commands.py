@@ -25,7 +25,12 @@ from rich.console import Console
 from rich.live import Live
 
 from execd.cli import render
-from execd.control.client import ControlClient, ControlConnectionError, DaemonNotRunning
+from execd.control.client import (
+    DEFAULT_TIMEOUT,
+    ControlClient,
+    ControlConnectionError,
+    DaemonNotRunning,
+)
 from execd.control.protocol import ControlError, LegStatus, PlanStatus, WatchEvent
 
 ACCOUNT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -113,8 +118,10 @@ def run_client(
     try:
         path = socket_path(args)
 
+        timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT
+
         async def session() -> ExitCode:
-            async with ControlClient(path) as client:
+            async with ControlClient(path, timeout=timeout) as client:
                 return await body(client)
 
         return int(asyncio.run(session()))

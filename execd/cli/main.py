@@ -58,7 +58,25 @@ def _client_options() -> argparse.ArgumentParser:
         metavar="PATH",
         help="configuration file, used to find the socket (default: $EXECD_CONFIG)",
     )
+    parent.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=30.0,
+        help="wait this long for each answer (default 30; `submit` then resends the same "
+        "named plan, which the daemon never runs twice)",
+    )
     return parent
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text!r}")
+    return value
 
 
 def _json_option() -> argparse.ArgumentParser:

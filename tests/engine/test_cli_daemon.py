@@ -231,3 +231,29 @@ async def test_halt_refuses_plans_until_resume(start_daemon: StartDaemon) -> Non
     run = await cli(d, "submit", path, "--follow")
     d.plans.append("h")
     assert run.code == 0, run.err
+
+
+async def test_submit_that_times_out_is_resent_under_its_name_and_runs_once(
+    start_daemon: StartDaemon,
+) -> None:
+    """Issue 11 §2: the daemon is slow (the venue takes 3 s to answer its positions read),
+    the CLI's answer timeout passes, and it sends the same named plan again: one plan at the
+    daemon, one set of orders at the venue, exit 0."""
+    d = await start_daemon()
+    await d.venue.fail_next_requests(1, delay=3.0, method="GET", path="/v2/positions")
+    path = _plan_file(
+        d.directory, "p.json", {"legs": [{"symbol": "SPY", "side": "buy", "qty": "1"}]}
+    )
+    run = await cli(d, "submit", path, "--timeout", "1")
+    assert run.code == 0, run.err
+    assert "sending plan p-" in run.err
+    plans = await d.daemon.engine.list_plans()
+    assert len(plans) == 1
+    d.plans.append(plans[0].plan_id)
+    await d.finish(plans[0].plan_id)
+    keys = {o["client_order_id"].rsplit("-", 2)[0] for o in _venue_orders_of(await d.history())}
+    assert len(keys) == 1
+
+
+def _venue_orders_of(history: dict[str, Any]) -> list[dict[str, Any]]:
+    return [entry["order"] for entry in history["orders"]]
