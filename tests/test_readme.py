@@ -113,3 +113,26 @@ def test_readme_quickstart_runs_as_printed(user_dirs: dict[str, str]) -> None:
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=60)
     assert code == 0
+
+
+def test_execd_sim_says_which_key_and_secret_it_accepts(user_dirs: dict[str, str]) -> None:
+    """`execd sim` prints its URLs (stdout, JSON) and the key and secret it accepts (stderr),
+    in the environment variables' names the daemon reads."""
+    with subprocess.Popen(
+        [str(REPO / ".venv/bin/execd"), "sim", "--key", "K1", "--secret", "S1"],
+        cwd=REPO,
+        env=user_dirs,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as sim:
+        try:
+            assert sim.stdout is not None
+            assert sim.stderr is not None
+            assert "trading_url" in sim.stdout.readline()
+            assert sim.stderr.readline().strip() == (
+                "execd sim: accepting APCA_API_KEY_ID=K1 APCA_API_SECRET_KEY=S1"
+            )
+        finally:
+            sim.send_signal(signal.SIGTERM)
+            assert sim.wait(timeout=30) == 0
