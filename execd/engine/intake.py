@@ -29,7 +29,6 @@ from execd.domain.ladder_types import LadderParams, PricingStyle
 from execd.domain.plans import LegInput, Plan, PlanInput
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
-from execd.domain.risk import RiskLimits, check_plan
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
 from execd.domain.types import Side
 from execd.engine.runner import AssetFacts
@@ -213,14 +212,6 @@ async def target_legs(
         legs=[f"{leg.side.value} {leg.qty:f} {leg.symbol}" for leg in computed],
     )
     return TargetsResult(legs, equity)
-
-
-async def risk_errors(limits: RiskLimits, plan: Plan, quotes: QuoteSource) -> list[str]:
-    """The `[risk]` caps a plan breaches at submit (priced from the latest quotes)."""
-    if limits.max_plan_notional is None and limits.max_order_notional is None:
-        return []
-    found = await quotes.many({leg.symbol for leg in plan if leg.qty is not None})
-    return [f"risk limit: {breach.reason}" for breach in check_plan(limits, plan, found)]
 
 
 def first_price(

@@ -193,8 +193,9 @@ async def test_a_scheduled_plan_can_be_cancelled(start_daemon: StartDaemon) -> N
 
 
 async def test_leg_not_done_by_the_deadline_is_cancelled(start_daemon: StartDaemon) -> None:
-    """A leg resting below the market at the plan's deadline is cancelled with that reason,
-    and its order is cancelled at the venue; not_before holds a plan until then."""
+    """A leg resting below the market at the plan's deadline ends with that reason (the
+    plan's deadline reaches the leg's own, `execd.domain.deadline`) and its order is
+    cancelled at the venue; not_before holds the plan until then."""
     d = await start_daemon(better_orders={"normal_timeout_seconds": 30.0})
     now = d.venue.clock.now()
     plan = {
@@ -208,7 +209,7 @@ async def test_leg_not_done_by_the_deadline_is_cancelled(start_daemon: StartDaem
     assert accepted.state == "scheduled"
     done = await d.finish("bounded")
     leg = done.legs[0]
-    assert leg.state == "canceled", leg
+    assert leg.state == "unfilled", leg  # the ladder ended it: its order canceled, no fill
     assert leg.reason is not None
     assert "deadline" in leg.reason
     orders = _venue_orders(await d.history())
