@@ -248,6 +248,7 @@ class Engine:
         await self._asset_cache.load(eastern_date(now))
         held = await intake.positions(self._ports.rest)
         computed = None
+        equity: Decimal | None = None
         source: dict[str, Any] | None = None
         if model.targets is not None:
             result = await intake.target_legs(
@@ -258,7 +259,7 @@ class Engine:
                 self._quote_source,
                 self._settings.plans.min_trade_notional,
             )
-            computed = result.legs
+            computed, equity = result.legs, result.equity
             source = model.model_dump(
                 mode="json", include={"targets", "cash", "liquidate_unlisted"}
             )
@@ -274,7 +275,7 @@ class Engine:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
         self._refuse_wash_trades(parsed)
         errors = intake.leg_errors(parsed, self._asset_cache.get, held)
-        errors.extend(await self._risk_errors(parsed))
+        errors.extend(await self._risk_errors(parsed, equity))
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
         return parsed, source, schedule
@@ -724,15 +725,15 @@ class Engine:
                 return session
         return None
 
-    async def _risk_errors(self, plan: Plan) -> list[str]:
+    async def _risk_errors(self, plan: Plan, known_equity: Decimal | None = None) -> list[str]:
         """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
-        against the account's equity read now)."""
+        against the account's equity read now; `known_equity` when intake just read it)."""
         limits = self._ports.risk.limits
         if not limits.any_notional_cap:
             return []
         equity: Decimal | None = None
         if limits.needs_equity:
-            equity = await self._equity()
+            equity = known_equity if known_equity is not None else await self._equity()
             self._ports.risk.equity = equity
         quotes: dict[str, Quote] = await self._quote_source.many(
             {leg.symbol for leg in plan if leg.qty is not None}
