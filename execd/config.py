@@ -264,6 +264,11 @@ class SimSection(_Section):
         default_factory=lambda: {"TQQQ": Decimal(300), "AAPL": Decimal(50)}
     )
     """Shares the simulated account holds at start: what config/sample-plan.json sells."""
+    partial_fill_rate: float = Field(0.10, ge=0, le=1)
+    """Share of eligible fills the venue splits at random, like Alpaca paper (ALPACA.md §6)."""
+    multiplier: Literal[1, 2, 4] = 2
+    """The account's margin multiplier, as paper's (2 Reg T, 4 intraday; 1 a cash account)."""
+    shorting_enabled: bool = True
     date: str | None = None
     """The venue clock's start date (YYYY-MM-DD); None = the latest trading day."""
 

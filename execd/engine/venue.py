@@ -67,6 +67,9 @@ def sim_config(section: SimSection) -> SimConfig:
         cash=section.cash,
         positions={symbol.upper(): Decimal(qty) for symbol, qty in section.positions.items()},
         start_date=None if section.date is None else date.fromisoformat(section.date),
+        partial_fill_rate=section.partial_fill_rate,
+        multiplier=section.multiplier,
+        shorting_enabled=section.shorting_enabled,
     )
 
 
