@@ -8,20 +8,26 @@
 1. open assessment: WAIT_FOR_SPREADS with a wide spread waits
    `wide_spread_wait_seconds` once and re-checks a fresh quote; the passive
    style waits `market_open_delay_minutes`; seed 000's gates;
-2. the first limit in the leg's pricing style (`choose_style`), validated
-   against the slippage budget;
+2. the first limit in the leg's pricing style (`choose_style`), clamped to
+   the slippage budget (`budget_clamped`), never escalated;
 3. re-pegs from the fresh NBBO on the timeout or a market move beyond
    `repeg_threshold_percent`, sized from the confirmed remainder, only when
    the price moves, at most `max_repegs` (marketable) / `max_repegs_per_order`
-   (passive) rounds;
+   (passive, whose unchanged re-checks are free, bounded by its patience) rounds;
+   nothing is priced from a stale quote or in a halted symbol (a hold);
 4. the fallback per urgency: low never sends a market order; normal and high
-   send a market order for the remainder (a limit at the plan's cap when the
-   plan has one); high also goes straight here when quote validation fails.
-   With `fallback_collar_bps` the fallback is instead a marketable limit that
-   far beyond the far side (then capped), priced only from a usable quote;
+   send the fallback for the remainder — by default a collared limit
+   `fallback_collar_bps` beyond the far side of a fresh quote (then capped by
+   the plan), re-priced a bounded number of times; the seeds' plain market
+   order (a limit at the plan's cap when it has one) only when chosen; high
+   also goes straight here when a gate fails;
 5. `Finish` carries what the report needs.
 
-Legacy mode (`enable_smart_execution = False`): one plain market order.
+Legacy mode (`enable_smart_execution = False`): one plain market order at every urgency.
+
+The steps live here; their shared mechanics in `ladder_basics`, the stale-quote/halt holds
+and the leg deadline in `ladder_holds`, crash-recovery helpers in `ladder_resume`, the
+venue-event bookkeeping in `ladder_venue`.
 
 `Resume` starts a leg that ran before a restart from its orders so far: one
 sound working order is adopted, anything else live is cancelled first, and
@@ -45,14 +51,26 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import assert_never
 
-from execd.domain.ids import client_order_id
+from execd.domain.ladder_basics import (
+    arm,
+    cancel_live,
+    clamped,
+    collar_price,
+    finish,
+    max_rounds,
+    next_cid,
+    past_deadline,
+    quote_fields,
+    repeg_timeout,
+    secs,
+    style_price,
+)
+from execd.domain.ladder_holds import deadline_reached, hold_stale
+from execd.domain.ladder_resume import adopt_order, adoptable, free_attempt
 from execd.domain.ladder_types import (
     Action,
-    AdoptedOrder,
     AfterCancel,
     CancelFailed,
-    CancelOrder,
-    Finish,
     LadderEvent,
     LadderParams,
     LegPhase,
@@ -75,6 +93,7 @@ from execd.domain.ladder_types import (
     Start,
     Stop,
     Timer,
+    TradingStatus,
     WaitUntil,
     Wake,
 )
@@ -90,9 +109,6 @@ from execd.domain.order_state import (
 from execd.domain.prices import (
     apply_cap,
     cap_on_grid,
-    marketable_limit,
-    passive_anchor,
-    round_for_side,
 )
 from execd.domain.quotes import Quote
 from execd.domain.spread import (
@@ -101,9 +117,7 @@ from execd.domain.spread import (
     assess_premarket,
     check_priceable,
     check_quality,
-    check_slippage,
     classify_spread,
-    spread_bps,
     spread_cents,
 )
 from execd.domain.types import Side, Urgency
@@ -113,20 +127,6 @@ __all__ = ["choose_style", "decide"]
 _Acts = list[Action]
 _HUNDRED = Decimal(100)
 _BPS = Decimal(10_000)
-# Statuses in which a resumed order is simply watched on: the venue has it and
-# nothing execd asked of it is in flight (ALPACA.md §1.9). Pending cancel or
-# replace, pending_submit (the venue may not know it) and the venue's own
-# holds (done_for_day, stopped, …) are cancelled and re-priced instead.
-_ADOPTABLE = frozenset(
-    {
-        OrderStatus.NEW,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.ACCEPTED,
-        OrderStatus.PENDING_NEW,
-        OrderStatus.HELD,
-        OrderStatus.ACCEPTED_FOR_BIDDING,
-    }
-)
 
 
 def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
@@ -136,6 +136,8 @@ def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
     other symbols follow `apply_to` (`listed` → passive, `all` → marketable).
     With `better_orders_enabled` off, seed 003 is off: everything is passive.
     """
+    if not params.enable_smart_execution:
+        return PricingStyle.LEGACY, "enable_smart_execution_false"
     if not params.better_orders_enabled:
         return PricingStyle.PASSIVE, "better_orders_disabled"
     if symbol in params.leveraged_etf_symbols:
@@ -159,6 +161,13 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
+    if isinstance(event, Wake | QuoteUpdate) and past_deadline(state, now):
+        # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
+        # deadline"): nothing more is priced.
+        s = deadline_reached(state, now, p=params, acts=acts)
+        if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
+            acts.append(WaitUntil(s.deadline))
+        return s, acts
     match event:
         case Start():
             s = _start(state, now, params, acts)
@@ -170,6 +179,8 @@ def decide(
             s = _on_wake(state, now, params, acts)
         case Stop(reason=reason):
             s = _on_stop(state, reason, now, params, acts)
+        case TradingStatus():
+            s = _on_status(state, event, now, params, acts)
         case OrderUpdate() | OrderFill() | OrderReplaced() | PlaceFailed() | ReplaceFailed():
             s = on_venue(state, event, acts)
             s = _advance(s, now, params, acts)
@@ -178,123 +189,14 @@ def decide(
             s = _advance(s, now, params, acts)
         case _:
             assert_never(event)
+    if past_deadline(s, now):
+        s = deadline_reached(s, now, p=params, acts=acts)
     if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
         acts.append(WaitUntil(s.deadline))
     return s, acts
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _arm(s: LegState, timer: Timer, deadline: datetime) -> LegState:
-    return replace(s, timer=timer, deadline=deadline)
-
-
-def _secs(value: float) -> timedelta:
-    return timedelta(seconds=value)
-
-
-def _quote_fields(q: Quote | None, now: datetime) -> dict[str, object]:
-    """Spread, class-free measures and age of a quote for the decision log."""
-    if q is None:
-        return {"quote": None}
-    return {
-        "bid": str(q.bid),
-        "ask": str(q.ask),
-        "bid_size": str(q.bid_size),
-        "ask_size": str(q.ask_size),
-        "spread_cents": str(spread_cents(q)),
-        "spread_bps": f"{spread_bps(q):.2f}",
-        "quote_age_s": round(q.age_seconds(now), 3),
-    }
-
-
-def _max_rounds(s: LegState, p: LadderParams) -> int:
-    return p.max_repegs if s.style is PricingStyle.MARKETABLE else p.max_repegs_per_order
-
-
-def _timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
-    """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
-    unless `aggressive_timeout_seconds` overrides both."""
-    if p.aggressive_timeout_seconds is not None:
-        return _secs(p.aggressive_timeout_seconds)
-    phase = market_phase(now, s.spec.session, p.phase_windows)
-    if phase is MarketPhase.WAIT_FOR_SPREADS:
-        return _secs(p.open_timeout_seconds)
-    return _secs(p.normal_timeout_seconds)
-
-
-def _price(s: LegState, q: Quote, p: LadderParams) -> Decimal:
-    """The style's price from `q`, then the plan cap."""
-    side = s.spec.side
-    match s.style:
-        case PricingStyle.MARKETABLE:
-            price = marketable_limit(side, q, p.tick_aggression)
-        case PricingStyle.PASSIVE | None:
-            offset = p.bid_anchor_offset_cents if side.sign > 0 else p.ask_anchor_offset_cents
-            price = passive_anchor(side, q, offset)
-    return apply_cap(side, price, s.spec.limit_price)
-
-
-def _next_cid(s: LegState) -> tuple[LegState, str]:
-    cid = client_order_id(s.spec.plan_id, s.spec.leg_index, s.attempt)
-    return replace(s, attempt=s.attempt + 1), cid
-
-
-def _finish(s: LegState, outcome: Outcome, reason: str, acts: _Acts) -> LegState:
-    result = Finish(
-        outcome=outcome,
-        reason=reason,
-        filled_qty=s.executed_qty,
-        fills=s.fills,
-        arrival_quote=s.arrival_quote,
-        style=s.style,
-        style_reason=s.style_reason,
-        repegs=s.repegs,
-    )
-    acts.append(
-        Note(
-            "leg_finished",
-            {
-                "outcome": str(outcome),
-                "reason": reason,
-                "qty": str(s.spec.qty),
-                "filled_qty": str(s.executed_qty),
-                "fills": len(s.fills),
-                "repegs": s.repegs,
-                "style": None if s.style is None else str(s.style),
-                "urgency": str(s.spec.urgency),
-            },
-            "error" if outcome is Outcome.UNRESOLVED else "info",
-        )
-    )
-    acts.append(result)
-    return replace(s, phase=LegPhase.DONE, result=result, deadline=None, timer=None, awaiting=None)
-
-
-def _cancel_live(
-    s: LegState,
-    now: datetime,
-    p: LadderParams,
-    acts: _Acts,
-    after: AfterCancel,
-    *,
-    outcome: Outcome | None = None,
-    reason: str = "",
-) -> LegState:
-    """Cancel every live order, then wait for the venue's confirmation (ALPACA.md §1.8)."""
-    for o in s.live_orders:
-        acts.append(CancelOrder(o.client_order_id))
-    s = replace(
-        s,
-        phase=LegPhase.CANCELING,
-        after_cancel=after,
-        end_outcome=outcome if outcome is not None else s.end_outcome,
-        end_reason=reason or s.end_reason,
-        awaiting=None,
-        confirm_retries=0,
-    )
-    return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
 
 
 # ------------------------------------------------------------------------------ start
@@ -334,14 +236,16 @@ def _begin(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
     `remaining`, so a resumed leg only ever places what is left."""
     session = s.spec.session
     if session is None:
-        return _finish(s, Outcome.ENDED, "no_trading_session", acts)
+        return finish(s, Outcome.ENDED, "no_trading_session", acts)
     if now >= session.close:
-        return _finish(s, Outcome.ENDED, "session_closed", acts)
+        return finish(s, Outcome.ENDED, "session_closed", acts)
+    if s.spec.deadline is not None and now >= s.spec.deadline:
+        return finish(s, Outcome.ENDED, "deadline_reached", acts)
     if now < session.open:
         if p.enable_premarket_assessment and p.enable_smart_execution:
-            acts.append(NeedQuote(now - _secs(p.quote_freshness_seconds)))
+            acts.append(NeedQuote(now - secs(p.quote_freshness_seconds)))
         s = replace(s, phase=LegPhase.PRE_OPEN)
-        s = _arm(s, Timer.HOLD, _hold_until(s, p))
+        s = arm(s, Timer.HOLD, _hold_until(s, p))
         acts.append(Note("leg_holding_until_open", {"until": s.deadline, "step": 0}))
         return s
     return _open(s, now, p, acts)
@@ -387,15 +291,17 @@ def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
                 },
             )
         )
-        return _arm(replace(s, phase=LegPhase.OPEN_WAIT), Timer.HOLD, hold)
+        return arm(replace(s, phase=LegPhase.OPEN_WAIT), Timer.HOLD, hold)
     return _request_quote(s, QuotePurpose.ASSESS, now, p, acts)
 
 
 def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """`enable_smart_execution = False`: one plain market order (seed 000 legacy mode)."""
+    """`enable_smart_execution = False`: one plain market order for every leg at every
+    urgency (seed 000 legacy mode; DESIGN.md: the urgency rules belong to the ladder)."""
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
-    # Straight to step 4, so low urgency still never sends a market order.
-    return _fallback(s, now, p, acts, "legacy_market_order")
+    if s.remaining <= 0:
+        return finish(s, Outcome.FILLED, "filled", acts)
+    return _place_fallback(s, now, p, acts, "legacy_market_order")
 
 
 # ----------------------------------------------------------------------------- resume
@@ -418,7 +324,7 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     s = replace(
         s,
         orders=tuple(o.as_order_state() for o in ev.orders),
-        attempt=_free_attempt(s, ev),
+        attempt=free_attempt(s, ev),
     )
     for o in s.orders:
         if o.filled_qty > o.qty:
@@ -452,22 +358,22 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     session = s.spec.session
     if s.remaining <= 0:
         if live:
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
             )
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     if session is None or now >= session.close:
         reason = "no_trading_session" if session is None else "session_closed"
         if live:
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
             )
-        return _finish(s, Outcome.ENDED, reason, acts)
+        return finish(s, Outcome.ENDED, reason, acts)
     if not live:
         return _begin(s, now, p, acts)
-    adopted, why_not = _adoptable(s, ev, now, p)
+    adopted, why_not = adoptable(s, ev, now, p)
     if adopted is not None:
-        return _adopt(s, adopted, now, p, acts)
+        return adopt_order(s, adopted, now, p, acts)
     acts.append(
         Note(
             "leg_resume_canceling",
@@ -477,78 +383,7 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     )
     # Re-priced once every cancel is confirmed (`_after_cancel`), from the
     # session checks when the leg is legacy or the market not yet open.
-    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
-
-
-def _free_attempt(s: LegState, ev: Resume) -> int:
-    """`next_attempt`, moved past any id already among the orders: Alpaca refuses a
-    reused client order id for ever (ALPACA.md §0.5), which would fail the leg."""
-    used = {o.client_order_id for o in ev.orders}
-    attempt = ev.next_attempt
-    while client_order_id(s.spec.plan_id, s.spec.leg_index, attempt) in used:
-        attempt += 1
-    return attempt
-
-
-def _adoptable(
-    s: LegState, ev: Resume, now: datetime, p: LadderParams
-) -> tuple[AdoptedOrder | None, str]:
-    """The one live order that can go on working untouched, or why there is none."""
-    live = s.live_orders
-    if len(live) != 1:
-        return None, "several_live_orders"  # e.g. a replace was in flight
-    order = live[0]
-    adopted = next(o for o in ev.orders if o.client_order_id == order.client_order_id)
-    session = s.spec.session
-    if session is not None and now < session.open:
-        return None, "before_open"  # the ladder never works an order before the open
-    if order.status not in _ADOPTABLE:
-        return None, f"status_{order.status}"
-    if order.qty - order.executed_qty > s.remaining:
-        return None, "oversized"
-    if adopted.order_type is OrderType.LIMIT:
-        if adopted.limit_price is None:
-            return None, "limit_without_price"
-        cap = s.spec.limit_price
-        if cap is not None and apply_cap(s.spec.side, adopted.limit_price, cap) != (
-            adopted.limit_price
-        ):
-            return None, "limit_beyond_cap"  # never price through the plan's limit
-    return adopted, ""
-
-
-def _adopt(s: LegState, a: AdoptedOrder, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """Watch a resumed order as the working order: a market (or fallback) order on the
-    fallback timer, a ladder limit on the re-peg timer."""
-    fallback = a.fallback or a.order_type is OrderType.MARKET or not p.enable_smart_execution
-    order = s.order(a.client_order_id)
-    assert order is not None
-    acts.append(
-        Note(
-            "leg_order_adopted",
-            {
-                "client_order_id": a.client_order_id,
-                "status": str(order.status),
-                "order_type": str(a.order_type),
-                "qty": str(order.qty),
-                "open_qty": str(order.qty - order.executed_qty),
-                "limit_price": None if a.limit_price is None else str(a.limit_price),
-                "fallback": fallback,
-                "remaining": str(s.remaining),
-            },
-        )
-    )
-    s = replace(
-        s,
-        working_id=a.client_order_id,
-        limit_price=a.limit_price,
-        priced_mid=None,
-        phase=LegPhase.WORKING,
-        in_fallback=fallback,
-    )
-    if fallback:
-        return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
-    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+    return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
 
 
 # ------------------------------------------------------------------------------ quotes
@@ -568,6 +403,8 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
     if s.awaiting is not None:
         if s.quote_after is not None and q.as_of <= s.quote_after:
             return s
+        if q.age_seconds(now) > p.quote_freshness_seconds or s.halted is not None:
+            return s  # DESIGN.md "Fresh quote" (its own timestamp) or a halt: keep holding
         return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
     if s.phase is LegPhase.WORKING and not s.in_fallback and s.priced_mid:
         moved = abs(q.mid - s.priced_mid) / s.priced_mid * _HUNDRED
@@ -594,7 +431,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
     assessment = assess_premarket(q, p.spread_rules)
     if assessment is None:
         acts.append(
-            Note("leg_premarket_unassessable", {**_quote_fields(q, now), "step": 0}, "warning")
+            Note("leg_premarket_unassessable", {**quote_fields(q, now), "step": 0}, "warning")
         )
         return s
     s = replace(s, premarket=assessment, budget_bps=assessment.max_slippage_bps)
@@ -602,7 +439,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
         Note(
             "leg_premarket_assessed",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "spread_class": str(assessment.spread_class),
                 "max_slippage_bps": str(assessment.max_slippage_bps),
                 "recommended_wait_s": assessment.recommended_wait.total_seconds(),
@@ -610,7 +447,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
             },
         )
     )
-    return _arm(s, Timer.HOLD, _hold_until(s, p))
+    return arm(s, Timer.HOLD, _hold_until(s, p))
 
 
 def _request_quote(
@@ -625,9 +462,13 @@ def _request_quote(
     """Price from a fresh quote: the one in hand if fresh, else ask for one (LESSONS.md:
     re-read before each step)."""
     q = s.last_quote
-    if not force_new and q is not None and q.age_seconds(now) <= p.quote_freshness_seconds:
+    usable = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if not force_new and q is not None and usable and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
-    newer = now if force_new else now - _secs(p.quote_freshness_seconds)
+    # A forced re-check wants a quote newer than the one in hand (quotes carry the venue's
+    # own timestamps, which a little latency puts before `now`); otherwise any fresh one.
+    oldest = now - secs(p.quote_freshness_seconds)
+    newer = max(q.as_of, oldest) if force_new and q is not None else oldest
     acts.append(NeedQuote(newer))
     has_order = s.phase is LegPhase.WORKING and purpose is QuotePurpose.REPEG
     s = replace(
@@ -636,7 +477,7 @@ def _request_quote(
         quote_after=newer,
         phase=s.phase if has_order else LegPhase.AWAIT_QUOTE,
     )
-    return _arm(s, Timer.QUOTE, now + _secs(p.quote_wait_seconds))
+    return arm(s, Timer.QUOTE, now + secs(p.quote_wait_seconds))
 
 
 def _on_fresh_quote(
@@ -649,12 +490,19 @@ def _on_fresh_quote(
             acts.append(
                 Note(
                     "leg_fallback_quote_unusable",
-                    {**_quote_fields(q, now), "reason": str(rejection.reason)},
+                    {**quote_fields(q, now), "reason": str(rejection.reason)},
                     "warning",
                 )
             )
             return s
-    s = replace(s, awaiting=None, quote_after=None)
+    if s.stale_since is not None:
+        acts.append(
+            Note(
+                "leg_quotes_fresh_again",
+                {**quote_fields(q, now), "held_s": (now - s.stale_since).total_seconds()},
+            )
+        )
+    s = replace(s, awaiting=None, quote_after=None, stale_since=None)
     match purpose:
         case QuotePurpose.ASSESS:
             return _price_and_place(s, q, now, p, acts, first=True)
@@ -668,6 +516,45 @@ def _on_fresh_quote(
             assert_never(purpose)
 
 
+def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """No newer quote came within `quote_wait_seconds`. A quote in hand that is still
+    fresh decides (a quiet market does not resend an unchanged NBBO); otherwise the leg
+    holds (DESIGN.md "Fresh quote")."""
+    purpose = s.awaiting or QuotePurpose.ASSESS
+    q = s.last_quote
+    fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if q is not None and fresh and purpose is not QuotePurpose.FALLBACK and s.halted is None:
+        return _on_fresh_quote(s, purpose, q, now, p, acts)
+    return hold_stale(s, purpose, q, now, p, acts)
+
+
+def _on_status(
+    s: LegState, ev: TradingStatus, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """A halt holds the leg like a stale quote; the resumption lets it go on from a fresh
+    quote (the one in hand if still fresh, else the next)."""
+    if ev.halted:
+        if s.halted is None:
+            acts.append(
+                Note(
+                    "leg_symbol_halted",
+                    {"status_code": ev.code, "reason": ev.reason, "working_order": s.working_id},
+                    "warning",
+                )
+            )
+        return replace(s, halted=f"{ev.code} {ev.reason}".strip() or "halted")
+    if s.halted is None:
+        return s
+    acts.append(Note("leg_symbol_resumed", {"status_code": ev.code, "halt": s.halted}))
+    s = replace(s, halted=None)
+    q = s.last_quote
+    if s.awaiting is not None and q is not None:
+        fresh = q.age_seconds(now) <= p.quote_freshness_seconds
+        if fresh and (s.quote_after is None or q.as_of > s.quote_after):
+            return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
+    return s
+
+
 # ------------------------------------------------------------------- steps 1–2: place
 
 
@@ -678,18 +565,18 @@ def _price_and_place(
     purpose = QuotePurpose.ASSESS if first else QuotePurpose.REPRICE
     if s.live_orders:  # never a second live order (LESSONS.md)
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
-        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
     if rejection is not None:
         return _validation_failed(s, rejection, purpose, q, now, p, acts)
     session = s.spec.session
     phase = market_phase(now, session, p.phase_windows)
     if not phase.is_regular:
-        return _finish(s, Outcome.ENDED, f"session_not_open:{phase}", acts)
+        return finish(s, Outcome.ENDED, f"session_not_open:{phase}", acts)
     cls = classify_spread(spread_cents(q), p.spread_rules)
-    fields = {**_quote_fields(q, now), "spread_class": str(cls), "market_phase": str(phase)}
+    fields = {**quote_fields(q, now), "spread_class": str(cls), "market_phase": str(phase)}
     if (
         first
         and phase is MarketPhase.WAIT_FOR_SPREADS
@@ -705,17 +592,14 @@ def _price_and_place(
             )
         )
         s = replace(s, phase=LegPhase.OPEN_WAIT, spread_waits=s.spread_waits + 1)
-        return _arm(s, Timer.HOLD, now + _secs(p.wide_spread_wait_seconds))
+        return arm(s, Timer.HOLD, now + secs(p.wide_spread_wait_seconds))
     if first:
         rejection = check_quality(q, p.max_spread_percent, p.min_bid_ask_size)
         if rejection is not None:
             return _validation_failed(s, rejection, purpose, q, now, p, acts)
-    price = _price(s, q, p)
     budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-    rejection = check_slippage(s.spec.side, price, q, budget)
-    if rejection is not None:
-        return _validation_failed(s, rejection, purpose, q, now, p, acts)
-    s, cid = _next_cid(s)
+    price = clamped(s, style_price(s, q, p), q, budget, now, acts)
+    s, cid = next_cid(s)
     qty = s.remaining
     step = 2 if first else 3
     acts.append(PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, step))
@@ -742,8 +626,10 @@ def _price_and_place(
         arrival_quote=s.arrival_quote or q,
         phase=LegPhase.WORKING,
         in_fallback=False,
+        gate_since=None,
+        first_placed_at=s.first_placed_at or now,
     )
-    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+    return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
 
 
 def _validation_failed(
@@ -755,13 +641,17 @@ def _validation_failed(
     p: LadderParams,
     acts: _Acts,
 ) -> LegState:
-    """Seed 000 urgency: high → fallback now; normal/low → one fresh re-check, then
-    normal → fallback, low → end cleanly (never a market order)."""
+    """Seed 000 urgency, with issue 10 item 7's patience: high → the (capped) fallback
+    now; normal/low → wait up to `gate_wait_seconds` (and at least `validation_rechecks`
+    fresh quotes) for a quote that passes, then normal → fallback, low → end cleanly
+    (never a market order). A stale quote is not a failed gate: the leg holds for it."""
+    if rejection.reason is GateReason.STALE:
+        return _request_quote(s, purpose, now, p, acts)
     acts.append(
         Note(
             "leg_validation_failed",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "reason": str(rejection.reason),
                 "message": rejection.message,
                 "urgency": str(s.spec.urgency),
@@ -770,10 +660,22 @@ def _validation_failed(
             "warning",
         )
     )
-    if s.spec.urgency is not Urgency.HIGH and s.rechecks < p.validation_rechecks:
-        s = replace(s, rechecks=s.rechecks + 1)
-        acts.append(Note("leg_quote_recheck", {"reason": str(rejection.reason)}))
-        return _request_quote(s, purpose, now, p, acts, force_new=True)
+    if s.spec.urgency is not Urgency.HIGH:
+        since = s.gate_since or now
+        until = since + secs(p.gate_wait_seconds)
+        if now < until or s.rechecks < p.validation_rechecks:
+            s = replace(s, rechecks=s.rechecks + 1, gate_since=since)
+            acts.append(
+                Note(
+                    "leg_quote_recheck",
+                    {
+                        "reason": str(rejection.reason),
+                        "gate_wait_until": until,
+                        "gate_wait_seconds": p.gate_wait_seconds,
+                    },
+                )
+            )
+            return _request_quote(s, purpose, now, p, acts, force_new=True)
     return _fallback(s, now, p, acts, str(rejection.reason))
 
 
@@ -781,12 +683,28 @@ def _validation_failed(
 
 
 def _repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger: str) -> LegState:
-    """The working limit timed out or the market moved: re-peg, or escalate when out of rounds."""
-    if s.repeg_rounds >= _max_rounds(s, p):
+    """The working limit timed out or the market moved: re-peg, or escalate when out of
+    rounds (or, for the passive style, out of patience)."""
+    patience = p.passive_patience(s.spec.urgency)
+    started = s.first_placed_at
+    if s.style is PricingStyle.PASSIVE and started is not None and now - started >= patience:
+        acts.append(
+            Note(
+                "leg_passive_patience_exhausted",
+                {
+                    "patience_s": patience.total_seconds(),
+                    "working_s": (now - started).total_seconds(),
+                    "repegs": s.repegs,
+                    "urgency": str(s.spec.urgency),
+                },
+            )
+        )
+        return _escalate(s, now, p, acts, "passive_patience_exhausted")
+    if s.repeg_rounds >= max_rounds(s, p):
         acts.append(
             Note(
                 "leg_repegs_exhausted",
-                {"rounds": s.repeg_rounds, "repegs": s.repegs, "max": _max_rounds(s, p)},
+                {"rounds": s.repeg_rounds, "repegs": s.repegs, "max": max_rounds(s, p)},
             )
         )
         return _escalate(s, now, p, acts, "max_repegs_reached")
@@ -800,16 +718,18 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
     if working is None or working.is_terminal or s.phase is not LegPhase.WORKING:
         return s
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
-    price = _price(s, q, p) if rejection is None else None
-    if price is not None:
+    price: Decimal | None = None
+    if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-        rejection = check_slippage(s.spec.side, price, q, budget)
+        price = clamped(s, style_price(s, q, p), q, budget, now, acts)
+    if rejection is not None and rejection.reason is GateReason.STALE:
+        return _request_quote(s, QuotePurpose.REPEG, now, p, acts)  # never re-peg from it
     if rejection is not None:
         acts.append(
             Note(
                 "leg_repeg_skipped",
                 {
-                    **_quote_fields(q, now),
+                    **quote_fields(q, now),
                     "reason": str(rejection.reason),
                     "message": rejection.message,
                 },
@@ -818,20 +738,24 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         )
         if s.spec.urgency is Urgency.HIGH:
             return _escalate(s, now, p, acts, str(rejection.reason))
-        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
     assert price is not None
     if price == s.limit_price:
         acts.append(
             Note(
                 "leg_repeg_skipped",
-                {**_quote_fields(q, now), "reason": "same_price", "limit_price": str(price)},
+                {**quote_fields(q, now), "reason": "same_price", "limit_price": str(price)},
             )
         )
         s = replace(s, priced_mid=q.mid)
-        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        if s.style is PricingStyle.PASSIVE:
+            # A re-check that leaves the passive price where it is keeps its queue place
+            # and spends no round (issue 10 item 6); the patience bound ends the wait.
+            s = replace(s, repeg_rounds=max(s.repeg_rounds - 1, 0))
+        return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
     remaining = s.remaining
     fields = {
-        **_quote_fields(q, now),
+        **quote_fields(q, now),
         "trigger": s.repeg_trigger,
         "old_limit": None if s.limit_price is None else str(s.limit_price),
         "new_limit": str(price),
@@ -846,7 +770,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         and working.status.is_acknowledged
         and remaining == remaining.to_integral_value()
     ):
-        s, new_cid = _next_cid(s)
+        s, new_cid = next_cid(s)
         acts.append(ReplaceOrder(working.client_order_id, new_cid, remaining, price))
         acts.append(Note("leg_repegged", {**fields, "method": "replace", "new_id": new_cid}))
         s = replace(
@@ -859,7 +783,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             phase=LegPhase.REPLACING,
             confirm_retries=0,
         )
-        return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
+        return arm(s, Timer.CONFIRM, now + secs(p.confirm_timeout_seconds))
     acts.append(
         Note(
             "leg_repegged",
@@ -867,7 +791,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         )
     )
     s = replace(s, repegs=s.repegs + 1)
-    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+    return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
 
 
 # ------------------------------------------------------------------ step 4: fallback
@@ -876,22 +800,26 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
 def _escalate(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
     """Go to the fallback; the working order is cancelled and confirmed first."""
     if s.live_orders:
-        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+        return cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
     return _fallback(s, now, p, acts, reason)
 
 
 def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
-    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000)."""
+    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000). Legacy mode
+    has no urgency rules: its one market order is placed at every urgency."""
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
-    if s.spec.urgency is Urgency.LOW:
+        return finish(s, Outcome.FILLED, "filled", acts)
+    if s.halted is not None:
+        # Not even a market order into a halted book (it would trade at the reopening).
+        return _request_quote(replace(s, end_reason=reason), QuotePurpose.FALLBACK, now, p, acts)
+    if s.spec.urgency is Urgency.LOW and p.enable_smart_execution:
         acts.append(
             Note(
                 "leg_fallback_skipped",
                 {"reason": reason, "urgency": "low", "remaining": str(s.remaining)},
             )
         )
-        return _finish(s, Outcome.ENDED, reason, acts)
+        return finish(s, Outcome.ENDED, reason, acts)
     return _place_fallback(s, now, p, acts, reason)
 
 
@@ -902,10 +830,10 @@ def _place_fallback(
     smart mode with `fallback_collar_bps`, a collared marketable limit instead."""
     if s.live_orders:
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
-        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
-    if p.enable_smart_execution and p.fallback_collar_bps is not None:
+        return cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+    if p.enable_smart_execution and p.fallback_order == "collared":
         return _place_collared(s, now, p, acts, reason, p.fallback_collar_bps)
-    s, cid = _next_cid(s)
+    s, cid = next_cid(s)
     qty = s.remaining
     cap = s.spec.limit_price
     if cap is None:
@@ -920,7 +848,7 @@ def _place_fallback(
         Note(
             event,
             {
-                **_quote_fields(s.last_quote, now),
+                **quote_fields(s.last_quote, now),
                 "reason": reason,
                 "client_order_id": cid,
                 "qty": str(qty),
@@ -948,15 +876,7 @@ def _fallback_placed(
         end_reason=reason,
         arrival_quote=s.arrival_quote or s.last_quote,
     )
-    return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
-
-
-def _collar_price(side: Side, q: Quote, bps: Decimal) -> Decimal:
-    """At most `bps` through the far side: buy at ask × (1 + bps/10⁴) rounded down,
-    sell at bid × (1 − bps/10⁴) rounded up, so the collar is never exceeded."""
-    if side is Side.BUY:
-        return round_for_side(side, q.ask * (1 + bps / _BPS))
-    return round_for_side(side, q.bid * (1 - bps / _BPS))
+    return arm(s, Timer.FALLBACK, now + secs(p.fallback_timeout_seconds))
 
 
 def _place_collared(
@@ -976,7 +896,7 @@ def _place_collared(
             Note(
                 "leg_fallback_awaiting_quote",
                 {
-                    **_quote_fields(q, now),
+                    **quote_fields(q, now),
                     "reason": reason,
                     "quote_problem": None if rejection is None else str(rejection.reason),
                     "quote_wait_s": p.quote_wait_seconds,
@@ -990,9 +910,9 @@ def _place_collared(
         s = replace(s, end_reason=reason)
         return _request_quote(s, QuotePurpose.FALLBACK, now, p, acts, force_new=fresh)
     side = s.spec.side
-    collared = _collar_price(side, q, bps)
+    collared = collar_price(side, q, bps)
     price = apply_cap(side, collared, s.spec.limit_price)
-    s, cid = _next_cid(s)
+    s, cid = next_cid(s)
     qty = s.remaining
     action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, side, qty, price, 4)
     acts.append(action)
@@ -1000,7 +920,7 @@ def _place_collared(
         Note(
             "leg_fallback_collared",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "reason": reason,
                 "client_order_id": cid,
                 "qty": str(qty),
@@ -1030,42 +950,35 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
                 return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
             return _open(s, now, p, acts)
         case Timer.QUOTE:
-            purpose = s.awaiting or QuotePurpose.ASSESS
-            s = replace(s, awaiting=None, quote_after=None)
-            rejection = GateRejection(
-                GateReason.STALE, f"no fresh quote within {p.quote_wait_seconds}s"
-            )
-            if purpose is QuotePurpose.FALLBACK:
-                # Never an unpriced order: no collar without a quote.
-                acts.append(
-                    Note(
-                        "leg_fallback_no_quote",
-                        {"message": rejection.message, "remaining": str(s.remaining)},
-                        "warning",
-                    )
-                )
-                return _finish(s, Outcome.ENDED, "no_quote_for_collared_fallback", acts)
-            if purpose is QuotePurpose.REPEG:
-                acts.append(
-                    Note(
-                        "leg_repeg_skipped",
-                        {"reason": str(rejection.reason), "message": rejection.message},
-                        "warning",
-                    )
-                )
-                if s.spec.urgency is Urgency.HIGH:
-                    return _escalate(s, now, p, acts, str(rejection.reason))
-                return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
-            return _validation_failed(s, rejection, purpose, s.last_quote, now, p, acts)
+            return _quote_overdue(s, now, p, acts)
         case Timer.REPEG:
             return _repeg_due(s, now, p, acts, "timeout")
         case Timer.CONFIRM:
             return _confirm_expired(s, now, p, acts)
         case Timer.FALLBACK:
+            collared = p.enable_smart_execution and p.fallback_order == "collared"
+            if collared and s.live_orders and s.fallback_reprices < p.fallback_reprices:
+                # DESIGN.md: the collar is re-priced from a fresh quote a bounded number
+                # of times; the cancel is confirmed before the new collar is placed.
+                acts.append(
+                    Note(
+                        "leg_fallback_repricing",
+                        {
+                            "remaining": str(s.remaining),
+                            "reprice": s.fallback_reprices + 1,
+                            "max": p.fallback_reprices,
+                            "step": 4,
+                        },
+                    )
+                )
+                s = replace(s, fallback_reprices=s.fallback_reprices + 1)
+                return cancel_live(
+                    s, now, p, acts, AfterCancel.FALLBACK, reason=s.end_reason or "fallback"
+                )
             acts.append(Note("leg_fallback_unfilled", {"remaining": str(s.remaining)}, "warning"))
             if not s.live_orders:
-                return _finish(s, Outcome.ENDED, "fallback_unfilled", acts)
-            return _cancel_live(
+                return finish(s, Outcome.ENDED, "fallback_unfilled", acts)
+            return cancel_live(
                 s,
                 now,
                 p,
@@ -1089,7 +1002,7 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                 "error",
             )
         )
-        return _finish(s, Outcome.UNRESOLVED, "venue_did_not_confirm", acts)
+        return finish(s, Outcome.UNRESOLVED, "venue_did_not_confirm", acts)
     acts.append(
         Note(
             "leg_confirm_timeout",
@@ -1103,7 +1016,7 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
     )
     after = s.after_cancel if s.phase is LegPhase.CANCELING else AfterCancel.REPRICE
     retries = s.confirm_retries + 1
-    s = _cancel_live(s, now, p, acts, after or AfterCancel.REPRICE)
+    s = cancel_live(s, now, p, acts, after or AfterCancel.REPRICE)
     s = replace(s, confirm_retries=retries)
     if not live:
         return _advance(s, now, p, acts)
@@ -1116,12 +1029,12 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
 def _on_stop(s: LegState, reason: str, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
     acts.append(Note("leg_stop_requested", {"reason": reason, "phase": str(s.phase)}))
     if not s.live_orders:
-        return _finish(s, Outcome.STOPPED, reason, acts)
+        return finish(s, Outcome.STOPPED, reason, acts)
     if s.phase is LegPhase.CANCELING:
         return replace(
             s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.STOPPED, end_reason=reason
         )
-    return _cancel_live(s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.STOPPED, reason=reason)
+    return cancel_live(s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.STOPPED, reason=reason)
 
 
 def _advance(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
@@ -1131,11 +1044,11 @@ def _advance(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
     live = s.live_orders
     if s.remaining <= 0:
         if not live:
-            return _finish(s, Outcome.FILLED, "filled", acts)
+            return finish(s, Outcome.FILLED, "filled", acts)
         if s.phase is not LegPhase.CANCELING:
             # The leg is done but an order is open (e.g. a replacement in
             # flight): cancel it so nothing more can fill.
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
             )
         return s
@@ -1166,10 +1079,10 @@ def _after_cancel(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> L
     s = replace(s, after_cancel=None, working_id=None, replace_to=None)
     acts.append(Note("leg_cancel_confirmed", {"remaining": str(s.remaining), "next": str(after)}))
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     match after:
         case AfterCancel.FINISH:
-            return _finish(s, s.end_outcome or Outcome.ENDED, s.end_reason or "ended", acts)
+            return finish(s, s.end_outcome or Outcome.ENDED, s.end_reason or "ended", acts)
         case AfterCancel.FALLBACK:
             return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case AfterCancel.REPRICE:
@@ -1203,15 +1116,15 @@ def _advance_working(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                     "error",
                 )
             )
-            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+            return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
         return s
     if s.live_orders:
-        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
     match working.status:
         case OrderStatus.REJECTED:
-            return _finish(s, Outcome.FAILED, s.end_reason or "rejected", acts)
+            return finish(s, Outcome.FAILED, s.end_reason or "rejected", acts)
         case _ if s.in_fallback:
-            return _finish(s, Outcome.ENDED, f"fallback_{working.status}", acts)
+            return finish(s, Outcome.ENDED, f"fallback_{working.status}", acts)
         case _:
             # LESSONS.md: a cancelled or expired limit is never left without a
             # next step; it costs a re-peg round like a timeout.
@@ -1223,7 +1136,7 @@ def _advance_working(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                 )
             )
             s = replace(s, working_id=None)
-            if s.repeg_rounds >= _max_rounds(s, p):
+            if s.repeg_rounds >= max_rounds(s, p):
                 return _fallback(s, now, p, acts, "max_repegs_reached")
             s = replace(s, repeg_rounds=s.repeg_rounds + 1, repegs=s.repegs + 1)
             return _request_quote(s, QuotePurpose.REPRICE, now, p, acts)
@@ -1255,7 +1168,11 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
         acts.append(
             Note(
                 "leg_replace_confirmed",
-                {"client_order_id": new.client_order_id, "limit_price": str(s.pending_limit)},
+                {
+                    "client_order_id": new.client_order_id,
+                    "limit_price": str(s.pending_limit),
+                    "step": 3,  # a replace is always a step-3 re-peg
+                },
             )
         )
         s = replace(
@@ -1266,13 +1183,13 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
             priced_mid=s.pending_mid,
             phase=LegPhase.WORKING,
         )
-        s = _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        s = arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
         return _advance_working(s, now, p, acts)
     if new.is_terminal:
         # The replacement will not exist: cancel the old order (if still
         # working), wait for the confirmation, then place the remainder.
         if s.live_orders:
-            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+            return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
         s = replace(s, phase=LegPhase.CANCELING, after_cancel=AfterCancel.REPRICE)
         return _after_cancel(s, now, p, acts)
     return s  # still waiting; the CONFIRM timer bounds it

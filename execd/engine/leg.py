@@ -26,6 +26,7 @@ venue's answers, and starts it with `Resume` instead of `Start` (see `ResumePoin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,11 +81,15 @@ from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_pr
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
+from execd.engine.leg_quotes import QuoteFeed
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
+
+_RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
+"""Keys every log line carries; a note field of the same name is renamed, never lost."""
 
 _log = structlog.get_logger("execd.leg")
 
@@ -98,10 +103,6 @@ An unassigned HTTP code, so it is never confused with a venue's answer."""
 JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
 sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
-
-REFEED_INTERVAL = 0.25
-"""The same quote is offered again to a ladder asking for a fresh one at most this often,
-so a ladder that keeps re-asking cannot spin the loop."""
 
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
 _TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
@@ -118,6 +119,8 @@ class LegPorts:
     feed: str
     journal: Journal
     risk: RiskGuard
+    #: a leg waiting for a fresh quote re-reads it over the data REST API this often.
+    rest_quote_interval: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,7 @@ class LegRunner:
         self._order_ids: dict[str, str] = {}
         self._cids_by_order_id: dict[str, str] = {}
         self._venue_cum: dict[str, Decimal] = {}
+        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
@@ -168,10 +172,22 @@ class LegRunner:
         self._snapshot: Snapshot = {}
         self._checked_for: datetime | None = None
         # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
-        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
-        self._last_fed: Quote | None = None
-        self._last_fed_mono = float("-inf")
-        self._seen_at: datetime | None = None
+        self._hold = QuoteHold(
+            ports.quotes,
+            spec.symbol,
+            ports.params.quote_wait_seconds,
+            record,
+            max_hold=ports.params.stale_quote_max_wait_seconds,
+            deadline=spec.deadline,
+        )
+        self._feed = QuoteFeed(
+            spec.symbol,
+            ports.quotes,
+            ports.rest,
+            ports.clock,
+            freshness=ports.params.quote_freshness_seconds,
+            rest_interval=ports.rest_quote_interval,
+        )
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
         self._first: LadderEvent = Start()
@@ -271,7 +287,7 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
-        breach = self._admit(action.qty, limit)
+        breach = await self._admit(action.qty, limit)
         if breach is not None:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
@@ -361,14 +377,16 @@ class LegRunner:
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
         self.record.client_order_ids.append(new)
-        structlog.contextvars.bind_contextvars(client_order_id=new)
+        # A replace is the ladder's step 3 (a re-peg): the log must not keep the step of
+        # the order it replaces (issue 10 item 9).
+        structlog.contextvars.bind_contextvars(client_order_id=new, step=3)
         try:
             order_id = await self._order_id(old)
         except AdapterError as exc:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        breach = self._admit(action.qty, action.limit_price)
+        breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
         refused = await self._journal_intent(
@@ -429,7 +447,12 @@ class LegRunner:
         return []
 
     def _note(self, note: Note) -> None:
-        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        # A note's field may be named like a key structlog owns (`event`: TypeError,
+        # `level`/`timestamp`: silently overwritten): it is logged as `note_<name>`.
+        fields: dict[str, Any] = {
+            (f"note_{k}" if k in _RESERVED_LOG_KEYS else k): _plain(v)
+            for k, v in note.fields.items()
+        }
         fields.setdefault("feed", self._ports.feed)
         if note.event == "leg_finished":
             # The plan runner writes the one canonical `leg_finished` summary per leg.
@@ -439,15 +462,16 @@ class LegRunner:
         if note.level != "debug":
             self._publish(note.event, self.record)
 
-    def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
+    async def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
         """The risk caps' refusal of this order, as the reason the leg ends with."""
-        breach = self._ports.risk.admit(
-            self.spec.side,
-            self.spec.symbol,
-            qty,
-            limit_price,
-            self._ports.quotes.quote(self.spec.symbol),
-        )
+        quote = self._feed.cached()
+        if limit_price is None and quote is None:
+            # A plain market order (legacy mode, or the chosen market fallback) is valued
+            # against the order cap at its far side; a leg that has not seen a quote yet
+            # reads the latest one once rather than being refused as unvaluable.
+            with contextlib.suppress(AdapterError):
+                quote = await self._ports.rest.latest_quote(self.spec.symbol)
+        breach = self._ports.risk.admit(self.spec.side, self.spec.symbol, qty, limit_price, quote)
         return None if breach is None else f"risk limit: {breach.reason}"
 
     # ------------------------------------------------------------------ journal
@@ -527,7 +551,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                cumulative=self._cum_after.pop(fill.execution_id, None),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -579,11 +608,13 @@ class LegRunner:
             timeout = self._timeout()
             waiters = {
                 asyncio.ensure_future(self._inbox_ready()),
-                asyncio.ensure_future(self._quote_ready()),
+                asyncio.ensure_future(self._feed.wait_quote()),
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
                 asyncio.ensure_future(self._hold.wait_change()),
             }
+            if not self._hold.holding and self._feed.wants_rest(self.state):
+                waiters.add(asyncio.ensure_future(self._feed.reread()))
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -614,12 +645,15 @@ class LegRunner:
                 break  # the venue knows more than its events said: re-read before going on
         if events:
             return events
+        status = self._feed.status_change()
+        if status is not None:
+            return [status]
         deadline = self.state.deadline
         now = self._ports.clock.now()
         if self._hold.check(now) is None and self._hold.take_resumed():
             # Quotes are live again: the ladder hears the current NBBO before any deadline
             # it missed while holding, so that it prices from it, not from the old one.
-            quote = self._fresh_quote(now, force=True)
+            quote = self._feed.offer(self.state, now, force=True)
             if quote is not None:
                 return [QuoteUpdate(quote)]
         due = deadline is not None and now >= deadline and self._woken_for != deadline
@@ -628,7 +662,7 @@ class LegRunner:
             return [Wake()]
         if self._hold.holding:
             return []  # the cached quote is frozen: never re-offer it as news
-        quote = self._fresh_quote(now)
+        quote = self._feed.offer(self.state, now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
     def _confirm_overdue(self) -> bool:
@@ -643,28 +677,6 @@ class LegRunner:
         self._checked_for = deadline
         return True
 
-    def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
-        """A quote worth feeding: a new message, or the current NBBO when the ladder asks
-        (or when `force`d)."""
-        quote = self._ports.quotes.quote(self.spec.symbol)
-        self._seen_at = now
-        if quote is None:
-            return None
-        last = self._last_fed
-        is_new = last is None or _market_of(quote) != _market_of(last)
-        wanted = self.state.awaiting is not None and (
-            self.state.quote_after is None or quote.as_of > self.state.quote_after
-        )
-        mono = self._ports.clock.monotonic()
-        if (
-            not force
-            and not is_new
-            and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL)
-        ):
-            return None
-        self._last_fed, self._last_fed_mono = quote, mono
-        return quote
-
     def _timeout(self) -> float | None:
         """Seconds until the ladder's deadline or a quote re-offer is due, whichever is first."""
         candidates: list[float] = []
@@ -678,18 +690,11 @@ class LegRunner:
             recheck = self._hold.timeout(now)
             if recheck is not None:
                 candidates.append(recheck)
-        elif self._refeed_possible():
-            since = self._ports.clock.monotonic() - self._last_fed_mono
-            candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
+        else:
+            refeed = self._feed.refeed_in(self.state)
+            if refeed is not None:
+                candidates.append(refeed)
         return min(candidates) if candidates else None
-
-    def _refeed_possible(self) -> bool:
-        """True when the ladder asks for a quote and the cache holds one new enough."""
-        if self.state.awaiting is None:
-            return False
-        quote = self._ports.quotes.quote(self.spec.symbol)
-        after = self.state.quote_after
-        return quote is not None and (after is None or quote.as_of > after)
 
     async def _inbox_ready(self) -> None:
         # Take the first update into `_taken`, which `_ready_inputs` drains before the
@@ -698,9 +703,6 @@ class LegRunner:
         # order, and the later cumulative quantity hides the earlier fill.)
         if not self._taken:
             self._taken.append(await self._inbox.queue.get())
-
-    async def _quote_ready(self) -> None:
-        await self._ports.quotes.wait_quote(self.spec.symbol, self._seen_at)
 
     # ------------------------------------------------------------------ translation
 
@@ -754,6 +756,7 @@ class LegRunner:
         # Count exactly this execution; shares the venue reports beyond it belong to events
         # we never saw (an overflow, an outage): reconciliation prices and adds them.
         self._venue_cum[cid] = known + qty
+        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
         if cumulative > known + qty:
             missing = cumulative - known - qty
             _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
@@ -798,6 +801,7 @@ class LegRunner:
                 )
                 self._venue_cum[cid] = filled
                 execution_id = f"reconciled:{order.id}:{known}-{filled}"
+                self._cum_after[execution_id] = filled
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(
@@ -867,10 +871,6 @@ class LegRunner:
             interval_vwap=self.interval_vwap(),
             requested_qty=self.spec.qty,
         )
-
-
-def _market_of(quote: Quote) -> tuple[object, ...]:
-    return (quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.venue_time)
 
 
 def _reason(update: TradeUpdate) -> str:
