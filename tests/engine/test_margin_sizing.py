@@ -12,16 +12,27 @@ from tests.engine.conftest import StartDaemon
 pytestmark = pytest.mark.slow
 
 
-async def test_a_buy_never_spends_margin_on_a_margin_account(start_daemon: StartDaemon) -> None:
-    """$20k of cash and ~$38k of AAPL on a Reg-T account (buying power ~$78k): a $30k SPY buy
-    never spends more than the cash, whatever the sizing rules then decide (shrink or end)."""
-    d = await start_daemon(
-        sim={"cash": "20000", "scenario": "calm", "positions": {"AAPL": "200"}},
+async def test_a_buy_is_sized_against_cash_on_a_margin_account(start_daemon: StartDaemon) -> None:
+    """$20k of cash on a Reg-T account ($40k of buying power): a $30k SPY buy, which margin
+    would pay for, is refused for want of cash (far beyond the shrink tolerance) and nothing
+    is sent. The submit-time fat-finger caps, which would refuse it first, are lifted so that
+    the runner's sizing is what is tested."""
+    no_caps = dict.fromkeys(
+        (
+            "max_order_notional",
+            "max_plan_notional",
+            "max_order_equity_multiple",
+            "max_plan_equity_multiple",
+        )
     )
+    d = await start_daemon(sim={"cash": "20000", "scenario": "calm"}, risk=no_caps)
+    account = d.venue.exchange.account()
+    assert Decimal(account["buying_power"]) >= Decimal("40000"), "not a margin account"
     status = await d.run(
         {"plan_id": "cash-only", "legs": [{"symbol": "SPY", "side": "buy", "qty": "58"}]}
     )
     leg = status.legs[0]
-    spent = leg.filled_qty * (leg.avg_fill_price or Decimal(0))
-    assert spent <= Decimal("20000")
-    assert leg.filled_qty < 58
+    assert leg.state == "rejected", leg
+    assert leg.reason is not None
+    assert "insufficient cash" in leg.reason
+    assert await d.orders("cash-only") == []
