@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.engine.conftest import StartDaemon, runaway, write_tape
 
@@ -150,7 +151,10 @@ async def test_low_urgency_never_sends_a_market_order(
 async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -> None:
     """`execution.enable_smart_execution = false`: every leg, leveraged or not, is one plain
     market order, and no limit order is ever sent."""
-    d = await start_daemon(execution={"enable_smart_execution": False})
+    with capture_logs() as logs:
+        d = await start_daemon(execution={"enable_smart_execution": False})
+    # The daemon says once, at start, that the ladder is off (issue 10 item 5).
+    assert [e["event"] for e in logs].count("smart_execution_disabled") == 1
     plan = {
         "plan_id": "legacy",
         "legs": [

@@ -18,8 +18,18 @@ async def test_a_silent_symbol_holds_alone_and_trades_once_quotes_resume(
     start_daemon: StartDaemon,
 ) -> None:
     """`/sim/quotes/silence` on AAPL while SPY streams: the AAPL leg sends nothing during
-    the silence while the SPY leg trades, and completes once AAPL quotes resume."""
-    d = await start_daemon()
+    the silence while the SPY leg trades, and completes once AAPL quotes resume. (AAPL has
+    never been quoted, so the submit-time caps, which value every leg, would refuse the
+    plan: they are lifted, so that the ladder's and the runner's holds are what is tested.)"""
+    no_caps = dict.fromkeys(
+        (
+            "max_order_notional",
+            "max_plan_notional",
+            "max_order_equity_multiple",
+            "max_plan_equity_multiple",
+        )
+    )
+    d = await start_daemon(risk=no_caps)
     await d.venue.silence_quotes("AAPL", 4.0)
     silent_until = d.venue.clock.now() + timedelta(seconds=4.0)
     status = await d.submit(
