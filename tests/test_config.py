@@ -175,3 +175,14 @@ def test_paper_urls_follow_kind_and_feed() -> None:
     assert s.venue.resolved_url("trading_url") == "https://paper-api.alpaca.markets"
     assert s.venue.resolved_url("data_stream_url") == "wss://stream.data.alpaca.markets/v2/sip"
     assert load_settings().venue.resolved_url("trading_url") is None
+
+
+def test_config_prints_whole_decimals_as_integers() -> None:
+    """`execd config` prints `min_bid_ask_size = 100` (shares), not `100.0`; a fraction stays
+    exact (issue 10 item 9)."""
+    from execd.config import Settings, render_toml
+
+    text = render_toml(Settings())
+    assert "min_bid_ask_size = 100\n" in text
+    assert "max_spread_percent = 0.25\n" in text
+    assert "repeg_threshold_percent = 0.10\n" in text

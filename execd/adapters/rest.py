@@ -438,10 +438,11 @@ class RestGateway:
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest NBBO from the market-data REST API (§5), exact Decimals.
 
-        For a leg that starts before the stream has quoted its symbol. `as_of` is the
-        receipt time. None when the venue has no quote for the symbol yet (the answer's
-        ``quotes`` map omits it). Does not spend the trading budget: market data has
-        its own limit.
+        For a leg whose stream has nothing fresh for its symbol. `as_of` is the quote's
+        own timestamp ``t`` (capped at receipt), so the answer is judged like a streamed
+        quote (DESIGN.md "Fresh quote"); a quote without ``t`` is stamped at receipt.
+        None when the venue has no quote for the symbol yet (the answer's ``quotes`` map
+        omits it). Does not spend the trading budget: market data has its own limit.
         """
         answer = await self._read(
             "/v2/stocks/quotes/latest",
@@ -456,14 +457,15 @@ class RestGateway:
         if body is None:
             return None
         received = self._clock()
+        stamped = body.t or received
         return Quote(
             symbol=symbol,
             bid=body.bp,
             ask=body.ap,
             bid_size=body.bs,
             ask_size=body.as_,
-            venue_time=body.t or received,
-            as_of=received,
+            venue_time=stamped,
+            as_of=min(stamped, received),
         )
 
     # ------------------------------------------------------------------ machinery

@@ -182,7 +182,7 @@ TERMINAL_LEG_STATES: Final[frozenset[str]] = frozenset(
     {"filled", "unfilled", "canceled", "rejected", "failed"}
 )
 
-PricingStyle: TypeAlias = Literal["marketable", "passive", "market"]
+PricingStyle: TypeAlias = Literal["marketable", "passive", "market", "legacy"]
 
 
 class LegStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -57,6 +57,8 @@ _OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "h
 RELOADED_PLANS = 200
 """Finished plans reloaded from the journal at start, for `status` and `list`."""
 EXPIRED_REASON = "plan expired while execd was down"
+SUBMIT_QUOTE_WAIT = 1.0
+"""At submit, how long an unquoted symbol's first quote is awaited to value its leg."""
 
 
 class FailureMarker(Protocol):
@@ -112,6 +114,9 @@ class Engine:
             overlap_buys=settings.plans.overlap_buys,
             subscribe=self._subscribe,
             unsubscribe=self._unsubscribe,
+            use_margin=settings.risk.use_margin,
+            shrink_tolerance_percent=settings.risk.buy_shrink_tolerance_percent,
+            max_leg_seconds=settings.ladder.max_leg_seconds,
         )
 
     @property
@@ -623,11 +628,10 @@ class Engine:
         if limits.needs_equity:
             equity = await self._equity()
             self._ports.risk.equity = equity
-        quotes: dict[str, Quote] = {}
-        for symbol in sorted({leg.symbol for leg in plan if leg.qty is not None}):
-            quote = await self._current_quote(symbol)
-            if quote is not None:
-                quotes[symbol] = quote
+        quotes = await self._valuation_quotes(
+            sorted({leg.symbol for leg in plan if leg.qty is not None})
+        )
+        self._ports.risk.remember(quotes)
         breaches = check_plan(limits, plan, quotes, equity)
         return [f"risk limit: {breach.reason}" for breach in breaches]
 
@@ -649,26 +653,42 @@ class Engine:
             )
         return equity
 
-    async def _current_quote(self, symbol: str) -> Quote | None:
-        """The stream's quote, else the REST latest, else the first one the stream sends
-        within `quote_wait_seconds` (None: the plan is then refused, never guessed)."""
-        quote = self.quotes.quote(symbol)
-        if quote is not None:
-            return quote
+    async def _valuation_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        """Quotes to value qty legs with at submit: the stream's latest, else the data REST
+        latest — of any age (a fat-finger estimate needs a price, not a fresh one) — else
+        the first one the stream sends within `SUBMIT_QUOTE_WAIT` seconds, all symbols at
+        once. A symbol still unquoted is left out: its leg is valued when its order is
+        priced (`check_order`), and a symbol that is silent must not hold up the plan."""
+        quotes: dict[str, Quote] = {}
+        missing: list[str] = []
+        for symbol in symbols:
+            quote = self.quotes.quote(symbol)
+            if quote is None:
+                try:
+                    quote = await self._ports.rest.latest_quote(symbol)
+                except AdapterError as exc:
+                    raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+            if quote is None:
+                missing.append(symbol)
+            else:
+                quotes[symbol] = quote
+        if not missing:
+            return quotes
+        for symbol in missing:
+            self._subscribe(symbol)
         try:
-            quote = await self._ports.rest.latest_quote(symbol)
-        except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        if quote is not None:
-            return quote
-        self._subscribe(symbol)
-        try:
-            wait = self._ports.params.quote_wait_seconds
-            return await asyncio.wait_for(self.quotes.wait_quote(symbol, None), wait)
-        except TimeoutError:
-            return None
+            wait = min(self._ports.params.quote_wait_seconds, SUBMIT_QUOTE_WAIT)
+            waits = {s: asyncio.ensure_future(self.quotes.wait_quote(s, None)) for s in missing}
+            await asyncio.wait(waits.values(), timeout=wait)
+            for symbol, task in waits.items():
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    quotes[symbol] = task.result()
+                else:
+                    task.cancel()
         finally:
-            self._unsubscribe(symbol)
+            for symbol in missing:
+                self._unsubscribe(symbol)
+        return quotes
 
     async def _asset(self, symbol: str) -> AssetFacts | None:
         cached = self._ctx.assets.get(symbol)

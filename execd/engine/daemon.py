@@ -176,6 +176,14 @@ async def running_daemon(
     """
     notifier = notifier or Notifier()
     params = ladder_params(settings)
+    if not params.enable_smart_execution:
+        # Seed 000 legacy mode: said once, loudly, because every leg becomes a plain
+        # market order at every urgency (issue 10 item 5).
+        _log.warning(
+            "smart_execution_disabled",
+            message="the ladder is off: every leg is one plain market order",
+            setting="execution.enable_smart_execution = false",
+        )
     async with _open_journal(settings) as (journal, lock), open_venue(settings) as endpoints:
         clock = VenueClock()
         budget = RequestBudget(limit=settings.gateway.requests_per_minute)
@@ -201,7 +209,16 @@ async def running_daemon(
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal, risk)
+            ports = LegPorts(
+                rest,
+                quotes,
+                clock,
+                params,
+                endpoints.feed,
+                journal,
+                risk,
+                rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
+            )
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 

@@ -31,7 +31,7 @@ async def test_opposite_plan_is_refused_while_the_first_works(
     tape = write_tape(tmp_path / "quiet.jsonl", {"ACME": quiet}, start=time(10, 0))
     d = await start_daemon(
         sim={"tape": str(tape), "positions": {"ACME": "50"}},
-        execution={"max_repegs_per_order": 0},
+        execution={"max_repegs_per_order": 0, "fallback_order": "market"},
         ladder={"fallback_timeout_seconds": 15.0},
     )
     resting = await d.submit(
@@ -42,7 +42,10 @@ async def test_opposite_plan_is_refused_while_the_first_works(
     )
 
     async def a_is_resting() -> bool:
-        return any(o["order"]["status"] == "new" for o in await d.orders(resting.plan_id))
+        # A's step-4 order (its re-pegs are 0): a limit at its cap that rests 15 s. (Its
+        # first limit is cancelled within a timeout, which would race B's fallback.)
+        orders = await d.orders(resting.plan_id)
+        return len(orders) >= 2 and orders[-1]["order"]["status"] == "new"
 
     await d.wait_until(a_is_resting, "plan A's capped buy to rest at the venue")
     plan_b = {
