@@ -75,8 +75,8 @@ LADDER = {
     "execution": {"max_repegs_per_order": 2, "fallback_order": "market"},
     "ladder": {"repeg_method": "replace"},
 }
-"""Two re-pegs by replace (the PATCH path is what these storms test), then the cancel and the (chosen) plain market order for the
-remainder."""
+"""Two re-pegs by replace (the PATCH path is what these storms test), then the cancel and
+the (chosen) plain market order for the remainder."""
 
 
 async def wait_order(d: Harness, plan_id: str, what: str, test: Callable[[Any], bool]) -> None:
