@@ -64,4 +64,3 @@ async def test_the_plan_cap_is_not_valued_from_a_stale_quote(
     plan = {"plan_id": "cap-stale", "legs": [{"symbol": "ACME", "side": "buy", "qty": "2400"}]}
     with pytest.raises(ControlError):
         await d.submit(plan)  # 2,400 x $80 = $192k: beyond the $100k plan cap
-    await d.daemon.engine.cancel("cap-stale")
