@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -47,9 +47,16 @@ from execd.domain.deadline import leg_deadline
 from execd.domain.ladder_types import Finish, LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
-from execd.domain.sizing import fit_buy, qty_for_notional, reservation_price
+from execd.domain.sizing import (
+    fit_buy,
+    qty_for_notional,
+    reservation_price,
+    round_qty_down,
+    sellable_qty,
+)
 from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
+from execd.engine.ledger import Commitments, merged
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
@@ -79,6 +86,8 @@ class RunnerContext:
     use_margin: bool = False
     shrink_tolerance_percent: Decimal = Decimal(1)
     max_leg_seconds: float = 23_400.0
+    ledger: Commitments = field(default_factory=Commitments)
+    """Buys and sells started by every plan (one per engine: plans size against it)."""
 
     @property
     def rest(self) -> RestGateway:
@@ -490,6 +499,9 @@ class PlanRunner:
                 if leg.qty <= 0:
                     leg.finish("unfilled", "notional trades less than one share", ctx.now())
                     return
+            selling = leg.leg.side is Side.SELL and index not in self._resume
+            if selling and not await self._cap_sell(leg):
+                return
             spec = LegSpec(
                 plan_id=rec.plan_id,
                 leg_index=index,
@@ -527,12 +539,51 @@ class PlanRunner:
             await self._cancel_leg_orders(leg)
         finally:
             self._runners.pop(index, None)
+            ctx.ledger.release((rec.plan_id, index))
             ctx.router.unregister(rec.plan_id, index)
             ctx.unsubscribe(symbol)
             self._power_changed.set()
             if leg.finished:
                 await self._journal_leg(leg)
             rec.publish("leg_finished", leg)
+
+    async def _cap_sell(self, leg: LegRecord) -> bool:
+        """Re-read the position as the sell starts and never sell more than is free: the
+        position less what other plans' started sells have yet to sell (execd is long-only,
+        it never opens a short). False once the leg ended for want of shares."""
+        symbol, ctx = leg.leg.symbol, self._ctx
+        before = ctx.ledger.sells(symbol)
+        try:
+            position = await ctx.rest.position(symbol)
+        except AdapterError as exc:
+            leg.finish("failed", f"could not read the {symbol} position: {exc}", ctx.now())
+            return False
+        committed = merged(before, ctx.ledger.sells(symbol))
+        total = Decimal(0) if position is None else Decimal(str(position.qty))
+        available = total
+        if position is not None and position.qty_available is not None:
+            available = Decimal(str(position.qty_available))
+        free = round_qty_down(
+            sellable_qty(total, available, committed), ctx.assets[symbol].fractionable
+        )
+        qty = leg.qty or Decimal(0)
+        if qty > free:
+            why = f"the position is {total}, {committed} of it being sold by other plans"
+            _log.warning(
+                "sell_capped_to_position",
+                requested=str(qty),
+                qty=str(free),
+                position=str(total),
+                available=str(available),
+                committed=str(committed),
+            )
+            if free <= 0:
+                leg.finish("rejected", f"nothing to sell: {why} (no short sales)", ctx.now())
+                return False
+            leg.reason = f"capped from {qty} to {free} shares: {why}"
+            leg.qty = free
+        ctx.ledger.commit_sell((self.record.plan_id, leg.leg.index), leg)
+        return True
 
     async def _ended(self, leg: LegRecord) -> None:
         """A leg ended before its ladder ran: journal it, then tell the watchers."""
