@@ -13,21 +13,26 @@ One `Commitments` per engine, in `RunnerContext`, records those legs for every p
 - a **sell** commits its unfilled quantity for its whole life (`sizing.sellable_qty`
   counts a live order's shares once).
 
-A reader takes a snapshot before its venue read and another after (`merged`): a leg that
-started, got its order live or ended while the read was in flight is counted, possibly
-twice (a buy then waits a wave, a sell is capped a little low), never not at all.
+A reader wraps its venue read in `cash_around` / `sells_around`: what the ledger held
+before the read, what it holds after, and what started while the read was in flight (at
+its full size: its order may have gone live, or filled, after the venue answered) are
+each counted, the largest figure per leg. A leg may be counted twice (a buy then waits a
+wave, a sell is capped a little low), never not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
+from typing import TypeVar
 
 from execd.domain.types import Side
 from execd.engine.records import LegRecord
 
 Key = tuple[str, int]
 """A leg: (plan id, leg index)."""
+
+T = TypeVar("T")
 
 
 class Commitments:
@@ -36,15 +41,20 @@ class Commitments:
     def __init__(self) -> None:
         self._buys: dict[Key, tuple[LegRecord, Decimal]] = {}
         self._sells: dict[Key, LegRecord] = {}
+        self._watchers: list[dict[Key, tuple[LegRecord, Decimal]]] = []
 
     def reserve_buy(self, key: Key, leg: LegRecord, price: Decimal) -> None:
         """A buy released at up to `price` a share (its reservation price)."""
         self._buys[key] = (leg, price)
+        for seen in self._watchers:
+            seen[key] = (leg, _unfilled(leg) * price)
 
     def commit_sell(self, key: Key, leg: LegRecord) -> None:
         """A sell started with its (capped) quantity."""
         assert leg.leg.side is Side.SELL
         self._sells[key] = leg
+        for seen in self._watchers:
+            seen[key] = (leg, _unfilled(leg))
 
     def release(self, key: Key) -> None:
         """The leg ended: what it left unfilled is free again."""
@@ -67,13 +77,50 @@ class Commitments:
             if leg.leg.symbol == symbol and not leg.finished
         }
 
+    async def cash_around(self, read: Callable[[], Awaitable[T]]) -> tuple[T, Decimal]:
+        """`read()` (the account) and the USD the ledger reserves that it cannot show."""
+        before = self.cash()
+        seen: dict[Key, tuple[LegRecord, Decimal]] = {}
+        self._watchers.append(seen)
+        try:
+            answer = await read()
+        finally:
+            self._watchers.remove(seen)
+        started = {k: v for k, (leg, v) in seen.items() if leg.leg.side is Side.BUY}
+        return answer, merged(before, self.cash(), started)
 
-def merged(before: Mapping[Key, Decimal], after: Mapping[Key, Decimal]) -> Decimal:
-    """The total of two snapshots around a venue read, each leg counted once (its earlier
-    figure when it is in both: it can only have shrunk since)."""
-    return sum(before.values(), Decimal(0)) + sum(
-        (value for key, value in after.items() if key not in before), Decimal(0)
-    )
+    async def sells_around(
+        self, symbol: str, read: Callable[[], Awaitable[T]]
+    ) -> tuple[T, Decimal]:
+        """`read()` (the position) and the shares of `symbol` started sells have yet to sell."""
+        before = self.sells(symbol)
+        seen: dict[Key, tuple[LegRecord, Decimal]] = {}
+        self._watchers.append(seen)
+        try:
+            answer = await read()
+        finally:
+            self._watchers.remove(seen)
+        started = {
+            k: v
+            for k, (leg, v) in seen.items()
+            if leg.leg.side is Side.SELL and leg.leg.symbol == symbol
+        }
+        return answer, merged(before, self.sells(symbol), started)
+
+
+def merged(
+    before: Mapping[Key, Decimal],
+    after: Mapping[Key, Decimal],
+    started: Mapping[Key, Decimal] | None = None,
+) -> Decimal:
+    """The total of the snapshots around a venue read, each leg counted once: its figure
+    before the read if it had one (it can only have shrunk since, or become visible to the
+    venue), else the larger of its figure after and its size when it started meanwhile."""
+    later = started or {}
+    total = sum(before.values(), Decimal(0))
+    for key in (after.keys() | later.keys()) - before.keys():
+        total += max(after.get(key, Decimal(0)), later.get(key, Decimal(0)))
+    return total
 
 
 def _unfilled(leg: LegRecord) -> Decimal:

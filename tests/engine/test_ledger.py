@@ -51,3 +51,40 @@ def test_merged_counts_a_leg_once_and_never_misses_one() -> None:
     after = {("a", 0): Decimal(100), ("c", 0): Decimal(7)}  # b ended, c started meanwhile
     assert merged(before, after) == Decimal(357)
     assert merged({}, {}) == 0
+
+
+async def test_a_buy_started_and_live_during_the_read_is_still_counted() -> None:
+    """Another plan's buy reserved, then placed (live), while this read was in flight:
+    the venue's answer may predate its order, so the ledger counts it."""
+    ledger = Commitments()
+    other = _leg(0, Side.BUY, "25")
+
+    async def read() -> str:
+        ledger.reserve_buy(("b", 0), other, Decimal("520"))
+        other.limit_price = Decimal("519")
+        return "account"
+
+    answer, reserved = await ledger.cash_around(read)
+    assert (answer, reserved) == ("account", Decimal(13000))
+    _, reserved = await ledger.cash_around(_account)  # a later read sees its hold itself
+    assert reserved == 0
+
+
+async def test_a_sell_that_started_and_filled_during_the_read_is_still_counted() -> None:
+    ledger = Commitments()
+    other = _leg(0, Side.SELL, "300", "TQQQ")
+
+    async def read() -> None:
+        ledger.commit_sell(("a", 0), other)
+        other.filled_qty = Decimal(300)
+        other.finish("filled", "done", NOW)
+        ledger.release(("a", 0))
+
+    _, committed = await ledger.sells_around("TQQQ", read)
+    assert committed == Decimal(300)
+    _, committed = await ledger.sells_around("SPY", read)
+    assert committed == 0
+
+
+async def _account() -> str:
+    return "account"
