@@ -506,8 +506,9 @@ class PlanRunner:
                 if leg.qty <= 0:
                     leg.finish("unfilled", "notional trades less than one share", ctx.now())
                     return
-            selling = leg.leg.side is Side.SELL and index not in self._resume
-            if selling and not await self._cap_sell(leg):
+            if leg.leg.side is Side.SELL and index in self._resume:
+                ctx.ledger.commit_sell((rec.plan_id, index), leg)  # its orders hold the shares
+            elif leg.leg.side is Side.SELL and not await self._cap_sell(leg):
                 return
             spec = LegSpec(
                 plan_id=rec.plan_id,
