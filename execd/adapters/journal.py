@@ -35,9 +35,7 @@ a shutdown, and an intent without a request is harmless (the lookup finds no
 order). Values are validated in the caller's task before anything is queued,
 so a bad argument raises at once and never reaches the file.
 
-Storage conventions: `Decimal` as plain TEXT (``"12.34"``, never REAL, never
-exponent notation); datetimes tz-aware in, RFC 3339 UTC text stored
-(``2026-05-11T13:30:00.000000Z``), tz-aware UTC out; JSON as TEXT.
+Storage conventions, errors and row types live in `journal_rows` (re-exported here).
 """
 
 from __future__ import annotations
@@ -48,19 +46,52 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypedDict, TypeVar, Unpack
+from typing import Any, Self, TypeVar, Unpack
 
-import msgspec
-
+from execd.adapters.journal_rows import (
+    FILL_COLS,
+    LEG_COLS,
+    LEG_FIELDS,
+    ORDER_COLS,
+    PLAN_COLS,
+    TERMINAL,
+    DuplicateIntent,
+    EventRow,
+    FillRow,
+    JournalClosed,
+    JournalError,
+    JournalSettings,
+    JournalVersionError,
+    JsonInput,
+    LegRow,
+    LegSpec,
+    LegUpdate,
+    NotAJournal,
+    OrderKind,
+    OrderRow,
+    PlanRow,
+    RecordConflict,
+    UnfinishedPlan,
+    UnknownRecord,
+    event_row,
+    fill_row,
+    json_text,
+    leg_row,
+    order_row,
+    plan_row,
+    positive,
+    ts_text,
+    ts_text_opt,
+)
 from execd.adapters.journal_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from execd.domain.ids import parse_client_order_id, plan_key
-from execd.domain.order_state import TERMINAL_STATUSES, OrderStatus
+from execd.domain.order_state import OrderStatus
 from execd.domain.types import Side, Urgency
 
 __all__ = [
@@ -91,360 +122,7 @@ BUSY_TIMEOUT_MS = 5_000
 #: Most calls committed together in one transaction (bounds one commit's latency).
 _MAX_BATCH = 512
 
-OrderKind = Literal["place", "replace"]
-#: JSON as text or bytes (stored as given once checked to parse) or a value to encode.
-JsonInput = str | bytes | Mapping[str, Any] | Sequence[Any]
-
 _T = TypeVar("_T")
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class JournalError(Exception):
-    """Base of every error the journal raises on purpose.
-
-    The tree::
-
-        JournalError
-        ├── JournalVersionError  the file was written by a newer execd: refused at open.
-        ├── NotAJournal          the file is some other SQLite database: refused at open.
-        ├── JournalClosed        a call after close().
-        ├── DuplicateIntent      this client order id was already intended: reconcile it
-        │                        by lookup, never send it again.
-        ├── UnknownRecord        the plan, leg or order named is not in the journal.
-        └── RecordConflict       the same execution id (or order) reported two different
-                                 ways: the first record is kept, the second is refused.
-    """
-
-
-class JournalVersionError(JournalError):
-    """The journal's schema is newer than this execd understands."""
-
-
-class NotAJournal(JournalError):
-    """The file at the journal path is not an execd journal."""
-
-
-class JournalClosed(JournalError):
-    """The journal was closed; nothing more can be read or written."""
-
-
-class DuplicateIntent(JournalError):
-    """An intent for this client order id is already recorded.
-
-    The order may already be at the venue: the caller must look it up by its
-    client order id, never send it again.
-    """
-
-
-class UnknownRecord(JournalError):
-    """The plan, leg or order named does not exist in the journal."""
-
-
-class RecordConflict(JournalError):
-    """A second, different account of something already recorded (kept as first seen)."""
-
-
-# --- rows -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRow:
-    """One submitted plan. `finished_at is None` means the plan still needs work."""
-
-    plan_id: str
-    submitted_at: datetime
-    state: str
-    reason: str | None
-    finished_at: datetime | None
-    plan_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class LegRow:
-    """One leg of a plan, as its coroutine last reported it."""
-
-    plan_id: str
-    leg_index: int
-    symbol: str
-    side: Side
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    urgency: Urgency
-    state: str
-    step: str | None
-    filled_qty: Decimal
-    avg_fill_price: Decimal | None
-    reason: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    report: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    """One order attempt: the intent, then what the venue said about it."""
-
-    client_order_id: str
-    plan_id: str
-    leg_index: int
-    attempt: int
-    kind: OrderKind
-    order_type: str
-    side: Side
-    qty: Decimal
-    limit_price: Decimal | None
-    replaces_client_order_id: str | None
-    intent_at: datetime
-    order_id: str | None
-    status: OrderStatus
-    acked_at: datetime | None
-    last_event_at: datetime | None
-
-    @property
-    def is_open(self) -> bool:
-        """Not known to be final: it may still be working (or may exist) at the venue."""
-        return not self.status.is_terminal
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One venue event, verbatim; `id` orders events as they were recorded."""
-
-    id: int
-    client_order_id: str | None
-    order_id: str | None
-    event: str
-    at: datetime
-    raw: str
-
-
-@dataclass(frozen=True, slots=True)
-class FillRow:
-    """One execution, recorded once."""
-
-    execution_id: str
-    client_order_id: str
-    qty: Decimal
-    price: Decimal
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class UnfinishedPlan:
-    """A plan a restarted daemon must resume or reconcile, with its legs in index order."""
-
-    plan: PlanRow
-    legs: tuple[LegRow, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class JournalSettings:
-    """What the connection really runs with (for the health report and the tests)."""
-
-    path: Path
-    schema_version: int
-    journal_mode: str
-    synchronous: str
-    foreign_keys: bool
-    busy_timeout_ms: int
-
-
-class LegSpec(Protocol):
-    """What `record_legs` needs of a leg; `execd.domain.plans.Leg` fits."""
-
-    @property
-    def index(self) -> int: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def qty(self) -> Decimal | None: ...
-    @property
-    def notional(self) -> Decimal | None: ...
-    @property
-    def limit_price(self) -> Decimal | None: ...
-    @property
-    def urgency(self) -> Urgency: ...
-
-
-class LegUpdate(TypedDict, total=False):
-    """The leg fields `update_leg` may change; a field left out is left as it is."""
-
-    state: str
-    step: str | None
-    filled_qty: Decimal
-    avg_fill_price: Decimal | None
-    reason: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    report: JsonInput | None
-
-
-# --- encoding -------------------------------------------------------------------------------
-
-
-def _dec(value: Decimal) -> str:
-    """Plain decimal text: exact, and readable in the sqlite3 shell (no ``1E+2``)."""
-    if not isinstance(value, Decimal) or not value.is_finite():
-        raise ValueError(f"expected a finite Decimal, got {value!r}")
-    return format(value, "f")
-
-
-def _dec_opt(value: Decimal | None) -> str | None:
-    return None if value is None else _dec(value)
-
-
-def _positive(name: str, value: Decimal) -> str:
-    text = _dec(value)
-    if value <= 0:
-        raise ValueError(f"{name} must be positive: {value}")
-    return text
-
-
-def _ts(value: datetime) -> str:
-    """RFC 3339 UTC with fixed microseconds, so text order is time order."""
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ValueError(f"expected a tz-aware datetime, got {value!r}")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _ts_opt(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _json(value: JsonInput) -> str:
-    """JSON text; text or bytes given are checked to parse, so every stored row reads back."""
-    if isinstance(value, bytes | str):
-        raw = value.encode() if isinstance(value, str) else value
-        try:
-            msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc}") from exc
-        return raw.decode()
-    return msgspec.json.encode(value).decode()
-
-
-def _json_opt(value: JsonInput | None) -> str | None:
-    return None if value is None else _json(value)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _time_opt(text: str | None) -> datetime | None:
-    return None if text is None else _time(text)
-
-
-def _decimal_opt(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-# Column encoders for update_leg; the keys double as the whitelist of column names.
-_LEG_FIELDS: Mapping[str, Callable[[Any], object]] = {
-    "state": str,
-    "step": lambda v: None if v is None else str(v),
-    "filled_qty": _dec,
-    "avg_fill_price": _dec_opt,
-    "reason": lambda v: None if v is None else str(v),
-    "started_at": _ts_opt,
-    "finished_at": _ts_opt,
-    "report": _json_opt,
-}
-
-_TERMINAL = tuple(sorted(s.value for s in TERMINAL_STATUSES))
-
-
-# --- row decoding (runs on the journal thread) -------------------------------------------
-
-_PLAN_COLS = "plan_id, submitted_at, state, reason, finished_at, plan_json"
-_LEG_COLS = (
-    "plan_id, leg_index, symbol, side, qty, notional, limit_price, urgency, state, step,"
-    " filled_qty, avg_fill_price, reason, started_at, finished_at, report"
-)
-_ORDER_COLS = (
-    "client_order_id, plan_id, leg_index, attempt, kind, order_type, side, qty, limit_price,"
-    " replaces_client_order_id, intent_at, order_id, status, acked_at, last_event_at"
-)
-_FILL_COLS = "f.execution_id, f.client_order_id, f.qty, f.price, f.at"
-
-
-def _plan_row(r: sqlite3.Row) -> PlanRow:
-    return PlanRow(
-        plan_id=r["plan_id"],
-        submitted_at=_time(r["submitted_at"]),
-        state=r["state"],
-        reason=r["reason"],
-        finished_at=_time_opt(r["finished_at"]),
-        plan_json=r["plan_json"],
-    )
-
-
-def _leg_row(r: sqlite3.Row) -> LegRow:
-    return LegRow(
-        plan_id=r["plan_id"],
-        leg_index=r["leg_index"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        qty=_decimal_opt(r["qty"]),
-        notional=_decimal_opt(r["notional"]),
-        limit_price=_decimal_opt(r["limit_price"]),
-        urgency=Urgency(r["urgency"]),
-        state=r["state"],
-        step=r["step"],
-        filled_qty=Decimal(r["filled_qty"]),
-        avg_fill_price=_decimal_opt(r["avg_fill_price"]),
-        reason=r["reason"],
-        started_at=_time_opt(r["started_at"]),
-        finished_at=_time_opt(r["finished_at"]),
-        report=r["report"],
-    )
-
-
-def _order_row(r: sqlite3.Row) -> OrderRow:
-    kind: OrderKind = "replace" if r["kind"] == "replace" else "place"
-    return OrderRow(
-        client_order_id=r["client_order_id"],
-        plan_id=r["plan_id"],
-        leg_index=r["leg_index"],
-        attempt=r["attempt"],
-        kind=kind,
-        order_type=r["order_type"],
-        side=Side(r["side"]),
-        qty=Decimal(r["qty"]),
-        limit_price=_decimal_opt(r["limit_price"]),
-        replaces_client_order_id=r["replaces_client_order_id"],
-        intent_at=_time(r["intent_at"]),
-        order_id=r["order_id"],
-        status=OrderStatus(r["status"]),
-        acked_at=_time_opt(r["acked_at"]),
-        last_event_at=_time_opt(r["last_event_at"]),
-    )
-
-
-def _fill_row(r: sqlite3.Row) -> FillRow:
-    return FillRow(
-        execution_id=r["execution_id"],
-        client_order_id=r["client_order_id"],
-        qty=Decimal(r["qty"]),
-        price=Decimal(r["price"]),
-        at=_time(r["at"]),
-    )
-
-
-def _event_row(r: sqlite3.Row) -> EventRow:
-    return EventRow(
-        id=r["id"],
-        client_order_id=r["client_order_id"],
-        order_id=r["order_id"],
-        event=r["event"],
-        at=_time(r["at"]),
-        raw=r["raw"],
-    )
 
 
 # --- opening and migrating (runs on the journal thread) ----------------------------------
@@ -743,7 +421,7 @@ class Journal:
         Returns False when `plan_id` is already in the journal: a resubmitted
         plan must send nothing new, and the journal is not changed.
         """
-        row = (plan_id, _ts(submitted_at), state, _json(plan_json))
+        row = (plan_id, ts_text(submitted_at), state, json_text(plan_json))
         leg_rows = [_leg_insert_row(plan_id, leg) for leg in legs]
 
         def fn(conn: sqlite3.Connection) -> bool:
@@ -780,7 +458,7 @@ class Journal:
         finished_at: datetime | None = None,
     ) -> None:
         """Set a plan's state; `reason` and `finished_at` are changed only when given."""
-        args = (state, reason, _ts_opt(finished_at), plan_id)
+        args = (state, reason, ts_text_opt(finished_at), plan_id)
 
         def fn(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
@@ -798,7 +476,7 @@ class Journal:
         columns: list[str] = []
         values: list[object] = []
         for name, value in fields.items():
-            encode = _LEG_FIELDS.get(name)
+            encode = LEG_FIELDS.get(name)
             if encode is None:
                 raise ValueError(f"update_leg: unknown field {name!r}")
             columns.append(f"{name} = ?")  # `name` is from the whitelist above
@@ -861,10 +539,10 @@ class Journal:
             kind,
             order_type,
             Side(side).value,
-            _positive("qty", qty),
-            None if limit_price is None else _positive("limit_price", limit_price),
+            positive("qty", qty),
+            None if limit_price is None else positive("limit_price", limit_price),
             replaces_client_order_id,
-            _ts(at),
+            ts_text(at),
             OrderStatus.PENDING_SUBMIT.value,
         )
 
@@ -906,7 +584,7 @@ class Journal:
         the stream often reports the order before the REST answer arrives, and
         a later `new` must not overwrite the `filled` the stream already gave.
         """
-        args = (order_id, OrderStatus(status).value, _ts(at))
+        args = (order_id, OrderStatus(status).value, ts_text(at))
 
         def fn(conn: sqlite3.Connection) -> None:
             current = conn.execute(
@@ -948,9 +626,9 @@ class Journal:
         states absorb). An event for an order the journal does not know is
         still kept: the venue's word is never dropped.
         """
-        at_text = _ts(at)
+        at_text = ts_text(at)
         status_text = None if status is None else OrderStatus(status).value
-        row = (client_order_id, order_id, event, at_text, _json(raw))
+        row = (client_order_id, order_id, event, at_text, json_text(raw))
 
         def fn(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
@@ -963,7 +641,7 @@ class Journal:
                     "UPDATE orders SET"
                     " order_id = coalesce(order_id, ?1),"
                     " last_event_at = max(coalesce(last_event_at, ?2), ?2),"
-                    f" status = CASE WHEN ?3 IS NULL OR status IN ({_in_list(_TERMINAL)})"
+                    f" status = CASE WHEN ?3 IS NULL OR status IN ({_in_list(TERMINAL)})"
                     " THEN status ELSE ?3 END"
                     " WHERE client_order_id = ?4",
                     (order_id, at_text, status_text, client_order_id),
@@ -988,8 +666,8 @@ class Journal:
         `RecordConflict` (the first account is kept): that is not a
         redelivery, and hiding it would hide real shares.
         """
-        row = (execution_id, client_order_id, _positive("qty", qty), _positive("price", price))
-        at_text = _ts(at)
+        row = (execution_id, client_order_id, positive("qty", qty), positive("price", price))
+        at_text = ts_text(at)
 
         def fn(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
@@ -1023,9 +701,9 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> PlanRow | None:
             r = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans WHERE plan_id = ?", (plan_id,)
+                f"SELECT {PLAN_COLS} FROM plans WHERE plan_id = ?", (plan_id,)
             ).fetchone()
-            return None if r is None else _plan_row(r)
+            return None if r is None else plan_row(r)
 
         return await self._call(fn)
 
@@ -1034,10 +712,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[PlanRow, ...]:
             rows = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans ORDER BY submitted_at DESC, plan_id LIMIT ?",
+                f"SELECT {PLAN_COLS} FROM plans ORDER BY submitted_at DESC, plan_id LIMIT ?",
                 (limit,),
             )
-            return tuple(_plan_row(r) for r in rows)
+            return tuple(plan_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1054,10 +732,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[UnfinishedPlan, ...]:
             rows = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans WHERE finished_at IS NULL"
+                f"SELECT {PLAN_COLS} FROM plans WHERE finished_at IS NULL"
                 " ORDER BY submitted_at, plan_id"
             ).fetchall()
-            return tuple(UnfinishedPlan(_plan_row(r), _legs(conn, r["plan_id"])) for r in rows)
+            return tuple(UnfinishedPlan(plan_row(r), _legs(conn, r["plan_id"])) for r in rows)
 
         return await self._call(fn)
 
@@ -1066,10 +744,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> OrderRow | None:
             r = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE client_order_id = ?",
+                f"SELECT {ORDER_COLS} FROM orders WHERE client_order_id = ?",
                 (client_order_id,),
             ).fetchone()
-            return None if r is None else _order_row(r)
+            return None if r is None else order_row(r)
 
         return await self._call(fn)
 
@@ -1078,11 +756,11 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[OrderRow, ...]:
             rows = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE plan_id = ? AND leg_index = ?"
+                f"SELECT {ORDER_COLS} FROM orders WHERE plan_id = ? AND leg_index = ?"
                 " ORDER BY attempt",
                 (plan_id, leg_index),
             )
-            return tuple(_order_row(r) for r in rows)
+            return tuple(order_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1096,10 +774,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[OrderRow, ...]:
             rows = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE status NOT IN ({_in_list(_TERMINAL)})"
+                f"SELECT {ORDER_COLS} FROM orders WHERE status NOT IN ({_in_list(TERMINAL)})"
                 " ORDER BY intent_at, client_order_id"
             )
-            return tuple(_order_row(r) for r in rows)
+            return tuple(order_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1131,11 +809,11 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[FillRow, ...]:
             rows = conn.execute(
-                f"SELECT {_FILL_COLS} FROM fills AS f WHERE NOT EXISTS"
+                f"SELECT {FILL_COLS} FROM fills AS f WHERE NOT EXISTS"
                 " (SELECT 1 FROM orders AS o WHERE o.client_order_id = f.client_order_id)"
                 " ORDER BY f.at, f.execution_id"
             )
-            return tuple(_fill_row(r) for r in rows)
+            return tuple(fill_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1148,7 +826,7 @@ class Journal:
                 " WHERE client_order_id = ? ORDER BY id",
                 (client_order_id,),
             )
-            return tuple(_event_row(r) for r in rows)
+            return tuple(event_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1194,9 +872,9 @@ def _leg_insert_row(plan_id: str, leg: LegSpec) -> tuple[object, ...]:
         leg.index,
         leg.symbol,
         Side(leg.side).value,
-        None if leg.qty is None else _positive("qty", leg.qty),
-        None if leg.notional is None else _positive("notional", leg.notional),
-        None if leg.limit_price is None else _positive("limit_price", leg.limit_price),
+        None if leg.qty is None else positive("qty", leg.qty),
+        None if leg.notional is None else positive("notional", leg.notional),
+        None if leg.limit_price is None else positive("limit_price", leg.limit_price),
         Urgency(leg.urgency).value,
         "pending",
     )
@@ -1212,16 +890,16 @@ def _insert_legs(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -
 
 def _legs(conn: sqlite3.Connection, plan_id: str) -> tuple[LegRow, ...]:
     rows = conn.execute(
-        f"SELECT {_LEG_COLS} FROM legs WHERE plan_id = ? ORDER BY leg_index", (plan_id,)
+        f"SELECT {LEG_COLS} FROM legs WHERE plan_id = ? ORDER BY leg_index", (plan_id,)
     )
-    return tuple(_leg_row(r) for r in rows)
+    return tuple(leg_row(r) for r in rows)
 
 
 def _fills_for_leg(conn: sqlite3.Connection, plan_id: str, leg_index: int) -> tuple[FillRow, ...]:
     rows = conn.execute(
-        f"SELECT {_FILL_COLS} FROM fills AS f JOIN orders AS o"
+        f"SELECT {FILL_COLS} FROM fills AS f JOIN orders AS o"
         " ON o.client_order_id = f.client_order_id"
         " WHERE o.plan_id = ? AND o.leg_index = ? ORDER BY f.at, f.execution_id",
         (plan_id, leg_index),
     )
-    return tuple(_fill_row(r) for r in rows)
+    return tuple(fill_row(r) for r in rows)
