@@ -50,6 +50,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
+import msgspec
+
 from execd.adapters.journal_rows import (
     FILL_COLS,
     LEG_COLS,
@@ -75,6 +77,8 @@ from execd.adapters.journal_rows import (
     RecordConflict,
     UnfinishedPlan,
     UnknownRecord,
+    dec_text,
+    dec_text_opt,
     event_row,
     fill_row,
     json_text,
@@ -86,8 +90,10 @@ from execd.adapters.journal_rows import (
     ts_text_opt,
 )
 from execd.adapters.journal_worker import BUSY_TIMEOUT_MS, Worker
+from execd.domain.benchmarks import LegBenchmarks
 from execd.domain.ids import parse_client_order_id, plan_key
 from execd.domain.order_state import OrderStatus
+from execd.domain.quotes import Quote
 from execd.domain.types import Side, Urgency
 
 __all__ = [
@@ -433,6 +439,8 @@ class Journal:
         qty: Decimal,
         price: Decimal,
         at: datetime,
+        *,
+        quote: Quote | None = None,
     ) -> bool:
         """Record one execution; False when `execution_id` is already recorded.
 
@@ -440,16 +448,27 @@ class Journal:
         exactly once however often the stream or a reconciliation reports it.
         The same id reported with another qty, price or order raises
         `RecordConflict` (the first account is kept): that is not a
-        redelivery, and hiding it would hide real shares.
+        redelivery, and hiding it would hide real shares. `quote` is the NBBO
+        the quote cache held when the fill arrived (the "vs NBBO" benchmark),
+        kept with the fill.
         """
         row = (execution_id, client_order_id, positive("qty", qty), positive("price", price))
         at_text = ts_text(at)
+        nbbo: tuple[str | None, ...] = (None,) * 5
+        if quote is not None:
+            nbbo = (
+                dec_text(quote.bid),
+                dec_text(quote.ask),
+                dec_text(quote.bid_size),
+                dec_text(quote.ask_size),
+                ts_text(quote.venue_time),
+            )
 
         def fn(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (*row, at_text),
+                "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at,"
+                " bid, ask, bid_size, ask_size, quote_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, at_text, *nbbo),
             )
             if cur.rowcount == 1:
                 return True
@@ -469,6 +488,34 @@ class Journal:
             return False
 
         return await self._call(fn)
+
+    async def record_benchmarks(
+        self, plan_id: str, leg_index: int, benchmarks: LegBenchmarks
+    ) -> None:
+        """Keep what a leg saw of the market (written when it ends; a rewrite replaces it)."""
+        args = (
+            plan_id,
+            leg_index,
+            benchmarks.feed,
+            dec_text_opt(benchmarks.interval_vwap),
+            int(benchmarks.fallback_fired),
+            msgspec.json.encode(benchmarks).decode(),
+        )
+
+        def fn(conn: sqlite3.Connection) -> None:
+            _require(
+                conn,
+                "SELECT 1 FROM legs WHERE plan_id = ? AND leg_index = ?",
+                (plan_id, leg_index),
+                f"leg {plan_id}/{leg_index}",
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO leg_benchmarks (plan_id, leg_index, feed, interval_vwap,"
+                " fallback_fired, benchmarks) VALUES (?, ?, ?, ?, ?, ?)",
+                args,
+            )
+
+        await self._call(fn)
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -214,6 +214,13 @@ class LegStatus(msgspec.Struct, frozen=True, kw_only=True):
     """What a market order sent at arrival would have paid: the arrival far touch."""
     saving_vs_market_bps: Decimal | None = None
     saving_vs_market_usd: Decimal | None = None
+    bid: Decimal | None = None
+    """The NBBO bid at the leg's last step (running legs only), for the live view."""
+    ask: Decimal | None = None
+    quote_age_seconds: float | None = None
+    """Age of that NBBO on the venue clock when the leg last looked."""
+    waiting: str | None = None
+    """Why a running leg has no working order (open delay, stale quote, ...); null otherwise."""
 
 
 class PlanStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,7 @@ from execd.domain.plans import Plan, PlanError, parse_plan
 from execd.domain.quotes import Quote
 from execd.domain.risk import check_plan
 from execd.domain.types import Side, Urgency
+from execd.engine.benchmarks import capture_plan_arrival
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import Snapshot, reconcile_working_orders
@@ -140,6 +141,7 @@ class Engine:
         if self._halted or not self._accepting:  # halted while the venue was asked
             raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
+        capture_plan_arrival(record, self.quotes.quote, record.submitted_at)
         self._plans[parsed.plan_id] = record
         try:
             fresh = await self._ports.journal.record_plan(

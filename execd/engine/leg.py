@@ -79,6 +79,7 @@ from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_price
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
+from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
@@ -174,6 +175,9 @@ class LegRunner:
         self._seen_at: datetime | None = None
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
+        self.bench = BenchmarkCollector(
+            ports.feed, lambda: ports.quotes.quote(spec.symbol), ports.clock.now, record
+        )
         self._first: LadderEvent = Start()
         if resume is not None:
             self._adopt(resume)
@@ -231,6 +235,7 @@ class LegRunner:
                     pending.extend(follow_up)
                     if isinstance(action, Finish):
                         finish = action
+                self.bench.observe(event, actions, self.state)
                 self._sync_record()
                 if finish is not None:
                     return finish
@@ -527,7 +532,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                quote=self._quote_at_fill.get(fill.execution_id),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -859,14 +869,16 @@ class LegRunner:
 
     def build_report(self, finish: Finish) -> None:
         """Step 5: slippage vs arrival, NBBO at fill, VWAP and a market order."""
+        vwap = self.interval_vwap()
         self.record.report = leg_report(
             self.spec.symbol,
             self.spec.side,
             finish.arrival_quote,
             self.report_fills(finish),
-            interval_vwap=self.interval_vwap(),
+            interval_vwap=vwap,
             requested_qty=self.spec.qty,
         )
+        self.record.benchmarks = self.bench.result(vwap)
 
 
 def _market_of(quote: Quote) -> tuple[object, ...]:

@@ -25,6 +25,7 @@ from execd.control.protocol import (
     PricingStyle,
     WatchEvent,
 )
+from execd.domain.benchmarks import LegBenchmarks, QuoteMark
 from execd.domain.ladder_types import Finish, LegPhase, Outcome
 from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.plans import Leg, Plan
@@ -98,6 +99,15 @@ class LegRecord:
     report: LegReport | None = None
     restored: LegStatus | None = None
     """How a leg that finished before a restart read then (from the journal)."""
+    plan_arrival: QuoteMark | None = None
+    """The NBBO when the plan was accepted (issue 13: arrival at acceptance and at start)."""
+    nbbo: Callable[[], QuoteMark | None] | None = None
+    """The quote cache's NBBO for this leg's symbol now, for the live view
+    (`execd status --follow`); set while the leg's ladder runs."""
+    waiting: str | None = None
+    """Why a running leg has no working order, in words (None while it works one)."""
+    benchmarks: LegBenchmarks | None = None
+    """What the leg saw of the market (engine.benchmarks), journaled when it ends."""
 
     def __post_init__(self) -> None:
         if self.qty is None:
@@ -118,6 +128,7 @@ class LegRecord:
         if self.restored is not None and self.finished:
             return self.restored
         r = self.report
+        nbbo = None if self.nbbo is None or self.finished else self.nbbo()
         return LegStatus(
             index=self.leg.index,
             symbol=self.leg.symbol,
@@ -143,6 +154,10 @@ class LegRecord:
             market_order_price=None if r is None else r.market_order_price,
             saving_vs_market_bps=None if r is None else r.saving_vs_market_bps,
             saving_vs_market_usd=None if r is None else r.saving_vs_market_usd,
+            bid=None if nbbo is None else nbbo.bid,
+            ask=None if nbbo is None else nbbo.ask,
+            quote_age_seconds=None if nbbo is None else nbbo.age_seconds,
+            waiting=None if self.finished else self.waiting,
         )
 
 

@@ -442,6 +442,8 @@ async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
         finished_at=leg.finished_at,
         report=msgspec.json.encode(leg.to_status()),
     )
+    if leg.finished and leg.benchmarks is not None:
+        await ports.journal.record_benchmarks(plan_id, leg.leg.index, leg.benchmarks)
 
 
 _OPEN_STATUSES = frozenset(

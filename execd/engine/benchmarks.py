@@ -1,0 +1,152 @@
+"""The leg's benchmark recorder: what the market looked like at each decision and fill.
+
+A `BenchmarkCollector` rides along with one `LegRunner` and is told, after every
+ladder step, which event the ladder saw and which actions it took. It never
+influences a decision: it only snapshots the quote cache (latest-wins, no I/O) into
+a `LegBenchmarks` value that the plan runner journals when the leg ends. The NBBO at
+each fill is read here too and handed to `Journal.record_fill` with the fill, so it
+is on disk with the execution itself.
+
+It also keeps the live view's fields of the `LegRecord` current (the NBBO, its age
+and why the leg is waiting), so `execd status --follow` can show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from execd.domain.benchmarks import MAX_DECISIONS, Decision, LegBenchmarks, QuoteMark, thin
+from execd.domain.ladder_types import (
+    Action,
+    CancelOrder,
+    LadderEvent,
+    LegPhase,
+    PlaceOrder,
+    QuoteUpdate,
+    ReplaceOrder,
+)
+from execd.domain.ladder_types import LegState as LadderState
+from execd.domain.quotes import Quote
+from execd.engine.records import LegRecord, PlanRecord
+
+QuoteSource = Callable[[], Quote | None]
+
+
+def wait_reason(state: LadderState, record: LegRecord) -> str | None:
+    """Why a running leg is not working an order right now, in words (None: it is)."""
+    if state.result is not None or state.live_orders:
+        return None
+    if record.holding_since is not None:
+        return "stale quote (holding)"
+    match state.phase:
+        case LegPhase.PENDING:
+            return "pending release"
+        case LegPhase.PRE_OPEN:
+            return "market closed: waiting for the open"
+        case LegPhase.OPEN_WAIT:
+            return "open delay / wide spread at the open"
+        case LegPhase.AWAIT_QUOTE:
+            return "waiting for a fresh quote"
+        case _:
+            return None
+
+
+def capture_plan_arrival(
+    record: PlanRecord, quote_of: Callable[[str], Quote | None], at: datetime
+) -> None:
+    """Snapshot each leg's NBBO at plan acceptance (None for a symbol not yet streamed)."""
+    for leg in record.legs:
+        quote = quote_of(leg.leg.symbol)
+        leg.plan_arrival = None if quote is None else QuoteMark.of(quote, at)
+
+
+class BenchmarkCollector:
+    """Captures one leg's benchmarks; see the module docstring."""
+
+    def __init__(
+        self,
+        feed: str,
+        quote: QuoteSource,
+        now: Callable[[], datetime],
+        record: LegRecord,
+    ) -> None:
+        self._feed = feed
+        self._quote = quote
+        self._now = now
+        self._record = record
+        self._decisions: list[Decision] = []
+        self._last_sample: tuple[Decimal, Decimal] | None = None
+        self._fallback = False
+        self._leg_arrival = self.mark()
+        record.nbbo = self.mark
+
+    def mark(self) -> QuoteMark | None:
+        """The cache's NBBO now (None when the cache has none for the symbol)."""
+        quote = self._quote()
+        return None if quote is None else QuoteMark.of(quote, self._now())
+
+    def quote(self) -> Quote | None:
+        """The cache's NBBO now, as the fill's benchmark."""
+        return self._quote()
+
+    def observe(self, event: LadderEvent, actions: Sequence[Action], state: LadderState) -> None:
+        """Record what one ladder step saw and did; refresh the live-view fields."""
+        if isinstance(event, QuoteUpdate) and self._leg_arrival is None:
+            # The symbol is often first streamed when the leg starts: its arrival is
+            # then the first quote the ladder was fed.
+            self._leg_arrival = self._q(event.quote)
+        if isinstance(event, QuoteUpdate):
+            market = (event.quote.bid, event.quote.ask)
+            if market != self._last_sample:  # an unchanged re-feed adds nothing to a chart
+                self._last_sample = market
+                self._add(Decision(at=self._now(), kind="quote", quote=self._q(event.quote)))
+        for action in actions:
+            match action:
+                case PlaceOrder():
+                    self._add(
+                        Decision(
+                            at=self._now(),
+                            kind="place",
+                            quote=self.mark(),
+                            limit_price=action.limit_price,
+                            qty=action.qty,
+                            order_type=action.order_type.value,
+                        )
+                    )
+                case ReplaceOrder():
+                    self._add(
+                        Decision(
+                            at=self._now(),
+                            kind="replace",
+                            quote=self.mark(),
+                            limit_price=action.limit_price,
+                            qty=action.qty,
+                        )
+                    )
+                case CancelOrder():
+                    self._add(Decision(at=self._now(), kind="cancel", quote=self.mark()))
+                case _:
+                    pass
+        self._fallback = self._fallback or state.in_fallback
+        self._record.waiting = wait_reason(state, self._record)
+
+    def result(self, interval_vwap: Decimal | None) -> LegBenchmarks:
+        """The leg's benchmarks as they stand (called once it ends)."""
+        return LegBenchmarks(
+            feed=self._feed,
+            plan_arrival=self._record.plan_arrival,
+            leg_arrival=self._leg_arrival,
+            interval_vwap=interval_vwap,
+            fallback_fired=self._fallback,
+            decisions=tuple(thin(self._decisions)),
+        )
+
+    def _q(self, quote: Quote) -> QuoteMark:
+        return QuoteMark.of(quote, self._now())
+
+    def _add(self, decision: Decision) -> None:
+        self._decisions.append(decision)
+        if len(self._decisions) > 2 * MAX_DECISIONS:
+            self._decisions = thin(self._decisions)

@@ -1,0 +1,64 @@
+"""Issue 13 item 1: benchmarks captured live by the real daemon, as the journal keeps them.
+
+The runaway tape makes the leg place, re-peg twice and fall back, so every kind of
+decision is journaled; the venue's own order history is the reference for the limits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from execd.adapters.journal_reads import JournalReader
+from tests.engine.conftest import StartDaemon
+from tests.engine.test_daemon_ladder import _runaway_tape
+
+pytestmark = pytest.mark.slow
+
+
+async def test_runaway_leg_journals_nbbo_at_fills_and_every_decision(
+    start_daemon: StartDaemon, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each place/replace is journaled with the venue's limit, the NBBO, spread and quote
+    age at that moment; each fill with the NBBO the cache held; the feed and the fallback."""
+    d = await start_daemon(
+        sim=_runaway_tape(tmp_path_factory.mktemp("tape")),
+        execution={"max_repegs_per_order": 2},
+        better_orders={"normal_timeout_seconds": 0.5},
+    )
+    status = await d.run(
+        {"plan_id": "bench", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
+    )
+    assert status.state == "completed", status.reason
+    venue_limits = [
+        Decimal(o["order"]["limit_price"]) if o["order"]["limit_price"] else None
+        for o in await d.orders("bench", 0)
+    ]
+    with JournalReader.open(d.directory / "journal.db") as reader:
+        history = reader.plan("bench")
+    assert history is not None
+    [leg] = history.legs
+    bench = leg.benchmarks
+    assert bench is not None
+    assert bench.feed == "iex"
+    assert bench.fallback_fired
+    assert bench.leg_arrival is not None
+    assert bench.leg_arrival.bid < bench.leg_arrival.ask
+    orders = [x for x in bench.decisions if x.kind in ("place", "replace")]
+    assert [x.limit_price for x in orders] == venue_limits
+    assert [x.kind for x in orders] == ["place", "replace", "replace", "place"]
+    for decision in orders:
+        assert decision.quote is not None
+        assert decision.quote.spread > 0
+        assert 0 <= decision.quote.age_seconds < 5
+    quotes = [x for x in bench.decisions if x.kind == "quote"]
+    assert len(quotes) >= 3
+    assert [q.at for q in quotes] == sorted(q.at for q in quotes)
+    assert leg.fills
+    assert all(f.quote is not None for f in leg.fills)
+    # The fill at the market fallback is judged against the NBBO of its moment, which has
+    # run away from the arrival quote: the benchmarks are not one stale snapshot.
+    last = leg.fills[-1].quote
+    assert last is not None
+    assert last.ask > bench.leg_arrival.ask
