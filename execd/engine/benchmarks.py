@@ -132,12 +132,17 @@ class BenchmarkCollector:
         self._fallback = self._fallback or state.in_fallback
         self._record.waiting = wait_reason(state, self._record)
 
-    def result(self, interval_vwap: Decimal | None) -> LegBenchmarks:
-        """The leg's benchmarks as they stand (called once it ends)."""
+    def result(self, interval_vwap: Decimal | None, arrival: Quote | None) -> LegBenchmarks:
+        """The leg's benchmarks as they stand (called once it ends). `arrival` is the
+        ladder's own arrival quote (what its report measured from), when it had one."""
+        leg_arrival = self._leg_arrival
+        if arrival is not None:
+            at = self._leg_arrival.at if self._leg_arrival is not None else self._now()
+            leg_arrival = QuoteMark.of(arrival, at)
         return LegBenchmarks(
             feed=self._feed,
             plan_arrival=self._record.plan_arrival,
-            leg_arrival=self._leg_arrival,
+            leg_arrival=leg_arrival,
             interval_vwap=interval_vwap,
             fallback_fired=self._fallback,
             decisions=tuple(thin(self._decisions)),

@@ -878,7 +878,7 @@ class LegRunner:
             interval_vwap=vwap,
             requested_qty=self.spec.qty,
         )
-        self.record.benchmarks = self.bench.result(vwap)
+        self.record.benchmarks = self.bench.result(vwap, finish.arrival_quote)
 
 
 def _market_of(quote: Quote) -> tuple[object, ...]:
