@@ -279,22 +279,6 @@ def cmd_health(args: argparse.Namespace) -> int:
     return run_client(args, body)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """`execd report PLAN_ID [--json]`: execution quality of a finished plan."""
-
-    async def body(client: ControlClient) -> ExitCode:
-        plan = await client.status(args.plan_id)
-        if not render.is_finished(plan):
-            error(f"plan {plan.plan_id} is still {plan.state}: this report is provisional")
-        if args.json:
-            print_json(plan)
-        else:
-            console().print(render.report_table(plan))
-        return ExitCode.OK
-
-    return run_client(args, body)
-
-
 # --- local commands (no socket) ---------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from execd.control.protocol import (
     PlanStatus,
     WatchEvent,
 )
-from execd.domain.tca import LegReport, PlanSavings, plan_savings, round_bps, round_usd
+from execd.domain.tca import round_bps, round_usd
 
 NONE = "—"
 
@@ -217,72 +217,3 @@ def halt_line(state: HaltState) -> str:
             "new plans are refused until `execd resume`"
         )
     return "execd resumed: accepting plans"
-
-
-def _leg_report(leg: LegStatus) -> LegReport:
-    """A LegStatus as the domain's LegReport, so plan totals use the one TCA implementation."""
-    notional = leg.filled_qty * leg.avg_fill_price if leg.avg_fill_price is not None else Decimal(0)
-    return LegReport(
-        symbol=leg.symbol,
-        side=leg.side,
-        requested_qty=leg.qty,
-        filled_qty=leg.filled_qty,
-        fill_count=0,
-        avg_price=leg.avg_fill_price,
-        notional=notional,
-        arrival_mid=leg.arrival_mid,
-        interval_vwap=leg.interval_vwap,
-        vs_arrival_mid_bps=leg.slippage_bps,
-        vs_fill_mid_bps=None,
-        vs_fill_touch_bps=None,
-        vs_vwap_bps=leg.vs_vwap_bps,
-        market_order_price=leg.market_order_price,
-        saving_vs_market_bps=leg.saving_vs_market_bps,
-        saving_vs_market_usd=leg.saving_vs_market_usd,
-    )
-
-
-def savings(plan: PlanStatus) -> PlanSavings:
-    """The plan's total saving against market orders at arrival (execd.domain.tca)."""
-    return plan_savings(_leg_report(leg) for leg in plan.legs)
-
-
-def report_table(plan: PlanStatus) -> Table:
-    """Execution quality of a plan: per leg, fills against arrival mid and a market order.
-
-    Slippage is positive when it cost us; the saving against a market order sent at
-    arrival (the arrival far touch) is positive when execd beat it.
-    """
-    total = savings(plan)
-    caption = f"saving vs market orders: ${_usd(total.saving_usd)}"
-    if total.saving_bps is not None:
-        caption += f" ({_bps(total.saving_bps)} bps over {total.legs_measured} leg(s))"
-    table = Table(title=plan_headline(plan), title_justify="left", caption=caption)
-    table.add_column("#", justify="right")
-    for name in ("symbol", "side", "state", "filled/qty"):
-        table.add_column(name, no_wrap=name != "filled/qty")
-    for name in ("avg fill", "arrival mid", "vs mid bps", "vs vwap bps"):
-        table.add_column(name, justify="right")
-    for name in ("mkt order px", "saved bps", "saved $", "repegs"):
-        table.add_column(name, justify="right")
-    table.add_column("style")
-    table.add_column("reason")
-    for leg in plan.legs:
-        table.add_row(
-            str(leg.index),
-            leg.symbol,
-            leg.side,
-            _state(leg.state),
-            _size(leg),
-            _num(leg.avg_fill_price),
-            _num(leg.arrival_mid),
-            _bps(leg.slippage_bps),
-            _bps(leg.vs_vwap_bps),
-            _num(leg.market_order_price),
-            _bps(leg.saving_vs_market_bps),
-            _usd(leg.saving_vs_market_usd),
-            str(leg.repegs),
-            leg.style or NONE,
-            leg.reason or "",
-        )
-    return table

@@ -229,7 +229,8 @@ class Summary:
 
     Every bps figure is weighted by the dollars filled of the legs that have it;
     `saving_vs_market_bps` by the dollars the market order would have moved. Rates are
-    fractions of `legs`. A figure no leg has is None.
+    fractions of `legs`. A figure no leg has is None (a group of unfilled legs saved
+    nothing measurable, which is not "saved $0").
     """
 
     legs: int
@@ -241,7 +242,7 @@ class Summary:
     vs_fill_touch_bps: Decimal | None
     vs_vwap_bps: Decimal | None
     spread_capture: Decimal | None
-    saving_vs_market_usd: Decimal
+    saving_vs_market_usd: Decimal | None
     saving_vs_market_bps: Decimal | None
     market_order_notional: Decimal
 
@@ -271,8 +272,10 @@ def summarise(legs: Iterable[LegAnalysis]) -> Summary:
     """Notional-weighted aggregates of `legs` (see `Summary`)."""
     items = list(legs)
     saving = market_notional = _ZERO
+    measured = 0
     for leg in items:
         if leg.market_order is not None and leg.saving_vs_market_usd is not None:
+            measured += 1
             saving += leg.saving_vs_market_usd
             market_notional += leg.market_order.price * leg.tca.filled_qty
     return Summary(
@@ -285,7 +288,7 @@ def summarise(legs: Iterable[LegAnalysis]) -> Summary:
         vs_fill_touch_bps=_weighted(items, lambda a: a.tca.vs_fill_touch_bps),
         vs_vwap_bps=_weighted(items, lambda a: a.tca.vs_vwap_bps),
         spread_capture=_weighted(items, lambda a: a.spread_capture),
-        saving_vs_market_usd=saving,
+        saving_vs_market_usd=saving if measured else None,
         saving_vs_market_bps=saving * BPS / market_notional if market_notional else None,
         market_order_notional=market_notional,
     )

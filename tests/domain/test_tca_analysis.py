@@ -91,7 +91,7 @@ def test_buy_partially_filled_at_several_prices() -> None:
     assert abs(a.tca.vs_fill_touch_bps - expected) < D("1E-20")
     assert display.bps(a.tca.vs_fill_touch_bps) == "-9.97"
     assert a.market_order is not None
-    assert (a.market_order.price, a.market_order.beyond_displayed_qty) == (D("10.04"), 0)
+    assert (a.market_order.price, a.market_order.beyond_displayed_qty) == (D("10.04"), D(0))
     assert a.saving_vs_market_usd == D("1.300")
     assert display.bps(a.saving_vs_market_bps) == "12.95"
     assert a.time_to_first_fill_seconds == D("1.5")
@@ -115,7 +115,7 @@ def test_sell_completed_by_fallback_worse_than_the_touch() -> None:
     assert display.bps(a.tca.vs_arrival_mid_bps) == "10.00"  # (20.01 − 19.99)/20.01
     assert a.spread_capture == D(-1)
     assert a.market_order is not None
-    assert (a.market_order.displayed_qty, a.market_order.beyond_displayed_qty) == (100, 200)
+    assert (a.market_order.displayed_qty, a.market_order.beyond_displayed_qty) == (D(100), D(200))
     assert a.saving_vs_market_usd == D("-3.00")
     assert a.completed_at is CompletedAt.FALLBACK
     assert a.time_to_complete_seconds == D(7)

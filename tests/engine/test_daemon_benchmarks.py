@@ -6,11 +6,14 @@ decision is journaled; the venue's own order history is the reference for the li
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from execd.adapters.journal_reads import JournalReader
+from execd.cli.main import main
+from execd.domain import display
 from tests.engine.conftest import StartDaemon
 from tests.engine.test_daemon_ladder import _runaway_tape
 
@@ -62,3 +65,35 @@ async def test_runaway_leg_journals_nbbo_at_fills_and_every_decision(
     last = leg.fills[-1].quote
     assert last is not None
     assert last.ask > bench.leg_arrival.ask
+
+
+async def test_report_of_a_sim_run_matches_the_venues_fill_prices(
+    start_daemon: StartDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`execd report --json` on the daemon's own journal: the average fill is the venue's
+    (from its order history), and the slippage is that average against the arrival mid
+    the report shows, computed by hand here."""
+    d = await start_daemon()
+    status = await d.run(
+        {"plan_id": "known", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "25"}]}
+    )
+    assert status.state == "completed", status.reason
+    qty = notional = Decimal(0)
+    for entry in await d.orders("known", 0):
+        order = entry["order"]
+        if order["filled_qty"] and Decimal(order["filled_qty"]):
+            qty += Decimal(order["filled_qty"])
+            notional += Decimal(order["filled_qty"]) * Decimal(order["filled_avg_price"])
+    assert qty == 25
+    capsys.readouterr()
+    code = main(["report", "known", "--json", "--journal", str(d.directory / "journal.db")])
+    out = capsys.readouterr().out
+    assert code == 0
+    [leg] = json.loads(out)["legs"]
+    avg = notional / qty
+    assert leg["avg_fill_price"] == display.derived_price(avg)
+    mid = (Decimal(leg["arrival_bid"]) + Decimal(leg["arrival_ask"])) / 2
+    assert leg["vs_arrival_mid_bps"] == display.bps((avg - mid) / mid * 10_000)
+    assert leg["saving_vs_market_usd"] == display.usd((Decimal(leg["arrival_ask"]) - avg) * qty)
+    assert leg["feed"] == "iex"
+    assert leg["completed_at"] == "step 2 limit"
