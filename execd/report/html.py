@@ -43,7 +43,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 6px}
 table{border-collapse:collapse;margin:8px 0 16px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4} td.l,th.l{text-align:left}
-.pos{color:#0a7d32} .neg{color:#b3261e}
+.pos{color:#0a7d32} .neg{color:#b3261e} .wide{overflow-x:auto;max-width:100%}
+table.legs{font-size:12px} table.legs th{white-space:normal}
 svg{background:#fff;border:1px solid #ddd;display:block;margin:6px 0}
 svg text{font:11px system-ui,sans-serif;fill:#444}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
@@ -55,10 +56,17 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num_class(text: str | None) -> str:
-    if text is None:
+def _tone(key: str, value: object) -> str:
+    """CSS class colouring a signed figure by whether it was good for us: a saving is
+    good when positive, a slippage (cost) when negative. Zero and unknown stay neutral."""
+    if not isinstance(value, str) or not value.strip("-0."):
         return ""
-    return " neg" if text.startswith("-") else (" pos" if text.strip("0.") else "")
+    negative = value.startswith("-")
+    if key.startswith("saving"):
+        return "neg" if negative else "pos"
+    if key.endswith("_bps"):
+        return "pos" if negative else "neg"
+    return ""
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -98,20 +106,17 @@ def _legs_table(legs: Sequence[AnalysedLeg]) -> str:
         for key, _, left in _LEG_COLUMNS:
             value = d[key]
             text = "—" if value is None else str(value)
-            signed = key.endswith("_bps") or key.startswith("saving")
-            cls = ("l" if left else "") + (_num_class(str(value)) if signed and value else "")
-            if key.endswith("_bps") and value is not None and not key.startswith("saving"):
-                cls = "".join(c for c in cls if c)  # cost: colour by saving only
-            cells.append(f'<td class="{cls.strip()}">{_e(text)}</td>')
+            cls = "l" if left else _tone(key, value)
+            cells.append(f'<td class="{cls}">{_e(text)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table class="legs"><tr>{head}</tr>{"".join(rows)}</table>'
+    return f'<div class="wide"><table class="legs"><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 def _summary_table(groups: dict[str, Summary], key: str) -> str:
     cols = (
         ("legs", "legs"),
-        ("completion_rate", "completed"),
-        ("fallback_rate", "fallback"),
+        ("completion_rate", "completion rate"),
+        ("fallback_rate", "fallback rate"),
         ("filled_notional_usd", "notional $"),
         ("vs_arrival_mid_bps", "vs arrival mid bps"),
         ("vs_nbbo_mid_at_fill_bps", "vs NBBO@fill bps"),
@@ -127,7 +132,7 @@ def _summary_table(groups: dict[str, Summary], key: str) -> str:
         cells = [f'<td class="l">{_e(name)}</td>']
         for k, _ in cols:
             v = d[k]
-            cls = _num_class(str(v)).strip() if k.startswith("saving") and v else ""
+            cls = _tone(k, v)
             cells.append(f'<td class="{cls}">{_e("—" if v is None else v)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table class="summary"><tr>{head}</tr>{"".join(rows)}</table>'
@@ -286,7 +291,7 @@ def leg_chart(leg: AnalysedLeg) -> str:
             f'<line class="market-order" x1="{x}" x2="{x}" y1="{_PAD_T}" y2="{_H - _PAD_B}" '
             'stroke="#8e24aa" stroke-width="1.5" stroke-dasharray="2 2"/>'
         )
-        out.append(f'<text x="{x}" y="{_PAD_T + 10}" fill="#8e24aa"> market</text>')
+        out.append(f'<text x="{x}" y="{_H - _PAD_B - 4}" fill="#8e24aa"> market order</text>')
     biggest = max((f.qty for f in inp.fills), default=Decimal(1))
     for f in inp.fills:
         r = 3 + 9 * math.sqrt(float(f.qty / biggest))
@@ -425,7 +430,7 @@ def _leg_sections(legs: Sequence[AnalysedLeg]) -> list[str]:
             f'<p class="note">{_e(d["style"] or "not started")}, urgency {_e(inp.urgency)}, '
             f"feed {_e(inp.feed or 'unknown')}; avg {_e(d['avg_fill_price'] or '—')} vs arrival "
             f"mid {_e(d['arrival_mid'] or '—')}: {_e(d['vs_arrival_mid_bps'] or '—')} bps; "
-            f"saved vs market ${_e(d['saving_vs_market_usd'] or '—')}"
+            f"saved vs a market order: {_e(d['saving_vs_market_usd'] or '—')} USD"
             f"{'' if not inp.reason else '; ' + _e(inp.reason)}</p>"
             f"{leg_chart(leg)}</section>"
         )
@@ -465,7 +470,8 @@ def range_html(report: RangeReport, max_leg_charts: int = 200) -> str:
         _summary_table({"all": report.summary}, ""),
     ]
     for name, groups in report.groups.items():
-        body.append(f"<h2>{_e(GROUP_TITLES.get(name, name).capitalize())}</h2>")
+        title = GROUP_TITLES.get(name, name)
+        body.append(f"<h2>{_e(title[:1].upper() + title[1:])}</h2>")
         body.append(_summary_table(groups, name))
     body += ["<h2>Legs</h2>", _legs_table(legs)]
     shown = legs[:max_leg_charts]

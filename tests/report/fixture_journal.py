@@ -180,7 +180,9 @@ async def _leg(journal: Journal, plan_id: str, index: int, leg: FixtureLeg) -> N
     filled = D(0)
     notional = D(0)
     for n, (qty, price) in enumerate(leg.fills):
-        at = leg.start + timedelta(seconds=1 + 2 * n)
+        # each fill half a second after the order that took it (the last ones)
+        order = max(0, len(leg.limits) - len(leg.fills) + n)
+        at = leg.start + timedelta(seconds=2 * order + 0.5)
         at_fill = _quote(leg.symbol, leg.bid, leg.ask, at)
         await journal.record_fill(
             f"{plan_id}-{index}-{n}", last_cid, D(qty), D(price), at, quote=at_fill
