@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         as_json,
     )
     status.add_argument("plan_id", metavar="PLAN_ID", nargs="?", help="the plan (default: all)")
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="re-attach to a running plan: a live view (elapsed time, NBBO, working limit "
+        "and its distance from the touch, why a leg waits, slippage) until it ends; exit 0 "
+        "only if every leg filled",
+    )
     status.set_defaults(func=commands.cmd_status)
 
     cancel = add(

@@ -23,6 +23,7 @@ from execd.control.protocol import (
     PlanStatus,
     WatchEvent,
 )
+from execd.domain import display
 from execd.domain.tca import round_bps, round_usd
 
 NONE = "—"
@@ -119,11 +120,67 @@ def legs_table(plan: PlanStatus, *, title: str | None = None) -> Table:
     return table
 
 
-def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Table:
-    """The `submit --follow` view: one row per leg, redrawn on every event."""
+def touch_distance(leg: LegStatus) -> Decimal | None:
+    """How far the working limit is beyond the touch it would take, in dollars.
+
+    Buy: limit − ask; sell: bid − limit. Positive = marketable (through the touch),
+    negative = resting inside the spread or behind it. None without a limit or a quote.
+    """
+    if leg.limit_price is None or leg.bid is None or leg.ask is None:
+        return None
+    if leg.side == "buy":
+        return leg.limit_price - leg.ask
+    return leg.bid - leg.limit_price
+
+
+def _elapsed(leg: LegStatus, now: datetime | None) -> str:
+    start = leg.started_at
+    if start is None:
+        return NONE
+    end = leg.finished_at or now
+    if end is None:
+        return NONE
+    seconds = max(0, int((end - start).total_seconds()))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _nbbo(leg: LegStatus) -> str:
+    if leg.bid is None or leg.ask is None:
+        return NONE
+    age = "" if leg.quote_age_seconds is None else f" ({leg.quote_age_seconds:.1f}s)"
+    return f"{display.price(leg.bid)} × {display.price(leg.ask)}{age}"
+
+
+def _signed(value: Decimal | None) -> str:
+    return NONE if value is None else f"{value:+f}"
+
+
+def live_table(
+    plan_id: str, plan_state: str, legs: Sequence[LegStatus], now: datetime | None = None
+) -> Table:
+    """The `--follow` view: one row per leg, redrawn on every event and refresh.
+
+    `now` (the venue's clock, as last heard from the daemon) gives running legs their
+    elapsed time. Per leg: the NBBO and its age, the working limit and its distance from
+    the touch (+ = through it), why a leg waits, and the slippage once it has fills.
+    """
     table = Table(title=f"plan {plan_id}: {plan_state}", title_justify="left")
-    for name in ("#", "symbol", "side", "state", "step", "filled/qty", "working px", "slip bps"):
-        table.add_column(name, justify="right" if name in {"#", "step", "slip bps"} else "left")
+    for name in (
+        "#",
+        "symbol",
+        "side",
+        "state",
+        "step",
+        "elapsed",
+        "filled/qty",
+        "bid × ask (age)",
+        "working px",
+        "vs touch",
+        "slip bps",
+        "waiting for",
+    ):
+        right = name in {"#", "step", "elapsed", "slip bps", "vs touch"}
+        table.add_column(name, justify="right" if right else "left")
     for leg in legs:
         table.add_row(
             str(leg.index),
@@ -131,9 +188,13 @@ def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Tabl
             leg.side,
             _state(leg.state),
             str(leg.step),
+            _elapsed(leg, now),
             _size(leg),
+            _nbbo(leg),
             _num(leg.limit_price),
+            _signed(touch_distance(leg)),
             _bps(leg.slippage_bps),
+            leg.waiting or "",
         )
     return table
 
@@ -151,8 +212,12 @@ def event_line(event: WatchEvent) -> str:
             f"step={leg.step}",
             f"filled={_size(leg)}",
         ]
+        if leg.bid is not None and leg.ask is not None:
+            parts.append(f"nbbo={display.price(leg.bid)}x{display.price(leg.ask)}")
         if leg.limit_price is not None:
             parts.append(f"px={_num(leg.limit_price)}")
+        if leg.waiting:
+            parts.append(f"waiting={leg.waiting!r}")
         if leg.slippage_bps is not None:
             parts.append(f"slip_bps={_bps(leg.slippage_bps)}")
     if event.message:
