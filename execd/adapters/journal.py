@@ -182,6 +182,11 @@ class Journal:
     ) -> None:
         await self.close()
 
+    def observe_commits(self, callback: Callable[[float, bool], None] | None) -> None:
+        """Call `callback(seconds, committed)` after every transaction, on the journal's
+        thread (so it must be thread-safe and quick): the metrics' write latency."""
+        self._worker.on_commit = callback
+
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
             raise JournalClosed(f"journal {self._path} is closed")

@@ -18,6 +18,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ class Worker:
         self._loop = loop
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
+        #: Called on this thread after each transaction with (seconds, committed).
+        self.on_commit: Callable[[float, bool], None] | None = None
         self._opened: asyncio.Future[None] = loop.create_future()
         self._stopped: asyncio.Future[None] = loop.create_future()
         # Daemon: a process that exits without close() must not hang on this
@@ -208,7 +211,10 @@ class Worker:
                         break
                 stopping = item is None
                 if batch:
-                    self._post(_settle, self._run_batch(self._conn, batch))
+                    started = time.perf_counter()
+                    outcomes, ok = self._run_batch(self._conn, batch)
+                    self._observe(time.perf_counter() - started, ok)
+                    self._post(_settle, outcomes)
         except BaseException as exc:  # a bug here must not leave awaiters hanging
             error = exc
         finally:
@@ -225,7 +231,7 @@ class Worker:
             self._post(_settle, [(self._stopped, error, None)])
 
     @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> list[_Outcome]:
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> tuple[list[_Outcome], bool]:
         """One transaction for the batch, one savepoint per call, one commit."""
         outcomes: list[_Outcome] = []
         try:
@@ -250,5 +256,12 @@ class Worker:
                 conn.rollback()
             failure = JournalError(f"journal transaction failed: {exc}")
             failure.__cause__ = exc
-            return [(call.future, failure, None) for call in batch]
-        return outcomes
+            return [(call.future, failure, None) for call in batch], False
+        return outcomes, True
+
+    def _observe(self, seconds: float, ok: bool) -> None:
+        """Tell the commit observer (metrics) how long a transaction took; never raises."""
+        observer = self.on_commit
+        if observer is not None:
+            with contextlib.suppress(Exception):  # observing must never break the journal
+                observer(seconds, ok)

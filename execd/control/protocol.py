@@ -221,6 +221,8 @@ class LegStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Age of that NBBO on the venue clock when the leg last looked."""
     waiting: str | None = None
     """Why a running leg has no working order (open delay, stale quote, ...); null otherwise."""
+    fallback_fired: bool = False
+    """The ladder reached its fallback (step 4) for this leg."""
 
 
 class PlanStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -44,6 +44,7 @@ from execd.domain.quotes import Quote
 from execd.domain.risk import check_plan
 from execd.domain.types import Side, Urgency
 from execd.engine.benchmarks import capture_plan_arrival
+from execd.engine.events import EventHub
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import Snapshot, reconcile_working_orders
@@ -90,6 +91,8 @@ class Engine:
         self._halted = False
         self._accepting = False  # until `recover` has run
         self._subscriptions: Counter[str] = Counter()
+        self.events = EventHub()
+        """What happened, for the metrics and the webhooks (engine.telemetry)."""
         self._ctx = RunnerContext(
             ports=ports,
             router=router,
@@ -184,6 +187,7 @@ class Engine:
         """The kill switch: stop every plan, cancel every working execd order (REST only)."""
         self._halted = True
         _log.warning("halt_requested")
+        self.events.daemon_event("halt", self._ports.clock.now())
         waits = []
         for plan_id, runner in list(self._runners.items()):
             record = self._plans[plan_id]
@@ -201,6 +205,7 @@ class Engine:
     async def resume(self) -> HaltState:
         self._halted = False
         _log.info("resumed")
+        self.events.daemon_event("resume", self._ports.clock.now())
         return HaltState(halted=False)
 
     def running_legs(self) -> int:
@@ -337,6 +342,7 @@ class Engine:
         """Run a plan; `session` when already known (a recovered plan must not fail on a
         second calendar read with its adopted orders working)."""
         plan_id = runner.record.plan_id
+        runner.record.hub = self.events
         self._runners[plan_id] = runner
         task = asyncio.create_task(self._run_plan(runner, session), name=f"plan:{plan_id}")
         self._tasks.add(task)

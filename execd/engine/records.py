@@ -30,6 +30,7 @@ from execd.domain.ladder_types import Finish, LegPhase, Outcome
 from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.plans import Leg, Plan
 from execd.domain.tca import LegReport
+from execd.engine.events import EventHub
 
 WATCH_QUEUE_SIZE = 4096
 
@@ -158,6 +159,7 @@ class LegRecord:
             ask=None if nbbo is None else nbbo.ask,
             quote_age_seconds=None if nbbo is None else nbbo.age_seconds,
             waiting=None if self.finished else self.waiting,
+            fallback_fired=self.fallback_fired,
         )
 
 
@@ -177,6 +179,8 @@ class PlanRecord:
     seq: int = 0
     watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    hub: EventHub | None = None
+    """The daemon's event hub (metrics, webhooks): sees every event the watchers see."""
 
     def __post_init__(self) -> None:
         if not self.legs:
@@ -213,6 +217,8 @@ class PlanRecord:
             message=message,
         )
         self.seq += 1
+        if self.hub is not None:
+            self.hub.plan_event(item, self.to_status)
         for queue in list(self.watchers):
             try:
                 queue.put_nowait(item)
