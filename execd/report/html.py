@@ -25,7 +25,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from execd.domain import display
@@ -249,6 +249,8 @@ def leg_chart(leg: AnalysedLeg) -> str:
         )
     t0, t1 = min(times), max(times)
     runs, markets = _limits(leg)
+    # a little room after the last event, so the last fill's dot is not cut in half
+    t_end = t1 + max((t1 - t0) * 0.03, timedelta(milliseconds=50))
     arrival_mid = leg.analysis.tca.arrival_mid
     prices = [p for _, b, a in quotes for p in (b, a)]
     prices += [f.price for f in inp.fills] + [p for run in runs for _, p in run]
@@ -258,7 +260,7 @@ def leg_chart(leg: AnalysedLeg) -> str:
         prices = [Decimal(0), Decimal(1)]
     lo, hi = min(prices), max(prices)
     pad = (hi - lo) * Decimal("0.08") or max(hi * Decimal("0.001"), Decimal("0.01"))
-    s = _Scale(t0, t1, lo - pad, hi + pad)
+    s = _Scale(t0, t_end, lo - pad, hi + pad)
     out = [
         f'<svg class="leg-chart" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
         f'role="img" aria-label="{_e(title)}">',
@@ -285,6 +287,13 @@ def leg_chart(leg: AnalysedLeg) -> str:
         out.append(
             f'<path class="limit" d="{path}" fill="none" stroke="#1a48c4" stroke-width="2"/>'
         )
+        for t, p in run[:-1] if len(run) > 1 and end == run[-1][0] else run:
+            # each place/replace also as a mark: an order filled at once leaves no line
+            out.append(
+                f'<rect class="order-mark" x="{_fmt(s.x(t) - 3)}" y="{_fmt(s.y(p) - 3)}" '
+                f'width="6" height="6" fill="#1a48c4"><title>{_e(display.price(p))} at '
+                f"{_e(display.eastern_short(t))}</title></rect>"
+            )
     for t in markets:
         x = _fmt(s.x(t))
         out.append(
@@ -321,8 +330,9 @@ def _axes(s: _Scale) -> list[str]:
     for i in range(6):
         t = s.t0 + (s.t1 - s.t0) * (i / 5)
         x = _fmt(s.x(t))
+        anchor = "end" if i == 5 else "middle"
         parts.append(
-            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="middle">+{span * i / 5:.1f}s</text>'
+            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}">+{span * i / 5:.1f}s</text>'
         )
     parts.append(
         f'<text x="{_PAD_L}" y="{_H - 6}">{_e(display.eastern_short(s.t0))}</text>'
@@ -337,8 +347,10 @@ _LEGEND = (
     '<span><i class="sw" style="background:#cfe3f7"></i>bid/ask band (NBBO the leg saw)</span>'
     '<span><i class="sw" style="background:#2e7d32"></i>bid</span>'
     '<span><i class="sw" style="background:#c62828"></i>ask</span>'
-    '<span><i class="sw" style="background:#555"></i>arrival mid (dashed)</span>'
-    '<span><i class="sw" style="background:#1a48c4"></i>limit price worked</span>'
+    '<span><i class="sw" style="background:#555"></i>arrival mid (dashed; the quote when '
+    "the ladder began working)</span>"
+    '<span><i class="sw" style="background:#1a48c4"></i>limit price worked (■ each '
+    "order placed or re-pegged)</span>"
     '<span><i class="sw" style="background:#8e24aa"></i>market order</span>'
     '<span><i class="sw" style="background:#ff8f00;border-radius:50%"></i>fill (area = qty)</span>'
     "</div>"
