@@ -332,7 +332,8 @@ def _axes(s: _Scale) -> list[str]:
         x = _fmt(s.x(t))
         anchor = "end" if i == 5 else "middle"
         parts.append(
-            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}">+{span * i / 5:.1f}s</text>'
+            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}">'
+            f"+{span * i / 5:.1f}s</text>"
         )
     parts.append(
         f'<text x="{_PAD_L}" y="{_H - 6}">{_e(display.eastern_short(s.t0))}</text>'
