@@ -186,7 +186,7 @@ def _cell(text: str | None) -> str:
     return "—" if text is None else text
 
 
-def legs_table(legs: Sequence[AnalysedLeg], title: str) -> Table:
+def legs_table(legs: Sequence[AnalysedLeg], title: str, *, with_plan: bool = True) -> Table:
     """The per-leg table: what filled, at what price, and what it cost vs each benchmark."""
     table = Table(title=title, title_justify="left")
     for name, justify in (
@@ -209,7 +209,7 @@ def legs_table(legs: Sequence[AnalysedLeg], title: str) -> Table:
     for leg in legs:
         d = leg_dict(leg)
         table.add_row(
-            f"{leg.analysis.leg.plan_id}#{d['leg']} {d['symbol']}",
+            (f"{leg.analysis.leg.plan_id}" if with_plan else "") + f"#{d['leg']} {d['symbol']}",
             d["side"],
             _cell(d["style"]),
             d["state"],
@@ -272,7 +272,7 @@ def plan_view(report: PlanReport) -> Group:
     )
     return Group(
         head,
-        legs_table(report.legs, "legs"),
+        legs_table(report.legs, "legs", with_plan=False),
         summary_table({"plan": report.summary}, "plan summary (notional-weighted)", "plan"),
     )
 
