@@ -92,6 +92,9 @@ def main() -> int:
     env = {
         **os.environ,
         **DEMO_ENV,
+        # The simulator's ids (orders, executions) follow its seed: a kept journal refuses
+        # a second execution with the id of one it holds, so each run takes the next seed.
+        "SIM__SEED": str(int(DEMO_ENV["SIM__SEED"]) + _plans_in(journal)),
         "API__SOCKET_PATH": str(socket),
         "JOURNAL__PATH": str(journal),
     }
@@ -143,6 +146,18 @@ def main() -> int:
     else:
         print(f"   kept {workdir} for inspection", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _plans_in(journal: Path) -> int:
+    """How many plans earlier demo runs left in the kept journal (0 without one)."""
+    from execd.adapters.journal_reads import JournalReader
+    from execd.adapters.journal_rows import JournalError
+
+    try:
+        with JournalReader.open(journal) as reader:
+            return len(reader.plan_ids())
+    except JournalError:
+        return 0
 
 
 def _plan_day(journal: Path, plan_id: str) -> str | None:
