@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+import structlog
+
 from execd.domain.benchmarks import MAX_DECISIONS, Decision, LegBenchmarks, QuoteMark, thin
 from execd.domain.ladder_types import (
     Action,
@@ -32,6 +34,8 @@ from execd.domain.quotes import Quote
 from execd.engine.records import LegRecord, PlanRecord
 
 QuoteSource = Callable[[], Quote | None]
+
+_log = structlog.get_logger("execd.benchmarks")
 
 
 def wait_reason(state: LadderState, record: LegRecord) -> str | None:
@@ -79,6 +83,7 @@ class BenchmarkCollector:
         self._decisions: list[Decision] = []
         self._last_sample: tuple[Decimal, Decimal] | None = None
         self._fallback = False
+        self._failed = False
         self._leg_arrival = self.mark()
         record.nbbo = self.mark
 
@@ -92,7 +97,18 @@ class BenchmarkCollector:
         return self._quote()
 
     def observe(self, event: LadderEvent, actions: Sequence[Action], state: LadderState) -> None:
-        """Record what one ladder step saw and did; refresh the live-view fields."""
+        """Record what one ladder step saw and did; refresh the live-view fields.
+
+        Never raises: a benchmark that cannot be recorded is logged and skipped, the leg
+        trades on (observing must not be able to stop trading)."""
+        try:
+            self._observe(event, actions, state)
+        except Exception as exc:
+            if not self._failed:
+                self._failed = True
+                _log.error("benchmark_capture_failed", error=repr(exc))
+
+    def _observe(self, event: LadderEvent, actions: Sequence[Action], state: LadderState) -> None:
         if isinstance(event, QuoteUpdate) and self._leg_arrival is None:
             # The symbol is often first streamed when the leg starts: its arrival is
             # then the first quote the ladder was fed.
