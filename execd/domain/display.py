@@ -62,6 +62,11 @@ def price(value: Decimal | None) -> str | None:
     return None if value is None else _fixed(value, tick_of(value))
 
 
+def price_difference(value: Decimal | None, level: Decimal) -> str | None:
+    """A difference of prices (a spread) to the tick of the price `level` it was taken at."""
+    return None if value is None else _fixed(value, tick_of(level))
+
+
 def derived_price(value: Decimal | None) -> str | None:
     """A mid, an average or a VWAP: to a tenth of the tick."""
     return None if value is None else _fixed(value, tick_of(value) / 10)

@@ -122,6 +122,31 @@ def _fills(leg: AnalysedLeg) -> list[dict[str, Any]]:
     ]
 
 
+def _decisions(leg: AnalysedLeg) -> list[dict[str, Any]]:
+    """The orders the ladder sent, each with the NBBO, spread and quote age it saw."""
+    if leg.benchmarks is None:
+        return []
+    out = []
+    for d in leg.benchmarks.decisions:
+        if d.kind == "quote":
+            continue
+        q = d.quote
+        out.append(
+            {
+                "at": display.eastern(d.at),
+                "kind": d.kind,
+                "order_type": d.order_type,
+                "limit_price": display.price(d.limit_price),
+                "qty": display.qty(d.qty),
+                "bid": display.price(None if q is None else q.bid),
+                "ask": display.price(None if q is None else q.ask),
+                "spread": None if q is None else display.price_difference(q.spread, q.ask),
+                "quote_age_seconds": None if q is None else f"{q.age_seconds:.3f}",
+            }
+        )
+    return out
+
+
 def plan_dict(report: PlanReport) -> dict[str, Any]:
     """`execd report PLAN_ID --json`."""
     return {
@@ -134,7 +159,10 @@ def plan_dict(report: PlanReport) -> dict[str, Any]:
             "finished_at": display.eastern(report.finished_at),
             "summary": summary_dict(report.summary),
         },
-        "legs": [{**leg_dict(leg), "fills": _fills(leg)} for leg in report.legs],
+        "legs": [
+            {**leg_dict(leg), "fills": _fills(leg), "decisions": _decisions(leg)}
+            for leg in report.legs
+        ],
     }
 
 

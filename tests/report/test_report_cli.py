@@ -73,6 +73,14 @@ def test_plan_json_figures_are_rounded_strings(
     assert leg["started_at"] == "2026-05-11T12:00:00.000-04:00"
     assert leg["market_order_beyond_displayed_qty"] == "120"  # 80 shown at the ask
     assert [f["price"] for f in leg["fills"]] == ["20.02", "20.07"]
+    # the orders sent, each with the NBBO, spread and quote age it was decided on
+    assert [(x["kind"], x["limit_price"]) for x in leg["decisions"]] == [
+        ("place", "20.01"),
+        ("replace", "20.02"),
+        ("place", None),
+    ]
+    assert leg["decisions"][0]["spread"] == "0.04"
+    assert leg["decisions"][0]["quote_age_seconds"] == "0.000"
     for text in _numbers(doc):
         assert text != "-0"
         assert not re.fullmatch(r"-?\d+\.\d{5,}", text), text  # nothing unrounded
