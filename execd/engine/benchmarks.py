@@ -13,12 +13,14 @@ and why the leg is waiting), so `execd status --follow` can show them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
 import structlog
 
+from execd.adapters.market_stream import MarketStream
 from execd.domain.benchmarks import MAX_DECISIONS, Decision, LegBenchmarks, QuoteMark, thin
 from execd.domain.ladder_types import (
     Action,
@@ -57,13 +59,61 @@ def wait_reason(state: LadderState, record: LegRecord) -> str | None:
             return None
 
 
-def capture_plan_arrival(
-    record: PlanRecord, quote_of: Callable[[str], Quote | None], at: datetime
+PLAN_ARRIVAL_WAIT = 3.0
+"""Seconds a plan waits, in the background, for a first quote of a symbol not yet streamed
+at acceptance; without one its legs have no plan-acceptance arrival (None, never a guess)."""
+
+
+async def capture_plan_arrival(
+    record: PlanRecord,
+    quotes: MarketStream,
+    subscribe: Callable[[str], None],
+    unsubscribe: Callable[[str], None],
+    now: Callable[[], datetime],
+    wait: float = PLAN_ARRIVAL_WAIT,
 ) -> None:
-    """Snapshot each leg's NBBO at plan acceptance (None for a symbol not yet streamed)."""
-    for leg in record.legs:
-        quote = quote_of(leg.leg.symbol)
-        leg.plan_arrival = None if quote is None else QuoteMark.of(quote, at)
+    """Set each leg's `plan_arrival`: the NBBO at plan acceptance.
+
+    A symbol already streamed has its quote in the cache now. The others are subscribed
+    at once (a buy released after the sells would otherwise first be streamed minutes
+    later) and take the first quote that arrives within `wait` seconds. Never raises:
+    a benchmark must not disturb the plan.
+    """
+    symbols = sorted({leg.leg.symbol for leg in record.legs})
+
+    def assign(symbol: str, quote: Quote) -> None:
+        mark = QuoteMark.of(quote, now())
+        for leg in record.legs:
+            if leg.leg.symbol == symbol and leg.plan_arrival is None:
+                leg.plan_arrival = mark
+
+    async def first_quote(symbol: str) -> None:
+        try:
+            async with asyncio.timeout(wait):
+                assign(symbol, await quotes.wait_quote(symbol))
+        except TimeoutError:
+            _log.info("plan_arrival_unquoted", symbol=symbol, waited=wait)
+
+    missing = []
+    for symbol in symbols:
+        quote = quotes.quote(symbol)
+        if quote is not None:
+            assign(symbol, quote)
+        else:
+            missing.append(symbol)
+    if not missing:
+        return
+    for symbol in missing:
+        subscribe(symbol)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for symbol in missing:
+                group.create_task(first_quote(symbol))
+    except Exception as exc:  # a benchmark must never disturb the plan
+        _log.error("plan_arrival_capture_failed", plan_id=record.plan_id, error=repr(exc))
+    finally:
+        for symbol in missing:
+            unsubscribe(symbol)
 
 
 class BenchmarkCollector:

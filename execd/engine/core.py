@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -144,7 +144,6 @@ class Engine:
         if self._halted or not self._accepting:  # halted while the venue was asked
             raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
-        capture_plan_arrival(record, self.quotes.quote, record.submitted_at)
         self._plans[parsed.plan_id] = record
         try:
             fresh = await self._ports.journal.record_plan(
@@ -162,6 +161,12 @@ class Engine:
             _log.info("plan_resubmitted", plan_id=parsed.plan_id, source="journal")
             return (await self._reload(parsed.plan_id)).to_status()
         self._start(PlanRunner(record, self._ctx))
+        self._track(
+            capture_plan_arrival(
+                record, self.quotes, self._subscribe, self._unsubscribe, self._ports.clock.now
+            ),
+            f"plan_arrival:{parsed.plan_id}",
+        )
         _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
         return record.to_status()
 
@@ -344,7 +349,11 @@ class Engine:
         plan_id = runner.record.plan_id
         runner.record.hub = self.events
         self._runners[plan_id] = runner
-        task = asyncio.create_task(self._run_plan(runner, session), name=f"plan:{plan_id}")
+        self._track(self._run_plan(runner, session), f"plan:{plan_id}")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task the engine's shutdown waits for (then cancels)."""
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -7,6 +7,7 @@ decision is journaled; the venue's own order history is the reference for the li
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -48,6 +49,9 @@ async def test_runaway_leg_journals_nbbo_at_fills_and_every_decision(
     assert bench.fallback_fired
     assert bench.leg_arrival is not None
     assert bench.leg_arrival.bid < bench.leg_arrival.ask
+    # the NBBO at acceptance: ACME was not streamed yet, so the plan subscribed it at once
+    assert bench.plan_arrival is not None
+    assert bench.plan_arrival.at <= bench.leg_arrival.at + timedelta(seconds=1)
     orders = [x for x in bench.decisions if x.kind in ("place", "replace")]
     assert [x.limit_price for x in orders] == venue_limits
     assert [x.kind for x in orders] == ["place", "replace", "replace", "place"]
