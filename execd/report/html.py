@@ -44,7 +44,7 @@ table{border-collapse:collapse;margin:8px 0 16px;font-variant-numeric:tabular-nu
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4} td.l,th.l{text-align:left}
 .pos{color:#0a7d32} .neg{color:#b3261e} .wide{overflow-x:auto;max-width:100%}
-table.legs{font-size:12px} table.legs th{white-space:normal}
+table.legs,table.summary{font-size:12px} table.legs th,table.summary th{white-space:normal}
 svg{background:#fff;border:1px solid #ddd;display:block;margin:6px 0}
 svg text{font:11px system-ui,sans-serif;fill:#444}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
@@ -135,7 +135,7 @@ def _summary_table(groups: dict[str, Summary], key: str) -> str:
             cls = _tone(k, v)
             cells.append(f'<td class="{cls}">{_e("—" if v is None else v)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table class="summary"><tr>{head}</tr>{"".join(rows)}</table>'
+    return f'<div class="wide"><table class="summary"><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 # --- the leg chart -----------------------------------------------------------------------------
@@ -395,7 +395,9 @@ def cost_chart(legs: Iterable[AnalysedLeg]) -> str:
             continue
         left = lo + i * width
         bh = c / top * plot_h
-        colour = "#0a7d32" if left + width / 2 >= 0 else "#b3261e"
+        # green: every leg in the bin beat the market order; red: every one lost to it;
+        # grey: the bin straddles zero
+        colour = "#0a7d32" if left >= 0 else ("#b3261e" if left + width <= 0 else "#9e9e9e")
         out.append(
             f'<rect class="bin" x="{_fmt(x(left) + 1)}" y="{_fmt(h - pb - bh)}" '
             f'width="{_fmt(max(plot_w / bins - 2, 1))}" height="{_fmt(bh)}" fill="{colour}">'
