@@ -363,6 +363,27 @@ class NotifyConfig(_Section):
     queue_size: int = Field(100, ge=1, le=10_000)
     """Events waiting to be sent; beyond it new events are dropped (and logged)."""
 
+    apprise_urls: list[SecretStr] = Field(default_factory=list)
+    """Apprise URLs (``tgram://…``, ``slack://…``, ``discord://…``, ``mailto://…``): the
+    same events as short texts. Needs the optional extra: ``pip install 'execd[apprise]'``."""
+
+    @field_validator("apprise_urls")
+    @classmethod
+    def _apprise(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if not value:
+            return value
+        try:
+            import apprise
+        except ImportError:
+            raise ValueError(
+                "notify.apprise_urls needs the optional apprise package: "
+                "pip install 'execd[apprise]'"
+            ) from None
+        for index, url in enumerate(value):
+            if not apprise.Apprise().add(url.get_secret_value()):
+                raise ValueError(f"apprise_urls[{index}] is not a URL apprise understands")
+        return value
+
     @field_validator("webhook_urls")
     @classmethod
     def _http(cls, value: list[SecretStr]) -> list[SecretStr]:

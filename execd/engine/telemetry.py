@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -33,6 +34,23 @@ LAG_PERIOD = 0.5
 STREAM_CHECK_PERIOD = 1.0
 JOURNAL_ALERT_INTERVAL = 60.0
 """At most one `journal_unhealthy` notification per this many seconds."""
+
+
+RESTART_MAX = 60.0
+"""Longest pause before a crashed telemetry task is restarted (doubling from 1 s)."""
+
+
+async def _supervise(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `work()`; if it crashes, log it and run it again after a growing pause."""
+    delay = 1.0
+    while True:
+        try:
+            await work()
+            return
+        except Exception as exc:
+            _log.error("telemetry_task_crashed", task=name, error=repr(exc), restart_in=delay)
+        await asyncio.sleep(delay)  # restart backoff
+        delay = min(delay * 2, RESTART_MAX)
 
 
 class Telemetry:
@@ -59,6 +77,7 @@ class Telemetry:
         notify = settings.notify
         self.webhooks = WebhookSender(
             [url.get_secret_value() for url in notify.webhook_urls],
+            apprise_urls=[url.get_secret_value() for url in notify.apprise_urls],
             timeout=notify.timeout_seconds,
             max_attempts=notify.max_attempts,
             queue_size=notify.queue_size,
@@ -91,19 +110,24 @@ class Telemetry:
             self._hub.daemon_event("journal_unhealthy", self._now(), detail="a transaction failed")
 
     async def run(self) -> None:
-        """The background work, until cancelled; a crash of any part propagates."""
+        """The background work, until cancelled. Each part is supervised on its own: a
+        crash (a metrics port in use, a bug) is logged and the part restarted with backoff;
+        it never reaches the daemon's task group, so observing can never stop trading."""
         async with asyncio.TaskGroup() as group:
             if self._settings.metrics.enabled:
                 host, port = split_listen(self._settings.metrics.listen)
                 group.create_task(
-                    serve_metrics(self.metrics, host, port, self.metrics_ready),
+                    _supervise(
+                        "metrics_http",
+                        lambda: serve_metrics(self.metrics, host, port, self.metrics_ready),
+                    ),
                     name="metrics_http",
                 )
                 _log.info("metrics_listening", listen=self._settings.metrics.listen)
             if self.webhooks.enabled:
-                group.create_task(self.webhooks.run(), name="webhooks")
-            group.create_task(self._sample_lag(), name="loop_lag")
-            group.create_task(self._watch_streams(), name="stream_watch")
+                group.create_task(_supervise("webhooks", self.webhooks.run), name="webhooks")
+            group.create_task(_supervise("loop_lag", self._sample_lag), name="loop_lag")
+            group.create_task(_supervise("stream_watch", self._watch_streams), name="stream_watch")
 
     async def _sample_lag(self) -> None:
         while True:

@@ -22,6 +22,7 @@ Events sent (``"event"`` in the body):
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -87,6 +88,36 @@ def body_for(event: DaemonEvent) -> dict[str, Any] | None:
     return None
 
 
+def text_for(body: dict[str, Any]) -> tuple[str, str]:
+    """(title, text) of an event for a chat or e-mail service."""
+    event = body["event"]
+    if event == "plan_finished":
+        legs = body.get("legs", [])
+        saving = body.get("saving_vs_market_usd")
+        text = (
+            f"plan {body['plan_id']} {body['state']}: {body['legs_filled']}/{len(legs)} legs "
+            f"filled" + ("" if saving is None else f"; saved ${saving} vs market orders")
+        )
+        if body.get("reason"):
+            text += f" ({body['reason']})"
+        return f"execd: plan {body['state']}", text
+    fields = ", ".join(f"{k}={v}" for k, v in body.items() if k not in ("event", "legs"))
+    return f"execd: {event.replace('_', ' ')}", fields
+
+
+def _apprise(urls: Sequence[str]) -> Any:
+    """An apprise client for `urls` (the config validated them and the import)."""
+    # apprise's plugins import the deprecated imghdr (3.11), lazily, on the first add()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
+        client = apprise.Apprise()
+        for url in urls:
+            client.add(url)
+    return client
+
+
 class WebhookSender:
     """Queue and deliver webhook notifications; see the module docstring."""
 
@@ -94,6 +125,7 @@ class WebhookSender:
         self,
         urls: Sequence[str],
         *,
+        apprise_urls: Sequence[str] = (),
         timeout: float = 5.0,
         max_attempts: int = 3,
         queue_size: int = 100,
@@ -104,18 +136,19 @@ class WebhookSender:
         self._timeout = timeout
         self._attempts = max_attempts
         self._backoff = backoff
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self._apprise_urls = tuple(apprise_urls)
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
         self._fallback_seen: set[tuple[str, int]] = set()
         self._on_delivery = on_delivery
 
     @property
     def enabled(self) -> bool:
         """True when at least one URL is configured."""
-        return bool(self._urls)
+        return bool(self._urls or self._apprise_urls)
 
     def offer(self, event: DaemonEvent) -> None:
         """Queue `event` if it is one we notify (hub subscriber: never blocks, never raises)."""
-        if not self._urls:
+        if not self.enabled:
             return
         body = body_for(event)
         watch = event.watch
@@ -134,18 +167,39 @@ class WebhookSender:
         if body is None:
             return
         try:
-            self._queue.put_nowait(msgspec.json.encode(body))
+            self._queue.put_nowait(body)
         except asyncio.QueueFull:
             _log.warning("notify_dropped", event_name=body["event"], queued=self._queue.qsize())
 
     async def run(self) -> None:
-        """Deliver queued events until cancelled (one POST at a time, URL by URL)."""
+        """Deliver queued events until cancelled (one at a time, URL by URL)."""
         timeout = aiohttp.ClientTimeout(total=self._timeout)
+        notifier = _apprise(self._apprise_urls) if self._apprise_urls else None
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 body = await self._queue.get()
-                for index, url in enumerate(self._urls):
-                    await self._deliver(session, index, url, body)
+                try:
+                    data = msgspec.json.encode(body)
+                    for index, url in enumerate(self._urls):
+                        await self._deliver(session, index, url, data)
+                    if notifier is not None:
+                        await self._deliver_apprise(notifier, body)
+                except Exception as exc:  # one bad event must not stop the next ones
+                    self._count("failed")
+                    _log.error("notify_crashed", event_name=body.get("event"), error=repr(exc))
+
+    async def _deliver_apprise(self, notifier: Any, body: dict[str, Any]) -> None:
+        """The event as a short text through apprise (its own threads: the loop never
+        blocks; each service has apprise's own connect/read timeouts)."""
+        title, text = text_for(body)
+        try:
+            ok = bool(await notifier.async_notify(title=title, body=text))
+        except Exception as exc:  # a notification must never break the daemon
+            ok = False
+            _log.warning("notify_failed", webhook="apprise", error=repr(exc))
+        self._count("sent" if ok else "failed")
+        if not ok:
+            _log.error("notify_gave_up", webhook="apprise")
 
     async def _deliver(
         self, session: aiohttp.ClientSession, index: int, url: str, body: bytes

@@ -141,3 +141,17 @@ async def test_webhook_receives_plan_finished_despite_a_failing_url(
         assert len([b for b in bad_got if b["event"] == "plan_finished"]) == 2
         await d.daemon.engine.halt()
         await _until(lambda: any(b["event"] == "halt" for b in got), "the halt POST")
+
+
+async def test_a_busy_metrics_port_never_stops_trading(start_daemon: StartDaemon) -> None:
+    """The metrics server cannot bind (the port is taken): it is logged and retried, and
+    the daemon trades on — observing must never be able to stop trading."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        d = await start_daemon(metrics={"enabled": True, "listen": f"127.0.0.1:{port}"})
+        status = await d.run(PLAN)
+        assert status.state == "completed", status.reason
+        assert d.daemon.telemetry is not None
+        assert not d.daemon.telemetry.metrics_ready.is_set()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import msgspec
+import pytest
 
-from execd.control.protocol import LegStatus, WatchEvent
+from execd.config import ConfigError, load_settings
+from execd.control.protocol import LegStatus, PlanStatus, WatchEvent
 from execd.domain.types import Side, Urgency
 from execd.engine.events import DaemonEvent, EventHub
 from execd.engine.webhooks import WebhookSender, body_for
@@ -57,11 +60,49 @@ async def test_fallback_is_told_once_and_a_full_queue_drops() -> None:
     hub.emit(_watch("leg_updated", _leg(fallback_fired=True, filled_qty=Decimal(5))))
     queued = sender._queue
     assert queued.qsize() == 1
-    body = msgspec.json.decode(queued.get_nowait())
+    body = queued.get_nowait()
     assert (body["event"], body["plan_id"], body["fallback_fired"]) == ("leg_fallback", "p", True)
     for _ in range(5):
         hub.daemon_event("resume", AT)
     assert queued.qsize() == 2
+
+
+async def test_apprise_urls_get_the_event_as_text() -> None:
+    """Through the optional apprise extra: `json://` (apprise's JSON POST) to a local
+    server stands in for Telegram/Slack/...; the plan-finished summary arrives as text."""
+    pytest.importorskip("apprise")
+    from tests.engine.test_daemon_telemetry import _until, webhook_server
+
+    async with webhook_server() as (url, got):
+        sender = WebhookSender([], apprise_urls=[url.replace("http://", "json://")])
+        hub = EventHub()
+        hub.subscribe(sender.offer)
+        plan = PlanStatus(
+            plan_id="p",
+            state="completed",
+            submitted_at=AT,
+            legs=(_leg(state="filled", filled_qty=Decimal(10)),),
+            reason="every leg filled",
+        )
+        hub.emit(DaemonEvent("plan_finished", AT, plan=plan))
+        task = asyncio.create_task(sender.run())
+        try:
+            await _until(lambda: bool(got) or task.done(), "the apprise POST")
+            if task.done():
+                raise AssertionError(f"sender ended: {task.exception()!r}")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert got[0]["title"] == "execd: plan completed"
+    assert got[0]["message"].startswith("plan p completed: 1/1 legs filled")
+
+
+def test_apprise_urls_are_checked_at_config_load() -> None:
+    """A URL apprise does not understand is a configuration error, not a silent drop."""
+    pytest.importorskip("apprise")
+    with pytest.raises(ConfigError, match="apprise_urls"):
+        load_settings(None, notify={"apprise_urls": ["nonsense"]})
 
 
 def test_a_failing_subscriber_never_reaches_the_caller() -> None:
