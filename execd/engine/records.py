@@ -29,7 +29,7 @@ from execd.domain.benchmarks import LegBenchmarks, QuoteMark
 from execd.domain.ladder_types import Finish, LegPhase, Outcome
 from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.plans import Leg, Plan
-from execd.domain.tca import LegReport
+from execd.domain.tca import LegReport, slippage_bps
 from execd.engine.events import EventHub
 
 WATCH_QUEUE_SIZE = 4096
@@ -125,6 +125,15 @@ class LegRecord:
         self.finished_at = at
         self.limit_price = None
 
+    def _slippage(self) -> Decimal | None:
+        """vs arrival mid: the step-5 report's once over; while working, from the fills so
+        far (the live view shows slippage as fills arrive)."""
+        if self.report is not None:
+            return self.report.vs_arrival_mid_bps
+        if self.avg_fill_price is None or self.arrival_mid is None or self.arrival_mid <= 0:
+            return None
+        return slippage_bps(self.leg.side, self.avg_fill_price, self.arrival_mid)
+
     def to_status(self) -> LegStatus:
         if self.restored is not None and self.finished:
             return self.restored
@@ -142,7 +151,7 @@ class LegRecord:
             filled_qty=self.filled_qty,
             avg_fill_price=self.avg_fill_price,
             arrival_mid=self.arrival_mid,
-            slippage_bps=None if r is None else r.vs_arrival_mid_bps,
+            slippage_bps=self._slippage(),
             repegs=self.repegs,
             client_order_ids=tuple(self.client_order_ids),
             started_at=self.started_at,

@@ -114,3 +114,22 @@ def test_live_table_shows_distance_from_touch_and_why_it_waits() -> None:
     assert "50.00 × 50.02 (0.4s)" in text
     assert "+0.01" in text
     assert "open delay" in text
+
+
+def test_running_leg_reports_slippage_of_its_fills_so_far() -> None:
+    """Before the step-5 report exists, a partly filled leg's status shows the slippage of
+    its average fill against the arrival mid (positive = cost)."""
+    from execd.domain.plans import parse_plan
+    from execd.engine.records import LegRecord
+
+    plan = parse_plan(
+        {"plan_id": "p", "legs": [{"symbol": "X", "side": "sell", "qty": "10"}]},
+        lambda: "unused",
+        Urgency.NORMAL,
+    )
+    leg = LegRecord(plan.legs[0], state="working")
+    assert leg.to_status().slippage_bps is None
+    leg.arrival_mid = Decimal("20.00")
+    leg.avg_fill_price = Decimal("19.99")
+    leg.filled_qty = Decimal(4)
+    assert leg.to_status().slippage_bps == Decimal(5)  # sold 1¢ below a $20 mid
