@@ -92,6 +92,11 @@ class _LiveCollector(Collector):
             "execd_request_budget_remaining", "Requests still grantable now", budget.remaining
         )
         yield GaugeMetricFamily(
+            "execd_request_budget_used",
+            "Requests counted against the budget now (limit minus remaining)",
+            budget.limit - budget.remaining,
+        )
+        yield GaugeMetricFamily(
             "execd_request_budget_in_flight", "Requests sent, not answered", budget.in_flight
         )
         yield CounterMetricFamily(

@@ -66,10 +66,12 @@ class Telemetry:
         order_stream: Callable[[], OrderStreamStatistics | None],
         budget: Callable[[], BudgetStatistics],
         now: Callable[[], datetime],
+        check_period: float = STREAM_CHECK_PERIOD,
     ) -> None:
         self._settings = settings
         self._hub = hub
         self._now = now
+        self._check_period = check_period
         self._market = market_stream
         self._orders = order_stream
         self.loop_lag: float | None = None
@@ -141,7 +143,7 @@ class Telemetry:
         down_since: dict[str, float] = {}
         told: set[str] = set()
         while True:
-            await asyncio.sleep(STREAM_CHECK_PERIOD)  # a poll of two booleans, by design
+            await asyncio.sleep(self._check_period)  # a poll of two booleans, by design
             orders = self._orders()
             states = {"market_data": self._market().connected}
             if orders is not None:
