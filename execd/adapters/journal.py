@@ -41,6 +41,7 @@ Storage conventions, errors and row types live in `journal_rows` (re-exported he
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -65,6 +66,7 @@ from execd.adapters.journal_rows import (
     JournalClosed,
     JournalError,
     JournalSettings,
+    JournalUnwritable,
     JournalVersionError,
     JsonInput,
     LegRow,
@@ -105,6 +107,7 @@ __all__ = [
     "JournalClosed",
     "JournalError",
     "JournalSettings",
+    "JournalUnwritable",
     "JournalVersionError",
     "JsonInput",
     "LegRow",
@@ -162,6 +165,18 @@ class Journal:
     def closed(self) -> bool:
         """True once `close` was called."""
         return self._closed
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the storage refused a write (the first time), or None."""
+        return self._worker.unwritable
+
+    async def wait_unwritable(self) -> str:
+        """Return (with the reason) once a write failed for the storage's sake."""
+        await self._worker.unwritable_event.wait()
+        reason = self._worker.unwritable
+        assert reason is not None
+        return reason
 
     async def close(self) -> None:
         """Finish every call already made, then close the file. Idempotent."""
@@ -258,8 +273,18 @@ class Journal:
 
         await self._call(fn)
 
-    async def update_leg(self, plan_id: str, leg_index: int, **fields: Unpack[LegUpdate]) -> None:
-        """Change some fields of a leg (see `LegUpdate`); others are left as they are."""
+    async def update_leg(
+        self,
+        plan_id: str,
+        leg_index: int,
+        *,
+        benchmarks: LegBenchmarks | None = None,
+        **fields: Unpack[LegUpdate],
+    ) -> None:
+        """Change some fields of a leg (see `LegUpdate`); others are left as they are.
+
+        `benchmarks` (a leg that ended) are kept in the same transaction, so ending a
+        leg stays one journal round trip."""
         columns: list[str] = []
         values: list[object] = []
         for name, value in fields.items():
@@ -268,14 +293,17 @@ class Journal:
                 raise ValueError(f"update_leg: unknown field {name!r}")
             columns.append(f"{name} = ?")  # `name` is from the whitelist above
             values.append(encode(value))
-        if not columns:
+        if not columns and benchmarks is None:
             return
         sql = f"UPDATE legs SET {', '.join(columns)} WHERE plan_id = ? AND leg_index = ?"
         args = (*values, plan_id, leg_index)
+        bench = None if benchmarks is None else _benchmark_row(plan_id, leg_index, benchmarks)
 
         def fn(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql, args).rowcount == 0:
+            if columns and conn.execute(sql, args).rowcount == 0:
                 raise UnknownRecord(f"no leg {plan_id}/{leg_index} in the journal")
+            if bench is not None:
+                _insert_benchmarks(conn, bench)
 
         await self._call(fn)
 
@@ -445,20 +473,29 @@ class Journal:
         price: Decimal,
         at: datetime,
         *,
+        cumulative: Decimal | None = None,
         quote: Quote | None = None,
     ) -> bool:
-        """Record one execution; False when `execution_id` is already recorded.
+        """Record one execution; False when it is already recorded.
 
-        The execution id is the primary key, so every fill is in the journal
-        exactly once however often the stream or a reconciliation reports it.
-        The same id reported with another qty, price or order raises
-        `RecordConflict` (the first account is kept): that is not a
-        redelivery, and hiding it would hide real shares. `quote` is the NBBO
-        the quote cache held when the fill arrived (the "vs NBBO" benchmark),
-        kept with the fill.
+        Two keys keep every share in the journal exactly once. The execution id is the
+        primary key, so a redelivered event is recorded once; the same id reported with
+        another qty, price or order raises `RecordConflict` (the first account is kept):
+        that is not a redelivery, and hiding it would hide real shares. And
+        `cumulative`, the venue's filled quantity of the order *after* this execution,
+        is compared with the order's cumulative quantity counted so far
+        (``orders.filled_qty``): at or below it, these shares are already in the
+        journal under another id (a fill learned over REST during recovery is recorded
+        under a made-up ``reconciled:`` id, and the stream may report the same shares
+        later with the venue's id), so nothing is written and False is returned.
+
+        `quote` is the NBBO the quote cache held when the fill arrived (the "vs NBBO"
+        benchmark of issue 13), kept with the fill.
         """
         row = (execution_id, client_order_id, positive("qty", qty), positive("price", price))
         at_text = ts_text(at)
+        if cumulative is not None and not (cumulative.is_finite() and cumulative >= qty):
+            raise ValueError(f"cumulative {cumulative} below this execution's qty {qty}")
         nbbo: tuple[str | None, ...] = (None,) * 5
         if quote is not None:
             nbbo = (
@@ -470,12 +507,26 @@ class Journal:
             )
 
         def fn(conn: sqlite3.Connection) -> bool:
+            counted = _order_filled_qty(conn, client_order_id)
+            if cumulative is not None and counted is not None and cumulative <= counted:
+                known = conn.execute(
+                    "SELECT 1 FROM fills WHERE execution_id = ?", (execution_id,)
+                ).fetchone()
+                if known is None:
+                    return False  # the same shares, already counted under another id
             cur = conn.execute(
                 "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at,"
                 " bid, ask, bid_size, ask_size, quote_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, at_text, *nbbo),
             )
             if cur.rowcount == 1:
+                after = (counted or Decimal(0)) + qty
+                if cumulative is not None:
+                    after = max(after, cumulative)
+                conn.execute(
+                    "UPDATE orders SET filled_qty = ? WHERE client_order_id = ?",
+                    (dec_text(after), client_order_id),
+                )
                 return True
             old = conn.execute(
                 "SELECT client_order_id, qty, price FROM fills WHERE execution_id = ?",
@@ -494,31 +545,53 @@ class Journal:
 
         return await self._call(fn)
 
+    async def order_filled_qty(self, client_order_id: str) -> Decimal | None:
+        """The order's cumulative filled quantity as counted in the journal (None: no
+        such order row)."""
+
+        def fn(conn: sqlite3.Connection) -> Decimal | None:
+            return _order_filled_qty(conn, client_order_id)
+
+        return await self._call(fn)
+
+    # --- daemon state -----------------------------------------------------------------------
+
+    async def set_halted(self, halted: bool, at: datetime, reason: str = "") -> None:
+        """Journal the kill switch: a restarted daemon reads it back with `halted`."""
+        value = json_text({"halted": halted, "reason": reason})
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO daemon_state (key, value, at) VALUES ('halted', ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+                (value, ts_text(at)),
+            )
+
+        await self._call(fn)
+
+    async def halted(self) -> str | None:
+        """The journaled halt's reason ("" when none was given), or None: not halted."""
+
+        def fn(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM daemon_state WHERE key = 'halted'").fetchone()
+            if row is None:
+                return None
+            state = json.loads(row["value"])
+            return str(state.get("reason", "")) if state.get("halted") else None
+
+        return await self._call(fn)
+
+    # --- post-trade benchmarks --------------------------------------------------------------
+
     async def record_benchmarks(
         self, plan_id: str, leg_index: int, benchmarks: LegBenchmarks
     ) -> None:
-        """Keep what a leg saw of the market (written when it ends; a rewrite replaces it)."""
-        args = (
-            plan_id,
-            leg_index,
-            benchmarks.feed,
-            dec_text_opt(benchmarks.interval_vwap),
-            int(benchmarks.fallback_fired),
-            msgspec.json.encode(benchmarks).decode(),
-        )
+        """Keep what a leg saw of the market (a rewrite replaces it); `update_leg` takes
+        them too, to write them with the leg's end in one transaction."""
+        row = _benchmark_row(plan_id, leg_index, benchmarks)
 
         def fn(conn: sqlite3.Connection) -> None:
-            _require(
-                conn,
-                "SELECT 1 FROM legs WHERE plan_id = ? AND leg_index = ?",
-                (plan_id, leg_index),
-                f"leg {plan_id}/{leg_index}",
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO leg_benchmarks (plan_id, leg_index, feed, interval_vwap,"
-                " fallback_fired, benchmarks) VALUES (?, ?, ?, ?, ?, ?)",
-                args,
-            )
+            _insert_benchmarks(conn, row)
 
         await self._call(fn)
 
@@ -721,6 +794,48 @@ def _legs(conn: sqlite3.Connection, plan_id: str) -> tuple[LegRow, ...]:
         f"SELECT {LEG_COLS} FROM legs WHERE plan_id = ? ORDER BY leg_index", (plan_id,)
     )
     return tuple(leg_row(r) for r in rows)
+
+
+def _benchmark_row(plan_id: str, leg_index: int, b: LegBenchmarks) -> tuple[object, ...]:
+    return (
+        plan_id,
+        leg_index,
+        b.feed,
+        dec_text_opt(b.interval_vwap),
+        int(b.fallback_fired),
+        msgspec.json.encode(b).decode(),
+    )
+
+
+def _insert_benchmarks(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    plan_id, leg_index = row[0], row[1]
+    _require(
+        conn,
+        "SELECT 1 FROM legs WHERE plan_id = ? AND leg_index = ?",
+        (plan_id, leg_index),
+        f"leg {plan_id}/{leg_index}",
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO leg_benchmarks (plan_id, leg_index, feed, interval_vwap,"
+        " fallback_fired, benchmarks) VALUES (?, ?, ?, ?, ?, ?)",
+        row,
+    )
+
+
+def _order_filled_qty(conn: sqlite3.Connection, client_order_id: str) -> Decimal | None:
+    """``orders.filled_qty``, else (a row from before schema v3) the sum of its fills;
+    None when the journal has no such order."""
+    row = conn.execute(
+        "SELECT filled_qty FROM orders WHERE client_order_id = ?", (client_order_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row["filled_qty"] is not None:
+        return Decimal(row["filled_qty"])
+    fills = conn.execute(
+        "SELECT qty FROM fills WHERE client_order_id = ?", (client_order_id,)
+    ).fetchall()
+    return sum((Decimal(f["qty"]) for f in fills), Decimal(0))
 
 
 def _fills_for_leg(conn: sqlite3.Connection, plan_id: str, leg_index: int) -> tuple[FillRow, ...]:

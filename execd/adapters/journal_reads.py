@@ -4,7 +4,7 @@ DESIGN.md ("One daemon per journal"): the daemon holds the journal's lock for it
 life; readers open it read-only without the lock. A report is a short, synchronous
 batch of SELECTs from the CLI process, so this is a plain `sqlite3` connection opened
 with ``mode=ro`` (SQLite's WAL lets it read a consistent snapshot while the daemon
-writes). It never migrates: a journal older than the benchmark columns (v3) still
+writes). It never migrates: a journal older than the benchmark columns (v4) still
 reports, with those benchmarks absent; a journal from a newer execd is refused, as
 `Journal.open` refuses it.
 """
@@ -46,8 +46,8 @@ from execd.adapters.journal_worker import BUSY_TIMEOUT_MS
 from execd.domain.benchmarks import LegBenchmarks
 from execd.domain.quotes import Quote
 
-#: The first schema version with the NBBO at each fill and `leg_benchmarks`.
-BENCHMARKS_VERSION = 3
+#: The first schema version with the NBBO at each fill and `leg_benchmarks` (v4).
+BENCHMARKS_VERSION = 4
 #: The oldest schema the reader understands (v2 added legs.reason and legs.report).
 _OLDEST_READABLE = 2
 
@@ -132,7 +132,7 @@ class JournalReader:
 
     @property
     def has_benchmarks(self) -> bool:
-        """True when the file has the v3 benchmark columns."""
+        """True when the file has the v4 benchmark columns."""
         return self.version >= BENCHMARKS_VERSION
 
     def plan_ids(

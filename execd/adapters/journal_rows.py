@@ -44,8 +44,10 @@ class JournalError(Exception):
         ├── DuplicateIntent      this client order id was already intended: reconcile it
         │                        by lookup, never send it again.
         ├── UnknownRecord        the plan, leg or order named is not in the journal.
-        └── RecordConflict       the same execution id (or order) reported two different
-                                 ways: the first record is kept, the second is refused.
+        ├── RecordConflict       the same execution id (or order) reported two different
+        │                        ways: the first record is kept, the second is refused.
+        └── JournalUnwritable    the storage refused a write (disk full, I/O error,
+                                 read-only): nothing of that transaction is durable.
     """
 
 
@@ -75,6 +77,12 @@ class UnknownRecord(JournalError):
 
 class RecordConflict(JournalError):
     """A second, different account of something already recorded (kept as first seen)."""
+
+
+class JournalUnwritable(JournalError):
+    """The storage refused a write. Issue 11 §5: the journal is execd's memory, so the
+    first such failure is reported to `Journal.wait_unwritable` and the engine stops
+    trading; retrying blindly would trade on a journal that no longer records it."""
 
 
 # --- rows -----------------------------------------------------------------------------------

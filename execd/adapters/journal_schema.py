@@ -144,10 +144,31 @@ _V2 = Migration(
 
 _V3 = Migration(
     3,
+    "orders.filled_qty (cumulative, for fill dedup); daemon_state (the journaled halt)",
+    (
+        # The venue's cumulative filled quantity of each order as far as the journal has
+        # counted it (issue 11 §11). A fill learned over REST has no execution id, so the
+        # execution-id key cannot see that a later stream event carries the same shares;
+        # the cumulative quantity can. NULL (orders from before v3): the sum of its fills.
+        "ALTER TABLE orders ADD COLUMN filled_qty TEXT",
+        # Daemon-wide facts that must survive a restart, one row per key. `halted`: the
+        # kill switch (issue 11 §8) — a restarted daemon stays halted until `resume`.
+        """
+        CREATE TABLE daemon_state (
+            key   TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL,
+            at    TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
+_V4 = Migration(
+    4,
     "post-trade benchmarks: the NBBO at each fill; leg_benchmarks (issue 13)",
     (
         # The NBBO the quote cache held when the fill event arrived (seed 003 step 5,
-        # "vs NBBO"). NULL when the cache had none (or for fills recorded before v3).
+        # "vs NBBO"). NULL when the cache had none (or for fills recorded before v4).
         "ALTER TABLE fills ADD COLUMN bid TEXT",
         "ALTER TABLE fills ADD COLUMN ask TEXT",
         "ALTER TABLE fills ADD COLUMN bid_size TEXT",
@@ -174,7 +195,7 @@ _V3 = Migration(
 )
 
 #: Every migration in order; `MIGRATIONS[i].version == i + 1`.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 #: The version a journal has once `Journal.open` returns.
 SCHEMA_VERSION = MIGRATIONS[-1].version

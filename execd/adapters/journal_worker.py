@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from execd.adapters.journal_rows import (
     JournalClosed,
     JournalError,
+    JournalUnwritable,
     JournalVersionError,
     NotAJournal,
 )
@@ -38,6 +39,25 @@ BUSY_TIMEOUT_MS = 5_000
 MAX_BATCH = 512
 
 _T = TypeVar("_T")
+
+_STORAGE_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    """Whether SQLite says the storage itself failed (not a constraint or a bug)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_ERRORS
+
 
 # --- opening and migrating (runs on the journal thread) ----------------------------------
 
@@ -155,6 +175,9 @@ class Worker:
         self._loop = loop
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
+        self.unwritable: str | None = None
+        """The first storage failure (set on the loop), None while writes succeed."""
+        self.unwritable_event = asyncio.Event()
         #: Called on this thread after each transaction with (seconds, committed).
         self.on_commit: Callable[[float, bool], None] | None = None
         self._opened: asyncio.Future[None] = loop.create_future()
@@ -214,6 +237,11 @@ class Worker:
                     started = time.perf_counter()
                     outcomes, ok = self._run_batch(self._conn, batch)
                     self._observe(time.perf_counter() - started, ok)
+                    failure = next(
+                        (e for _, e, _ in outcomes if isinstance(e, JournalUnwritable)), None
+                    )
+                    if failure is not None:
+                        self._post(self._mark_unwritable, str(failure))
                     self._post(_settle, outcomes)
         except BaseException as exc:  # a bug here must not leave awaiters hanging
             error = exc
@@ -230,6 +258,12 @@ class Worker:
             self._post(_settle, leftovers)
             self._post(_settle, [(self._stopped, error, None)])
 
+    def _mark_unwritable(self, reason: str) -> None:
+        """On the loop: remember the first storage failure and wake its waiters."""
+        if self.unwritable is None:
+            self.unwritable = reason
+            self.unwritable_event.set()
+
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> tuple[list[_Outcome], bool]:
         """One transaction for the batch, one savepoint per call, one commit."""
@@ -241,7 +275,7 @@ class Worker:
                 try:
                     value = call.fn(conn)
                 except Exception as exc:
-                    if not conn.in_transaction:
+                    if not conn.in_transaction or _storage_failure(exc):
                         raise  # SQLite aborted the whole transaction (disk full, I/O)
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
@@ -252,9 +286,11 @@ class Worker:
             conn.execute("COMMIT")
         except Exception as exc:
             # Nothing of this batch is durable: every call in it fails, reads included.
-            if conn.in_transaction:
-                conn.rollback()
-            failure = JournalError(f"journal transaction failed: {exc}")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            kind = JournalUnwritable if _storage_failure(exc) else JournalError
+            failure = kind(f"journal transaction failed: {exc}")
             failure.__cause__ = exc
             return [(call.future, failure, None) for call in batch], False
         return outcomes, True

@@ -8,13 +8,15 @@ works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
 newest NBBO, or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
-quote's `as_of` (see `Quote`) is its receipt time, and while the connection that
-delivered it is up and has delivered *something* within `silence_timeout`, it reads
-as "now": Alpaca does not resend an unchanged NBBO. When the connection drops the
-quotes freeze at the last moment the connection was known alive, so they go stale
-while the stream is down, and freshness gates refuse to price from them.
+quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
+later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
+seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
+the venue clock, and the freshness gates refuse to price from it. (Until issue 10 a
+quote read as current while *any* frame arrived on the socket, so a silent symbol
+passed.) A quote without ``t`` is stamped with its receipt time.
 
-Reconnection: every failure is classified (retry or fatal), logged as
+Reconnection (the shared `execd.adapters.reconnect.Reconnector`, also used by the
+order stream): every failure is classified (retry or fatal), logged as
 ``stream_reconnecting`` and followed by a jittered backoff delay from a fresh
 `BackoffPolicy.delays` generator after any session that delivered data. 406
 ``connection limit exceeded`` waits at least `connection_limit_delay` (Alpaca reaps a
@@ -29,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -40,12 +42,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.errors import StreamAuthError
+from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
     Codec,
     ErrorMsg,
     MarketDecoder,
     QuoteMsg,
+    StatusMsg,
     SubscriptionMsg,
     SuccessMsg,
     TradeMsg,
@@ -64,6 +67,13 @@ __all__ = [
     "StreamRefused",
     "classify_stream_error",
 ]
+
+#: Trading-status codes (§4.3 `sc`) that halt trading in a symbol: CTA "2" trading halt,
+#: "5" no open / no resume; UTP "H" trading halt, "P" volatility (LULD) pause. "Q"
+#: (quotation resumption) re-opens quoting only and keeps the halt.
+HALT_CODES = frozenset({"2", "5", "H", "P", "Q"})
+#: Codes that resume trading: CTA "3" resume, UTP "T" trading resumption.
+RESUME_CODES = frozenset({"3", "T"})
 
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
@@ -177,12 +187,12 @@ class MarketStream:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._rand = rand
         self._decoder = MarketDecoder(config.codec)
         self._wanted: set[str] = set()
         self._sent: set[str] = set()
         self._sync_needed = asyncio.Event()
         self._quotes: dict[str, _Entry] = {}
+        self._halted: dict[str, StatusMsg] = {}
         self._quote_events: dict[str, asyncio.Event] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         self._last_message: dict[str, datetime] = {}
@@ -191,8 +201,13 @@ class MarketStream:
         self._connected_at: datetime | None = None
         self._link_changed = asyncio.Event()
         self._last_frame: datetime | None = None
-        self._reconnects = 0
-        self._auth_failures = 0
+        self._reconnector = Reconnector(
+            "market",
+            ReconnectPolicy(
+                config.backoff, config.max_auth_failures, config.connection_limit_delay
+            ),
+            rand=rand,
+        )
         self._had_data = False
 
     # ------------------------------------------------------------------ subscriptions
@@ -223,23 +238,9 @@ class MarketStream:
     # ------------------------------------------------------------------ cache
 
     def quote(self, symbol: str) -> Quote | None:
-        """The newest NBBO for `symbol`, with `as_of` as the module docstring explains."""
+        """The newest NBBO for `symbol`; `as_of` is its own venue timestamp (module docstring)."""
         entry = self._quotes.get(symbol)
-        if entry is None:
-            return None
-        if entry.generation is None or entry.generation != self._generation:
-            return entry.quote
-        if not self._connected.is_set() or self._last_frame is None:
-            return entry.quote
-        now = self._clock()
-        alive = (
-            now
-            if (now - self._last_frame).total_seconds() <= self._config.silence_timeout
-            else self._last_frame
-        )
-        if alive <= entry.quote.as_of:
-            return entry.quote
-        return replace(entry.quote, as_of=alive)
+        return None if entry is None else entry.quote
 
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
@@ -257,6 +258,14 @@ class MarketStream:
             if event is None:
                 event = self._quote_events[symbol] = asyncio.Event()
             await event.wait()
+
+    def halted(self, symbol: str) -> StatusMsg | None:
+        """The status message that halted `symbol`, while it is halted (None: trading).
+
+        From the `statuses` channel (§4.3): a halt code sets it, a resumption clears it;
+        DESIGN.md "Fresh quote": a halted symbol holds its legs like a stale quote.
+        """
+        return self._halted.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
         """The running trade VWAP of `symbol` since it was first subscribed."""
@@ -311,7 +320,7 @@ class MarketStream:
         return MarketStreamStatistics(
             connected=self.connected,
             connections=self._generation,
-            reconnects=self._reconnects,
+            reconnects=self._reconnector.reconnects,
             subscribed=tuple(sorted(self._wanted)),
             silence=None if self._last_frame is None else (now - self._last_frame).total_seconds(),
             message_age=ages,
@@ -321,49 +330,14 @@ class MarketStream:
 
     async def run(self) -> None:
         """Connect, stream, reconnect forever; returns only by cancellation or a fatal error."""
-        delays = self._delays()
-        while True:
-            reason: BaseException
-            try:
-                await self._connect_and_stream()
-                reason = ConnectionError("stream ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if classify_stream_error(exc) == "fatal":
-                    log.error("stream_crashed", stream="market", error=repr(exc))
-                    raise
-                reason = exc
-            finally:
-                self._on_disconnect()
-            if self._had_data:
-                delays = self._delays()
-            delay = next(delays)
-            if isinstance(reason, StreamRefused):
-                if reason.code in _AUTH_CODES:
-                    self._auth_failures += 1
-                    if self._auth_failures >= self._config.max_auth_failures:
-                        log.error(
-                            "stream_auth_failed",
-                            stream="market",
-                            code=reason.code,
-                            message=reason.message,
-                        )
-                        raise StreamAuthError(str(reason)) from reason
-                if reason.code == _CONNECTION_LIMIT:
-                    delay = max(delay, self._config.connection_limit_delay)
-            self._reconnects += 1
-            log.warning(
-                "stream_reconnecting",
-                stream="market",
-                delay=round(delay, 3),
-                reason=repr(reason),
-                attempt=self._reconnects,
-            )
-            await asyncio.sleep(delay)
-
-    def _delays(self) -> Iterator[float]:
-        return self._config.backoff.delays(self._rand)
+        await self._reconnector.run(
+            self._connect_and_stream,
+            classify=classify_stream_error,
+            had_data=lambda: self._had_data,
+            on_disconnect=self._on_disconnect,
+            is_auth_refusal=lambda e: isinstance(e, StreamRefused) and e.code in _AUTH_CODES,
+            is_limit_refusal=lambda e: isinstance(e, StreamRefused) and e.code == _CONNECTION_LIMIT,
+        )
 
     async def _connect_and_stream(self) -> None:
         self._had_data = False
@@ -385,7 +359,7 @@ class MarketStream:
                 }
                 await ws.send(encode_market(self._config.codec, auth))
                 await self._expect(ws, "authenticated")
-            self._auth_failures = 0
+            self._reconnector.authenticated()
             self._generation += 1
             self._sent = set()
             self._last_frame = self._connected_at = self._clock()
@@ -432,11 +406,21 @@ class MarketStream:
                 add = sorted(self._wanted - self._sent)
                 drop = sorted(self._sent - self._wanted)
                 if add:
-                    request = {"action": "subscribe", "quotes": add, "trades": add}
+                    request = {
+                        "action": "subscribe",
+                        "quotes": add,
+                        "trades": add,
+                        "statuses": add,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent |= set(add)
                 if drop:
-                    request = {"action": "unsubscribe", "quotes": drop, "trades": drop}
+                    request = {
+                        "action": "unsubscribe",
+                        "quotes": drop,
+                        "trades": drop,
+                        "statuses": drop,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent -= set(drop)
                 if add or drop:
@@ -479,14 +463,17 @@ class MarketStream:
                     return  # late data for a recently unsubscribed symbol (§4.1 step 7)
                 self._had_data = True
                 self._last_message[message.S] = now
+                stamped = message.t or now
                 quote = Quote(
                     symbol=message.S,
                     bid=message.bp,
                     ask=message.ap,
                     bid_size=message.bs,
                     ask_size=message.as_,
-                    venue_time=message.t or now,
-                    as_of=now,
+                    venue_time=stamped,
+                    # Its own timestamp, but never in our future: a venue clock a little
+                    # ahead of ours must not keep a quote fresh for longer.
+                    as_of=min(stamped, now),
                 )
                 self._quotes[message.S] = _Entry(quote, now, self._generation)
                 event = self._quote_events.pop(message.S, None)
@@ -499,6 +486,15 @@ class MarketStream:
                 self._last_message[message.S] = now
                 if message.p > 0 and message.s > 0:
                     self.vwap(message.S).add(message.p, message.s)
+            case StatusMsg():
+                if message.S not in self._wanted:
+                    return
+                self._had_data = True
+                self._on_status(message)
+                # A leg waiting for a quote is woken to see the halt (or its end).
+                event = self._quote_events.pop(message.S, None)
+                if event is not None:
+                    event.set()
             case SubscriptionMsg():
                 log.info(
                     "stream_subscription",
@@ -513,24 +509,43 @@ class MarketStream:
             case _:
                 pass
 
+    def _on_status(self, message: StatusMsg) -> None:
+        """Track halts: a halt code marks the symbol halted, a resumption clears it;
+        other statuses (imbalances, indications, short-sale restrictions) change nothing."""
+        symbol, code = message.S, message.sc
+        if code in HALT_CODES:
+            if symbol not in self._halted:
+                log.warning(
+                    "symbol_halted",
+                    stream="market",
+                    symbol=symbol,
+                    status_code=code,
+                    status=message.sm,
+                    reason_code=message.rc,
+                    reason=message.rm,
+                )
+            self._halted[symbol] = message
+        elif code in RESUME_CODES and symbol in self._halted:
+            del self._halted[symbol]
+            log.info(
+                "symbol_resumed",
+                stream="market",
+                symbol=symbol,
+                status_code=code,
+                status=message.sm,
+            )
+
     def _freeze(self, symbol: str) -> None:
-        """Stop `symbol`'s quote from reading as current: keep the as_of it has now."""
+        """Mark `symbol`'s quote as from no live subscription (its age keeps growing)."""
         entry = self._quotes.get(symbol)
-        if entry is None or entry.generation is None:
-            return
-        current = self.quote(symbol)
-        assert current is not None
-        entry.quote = current
-        entry.generation = None
+        if entry is not None:
+            entry.generation = None
 
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
         if was_connected:
-            # Quotes stop reading as current from the last moment the socket was alive.
-            last = self._last_frame or self._clock()
             for entry in self._quotes.values():
                 if entry.generation == self._generation:
-                    entry.quote = replace(entry.quote, as_of=max(entry.quote.as_of, last))
                     entry.generation = None
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()

@@ -42,10 +42,16 @@ _log = structlog.get_logger("execd.benchmarks")
 
 def wait_reason(state: LadderState, record: LegRecord) -> str | None:
     """Why a running leg is not working an order right now, in words (None: it is)."""
-    if state.result is not None or state.live_orders:
+    if state.result is not None:
         return None
-    if record.holding_since is not None:
+    if state.halted is not None:
+        return f"symbol halted ({state.halted})"
+    if state.live_orders:
+        return None
+    if record.holding_since is not None or state.stale_since is not None:
         return "stale quote (holding)"
+    if state.gate_since is not None:
+        return "a quote that passes the spread/size gates"
     match state.phase:
         case LegPhase.PENDING:
             return "pending release"
@@ -135,12 +141,21 @@ class BenchmarkCollector:
         self._fallback = False
         self._failed = False
         self._leg_arrival = self.mark()
-        record.nbbo = self.mark
+        self._ladder_quote: Quote | None = None
+        record.nbbo = self._live
 
     def mark(self) -> QuoteMark | None:
         """The cache's NBBO now (None when the cache has none for the symbol)."""
         quote = self._quote()
         return None if quote is None else QuoteMark.of(quote, self._now())
+
+    def _live(self) -> QuoteMark | None:
+        """For the live view: the cache's NBBO, else the last quote the ladder priced from
+        (it may come from a REST re-read when the stream has nothing for the symbol)."""
+        mark = self.mark()
+        if mark is None and self._ladder_quote is not None:
+            return QuoteMark.of(self._ladder_quote, self._now())
+        return mark
 
     def quote(self) -> Quote | None:
         """The cache's NBBO now, as the fill's benchmark."""
@@ -168,6 +183,9 @@ class BenchmarkCollector:
             if market != self._last_sample:  # an unchanged re-feed adds nothing to a chart
                 self._last_sample = market
                 self._add(Decision(at=self._now(), kind="quote", quote=self._q(event.quote)))
+        self._ladder_quote = state.last_quote or self._ladder_quote
+        # The quote the ladder decided from (a stream quote or a REST re-read), else the cache.
+        decided = self._q(state.last_quote) if state.last_quote is not None else self.mark()
         for action in actions:
             match action:
                 case PlaceOrder():
@@ -175,7 +193,7 @@ class BenchmarkCollector:
                         Decision(
                             at=self._now(),
                             kind="place",
-                            quote=self.mark(),
+                            quote=decided,
                             limit_price=action.limit_price,
                             qty=action.qty,
                             order_type=action.order_type.value,
@@ -186,13 +204,13 @@ class BenchmarkCollector:
                         Decision(
                             at=self._now(),
                             kind="replace",
-                            quote=self.mark(),
+                            quote=decided,
                             limit_price=action.limit_price,
                             qty=action.qty,
                         )
                     )
                 case CancelOrder():
-                    self._add(Decision(at=self._now(), kind="cancel", quote=self.mark()))
+                    self._add(Decision(at=self._now(), kind="cancel", quote=decided))
                 case _:
                     pass
         self._fallback = self._fallback or state.in_fallback
