@@ -261,6 +261,11 @@ class SimSection(_Section):
     symbols: Symbols | None = None
     cash: Decimal = Field(Decimal("100000"), ge=0)
     positions: dict[str, Decimal] = Field(default_factory=dict)
+    partial_fill_rate: float = Field(0.10, ge=0, le=1)
+    """Share of eligible fills the venue splits at random, like Alpaca paper (ALPACA.md §6)."""
+    multiplier: Literal[1, 2, 4] = 2
+    """The account's margin multiplier, as paper's (2 Reg T, 4 intraday; 1 a cash account)."""
+    shorting_enabled: bool = True
 
     @field_validator("start")
     @classmethod

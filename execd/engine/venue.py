@@ -66,6 +66,9 @@ def sim_config(section: SimSection) -> SimConfig:
         symbols=tuple(section.symbols) if section.symbols is not None else None,
         cash=section.cash,
         positions={symbol.upper(): Decimal(qty) for symbol, qty in section.positions.items()},
+        partial_fill_rate=section.partial_fill_rate,
+        multiplier=section.multiplier,
+        shorting_enabled=section.shorting_enabled,
     )
 
 

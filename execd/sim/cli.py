@@ -81,6 +81,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -123,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--symbols", type=_symbols, help="comma-separated symbols")
     parser.add_argument("--cash", type=_decimal, help="starting cash (default 100000)")
     parser.add_argument("--positions", type=_positions, help="starting positions SYM=QTY,...")
+    parser.add_argument(
+        "--partial-fill-rate",
+        type=_rate,
+        help="share of eligible fills split at random, as paper does (default 0.1)",
+    )
     parser.add_argument("--key", help="API key id the venue accepts")
     parser.add_argument("--secret", help="API secret key the venue accepts")
     parser.add_argument(
@@ -151,6 +166,7 @@ def config_from_args(argv: Sequence[str]) -> tuple[SimConfig, argparse.Namespace
         "symbols": args.symbols,
         "cash": args.cash,
         "positions": args.positions,
+        "partial_fill_rate": args.partial_fill_rate,
         "key_id": args.key,
         "secret_key": args.secret,
     }
