@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from execd.control.protocol import (
@@ -109,6 +109,8 @@ class LegRecord:
     """Why a running leg has no working order, in words (None while it works one)."""
     benchmarks: LegBenchmarks | None = None
     """What the leg saw of the market (engine.benchmarks), journaled when it ends."""
+    max_repegs: int | None = None
+    """Re-pegs the leg's pricing style allows, once the style is known."""
 
     def __post_init__(self) -> None:
         if self.qty is None:
@@ -169,6 +171,7 @@ class LegRecord:
             quote_age_seconds=None if nbbo is None else nbbo.age_seconds,
             waiting=None if self.finished else self.waiting,
             fallback_fired=self.fallback_fired,
+            max_repegs=self.max_repegs,
         )
 
 
@@ -186,6 +189,16 @@ class PlanRecord:
     reason: str | None = None
     cancel_reason: str | None = None
     seq: int = 0
+    digest: str | None = None
+    """`document_digest` of the submitted document: a resubmission is compared with it."""
+    session_date: date | None = None
+    """The trading day the plan runs in (None: the day it was submitted)."""
+    scheduled_for: datetime | None = None
+    """When a held plan starts (its session's pre-open or its `not_before`)."""
+    deadline_at: datetime | None = None
+    """The plan's `deadline` resolved on its trading day: legs not done by then end."""
+    source: dict[str, object] | None = None
+    """A targets plan's document (targets, cash), kept with the legs computed from it."""
     watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     hub: EventHub | None = None
@@ -212,6 +225,9 @@ class PlanRecord:
             started_at=self.started_at,
             finished_at=self.finished_at,
             reason=self.reason,
+            scheduled_for=self.scheduled_for,
+            not_before=self.plan.not_before,
+            deadline=self.plan.deadline,
         )
 
     def publish(self, event: str, leg: LegRecord | None = None, message: str | None = None) -> None:

@@ -6,6 +6,11 @@ Prints exactly one JSON line with the venue's URLs, under the daemon's venue-con
      "data_url": "http://127.0.0.1:P", "data_stream_url": "ws://127.0.0.1:P/v2/iex",
      "admin_url": "http://127.0.0.1:P/sim"}
 
+and one line for people on stderr with the API key and secret it accepts (``--key`` /
+``--secret``, default ``SIMKEY`` / ``SIMSECRET``), as the daemon's environment wants them::
+
+    execd sim: accepting APCA_API_KEY_ID=SIMKEY APCA_API_SECRET_KEY=SIMSECRET
+
 then serves until a signal arrives and exits 0. Bad arguments print one line
 (``execd sim: error: ...``) on stderr and exit 2; a venue that cannot start (port taken) exits 1.
 ``python -m execd.sim.cli`` runs it without the ``execd`` front end.
@@ -187,6 +192,12 @@ async def _serve(config: SimConfig, host: str, port: int, rate_limit: int) -> No
         options = ServerOptions(rate_limit=rate_limit)
         async with SimVenue(config, host=host, port=port, options=options) as venue:
             print(json.dumps(venue.urls()), flush=True)
+            print(
+                f"{PROG}: accepting APCA_API_KEY_ID={venue.key_id}"
+                f" APCA_API_SECRET_KEY={venue.secret_key}",
+                file=sys.stderr,
+                flush=True,
+            )
             await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -62,7 +62,7 @@ async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
     market order, never pays above its own highest limit, and its saving against the touch a
     marketable order would have taken is reported. (Whether passive beats the touch depends on
     where a random market goes next; the venue no longer promises it, issue 12.)"""
-    d = await start_daemon(better_orders={"normal_timeout_seconds": 1.5})
+    d = await start_daemon(ladder={"passive_timeout_seconds": 1.5})
     status = await d.run(
         {"plan_id": "calm-aapl", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "10"}]}
     )
