@@ -226,6 +226,17 @@ async def test_not_running_says_so_and_how_to_start(capsys: pytest.CaptureFixtur
             assert "execd run" in run.err
 
 
+async def test_report_with_a_socket_of_no_daemon(capsys: pytest.CaptureFixture[str]) -> None:
+    """`report --socket` asks the daemon for its journal: none there, one line naming the
+    way out (--journal), exit 3."""
+    with short_tmpdir() as tmp:
+        run = await execd(capsys, "report", "p", "--socket", str(tmp / "execd.sock"))
+    assert run.code == 3
+    assert run.out == ""
+    assert len(run.err.strip().splitlines()) == 1
+    assert "--journal" in run.err
+
+
 async def test_socket_comes_from_the_config(capsys: pytest.CaptureFixture[str]) -> None:
     """Without --socket, the client uses api.socket_path from --config."""
     async with running_server() as (server, _):

@@ -2,7 +2,9 @@
 
 The report opens the journal read-only (DESIGN.md "One daemon per journal": readers
 take no lock), so it works while the daemon trades, after it stopped, and on a copy of
-the journal on another machine. One plan (`PLAN_ID`) or every plan submitted in a
+the journal on another machine. The journal is ``--journal PATH``; else, with
+``--socket``, the one the daemon there keeps (asked over the socket); else
+``journal.path`` from the configuration. One plan (`PLAN_ID`) or every plan submitted in a
 range (`--since DATE [--until DATE]`); for people (tables), machines (`--json`),
 spreadsheets (`--csv`) and a browser (`--html FILE`, self-contained).
 
@@ -44,15 +46,46 @@ def parse_when(text: str, *, end_of_day: bool = False) -> datetime:
 
 
 def journal_path(args: argparse.Namespace) -> Path:
-    """``--journal``, else ``journal.path`` from the config."""
+    """``--journal``; else, with ``--socket``, the journal of the daemon listening there;
+    else ``journal.path`` from the config."""
     if args.journal:
         return Path(args.journal)
+    if args.socket:
+        return _daemon_journal(Path(args.socket))
     from execd.config import ConfigError, load_settings
 
     try:
         return load_settings(args.config).journal.path
     except ConfigError as exc:
         raise CommandError(config_error_message(exc), ExitCode.USAGE) from exc
+
+
+def _daemon_journal(socket: Path) -> Path:
+    """Ask the daemon at `socket` which journal it keeps (its `health`)."""
+    import asyncio
+
+    from execd.control.client import ControlClient, ControlConnectionError
+    from execd.control.protocol import ControlError
+
+    async def ask() -> str | None:
+        async with ControlClient(socket) as client:
+            return (await client.health()).journal_path
+
+    try:
+        path = asyncio.run(ask())
+    except ControlConnectionError as exc:
+        raise CommandError(
+            f"{exc}; or read a journal directly: execd report ... --journal PATH",
+            ExitCode.UNAVAILABLE,
+        ) from exc
+    except ControlError as exc:
+        raise CommandError(f"{exc.message} [{exc.code}]", ExitCode.FAILED) from exc
+    if path is None:
+        raise CommandError(
+            "the daemon did not say where its journal is (an older execd): use --journal PATH",
+            ExitCode.FAILED,
+        )
+    return Path(path)
 
 
 def _write_html(path: str, text: str) -> None:
@@ -153,7 +186,13 @@ def add_report_parser(
     report.add_argument(
         "--journal",
         metavar="PATH",
-        help="journal file to read (default: journal.path from the config)",
+        help="journal file to read (default: the --socket daemon's, else journal.path "
+        "from the config)",
+    )
+    report.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="read the journal of the daemon listening on this control socket",
     )
     report.set_defaults(func=cmd_report)
     return report

@@ -285,6 +285,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     """Legs holding for stale quotes, as ``plan_id[leg] SYMBOL`` (added in 0.2, optional)."""
     journal_error: str | None = None
     """Set once the journal refused a write: the daemon has stopped trading (optional)."""
+    journal_path: str | None = None
+    """The daemon's journal file, so `execd report --socket` reads the right one."""
     recovering: str | None = None
     """While the daemon reconciles its journal with the venue at start, e.g. ``recovering
     3 orders, ≈25 s left``; plans are answered ``starting`` until then (optional)."""

@@ -488,6 +488,7 @@ class Engine:
             ),
             recovering=self.recovery_progress(),
             journal_error=self._journal_error,
+            journal_path=str(self._ports.journal.path),
         )
 
     def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
