@@ -343,9 +343,9 @@ class RiskConfig(_Section):
     order ends its leg."""
     max_plan_notional: Decimal | None = Field(Decimal("5000000"), gt=0)
     """Largest gross notional (USD, buys plus sells) of a whole plan at submit."""
-    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=100)
+    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=1000)
     """One order may be worth at most this multiple of the account's equity."""
-    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=100)
+    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=1000)
     """A plan's gross notional may be at most this multiple of equity; 2 lets a full
     rotation (sell everything, buy something else) through."""
     max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)

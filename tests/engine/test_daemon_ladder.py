@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.engine.conftest import StartDaemon, runaway, write_tape
 
@@ -62,7 +63,11 @@ async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
     market order, never pays above its own highest limit, and its saving against the touch a
     marketable order would have taken is reported. (Whether passive beats the touch depends on
     where a random market goes next; the venue no longer promises it, issue 12.)"""
-    d = await start_daemon(ladder={"passive_timeout_seconds": 1.5})
+    # The passive style's own patience (issue 10 item 6) is minutes by default: re-check
+    # every 1.5 s and cross (to the capped fallback) after 6 s, so the test stays short.
+    d = await start_daemon(
+        ladder={"passive_timeout_seconds": 1.5, "passive_patience_normal_seconds": 6.0}
+    )
     status = await d.run(
         {"plan_id": "calm-aapl", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "10"}]}
     )
@@ -151,7 +156,10 @@ async def test_low_urgency_never_sends_a_market_order(
 async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -> None:
     """`execution.enable_smart_execution = false`: every leg, leveraged or not, is one plain
     market order, and no limit order is ever sent."""
-    d = await start_daemon(execution={"enable_smart_execution": False})
+    with capture_logs() as logs:
+        d = await start_daemon(execution={"enable_smart_execution": False})
+    # The daemon says once, at start, that the ladder is off (issue 10 item 5).
+    assert [e["event"] for e in logs].count("smart_execution_disabled") == 1
     plan = {
         "plan_id": "legacy",
         "legs": [
