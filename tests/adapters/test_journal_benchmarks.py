@@ -94,7 +94,7 @@ async def test_fill_keeps_its_nbbo_and_leg_keeps_its_benchmarks(tmp_path: Path) 
         assert reader.plan("nope") is None
 
 
-async def test_v1_file_migrates_to_v3_and_old_fills_have_no_nbbo(tmp_path: Path) -> None:
+async def test_v1_file_migrates_to_v4_and_old_fills_have_no_nbbo(tmp_path: Path) -> None:
     """An old journal gains the columns; its fills report without an NBBO, never a fake one."""
     path = tmp_path / "journal.db"
     build_v1_file(path)
