@@ -178,9 +178,14 @@ class BetterOrdersConfig(_Section):
 class LadderConfig(_Section):
     """execd's own liveness rules around the seeds' ladder: every wait has a deadline."""
 
-    repeg_method: Literal["replace", "cancel_and_place"] = "replace"
-    """`replace`: PATCH the working order (DESIGN.md step 3). `cancel_and_place`: cancel, wait
-    for the confirmed cancel, place the remainder; slower, but immune to replace races."""
+    repeg_method: Literal["replace", "cancel_and_place"] = "cancel_and_place"
+    """`cancel_and_place` (default): cancel, wait for the confirmed cancel, re-read what
+    filled, place the remainder — one more round trip, and no over-fill is possible.
+    `replace`: PATCH the working order (DESIGN.md step 3's wording). A PATCH races the fills
+    of the order it replaces: the replacement carries the remainder computed before the
+    PATCH (and Alpaca has been seen to re-create it at the original qty, Alpaca-API#165),
+    so a fill landing in flight can over-fill the leg — seen with the venue's random partial
+    fills. Over-fill is the worst bug there is, so the safe method is the default."""
     quote_wait_seconds: float = Field(5.0, gt=0, le=600)
     """How long a leg waits for a newer quote before it re-checks the one in hand (a stale
     one makes it hold, bounded by `stale_quote_max_wait_seconds`)."""

@@ -110,6 +110,7 @@ async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
         # The seeds' plain market fallback, chosen explicitly (the default is collared).
         execution={"max_repegs_per_order": 2, "fallback_order": "market"},
         better_orders={"normal_timeout_seconds": 0.5},
+        ladder={"repeg_method": "replace"},
     )
     status = await d.run(
         {"plan_id": "runaway", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
@@ -126,6 +127,30 @@ async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
     assert status.state == "completed", status.reason
     assert leg.repegs == 2
     assert leg.filled_qty == 100
+
+
+async def test_runaway_quote_repegs_by_cancel_and_place_by_default(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """The same runaway quote with the default re-peg method: each re-peg cancels the working
+    order and, once the cancel is confirmed, places the remainder at a higher price (never a
+    PATCH, never two live orders — the history checker holds that), then the market order."""
+    d = await start_daemon(
+        sim=_runaway_tape(tmp_path),
+        execution={"max_repegs_per_order": 2, "fallback_order": "market"},
+        better_orders={"normal_timeout_seconds": 0.5},
+    )
+    status = await d.run(
+        {"plan_id": "runaway-cp", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
+    )
+    orders = await d.orders("runaway-cp", 0)
+    assert _types(orders) == ["limit", "limit", "limit", "market"]
+    assert all(e["order"]["replaces"] is None for e in orders)
+    assert [e["order"]["status"] for e in orders[:3]] == ["canceled"] * 3
+    assert _limit(orders[0]) < _limit(orders[1]) < _limit(orders[2])
+    assert status.state == "completed", status.reason
+    assert status.legs[0].repegs == 2
+    assert status.legs[0].filled_qty == 100
 
 
 async def test_low_urgency_never_sends_a_market_order(
