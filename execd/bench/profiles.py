@@ -1,0 +1,45 @@
+"""How much each item measures: the quick profile (`make bench`) and the long one (FULL=1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Sizes per item; the quick profile must finish under 5 minutes on 2 shared cores."""
+
+    name: str
+    ingest_quotes: int
+    ingest_rounds: int
+    reaction_events: int
+    scale_legs: int
+    budget_legs: int
+    log_lines: int
+    quality_seeds: int
+    quality_sizes: tuple[int, ...]
+
+
+QUICK = Profile(
+    name="quick",
+    ingest_quotes=200_000,
+    ingest_rounds=3,
+    reaction_events=500,
+    scale_legs=2_000,
+    budget_legs=300,
+    log_lines=100_000,
+    quality_seeds=1,
+    quality_sizes=(1, 5),
+)
+
+FULL = Profile(
+    name="full",
+    ingest_quotes=1_000_000,
+    ingest_rounds=5,
+    reaction_events=2_000,
+    scale_legs=2_000,
+    budget_legs=300,
+    log_lines=500_000,
+    quality_seeds=5,
+    quality_sizes=(1, 5, 20),
+)
