@@ -98,14 +98,13 @@ async def read_floor(url: str, names: list[str]) -> float:
     async with connect(
         url, additional_headers={"Content-Type": "application/msgpack"}, max_size=2**24
     ) as ws:
-        control(await ws.recv())
+        control(await ws.recv(decode=False))
         await ws.send(encode({"action": "auth", "key": "bench", "secret": "bench"}))
-        control(await ws.recv())
+        control(await ws.recv(decode=False))
         await ws.send(encode({"action": "subscribe", "quotes": [*names, END_SYMBOL]}))
-        control(await ws.recv())
+        control(await ws.recv(decode=False))
         while True:
-            frame = await ws.recv()
-            quotes = decode(frame)  # type: ignore[arg-type]
+            quotes = decode(await ws.recv(decode=False))
             if quotes and quotes[-1].S == END_SYMBOL:
                 return time.monotonic()
 
