@@ -29,34 +29,34 @@ the ratios are what count. Figures are written to {path}.
 def _items(profile: Profile) -> dict[str, Callable[[], list[Figure]]]:
     # Imported lazily: an item that needs the SDK or the sim pays its imports only when run.
     def ingest() -> list[Figure]:
-        from execd.bench import ingest
+        from execd.bench import ingest as item
 
-        return ingest.run(profile.ingest_quotes, profile.ingest_rounds)
+        return item.run(profile.ingest_quotes, profile.ingest_rounds)
 
     def reaction() -> list[Figure]:
-        from execd.bench import reaction
+        from execd.bench import reaction as item
 
-        return reaction.run(profile.reaction_events)
+        return item.run(profile.reaction_events)
 
     def scale() -> list[Figure]:
-        from execd.bench import scale
+        from execd.bench import scale as item
 
-        return scale.run(profile.scale_legs)
+        return item.run(profile.scale_legs)
 
     def budget() -> list[Figure]:
-        from execd.bench import budget
+        from execd.bench import budget as item
 
-        return budget.run(profile.budget_legs)
+        return item.run(profile.budget_legs)
 
     def logging() -> list[Figure]:
-        from execd.bench import logging_rate
+        from execd.bench import logging_rate as item
 
-        return logging_rate.run(profile.log_lines)
+        return item.run(profile.log_lines)
 
     def quality() -> list[Figure]:
-        from execd.bench import quality
+        from execd.bench import quality as item
 
-        return quality.run(profile)
+        return item.run(profile)
 
     return {
         "ingest": ingest,
