@@ -22,6 +22,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 import uvloop
@@ -44,7 +45,9 @@ from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.venue import Endpoints, open_venue
-from execd.sim.venue import SimVenue
+
+if TYPE_CHECKING:
+    from execd.sim.venue import SimVenue  # loaded only when the venue runs in-process
 
 _log = structlog.get_logger("execd.daemon")
 
