@@ -41,7 +41,7 @@ def _items(profile: Profile) -> dict[str, Callable[[], list[Figure]]]:
     def scale() -> list[Figure]:
         from execd.bench import scale as item
 
-        return item.run(profile.scale_legs)
+        return item.run(profile.scale_legs, profile.scale_limit_s)
 
     def budget() -> list[Figure]:
         from execd.bench import budget as item
@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} …", flush=True)
         try:
             figures = items[name]()
+        except NotImplementedError as exc:
+            results.notes.append(f"{name}: NOT BUILT — {exc}")
+            print(f"   {name}: NOT BUILT — {exc}", flush=True)
+            continue
         except Exception as exc:  # one broken item must not hide the others' figures
             failed.append(name)
             results.notes.append(f"{name} crashed: {exc!r}")

@@ -14,6 +14,7 @@ class Profile:
     ingest_rounds: int
     reaction_events: int
     scale_legs: int
+    scale_limit_s: float
     budget_legs: int
     log_lines: int
     quality_seeds: int
@@ -26,6 +27,7 @@ QUICK = Profile(
     ingest_rounds=3,
     reaction_events=500,
     scale_legs=2_000,
+    scale_limit_s=60,
     budget_legs=300,
     log_lines=100_000,
     quality_seeds=1,
@@ -38,6 +40,7 @@ FULL = Profile(
     ingest_rounds=5,
     reaction_events=2_000,
     scale_legs=2_000,
+    scale_limit_s=900,
     budget_legs=300,
     log_lines=500_000,
     quality_seeds=5,

@@ -186,4 +186,8 @@ def render(figures: Sequence[Figure]) -> str:
         lines.append("  ".join(cells) + "  " + r[5])
         if n == 0:
             lines.append("-" * (sum(widths) + 2 * 5 + len(r[5])))
+    notes = [f"  {f.name}: {f.note}" for f in figures if f.note]
+    if notes:
+        lines.append("notes:")
+        lines.extend(dict.fromkeys(notes))  # a figure listed twice (two baselines): once
     return "\n".join(lines)

@@ -17,9 +17,13 @@ Rounds are interleaved (import probes and daemon starts alternate); medians are 
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 
-from execd.bench.processes import daemon_start, import_cost, sim_process
+from execd.bench.legs import SIM_SYMBOLS, universe
+from execd.bench.processes import clean_env, daemon_start, import_cost, sim_process
 from execd.bench.results import Figure, Target
 
 ROUNDS = 3
@@ -100,6 +104,54 @@ def run_processes() -> list[Figure]:
     ]
 
 
-def run(legs: int) -> list[Figure]:
+def run_legs(legs: int, limit_s: float) -> list[Figure]:
+    """The 2,000-leg run (`legs.py`) in a child process against `execd sim` in another."""
+    names = ",".join(universe(min(legs, SIM_SYMBOLS)))
+    venue = ("--scenario", "calm", "--date", "2026-03-04", "--start", "10:00:00")
+    limits = ("--rate-limit", "100000", "--cash", "1000000000")
+    with sim_process(*venue, "--symbols", names, *limits) as urls:
+        out = subprocess.run(
+            [sys.executable, "-m", "execd.bench.legs", json.dumps(urls), str(legs), str(limit_s)],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            check=False,
+        )
+    if out.returncode != 0:
+        raise RuntimeError(f"the {legs}-leg run failed: {out.stderr[-2000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    how = (
+        f"{min(legs, SIM_SYMBOLS)} symbols; legs released {r['released']}/{legs}, "
+        f"plans ended: {r['finished']}, {r['states']}"
+    )
+    release_note = how
+    if r["release_extrapolated"]:
+        release_note = f"EXTRAPOLATED from the rate at the {limit_s:.0f} s limit; {how}"
+    wall_note = how if r["finished"] else f"stopped at the {limit_s:.0f} s limit; {how}"
+    n = legs
+    return [
+        Figure(
+            "3 scale",
+            f"legs_{n}_loop_lag_p99_ms",
+            r["lag_p99_ms"],
+            "ms",
+            targets=(Target("max", 10),),
+        ),
+        Figure(
+            "3 scale",
+            f"legs_{n}_rss_peak_mb",
+            r["rss_peak_mb"],
+            "MB",
+            targets=(Target("max", 250),),
+        ),
+        Figure("3 scale", f"legs_{n}_wall_s", r["wall_s"], "s", note=wall_note),
+        Figure("3 scale", f"submit_{n}_ms", r["submit_ms"], "ms"),
+        Figure("3 scale", f"release_{n}_s", r["release_s"], "s", note=release_note),
+    ]
+
+
+def run(legs: int, limit_s: float) -> list[Figure]:
     """Measure item 3."""
-    return run_processes()
+    figures = run_processes()
+    figures.extend(run_legs(legs, limit_s))
+    return figures
