@@ -132,7 +132,7 @@ class FeedServer:
 
     def __enter__(self) -> FeedServer:
         self._process.start()
-        self.url = f"ws://127.0.0.1:{self._port.get(timeout=60)}/v2/sip"
+        self.url = f"ws://127.0.0.1:{self._port.get(timeout=600)}/v2/sip"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -61,7 +61,12 @@ from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 
 STEP = timedelta(milliseconds=2)
-"""How often the harness looks at the venue: the ladder's reaction delay in virtual time."""
+"""How often the harness looks at the venue while an order is live or the ladder waits for a
+quote: the ladder's reaction delay in virtual time."""
+IDLE_STEP = timedelta(milliseconds=50)
+"""The step while the ladder only waits on a timer with nothing at the venue (before the open,
+the open-assessment wait): it sees the market at this granularity then, never later than its
+own deadline."""
 
 _KINDS = {kind.value: kind for kind in OrderEventKind}
 _REFUSALS = ("rejected", "order_replace_rejected", "order_cancel_rejected")
@@ -207,7 +212,11 @@ def run_ladder(
                         pass
         # Wait for the next input, stepping venue time.
         while not pending:
-            now = now + STEP
+            idle = state.awaiting is None and not any_live(state)
+            step = IDLE_STEP if idle else STEP
+            now = now + step
+            if idle and state.deadline is not None and state.deadline > now - step:
+                now = min(now, state.deadline)
             exchange.advance_to(now)
             for payload in venue.updates:
                 translated = _translate(payload, cids, counted, result)
@@ -237,6 +246,11 @@ def run_ladder(
             if now >= end_at + timedelta(minutes=5):
                 result.outcome, result.reason, result.ended = "abandoned", "no finish", now
                 return result
+
+
+def any_live(state: LegState) -> bool:
+    """True while any of the leg's orders may still fill (the venue can report at any step)."""
+    return any(not o.is_terminal for o in state.orders)
 
 
 def _market(q: Quote) -> tuple[Decimal, Decimal, Decimal, Decimal]:
