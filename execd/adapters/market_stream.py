@@ -50,6 +50,7 @@ from execd.adapters.wire import (
     SuccessMsg,
     TradeMsg,
     encode_market,
+    exact,
 )
 from execd.domain.quotes import Quote
 from execd.domain.tca import VwapAccumulator
@@ -155,10 +156,51 @@ class QuoteOutage:
 
 @dataclass(slots=True)
 class _Entry:
-    quote: Quote
+    """One symbol's cached NBBO: the wire struct as received (storing it costs nothing),
+    and the Decimal `Quote` built from it the first time something reads it.
+
+    Building a `Quote` per message was the largest cost of ingest (issue 14); most
+    messages are overwritten before any decision looks at them.
+    """
+
+    msg: QuoteMsg
     received_at: datetime
     #: the connection that delivered it; None once frozen (drop or unsubscribe).
     generation: int | None
+    #: when it was last known current before `quote()` moves it on (receipt, or the
+    #: moment its connection was last known alive once frozen).
+    as_of: datetime
+    built: Quote | None = None
+
+    def quote(self) -> Quote:
+        """The Decimal quote (built once per message)."""
+        built = self.built
+        if built is None:
+            m = self.msg
+            built = self.built = Quote(
+                symbol=m.S,
+                bid=exact(m.bp),
+                ask=exact(m.ap),
+                bid_size=exact(m.bs),
+                ask_size=exact(m.as_),
+                venue_time=m.t or self.received_at,
+                as_of=self.as_of,
+            )
+        return built
+
+    def update(self, msg: QuoteMsg, now: datetime, generation: int) -> None:
+        """A newer message for the symbol (in place: no allocation per message)."""
+        self.msg = msg
+        self.received_at = self.as_of = now
+        self.generation = generation
+        self.built = None
+
+    def freeze(self, as_of: datetime) -> None:
+        """No live connection vouches for it any more: it reads as of `as_of` from now on."""
+        if as_of != self.as_of:
+            self.as_of = as_of
+            self.built = None
+        self.generation = None
 
 
 class MarketStream:
@@ -227,19 +269,20 @@ class MarketStream:
         entry = self._quotes.get(symbol)
         if entry is None:
             return None
+        quote = entry.quote()
         if entry.generation is None or entry.generation != self._generation:
-            return entry.quote
+            return quote
         if not self._connected.is_set() or self._last_frame is None:
-            return entry.quote
+            return quote
         now = self._clock()
         alive = (
             now
             if (now - self._last_frame).total_seconds() <= self._config.silence_timeout
             else self._last_frame
         )
-        if alive <= entry.quote.as_of:
-            return entry.quote
-        return replace(entry.quote, as_of=alive)
+        if alive <= quote.as_of:
+            return quote
+        return replace(quote, as_of=alive)
 
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
@@ -470,28 +513,32 @@ class MarketStream:
                 )
                 continue
             for message in messages:
-                self._handle(message, now)
+                if type(message) is QuoteMsg:
+                    self._on_quote(message, now)
+                else:
+                    self._handle(message, now)
+
+    def _on_quote(self, message: QuoteMsg, now: datetime) -> None:
+        """The hot path: store the struct, wake a waiter; no Decimal, no allocation."""
+        symbol = message.S
+        if symbol not in self._wanted:
+            return  # late data for a recently unsubscribed symbol (§4.1 step 7)
+        self._had_data = True
+        self._last_message[symbol] = now
+        entry = self._quotes.get(symbol)
+        if entry is None:
+            self._quotes[symbol] = _Entry(message, now, self._generation, now)
+        else:
+            entry.update(message, now, self._generation)
+        if self._quote_events:
+            event = self._quote_events.pop(symbol, None)
+            if event is not None:
+                event.set()
 
     def _handle(self, message: object, now: datetime) -> None:
         match message:
             case QuoteMsg():
-                if message.S not in self._wanted:
-                    return  # late data for a recently unsubscribed symbol (§4.1 step 7)
-                self._had_data = True
-                self._last_message[message.S] = now
-                quote = Quote(
-                    symbol=message.S,
-                    bid=message.bp,
-                    ask=message.ap,
-                    bid_size=message.bs,
-                    ask_size=message.as_,
-                    venue_time=message.t or now,
-                    as_of=now,
-                )
-                self._quotes[message.S] = _Entry(quote, now, self._generation)
-                event = self._quote_events.pop(message.S, None)
-                if event is not None:
-                    event.set()
+                self._on_quote(message, now)
             case TradeMsg():
                 if message.S not in self._wanted:
                     return
@@ -520,8 +567,7 @@ class MarketStream:
             return
         current = self.quote(symbol)
         assert current is not None
-        entry.quote = current
-        entry.generation = None
+        entry.freeze(current.as_of)
 
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
@@ -530,8 +576,7 @@ class MarketStream:
             last = self._last_frame or self._clock()
             for entry in self._quotes.values():
                 if entry.generation == self._generation:
-                    entry.quote = replace(entry.quote, as_of=max(entry.quote.as_of, last))
-                    entry.generation = None
+                    entry.freeze(max(entry.as_of, last))
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()
         if was_connected:
