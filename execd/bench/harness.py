@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from execd.adapters.wire import QuoteMsg, TradeUpdate
+from execd.adapters.wire import QuoteMsg, TradeUpdate, exact
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     CancelFailed,
@@ -124,7 +124,9 @@ class _Venue:
         t = msg.t
         assert t is not None
         # as_of = the quote's own venue time: DESIGN.md's "fresh quote" rule.
-        self.quote = Quote(self.symbol, msg.bp, msg.ap, msg.bs, msg.as_, t, t)
+        self.quote = Quote(
+            self.symbol, exact(msg.bp), exact(msg.ap), exact(msg.bs), exact(msg.as_), t, t
+        )
 
     def on_trade(self, payload: dict[str, Any]) -> None:
         self.updates.append(payload)
