@@ -32,6 +32,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from math import isfinite
 from typing import Literal
 
 import msgspec
@@ -523,6 +524,19 @@ class MarketStream:
         symbol = message.S
         if symbol not in self._wanted:
             return  # late data for a recently unsubscribed symbol (§4.1 step 7)
+        if not isfinite(message.bp + message.ap + message.bs + message.as_):
+            # msgpack can carry NaN/±inf (one sum catches any of the four): such a number
+            # must never become a Decimal a decision compares. The previous NBBO stays.
+            log.warning(
+                "stream_quote_invalid",
+                stream="market",
+                symbol=symbol,
+                bp=repr(message.bp),
+                ap=repr(message.ap),
+                bs=repr(message.bs),
+                as_=repr(message.as_),
+            )
+            return
         self._had_data = True
         self._last_message[symbol] = now
         entry = self._quotes.get(symbol)
