@@ -104,10 +104,26 @@ class ExecutionConfig(_Section):
     ask_anchor_offset_cents: Decimal = Field(Decimal("0.01"), ge=0, le=1)
     default_urgency: Urgency = Urgency.NORMAL
     """Urgency of a plan that names none (low / normal / high, seed 000)."""
+    fallback_order: Literal["collared", "market"] = "collared"
+    """The smart ladder's step-4 fallback (DESIGN.md "The fallback is capped by default"):
+    `collared` is a marketable limit `fallback_collar_bps` beyond the far side of a fresh
+    quote, re-priced at most `ladder.fallback_reprices` times; `market` is the seeds' plain
+    market order, only when chosen. Legacy mode always sends plain market orders."""
     fallback_collar_bps: Decimal | None = Field(None, gt=0, le=10_000)
-    """Unset: the ladder's fallback is the seed's market order. Set: the fallback is a
-    marketable limit this many bps beyond the far side (a collar against a runaway book).
-    Legacy mode always sends plain market orders."""
+    """How far beyond the far side the collared fallback may trade; unset = 50 bps (a set
+    value always means `collared`, as it did before `fallback_order`). 50 bps: on the real
+    tapes (../shared/tapes) the far side moved at most 22.5 bps against a buyer within the
+    30 s fallback window (p99 19.7 bps, IBM's open), and one tick of a $5 stock is 20 bps."""
+
+    @model_validator(mode="after")
+    def _collar_means_collared(self) -> ExecutionConfig:
+        # A config that set a collar asked for a capped fallback: never read it as market.
+        if self.fallback_order == "market" and self.fallback_collar_bps is not None:
+            raise ValueError(
+                'fallback_collar_bps is set but fallback_order is "market": a plain market'
+                " fallback has no collar; remove one of the two"
+            )
+        return self
 
 
 class BetterOrdersConfig(_Section):
@@ -164,15 +180,43 @@ class LadderConfig(_Section):
     """`replace`: PATCH the working order (DESIGN.md step 3). `cancel_and_place`: cancel, wait
     for the confirmed cancel, place the remainder; slower, but immune to replace races."""
     quote_wait_seconds: float = Field(5.0, gt=0, le=600)
-    """How long a leg waits for a fresh quote before the urgency's fallback applies."""
+    """How long a leg waits for a newer quote before it re-checks the one in hand (a stale
+    one makes it hold, bounded by `stale_quote_max_wait_seconds`)."""
     validation_rechecks: int = Field(1, ge=0, le=100)
-    """Fresh quotes re-checked after a failed validation before giving up (not for high)."""
+    """Fewest fresh quotes re-checked after a failed gate before giving up (not for high),
+    even once `gate_wait_seconds` has passed."""
     confirm_timeout_seconds: float = Field(10.0, gt=0, le=600)
     """How long a replace or cancel may stay unconfirmed before the cancel is re-sent."""
     max_confirm_retries: int = Field(3, ge=0, le=100)
     """Re-sent cancels before the leg ends UNRESOLVED (loudly) for reconciliation."""
     fallback_timeout_seconds: float = Field(30.0, gt=0, le=3600)
-    """How long the fallback order may work before the leg ends with what it has."""
+    """How long each fallback order may work before it is re-priced or the leg ends."""
+    fallback_reprices: int = Field(2, ge=0, le=20)
+    """Times an unfilled collared fallback is re-priced from a fresh quote before the leg
+    ends `fallback_unfilled`."""
+    stale_quote_max_wait_seconds: float = Field(60.0, ge=0, le=3600)
+    """A leg with no fresh quote (older than `execution.quote_freshness_seconds` by its own
+    timestamp) or a halted symbol holds — places and re-pegs nothing — at most this long,
+    then ends `quote_stale` (within the leg's deadline)."""
+    gate_wait_seconds: float = Field(60.0, ge=0, le=3600)
+    """A failed gate (spread too wide, size too small, crossed or empty book) at normal or
+    low urgency waits this long for a quote that passes before the urgency's fallback; 0 is
+    the seed's single re-check. High urgency never waits."""
+    max_leg_seconds: float = Field(23_400.0, gt=0, le=7 * 86_400)
+    """A leg's deadline when the plan gives none and no trading session is known (the
+    session's close is used when it is): 6.5 h, one regular session."""
+    passive_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    """The passive style's re-check interval (seed 003's 2 s / 3 s are for marketable
+    limits); a re-check that leaves the price unchanged spends no re-peg round."""
+    passive_patience_low_seconds: float = Field(300.0, gt=0, le=23_400)
+    """How long a low-urgency passive limit works before the leg's last step."""
+    passive_patience_normal_seconds: float = Field(120.0, gt=0, le=23_400)
+    """How long a normal-urgency passive limit works before it crosses (the fallback)."""
+    passive_patience_high_seconds: float = Field(30.0, gt=0, le=23_400)
+    """How long a high-urgency passive limit works before it crosses (the fallback)."""
+    rest_quote_interval_seconds: float = Field(1.0, gt=0, le=60)
+    """A leg waiting for a fresh quote re-reads the latest quote over the data REST API at
+    most this often (judged by its own timestamp, like a streamed one)."""
 
 
 class VenueConfig(_Section):
@@ -264,16 +308,32 @@ class JournalConfig(_Section):
 class RiskConfig(_Section):
     """Caps checked before any order leaves; a breach is refused with a reason, never clipped.
 
-    Unset means no cap. Notional is quantity times the order's limit price (a market
-    order: times the far side of the current quote).
+    On by default (issue 11 §1, "fat-finger protection"): a plan is refused at submit when
+    one leg is worth more than the order cap or the whole plan more than the plan cap,
+    each the lower of a dollar amount and a multiple of the account's equity (read at
+    submit). Notional is quantity times the order's limit price (a market order, or a
+    qty leg at submit: times the far side of the current quote). A cap can be raised,
+    never switched off by accident: there is no "unset" value in the file.
     """
 
-    max_order_notional: Decimal | None = Field(None, gt=0)
-    """Largest notional (USD) of one order; a larger one ends its leg."""
-    max_plan_notional: Decimal | None = Field(None, gt=0)
-    """Largest notional (USD) of a whole plan at submit; a larger plan is refused."""
+    max_order_notional: Decimal | None = Field(Decimal("1000000"), gt=0)
+    """Largest notional (USD) of one order; a larger leg is refused at submit, a larger
+    order ends its leg."""
+    max_plan_notional: Decimal | None = Field(Decimal("5000000"), gt=0)
+    """Largest gross notional (USD, buys plus sells) of a whole plan at submit."""
+    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=100)
+    """One order may be worth at most this multiple of the account's equity."""
+    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=100)
+    """A plan's gross notional may be at most this multiple of equity; 2 lets a full
+    rotation (sell everything, buy something else) through."""
     max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)
     """Orders placed or replaced in any 60 s, over every leg; one more ends its leg."""
+    use_margin: bool = False
+    """False: buys are sized against the account's cash (`non_marginable_buying_power`);
+    True: against its margin `buying_power` (DESIGN.md "Buys spend cash, not margin")."""
+    buy_shrink_tolerance_percent: Decimal = Field(Decimal("1"), ge=0, le=100)
+    """A buy the cash cannot quite pay for is shrunk only if the shortfall is at most this
+    % of the plan's buy total; beyond it the buy is refused with the numbers."""
 
 
 class ShutdownConfig(_Section):
@@ -469,11 +529,12 @@ def _describe(exc: ValidationError) -> Iterator[str]:
         yield f"{location}: {message}"
 
 
+MASK = "********"
+"""How a set secret is shown: no character of it and not its length (issue 11 §11)."""
+
+
 def _mask(secret: SecretStr | None) -> str | None:
-    if secret is None:
-        return None
-    value = secret.get_secret_value()
-    return "****" if len(value) < 8 else f"{value[:2]}****{value[-2:]}"
+    return None if secret is None else MASK
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:
@@ -497,6 +558,9 @@ def _plain(value: Any) -> Any:
             return str(value)
         case Enum():
             return value.value
+        case Decimal() if value.is_finite() and value == value.to_integral_value():
+            # tomli-w writes a whole Decimal as `100.0`; a count of shares reads `100`.
+            return int(value)
         case _:
             return value
 

@@ -1,7 +1,5 @@
 """Suite-wide test settings."""
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -16,7 +14,7 @@ settings.load_profile("execd")
 
 
 @pytest.fixture(autouse=True)
-def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test sees a piped CLI's environment, whatever runs the suite.
 
     pytest-xdist workers inherit a ``COLUMNS`` from the controller, which would
@@ -25,4 +23,3 @@ def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
-    yield

@@ -150,12 +150,12 @@ def test_render_masks_secrets_and_round_trips(
     monkeypatch.setenv("APCA_API_SECRET_KEY", "very-secret-value")
     text = render_toml(load_settings())
     assert "very-secret-value" not in text
-    assert "****" in text
     data = tomllib.loads(text)
+    assert data["venue"]["secret_key"] == "********", "no character of a secret is shown"
     assert data["execution"]["max_spread_percent"] == 0.25
     monkeypatch.delenv("APCA_API_SECRET_KEY")
     path = tmp_path / "rendered.toml"
-    path.write_text(text.replace('secret_key = "ve****ue"\n', ""))
+    path.write_text(text.replace('secret_key = "********"\n', ""))
     assert load_settings(path).better_orders == load_settings().better_orders
 
 
@@ -175,3 +175,14 @@ def test_paper_urls_follow_kind_and_feed() -> None:
     assert s.venue.resolved_url("trading_url") == "https://paper-api.alpaca.markets"
     assert s.venue.resolved_url("data_stream_url") == "wss://stream.data.alpaca.markets/v2/sip"
     assert load_settings().venue.resolved_url("trading_url") is None
+
+
+def test_config_prints_whole_decimals_as_integers() -> None:
+    """`execd config` prints `min_bid_ask_size = 100` (shares), not `100.0`; a fraction stays
+    exact (issue 10 item 9)."""
+    from execd.config import Settings, render_toml
+
+    text = render_toml(Settings())
+    assert "min_bid_ask_size = 100\n" in text
+    assert "max_spread_percent = 0.25\n" in text
+    assert "repeg_threshold_percent = 0.10\n" in text

@@ -85,6 +85,9 @@ class BudgetLedger:
     _venue_remaining: int | None = None
     _venue_reset_at: float | None = None
     _blocked_until: float | None = None
+    #: during a block, one cancel may probe the venue at most this often (seconds).
+    probe_interval: float = 1.0
+    _next_probe: float = float("-inf")
 
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
@@ -107,9 +110,22 @@ class BudgetLedger:
         return False
 
     def grant(self, now: float) -> list[int]:
-        """Grant as many waiting tickets as the budget allows now, best priority first."""
+        """Grant as many waiting tickets as the budget allows now, best priority first.
+
+        During a 429 block, cancels keep probing: one cancel at a time, at most one per
+        `probe_interval`, with nothing else in flight (issue 11 §6: a cancel that waits
+        out a block leaves an order working that the leg wanted gone).
+        """
         self._expire(now)
         granted: list[int] = []
+        if self._blocked_until is not None:
+            cancels = self._waiting[Priority.CANCEL]
+            if cancels and self._in_flight == 0 and now >= self._next_probe:
+                self._next_probe = now + self.probe_interval
+                self._sent.append(now)
+                self._in_flight += 1
+                granted.append(cancels.popleft())
+            return granted
         for priority in Priority:
             line = self._waiting[priority]
             reserve = self.read_reserve if priority is Priority.READ else 0
@@ -148,7 +164,12 @@ class BudgetLedger:
             self._venue_remaining = max(0, remaining - self._in_flight)
             self._venue_reset_at = reset_at if reset_at is not None else now + self.window
         if rate_limited:
-            until = reset_at if reset_at is not None and reset_at > now else now + penalty
+            # Only "nothing left until the reset" earns a block to the reset. A 429 whose
+            # headers still show requests remaining (a burst or concurrency limit, or
+            # another account's window) or name no usable reset gets the short backoff:
+            # blocking to the window's end stalled every plan for up to a minute per 429.
+            honest_reset = reset_at is not None and reset_at > now and not remaining
+            until = reset_at if honest_reset and reset_at is not None else now + penalty
             self._blocked_until = max(self._blocked_until or until, until)
             self._venue_remaining = 0
             self._venue_reset_at = until
@@ -168,6 +189,8 @@ class BudgetLedger:
         candidates: list[float] = []
         reserve = self._min_reserve_waiting()
         if self._blocked_until is not None:
+            if self._waiting[Priority.CANCEL] and self._in_flight == 0:
+                return min(self._blocked_until, max(self._next_probe, now))
             candidates.append(self._blocked_until)
         if self._venue_remaining is not None and self._venue_remaining <= reserve:
             assert self._venue_reset_at is not None

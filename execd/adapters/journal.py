@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import sqlite3
@@ -113,8 +114,10 @@ class JournalError(Exception):
         ├── DuplicateIntent      this client order id was already intended: reconcile it
         │                        by lookup, never send it again.
         ├── UnknownRecord        the plan, leg or order named is not in the journal.
-        └── RecordConflict       the same execution id (or order) reported two different
-                                 ways: the first record is kept, the second is refused.
+        ├── RecordConflict       the same execution id (or order) reported two different
+        │                        ways: the first record is kept, the second is refused.
+        └── JournalUnwritable    the storage refused a write (disk full, I/O error,
+                                 read-only): nothing of that transaction is durable.
     """
 
 
@@ -144,6 +147,31 @@ class UnknownRecord(JournalError):
 
 class RecordConflict(JournalError):
     """A second, different account of something already recorded (kept as first seen)."""
+
+
+class JournalUnwritable(JournalError):
+    """The storage refused a write. Issue 11 §5: the journal is execd's memory, so the
+    first such failure is reported to `Journal.wait_unwritable` and the engine stops
+    trading; retrying blindly would trade on a journal that no longer records it."""
+
+
+_STORAGE_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    """Whether SQLite says the storage itself failed (not a constraint or a bug)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_ERRORS
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -405,6 +433,22 @@ def _leg_row(r: sqlite3.Row) -> LegRow:
     )
 
 
+def _order_filled_qty(conn: sqlite3.Connection, client_order_id: str) -> Decimal | None:
+    """``orders.filled_qty``, else (a row from before schema v3) the sum of its fills;
+    None when the journal has no such order."""
+    row = conn.execute(
+        "SELECT filled_qty FROM orders WHERE client_order_id = ?", (client_order_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row["filled_qty"] is not None:
+        return Decimal(row["filled_qty"])
+    fills = conn.execute(
+        "SELECT qty FROM fills WHERE client_order_id = ?", (client_order_id,)
+    ).fetchall()
+    return sum((Decimal(f["qty"]) for f in fills), Decimal(0))
+
+
 def _order_row(r: sqlite3.Row) -> OrderRow:
     kind: OrderKind = "replace" if r["kind"] == "replace" else "place"
     return OrderRow(
@@ -561,6 +605,9 @@ class _Worker:
     def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
         self._path = path
         self._loop = loop
+        self.unwritable: str | None = None
+        """The first storage failure (set on the loop), None while writes succeed."""
+        self.unwritable_event = asyncio.Event()
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._opened: asyncio.Future[None] = loop.create_future()
@@ -617,7 +664,13 @@ class _Worker:
                         break
                 stopping = item is None
                 if batch:
-                    self._post(_settle, self._run_batch(self._conn, batch))
+                    outcomes = self._run_batch(self._conn, batch)
+                    failure = next(
+                        (e for _, e, _ in outcomes if isinstance(e, JournalUnwritable)), None
+                    )
+                    if failure is not None:
+                        self._post(self._mark_unwritable, str(failure))
+                    self._post(_settle, outcomes)
         except BaseException as exc:  # a bug here must not leave awaiters hanging
             error = exc
         finally:
@@ -633,6 +686,12 @@ class _Worker:
             self._post(_settle, leftovers)
             self._post(_settle, [(self._stopped, error, None)])
 
+    def _mark_unwritable(self, reason: str) -> None:
+        """On the loop: remember the first storage failure and wake its waiters."""
+        if self.unwritable is None:
+            self.unwritable = reason
+            self.unwritable_event.set()
+
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> list[_Outcome]:
         """One transaction for the batch, one savepoint per call, one commit."""
@@ -644,7 +703,7 @@ class _Worker:
                 try:
                     value = call.fn(conn)
                 except Exception as exc:
-                    if not conn.in_transaction:
+                    if not conn.in_transaction or _storage_failure(exc):
                         raise  # SQLite aborted the whole transaction (disk full, I/O)
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
@@ -655,9 +714,11 @@ class _Worker:
             conn.execute("COMMIT")
         except Exception as exc:
             # Nothing of this batch is durable: every call in it fails, reads included.
-            if conn.in_transaction:
-                conn.rollback()
-            failure = JournalError(f"journal transaction failed: {exc}")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            kind = JournalUnwritable if _storage_failure(exc) else JournalError
+            failure = kind(f"journal transaction failed: {exc}")
             failure.__cause__ = exc
             return [(call.future, failure, None) for call in batch]
         return outcomes
@@ -702,6 +763,18 @@ class Journal:
     def closed(self) -> bool:
         """True once `close` was called."""
         return self._closed
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the storage refused a write (the first time), or None."""
+        return self._worker.unwritable
+
+    async def wait_unwritable(self) -> str:
+        """Return (with the reason) once a write failed for the storage's sake."""
+        await self._worker.unwritable_event.wait()
+        reason = self._worker.unwritable
+        assert reason is not None
+        return reason
 
     async def close(self) -> None:
         """Finish every call already made, then close the file. Idempotent."""
@@ -979,25 +1052,48 @@ class Journal:
         qty: Decimal,
         price: Decimal,
         at: datetime,
+        *,
+        cumulative: Decimal | None = None,
     ) -> bool:
-        """Record one execution; False when `execution_id` is already recorded.
+        """Record one execution; False when it is already recorded.
 
-        The execution id is the primary key, so every fill is in the journal
-        exactly once however often the stream or a reconciliation reports it.
-        The same id reported with another qty, price or order raises
-        `RecordConflict` (the first account is kept): that is not a
-        redelivery, and hiding it would hide real shares.
+        Two keys keep every share in the journal exactly once. The execution id is the
+        primary key, so a redelivered event is recorded once; the same id reported with
+        another qty, price or order raises `RecordConflict` (the first account is kept):
+        that is not a redelivery, and hiding it would hide real shares. And
+        `cumulative`, the venue's filled quantity of the order *after* this execution,
+        is compared with the order's cumulative quantity counted so far
+        (``orders.filled_qty``): at or below it, these shares are already in the
+        journal under another id (a fill learned over REST during recovery is recorded
+        under a made-up ``reconciled:`` id, and the stream may report the same shares
+        later with the venue's id), so nothing is written and False is returned.
         """
         row = (execution_id, client_order_id, _positive("qty", qty), _positive("price", price))
         at_text = _ts(at)
+        if cumulative is not None and not (cumulative.is_finite() and cumulative >= qty):
+            raise ValueError(f"cumulative {cumulative} below this execution's qty {qty}")
 
         def fn(conn: sqlite3.Connection) -> bool:
+            counted = _order_filled_qty(conn, client_order_id)
+            if cumulative is not None and counted is not None and cumulative <= counted:
+                known = conn.execute(
+                    "SELECT 1 FROM fills WHERE execution_id = ?", (execution_id,)
+                ).fetchone()
+                if known is None:
+                    return False  # the same shares, already counted under another id
             cur = conn.execute(
                 "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (*row, at_text),
             )
             if cur.rowcount == 1:
+                after = (counted or Decimal(0)) + qty
+                if cumulative is not None:
+                    after = max(after, cumulative)
+                conn.execute(
+                    "UPDATE orders SET filled_qty = ? WHERE client_order_id = ?",
+                    (_dec(after), client_order_id),
+                )
                 return True
             old = conn.execute(
                 "SELECT client_order_id, qty, price FROM fills WHERE execution_id = ?",
@@ -1013,6 +1109,42 @@ class Journal:
                     f"from {old['qty']} @ {old['price']} for {old['client_order_id']} recorded"
                 )
             return False
+
+        return await self._call(fn)
+
+    async def order_filled_qty(self, client_order_id: str) -> Decimal | None:
+        """The order's cumulative filled quantity as counted in the journal (None: no
+        such order row)."""
+
+        def fn(conn: sqlite3.Connection) -> Decimal | None:
+            return _order_filled_qty(conn, client_order_id)
+
+        return await self._call(fn)
+
+    # --- daemon state -----------------------------------------------------------------------
+
+    async def set_halted(self, halted: bool, at: datetime, reason: str = "") -> None:
+        """Journal the kill switch: a restarted daemon reads it back with `halted`."""
+        value = _json({"halted": halted, "reason": reason})
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO daemon_state (key, value, at) VALUES ('halted', ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+                (value, _ts(at)),
+            )
+
+        await self._call(fn)
+
+    async def halted(self) -> str | None:
+        """The journaled halt's reason ("" when none was given), or None: not halted."""
+
+        def fn(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM daemon_state WHERE key = 'halted'").fetchone()
+            if row is None:
+                return None
+            state = json.loads(row["value"])
+            return str(state.get("reason", "")) if state.get("halted") else None
 
         return await self._call(fn)
 

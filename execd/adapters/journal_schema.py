@@ -142,8 +142,29 @@ _V2 = Migration(
     ),
 )
 
+_V3 = Migration(
+    3,
+    "orders.filled_qty (cumulative, for fill dedup); daemon_state (the journaled halt)",
+    (
+        # The venue's cumulative filled quantity of each order as far as the journal has
+        # counted it (issue 11 §11). A fill learned over REST has no execution id, so the
+        # execution-id key cannot see that a later stream event carries the same shares;
+        # the cumulative quantity can. NULL (orders from before v3): the sum of its fills.
+        "ALTER TABLE orders ADD COLUMN filled_qty TEXT",
+        # Daemon-wide facts that must survive a restart, one row per key. `halted`: the
+        # kill switch (issue 11 §8) — a restarted daemon stays halted until `resume`.
+        """
+        CREATE TABLE daemon_state (
+            key   TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL,
+            at    TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
 #: Every migration in order; `MIGRATIONS[i].version == i + 1`.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 
 #: The version a journal has once `Journal.open` returns.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -8,13 +8,15 @@ works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
 newest NBBO, or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
-quote's `as_of` (see `Quote`) is its receipt time, and while the connection that
-delivered it is up and has delivered *something* within `silence_timeout`, it reads
-as "now": Alpaca does not resend an unchanged NBBO. When the connection drops the
-quotes freeze at the last moment the connection was known alive, so they go stale
-while the stream is down, and freshness gates refuse to price from them.
+quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
+later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
+seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
+the venue clock, and the freshness gates refuse to price from it. (Until issue 10 a
+quote read as current while *any* frame arrived on the socket, so a silent symbol
+passed.) A quote without ``t`` is stamped with its receipt time.
 
-Reconnection: every failure is classified (retry or fatal), logged as
+Reconnection (the shared `execd.adapters.reconnect.Reconnector`, also used by the
+order stream): every failure is classified (retry or fatal), logged as
 ``stream_reconnecting`` and followed by a jittered backoff delay from a fresh
 `BackoffPolicy.delays` generator after any session that delivered data. 406
 ``connection limit exceeded`` waits at least `connection_limit_delay` (Alpaca reaps a
@@ -29,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import isfinite
 from typing import Literal
@@ -41,12 +43,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.errors import StreamAuthError
+from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
     Codec,
     ErrorMsg,
     MarketDecoder,
     QuoteMsg,
+    StatusMsg,
     SubscriptionMsg,
     SuccessMsg,
     TradeMsg,
@@ -66,6 +69,13 @@ __all__ = [
     "StreamRefused",
     "classify_stream_error",
 ]
+
+#: Trading-status codes (§4.3 `sc`) that halt trading in a symbol: CTA "2" trading halt,
+#: "5" no open / no resume; UTP "H" trading halt, "P" volatility (LULD) pause. "Q"
+#: (quotation resumption) re-opens quoting only and keeps the halt.
+HALT_CODES = frozenset({"2", "5", "H", "P", "Q"})
+#: Codes that resume trading: CTA "3" resume, UTP "T" trading resumption.
+RESUME_CODES = frozenset({"3", "T"})
 
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
@@ -168,40 +178,33 @@ class _Entry:
     received_at: datetime
     #: the connection that delivered it; None once frozen (drop or unsubscribe).
     generation: int | None
-    #: when it was last known current before `quote()` moves it on (receipt, or the
-    #: moment its connection was last known alive once frozen).
-    as_of: datetime
     built: Quote | None = None
 
     def quote(self) -> Quote:
-        """The Decimal quote (built once per message)."""
+        """The Decimal quote, built once per message. `as_of` is the quote's own
+        timestamp, but never in our future: a venue clock a little ahead of ours must not
+        keep a quote fresh for longer (no ``t``: its receipt time)."""
         built = self.built
         if built is None:
             m = self.msg
+            stamped = m.t or self.received_at
             built = self.built = Quote(
                 symbol=m.S,
                 bid=exact(m.bp),
                 ask=exact(m.ap),
                 bid_size=exact(m.bs),
                 ask_size=exact(m.as_),
-                venue_time=m.t or self.received_at,
-                as_of=self.as_of,
+                venue_time=stamped,
+                as_of=min(stamped, self.received_at),
             )
         return built
 
     def update(self, msg: QuoteMsg, now: datetime, generation: int) -> None:
         """A newer message for the symbol (in place: no allocation per message)."""
         self.msg = msg
-        self.received_at = self.as_of = now
+        self.received_at = now
         self.generation = generation
         self.built = None
-
-    def freeze(self, as_of: datetime) -> None:
-        """No live connection vouches for it any more: it reads as of `as_of` from now on."""
-        if as_of != self.as_of:
-            self.as_of = as_of
-            self.built = None
-        self.generation = None
 
 
 class MarketStream:
@@ -220,12 +223,12 @@ class MarketStream:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._rand = rand
         self._decoder = MarketDecoder(config.codec)
         self._wanted: set[str] = set()
         self._sent: set[str] = set()
         self._sync_needed = asyncio.Event()
         self._quotes: dict[str, _Entry] = {}
+        self._halted: dict[str, StatusMsg] = {}
         self._quote_events: dict[str, asyncio.Event] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         self._last_message: dict[str, datetime] = {}
@@ -234,8 +237,13 @@ class MarketStream:
         self._connected_at: datetime | None = None
         self._link_changed = asyncio.Event()
         self._last_frame: datetime | None = None
-        self._reconnects = 0
-        self._auth_failures = 0
+        self._reconnector = Reconnector(
+            "market",
+            ReconnectPolicy(
+                config.backoff, config.max_auth_failures, config.connection_limit_delay
+            ),
+            rand=rand,
+        )
         self._had_data = False
 
     # ------------------------------------------------------------------ subscriptions
@@ -266,24 +274,9 @@ class MarketStream:
     # ------------------------------------------------------------------ cache
 
     def quote(self, symbol: str) -> Quote | None:
-        """The newest NBBO for `symbol`, with `as_of` as the module docstring explains."""
+        """The newest NBBO for `symbol`; `as_of` is its own venue timestamp (module docstring)."""
         entry = self._quotes.get(symbol)
-        if entry is None:
-            return None
-        quote = entry.quote()
-        if entry.generation is None or entry.generation != self._generation:
-            return quote
-        if not self._connected.is_set() or self._last_frame is None:
-            return quote
-        now = self._clock()
-        alive = (
-            now
-            if (now - self._last_frame).total_seconds() <= self._config.silence_timeout
-            else self._last_frame
-        )
-        if alive <= quote.as_of:
-            return quote
-        return replace(quote, as_of=alive)
+        return None if entry is None else entry.quote()
 
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
@@ -301,6 +294,14 @@ class MarketStream:
             if event is None:
                 event = self._quote_events[symbol] = asyncio.Event()
             await event.wait()
+
+    def halted(self, symbol: str) -> StatusMsg | None:
+        """The status message that halted `symbol`, while it is halted (None: trading).
+
+        From the `statuses` channel (§4.3): a halt code sets it, a resumption clears it;
+        DESIGN.md "Fresh quote": a halted symbol holds its legs like a stale quote.
+        """
+        return self._halted.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
         """The running trade VWAP of `symbol` since it was first subscribed."""
@@ -355,7 +356,7 @@ class MarketStream:
         return MarketStreamStatistics(
             connected=self.connected,
             connections=self._generation,
-            reconnects=self._reconnects,
+            reconnects=self._reconnector.reconnects,
             subscribed=tuple(sorted(self._wanted)),
             silence=None if self._last_frame is None else (now - self._last_frame).total_seconds(),
             message_age=ages,
@@ -365,49 +366,14 @@ class MarketStream:
 
     async def run(self) -> None:
         """Connect, stream, reconnect forever; returns only by cancellation or a fatal error."""
-        delays = self._delays()
-        while True:
-            reason: BaseException
-            try:
-                await self._connect_and_stream()
-                reason = ConnectionError("stream ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if classify_stream_error(exc) == "fatal":
-                    log.error("stream_crashed", stream="market", error=repr(exc))
-                    raise
-                reason = exc
-            finally:
-                self._on_disconnect()
-            if self._had_data:
-                delays = self._delays()
-            delay = next(delays)
-            if isinstance(reason, StreamRefused):
-                if reason.code in _AUTH_CODES:
-                    self._auth_failures += 1
-                    if self._auth_failures >= self._config.max_auth_failures:
-                        log.error(
-                            "stream_auth_failed",
-                            stream="market",
-                            code=reason.code,
-                            message=reason.message,
-                        )
-                        raise StreamAuthError(str(reason)) from reason
-                if reason.code == _CONNECTION_LIMIT:
-                    delay = max(delay, self._config.connection_limit_delay)
-            self._reconnects += 1
-            log.warning(
-                "stream_reconnecting",
-                stream="market",
-                delay=round(delay, 3),
-                reason=repr(reason),
-                attempt=self._reconnects,
-            )
-            await asyncio.sleep(delay)
-
-    def _delays(self) -> Iterator[float]:
-        return self._config.backoff.delays(self._rand)
+        await self._reconnector.run(
+            self._connect_and_stream,
+            classify=classify_stream_error,
+            had_data=lambda: self._had_data,
+            on_disconnect=self._on_disconnect,
+            is_auth_refusal=lambda e: isinstance(e, StreamRefused) and e.code in _AUTH_CODES,
+            is_limit_refusal=lambda e: isinstance(e, StreamRefused) and e.code == _CONNECTION_LIMIT,
+        )
 
     async def _connect_and_stream(self) -> None:
         self._had_data = False
@@ -429,7 +395,7 @@ class MarketStream:
                 }
                 await ws.send(encode_market(self._config.codec, auth))
                 await self._expect(ws, "authenticated")
-            self._auth_failures = 0
+            self._reconnector.authenticated()
             self._generation += 1
             self._sent = set()
             self._last_frame = self._connected_at = self._clock()
@@ -476,11 +442,21 @@ class MarketStream:
                 add = sorted(self._wanted - self._sent)
                 drop = sorted(self._sent - self._wanted)
                 if add:
-                    request = {"action": "subscribe", "quotes": add, "trades": add}
+                    request = {
+                        "action": "subscribe",
+                        "quotes": add,
+                        "trades": add,
+                        "statuses": add,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent |= set(add)
                 if drop:
-                    request = {"action": "unsubscribe", "quotes": drop, "trades": drop}
+                    request = {
+                        "action": "unsubscribe",
+                        "quotes": drop,
+                        "trades": drop,
+                        "statuses": drop,
+                    }
                     await ws.send(encode_market(self._config.codec, request))
                     self._sent -= set(drop)
                 if add or drop:
@@ -541,7 +517,7 @@ class MarketStream:
         self._last_message[symbol] = now
         entry = self._quotes.get(symbol)
         if entry is None:
-            self._quotes[symbol] = _Entry(message, now, self._generation, now)
+            self._quotes[symbol] = _Entry(message, now, self._generation)
         else:
             entry.update(message, now, self._generation)
         if self._quote_events:
@@ -560,6 +536,15 @@ class MarketStream:
                 self._last_message[message.S] = now
                 if message.p > 0 and message.s > 0:
                     self.vwap(message.S).add(message.p, message.s)
+            case StatusMsg():
+                if message.S not in self._wanted:
+                    return
+                self._had_data = True
+                self._on_status(message)
+                # A leg waiting for a quote is woken to see the halt (or its end).
+                event = self._quote_events.pop(message.S, None)
+                if event is not None:
+                    event.set()
             case SubscriptionMsg():
                 log.info(
                     "stream_subscription",
@@ -574,23 +559,44 @@ class MarketStream:
             case _:
                 pass
 
+    def _on_status(self, message: StatusMsg) -> None:
+        """Track halts: a halt code marks the symbol halted, a resumption clears it;
+        other statuses (imbalances, indications, short-sale restrictions) change nothing."""
+        symbol, code = message.S, message.sc
+        if code in HALT_CODES:
+            if symbol not in self._halted:
+                log.warning(
+                    "symbol_halted",
+                    stream="market",
+                    symbol=symbol,
+                    status_code=code,
+                    status=message.sm,
+                    reason_code=message.rc,
+                    reason=message.rm,
+                )
+            self._halted[symbol] = message
+        elif code in RESUME_CODES and symbol in self._halted:
+            del self._halted[symbol]
+            log.info(
+                "symbol_resumed",
+                stream="market",
+                symbol=symbol,
+                status_code=code,
+                status=message.sm,
+            )
+
     def _freeze(self, symbol: str) -> None:
-        """Stop `symbol`'s quote from reading as current: keep the as_of it has now."""
+        """Mark `symbol`'s quote as from no live subscription (its age keeps growing)."""
         entry = self._quotes.get(symbol)
-        if entry is None or entry.generation is None:
-            return
-        current = self.quote(symbol)
-        assert current is not None
-        entry.freeze(current.as_of)
+        if entry is not None:
+            entry.generation = None
 
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
         if was_connected:
-            # Quotes stop reading as current from the last moment the socket was alive.
-            last = self._last_frame or self._clock()
             for entry in self._quotes.values():
                 if entry.generation == self._generation:
-                    entry.freeze(max(entry.as_of, last))
+                    entry.generation = None
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()
         if was_connected:

@@ -17,17 +17,17 @@ are applied on top of the reconciled state. A frame that cannot be decoded ends 
 connection (logged) so that the reconciliation after the reconnect covers it: a
 lost fill is worse than a reconnect.
 
-Reconnection works as in `market_stream`: classified failures, ``stream_reconnecting``
-logs, jittered backoff reset after a session that delivered events; a refused
-authorization is fatal after `max_auth_failures` attempts in a row. There is only
-ever one connection (Alpaca allows one trade_updates connection per account, §3.1).
+Reconnection is the shared `execd.adapters.reconnect.Reconnector` (as `market_stream`):
+classified failures, ``stream_reconnecting`` logs, jittered backoff reset after a session
+that delivered events; a refused authorization is fatal after `max_auth_failures` in a row.
+There is only ever one connection (Alpaca allows one trade_updates connection per account, §3.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,8 +36,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.errors import StreamAuthError
 from execd.adapters.market_stream import StreamRefused, classify_stream_error
+from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
     Authorization,
     Ignored,
@@ -105,15 +105,17 @@ class OrderStream:
         self._on_update = on_update
         self._on_reconnected = on_reconnected
         self._clock = clock
-        self._rand = rand
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
         self._connections = 0
-        self._reconnects = 0
+        self._reconnector = Reconnector(
+            "trade_updates",
+            ReconnectPolicy(config.backoff, config.max_auth_failures),
+            rand=rand,
+        )
         self._events = 0
         self._unrouted = 0
-        self._auth_failures = 0
         self._had_events = False
         self._down_since: datetime | None = None
 
@@ -135,7 +137,7 @@ class OrderStream:
         return OrderStreamStatistics(
             connected=self.connected,
             connections=self._connections,
-            reconnects=self._reconnects,
+            reconnects=self._reconnector.reconnects,
             events=self._events,
             unrouted=self._unrouted,
             down_since=None if self.connected else self._down_since,
@@ -146,45 +148,20 @@ class OrderStream:
 
         Ends only by cancellation (re-raised) or a fatal error (logged, raised).
         """
-        delays = self._delays()
-        while True:
-            reason: BaseException
-            try:
-                await self._connect_and_listen()
-                reason = ConnectionError("stream ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if classify_stream_error(exc) == "fatal":
-                    log.error("stream_crashed", stream="trade_updates", error=repr(exc))
-                    raise
-                reason = exc
-            finally:
-                if self._connected.is_set():
-                    self._down_since = self._clock()
-                    log.warning("stream_disconnected", stream="trade_updates")
-                self._connected.clear()
-                self._disconnected.set()
-            if self._had_events:
-                delays = self._delays()
-            if isinstance(reason, StreamRefused):
-                self._auth_failures += 1
-                if self._auth_failures >= self._config.max_auth_failures:
-                    log.error("stream_auth_failed", stream="trade_updates", reason=str(reason))
-                    raise StreamAuthError(str(reason)) from reason
-            delay = next(delays)
-            self._reconnects += 1
-            log.warning(
-                "stream_reconnecting",
-                stream="trade_updates",
-                delay=round(delay, 3),
-                reason=repr(reason),
-                attempt=self._reconnects,
-            )
-            await asyncio.sleep(delay)
+        await self._reconnector.run(
+            self._connect_and_listen,
+            classify=classify_stream_error,
+            had_data=lambda: self._had_events,
+            on_disconnect=self._on_disconnect,
+            is_auth_refusal=lambda e: isinstance(e, StreamRefused),
+        )
 
-    def _delays(self) -> Iterator[float]:
-        return self._config.backoff.delays(self._rand)
+    def _on_disconnect(self) -> None:
+        if self._connected.is_set():
+            self._down_since = self._clock()
+            log.warning("stream_disconnected", stream="trade_updates")
+        self._connected.clear()
+        self._disconnected.set()
 
     async def _connect_and_listen(self) -> None:
         self._had_events = False
@@ -212,7 +189,7 @@ class OrderStream:
                     encode_trading({"action": "listen", "data": {"streams": ["trade_updates"]}})
                 )
                 await self._expect_listening(ws)
-            self._auth_failures = 0
+            self._reconnector.authenticated()
             self._connections += 1
             down_since = self._down_since if self._connections > 1 else None
             log.info(

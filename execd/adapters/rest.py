@@ -438,10 +438,11 @@ class RestGateway:
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest NBBO from the market-data REST API (§5), exact Decimals.
 
-        For a leg that starts before the stream has quoted its symbol. `as_of` is the
-        receipt time. None when the venue has no quote for the symbol yet (the answer's
-        ``quotes`` map omits it). Does not spend the trading budget: market data has
-        its own limit.
+        For a leg whose stream has nothing fresh for its symbol. `as_of` is the quote's
+        own timestamp ``t`` (capped at receipt), so the answer is judged like a streamed
+        quote (DESIGN.md "Fresh quote"); a quote without ``t`` is stamped at receipt.
+        None when the venue has no quote for the symbol yet (the answer's ``quotes`` map
+        omits it). Does not spend the trading budget: market data has its own limit.
         """
         answer = await self._read(
             "/v2/stocks/quotes/latest",
@@ -456,14 +457,15 @@ class RestGateway:
         if body is None:
             return None
         received = self._clock()
+        stamped = body.t or received
         return Quote(
             symbol=symbol,
             bid=body.bp,
             ask=body.ap,
             bid_size=body.bs,
             ask_size=body.as_,
-            venue_time=body.t or received,
-            as_of=received,
+            venue_time=stamped,
+            as_of=min(stamped, received),
         )
 
     # ------------------------------------------------------------------ machinery
@@ -544,19 +546,28 @@ class RestGateway:
         client_order_id: str,
         priority: Priority,
     ) -> Order:
-        """POST or PATCH that yields an order, resolved by client order id when unsure."""
+        """POST or PATCH that yields an order, resolved by client order id when unsure.
+
+        A 429 is a definite "not processed" (ALPACA.md §0.4): it is sent again as soon as
+        the budget grants a slot (the budget backs off after it), without using up one of
+        the `write_attempts`, until the write window closes (issue 11 §6: a storm of 429s
+        used to exhaust the attempts and end the leg).
+        """
         delays = self._delays()
         ambiguous = False
         last: Exception = RateLimited(f"{operation} rate limited")
         loop = asyncio.get_running_loop()
         closes = loop.time() + self._config.write_window
-        for attempt in range(1, self._config.write_attempts + 1):
-            if attempt > 1 and loop.time() > closes:
+        attempt = sent = 0
+        while attempt < self._config.write_attempts:
+            attempt += 1
+            sent += 1
+            if sent > 1 and loop.time() > closes:
                 log.error(
                     "order_write_window_closed",
                     operation=operation,
                     client_order_id=client_order_id,
-                    attempts=attempt - 1,
+                    attempts=sent - 1,
                 )
                 break
             try:
@@ -573,6 +584,15 @@ class RestGateway:
                     ambiguous, last = True, error
                 elif answer.status == 429:
                     last = error
+                    if not ambiguous:
+                        attempt -= 1  # not processed: the budget's backoff is the wait
+                        log.warning(
+                            "order_write_rate_limited",
+                            operation=operation,
+                            client_order_id=client_order_id,
+                            sent=sent,
+                        )
+                        continue
                 else:
                     if ambiguous:
                         # An earlier attempt may have landed: a duplicate client order id

@@ -95,9 +95,22 @@ class TradeMsg(msgspec.Struct, tag_field="T", tag="t"):
     z: str | None = None
 
 
-MarketMsg = SuccessMsg | ErrorMsg | SubscriptionMsg | QuoteMsg | TradeMsg
+class StatusMsg(msgspec.Struct, tag_field="T", tag="s"):
+    """A trading status (§4.3, channel `statuses`): `sc` status code, `sm` its message,
+    `rc`/`rm` the reason. Halts and resumptions of a symbol arrive here."""
 
-_KNOWN_TAGS = frozenset({"success", "error", "subscription", "q", "t"})
+    S: str
+    sc: str
+    sm: str | None = None
+    rc: str | None = None
+    rm: str | None = None
+    t: datetime | None = None
+    z: str | None = None
+
+
+MarketMsg = SuccessMsg | ErrorMsg | SubscriptionMsg | QuoteMsg | TradeMsg | StatusMsg
+
+_KNOWN_TAGS = frozenset({"success", "error", "subscription", "q", "t", "s"})
 
 
 class _Tagged(msgspec.Struct):

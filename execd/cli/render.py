@@ -187,6 +187,10 @@ def health_table(health: Health) -> Table:
         return Text("connected", style="green") if ok else Text("DOWN", style="bold red")
 
     table.add_row("halted", Text("yes", style="magenta") if health.halted else Text("no"))
+    if health.journal_error is not None:
+        table.add_row("journal", Text(f"UNWRITABLE: {health.journal_error}", style="bold red"))
+    if health.recovering is not None:
+        table.add_row("starting", Text(health.recovering, style="yellow"))
     table.add_row("market data stream", up(health.market_data_connected))
     table.add_row("trade updates stream", up(health.trade_updates_connected))
     limit = f"/{health.request_budget_limit}" if health.request_budget_limit is not None else ""
@@ -205,8 +209,13 @@ def health_table(health: Health) -> Table:
 
 
 def healthy(health: Health) -> bool:
-    """Both streams up: what `execd health` exits 0 on (monitoring can alert on the rest)."""
-    return health.market_data_connected and health.trade_updates_connected
+    """Both streams up and the journal writable: what `execd health` exits 0 on
+    (monitoring can alert on the rest)."""
+    return (
+        health.market_data_connected
+        and health.trade_updates_connected
+        and health.journal_error is None
+    )
 
 
 def halt_line(state: HaltState) -> str:

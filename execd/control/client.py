@@ -33,6 +33,8 @@ from execd.control.protocol import (
 
 START_HINT = "start it with `execd run` (or `systemctl start execd` under systemd)"
 
+STARTING_RETRY_SECONDS = 0.5
+"""How often `submit` asks again while the daemon answers ``starting``."""
 DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for an answer (not for `watch`, which lasts as long as the plan)."""
 
@@ -181,8 +183,24 @@ class ControlClient:
     # --- typed operations ---------------------------------------------------------------------
 
     async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
-        """Submit a plan (a parsed PLAN.json); an existing `plan_id` returns that plan."""
-        return as_type(await self.request("submit", plan=plan), PlanStatus)
+        """Submit a plan (a parsed PLAN.json); an existing `plan_id` returns that plan.
+
+        A daemon still reconciling at start answers ``starting`` having done nothing: the
+        submission is sent again, every `STARTING_RETRY_SECONDS`, within the timeout.
+        """
+        loop = asyncio.get_running_loop()
+        end = None if self._timeout is None else loop.time() + self._timeout
+        while True:
+            try:
+                return as_type(await self.request("submit", plan=plan), PlanStatus)
+            except ControlError as exc:
+                if exc.code != ErrorCode.STARTING:
+                    raise
+                left = None if end is None else end - loop.time()
+                if left is not None and left <= STARTING_RETRY_SECONDS:
+                    raise
+            # The daemon says nothing when it becomes ready: asking again is the only way.
+            await asyncio.sleep(STARTING_RETRY_SECONDS)
 
     async def status(self, plan_id: str) -> PlanStatus:
         """One plan's status."""

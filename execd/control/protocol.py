@@ -24,6 +24,7 @@ or a quantity; datetimes as RFC 3339 strings with their offset.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,15 @@ class ErrorCode(StrEnum):
     """The peer's uid is not allowed on this socket (SO_PEERCRED)."""
     INTERNAL = "internal"
     """The daemon failed while answering; its log has the traceback."""
+    STARTING = "starting"
+    """The daemon is still reconciling orders with the venue; the message says how many
+    and about how long. Nothing was done: a client may retry (the CLI waits through it)."""
+    SHUTTING_DOWN = "shutting_down"
+    """The daemon is shutting down and takes no new work (not the kill switch)."""
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    """The peer already holds `MAX_CONNECTIONS_PER_PEER` connections; this one is closed."""
+    IDLE_TIMEOUT = "idle_timeout"
+    """No request arrived on the connection for the idle timeout; it is closed."""
     INVALID_RESPONSE = "invalid_response"
     """Client side only: the daemon's answer did not follow this protocol."""
 
@@ -172,7 +182,7 @@ TERMINAL_LEG_STATES: Final[frozenset[str]] = frozenset(
     {"filled", "unfilled", "canceled", "rejected", "failed"}
 )
 
-PricingStyle: TypeAlias = Literal["marketable", "passive", "market"]
+PricingStyle: TypeAlias = Literal["marketable", "passive", "market", "legacy"]
 
 
 class LegStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -249,6 +259,11 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     silent, or back but has not quoted them yet (their legs hold; added in 0.2, optional)."""
     legs_holding: tuple[str, ...] = ()
     """Legs holding for stale quotes, as ``plan_id[leg] SYMBOL`` (added in 0.2, optional)."""
+    journal_error: str | None = None
+    """Set once the journal refused a write: the daemon has stopped trading (optional)."""
+    recovering: str | None = None
+    """While the daemon reconciles its journal with the venue at start, e.g. ``recovering
+    3 orders, ≈25 s left``; plans are answered ``starting`` until then (optional)."""
 
 
 class HaltState(msgspec.Struct, frozen=True, kw_only=True):
@@ -345,12 +360,44 @@ OPS: Final[tuple[str, ...]] = (
 )
 
 
+MAX_NESTING: Final = 32
+"""Deepest nesting of arrays/objects a request may have (a plan needs 3). Checked before
+the JSON is decoded: a 100,000-deep document exhausts the decoder's recursion instead."""
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def nesting_depth(line: bytes) -> int:
+    """The deepest array/object nesting of a JSON text, brackets inside strings excluded.
+
+    Tolerant of invalid JSON (the decoder reports that); stops counting once past
+    `MAX_NESTING`, so a hostile line costs one regex pass, never a recursion.
+    """
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_JSON_STRING.sub(b'""', line)):
+        if match[0] in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 def decode_request(line: bytes) -> Request:
     """Parse one request line, or raise `ControlError` saying exactly what is wrong.
 
     Parsed in two passes so the error is specific: JSON first (``invalid_json``), then
-    the ``op`` (``unknown_op``), then the op's fields (``invalid_request``).
+    the ``op`` (``unknown_op``), then the op's fields (``invalid_request``). Nesting
+    deeper than `MAX_NESTING` is refused before any decoding (``invalid_request``).
     """
+    if nesting_depth(line) > MAX_NESTING:
+        raise ControlError(
+            ErrorCode.INVALID_REQUEST, f"request nested deeper than {MAX_NESTING} levels"
+        )
     try:
         raw = msgspec.json.decode(line)
     except msgspec.DecodeError as exc:

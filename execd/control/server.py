@@ -64,6 +64,13 @@ _READ_CHUNK = 64 * 1024
 _PEERCRED = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;} (socket(7))
 _QUIET_OPS = frozenset({"status", "health"})  # polled by monitoring: logged at debug
 
+IDLE_TIMEOUT_SECONDS = 300.0
+"""A connection with no request for this long (none in progress) is closed; a `watch`
+streaming its events is not idle."""
+MAX_CONNECTIONS_PER_PEER = 32
+"""Open connections one uid may hold; more are answered ``too_many_connections`` and
+closed (with `LimitNOFILE` in the unit, a flood cannot take every descriptor)."""
+
 
 class ControlHandler(Protocol):
     """What the control API needs from the engine; the daemon's plan runner implements it.
@@ -202,6 +209,7 @@ class ControlServer:
         self._server: asyncio.Server | None = None
         self._inode: tuple[int, int] | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self._per_peer: dict[int, int] = {}
         self._closed = asyncio.Event()
 
     @property
@@ -311,8 +319,21 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        counted: int | None = None
         try:
             peer = peer_credentials(writer.get_extra_info("socket"))
+            if self._per_peer.get(peer.uid, 0) >= MAX_CONNECTIONS_PER_PEER:
+                log.warning("control_peer_too_many_connections", peer_uid=peer.uid)
+                writer.write(
+                    encode_error(
+                        ErrorCode.TOO_MANY_CONNECTIONS,
+                        f"uid {peer.uid} already holds {MAX_CONNECTIONS_PER_PEER} connections",
+                    )
+                )
+                await writer.drain()
+                return
+            counted = peer.uid
+            self._per_peer[counted] = self._per_peer.get(counted, 0) + 1
             if not self._allowed(peer):
                 log.warning("control_peer_refused", peer_uid=peer.uid, peer_pid=peer.pid)
                 writer.write(
@@ -328,6 +349,10 @@ class ControlServer:
         except OSError:
             pass  # the client went away mid-answer (EPIPE, ECONNRESET): nothing to tell anyone
         finally:
+            if counted is not None:
+                left = self._per_peer.pop(counted) - 1
+                if left:
+                    self._per_peer[counted] = left
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(OSError):
@@ -338,7 +363,18 @@ class ControlServer:
     ) -> None:
         framer = LineFramer()
         while True:
-            data = await reader.read(_READ_CHUNK)
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_CHUNK), IDLE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.info("control_idle_closed", peer_uid=peer.uid)
+                await _send(
+                    writer,
+                    encode_error(
+                        ErrorCode.IDLE_TIMEOUT,
+                        f"no request for {IDLE_TIMEOUT_SECONDS:g} s; connection closed",
+                    ),
+                )
+                return
             frames = framer.feed(data) if data else framer.feed_eof()
             for frame in frames:
                 if isinstance(frame, LineTooLong):

@@ -75,6 +75,7 @@ from execd.domain.ladder_types import (
     Start,
     Stop,
     Timer,
+    TradingStatus,
     WaitUntil,
     Wake,
 )
@@ -102,6 +103,7 @@ from execd.domain.spread import (
     check_priceable,
     check_quality,
     check_slippage,
+    clamp_to_budget,
     classify_spread,
     spread_bps,
     spread_cents,
@@ -136,6 +138,8 @@ def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
     other symbols follow `apply_to` (`listed` → passive, `all` → marketable).
     With `better_orders_enabled` off, seed 003 is off: everything is passive.
     """
+    if not params.enable_smart_execution:
+        return PricingStyle.LEGACY, "enable_smart_execution_false"
     if not params.better_orders_enabled:
         return PricingStyle.PASSIVE, "better_orders_disabled"
     if symbol in params.leveraged_etf_symbols:
@@ -159,6 +163,13 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
+    if isinstance(event, Wake | QuoteUpdate) and _past_deadline(state, now):
+        # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
+        # deadline"): nothing more is priced.
+        s = _deadline_reached(state, now, p=params, acts=acts)
+        if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
+            acts.append(WaitUntil(s.deadline))
+        return s, acts
     match event:
         case Start():
             s = _start(state, now, params, acts)
@@ -170,6 +181,8 @@ def decide(
             s = _on_wake(state, now, params, acts)
         case Stop(reason=reason):
             s = _on_stop(state, reason, now, params, acts)
+        case TradingStatus():
+            s = _on_status(state, event, now, params, acts)
         case OrderUpdate() | OrderFill() | OrderReplaced() | PlaceFailed() | ReplaceFailed():
             s = on_venue(state, event, acts)
             s = _advance(s, now, params, acts)
@@ -178,6 +191,8 @@ def decide(
             s = _advance(s, now, params, acts)
         case _:
             assert_never(event)
+    if _past_deadline(s, now):
+        s = _deadline_reached(s, now, p=params, acts=acts)
     if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
         acts.append(WaitUntil(s.deadline))
     return s, acts
@@ -187,7 +202,48 @@ def decide(
 
 
 def _arm(s: LegState, timer: Timer, deadline: datetime) -> LegState:
+    """Set the leg's one timer, never past the leg's deadline (a cancel's confirmation
+    timer excepted: it bounds a cancel the deadline itself may have sent)."""
+    limit = s.spec.deadline
+    if limit is not None and timer is not Timer.CONFIRM and deadline > limit:
+        deadline = limit
     return replace(s, timer=timer, deadline=deadline)
+
+
+def _past_deadline(s: LegState, now: datetime) -> bool:
+    """The leg's deadline has passed and the leg has not yet been told to end for it."""
+    limit = s.spec.deadline
+    if limit is None or now < limit or s.phase in (LegPhase.DONE, LegPhase.PENDING):
+        return False
+    return not (s.phase is LegPhase.CANCELING and s.after_cancel is AfterCancel.FINISH)
+
+
+def _deadline_reached(s: LegState, now: datetime, *, p: LadderParams, acts: _Acts) -> LegState:
+    """DESIGN.md "Every leg has a deadline": cancel what works, end with what filled."""
+    acts.append(
+        Note(
+            "leg_deadline_reached",
+            {
+                "deadline": s.spec.deadline,
+                "phase": str(s.phase),
+                "remaining": str(s.remaining),
+                "live_orders": len(s.live_orders),
+            },
+            "warning",
+        )
+    )
+    reason = "deadline_reached"
+    if s.phase is LegPhase.CANCELING:
+        return replace(
+            s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.ENDED, end_reason=reason
+        )
+    if s.live_orders:
+        return _cancel_live(
+            s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
+        )
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    return _finish(s, Outcome.ENDED, reason, acts)
 
 
 def _secs(value: float) -> timedelta:
@@ -215,7 +271,10 @@ def _max_rounds(s: LegState, p: LadderParams) -> int:
 
 def _timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
     """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
-    unless `aggressive_timeout_seconds` overrides both."""
+    unless `aggressive_timeout_seconds` overrides both. The passive style (seed 000) has
+    its own, longer `passive_timeout_seconds` (issue 10 item 6)."""
+    if s.style is PricingStyle.PASSIVE:
+        return _secs(p.passive_timeout_seconds)
     if p.aggressive_timeout_seconds is not None:
         return _secs(p.aggressive_timeout_seconds)
     phase = market_phase(now, s.spec.session, p.phase_windows)
@@ -230,7 +289,7 @@ def _price(s: LegState, q: Quote, p: LadderParams) -> Decimal:
     match s.style:
         case PricingStyle.MARKETABLE:
             price = marketable_limit(side, q, p.tick_aggression)
-        case PricingStyle.PASSIVE | None:
+        case PricingStyle.PASSIVE | PricingStyle.LEGACY | None:
             offset = p.bid_anchor_offset_cents if side.sign > 0 else p.ask_anchor_offset_cents
             price = passive_anchor(side, q, offset)
     return apply_cap(side, price, s.spec.limit_price)
@@ -337,6 +396,8 @@ def _begin(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
         return _finish(s, Outcome.ENDED, "no_trading_session", acts)
     if now >= session.close:
         return _finish(s, Outcome.ENDED, "session_closed", acts)
+    if s.spec.deadline is not None and now >= s.spec.deadline:
+        return _finish(s, Outcome.ENDED, "deadline_reached", acts)
     if now < session.open:
         if p.enable_premarket_assessment and p.enable_smart_execution:
             acts.append(NeedQuote(now - _secs(p.quote_freshness_seconds)))
@@ -392,10 +453,12 @@ def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
 
 
 def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """`enable_smart_execution = False`: one plain market order (seed 000 legacy mode)."""
+    """`enable_smart_execution = False`: one plain market order for every leg at every
+    urgency (seed 000 legacy mode; DESIGN.md: the urgency rules belong to the ladder)."""
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
-    # Straight to step 4, so low urgency still never sends a market order.
-    return _fallback(s, now, p, acts, "legacy_market_order")
+    if s.remaining <= 0:
+        return _finish(s, Outcome.FILLED, "filled", acts)
+    return _place_fallback(s, now, p, acts, "legacy_market_order")
 
 
 # ----------------------------------------------------------------------------- resume
@@ -568,6 +631,8 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
     if s.awaiting is not None:
         if s.quote_after is not None and q.as_of <= s.quote_after:
             return s
+        if q.age_seconds(now) > p.quote_freshness_seconds or s.halted is not None:
+            return s  # DESIGN.md "Fresh quote" (its own timestamp) or a halt: keep holding
         return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
     if s.phase is LegPhase.WORKING and not s.in_fallback and s.priced_mid:
         moved = abs(q.mid - s.priced_mid) / s.priced_mid * _HUNDRED
@@ -625,9 +690,13 @@ def _request_quote(
     """Price from a fresh quote: the one in hand if fresh, else ask for one (LESSONS.md:
     re-read before each step)."""
     q = s.last_quote
-    if not force_new and q is not None and q.age_seconds(now) <= p.quote_freshness_seconds:
+    usable = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if not force_new and q is not None and usable and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
-    newer = now if force_new else now - _secs(p.quote_freshness_seconds)
+    # A forced re-check wants a quote newer than the one in hand (quotes carry the venue's
+    # own timestamps, which a little latency puts before `now`); otherwise any fresh one.
+    oldest = now - _secs(p.quote_freshness_seconds)
+    newer = max(q.as_of, oldest) if force_new and q is not None else oldest
     acts.append(NeedQuote(newer))
     has_order = s.phase is LegPhase.WORKING and purpose is QuotePurpose.REPEG
     s = replace(
@@ -654,7 +723,14 @@ def _on_fresh_quote(
                 )
             )
             return s
-    s = replace(s, awaiting=None, quote_after=None)
+    if s.stale_since is not None:
+        acts.append(
+            Note(
+                "leg_quotes_fresh_again",
+                {**_quote_fields(q, now), "held_s": (now - s.stale_since).total_seconds()},
+            )
+        )
+    s = replace(s, awaiting=None, quote_after=None, stale_since=None)
     match purpose:
         case QuotePurpose.ASSESS:
             return _price_and_place(s, q, now, p, acts, first=True)
@@ -666,6 +742,108 @@ def _on_fresh_quote(
             return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case _:
             assert_never(purpose)
+
+
+def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
+    """No newer quote came within `quote_wait_seconds`. A quote in hand that is still
+    fresh decides (a quiet market does not resend an unchanged NBBO); otherwise the leg
+    holds (DESIGN.md "Fresh quote")."""
+    purpose = s.awaiting or QuotePurpose.ASSESS
+    q = s.last_quote
+    fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
+    if q is not None and fresh and purpose is not QuotePurpose.FALLBACK and s.halted is None:
+        return _on_fresh_quote(s, purpose, q, now, p, acts)
+    return _hold_stale(s, purpose, q, now, p, acts)
+
+
+def _on_status(
+    s: LegState, ev: TradingStatus, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """A halt holds the leg like a stale quote; the resumption lets it go on from a fresh
+    quote (the one in hand if still fresh, else the next)."""
+    if ev.halted:
+        if s.halted is None:
+            acts.append(
+                Note(
+                    "leg_symbol_halted",
+                    {"status_code": ev.code, "reason": ev.reason, "working_order": s.working_id},
+                    "warning",
+                )
+            )
+        return replace(s, halted=f"{ev.code} {ev.reason}".strip() or "halted")
+    if s.halted is None:
+        return s
+    acts.append(Note("leg_symbol_resumed", {"status_code": ev.code, "halt": s.halted}))
+    s = replace(s, halted=None)
+    q = s.last_quote
+    if s.awaiting is not None and q is not None:
+        fresh = q.age_seconds(now) <= p.quote_freshness_seconds
+        if fresh and (s.quote_after is None or q.as_of > s.quote_after):
+            return _on_fresh_quote(s, s.awaiting, q, now, p, acts)
+    return s
+
+
+def _hold_stale(
+    s: LegState, purpose: QuotePurpose, q: Quote | None, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """DESIGN.md "Fresh quote": with no fresh (usable) quote the leg places nothing and
+    re-pegs nothing — a working order keeps working as it was priced — says why, and
+    after `stale_quote_max_wait_seconds` (within the leg's deadline) ends `quote_stale`."""
+    since = s.stale_since or now - _secs(p.quote_wait_seconds)
+    until = since + _secs(p.stale_quote_max_wait_seconds)
+    if s.halted is not None:
+        problem = "symbol_halted"
+    elif q is None:
+        problem = "no_quote"
+    else:
+        problem = str((check_priceable(q, now, p.quote_freshness_seconds) or _STALE).reason)
+
+    if now >= until:
+        acts.append(
+            Note(
+                "leg_stale_quote_timeout",
+                {
+                    **_quote_fields(q, now),
+                    "reason": problem,
+                    "purpose": str(purpose),
+                    "held_s": (now - since).total_seconds(),
+                    "stale_quote_max_wait_seconds": p.stale_quote_max_wait_seconds,
+                    "remaining": str(s.remaining),
+                },
+                "warning",
+            )
+        )
+        s = replace(s, awaiting=None, quote_after=None)
+        reason = "symbol_halted" if s.halted else "quote_stale"
+        if s.live_orders:
+            return _cancel_live(
+                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
+            )
+        return _finish(s, Outcome.ENDED, reason, acts)
+    if s.stale_since is None:
+        acts.append(
+            Note(
+                "leg_holding_stale_quote",
+                {
+                    **_quote_fields(q, now),
+                    "reason": problem,
+                    "purpose": str(purpose),
+                    "until": until,
+                    "quote_freshness_seconds": p.quote_freshness_seconds,
+                    "working_order": s.working_id,
+                },
+                "warning",
+            )
+        )
+    newer = now - _secs(p.quote_freshness_seconds)
+    if q is not None and purpose is QuotePurpose.FALLBACK:
+        newer = max(newer, q.as_of)  # a fresh but unusable quote heals only by a newer one
+    acts.append(NeedQuote(newer))
+    s = replace(s, stale_since=since, awaiting=purpose, quote_after=newer)
+    return _arm(s, Timer.QUOTE, min(now + _secs(p.quote_wait_seconds), until))
+
+
+_STALE = GateRejection(GateReason.STALE, "quote is stale")
 
 
 # ------------------------------------------------------------------- steps 1–2: place
@@ -710,11 +888,8 @@ def _price_and_place(
         rejection = check_quality(q, p.max_spread_percent, p.min_bid_ask_size)
         if rejection is not None:
             return _validation_failed(s, rejection, purpose, q, now, p, acts)
-    price = _price(s, q, p)
     budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-    rejection = check_slippage(s.spec.side, price, q, budget)
-    if rejection is not None:
-        return _validation_failed(s, rejection, purpose, q, now, p, acts)
+    price = _clamped(s, _price(s, q, p), q, budget, now, acts)
     s, cid = _next_cid(s)
     qty = s.remaining
     step = 2 if first else 3
@@ -742,8 +917,34 @@ def _price_and_place(
         arrival_quote=s.arrival_quote or q,
         phase=LegPhase.WORKING,
         in_fallback=False,
+        gate_since=None,
+        first_placed_at=s.first_placed_at or now,
     )
     return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+
+
+def _clamped(
+    s: LegState, price: Decimal, q: Quote, budget: Decimal, now: datetime, acts: _Acts
+) -> Decimal:
+    """DESIGN.md "A refused limit is clamped, not escalated": a limit beyond the slippage
+    budget (seed 003 `validate_aggressive_limit`) is pulled back to the budget and worked
+    as usual; only the ladder's last step decides the fallback."""
+    if check_slippage(s.spec.side, price, q, budget) is None:
+        return price
+    clamped = clamp_to_budget(s.spec.side, price, q, budget)
+    acts.append(
+        Note(
+            "budget_clamped",
+            {
+                **_quote_fields(q, now),
+                "limit_price": str(price),
+                "clamped_to": str(clamped),
+                "slippage_budget_bps": str(budget),
+                "style": str(s.style),
+            },
+        )
+    )
+    return clamped
 
 
 def _validation_failed(
@@ -755,8 +956,12 @@ def _validation_failed(
     p: LadderParams,
     acts: _Acts,
 ) -> LegState:
-    """Seed 000 urgency: high → fallback now; normal/low → one fresh re-check, then
-    normal → fallback, low → end cleanly (never a market order)."""
+    """Seed 000 urgency, with issue 10 item 7's patience: high → the (capped) fallback
+    now; normal/low → wait up to `gate_wait_seconds` (and at least `validation_rechecks`
+    fresh quotes) for a quote that passes, then normal → fallback, low → end cleanly
+    (never a market order). A stale quote is not a failed gate: the leg holds for it."""
+    if rejection.reason is GateReason.STALE:
+        return _request_quote(s, purpose, now, p, acts)
     acts.append(
         Note(
             "leg_validation_failed",
@@ -770,10 +975,22 @@ def _validation_failed(
             "warning",
         )
     )
-    if s.spec.urgency is not Urgency.HIGH and s.rechecks < p.validation_rechecks:
-        s = replace(s, rechecks=s.rechecks + 1)
-        acts.append(Note("leg_quote_recheck", {"reason": str(rejection.reason)}))
-        return _request_quote(s, purpose, now, p, acts, force_new=True)
+    if s.spec.urgency is not Urgency.HIGH:
+        since = s.gate_since or now
+        until = since + _secs(p.gate_wait_seconds)
+        if now < until or s.rechecks < p.validation_rechecks:
+            s = replace(s, rechecks=s.rechecks + 1, gate_since=since)
+            acts.append(
+                Note(
+                    "leg_quote_recheck",
+                    {
+                        "reason": str(rejection.reason),
+                        "gate_wait_until": until,
+                        "gate_wait_seconds": p.gate_wait_seconds,
+                    },
+                )
+            )
+            return _request_quote(s, purpose, now, p, acts, force_new=True)
     return _fallback(s, now, p, acts, str(rejection.reason))
 
 
@@ -781,7 +998,23 @@ def _validation_failed(
 
 
 def _repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger: str) -> LegState:
-    """The working limit timed out or the market moved: re-peg, or escalate when out of rounds."""
+    """The working limit timed out or the market moved: re-peg, or escalate when out of
+    rounds (or, for the passive style, out of patience)."""
+    patience = p.passive_patience(s.spec.urgency)
+    started = s.first_placed_at
+    if s.style is PricingStyle.PASSIVE and started is not None and now - started >= patience:
+        acts.append(
+            Note(
+                "leg_passive_patience_exhausted",
+                {
+                    "patience_s": patience.total_seconds(),
+                    "working_s": (now - started).total_seconds(),
+                    "repegs": s.repegs,
+                    "urgency": str(s.spec.urgency),
+                },
+            )
+        )
+        return _escalate(s, now, p, acts, "passive_patience_exhausted")
     if s.repeg_rounds >= _max_rounds(s, p):
         acts.append(
             Note(
@@ -800,10 +1033,12 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
     if working is None or working.is_terminal or s.phase is not LegPhase.WORKING:
         return s
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
-    price = _price(s, q, p) if rejection is None else None
-    if price is not None:
+    price: Decimal | None = None
+    if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-        rejection = check_slippage(s.spec.side, price, q, budget)
+        price = _clamped(s, _price(s, q, p), q, budget, now, acts)
+    if rejection is not None and rejection.reason is GateReason.STALE:
+        return _request_quote(s, QuotePurpose.REPEG, now, p, acts)  # never re-peg from it
     if rejection is not None:
         acts.append(
             Note(
@@ -828,6 +1063,10 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             )
         )
         s = replace(s, priced_mid=q.mid)
+        if s.style is PricingStyle.PASSIVE:
+            # A re-check that leaves the passive price where it is keeps its queue place
+            # and spends no round (issue 10 item 6); the patience bound ends the wait.
+            s = replace(s, repeg_rounds=max(s.repeg_rounds - 1, 0))
         return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
     remaining = s.remaining
     fields = {
@@ -881,10 +1120,14 @@ def _escalate(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
 
 
 def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
-    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000)."""
+    """Step 4 per urgency. Low: end cleanly, never a market order (seed 000). Legacy mode
+    has no urgency rules: its one market order is placed at every urgency."""
     if s.remaining <= 0:
         return _finish(s, Outcome.FILLED, "filled", acts)
-    if s.spec.urgency is Urgency.LOW:
+    if s.halted is not None:
+        # Not even a market order into a halted book (it would trade at the reopening).
+        return _request_quote(replace(s, end_reason=reason), QuotePurpose.FALLBACK, now, p, acts)
+    if s.spec.urgency is Urgency.LOW and p.enable_smart_execution:
         acts.append(
             Note(
                 "leg_fallback_skipped",
@@ -903,7 +1146,7 @@ def _place_fallback(
     if s.live_orders:
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
         return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
-    if p.enable_smart_execution and p.fallback_collar_bps is not None:
+    if p.enable_smart_execution and p.fallback_order == "collared":
         return _place_collared(s, now, p, acts, reason, p.fallback_collar_bps)
     s, cid = _next_cid(s)
     qty = s.remaining
@@ -1030,38 +1273,31 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
                 return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
             return _open(s, now, p, acts)
         case Timer.QUOTE:
-            purpose = s.awaiting or QuotePurpose.ASSESS
-            s = replace(s, awaiting=None, quote_after=None)
-            rejection = GateRejection(
-                GateReason.STALE, f"no fresh quote within {p.quote_wait_seconds}s"
-            )
-            if purpose is QuotePurpose.FALLBACK:
-                # Never an unpriced order: no collar without a quote.
-                acts.append(
-                    Note(
-                        "leg_fallback_no_quote",
-                        {"message": rejection.message, "remaining": str(s.remaining)},
-                        "warning",
-                    )
-                )
-                return _finish(s, Outcome.ENDED, "no_quote_for_collared_fallback", acts)
-            if purpose is QuotePurpose.REPEG:
-                acts.append(
-                    Note(
-                        "leg_repeg_skipped",
-                        {"reason": str(rejection.reason), "message": rejection.message},
-                        "warning",
-                    )
-                )
-                if s.spec.urgency is Urgency.HIGH:
-                    return _escalate(s, now, p, acts, str(rejection.reason))
-                return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
-            return _validation_failed(s, rejection, purpose, s.last_quote, now, p, acts)
+            return _quote_overdue(s, now, p, acts)
         case Timer.REPEG:
             return _repeg_due(s, now, p, acts, "timeout")
         case Timer.CONFIRM:
             return _confirm_expired(s, now, p, acts)
         case Timer.FALLBACK:
+            collared = p.enable_smart_execution and p.fallback_order == "collared"
+            if collared and s.live_orders and s.fallback_reprices < p.fallback_reprices:
+                # DESIGN.md: the collar is re-priced from a fresh quote a bounded number
+                # of times; the cancel is confirmed before the new collar is placed.
+                acts.append(
+                    Note(
+                        "leg_fallback_repricing",
+                        {
+                            "remaining": str(s.remaining),
+                            "reprice": s.fallback_reprices + 1,
+                            "max": p.fallback_reprices,
+                            "step": 4,
+                        },
+                    )
+                )
+                s = replace(s, fallback_reprices=s.fallback_reprices + 1)
+                return _cancel_live(
+                    s, now, p, acts, AfterCancel.FALLBACK, reason=s.end_reason or "fallback"
+                )
             acts.append(Note("leg_fallback_unfilled", {"remaining": str(s.remaining)}, "warning"))
             if not s.live_orders:
                 return _finish(s, Outcome.ENDED, "fallback_unfilled", acts)
@@ -1255,7 +1491,11 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
         acts.append(
             Note(
                 "leg_replace_confirmed",
-                {"client_order_id": new.client_order_id, "limit_price": str(s.pending_limit)},
+                {
+                    "client_order_id": new.client_order_id,
+                    "limit_price": str(s.pending_limit),
+                    "step": 3,  # a replace is always a step-3 re-peg
+                },
             )
         )
         s = replace(

@@ -22,6 +22,9 @@ from execd.domain.quotes import Quote
 from execd.domain.spread import PremarketAssessment, SpreadRules
 from execd.domain.types import Side, Urgency
 
+#: The collared fallback's default reach beyond the far side (see config.py for the data).
+DEFAULT_FALLBACK_COLLAR_BPS = Decimal(50)
+
 LEVERAGED_ETF_SYMBOLS = frozenset({"TQQQ", "SPXL", "TECL", "UVXY", "LABU", "LABD", "SOXL"})
 
 
@@ -30,6 +33,7 @@ class PricingStyle(StrEnum):
 
     MARKETABLE = "marketable"  # seed 003: ask + n ticks / bid − n ticks, fast timeouts
     PASSIVE = "passive"  # seed 000: bid + 1¢ / ask − 1¢, re-peg on market moves
+    LEGACY = "legacy"  # seed 000 legacy mode: no ladder, one plain market order
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +94,63 @@ class LadderParams:
     confirm_timeout_seconds: float = 10.0
     max_confirm_retries: int = 3
     fallback_timeout_seconds: float = 30.0
-    # None: the fallback is the seed's market order. Set: a marketable limit this many
-    # bps beyond the far side (issue 5 "risk limits"); legacy mode ignores it.
-    fallback_collar_bps: Decimal | None = None
+    # DESIGN.md "Fresh quote": a leg with no fresh quote holds (places and re-pegs
+    # nothing) at most this long, then ends `quote_stale`. A halted symbol holds alike.
+    stale_quote_max_wait_seconds: float = 60.0
+    # Issue 10 item 7: a failed seed-000 gate (spread, size, crossed/locked/empty book)
+    # at normal or low urgency waits this long for a quote that passes, re-checking each
+    # new quote, before the urgency's fallback applies. High urgency does not wait.
+    gate_wait_seconds: float = 60.0
+    # Issue 10 item 6: the passive style (seed 000) waits like a passive order. Its limit
+    # re-checks every `passive_timeout_seconds`; a re-check that does not move the price
+    # spends no re-peg round (only a real re-peg — the 0.10 % move — does); and it crosses
+    # to the fallback once its patience for the leg's urgency has run out.
+    passive_timeout_seconds: float = 10.0
+    passive_patience_low_seconds: float = 300.0
+    passive_patience_normal_seconds: float = 120.0
+    passive_patience_high_seconds: float = 30.0
+    # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
+    # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
+    # `fallback_reprices` times; "market" is the seed's plain market order, only when
+    # chosen. Legacy mode ignores both (plain market orders, seed 000).
+    fallback_order: Literal["collared", "market"] = "collared"
+    fallback_collar_bps: Decimal = DEFAULT_FALLBACK_COLLAR_BPS
+    fallback_reprices: int = 2
 
     def __post_init__(self) -> None:
         if self.tick_aggression < 0:
             raise ValueError("tick_aggression must not be negative")
         if self.max_repegs < 0 or self.max_repegs_per_order < 0:
             raise ValueError("re-peg limits must not be negative")
-        if self.fallback_collar_bps is not None and self.fallback_collar_bps <= 0:
-            raise ValueError("fallback_collar_bps must be positive when set")
+        if self.fallback_collar_bps <= 0:
+            raise ValueError("fallback_collar_bps must be positive")
+        if self.fallback_order not in ("collared", "market"):
+            raise ValueError(f"unknown fallback_order {self.fallback_order!r}")
+        if self.fallback_reprices < 0:
+            raise ValueError("fallback_reprices must not be negative")
         if self.apply_to not in ("listed", "all"):
             raise ValueError(f"apply_to must be 'listed' or 'all', not {self.apply_to!r}")
         if self.repeg_method not in ("replace", "cancel_and_place"):
             raise ValueError(f"unknown repeg_method {self.repeg_method!r}")
-        for name in ("quote_wait_seconds", "confirm_timeout_seconds", "fallback_timeout_seconds"):
+        if self.stale_quote_max_wait_seconds < 0 or self.gate_wait_seconds < 0:
+            raise ValueError("stale_quote_max_wait_seconds and gate_wait_seconds must be >= 0")
+        for name in (
+            "quote_wait_seconds",
+            "confirm_timeout_seconds",
+            "fallback_timeout_seconds",
+            "passive_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (every wait needs a deadline)")
+
+    def passive_patience(self, urgency: Urgency) -> timedelta:
+        """How long the passive style works its limit before crossing, per urgency."""
+        seconds = {
+            Urgency.LOW: self.passive_patience_low_seconds,
+            Urgency.NORMAL: self.passive_patience_normal_seconds,
+            Urgency.HIGH: self.passive_patience_high_seconds,
+        }[urgency]
+        return timedelta(seconds=seconds)
 
     @property
     def spread_rules(self) -> SpreadRules:
@@ -144,8 +187,13 @@ class LegSpec:
     urgency: Urgency = Urgency.NORMAL
     limit_price: Decimal | None = None
     session: TradingSession | None = None
+    # DESIGN.md "Every leg has a deadline" (`execd.domain.deadline.leg_deadline`): at it
+    # the leg cancels what works and ends `deadline_reached`; every hold waits within it.
+    deadline: datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.deadline is not None and self.deadline.tzinfo is None:
+            raise ValueError("leg deadline must be timezone-aware")
         if self.qty <= 0:
             raise ValueError(f"leg qty must be positive: {self.qty}")
         if self.limit_price is not None and self.limit_price <= 0:
@@ -303,6 +351,19 @@ class CancelFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingStatus:
+    """The symbol's trading status changed (market-data `statuses`, ALPACA.md §4.3).
+
+    While `halted`, the leg holds exactly as for a stale quote (DESIGN.md "Fresh quote"):
+    nothing is priced, re-pegged or sent; it goes on when trading resumes.
+    """
+
+    halted: bool
+    code: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Plan cancel or halt: cancel the working order and finish once confirmed."""
 
@@ -310,7 +371,7 @@ class Stop:
 
 
 VenueEvent = OrderUpdate | OrderFill | OrderReplaced | PlaceFailed | ReplaceFailed | CancelFailed
-LadderEvent = Start | Resume | QuoteUpdate | Wake | VenueEvent | Stop
+LadderEvent = Start | Resume | QuoteUpdate | Wake | TradingStatus | VenueEvent | Stop
 
 
 # ---------------------------------------------------------------------------- actions
@@ -477,6 +538,11 @@ class LegState:
     rechecks: int = 0
     confirm_retries: int = 0
     in_fallback: bool = False
+    fallback_reprices: int = 0
+    stale_since: datetime | None = None  # holding for a fresh quote since (venue clock)
+    gate_since: datetime | None = None  # waiting for a quote that passes the gates since
+    halted: str | None = None  # the symbol's halt (status code and reason) while halted
+    first_placed_at: datetime | None = None  # the first limit's time (passive patience)
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

@@ -45,7 +45,9 @@ QTY_LIMIT = Decimal(10) ** 10
 NOTIONAL_LIMIT = Decimal(10) ** 12
 PRICE_LIMIT = Decimal(10) ** 7
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# ASCII digits only (re.ASCII): "١" (an Arabic-Indic one) is a digit to `\d` and to
+# Decimal(), but not a number anyone types into a trade. No surrounding whitespace either.
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class PlanError(ValueError):
@@ -71,11 +73,10 @@ def _to_decimal(value: object) -> Decimal:
             raise ValueError("must be a finite number")
         return Decimal(repr(value))
     if isinstance(value, str):
-        text = value.strip()
-        if not _NUMBER.fullmatch(text):
-            raise ValueError(f"{value!r} is not a number")
+        if not _NUMBER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a number (ASCII digits, no spaces)")
         try:
-            return Decimal(text)
+            return Decimal(value)
         except InvalidOperation as exc:  # pragma: no cover - the pattern admits only numbers
             raise ValueError(f"{value!r} is not a number") from exc
     raise ValueError("must be a number (a JSON string or number)")
@@ -109,11 +110,16 @@ def _positive_amount(value: object, places: int, limit: Decimal) -> Decimal:
 
 
 def _choice(value: object, allowed: type[Side] | type[Urgency]) -> str:
-    """A closed-set value, case-insensitive, or a message listing the choices."""
+    """A closed-set value, case-insensitive (ASCII, as given: no spaces), or a message
+    listing the choices."""
     names = ", ".join(member.value for member in allowed)
-    if not isinstance(value, str) or value.strip().lower() not in {m.value for m in allowed}:
+    if (
+        not isinstance(value, str)
+        or not value.isascii()
+        or value.lower() not in {m.value for m in allowed}
+    ):
         raise ValueError(f"must be one of {names}, got {value!r}")
-    return value.strip().lower()
+    return value.lower()
 
 
 class LegInput(BaseModel):
@@ -133,7 +139,9 @@ class LegInput(BaseModel):
     def _symbol(cls, value: object) -> str:
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        symbol = value.strip().upper()
+        # Lowercase is normalised; nothing else is: no spaces, ASCII only ("ﬁ".upper() is
+        # "FI", a symbol nobody wrote).
+        symbol = value.upper() if value.isascii() else value
         if not SYMBOL_PATTERN.fullmatch(symbol):
             raise ValueError(
                 f"{value!r} is not a valid symbol (a letter, then up to 9 letters, digits or dots)"

@@ -127,9 +127,16 @@ def passive_anchor(side: Side, quote: Quote, offset: Decimal) -> Decimal:
     A price that would lock or cross the far side (spread ≤ offset, e.g. a
     one-tick spread) is not passive any more: it falls back to the near touch
     (buy at the bid, sell at the ask). Rounded never more aggressive.
+
+    Below $1.00 the grid is $0.0001 and a cent is 100 ticks, which on a typical
+    sub-dollar spread always locks or crosses: there the anchor steps at most one
+    tick inside (issue 10 item 8), the queue-priority step the seed means.
     """
     if offset < 0:
         raise ValueError(f"anchor offset must not be negative: {offset}")
+    near = quote.bid if side is Side.BUY else quote.ask
+    if near < ONE_DOLLAR:
+        offset = min(offset, tick_size(near))
     if side is Side.BUY:
         price = round_down(quote.bid + offset)
         return price if price < quote.ask else round_down(quote.bid)

@@ -12,11 +12,10 @@ class Quote:
     """A top-of-book quote as the quote cache hands it to a decision.
 
     `venue_time` is the exchange timestamp of the quote itself (for reports).
-    `as_of` is the latest venue-clock time at which this NBBO was known to be
-    current: the stream stamps it on receipt and keeps it moving while the
-    connection that delivered it stays up, because an unchanged quote is not
-    resent. Freshness gates measure `now - as_of`, so a quote from a dropped
-    stream ages even though the market did not move.
+    `as_of` is the venue-clock time the freshness gates measure from: the quote's
+    own timestamp, capped at its receipt time (DESIGN.md "Fresh quote": a quote is
+    fresh when its own timestamp is at most `quote_freshness_seconds` old). A
+    silent symbol, a stalled socket and a dropped stream all leave it ageing.
     """
 
     symbol: str

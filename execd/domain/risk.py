@@ -31,7 +31,13 @@ from execd.domain.types import Side
 RATE_WINDOW_SECONDS = 60.0
 """The rate cap is per sliding minute: an order counts for 60 s after it was sent."""
 
-RiskLimitName = Literal["max_order_notional", "max_plan_notional", "max_orders_per_minute"]
+RiskLimitName = Literal[
+    "max_order_notional",
+    "max_plan_notional",
+    "max_orders_per_minute",
+    "max_order_equity_multiple",
+    "max_plan_equity_multiple",
+]
 """The config key a breach is about (``risk.<name>`` in ``execd.toml``)."""
 
 _CENT = Decimal("0.01")
@@ -48,11 +54,20 @@ class RiskLimits:
     max_order_notional: Decimal | None = None
     max_plan_notional: Decimal | None = None
     max_orders_per_minute: int | None = None
+    max_order_equity_multiple: Decimal | None = None
+    """One order may be worth at most this multiple of the account's equity."""
+    max_plan_equity_multiple: Decimal | None = None
+    """A plan's gross notional may be at most this multiple of the account's equity."""
 
     def __post_init__(self) -> None:
         # The config validates these too; a non-positive cap here is a mapping bug, and
         # a cap of 0 would refuse everything while looking like "no cap" in a log.
-        for name in ("max_order_notional", "max_plan_notional"):
+        for name in (
+            "max_order_notional",
+            "max_plan_notional",
+            "max_order_equity_multiple",
+            "max_plan_equity_multiple",
+        ):
             value: Decimal | None = getattr(self, name)
             if value is not None and not (value.is_finite() and value > 0):
                 raise ValueError(f"{name} must be a positive number when set, got {value}")
@@ -60,6 +75,55 @@ class RiskLimits:
             raise ValueError(
                 f"max_orders_per_minute must be >= 1 when set, got {self.max_orders_per_minute}"
             )
+
+    @property
+    def needs_equity(self) -> bool:
+        """Whether a cap is relative to equity (the engine must read the account)."""
+        return (
+            self.max_order_equity_multiple is not None or self.max_plan_equity_multiple is not None
+        )
+
+    @property
+    def any_notional_cap(self) -> bool:
+        """Whether any cap values orders or plans in dollars (absolute or equity-relative)."""
+        return (
+            self.needs_equity
+            or self.max_order_notional is not None
+            or self.max_plan_notional is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    """The binding dollar cap of one kind: its amount and how a reason names it."""
+
+    amount: Decimal
+    limit: RiskLimitName
+    text: str
+
+
+def _binding_cap(
+    absolute: Decimal | None,
+    absolute_name: RiskLimitName,
+    multiple: Decimal | None,
+    multiple_name: RiskLimitName,
+    equity: Decimal | None,
+) -> _Cap | None:
+    """The lower of an absolute cap and `multiple` × `equity`, named with its numbers.
+
+    Equity unknown (None) leaves only the absolute cap: the engine always reads it at
+    submit, and a caller that could not is refused there, not here. Negative equity
+    counts as zero: an account under water may buy nothing.
+    """
+    caps: list[_Cap] = []
+    if absolute is not None:
+        caps.append(_Cap(absolute, absolute_name, f"risk.{absolute_name} {_dollars(absolute)}"))
+    if multiple is not None and equity is not None:
+        base = max(equity, Decimal(0))
+        amount = multiple * base
+        text = f"risk.{multiple_name} {_plain(multiple)} x equity {_money(base)}"
+        caps.append(_Cap(amount, multiple_name, f"{text} = {_money(amount)}"))
+    return min(caps, key=lambda cap: cap.amount, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +218,25 @@ def check_order(
     qty: Decimal,
     limit_price: Decimal | None,
     quote: Quote | None,
+    equity: Decimal | None = None,
 ) -> RiskBreach | None:
-    """The ``max_order_notional`` breach of one order about to be placed or replaced, if any.
+    """The order-cap breach of one order about to be placed or replaced, if any.
 
+    The cap is the lower of ``max_order_notional`` and ``max_order_equity_multiple`` ×
+    `equity` (the account's equity as last read; None: only the absolute cap applies).
     Call it for every POST and PATCH the ladder asks for, with `limit_price` None for a
     market order (`OrderType.MARKET`) and the order's limit otherwise — including the
     collared fallback, which is a limit order. A market order that cannot be valued
-    while the cap is set is a breach: an unknown size is never waved through.
+    while a cap is set is a breach: an unknown size is never waved through.
     """
     _check_quote_symbol(symbol, quote)
-    cap = limits.max_order_notional
+    cap = _binding_cap(
+        limits.max_order_notional,
+        "max_order_notional",
+        limits.max_order_equity_multiple,
+        "max_order_equity_multiple",
+        equity,
+    )
     if cap is None:
         return None
     what = f"{side.value} {_plain(qty)} {symbol}"
@@ -174,19 +247,16 @@ def check_order(
         if far is None:
             missing = "no quote" if quote is None else f"no {_far_name(side)} quoted"
             return RiskBreach(
-                "max_order_notional",
-                f"cannot value a market order without a quote ({what}; {missing});"
-                f" risk.max_order_notional is {_dollars(cap)}",
+                cap.limit,
+                f"cannot value a market order without a quote ({what}; {missing}); {cap.text}",
             )
         at = f"{_far_name(side)} {_plain(far)}, market"
     notional = order_notional(side, qty, limit_price, quote)
     assert notional is not None  # a limit, or a market order with a usable far side
-    if notional <= cap:
+    if notional <= cap.amount:
         return None
     return RiskBreach(
-        "max_order_notional",
-        f"order notional {_money(notional)} ({what} @ {at})"
-        f" exceeds risk.max_order_notional {_dollars(cap)}",
+        cap.limit, f"order notional {_money(notional)} ({what} @ {at}) exceeds {cap.text}"
     )
 
 
@@ -240,24 +310,44 @@ def _describe_leg(leg: Leg, quote: Quote | None) -> str:
     return f"{text} @ {_far_name(leg.side)} {_plain(price)}"
 
 
-def check_plan(limits: RiskLimits, plan: Plan, quotes: Mapping[str, Quote]) -> list[RiskBreach]:
+def check_plan(
+    limits: RiskLimits,
+    plan: Plan,
+    quotes: Mapping[str, Quote],
+    equity: Decimal | None = None,
+) -> list[RiskBreach]:
     """Every breach of a plan at submit; empty means the plan may run.
 
-    `quotes` maps symbol to its current quote (symbols may be missing). Per leg, in
-    plan order: a qty leg that cannot be valued while ``max_plan_notional`` is set
-    (the plan total would be a guess), and a leg whose own estimate exceeds
-    ``max_order_notional`` — the ladder sends a leg as one order for its whole
-    remainder, never as slices, so such a leg's first order would be refused anyway;
-    better to refuse the plan before its sells have run. Then the plan's gross total
-    against ``max_plan_notional``; when some legs could not be valued and the rest
-    already exceed the cap, that is reported too ("at least").
+    `quotes` maps symbol to its current quote (symbols may be missing); `equity` is the
+    account's equity, read at submit (None: the equity-relative caps cannot apply; the
+    engine refuses the plan itself rather than pass None while they are set). Per leg,
+    in plan order: a qty leg that cannot be valued while a plan cap is set (the plan
+    total would be a guess), and a leg whose own estimate exceeds the order cap (the
+    lower of ``max_order_notional`` and ``max_order_equity_multiple`` × equity) — the
+    ladder sends a leg as one order for its whole remainder, never as slices, so such a
+    leg's first order would be refused anyway; better to refuse the plan before its
+    sells have run. Then the plan's gross total against the plan cap (the lower of
+    ``max_plan_notional`` and ``max_plan_equity_multiple`` × equity); when some legs
+    could not be valued and the rest already exceed it, that is reported too ("at least").
 
-    Without ``max_plan_notional``, an unvalued leg is not a breach here: its orders
-    are still checked one by one by `check_order` when they are placed.
+    Without a plan cap, an unvalued leg is not a breach here: its orders are still
+    checked one by one by `check_order` when they are placed.
     """
     breaches: list[RiskBreach] = []
-    order_cap = limits.max_order_notional
-    plan_cap = limits.max_plan_notional
+    order_cap = _binding_cap(
+        limits.max_order_notional,
+        "max_order_notional",
+        limits.max_order_equity_multiple,
+        "max_order_equity_multiple",
+        equity,
+    )
+    plan_cap = _binding_cap(
+        limits.max_plan_notional,
+        "max_plan_notional",
+        limits.max_plan_equity_multiple,
+        "max_plan_equity_multiple",
+        equity,
+    )
     buys = sells = Decimal(0)
     unvalued = 0
     for leg in plan.legs:
@@ -268,9 +358,9 @@ def check_plan(limits: RiskLimits, plan: Plan, quotes: Mapping[str, Quote]) -> l
             if plan_cap is not None:
                 breaches.append(
                     RiskBreach(
-                        "max_plan_notional",
+                        plan_cap.limit,
                         f"no quote to value {leg.label} ({_describe_leg(leg, None)});"
-                        f" risk.max_plan_notional is {_dollars(plan_cap)}",
+                        f" {plan_cap.text}",
                     )
                 )
             continue
@@ -278,26 +368,26 @@ def check_plan(limits: RiskLimits, plan: Plan, quotes: Mapping[str, Quote]) -> l
             buys += notional
         else:
             sells += notional
-        if order_cap is not None and notional > order_cap:
+        if order_cap is not None and notional > order_cap.amount:
             breaches.append(
                 RiskBreach(
-                    "max_order_notional",
+                    order_cap.limit,
                     f"{leg.label} notional {_money(notional)} ({_describe_leg(leg, quote)})"
-                    f" exceeds risk.max_order_notional {_dollars(order_cap)};"
+                    f" exceeds {order_cap.text};"
                     " a leg is sent as one order, so its first order would be refused",
                 )
             )
     total = buys + sells
-    if plan_cap is not None and total > plan_cap:
+    if plan_cap is not None and total > plan_cap.amount:
         amount = _money(total)
         if unvalued:
             legs = "leg" if unvalued == 1 else "legs"
             amount = f"at least {amount} ({unvalued} {legs} unvalued)"
         breaches.append(
             RiskBreach(
-                "max_plan_notional",
+                plan_cap.limit,
                 f"plan notional {amount}, gross of buys {_money(buys)} and sells"
-                f" {_money(sells)}, exceeds risk.max_plan_notional {_dollars(plan_cap)}",
+                f" {_money(sells)}, exceeds {plan_cap.text}",
             )
         )
     return breaches
@@ -379,3 +469,44 @@ def check_rate(window: OrderRateWindow, now: float) -> RiskBreach | None:
         f"{window.count(now)} orders in the last 60 s;"
         f" risk.max_orders_per_minute is {window.max_per_minute}",
     )
+
+
+# ------------------------------------------------------------------------ wash trades
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingLeg:
+    """An unfinished leg of another plan, as the wash-trade check sees it."""
+
+    plan_id: str
+    label: str
+    symbol: str
+    side: Side
+
+
+def wash_conflicts(plan: Plan, working: Iterable[WorkingLeg]) -> list[str]:
+    """Why `plan` may not start beside `working` legs: one line per opposite-side pair.
+
+    Alpaca refuses an order that could trade against an opposite-side order of the same
+    account ("potential wash trade detected", ALPACA.md §7). Two plans, one buying and
+    one selling a symbol, would have one of them refused by the venue mid-run (issue 11
+    §10). execd refuses the second plan at submit instead, naming the first: the user
+    decides (wait for it, or cancel it) rather than execd silently sequencing trades
+    they may no longer want. A plan already refuses a symbol on both sides by itself
+    (`execd.domain.plans`).
+    """
+    errors: list[str] = []
+    others = list(working)
+    for leg in plan.legs:
+        for other in others:
+            if (
+                other.plan_id != plan.plan_id
+                and other.symbol == leg.symbol
+                and other.side != leg.side
+            ):
+                errors.append(
+                    f"{leg.label}: {leg.side.value} {leg.symbol} while plan {other.plan_id}"
+                    f" {other.label} is still {'buying' if other.side is Side.BUY else 'selling'}"
+                    f" it (potential wash trade); wait for that plan or cancel it"
+                )
+    return errors

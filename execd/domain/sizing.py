@@ -5,12 +5,18 @@ fractional leftovers that could never be traded because a quantity was rounded t
 way, and buy phases that failed outright for a few cents of buying power. Quantities are
 therefore always rounded *down* (never ask for more than the money or position allows),
 to whole shares where the asset is not fractionable and to Alpaca's 9 decimals where it is
-(ALPACA.md §1.1), and the last buy is shrunk to what the account can pay for.
+(ALPACA.md §1.1), and a buy that does not quite fit is shrunk to what the account can pay
+for — but only within a small tolerance of the plan's buy total (DESIGN.md "Buys spend
+cash, not margin"): a plan that asks for far more than the account holds is refused, never
+turned into "everything the account has" (issue 11: 1,000,000,000 TQQQ on a $100k
+account silently became a $99.8k buy).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import Literal
 
 QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals (ALPACA.md §1.1)
 WHOLE = Decimal(1)
@@ -62,3 +68,45 @@ def affordable_qty(
     if qty * price <= buying_power:
         return qty
     return min(qty, round_qty_down(buying_power / price, fractionable))
+
+
+@dataclass(frozen=True, slots=True)
+class BuyFit:
+    """What a buy may be released with: `qty` (0 when refused) and why."""
+
+    qty: Decimal
+    verdict: Literal["fits", "shrunk", "refused"]
+    shortfall: Decimal  # USD the requested qty lacks at `price`
+    allowed: Decimal  # USD of shortfall the tolerance allows
+
+
+def fit_buy(
+    qty: Decimal,
+    price: Decimal,
+    power: Decimal,
+    plan_buy_total: Decimal,
+    tolerance_percent: Decimal,
+    fractionable: bool,
+) -> BuyFit:
+    """Fit one buy into the cash left (`power`), shrinking it only by a shortfall of at
+    most `tolerance_percent` of the plan's buy total (USD at reservation prices).
+
+    The shrink lands on the buy being released when the cash runs out — in plan order,
+    the last ones — not pro rata over every buy: pro rata would need every buy's quote
+    before any buy may start, so one silent symbol would hold up the rest (DESIGN.md
+    "a leg waiting for a quote waits alone"); and within a tolerance of a fraction of a
+    percent of the plan the weights barely move either way.
+    """
+    if price <= 0:
+        raise ValueError(f"price must be > 0, got {price}")
+    if tolerance_percent < 0:
+        raise ValueError(f"tolerance must not be negative, got {tolerance_percent}")
+    need = qty * price
+    allowed = max(plan_buy_total, need) * tolerance_percent / 100
+    if need <= power:
+        return BuyFit(qty, "fits", Decimal(0), allowed)
+    affordable = affordable_qty(qty, price, power, fractionable)
+    shortfall = need - affordable * price
+    if affordable > 0 and shortfall <= allowed:
+        return BuyFit(affordable, "shrunk", shortfall, allowed)
+    return BuyFit(Decimal(0), "refused", shortfall, allowed)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from execd.domain.prices import round_for_side
 from execd.domain.quotes import Quote
 from execd.domain.types import Side
 
@@ -218,3 +219,15 @@ def check_slippage(
             f"limit {price} costs {cost:.2f} bps vs mid {quote.mid}, budget {max_slippage_bps} bps",
         )
     return None
+
+
+def clamp_to_budget(side: Side, price: Decimal, quote: Quote, max_slippage_bps: Decimal) -> Decimal:
+    """DESIGN.md "A refused limit is clamped, not escalated": the limit, pulled back to the
+    most aggressive grid price whose cost vs the mid is within `max_slippage_bps`.
+
+    A price already within the budget is returned unchanged (the budget is inclusive, as
+    in `check_slippage`). The bound is rounded never more aggressive (a buy down, a sell
+    up), so the clamped limit never costs more than the budget.
+    """
+    bound = round_for_side(side, quote.mid * (1 + side.sign * max_slippage_bps / _BPS))
+    return min(price, bound) if side is Side.BUY else max(price, bound)

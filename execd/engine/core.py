@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -41,7 +41,7 @@ from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import Plan, PlanError, parse_plan
 from execd.domain.quotes import Quote
-from execd.domain.risk import check_plan
+from execd.domain.risk import WorkingLeg, check_plan, wash_conflicts
 from execd.domain.types import Side, Urgency
 from execd.engine.journaling import restore_record
 from execd.engine.leg import LegPorts
@@ -57,6 +57,17 @@ _OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "h
 RELOADED_PLANS = 200
 """Finished plans reloaded from the journal at start, for `status` and `list`."""
 EXPIRED_REASON = "plan expired while execd was down"
+
+
+class FailureMarker(Protocol):
+    """Records "the journal refused a write" where a full disk cannot refuse it
+    (`execd.adapters.journal_lock.JournalLock`)."""
+
+    previous_failure: str | None
+
+    def mark(self, reason: str) -> None: ...
+
+    def clear(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,11 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._halted = False
         self._accepting = False  # until `recover` has run
+        self._shutting_down = False
+        self._journal_error: str | None = None
+        self.failure_marker: FailureMarker | None = None
+        """Where a journal failure is recorded for the next start (the lock file)."""
+        self._recovering: tuple[int, float] | None = None  # (orders, monotonic ETA)
         self._subscriptions: Counter[str] = Counter()
         self._ctx = RunnerContext(
             ports=ports,
@@ -96,6 +112,9 @@ class Engine:
             overlap_buys=settings.plans.overlap_buys,
             subscribe=self._subscribe,
             unsubscribe=self._unsubscribe,
+            use_margin=settings.risk.use_margin,
+            shrink_tolerance_percent=settings.risk.buy_shrink_tolerance_percent,
+            max_leg_seconds=settings.ladder.max_leg_seconds,
         )
 
     @property
@@ -119,9 +138,9 @@ class Engine:
 
     async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
         if self._halted:
-            raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
-        if not self._accepting:
-            raise ControlError(ErrorCode.HALTED, "execd is starting up or shutting down")
+            why = f" (journal unwritable: {self._journal_error})" if self._journal_error else ""
+            raise ControlError(ErrorCode.HALTED, f"execd is halted{why}: `execd resume` first")
+        self._refuse_unless_accepting()
         try:
             parsed = parse_plan(
                 dict(plan),
@@ -134,11 +153,14 @@ class Engine:
         if existing is not None:
             _log.info("plan_resubmitted", plan_id=parsed.plan_id)
             return existing.to_status()
+        self._refuse_wash_trades(parsed)
         await self._validate_with_venue(parsed)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
             return self._plans[parsed.plan_id].to_status()
-        if self._halted or not self._accepting:  # halted while the venue was asked
-            raise ControlError(ErrorCode.HALTED, "execd is halted or shutting down")
+        if self._halted:  # halted while the venue was asked
+            raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
+        self._refuse_unless_accepting()
+        self._refuse_wash_trades(parsed)  # again: another plan may have started meanwhile
         record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
         self._plans[parsed.plan_id] = record
         try:
@@ -160,13 +182,51 @@ class Engine:
         _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
         return record.to_status()
 
+    def _refuse_wash_trades(self, plan: Plan) -> None:
+        """Refuse a plan that trades a symbol the other way of a working plan (issue 11 §10)."""
+        working = (
+            WorkingLeg(record.plan_id, leg.leg.label, leg.leg.symbol, leg.leg.side)
+            for record in self._plans.values()
+            if not record.finished
+            for leg in record.legs
+            if not leg.finished
+        )
+        errors = wash_conflicts(plan, working)
+        if errors:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
+
+    def recovery_progress(self) -> str | None:
+        """``recovering N orders, ≈S s left`` while `recover` runs, else None."""
+        if self._recovering is None:
+            return None
+        orders, eta = self._recovering
+        left = max(0.0, eta - self._ports.clock.monotonic())
+        noun = "order" if orders == 1 else "orders"
+        return f"recovering {orders} {noun}, ≈{left:.0f} s left"
+
+    def _refuse_unless_accepting(self) -> None:
+        """`starting` (with the recovery's progress) or `shutting_down`, never `halted`:
+        the kill switch is the only reason for that code (issue 11 §7)."""
+        if self._accepting:
+            return
+        if self._shutting_down:
+            raise ControlError(ErrorCode.SHUTTING_DOWN, "execd is shutting down")
+        progress = self.recovery_progress() or "not reconciled with the venue yet"
+        raise ControlError(ErrorCode.STARTING, f"execd is starting: {progress}")
+
     async def status(self, plan_id: str) -> PlanStatus:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         return self._record(plan_id).to_status()
 
     async def list_plans(self) -> list[PlanStatus]:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         return [record.to_status() for record in self._plans.values()]
 
     async def cancel(self, plan_id: str) -> PlanStatus:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         record = self._record(plan_id)
         runner = self._runners.get(plan_id)
         if runner is not None and not record.finished:
@@ -182,6 +242,7 @@ class Engine:
         """The kill switch: stop every plan, cancel every working execd order (REST only)."""
         self._halted = True
         _log.warning("halt_requested")
+        await self._journal_halt(True, "halted by `execd halt`")
         waits = []
         for plan_id, runner in list(self._runners.items()):
             record = self._plans[plan_id]
@@ -197,9 +258,55 @@ class Engine:
         return HaltState(halted=True, canceled_orders=canceled)
 
     async def resume(self) -> HaltState:
+        if self._journal_error is not None:
+            raise ControlError(
+                ErrorCode.HALTED,
+                f"the journal cannot be written ({self._journal_error}); fix the storage"
+                " and restart execd, then `execd resume`",
+            )
+        await self._journal_halt(False, "")
+        if self.failure_marker is not None:
+            self.failure_marker.clear()
         self._halted = False
         _log.info("resumed")
         return HaltState(halted=False)
+
+    async def on_journal_unwritable(self, reason: str) -> None:
+        """The storage refused a journal write (issue 11 §5): stop sending at once, stop
+        every plan (state ``halted``, the reason said), cancel execd's working orders,
+        and make the failure survive a restart so nothing resumes from a journal that
+        stopped recording. `health` reports it; `resume` is refused until a restart."""
+        self._journal_error = reason
+        self._halted = True
+        _log.critical("journal_unwritable", error=reason)
+        if self.failure_marker is not None:
+            self.failure_marker.mark(reason)
+        stop_reason = f"journal unwritable: {reason}"
+        waits = []
+        for plan_id, runner in list(self._runners.items()):
+            record = self._plans[plan_id]
+            if not record.finished:
+                runner.stop(stop_reason, state="halted")
+                waits.append(record.done.wait())
+        await self._cancel_open_execd_orders()
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+            except TimeoutError:
+                _log.error("halt_plans_unconfirmed", plans=len(waits))
+
+    async def _journal_halt(self, halted: bool, reason: str) -> None:
+        """The kill switch survives a restart (issue 11 §8). A halt whose journal write
+        fails still halts this process (loudly); a resume that cannot be journaled is
+        refused, since a restart would otherwise come back halted without saying why."""
+        try:
+            await self._ports.journal.set_halted(halted, self._ports.clock.now(), reason)
+        except (JournalError, ValueError) as exc:
+            _log.error("journal_halt_failed", halted=halted, error=str(exc))
+            if not halted:
+                raise ControlError(
+                    ErrorCode.INTERNAL, f"journal unavailable, still halted: {exc}"
+                ) from None
 
     def running_legs(self) -> int:
         """Legs running their ladder now (`order_poll.WorkingLegs`)."""
@@ -240,6 +347,8 @@ class Engine:
                 for leg in r.legs
                 if leg.holding_since is not None and not leg.finished
             ),
+            recovering=self.recovery_progress(),
+            journal_error=self._journal_error,
         )
 
     def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
@@ -247,6 +356,8 @@ class Engine:
         return tuple(s for s in symbols if self.quotes.outage(s, grace) is not None)
 
     async def watch(self, plan_id: str) -> AsyncIterator[WatchEvent]:
+        if self._recovering is not None:
+            self._refuse_unless_accepting()
         record = self._record(plan_id)
         queue = None if record.finished else record.watch_queue()
         for leg in record.legs:
@@ -277,6 +388,8 @@ class Engine:
         if self._order_stream is not None and not self._order_stream.connected:
             streams = "order stream down"
         halted = "HALTED; " if self._halted else ""
+        if (progress := self.recovery_progress()) is not None:
+            return f"{halted}{progress}; {streams}"
         return f"{halted}{len(working)} plans working, {legs} legs; {streams}"
 
     # ------------------------------------------------------------------ lifecycle
@@ -287,7 +400,39 @@ class Engine:
         Raises `RecoveryError` when the venue cannot be asked (starting anyway could
         duplicate an order; the daemon exits and systemd retries).
         """
+        await self._start_progress()
+        try:
+            await self._recover()
+        finally:
+            self._recovering = None
+
+    async def _start_progress(self) -> None:
+        """What `recovery_progress` reports: the journal's open orders, and the time the
+        longest settle wait (an order sent just before a crash, never answered) ends."""
+        gateway = self._settings.gateway
+        settle = gateway.write_window_seconds + gateway.request_timeout_seconds
+        rows = await self._ports.journal.open_orders()
+        now = self._ports.clock.now()
+        waits = [
+            settle - (now - row.intent_at).total_seconds() for row in rows if row.acked_at is None
+        ]
+        longest = max([0.0, *waits])
+        self._recovering = (len(rows), self._ports.clock.monotonic() + longest)
+        if rows:
+            _log.info("recovery_started", orders=len(rows), settle_seconds=round(longest, 1))
+
+    async def _recover(self) -> None:
         journal = self._ports.journal
+        halted = await journal.halted()
+        previous = None if self.failure_marker is None else self.failure_marker.previous_failure
+        if previous is not None and halted is None:
+            # The last daemon's journal stopped recording mid-trade: reconcile what the
+            # venue did, but trade nothing until the user has looked (`execd resume`).
+            halted = f"the journal was unwritable: {previous}"
+            await self._journal_halt(True, halted)
+        if halted is not None:
+            self._halted = True
+            _log.warning("halted_at_start", reason=halted, hint="`execd resume` to trade again")
         for row in await journal.plans(RELOADED_PLANS):
             if row.finished_at is not None:
                 legs = await journal.legs(row.plan_id)
@@ -362,6 +507,7 @@ class Engine:
         or (`leave_orders`) stop the legs where they stand, orders working, for the next
         start to adopt from the journal."""
         self._accepting = False
+        self._shutting_down = True
         if leave_orders:
             await self._abandon(grace)
             return
@@ -471,16 +617,40 @@ class Engine:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
     async def _risk_errors(self, plan: Plan) -> list[str]:
-        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes)."""
+        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
+        against the account's equity read now)."""
         limits = self._ports.risk.limits
-        if limits.max_plan_notional is None and limits.max_order_notional is None:
+        if not limits.any_notional_cap:
             return []
+        equity: Decimal | None = None
+        if limits.needs_equity:
+            equity = await self._equity()
+            self._ports.risk.equity = equity
         quotes: dict[str, Quote] = {}
         for symbol in sorted({leg.symbol for leg in plan if leg.qty is not None}):
             quote = await self._current_quote(symbol)
             if quote is not None:
                 quotes[symbol] = quote
-        return [f"risk limit: {breach.reason}" for breach in check_plan(limits, plan, quotes)]
+        breaches = check_plan(limits, plan, quotes, equity)
+        return [f"risk limit: {breach.reason}" for breach in breaches]
+
+    async def _equity(self) -> Decimal:
+        """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
+        try:
+            account = await self._ports.rest.account()
+        except AdapterError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
+        try:
+            equity = Decimal(str(account.equity))
+        except ArithmeticError:
+            equity = Decimal("NaN")
+        if not equity.is_finite():
+            raise ControlError(
+                ErrorCode.INTERNAL,
+                f"the account's equity is unreadable ({account.equity!r});"
+                " the equity-relative risk caps cannot be checked",
+            )
+        return equity
 
     async def _current_quote(self, symbol: str) -> Quote | None:
         """The stream's quote, else the REST latest, else the first one the stream sends

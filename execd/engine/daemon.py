@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -28,7 +29,9 @@ import structlog
 import uvloop
 
 from execd.adapters.budget import RequestBudget
-from execd.adapters.journal import Journal
+from execd.adapters.errors import StreamAuthError, Unauthorized
+from execd.adapters.journal import Journal, JournalError
+from execd.adapters.journal_lock import JournalLock, journal_lock
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -68,6 +71,33 @@ def main(settings: Settings, venue: str | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        reason = startup_failure(exc)
+        if reason is None:
+            raise  # a bug: the traceback is worth having
+        print(f"execd: {reason}", file=sys.stderr)
+        return 1
+
+
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a failure the user must fix (keys, journal path, a second daemon),
+    None for anything else.
+
+    Unwraps the TaskGroup's `ExceptionGroup` (a stream refusing the keys fails inside it).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            reason = startup_failure(inner)
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(exc, Unauthorized | StreamAuthError):
+        return (
+            f"the venue refused the API keys: {exc} (check APCA_API_KEY_ID / APCA_API_SECRET_KEY)"
+        )
+    if isinstance(exc, JournalError):
+        return str(exc)
+    return None
 
 
 async def run_daemon(settings: Settings, notifier: Notifier | None = None) -> int:
@@ -75,10 +105,18 @@ async def run_daemon(settings: Settings, notifier: Notifier | None = None) -> in
     notifier = notifier or Notifier()
     stop = asyncio.Event()
     with _signals(stop):
-        async with running_daemon(settings, notifier) as daemon:
-            await stop.wait()
-            await daemon.shutdown()
+        try:
+            async with running_daemon(settings, notifier, stop=stop) as daemon:
+                await stop.wait()
+                await daemon.shutdown()
+        except* StoppedDuringStartup:  # raised inside the TaskGroup: it arrives grouped
+            _log.info("daemon_stopped_during_startup")
     return 0
+
+
+class StoppedDuringStartup(Exception):
+    """SIGTERM/SIGINT arrived while the daemon was reconciling at start; it stopped cleanly
+    (issue 11 §7: honoured within ``shutdown.grace_seconds``, not after the recovery)."""
 
 
 class Daemon:
@@ -132,14 +170,24 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    settings: Settings, notifier: Notifier | None = None
+    settings: Settings, notifier: Notifier | None = None, *, stop: asyncio.Event | None = None
 ) -> AsyncIterator[Daemon]:
-    """Start every part of the daemon; yield it once ready; tear everything down on exit."""
+    """Start every part of the daemon; yield it once ready; tear everything down on exit.
+
+    `stop` set while the journal is reconciled with the venue abandons the recovery, shuts
+    the engine down (under ``shutdown.grace_seconds``) and raises `StoppedDuringStartup`.
+    """
     notifier = notifier or Notifier()
     params = ladder_params(settings)
-    journal = await Journal.open(settings.journal.path)
-    _log.info("journal_opened", path=str(journal.path))
-    async with journal, open_venue(settings) as endpoints:
+    if not params.enable_smart_execution:
+        # Seed 000 legacy mode: said once, loudly, because every leg becomes a plain
+        # market order at every urgency (issue 10 item 5).
+        _log.warning(
+            "smart_execution_disabled",
+            message="the ladder is off: every leg is one plain market order",
+            setting="execution.enable_smart_execution = false",
+        )
+    async with _open_journal(settings) as (journal, lock), open_venue(settings) as endpoints:
         clock = VenueClock()
         budget = RequestBudget(limit=settings.gateway.requests_per_minute)
         rest_config = RestConfig(
@@ -164,7 +212,16 @@ async def running_daemon(
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
-            ports = LegPorts(rest, quotes, clock, params, endpoints.feed, journal, risk)
+            ports = LegPorts(
+                rest,
+                quotes,
+                clock,
+                params,
+                endpoints.feed,
+                journal,
+                risk,
+                rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
+            )
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
 
@@ -186,6 +243,7 @@ async def running_daemon(
             engine = Engine(
                 settings, ports, router, orders, EngineInfo(endpoints.kind, endpoints.feed)
             )
+            engine.failure_marker = lock
             holder.append(engine)
             poller = OrderPoller(
                 orders,
@@ -212,6 +270,7 @@ async def running_daemon(
                         name="control_api",
                     ),
                     group.create_task(poller.run(), name="order_poll"),
+                    group.create_task(_journal_guard(journal, engine), name="journal_guard"),
                 ]
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()
@@ -219,11 +278,10 @@ async def running_daemon(
                 # Not under STARTUP_TIMEOUT: it may wait out the settle window of an order
                 # sent just before a crash (systemd's TimeoutStartSec bounds it).
                 notifier.status("reconciling orders with the venue")
-                try:
-                    await engine.recover()
-                except Exception as exc:
-                    _log.exception("recovery_failed", error=repr(exc))
-                    raise
+                if not await _recover_unless_stopped(engine, stop):
+                    daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
+                    await daemon.shutdown()
+                    raise StoppedDuringStartup
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")
@@ -250,12 +308,59 @@ async def running_daemon(
     _log.info("daemon_stopped")
 
 
+async def _recover_unless_stopped(engine: Engine, stop: asyncio.Event | None) -> bool:
+    """`Engine.recover`, abandoned if `stop` is set first; True when it completed."""
+    recovering = asyncio.create_task(engine.recover(), name="recovery")
+    stopped = asyncio.create_task(stop.wait() if stop else asyncio.Event().wait())
+    try:
+        await asyncio.wait({recovering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        recovering.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if not recovering.done():
+        _log.warning("stopped_during_recovery")
+        recovering.cancel()
+        await asyncio.gather(recovering, return_exceptions=True)
+        return False
+    try:
+        recovering.result()
+    except Exception as exc:
+        _log.exception("recovery_failed", error=repr(exc))
+        raise
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _open_journal(settings: Settings) -> AsyncIterator[tuple[Journal, JournalLock]]:
+    """The journal under its lock (`journal_lock`: one daemon per journal), or a
+    `JournalError` naming the path — never a bare OS/SQLite traceback."""
+    path = settings.journal.path
+    with journal_lock(path) as lock:
+        try:
+            journal = await Journal.open(path)
+        except JournalError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+        _log.info("journal_opened", path=str(journal.path))
+        async with journal:
+            yield journal, lock
+
+
 async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
     """Measure the local clock's offset against the venue's `/v2/clock`."""
     sent = datetime.now(UTC)
     venue = await rest.clock()
     clock.sync(venue.timestamp, sent, datetime.now(UTC))
     _log.info("venue_clock_synced", offset_seconds=clock.offset.total_seconds())
+
+
+async def _journal_guard(journal: Journal, engine: Engine) -> None:
+    """The first write the storage refuses stops trading (issue 11 §5)."""
+    reason = await journal.wait_unwritable()
+    await engine.on_journal_unwritable(reason)
 
 
 STATUS_INTERVAL = 2.0

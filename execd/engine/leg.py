@@ -72,6 +72,7 @@ from execd.domain.ladder_types import (
     Start,
     Stop,
     Timer,
+    TradingStatus,
     WaitUntil,
     Wake,
 )
@@ -85,6 +86,9 @@ from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
+
+_RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
+"""Keys every log line carries; a note field of the same name is renamed, never lost."""
 
 _log = structlog.get_logger("execd.leg")
 
@@ -118,6 +122,8 @@ class LegPorts:
     feed: str
     journal: Journal
     risk: RiskGuard
+    #: a leg waiting for a fresh quote re-reads it over the data REST API this often.
+    rest_quote_interval: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ class LegRunner:
         self._order_ids: dict[str, str] = {}
         self._cids_by_order_id: dict[str, str] = {}
         self._venue_cum: dict[str, Decimal] = {}
+        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
@@ -168,7 +175,17 @@ class LegRunner:
         self._snapshot: Snapshot = {}
         self._checked_for: datetime | None = None
         # No quote-driven deadline while the feed is down (quote_hold.py, issue 5).
-        self._hold = QuoteHold(ports.quotes, spec.symbol, ports.params.quote_wait_seconds, record)
+        self._hold = QuoteHold(
+            ports.quotes,
+            spec.symbol,
+            ports.params.quote_wait_seconds,
+            record,
+            max_hold=ports.params.stale_quote_max_wait_seconds,
+            deadline=spec.deadline,
+        )
+        self._halted_fed = False
+        self._rest_quote: Quote | None = None
+        self._rest_due = float("-inf")
         self._last_fed: Quote | None = None
         self._last_fed_mono = float("-inf")
         self._seen_at: datetime | None = None
@@ -361,7 +378,9 @@ class LegRunner:
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
         self.record.client_order_ids.append(new)
-        structlog.contextvars.bind_contextvars(client_order_id=new)
+        # A replace is the ladder's step 3 (a re-peg): the log must not keep the step of
+        # the order it replaces (issue 10 item 9).
+        structlog.contextvars.bind_contextvars(client_order_id=new, step=3)
         try:
             order_id = await self._order_id(old)
         except AdapterError as exc:
@@ -429,7 +448,12 @@ class LegRunner:
         return []
 
     def _note(self, note: Note) -> None:
-        fields: dict[str, Any] = {k: _plain(v) for k, v in note.fields.items()}
+        # A note's field may be named like a key structlog owns (`event`: TypeError,
+        # `level`/`timestamp`: silently overwritten): it is logged as `note_<name>`.
+        fields: dict[str, Any] = {
+            (f"note_{k}" if k in _RESERVED_LOG_KEYS else k): _plain(v)
+            for k, v in note.fields.items()
+        }
         fields.setdefault("feed", self._ports.feed)
         if note.event == "leg_finished":
             # The plan runner writes the one canonical `leg_finished` summary per leg.
@@ -527,7 +551,12 @@ class LegRunner:
         """Record an execution before the ladder counts it (once, by execution id)."""
         try:
             await self._ports.journal.record_fill(
-                fill.execution_id, fill.client_order_id, fill.qty, fill.price, fill.timestamp
+                fill.execution_id,
+                fill.client_order_id,
+                fill.qty,
+                fill.price,
+                fill.timestamp,
+                cumulative=self._cum_after.pop(fill.execution_id, None),
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -584,6 +613,8 @@ class LegRunner:
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
                 asyncio.ensure_future(self._hold.wait_change()),
             }
+            if self._wants_rest_quote():
+                waiters.add(asyncio.ensure_future(self._reread_quote()))
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -614,6 +645,9 @@ class LegRunner:
                 break  # the venue knows more than its events said: re-read before going on
         if events:
             return events
+        status = self._status_change()
+        if status is not None:
+            return [status]
         deadline = self.state.deadline
         now = self._ports.clock.now()
         if self._hold.check(now) is None and self._hold.take_resumed():
@@ -643,10 +677,65 @@ class LegRunner:
         self._checked_for = deadline
         return True
 
+    def _status_change(self) -> TradingStatus | None:
+        """The symbol's halt or resumption, once per change (MarketStream's `statuses`)."""
+        halt = self._ports.quotes.halted(self.spec.symbol)
+        if (halt is not None) == self._halted_fed:
+            return None
+        self._halted_fed = halt is not None
+        if halt is None:
+            return TradingStatus(halted=False, code="resumed")
+        return TradingStatus(halted=True, code=halt.sc, reason=halt.rm or halt.sm or "")
+
+    def _cached_quote(self) -> Quote | None:
+        """The newest quote known: the stream's, or a newer one re-read over REST."""
+        quote = self._ports.quotes.quote(self.spec.symbol)
+        extra = self._rest_quote
+        if extra is not None and (quote is None or extra.as_of > quote.as_of):
+            return extra
+        return quote
+
+    def _wants_rest_quote(self) -> bool:
+        """DESIGN.md "Fresh quote": the ladder waits for a quote and the stream has nothing
+        fresh enough, so the data REST API may have one (judged by its own timestamp)."""
+        if self.state.awaiting is None or self._hold.holding:
+            return False
+        quote = self._cached_quote()
+        if quote is None:
+            return True
+        now = self._ports.clock.now()
+        after = self.state.quote_after
+        stale = quote.age_seconds(now) > self._ports.params.quote_freshness_seconds
+        return stale or (after is not None and quote.as_of <= after)
+
+    async def _reread_quote(self) -> None:
+        """Re-read the latest quote over REST, at most every `rest_quote_interval` s."""
+        clock = self._ports.clock
+        delay = self._rest_due - clock.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._rest_due = clock.monotonic() + self._ports.rest_quote_interval
+        try:
+            quote = await self._ports.rest.latest_quote(self.spec.symbol)
+        except AdapterError as exc:
+            _log.info("rest_quote_failed", error=str(exc))
+            return
+        if quote is None:
+            return
+        cached = self._cached_quote()
+        if cached is None or quote.as_of > cached.as_of:
+            _log.info(
+                "rest_quote_read",
+                bid=str(quote.bid),
+                ask=str(quote.ask),
+                quote_time=quote.venue_time.isoformat(),
+            )
+            self._rest_quote = quote
+
     def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
         """A quote worth feeding: a new message, or the current NBBO when the ladder asks
         (or when `force`d)."""
-        quote = self._ports.quotes.quote(self.spec.symbol)
+        quote = self._cached_quote()
         self._seen_at = now
         if quote is None:
             return None
@@ -687,7 +776,7 @@ class LegRunner:
         """True when the ladder asks for a quote and the cache holds one new enough."""
         if self.state.awaiting is None:
             return False
-        quote = self._ports.quotes.quote(self.spec.symbol)
+        quote = self._cached_quote()
         after = self.state.quote_after
         return quote is not None and (after is None or quote.as_of > after)
 
@@ -754,6 +843,7 @@ class LegRunner:
         # Count exactly this execution; shares the venue reports beyond it belong to events
         # we never saw (an overflow, an outage): reconciliation prices and adds them.
         self._venue_cum[cid] = known + qty
+        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
         if cumulative > known + qty:
             missing = cumulative - known - qty
             _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
@@ -798,6 +888,7 @@ class LegRunner:
                 )
                 self._venue_cum[cid] = filled
                 execution_id = f"reconciled:{order.id}:{known}-{filled}"
+                self._cum_after[execution_id] = filled
                 self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
                 events.append(
                     OrderFill(

@@ -8,7 +8,7 @@ parameter comes from the config.
 from __future__ import annotations
 
 from execd.config import Settings
-from execd.domain.ladder_types import LadderParams
+from execd.domain.ladder_types import DEFAULT_FALLBACK_COLLAR_BPS, LadderParams
 
 
 def ladder_params(settings: Settings) -> LadderParams:
@@ -51,5 +51,15 @@ def ladder_params(settings: Settings) -> LadderParams:
         confirm_timeout_seconds=lad.confirm_timeout_seconds,
         max_confirm_retries=lad.max_confirm_retries,
         fallback_timeout_seconds=lad.fallback_timeout_seconds,
-        fallback_collar_bps=e.fallback_collar_bps,
+        fallback_order=e.fallback_order,
+        fallback_collar_bps=(
+            DEFAULT_FALLBACK_COLLAR_BPS if e.fallback_collar_bps is None else e.fallback_collar_bps
+        ),
+        fallback_reprices=lad.fallback_reprices,
+        stale_quote_max_wait_seconds=lad.stale_quote_max_wait_seconds,
+        gate_wait_seconds=lad.gate_wait_seconds,
+        passive_timeout_seconds=lad.passive_timeout_seconds,
+        passive_patience_low_seconds=lad.passive_patience_low_seconds,
+        passive_patience_normal_seconds=lad.passive_patience_normal_seconds,
+        passive_patience_high_seconds=lad.passive_patience_high_seconds,
     )

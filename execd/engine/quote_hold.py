@@ -12,8 +12,11 @@ venue event still go through: a hold never stops a cancel or loses a fill.
 
 When quotes are live again (a quote arrived on the new connection, or the connection has
 been back for `quote_wait_seconds` without one) the held deadline is delivered and the
-ladder goes on from a fresh quote. Each hold is logged once as `leg_holding_stale_quotes`
-and its end as `leg_quotes_resumed`; `LegRecord.holding_since` shows it in `health`.
+ladder goes on from a fresh quote. A hold never outlasts `stale_quote_max_wait_seconds`
+or the leg's deadline (DESIGN.md "Every leg has a deadline"): then the deadlines are
+delivered again and the ladder, which prices nothing from a stale quote, ends the leg.
+Each hold is logged once as `leg_holding_stale_quotes` and its end as `leg_quotes_resumed`;
+`LegRecord.holding_since` shows it in `health`.
 """
 
 from __future__ import annotations
@@ -35,17 +38,38 @@ QUOTE_DRIVEN_TIMERS = frozenset({Timer.QUOTE, Timer.REPEG, Timer.HOLD})
 class QuoteHold:
     """One leg's view of its symbol's quote outage; see the module docstring."""
 
-    def __init__(self, quotes: MarketStream, symbol: str, grace: float, record: LegRecord) -> None:
+    def __init__(
+        self,
+        quotes: MarketStream,
+        symbol: str,
+        grace: float,
+        record: LegRecord,
+        *,
+        max_hold: float = float("inf"),
+        deadline: datetime | None = None,
+    ) -> None:
         self._quotes = quotes
         self._symbol = symbol
         self._grace = grace
         self._record = record
+        self._max_hold = max_hold
+        self._deadline = deadline
         self._outage: QuoteOutage | None = None
         self._resumed = False
 
     def check(self, now: datetime) -> QuoteOutage | None:
         """The current outage (None: quotes are live); logs the start and end of a hold."""
         outage = self._quotes.outage(self._symbol, self._grace)
+        since = self._record.holding_since
+        over = (since is not None and (now - since).total_seconds() >= self._max_hold) or (
+            self._deadline is not None and now >= self._deadline
+        )
+        if outage is not None and over:
+            # Bounded: deliver the deadlines again; the ladder holds (and ends) on its own.
+            if self._outage is not None:
+                _log.warning("leg_hold_expired", symbol=self._symbol, reason=outage.reason)
+            self._outage = None
+            return None
         if outage is not None and self._record.holding_since is None:
             self._record.holding_since = now
             _log.warning(

@@ -243,7 +243,9 @@ async def _reconcile(
         price = unseen_fill_price(Decimal(str(venue.filled_avg_price)), filled, executions)
         execution_id = f"reconciled:{venue.id}:{counted}-{filled}"
         try:
-            await ctx.journal.record_fill(execution_id, cid, filled - counted, price, now)
+            await ctx.journal.record_fill(
+                execution_id, cid, filled - counted, price, now, cumulative=filled
+            )
         except RecordConflict as exc:  # never block a start over a bookkeeping clash
             _log.error("reconciled_fill_conflict", client_order_id=cid, error=str(exc))
         executions = (*executions, Execution(execution_id, filled - counted, price, now))

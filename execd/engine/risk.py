@@ -32,6 +32,8 @@ def risk_limits(config: RiskConfig) -> RiskLimits:
         max_order_notional=config.max_order_notional,
         max_plan_notional=config.max_plan_notional,
         max_orders_per_minute=config.max_orders_per_minute,
+        max_order_equity_multiple=config.max_order_equity_multiple,
+        max_plan_equity_multiple=config.max_plan_equity_multiple,
     )
 
 
@@ -42,6 +44,9 @@ class RiskGuard:
         self.limits = limits
         self._monotonic = monotonic
         self._window = OrderRateWindow(limits.max_orders_per_minute)
+        self.equity: Decimal | None = None
+        """The account's equity as last read (at each submit); the order cap's multiple
+        applies to it. None until the first read: only the dollar cap applies."""
 
     def admit(
         self,
@@ -54,7 +59,7 @@ class RiskGuard:
         """None and the order is counted as sent; else the breach (nothing counted)."""
         now = self._monotonic()
         breach = check_rate(self._window, now) or check_order(
-            self.limits, side, symbol, qty, limit_price, quote
+            self.limits, side, symbol, qty, limit_price, quote, self.equity
         )
         if breach is not None:
             _log.error("risk_limit_breached", limit=breach.limit, reason=breach.reason)

@@ -3,9 +3,16 @@
 Ordering (DESIGN.md "plan runner"): every sell starts at once; by default buys start only
 when every sell has ended, because a sell releases buying power only when it fills
 (ALPACA.md §1.10). With `plans.overlap_buys`, a buy starts as soon as the account can pay
-for it. Either way the buys are sized against the account's buying power in plan order,
-each reserving its worst price (ask plus the slippage budget), and the last one is shrunk
-to what is really left rather than refused for a few cents (LESSONS.md).
+for it. Either way the buys are sized against the account's cash (its margin buying power
+only with `risk.use_margin`), in plan order, each reserving its worst price (ask plus the
+slippage budget). A buy that does not quite fit is shrunk to what is left, but only within
+`risk.buy_shrink_tolerance_percent` of the plan's buy total (`sizing.fit_buy`); beyond it
+the buy is refused with the numbers.
+
+Release costs O(1) reads (DESIGN.md): every buy waits for its own fresh sizing quote
+concurrently — a silent symbol waits alone, bounded by `stale_quote_max_wait_seconds` —
+and each release *wave* (whenever a quote arrives or cash may have changed) reads the
+account once for all the buys that are ready.
 
 Each leg runs inside the one sanctioned `except Exception` of execd (STYLE.md rule 5): a
 crash in one leg is logged with its context, the leg is marked failed, its orders are
@@ -20,6 +27,7 @@ Every leg's end is journaled as soon as it happens, so a leg that ended is never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,10 +43,11 @@ from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
+from execd.domain.deadline import leg_deadline
 from execd.domain.ladder_types import Finish, LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
-from execd.domain.sizing import affordable_qty, qty_for_notional, reservation_price
+from execd.domain.sizing import fit_buy, qty_for_notional, reservation_price
 from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
@@ -67,6 +76,9 @@ class RunnerContext:
     overlap_buys: bool
     subscribe: Callable[[str], None]
     unsubscribe: Callable[[str], None]
+    use_margin: bool = False
+    shrink_tolerance_percent: Decimal = Decimal(1)
+    max_leg_seconds: float = 23_400.0
 
     @property
     def rest(self) -> RestGateway:
@@ -96,6 +108,9 @@ class PlanRunner:
         self._stop_reason: str | None = None
         self._stop_state: PlanState = "canceled"
         self._power_changed = asyncio.Event()
+        self._plan_deadline: datetime | None = None
+        self._session: TradingSession | None = None
+        self.account_reads = 0
 
     # ------------------------------------------------------------------ control
 
@@ -120,7 +135,10 @@ class PlanRunner:
 
     # ------------------------------------------------------------------ plan
 
-    async def run(self, session: TradingSession | None) -> None:
+    async def run(self, session: TradingSession | None, deadline: datetime | None = None) -> None:
+        """Run the plan; `deadline` is the plan's own (DESIGN.md "Every leg has a deadline")."""
+        self._plan_deadline = deadline
+        self._session = session
         rec = self.record
         rec.state = "working"
         rec.started_at = rec.started_at or self._ctx.now()
@@ -189,94 +207,231 @@ class PlanRunner:
         session: TradingSession | None,
         group: asyncio.TaskGroup,
     ) -> None:
+        quotes: dict[int, Quote] = {}
+        fetching: dict[int, asyncio.Task[None]] = {}
         started: list[tuple[LegRecord, Decimal]] = []
-        for leg in buys:
-            while True:
+
+        async def fetch(leg: LegRecord) -> None:
+            try:
+                quote = await self._arrival_quote(leg)
+                if quote is not None:
+                    quotes[leg.leg.index] = quote
+            except Exception as exc:  # one buy's boundary: it ends, the others go on
+                _log.exception("buy_sizing_crashed", leg=leg.leg.index, error=repr(exc))
+                if not leg.finished:
+                    leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
+                    await self._ended(leg)
+            finally:
+                self._power_changed.set()
+
+        def refetch(leg: LegRecord) -> None:
+            quotes.pop(leg.leg.index, None)
+            fetching[leg.leg.index] = asyncio.create_task(fetch(leg), name=f"size:{leg.leg.label}")
+
+        pending = list(buys)
+        try:
+            for leg in pending:
+                refetch(leg)
+            while pending:
                 self._power_changed.clear()
                 if self._stop_reason is not None:
-                    leg.finish("canceled", self._stop_reason, self._ctx.now())
-                    await self._ended(leg)
+                    for leg in pending:
+                        if not leg.finished:
+                            leg.finish("canceled", self._stop_reason, self._ctx.now())
+                            await self._ended(leg)
                     break
-                sized = await self._size_buy(leg, started)
-                if sized is None:
-                    break  # the leg was ended with its reason
-                qty, price, sells_done = sized
-                if qty >= (leg.qty or Decimal(0)) or sells_done:
-                    if qty < (leg.qty or Decimal(0)):
-                        _log.warning(
-                            "leg_shrunk_to_buying_power",
-                            leg=leg.leg.index,
-                            symbol=leg.leg.symbol,
-                            requested=str(leg.qty),
-                            qty=str(qty),
-                        )
-                        leg.reason = f"shrunk from {leg.qty} to {qty} shares by buying power"
-                    if qty <= 0:
-                        leg.finish("rejected", "insufficient buying power", self._ctx.now())
-                        await self._ended(leg)
-                        break
-                    leg.qty = qty
-                    started.append((leg, price))
-                    group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
-                    break
-                await self._power_changed.wait()
+                pending = [leg for leg in pending if not leg.finished]
+                ready = []
+                for leg in pending:
+                    quote = quotes.get(leg.leg.index)
+                    if quote is None:
+                        continue
+                    fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
+                        quote
+                    )
+                    if fresh is None:
+                        refetch(leg)  # waited for cash so long that the quote went stale
+                        continue
+                    quotes[leg.leg.index] = fresh
+                    ready.append(leg)
+                if ready:
+                    done = await self._release_wave(ready, quotes, started, session, group)
+                    pending = [leg for leg in pending if leg not in done and not leg.finished]
+                if pending:
+                    await self._power_changed.wait()
+        finally:
+            for task in fetching.values():
+                task.cancel()
+            await asyncio.gather(*fetching.values(), return_exceptions=True)
 
-    async def _size_buy(
-        self, leg: LegRecord, started: list[tuple[LegRecord, Decimal]]
-    ) -> tuple[Decimal, Decimal, bool] | None:
-        """(affordable qty, reservation price, sells all done), or None if the leg ended."""
-        facts = self._ctx.assets[leg.leg.symbol]
-        quote = await self._arrival_quote(leg)
-        if quote is None:
+    def _fresh(self, quote: Quote | None) -> Quote | None:
+        """`quote` if it can size a buy: both sides, not crossed, fresh by its own time."""
+        if quote is None or not _two_sided(quote):
             return None
-        if leg.qty is None:
-            assert leg.leg.notional is not None
-            leg.qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
-            if leg.qty <= 0:
-                leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
-                await self._ended(leg)
-                return None
-        params = self._ctx.ports.params
-        price = reservation_price(quote.ask, params.max_slippage_bps, tick_size(quote.ask))
-        if leg.leg.limit_price is not None:
-            price = min(price, leg.leg.limit_price)
+        age = quote.age_seconds(self._ctx.now())
+        return quote if age <= self._ctx.ports.params.quote_freshness_seconds else None
+
+    async def _release_wave(
+        self,
+        ready: list[LegRecord],
+        quotes: Mapping[int, Quote],
+        started: list[tuple[LegRecord, Decimal]],
+        session: TradingSession | None,
+        group: asyncio.TaskGroup,
+    ) -> list[LegRecord]:
+        """One account read for every buy with a fresh quote; start those the cash pays
+        for, in plan order. Returns the buys released or ended."""
         try:
             account = await self._ctx.rest.account()
+            self.account_reads += 1
         except AdapterError as exc:
-            leg.finish("failed", f"could not read buying power: {exc}", self._ctx.now())
-            await self._ended(leg)
-            return None
-        power = Decimal(str(account.buying_power or 0))
+            for leg in ready:
+                leg.finish("failed", f"could not read the account: {exc}", self._ctx.now())
+                await self._ended(leg)
+            return ready
+        margin = self._ctx.use_margin
+        field = account.buying_power if margin else account.non_marginable_buying_power
+        what = "buying power" if margin else "cash"
+        power = Decimal(str(field or 0))
         # Buys already started but with no live order yet are not in the venue's figure.
         for other, other_price in started:
             if not other.finished and other.limit_price is None:
                 power -= ((other.qty or Decimal(0)) - other.filled_qty) * other_price
         sells_done = all(leg.finished for leg in self.record.legs if leg.leg.side is Side.SELL)
-        qty = affordable_qty(leg.qty, price, power, facts.fractionable)
-        return qty, price, sells_done
+        params = self._ctx.ports.params
+        total = self._buy_total(quotes)
+        tolerance = self._ctx.shrink_tolerance_percent
+        done: list[LegRecord] = []
+        for leg in ready:
+            symbol = leg.leg.symbol
+            facts = self._ctx.assets[symbol]
+            quote = quotes[leg.leg.index]
+            if leg.qty is None:
+                assert leg.leg.notional is not None
+                leg.qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
+                if leg.qty <= 0:
+                    leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
+                    await self._ended(leg)
+                    done.append(leg)
+                    continue
+            price = self._reservation(leg, quote, params.max_slippage_bps)
+            fit = fit_buy(leg.qty, price, power, total, tolerance, facts.fractionable)
+            if fit.verdict != "fits" and not sells_done:
+                continue  # a sell still working may release the cash
+            if fit.verdict == "refused":
+                need = leg.qty * price
+                leg.finish(
+                    "rejected",
+                    f"insufficient {what}: {leg.qty} {symbol} at up to {price} needs {need:.2f},"
+                    f" the account has {max(power, Decimal(0)):.2f}; shrinking by more than"
+                    f" {tolerance}% of the plan's buys ({total:.2f}) is refused",
+                    self._ctx.now(),
+                )
+                _log.warning(
+                    "buy_refused_insufficient_funds",
+                    leg=leg.leg.index,
+                    symbol=symbol,
+                    requested=str(leg.qty),
+                    reservation_price=str(price),
+                    available=str(power),
+                    funds=what,
+                    plan_buy_total=str(total),
+                    shrink_tolerance_percent=str(tolerance),
+                )
+                await self._ended(leg)
+                done.append(leg)
+                continue
+            if fit.verdict == "shrunk":
+                _log.warning(
+                    "leg_shrunk_to_buying_power",
+                    leg=leg.leg.index,
+                    symbol=symbol,
+                    requested=str(leg.qty),
+                    qty=str(fit.qty),
+                    shortfall=str(fit.shortfall),
+                    allowed=str(fit.allowed),
+                    funds=what,
+                )
+                leg.reason = f"shrunk from {leg.qty} to {fit.qty} shares by {what}"
+            leg.qty = fit.qty
+            power -= fit.qty * price
+            started.append((leg, price))
+            group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            done.append(leg)
+        return done
+
+    def _reservation(self, leg: LegRecord, quote: Quote, budget_bps: Decimal) -> Decimal:
+        price = reservation_price(quote.ask, budget_bps, tick_size(quote.ask))
+        if leg.leg.limit_price is not None:
+            price = min(price, leg.leg.limit_price)
+        return price
+
+    def _buy_total(self, quotes: Mapping[int, Quote]) -> Decimal:
+        """The plan's buys in USD at reservation prices, over the buys priced so far."""
+        budget = self._ctx.ports.params.max_slippage_bps
+        total = Decimal(0)
+        for leg in self.record.legs:
+            if leg.leg.side is not Side.BUY:
+                continue
+            quote = quotes.get(leg.leg.index)
+            if leg.leg.notional is not None:
+                total += leg.leg.notional
+            elif leg.leg.qty is not None and quote is not None:
+                total += leg.leg.qty * self._reservation(leg, quote, budget)
+        return total
+
+    def _hold_seconds(self, leg: LegRecord) -> float:
+        """How long a leg may wait for a fresh quote: `stale_quote_max_wait_seconds`,
+        within its deadline."""
+        wait = self._ctx.ports.params.stale_quote_max_wait_seconds
+        deadline = self._leg_deadline()
+        left = (deadline - self._ctx.now()).total_seconds()
+        return max(min(wait, left), 0.0)
+
+    def _leg_deadline(self) -> datetime:
+        return leg_deadline(
+            self._plan_deadline, self._session, self._ctx.now(), self._ctx.max_leg_seconds
+        )
 
     async def _arrival_quote(self, leg: LegRecord) -> Quote | None:
+        """A fresh quote to size the leg from, or None once the leg ended for want of one."""
         symbol = leg.leg.symbol
         self._ctx.subscribe(symbol)
+        wait = self._hold_seconds(leg)
         try:
-            wait = self._ctx.ports.params.quote_wait_seconds * 3
             return await asyncio.wait_for(self._usable_quote(symbol), wait)
         except TimeoutError:
-            leg.finish("unfilled", f"no quote for {symbol} to size the leg", self._ctx.now())
+            leg.finish(
+                "unfilled",
+                f"quote_stale: no fresh quote for {symbol} within {wait:g}s to size the leg",
+                self._ctx.now(),
+            )
             await self._ended(leg)
             return None
         finally:
             self._ctx.unsubscribe(symbol)
 
     async def _usable_quote(self, symbol: str) -> Quote:
-        """The first quote with both sides and not crossed: never size from a broken one."""
-        newer_than = None
+        """The first fresh, two-sided, uncrossed quote (DESIGN.md "Fresh quote"): the
+        stream's, else the data REST API's latest, judged by its own timestamp; never
+        size from a stale or broken one."""
+        interval = self._ctx.ports.rest_quote_interval
         while True:
-            quote = await self._ctx.quotes.wait_quote(symbol, newer_than)
-            if quote.bid > 0 and quote.ask > 0 and quote.ask >= quote.bid:
+            seen = self._ctx.now()
+            quote = self._fresh(self._ctx.quotes.quote(symbol))
+            if quote is not None:
                 return quote
-            _log.warning("sizing_quote_unusable", bid=str(quote.bid), ask=str(quote.ask))
-            newer_than = self._ctx.now()
+            try:
+                quote = self._fresh(await self._ctx.rest.latest_quote(symbol))
+            except AdapterError as exc:
+                _log.info("rest_quote_failed", symbol=symbol, error=str(exc))
+            if quote is not None:
+                return quote
+            cached = self._ctx.quotes.quote(symbol)
+            if cached is not None and not _two_sided(cached):
+                _log.warning("sizing_quote_unusable", bid=str(cached.bid), ask=str(cached.ask))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ctx.quotes.wait_quote(symbol, seen), interval)
 
     # ------------------------------------------------------------------ one leg
 
@@ -314,6 +469,7 @@ class PlanRunner:
                 urgency=leg.leg.urgency,
                 limit_price=leg.leg.limit_price,
                 session=session,
+                deadline=self._leg_deadline(),
             )
             resume = self._resume.get(index)
             runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish, resume)
@@ -471,3 +627,7 @@ def _s(value: object) -> str | None:
 def _bps(value: Decimal | None) -> str | None:
     """Basis points for a log line, to 2 places (the report itself keeps them exact)."""
     return None if value is None else str(round_bps(value))
+
+
+def _two_sided(quote: Quote) -> bool:
+    return quote.bid > 0 and quote.ask > 0 and quote.ask >= quote.bid

@@ -34,6 +34,9 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
                             Default bodies: 500 → ``{"code":50010000,"message":"internal server
                             error"}``; 502/503/504 → an nginx-style HTML page, as a gateway
                             produces; ``body`` overrides. Faults queue in order given.
+                            Every answer carries the real limiter's ``X-RateLimit-*`` headers
+                            (as Alpaca's do); ``"rate_limit_remaining": 0`` overrides the
+                            Remaining one (a 429 of an exhausted window vs a spurious one).
 ``DELETE /sim/http/faults`` drop every pending HTTP fault
 ``POST /sim/ratelimit``     ``{"limit": 10, "window_seconds": 60, "reset": true}`` — change the
                             trading budget (``reset`` starts a fresh window for every key)
@@ -75,6 +78,8 @@ class HttpFault:
     path: str | None = None
     when: Literal["before", "after"] = "before"
     body: str | None = None
+    rate_limit_remaining: int | None = None
+    """When set, the answer's ``X-RateLimit-Remaining`` (else the limiter's own)."""
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a request (method exact, path by prefix)."""
@@ -199,8 +204,18 @@ def parse_http_fault(body: dict[str, Any]) -> tuple[HttpFault, int]:
         path=_optional_str(body, "path"),
         when=when,
         body=_optional_str(body, "body"),
+        rate_limit_remaining=_optional_count(body, "rate_limit_remaining"),
     )
     return fault, count
+
+
+def _optional_count(body: dict[str, Any], key: str) -> int | None:
+    if body.get(key) is None:
+        return None
+    value = _integer(body, key)
+    if value < 0:
+        raise AdminError(f"{key} must be >= 0")
+    return value
 
 
 # ---------------------------------------------------------------------------------- routes

@@ -265,6 +265,8 @@ async def alpaca_middleware(
         if fault is not None and fault.status is not None:
             response = fault_response(fault)
     response.headers.update(headers)
+    if fault is not None and fault.rate_limit_remaining is not None:
+        response.headers["X-RateLimit-Remaining"] = str(fault.rate_limit_remaining)
     return response
 
 

@@ -204,12 +204,20 @@ class SimVenue:
         path: str | None = None,
         when: Literal["before", "after"] = "before",
         body: str | None = None,
+        rate_limit_remaining: int | None = None,
     ) -> None:
-        """The next ``count`` matching REST calls are delayed and/or answered ``status``."""
+        """The next ``count`` matching REST calls are delayed and/or answered ``status``
+        (with ``X-RateLimit-Remaining`` set to `rate_limit_remaining` when given)."""
         if status is None and delay <= 0:
             raise AdminError("a fault needs a status, a delay, or both")
         fault = HttpFault(
-            status=status, delay=delay, method=method, path=path, when=when, body=body
+            status=status,
+            delay=delay,
+            method=method,
+            path=path,
+            when=when,
+            body=body,
+            rate_limit_remaining=rate_limit_remaining,
         )
         self.services.faults.add(fault, count)
 

@@ -91,16 +91,38 @@ def test_in_flight_requests_are_subtracted_from_the_venue_view() -> None:
     assert ledger.statistics(0.1).remaining == 0
 
 
-def test_429_blocks_everything_until_reset() -> None:
-    """After a 429 nothing is granted, not even a cancel, until the venue's reset."""
+def test_429_with_nothing_left_blocks_until_reset_but_cancels_probe() -> None:
+    """After a 429 that says nothing is left until the reset, nothing but a cancel is
+    granted until the reset; cancels probe one at a time, once a second (issue 11 §6)."""
     ledger = BudgetLedger(limit=190, read_reserve=0)
     ledger.enqueue(0, Priority.READ)
     ledger.grant(0.0)
-    ledger.complete(1.0, rate_limited=True, reset_at=5.0)
-    ledger.enqueue(1, Priority.CANCEL)
-    assert ledger.grant(2.0) == []
-    assert ledger.next_change(2.0) == 5.0
+    ledger.complete(1.0, rate_limited=True, remaining=0, reset_at=5.0)
+    ledger.enqueue(1, Priority.READ)
+    ledger.enqueue(2, Priority.CANCEL)
+    ledger.enqueue(3, Priority.CANCEL)
+    assert ledger.grant(2.0) == [2]
+    assert ledger.grant(2.0) == []  # one probe in flight
+    ledger.complete(2.1, rate_limited=True, remaining=0, reset_at=5.0)
+    assert ledger.next_change(2.1) == 3.0
+    assert ledger.grant(2.5) == []
+    assert ledger.grant(3.0) == [3]
+    ledger.complete(3.1)
+    assert ledger.next_change(3.1) == 5.0
+    assert ledger.grant(4.9) == []
     assert ledger.grant(5.0) == [1]
+
+
+def test_429_with_requests_remaining_is_a_short_backoff() -> None:
+    """A 429 whose headers still show requests left and a reset at the window's end (the
+    stall of issue 11 §6) blocks for the penalty only, not until the reset."""
+    ledger = BudgetLedger(limit=190, read_reserve=0)
+    ledger.enqueue(0, Priority.NEW_ORDER)
+    ledger.grant(0.0)
+    ledger.complete(1.0, rate_limited=True, remaining=150, reset_at=60.0, penalty=0.5)
+    ledger.enqueue(1, Priority.NEW_ORDER)
+    assert ledger.next_change(1.0) == 1.5
+    assert ledger.grant(1.5) == [1]
 
 
 def test_429_without_reset_uses_the_penalty() -> None:

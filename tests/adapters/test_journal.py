@@ -18,6 +18,7 @@ from execd.adapters.journal import (
     DuplicateIntent,
     Journal,
     JournalClosed,
+    JournalUnwritable,
     RecordConflict,
     UnknownRecord,
 )
@@ -464,3 +465,72 @@ async def test_a_cancelled_awaiter_does_not_lose_its_write(tmp_path: Path) -> No
     await j.close()
     async with await Journal.open(path) as again:
         assert not await again.record_fill("ex-1", "cid", Decimal(1), Decimal(1), T0)
+
+
+# --- fill dedup by cumulative quantity; the journaled halt (issue 11 §8, §11) ----------------
+
+
+async def test_reconciled_fill_then_stream_fill_of_the_same_shares_counts_once(
+    journal: Journal,
+) -> None:
+    """A fill learned over REST (made-up id, cumulative 6) and then the stream's event for
+    the same shares (the venue's id, cumulative 6) are one fill; the next real execution
+    (cumulative 10) counts. The order's cumulative quantity survives a reopen."""
+    cid = await place(journal)
+    assert await journal.record_fill(
+        "reconciled:o1:0-6", cid, Decimal(6), Decimal("50.00"), T0, cumulative=Decimal(6)
+    )
+    assert not await journal.record_fill(
+        "venue-exec-1", cid, Decimal(6), Decimal("50.00"), T0, cumulative=Decimal(6)
+    )
+    assert await journal.filled_qty_for_leg(PLAN, 0) == 6
+    assert await journal.record_fill(
+        "venue-exec-2", cid, Decimal(4), Decimal("50.01"), T0, cumulative=Decimal(10)
+    )
+    assert await journal.filled_qty_for_leg(PLAN, 0) == 10
+    assert await journal.order_filled_qty(cid) == 10
+
+
+async def test_fills_without_cumulative_still_advance_the_count(journal: Journal) -> None:
+    """A caller that does not know the venue's cumulative adds its qty to the count."""
+    cid = await place(journal)
+    assert await journal.record_fill("e1", cid, Decimal(3), Decimal(50), T0)
+    assert await journal.order_filled_qty(cid) == 3
+    assert not await journal.record_fill(
+        "e2", cid, Decimal(3), Decimal(50), T0, cumulative=Decimal(3)
+    )
+    assert await journal.order_filled_qty(coid(0, 99)) is None
+
+
+async def test_halt_is_journaled(tmp_path: Path) -> None:
+    """`set_halted` survives a reopen; resuming clears it."""
+    path = tmp_path / "j.db"
+    async with await Journal.open(path) as j:
+        assert await j.halted() is None
+        await j.set_halted(True, T0, "halted by user")
+    async with await Journal.open(path) as j:
+        assert await j.halted() == "halted by user"
+        await j.set_halted(False, T0)
+        assert await j.halted() is None
+
+
+async def test_full_disk_is_reported_once_as_unwritable(journal: Journal) -> None:
+    """A write the storage refuses (max_page_count: a full disk without root) raises
+    `JournalUnwritable` and wakes `wait_unwritable` with the reason (issue 11 §5)."""
+
+    def fill(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+
+    await journal._call(fill)
+    assert journal.unwritable is None
+    refused: list[JournalUnwritable] = []
+    for attempt in range(200):
+        try:
+            await journal.record_event(None, None, "x", T0, {"pad": "x" * 4000, "n": attempt})
+        except JournalUnwritable as exc:
+            refused.append(exc)
+            break
+    assert refused, "the page cap never refused a write"
+    reason = await asyncio.wait_for(journal.wait_unwritable(), 5)
+    assert "full" in reason
+    assert journal.unwritable == reason

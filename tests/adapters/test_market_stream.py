@@ -134,7 +134,12 @@ async def test_subscribe_and_unsubscribe_while_connected(fake: FakeDataStream) -
         assert frozen is not None
         assert frozen.age_seconds(clock.now) == 10
     subscribes = [m for m in fake.received if m.get("action") == "subscribe"]
-    assert subscribes[1] == {"action": "subscribe", "quotes": ["SPY"], "trades": ["SPY"]}
+    assert subscribes[1] == {
+        "action": "subscribe",
+        "quotes": ["SPY"],
+        "trades": ["SPY"],
+        "statuses": ["SPY"],
+    }
 
 
 async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataStream) -> None:
@@ -149,7 +154,7 @@ async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataSt
         clock.advance(3)
         live = stream.quote("TQQQ")
         assert live is not None
-        assert live.as_of == clock.now  # kept current while the connection is up
+        assert live.as_of == T0  # its own timestamp: it ages even while connected
 
         down_at = clock.now
         await fake.drop()
@@ -167,7 +172,7 @@ async def test_quotes_go_stale_while_down_and_resubscribe_after(fake: FakeDataSt
         still_stale = stream.quote("TQQQ")
         assert still_stale is not None
         assert still_stale.as_of <= down_at  # an old quote is not revived by the reconnect
-        await fake.send([quote("TQQQ", 62.50, 62.52)])
+        await fake.send([quote("TQQQ", 62.50, 62.52, t=clock.now)])
         fresh = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=down_at), DEADLINE)
     assert fresh.as_of == clock.now
     assert fake.connections == 2
@@ -260,4 +265,64 @@ async def test_a_non_finite_quote_never_reaches_the_cache(fake: FakeDataStream) 
         Decimal("521.31"),
         Decimal("521.33"),
         Decimal(3),
+    )
+
+
+async def test_a_silent_symbol_ages_while_others_stream(fake: FakeDataStream) -> None:
+    """Issue 10 item 1: freshness is the quote's own venue timestamp. SPY keeps quoting,
+    TQQQ falls silent: TQQQ's quote ages past 5 s although frames keep arriving (it used
+    to read as current whenever any frame arrived within `silence_timeout`). A quote
+    stamped ahead of our clock is taken as of now, never as fresher."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ", "SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        await fake.send([quote("TQQQ", 62.41, 62.43, t=clock.now)])
+        await asyncio.wait_for(stream.wait_quote("TQQQ"), DEADLINE)
+        for _ in range(6):
+            clock.advance(1)
+            seen = clock.now - timedelta(microseconds=1)
+            await fake.send([quote("SPY", 500.00, 500.01, t=clock.now)])
+            await asyncio.wait_for(stream.wait_quote("SPY", newer_than=seen), DEADLINE)
+        silent = stream.quote("TQQQ")
+        spy = stream.quote("SPY")
+        assert silent is not None
+        assert spy is not None
+        assert silent.age_seconds(clock.now) == 6.0
+        assert spy.age_seconds(clock.now) == 0.0
+        ahead = clock.now + timedelta(seconds=30)
+        seen = clock.now - timedelta(microseconds=1)
+        await fake.send([quote("TQQQ", 62.41, 62.43, t=ahead)])
+        late = await asyncio.wait_for(stream.wait_quote("TQQQ", newer_than=seen), DEADLINE)
+        assert late.as_of == clock.now
+        assert late.venue_time == ahead
+
+
+async def test_statuses_mark_a_symbol_halted_until_it_resumes(fake: FakeDataStream) -> None:
+    """The `statuses` channel (§4.3 `"T":"s"`): a halt ("H") marks the symbol halted, an
+    unrelated status changes nothing, a resumption ("T") clears it; statuses are
+    subscribed with the quotes, and a halt of another symbol is not this one's."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ", "SPY"])
+    async with started(stream):
+        await fake.wait_for("subscribed", lambda: fake.subscribed == {"TQQQ", "SPY"})
+        assert stream.halted("TQQQ") is None
+        status = {"T": "s", "S": "TQQQ", "sc": "H", "sm": "Trading Halt", "rc": "T12",
+                  "rm": "Additional Information Requested", "t": T0, "z": "C"}  # fmt: skip
+        await fake.send([status])
+        await wait_until(lambda: stream.halted("TQQQ") is not None)
+        halt = stream.halted("TQQQ")
+        assert halt is not None
+        assert (halt.sc, halt.rc) == ("H", "T12")
+        assert stream.halted("SPY") is None
+        await fake.send([{**status, "sc": "F", "sm": "Short Sale Restriction"}])
+        await fake.send([quote("SPY", 500.0, 500.01)])
+        await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        assert stream.halted("TQQQ") is not None
+        await fake.send([{**status, "sc": "T", "sm": "Trading Resumption"}])
+        await wait_until(lambda: stream.halted("TQQQ") is None)
+    assert any("statuses" in m for m in fake.received if isinstance(m, dict)), (
+        "statuses were not subscribed"
     )

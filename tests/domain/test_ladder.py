@@ -113,7 +113,13 @@ def leg(
     session: TradingSession | None = SESSION,
     **params: Any,
 ) -> Leg:
-    """A fresh leg of the test plan."""
+    """A fresh leg of the test plan.
+
+    These scenarios follow the seeds' ladder, whose step 4 is a plain market order: they
+    choose `fallback_order = "market"` unless a test says otherwise. The default (capped)
+    fallback is covered by test_ladder_collar.py and test_ladder_protection.py.
+    """
+    params.setdefault("fallback_order", "market")
     spec = LegSpec(
         "plan-1", 0, symbol, side, D(qty), urgency, None if cap is None else D(cap), session
     )
@@ -309,19 +315,22 @@ def test_high_urgency_failed_validation_goes_straight_to_market() -> None:
 
 
 def test_stale_quote_is_never_priced() -> None:
-    """A stale quote in hand makes the leg ask for a fresh one; no fresh one in time is a
-    failed validation (high urgency: the fallback)."""
-    lg = leg(urgency=Urgency.HIGH)
+    """A stale quote in hand makes the leg ask for a fresh one; none in time is a hold, not
+    a failed validation — even at high urgency nothing is sent (DESIGN.md "Fresh quote") —
+    and after `stale_quote_max_wait_seconds` the leg ends `quote_stale`."""
+    lg = leg(urgency=Urgency.HIGH, stale_quote_max_wait_seconds=20.0)
     lg.quote("10.00", "10.01", age=30)
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
     assert of(acts, NeedQuote) == [NeedQuote(lg.now - timedelta(seconds=5))]
     acts = lg.wake()
-    (place,) = of(acts, PlaceOrder)
-    assert isinstance(place, PlaceOrder)
-    assert place.order_type is OrderType.MARKET
-    fields = next(a.fields for a in acts if isinstance(a, Note) and a.event.endswith("failed"))
+    assert not of(acts, PlaceOrder)
+    fields = next(a.fields for a in acts if isinstance(a, Note) and a.event.endswith("quote"))
     assert fields["reason"] == "quote_stale"
+    while not of(lg.log, Finish):
+        assert not of(lg.wake(), PlaceOrder)
+    done = finish(lg.log)
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "quote_stale")
 
 
 def test_normal_urgency_rechecks_before_falling_back() -> None:
@@ -339,7 +348,7 @@ def test_normal_urgency_rechecks_before_falling_back() -> None:
 
 def test_normal_urgency_second_failure_is_market() -> None:
     """Normal: a second failed validation sends the market fallback."""
-    lg = leg()
+    lg = leg(gate_wait_seconds=0.0)
     lg.quote("10.02", "10.01")
     lg.send(Start())
     acts = lg.quote("10.02", "10.01", age=-0.1)
@@ -350,7 +359,7 @@ def test_normal_urgency_second_failure_is_market() -> None:
 
 def test_crossed_quote_never_priced_low_urgency_ends() -> None:
     """A crossed quote is refused with a reason; low urgency ends after the re-check."""
-    lg = leg(urgency=Urgency.LOW)
+    lg = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
     lg.quote("10.02", "10.01")
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
@@ -361,7 +370,7 @@ def test_crossed_quote_never_priced_low_urgency_ends() -> None:
 
 def test_seed000_gates_spread_and_size() -> None:
     """Spread above 0.25 % or size under 100 shares fails validation (then re-check)."""
-    lg = leg(urgency=Urgency.LOW)
+    lg = leg(gate_wait_seconds=0.0, urgency=Urgency.LOW)
     lg.quote("10.00", "10.05")  # 0.5 %
     acts = lg.send(Start())
     assert not of(acts, PlaceOrder)
@@ -377,9 +386,12 @@ def test_slippage_budget_from_premarket() -> None:
     assert "leg_premarket_assessed" in notes(acts)
     assert lg.state.budget_bps == D(5)
     lg.wake()
-    lg.quote("10.00", "10.01")
-    lg.quote("10.00", "10.01", age=-1)
-    assert finish(lg.log).reason == "slippage_budget_exceeded"
+    acts = lg.quote("10.00", "10.01")
+    # Issue 10 item 3: the 10.02 limit (15 bps) is clamped to the 5 bps budget, not refused.
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.order_type, place.limit_price) == (OrderType.LIMIT, D("10.01"))
+    assert "budget_clamped" in notes(acts)
 
 
 def test_premarket_hold_and_recommended_wait() -> None:
@@ -401,7 +413,7 @@ def test_wide_spread_waits_for_spreads_once() -> None:
     assert "leg_waiting_for_spreads" in notes(acts)
     assert of(acts, WaitUntil) == [WaitUntil(lg.now + timedelta(seconds=90))]
     acts = lg.wake()
-    assert of(acts, NeedQuote) == [NeedQuote(lg.now)]
+    assert of(acts, NeedQuote) == [NeedQuote(lg.now - timedelta(seconds=5))]  # any fresh one
     acts = lg.quote("10.00", "10.10", age=-0.5)
     assert len(of(acts, PlaceOrder)) == 1  # waits once, then trades
 
@@ -435,18 +447,30 @@ def test_passive_open_delay_anchor_and_threshold_repeg() -> None:
     assert lg.state.repeg_trigger == "market_moved"
 
 
-def test_passive_allows_five_repegs() -> None:
-    """max_repegs_per_order bounds the passive style."""
+def test_passive_waits_like_a_passive_order() -> None:
+    """Issue 10 item 6: in a still market the passive limit re-checks every
+    `passive_timeout_seconds` without spending a re-peg round (its price does not move);
+    it crosses only when its patience for the urgency (normal: 120 s) has run out."""
     lg = leg(symbol="AAPL")
     started(lg, "100.00", "100.05")
     assert lg.state.style is PricingStyle.PASSIVE
+    assert lg.state.deadline == lg.now + timedelta(seconds=10)
+    placed_at = lg.now
     lg.update(0, K.NEW)
-    for _ in range(5):
+    for _ in range(11):
         lg.quote("100.00", "100.05")
-        lg.wake()
-    assert lg.state.repeg_rounds == 5
+        assert not of(lg.wake(), CancelOrder)
+    # (at most the round in flight: the test's quote is 10 s old at each wake)
+    assert lg.state.repeg_rounds <= 1
+    assert lg.state.repegs == 0
+    lg.quote("100.00", "100.05")
     acts = lg.wake()
+    while not of(acts, CancelOrder):
+        lg.quote("100.00", "100.05")
+        acts = lg.wake()
+    assert lg.now - placed_at >= timedelta(seconds=120)
     assert of(acts, CancelOrder) == [CancelOrder(cid(0))]
+    assert "leg_passive_patience_exhausted" in notes(acts)
 
 
 def test_legacy_mode_is_one_market_order() -> None:

@@ -34,6 +34,7 @@ D = Decimal
 def collared(**kw: Any) -> Leg:
     """A leg whose fallback is collared at 33 bps (so the rounding shows)."""
     kw.setdefault("fallback_collar_bps", D(33))
+    kw.setdefault("fallback_order", "collared")
     return leg(**kw)
 
 
@@ -158,22 +159,26 @@ def test_unusable_quote_asks_for_a_fresh_one_then_prices_from_it() -> None:
 
 
 def test_stale_quote_asks_for_a_fresh_one() -> None:
-    """A stale quote in hand: NeedQuote newer than the freshness window, then price."""
+    """A stale quote in hand: NeedQuote newer than the freshness window; none in time is a
+    hold (not the fallback, even at high urgency); a fresh one prices the first limit."""
     lg = collared(urgency=Urgency.HIGH)
     lg.quote("10.00", "10.01", age=30)
     acts = lg.send(Start())
     assert of(acts, NeedQuote) == [NeedQuote(lg.now - timedelta(seconds=5))]
-    lg.wake()  # no quote for the assessment either: straight to step 4 (high)
-    assert lg.state.awaiting is QuotePurpose.FALLBACK
+    acts = lg.wake()
+    assert "leg_holding_stale_quote" in notes(acts)
+    assert lg.state.awaiting is QuotePurpose.ASSESS
     assert not of(lg.log, PlaceOrder)
-    place = fallback_place(lg.quote("10.10", "10.11"))
-    assert place.limit_price == D("10.14")  # 10.11 × 1.0033 = 10.143363
+    (place,) = of(lg.quote("10.10", "10.11"), PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert (place.step, place.limit_price) == (2, D("10.12"))
 
 
 def test_no_quote_in_time_ends_the_leg_without_an_order() -> None:
-    """No usable quote within quote_wait_seconds: ENDED, never an unpriced order. An
-    unusable quote meanwhile does not extend the wait."""
-    lg = collared(urgency=Urgency.HIGH)
+    """No usable quote for the collar within `stale_quote_max_wait_seconds`: ENDED
+    `quote_stale`, never an unpriced order. An unusable quote meanwhile does not extend
+    the wait."""
+    lg = collared(urgency=Urgency.HIGH, stale_quote_max_wait_seconds=5.0)
     lg.quote("10.02", "10.01")
     lg.send(Start())
     deadline = lg.state.deadline
@@ -183,14 +188,40 @@ def test_no_quote_in_time_ends_the_leg_without_an_order() -> None:
     assert lg.state.deadline == deadline
     assert lg.state.awaiting is QuotePurpose.FALLBACK
     done = finish(lg.wake())
-    assert (done.outcome, done.reason) == (Outcome.ENDED, "no_quote_for_collared_fallback")
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "quote_stale")
     assert not of(lg.log, PlaceOrder)
-    assert "leg_fallback_no_quote" in notes(lg.log)
+    assert "leg_stale_quote_timeout" in notes(lg.log)
+
+
+def test_collared_fallback_is_repriced_a_bounded_number_of_times() -> None:
+    """Unfilled by the FALLBACK deadline: cancel, confirm, re-price the collar from the
+    fresh quote for the remainder; after `fallback_reprices` re-prices, end
+    `fallback_unfilled` (DESIGN.md "The fallback is capped by default")."""
+    lg = collared(fallback_reprices=1)
+    first = fallback_place(exhaust(lg, "10.00", "10.01"))
+    lg.update(1, K.NEW)
+    lg.fill(1, "10", "f1")
+    acts = lg.wake()
+    assert of(acts, CancelOrder) == [CancelOrder(first.client_order_id)]
+    assert "leg_fallback_repricing" in notes(acts)
+    lg.quote("10.10", "10.11")
+    second = fallback_place(lg.update(1, K.CANCELED))
+    assert (second.qty, second.order_type) == (D(90), OrderType.LIMIT)
+    assert second.limit_price is not None
+    assert first.limit_price is not None
+    assert second.limit_price > first.limit_price
+    lg.update(2, K.NEW)
+    acts = lg.wake()
+    assert of(acts, CancelOrder) == [CancelOrder(second.client_order_id)]
+    assert "leg_fallback_unfilled" in notes(acts)
+    done = finish(lg.update(2, K.CANCELED))
+    assert (done.outcome, done.reason) == (Outcome.ENDED, "fallback_unfilled")
+    assert not any(isinstance(a, PlaceOrder) and a.order_type is OrderType.MARKET for a in lg.log)
 
 
 def test_collared_fallback_timeout_cancels_and_ends() -> None:
     """Unfilled by the FALLBACK deadline: cancel it, and end once the cancel is confirmed."""
-    lg = collared()
+    lg = collared(fallback_reprices=0)
     place = fallback_place(exhaust(lg, "10.00", "10.01"))
     lg.update(1, K.NEW)
     lg.fill(1, "10", "f1")

@@ -190,7 +190,8 @@ class LadderMachine(RuleBasedStateMachine):
             max_slippage_bps=D(500),
             max_spread_percent=D(5),
             min_bid_ask_size=D(1),
-            fallback_collar_bps=collar,
+            fallback_order="market" if collar is None else "collared",
+            fallback_collar_bps=collar or D(50),
         )
         self.now = SESSION.open + timedelta(seconds=start)
         spec = LegSpec(
@@ -221,14 +222,11 @@ class LadderMachine(RuleBasedStateMachine):
                 others = [o for o in after.orders if o.client_order_id != a.client_order_id]
                 assert all(o.is_terminal for o in others), "placed before a confirmed cancel"
                 assert a.qty <= QTY - self.venue.filled_total(), "placed beyond the remainder"
-                if before.spec.urgency is Urgency.LOW:
+                if before.spec.urgency is Urgency.LOW and self.params.enable_smart_execution:
                     assert a.order_type is OrderType.LIMIT, "market order on low urgency"
                 if before.spec.limit_price is not None:
                     assert a.order_type is OrderType.LIMIT
-                if (
-                    self.params.fallback_collar_bps is not None
-                    and self.params.enable_smart_execution
-                ):
+                if self.params.fallback_order == "collared" and self.params.enable_smart_execution:
                     assert a.order_type is OrderType.LIMIT, "market order despite the collar"
                 if not self.params.enable_smart_execution:
                     assert a.step == 4, "legacy mode priced a ladder limit"

@@ -138,6 +138,9 @@ def test_bad_side() -> None:
     assert _one_error(_plan(_leg(), _leg("MSFT", side="short"))) == (
         "legs[1].side: must be one of buy, sell, got 'short'"
     )
+    assert _one_error(_plan(_leg(side=" buy"))) == (
+        "legs[0].side: must be one of buy, sell, got ' buy'"
+    )
 
 
 def test_legs_count() -> None:
@@ -151,8 +154,12 @@ def test_legs_count() -> None:
 
 
 def test_symbol_normalised_and_validated() -> None:
-    """Symbols are upper-cased and trimmed; anything outside the pattern is refused."""
-    assert parse_plan(_plan(_leg(" brk.b ")), _new_id).legs[0].symbol == "BRK.B"
+    """Symbols are upper-cased, nothing else; anything outside the pattern is refused
+    (surrounding spaces and non-ASCII letters included, issue 11 §9)."""
+    assert parse_plan(_plan(_leg("brk.b")), _new_id).legs[0].symbol == "BRK.B"
+    assert _one_error(_plan(_leg(" BRK.B "))).startswith("legs[0].symbol: ' BRK.B '")
+    assert _one_error(_plan(_leg("\ufb01"))).startswith("legs[0].symbol:")  # "ﬁ" → "FI"
+    assert _one_error(_plan(_leg("ＴＱＱＱ"))).startswith("legs[0].symbol:")
     assert _one_error(_plan(_leg("1AB"))) == (
         "legs[0].symbol: '1AB' is not a valid symbol (a letter, then up to 9 letters,"
         " digits or dots)"
@@ -180,13 +187,16 @@ def test_exactly_one_of_qty_or_notional() -> None:
         (0, "legs[0].qty: must be > 0"),
         ("1.0000000001", "legs[0].qty: at most 9 decimal places, got 1.0000000001"),
         ("1e-10", "legs[0].qty: at most 9 decimal places, got 0.0000000001"),
-        ("ten", "legs[0].qty: 'ten' is not a number"),
-        ("NaN", "legs[0].qty: 'NaN' is not a number"),
-        ("1_000", "legs[0].qty: '1_000' is not a number"),
+        ("ten", "legs[0].qty: 'ten' is not a number (ASCII digits, no spaces)"),
+        ("NaN", "legs[0].qty: 'NaN' is not a number (ASCII digits, no spaces)"),
+        ("1_000", "legs[0].qty: '1_000' is not a number (ASCII digits, no spaces)"),
         (True, "legs[0].qty: must be a number, not a boolean"),
         ([1], "legs[0].qty: must be a number (a JSON string or number)"),
         (float("inf"), "legs[0].qty: must be a finite number"),
         ("1e10", "legs[0].qty: must be less than 10000000000"),
+        ("\u0661", "legs[0].qty: '\u0661' is not a number (ASCII digits, no spaces)"),
+        (" 1 ", "legs[0].qty: ' 1 ' is not a number (ASCII digits, no spaces)"),
+        ("\uff11", "legs[0].qty: '\uff11' is not a number (ASCII digits, no spaces)"),
     ],
 )
 def test_bad_qty(qty: object, message: str) -> None:
@@ -215,7 +225,6 @@ def test_bad_notional(notional: object, message: str) -> None:
         (0.1, D("0.1")),  # the float's repr, not its binary value 0.1000000000000000055…
         (1.23456789, D("1.23456789")),
         ("1.500000000000", D("1.5")),  # trailing zeros are not precision
-        (" 2.5 ", D("2.5")),
         ("1e2", D("100")),
     ],
 )

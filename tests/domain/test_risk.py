@@ -17,12 +17,14 @@ from execd.domain.risk import (
     OrderRateWindow,
     RiskBreach,
     RiskLimits,
+    WorkingLeg,
     check_order,
     check_plan,
     check_rate,
     leg_notional,
     order_notional,
     plan_notional,
+    wash_conflicts,
 )
 from execd.domain.types import Side
 
@@ -130,7 +132,7 @@ def test_unvaluable_market_order_is_a_breach_while_capped() -> None:
     assert got == RiskBreach(
         "max_order_notional",
         "cannot value a market order without a quote (buy 1 TQQQ; no quote);"
-        " risk.max_order_notional is $50,000",
+        " risk.max_order_notional $50,000",
     )
     one_sided = check_order(ORDER_CAP, Side.SELL, "TQQQ", D(1), None, _quote(bid="0"))
     assert one_sided is not None
@@ -237,7 +239,7 @@ def test_missing_quote_for_qty_leg_is_a_breach_under_a_plan_cap() -> None:
     assert got == [
         RiskBreach(
             "max_plan_notional",
-            "no quote to value legs[0] (sell 100 TQQQ); risk.max_plan_notional is $10,000",
+            "no quote to value legs[0] (sell 100 TQQQ); risk.max_plan_notional $10,000",
         )
     ]
 
@@ -374,3 +376,76 @@ def test_window_matches_a_model(cap: int | None, steps: list[tuple[float, bool]]
         if send:
             window.record(now)
             recorded.append(now)
+
+
+# ------------------------------------------------------------------ equity-relative caps
+
+EQUITY_CAPS = RiskLimits(
+    max_order_notional=D(1_000_000),
+    max_plan_notional=D(5_000_000),
+    max_order_equity_multiple=D(1),
+    max_plan_equity_multiple=D(2),
+)
+
+
+def test_fat_finger_plan_is_refused_against_equity() -> None:
+    """Issue 11 §1: a billion TQQQ on a $100k account breaches both the order and the plan
+    cap, each reason naming the cap that binds (the equity multiple) and the numbers."""
+    plan = _plan(_leg("TQQQ", "buy", qty="1000000000"))
+    got = check_plan(EQUITY_CAPS, plan, QUOTES, equity=D(100_000))
+    assert [b.limit for b in got] == ["max_order_equity_multiple", "max_plan_equity_multiple"]
+    assert "exceeds risk.max_order_equity_multiple 1 x equity $100,000.00 = $100,000.00" in (
+        got[0].reason
+    )
+    assert "$50,100,000,000.00" in got[0].reason
+    assert got[1].reason.endswith(
+        "risk.max_plan_equity_multiple 2 x equity $100,000.00 = $200,000.00"
+    )
+
+
+def test_absolute_cap_binds_when_lower_than_the_equity_multiple() -> None:
+    """On a $10M account the absolute $1M order cap is the lower one and is named."""
+    plan = _plan(_leg("AAPL", "buy", notional="1500000"))
+    got = check_plan(EQUITY_CAPS, plan, QUOTES, equity=D(10_000_000))
+    assert [b.limit for b in got] == ["max_order_notional"]
+    assert "risk.max_order_notional $1,000,000" in got[0].reason
+
+
+def test_full_rotation_fits_twice_equity() -> None:
+    """Selling everything and buying something else is 2x equity gross: allowed at 2."""
+    plan = _plan(_leg("TQQQ", "sell", qty="1000"), _leg("AAPL", "buy", notional="50000"))
+    assert check_plan(EQUITY_CAPS, plan, QUOTES, equity=D(50_000)) == []
+
+
+def test_negative_equity_refuses_every_order() -> None:
+    """An account under water may not trade a cent through the equity cap."""
+    got = check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(1), D(50), None, equity=D(-5))
+    assert got is not None
+    assert got.limit == "max_order_equity_multiple"
+
+
+def test_equity_unknown_leaves_the_absolute_caps() -> None:
+    """Without an equity reading only the dollar caps apply (the engine always reads it)."""
+    assert check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(10_000), D(50), None) is None
+    got = check_order(EQUITY_CAPS, Side.BUY, "TQQQ", D(30_000), D(50), None)
+    assert got is not None
+    assert got.limit == "max_order_notional"
+
+
+# ------------------------------------------------------------------------ wash trades
+
+
+def test_opposite_side_of_another_working_plan_conflicts() -> None:
+    """A sell of TQQQ beside another plan's working buy of TQQQ is named; same side is
+    not a wash, nor is the plan's own id (a resubmission is answered elsewhere)."""
+    plan = _plan(_leg("TQQQ", "sell", qty="1"), _leg("AAPL", "buy", qty="1"))
+    working = [
+        WorkingLeg("other", "legs[3]", "TQQQ", Side.BUY),
+        WorkingLeg("other", "legs[4]", "AAPL", Side.BUY),
+        WorkingLeg(plan.plan_id, "legs[0]", "TQQQ", Side.BUY),
+    ]
+    assert wash_conflicts(plan, working) == [
+        "legs[0]: sell TQQQ while plan other legs[3] is still buying it (potential wash"
+        " trade); wait for that plan or cancel it"
+    ]
+    assert wash_conflicts(plan, []) == []

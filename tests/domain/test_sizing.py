@@ -75,3 +75,28 @@ def test_bad_prices_raise() -> None:
         qty_for_notional(Decimal(1), Decimal(0), True)
     with pytest.raises(ValueError, match="price"):
         affordable_qty(Decimal(1), Decimal(0), Decimal(1), True)
+
+
+# ---------------------------------------------------------------- fit_buy (issue 11 item 1)
+
+
+def test_fit_buy_fits_shrinks_within_tolerance_and_refuses_beyond() -> None:
+    """A buy that fits is untouched; a few dollars short is shrunk (within 1 % of the
+    plan's buys); an absurd quantity is refused, never turned into the whole account."""
+    from execd.domain.sizing import fit_buy
+
+    D = Decimal
+    fits = fit_buy(D(10), D(100), D(1000), D(1000), D(1), False)
+    assert (fits.qty, fits.verdict) == (D(10), "fits")
+    # Exactly at the cash is a fit.
+    assert fit_buy(D(10), D(100), D(1000), D(5000), D(1), False).verdict == "fits"
+    shrunk = fit_buy(D(10), D(100), D(950), D(10_000), D(1), False)
+    assert (shrunk.qty, shrunk.verdict, shrunk.shortfall) == (D(9), "shrunk", D(100))
+    # The shortfall exactly at the tolerance shrinks; one cent beyond it refuses.
+    edge = fit_buy(D(10), D(100), D(900), D(10_000), D(1), False)
+    assert (edge.qty, edge.verdict) == (D(9), "shrunk")
+    beyond = fit_buy(D(10), D("100.01"), D(900), D(10_000), D(1), False)
+    assert (beyond.qty, beyond.verdict) == (D(0), "refused")
+    absurd = fit_buy(D(1_000_000_000), D(100), D(100_000), D(100_000_000_000), D(1), False)
+    assert (absurd.qty, absurd.verdict) == (D(0), "refused")
+    assert fit_buy(D(10), D(100), D(0), D(1000), D(50), False).verdict == "refused"

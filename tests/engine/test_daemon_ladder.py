@@ -101,7 +101,8 @@ async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
     used up it cancels and sends a market order for the remainder, which fills."""
     d = await start_daemon(
         sim=_runaway_tape(tmp_path),
-        execution={"max_repegs_per_order": 2},
+        # The seeds' plain market fallback, chosen explicitly (the default is collared).
+        execution={"max_repegs_per_order": 2, "fallback_order": "market"},
         better_orders={"normal_timeout_seconds": 0.5},
     )
     status = await d.run(
@@ -155,12 +156,15 @@ async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -
         "legs": [
             {"symbol": "TQQQ", "side": "buy", "qty": "5"},
             {"symbol": "AAPL", "side": "buy", "qty": "3"},
+            # Issue 10 item 5: legacy mode trades at every urgency, low included.
+            {"symbol": "SPY", "side": "buy", "qty": "2", "urgency": "low"},
         ],
     }
     status = await d.run(plan)
     assert status.state == "completed", status.reason
-    for index in (0, 1):
+    for index in (0, 1, 2):
         assert _types(await d.orders("legacy", index)) == ["market"]
+    assert {leg.style for leg in status.legs} == {"legacy"}
 
 
 async def test_partial_fills_reprice_only_the_remainder(
@@ -174,7 +178,7 @@ async def test_partial_fills_reprice_only_the_remainder(
         {"TQQQ": runaway("62.00", spread="0.02", step="0.02", size=100)},
         start=time(10, 0),
     )
-    d = await start_daemon(sim={"tape": str(tape)})
+    d = await start_daemon(sim={"tape": str(tape)}, execution={"fallback_order": "market"})
     status = await d.run(
         {"plan_id": "partial", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000"}]}
     )

@@ -20,6 +20,7 @@ import pytest
 
 from execd.adapters.journal import Journal
 from execd.config import SimSection
+from execd.control.protocol import ControlError, ErrorCode
 from execd.domain.ids import leg_order_prefix
 from execd.engine.venue import sim_config
 from execd.sim.venue import SimVenue
@@ -229,3 +230,31 @@ async def test_shutdown_leave_keeps_the_order_and_the_plan_unfinished(
         assert (await again.daemon.engine.status("leave")).state == "working"
         await again.stop()  # default cancel: the adopted order ends cancelled
         assert venue.exchange.list_orders(status="open", limit=50) == []
+
+
+async def test_halt_survives_a_restart_until_resume(start_daemon: StartDaemon) -> None:
+    """Issue 11 §8: `halt`, then a restart: the new daemon is still halted (health says
+    so, a plan is refused and the venue sees nothing) until `resume`, after which a plan
+    runs."""
+    async with outside_venue() as venue:
+        first = await start_daemon(venue=venue)
+        await first.daemon.engine.halt()
+        await first.stop()
+        before = len((await venue.history())["orders"])
+
+        second = await start_daemon(venue=venue, directory=first.directory)
+        assert (await second.daemon.engine.health()).halted
+        plan = {"plan_id": "after-halt", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "2"}]}
+        with pytest.raises(ControlError) as refused:
+            await second.submit(plan)
+        assert refused.value.code == ErrorCode.HALTED
+        assert len((await venue.history())["orders"]) == before
+        await second.daemon.engine.resume()
+        done = await second.run(plan)
+        assert done.state == "completed", done.reason
+        await second.check()
+        await second.stop()
+
+        third = await start_daemon(venue=venue, directory=first.directory)
+        assert not (await third.daemon.engine.health()).halted
+        await third.stop()

@@ -115,3 +115,21 @@ async def test_legacy_mode_ignores_the_collar(start_daemon: StartDaemon) -> None
     assert status.state == "completed", status.reason
     orders = await d.orders("legacy", 0)
     assert [e["order"]["type"] for e in orders] == ["market"]
+
+
+async def test_fat_finger_plan_is_refused_by_default(start_daemon: StartDaemon) -> None:
+    """Issue 11 §1: with the shipped caps, a billion TQQQ on the sim's $100k account is
+    refused at submit, naming the cap and the numbers; the venue sees nothing (before,
+    it was accepted and shrunk to buying power)."""
+    d = await start_daemon()
+    with pytest.raises(ControlError) as refused:
+        await d.submit(
+            {"plan_id": "fat", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000000000"}]}
+        )
+    assert refused.value.code == ErrorCode.INVALID_PLAN
+    message = refused.value.message
+    assert "risk.max_order_equity_multiple 1 x equity $100,000.00" in message
+    assert "risk.max_plan_equity_multiple 2 x equity $100,000.00 = $200,000.00" in message
+    assert (await d.history())["orders"] == []
+    ok = await d.run({"plan_id": "fine", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "2"}]})
+    assert ok.state == "completed", ok.reason

@@ -255,7 +255,7 @@ async def test_silent_order_stream_over_a_cancel_is_resolved_by_asking(
     d = await start_daemon(
         sim=crossing_tape(tmp_path, 99.0, 0),
         gateway=STREAMS["gateway"],
-        execution={"max_repegs_per_order": 1},
+        execution={"max_repegs_per_order": 1, "fallback_order": "market"},
         ladder={"confirm_timeout_seconds": 1.0, "fallback_timeout_seconds": 1.0},
     )
     status = await d.submit(

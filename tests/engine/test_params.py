@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
-from execd.config import load_settings
+from execd.config import ConfigError, load_settings
 from execd.domain.ladder_types import LadderParams
 from execd.engine.params import ladder_params
 
@@ -66,7 +67,14 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "LADDER__CONFIRM_TIMEOUT_SECONDS": "11",
         "LADDER__MAX_CONFIRM_RETRIES": "4",
         "LADDER__FALLBACK_TIMEOUT_SECONDS": "31",
-        "EXECUTION__FALLBACK_COLLAR_BPS": "50",
+        "EXECUTION__FALLBACK_COLLAR_BPS": "40",
+        "LADDER__FALLBACK_REPRICES": "3",
+        "LADDER__STALE_QUOTE_MAX_WAIT_SECONDS": "30",
+        "LADDER__GATE_WAIT_SECONDS": "20",
+        "LADDER__PASSIVE_TIMEOUT_SECONDS": "8",
+        "LADDER__PASSIVE_PATIENCE_LOW_SECONDS": "200",
+        "LADDER__PASSIVE_PATIENCE_NORMAL_SECONDS": "100",
+        "LADDER__PASSIVE_PATIENCE_HIGH_SECONDS": "20",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -77,4 +85,19 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         for f in dataclasses.fields(LadderParams)
         if getattr(changed, f.name) == getattr(default, f.name)
     ]
-    assert same == []
+    # A collar and a plain market fallback exclude each other: checked below.
+    assert same == ["fallback_order"]
+
+
+def test_plain_market_fallback_is_an_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fallback_order = "market"` chooses the seeds' market order; with a collar also set
+    the config is refused (an existing config that set a collar stays collared)."""
+    assert LadderParams().fallback_order == "collared"
+    monkeypatch.setenv("EXECUTION__FALLBACK_ORDER", "market")
+    assert ladder_params(load_settings()).fallback_order == "market"
+    monkeypatch.setenv("EXECUTION__FALLBACK_COLLAR_BPS", "30")
+    with pytest.raises(ConfigError, match="fallback_collar_bps"):
+        load_settings()
+    monkeypatch.delenv("EXECUTION__FALLBACK_ORDER")
+    params = ladder_params(load_settings())
+    assert (params.fallback_order, params.fallback_collar_bps) == ("collared", Decimal(30))

@@ -1,9 +1,10 @@
-"""Wash trades across plans: a market fallback first cancels execd's own opposite orders.
+"""Wash trades across plans (issue 11 §10): the second plan is refused at submit.
 
 Alpaca refuses an order that could trade with an opposite-side order of the same account
 ("potential wash trade detected", ALPACA.md §7), and the simulated venue enforces it the
-same way. A plan's buy resting below the market must therefore not make another plan's
-market-sell fallback fail: the leg cancels execd's own opposite order first.
+same way. Two plans, one buying and one selling a symbol, used to both be accepted and the
+venue refused one mid-run. Now the second plan is refused at submit, naming the first;
+once the first has ended, the second runs.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from execd.control.protocol import ControlError, ErrorCode
 from tests.engine.conftest import StartDaemon, TapeQuote, write_tape
 
 pytestmark = pytest.mark.slow
 
 
-async def test_market_fallback_cancels_own_opposite_order_first(
+async def test_opposite_plan_is_refused_while_the_first_works(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
-    """Plan A rests a capped buy; plan B's high-urgency sell falls back to a market order,
-    which succeeds because A's buy is cancelled first (never a wash-trade refusal)."""
+    """Plan A rests a capped buy of ACME; plan B selling ACME is refused at submit naming
+    A, and the venue sees none of B's orders; after A is cancelled, B runs and completes
+    with no order of either plan rejected."""
     quiet = [TapeQuote(i * 0.2, Decimal("40.00"), Decimal("40.05")) for i in range(300)]
     tape = write_tape(tmp_path / "quiet.jsonl", {"ACME": quiet}, start=time(10, 0))
     d = await start_daemon(
         sim={"tape": str(tape), "positions": {"ACME": "50"}},
-        execution={"max_repegs_per_order": 0},
+        execution={"max_repegs_per_order": 0, "fallback_order": "market"},
         ladder={"fallback_timeout_seconds": 15.0},
     )
     resting = await d.submit(
@@ -39,23 +42,27 @@ async def test_market_fallback_cancels_own_opposite_order_first(
     )
 
     async def a_is_resting() -> bool:
-        return any(o["order"]["status"] == "new" for o in await d.orders(resting.plan_id))
+        # A's step-4 order (its re-pegs are 0): a limit at its cap that rests 15 s. (Its
+        # first limit is cancelled within a timeout, which would race B's fallback.)
+        orders = await d.orders(resting.plan_id)
+        return len(orders) >= 2 and orders[-1]["order"]["status"] == "new"
 
     await d.wait_until(a_is_resting, "plan A's capped buy to rest at the venue")
-    selling = await d.run(
-        {
-            "plan_id": "wash-b",
-            "urgency": "high",
-            "legs": [{"symbol": "ACME", "side": "sell", "qty": "5"}],
-        }
+    plan_b = {
+        "plan_id": "wash-b",
+        "urgency": "high",
+        "legs": [{"symbol": "ACME", "side": "sell", "qty": "5"}],
+    }
+    with pytest.raises(ControlError) as refused:
+        await d.submit(plan_b)
+    assert refused.value.code == ErrorCode.INVALID_PLAN
+    assert "plan wash-a legs[0] is still buying it (potential wash trade)" in (
+        refused.value.message
     )
-    assert selling.state == "completed", selling.reason
-    sells = await d.orders("wash-b", 0)
-    market = [o for o in sells if o["order"]["type"] == "market"]
-    assert market, "the sell should have reached its market fallback"
-    assert all(o["order"]["status"] != "rejected" for o in sells)
-    buys = await d.orders("wash-a", 0)
-    assert buys[0]["order"]["status"] == "canceled"
-    canceled_at = max(e["timestamp"] for e in buys[0]["events"] if e["status"] == "canceled")
-    assert canceled_at <= market[0]["order"]["created_at"]
+    assert await d.orders("wash-b") == []
+    await d.daemon.engine.cancel(resting.plan_id)
     await d.finish(resting.plan_id)
+    selling = await d.run(plan_b)
+    assert selling.state == "completed", selling.reason
+    history = (await d.history())["orders"]
+    assert all(e["order"]["status"] != "rejected" for e in history)

@@ -232,3 +232,27 @@ async def test_admin_rejects_bad_input(
     status, answer = await admin(http, venue, "POST", path, body)
     assert status == 400
     assert answer["message"]
+
+
+async def test_injected_429_carries_realistic_rate_limit_headers(
+    venue: SimVenue, http: aiohttp.ClientSession
+) -> None:
+    """An injected 429 carries the limiter's X-RateLimit-* headers (requests still left,
+    reset at the window's end: the case that stalled plans, issue 11 §6), and
+    ``rate_limit_remaining`` overrides the Remaining one (an exhausted window)."""
+    body = {"status": 429, "method": "POST", "path": "/v2/orders"}
+    assert (await admin(http, venue, "POST", "/http/faults", body))[0] == 200
+    assert (await admin(http, venue, "POST", "/http/faults", {**body, "rate_limit_remaining": 0}))[
+        0
+    ] == 200
+    url = venue.trading_url + "/v2/orders"
+    seen = []
+    for _ in range(2):
+        async with http.post(url, json=ORDER, headers=keys(venue)) as resp:
+            seen.append((resp.status, dict(resp.headers)))
+    assert [status for status, _ in seen] == [429, 429]
+    assert int(seen[0][1]["X-RateLimit-Remaining"]) > 0
+    assert seen[1][1]["X-RateLimit-Remaining"] == "0"
+    assert all(int(h["X-RateLimit-Reset"]) > 0 for _, h in seen)
+    bad = await admin(http, venue, "POST", "/http/faults", {**body, "rate_limit_remaining": -1})
+    assert bad[0] == 400

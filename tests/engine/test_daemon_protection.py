@@ -1,0 +1,115 @@
+"""Issue 10 against the simulated venue: a silent symbol holds alone, a refused limit is
+clamped, the default fallback is capped, and issue 11's runner sizing spends cash."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tests.engine.conftest import StartDaemon
+
+
+def _types(entries: list[dict[str, Any]]) -> list[str]:
+    return [e["order"]["type"] for e in entries]
+
+
+async def test_a_silent_symbol_holds_alone_and_trades_once_quotes_resume(
+    start_daemon: StartDaemon,
+) -> None:
+    """`/sim/quotes/silence` on AAPL while SPY streams: the AAPL leg sends nothing during
+    the silence while the SPY leg trades, and completes once AAPL quotes resume."""
+    d = await start_daemon()
+    await d.venue.silence_quotes("AAPL", 4.0)
+    silent_until = d.venue.clock.now() + timedelta(seconds=4.0)
+    status = await d.submit(
+        {
+            "plan_id": "silence",
+            "legs": [
+                {"symbol": "AAPL", "side": "buy", "qty": "5"},
+                {"symbol": "SPY", "side": "buy", "qty": "5"},
+            ],
+        }
+    )
+
+    async def spy_filled() -> bool:
+        legs = (await d.daemon.engine.status(status.plan_id)).legs
+        return legs[1].state == "filled"
+
+    await d.wait_until(spy_filled, "the SPY leg to fill while AAPL is silent")
+    assert d.venue.clock.now() < silent_until, "SPY took the whole silence to fill"
+    assert await d.orders(status.plan_id, 0) == [], "AAPL traded on a stale quote"
+    final = await d.finish(status.plan_id)
+    assert final.state == "completed", final.reason
+    aapl = await d.orders(status.plan_id, 0)
+    assert aapl
+    for entry in aapl:
+        created = datetime.fromisoformat(entry["order"]["created_at"].replace("Z", "+00:00"))
+        assert created >= silent_until, "an AAPL order during the silence"
+
+
+async def test_labd_with_the_market_fallback_chosen_sends_a_clamped_first_limit(
+    start_daemon: StartDaemon,
+) -> None:
+    """Calm market, normal urgency, plain market fallback explicitly chosen, a 10 bps
+    budget: ask + 1 tick is beyond it, so the first order is a LIMIT clamped to the budget
+    (never the old escalation to a market order)."""
+    d = await start_daemon(
+        execution={"fallback_order": "market"}, better_orders={"max_slippage_bps": 10}
+    )
+    status = await d.submit(
+        {"plan_id": "labd", "legs": [{"symbol": "LABD", "side": "buy", "qty": "100"}]}
+    )
+
+    async def placed() -> bool:
+        return bool(await d.orders(status.plan_id, 0))
+
+    await d.wait_until(placed, "the first LABD order")
+    first = (await d.orders(status.plan_id, 0))[0]["order"]
+    assert first["type"] == "limit"
+    final = await d.finish(status.plan_id)
+    arrival = final.legs[0].arrival_mid
+    assert arrival is not None
+    cost = (Decimal(first["limit_price"]) - arrival) / arrival * 10_000
+    assert cost <= 10, f"first limit {first['limit_price']} costs {cost:.2f} bps > 10"
+
+
+async def test_labd_with_the_default_config_never_sends_a_market_order(
+    start_daemon: StartDaemon,
+) -> None:
+    """The shipped defaults: a LABD buy completes and the venue never sees a market order."""
+    d = await start_daemon()
+    final = await d.run(
+        {"plan_id": "labd-default", "legs": [{"symbol": "LABD", "side": "buy", "qty": "100"}]}
+    )
+    assert final.state == "completed", final.reason
+    history = await d.history()
+    assert history["orders"]
+    assert "market" not in {e["order"]["type"] for e in history["orders"]}
+
+
+async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
+    start_daemon: StartDaemon,
+) -> None:
+    """Issue 11 item 1 (runner sizing): 1,000,000 TQQQ on a $100k cash account is refused
+    with the numbers — never turned into "everything the account has" — while a buy a few
+    dollars short of the cash is shrunk within the tolerance."""
+    d = await start_daemon(sim={"cash": "100000"})
+    final = await d.run(
+        {"plan_id": "absurd", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000000"}]}
+    )
+    leg = final.legs[0]
+    assert leg.state == "rejected", leg
+    assert leg.reason is not None
+    assert "insufficient cash" in leg.reason
+    assert "refused" in leg.reason
+    assert await d.orders("absurd") == []
+    # 1,600 TQQQ at ~62.4 plus the reservation's slippage is just over $100k: shrunk.
+    near = await d.run(
+        {"plan_id": "near", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1600"}]}
+    )
+    leg = near.legs[0]
+    assert leg.qty is not None
+    assert 1500 < leg.qty < 1600, leg
+    assert leg.reason is not None
+    assert "shrunk" in leg.reason
