@@ -8,20 +8,26 @@
 1. open assessment: WAIT_FOR_SPREADS with a wide spread waits
    `wide_spread_wait_seconds` once and re-checks a fresh quote; the passive
    style waits `market_open_delay_minutes`; seed 000's gates;
-2. the first limit in the leg's pricing style (`choose_style`), validated
-   against the slippage budget;
+2. the first limit in the leg's pricing style (`choose_style`), clamped to
+   the slippage budget (`budget_clamped`), never escalated;
 3. re-pegs from the fresh NBBO on the timeout or a market move beyond
    `repeg_threshold_percent`, sized from the confirmed remainder, only when
    the price moves, at most `max_repegs` (marketable) / `max_repegs_per_order`
-   (passive) rounds;
+   (passive, whose unchanged re-checks are free, bounded by its patience) rounds;
+   nothing is priced from a stale quote or in a halted symbol (a hold);
 4. the fallback per urgency: low never sends a market order; normal and high
-   send a market order for the remainder (a limit at the plan's cap when the
-   plan has one); high also goes straight here when quote validation fails.
-   With `fallback_collar_bps` the fallback is instead a marketable limit that
-   far beyond the far side (then capped), priced only from a usable quote;
+   send the fallback for the remainder — by default a collared limit
+   `fallback_collar_bps` beyond the far side of a fresh quote (then capped by
+   the plan), re-priced a bounded number of times; the seeds' plain market
+   order (a limit at the plan's cap when it has one) only when chosen; high
+   also goes straight here when a gate fails;
 5. `Finish` carries what the report needs.
 
-Legacy mode (`enable_smart_execution = False`): one plain market order.
+Legacy mode (`enable_smart_execution = False`): one plain market order at every urgency.
+
+The steps live here; their shared mechanics in `ladder_basics`, the stale-quote/halt holds
+and the leg deadline in `ladder_holds`, crash-recovery helpers in `ladder_resume`, the
+venue-event bookkeeping in `ladder_venue`.
 
 `Resume` starts a leg that ran before a restart from its orders so far: one
 sound working order is adopted, anything else live is cancelled first, and
@@ -45,14 +51,26 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import assert_never
 
-from execd.domain.ids import client_order_id
+from execd.domain.ladder_basics import (
+    arm,
+    cancel_live,
+    clamped,
+    collar_price,
+    finish,
+    max_rounds,
+    next_cid,
+    past_deadline,
+    quote_fields,
+    repeg_timeout,
+    secs,
+    style_price,
+)
+from execd.domain.ladder_holds import deadline_reached, hold_stale
+from execd.domain.ladder_resume import adopt_order, adoptable, free_attempt
 from execd.domain.ladder_types import (
     Action,
-    AdoptedOrder,
     AfterCancel,
     CancelFailed,
-    CancelOrder,
-    Finish,
     LadderEvent,
     LadderParams,
     LegPhase,
@@ -91,9 +109,6 @@ from execd.domain.order_state import (
 from execd.domain.prices import (
     apply_cap,
     cap_on_grid,
-    marketable_limit,
-    passive_anchor,
-    round_for_side,
 )
 from execd.domain.quotes import Quote
 from execd.domain.spread import (
@@ -102,10 +117,7 @@ from execd.domain.spread import (
     assess_premarket,
     check_priceable,
     check_quality,
-    check_slippage,
-    clamp_to_budget,
     classify_spread,
-    spread_bps,
     spread_cents,
 )
 from execd.domain.types import Side, Urgency
@@ -115,20 +127,6 @@ __all__ = ["choose_style", "decide"]
 _Acts = list[Action]
 _HUNDRED = Decimal(100)
 _BPS = Decimal(10_000)
-# Statuses in which a resumed order is simply watched on: the venue has it and
-# nothing execd asked of it is in flight (ALPACA.md §1.9). Pending cancel or
-# replace, pending_submit (the venue may not know it) and the venue's own
-# holds (done_for_day, stopped, …) are cancelled and re-priced instead.
-_ADOPTABLE = frozenset(
-    {
-        OrderStatus.NEW,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.ACCEPTED,
-        OrderStatus.PENDING_NEW,
-        OrderStatus.HELD,
-        OrderStatus.ACCEPTED_FOR_BIDDING,
-    }
-)
 
 
 def choose_style(symbol: str, params: LadderParams) -> tuple[PricingStyle, str]:
@@ -163,10 +161,10 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
-    if isinstance(event, Wake | QuoteUpdate) and _past_deadline(state, now):
+    if isinstance(event, Wake | QuoteUpdate) and past_deadline(state, now):
         # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
         # deadline"): nothing more is priced.
-        s = _deadline_reached(state, now, p=params, acts=acts)
+        s = deadline_reached(state, now, p=params, acts=acts)
         if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
             acts.append(WaitUntil(s.deadline))
         return s, acts
@@ -191,169 +189,14 @@ def decide(
             s = _advance(s, now, params, acts)
         case _:
             assert_never(event)
-    if _past_deadline(s, now):
-        s = _deadline_reached(s, now, p=params, acts=acts)
+    if past_deadline(s, now):
+        s = deadline_reached(s, now, p=params, acts=acts)
     if s.phase is not LegPhase.DONE and s.deadline is not None and s.deadline != before:
         acts.append(WaitUntil(s.deadline))
     return s, acts
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _arm(s: LegState, timer: Timer, deadline: datetime) -> LegState:
-    """Set the leg's one timer, never past the leg's deadline (a cancel's confirmation
-    timer excepted: it bounds a cancel the deadline itself may have sent)."""
-    limit = s.spec.deadline
-    if limit is not None and timer is not Timer.CONFIRM and deadline > limit:
-        deadline = limit
-    return replace(s, timer=timer, deadline=deadline)
-
-
-def _past_deadline(s: LegState, now: datetime) -> bool:
-    """The leg's deadline has passed and the leg has not yet been told to end for it."""
-    limit = s.spec.deadline
-    if limit is None or now < limit or s.phase in (LegPhase.DONE, LegPhase.PENDING):
-        return False
-    return not (s.phase is LegPhase.CANCELING and s.after_cancel is AfterCancel.FINISH)
-
-
-def _deadline_reached(s: LegState, now: datetime, *, p: LadderParams, acts: _Acts) -> LegState:
-    """DESIGN.md "Every leg has a deadline": cancel what works, end with what filled."""
-    acts.append(
-        Note(
-            "leg_deadline_reached",
-            {
-                "deadline": s.spec.deadline,
-                "phase": str(s.phase),
-                "remaining": str(s.remaining),
-                "live_orders": len(s.live_orders),
-            },
-            "warning",
-        )
-    )
-    reason = "deadline_reached"
-    if s.phase is LegPhase.CANCELING:
-        return replace(
-            s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.ENDED, end_reason=reason
-        )
-    if s.live_orders:
-        return _cancel_live(
-            s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
-        )
-    if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
-    return _finish(s, Outcome.ENDED, reason, acts)
-
-
-def _secs(value: float) -> timedelta:
-    return timedelta(seconds=value)
-
-
-def _quote_fields(q: Quote | None, now: datetime) -> dict[str, object]:
-    """Spread, class-free measures and age of a quote for the decision log."""
-    if q is None:
-        return {"quote": None}
-    return {
-        "bid": str(q.bid),
-        "ask": str(q.ask),
-        "bid_size": str(q.bid_size),
-        "ask_size": str(q.ask_size),
-        "spread_cents": str(spread_cents(q)),
-        "spread_bps": f"{spread_bps(q):.2f}",
-        "quote_age_s": round(q.age_seconds(now), 3),
-    }
-
-
-def _max_rounds(s: LegState, p: LadderParams) -> int:
-    return p.max_repegs if s.style is PricingStyle.MARKETABLE else p.max_repegs_per_order
-
-
-def _timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
-    """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
-    unless `aggressive_timeout_seconds` overrides both. The passive style (seed 000) has
-    its own, longer `passive_timeout_seconds` (issue 10 item 6)."""
-    if s.style is PricingStyle.PASSIVE:
-        return _secs(p.passive_timeout_seconds)
-    if p.aggressive_timeout_seconds is not None:
-        return _secs(p.aggressive_timeout_seconds)
-    phase = market_phase(now, s.spec.session, p.phase_windows)
-    if phase is MarketPhase.WAIT_FOR_SPREADS:
-        return _secs(p.open_timeout_seconds)
-    return _secs(p.normal_timeout_seconds)
-
-
-def _price(s: LegState, q: Quote, p: LadderParams) -> Decimal:
-    """The style's price from `q`, then the plan cap."""
-    side = s.spec.side
-    match s.style:
-        case PricingStyle.MARKETABLE:
-            price = marketable_limit(side, q, p.tick_aggression)
-        case PricingStyle.PASSIVE | PricingStyle.LEGACY | None:
-            offset = p.bid_anchor_offset_cents if side.sign > 0 else p.ask_anchor_offset_cents
-            price = passive_anchor(side, q, offset)
-    return apply_cap(side, price, s.spec.limit_price)
-
-
-def _next_cid(s: LegState) -> tuple[LegState, str]:
-    cid = client_order_id(s.spec.plan_id, s.spec.leg_index, s.attempt)
-    return replace(s, attempt=s.attempt + 1), cid
-
-
-def _finish(s: LegState, outcome: Outcome, reason: str, acts: _Acts) -> LegState:
-    result = Finish(
-        outcome=outcome,
-        reason=reason,
-        filled_qty=s.executed_qty,
-        fills=s.fills,
-        arrival_quote=s.arrival_quote,
-        style=s.style,
-        style_reason=s.style_reason,
-        repegs=s.repegs,
-    )
-    acts.append(
-        Note(
-            "leg_finished",
-            {
-                "outcome": str(outcome),
-                "reason": reason,
-                "qty": str(s.spec.qty),
-                "filled_qty": str(s.executed_qty),
-                "fills": len(s.fills),
-                "repegs": s.repegs,
-                "style": None if s.style is None else str(s.style),
-                "urgency": str(s.spec.urgency),
-            },
-            "error" if outcome is Outcome.UNRESOLVED else "info",
-        )
-    )
-    acts.append(result)
-    return replace(s, phase=LegPhase.DONE, result=result, deadline=None, timer=None, awaiting=None)
-
-
-def _cancel_live(
-    s: LegState,
-    now: datetime,
-    p: LadderParams,
-    acts: _Acts,
-    after: AfterCancel,
-    *,
-    outcome: Outcome | None = None,
-    reason: str = "",
-) -> LegState:
-    """Cancel every live order, then wait for the venue's confirmation (ALPACA.md §1.8)."""
-    for o in s.live_orders:
-        acts.append(CancelOrder(o.client_order_id))
-    s = replace(
-        s,
-        phase=LegPhase.CANCELING,
-        after_cancel=after,
-        end_outcome=outcome if outcome is not None else s.end_outcome,
-        end_reason=reason or s.end_reason,
-        awaiting=None,
-        confirm_retries=0,
-    )
-    return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
 
 
 # ------------------------------------------------------------------------------ start
@@ -393,16 +236,16 @@ def _begin(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState
     `remaining`, so a resumed leg only ever places what is left."""
     session = s.spec.session
     if session is None:
-        return _finish(s, Outcome.ENDED, "no_trading_session", acts)
+        return finish(s, Outcome.ENDED, "no_trading_session", acts)
     if now >= session.close:
-        return _finish(s, Outcome.ENDED, "session_closed", acts)
+        return finish(s, Outcome.ENDED, "session_closed", acts)
     if s.spec.deadline is not None and now >= s.spec.deadline:
-        return _finish(s, Outcome.ENDED, "deadline_reached", acts)
+        return finish(s, Outcome.ENDED, "deadline_reached", acts)
     if now < session.open:
         if p.enable_premarket_assessment and p.enable_smart_execution:
-            acts.append(NeedQuote(now - _secs(p.quote_freshness_seconds)))
+            acts.append(NeedQuote(now - secs(p.quote_freshness_seconds)))
         s = replace(s, phase=LegPhase.PRE_OPEN)
-        s = _arm(s, Timer.HOLD, _hold_until(s, p))
+        s = arm(s, Timer.HOLD, _hold_until(s, p))
         acts.append(Note("leg_holding_until_open", {"until": s.deadline, "step": 0}))
         return s
     return _open(s, now, p, acts)
@@ -448,7 +291,7 @@ def _open(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
                 },
             )
         )
-        return _arm(replace(s, phase=LegPhase.OPEN_WAIT), Timer.HOLD, hold)
+        return arm(replace(s, phase=LegPhase.OPEN_WAIT), Timer.HOLD, hold)
     return _request_quote(s, QuotePurpose.ASSESS, now, p, acts)
 
 
@@ -457,7 +300,7 @@ def _legacy(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegStat
     urgency (seed 000 legacy mode; DESIGN.md: the urgency rules belong to the ladder)."""
     acts.append(Note("leg_legacy_market", {"reason": "enable_smart_execution is false"}))
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     return _place_fallback(s, now, p, acts, "legacy_market_order")
 
 
@@ -481,7 +324,7 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     s = replace(
         s,
         orders=tuple(o.as_order_state() for o in ev.orders),
-        attempt=_free_attempt(s, ev),
+        attempt=free_attempt(s, ev),
     )
     for o in s.orders:
         if o.filled_qty > o.qty:
@@ -515,22 +358,22 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     session = s.spec.session
     if s.remaining <= 0:
         if live:
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
             )
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     if session is None or now >= session.close:
         reason = "no_trading_session" if session is None else "session_closed"
         if live:
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
             )
-        return _finish(s, Outcome.ENDED, reason, acts)
+        return finish(s, Outcome.ENDED, reason, acts)
     if not live:
         return _begin(s, now, p, acts)
-    adopted, why_not = _adoptable(s, ev, now, p)
+    adopted, why_not = adoptable(s, ev, now, p)
     if adopted is not None:
-        return _adopt(s, adopted, now, p, acts)
+        return adopt_order(s, adopted, now, p, acts)
     acts.append(
         Note(
             "leg_resume_canceling",
@@ -540,78 +383,7 @@ def _resume(s: LegState, ev: Resume, now: datetime, p: LadderParams, acts: _Acts
     )
     # Re-priced once every cancel is confirmed (`_after_cancel`), from the
     # session checks when the leg is legacy or the market not yet open.
-    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
-
-
-def _free_attempt(s: LegState, ev: Resume) -> int:
-    """`next_attempt`, moved past any id already among the orders: Alpaca refuses a
-    reused client order id for ever (ALPACA.md §0.5), which would fail the leg."""
-    used = {o.client_order_id for o in ev.orders}
-    attempt = ev.next_attempt
-    while client_order_id(s.spec.plan_id, s.spec.leg_index, attempt) in used:
-        attempt += 1
-    return attempt
-
-
-def _adoptable(
-    s: LegState, ev: Resume, now: datetime, p: LadderParams
-) -> tuple[AdoptedOrder | None, str]:
-    """The one live order that can go on working untouched, or why there is none."""
-    live = s.live_orders
-    if len(live) != 1:
-        return None, "several_live_orders"  # e.g. a replace was in flight
-    order = live[0]
-    adopted = next(o for o in ev.orders if o.client_order_id == order.client_order_id)
-    session = s.spec.session
-    if session is not None and now < session.open:
-        return None, "before_open"  # the ladder never works an order before the open
-    if order.status not in _ADOPTABLE:
-        return None, f"status_{order.status}"
-    if order.qty - order.executed_qty > s.remaining:
-        return None, "oversized"
-    if adopted.order_type is OrderType.LIMIT:
-        if adopted.limit_price is None:
-            return None, "limit_without_price"
-        cap = s.spec.limit_price
-        if cap is not None and apply_cap(s.spec.side, adopted.limit_price, cap) != (
-            adopted.limit_price
-        ):
-            return None, "limit_beyond_cap"  # never price through the plan's limit
-    return adopted, ""
-
-
-def _adopt(s: LegState, a: AdoptedOrder, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """Watch a resumed order as the working order: a market (or fallback) order on the
-    fallback timer, a ladder limit on the re-peg timer."""
-    fallback = a.fallback or a.order_type is OrderType.MARKET or not p.enable_smart_execution
-    order = s.order(a.client_order_id)
-    assert order is not None
-    acts.append(
-        Note(
-            "leg_order_adopted",
-            {
-                "client_order_id": a.client_order_id,
-                "status": str(order.status),
-                "order_type": str(a.order_type),
-                "qty": str(order.qty),
-                "open_qty": str(order.qty - order.executed_qty),
-                "limit_price": None if a.limit_price is None else str(a.limit_price),
-                "fallback": fallback,
-                "remaining": str(s.remaining),
-            },
-        )
-    )
-    s = replace(
-        s,
-        working_id=a.client_order_id,
-        limit_price=a.limit_price,
-        priced_mid=None,
-        phase=LegPhase.WORKING,
-        in_fallback=fallback,
-    )
-    if fallback:
-        return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
-    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+    return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
 
 
 # ------------------------------------------------------------------------------ quotes
@@ -659,7 +431,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
     assessment = assess_premarket(q, p.spread_rules)
     if assessment is None:
         acts.append(
-            Note("leg_premarket_unassessable", {**_quote_fields(q, now), "step": 0}, "warning")
+            Note("leg_premarket_unassessable", {**quote_fields(q, now), "step": 0}, "warning")
         )
         return s
     s = replace(s, premarket=assessment, budget_bps=assessment.max_slippage_bps)
@@ -667,7 +439,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
         Note(
             "leg_premarket_assessed",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "spread_class": str(assessment.spread_class),
                 "max_slippage_bps": str(assessment.max_slippage_bps),
                 "recommended_wait_s": assessment.recommended_wait.total_seconds(),
@@ -675,7 +447,7 @@ def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Act
             },
         )
     )
-    return _arm(s, Timer.HOLD, _hold_until(s, p))
+    return arm(s, Timer.HOLD, _hold_until(s, p))
 
 
 def _request_quote(
@@ -695,7 +467,7 @@ def _request_quote(
         return _on_fresh_quote(s, purpose, q, now, p, acts)
     # A forced re-check wants a quote newer than the one in hand (quotes carry the venue's
     # own timestamps, which a little latency puts before `now`); otherwise any fresh one.
-    oldest = now - _secs(p.quote_freshness_seconds)
+    oldest = now - secs(p.quote_freshness_seconds)
     newer = max(q.as_of, oldest) if force_new and q is not None else oldest
     acts.append(NeedQuote(newer))
     has_order = s.phase is LegPhase.WORKING and purpose is QuotePurpose.REPEG
@@ -705,7 +477,7 @@ def _request_quote(
         quote_after=newer,
         phase=s.phase if has_order else LegPhase.AWAIT_QUOTE,
     )
-    return _arm(s, Timer.QUOTE, now + _secs(p.quote_wait_seconds))
+    return arm(s, Timer.QUOTE, now + secs(p.quote_wait_seconds))
 
 
 def _on_fresh_quote(
@@ -718,7 +490,7 @@ def _on_fresh_quote(
             acts.append(
                 Note(
                     "leg_fallback_quote_unusable",
-                    {**_quote_fields(q, now), "reason": str(rejection.reason)},
+                    {**quote_fields(q, now), "reason": str(rejection.reason)},
                     "warning",
                 )
             )
@@ -727,7 +499,7 @@ def _on_fresh_quote(
         acts.append(
             Note(
                 "leg_quotes_fresh_again",
-                {**_quote_fields(q, now), "held_s": (now - s.stale_since).total_seconds()},
+                {**quote_fields(q, now), "held_s": (now - s.stale_since).total_seconds()},
             )
         )
     s = replace(s, awaiting=None, quote_after=None, stale_since=None)
@@ -753,7 +525,7 @@ def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> 
     fresh = q is not None and q.age_seconds(now) <= p.quote_freshness_seconds
     if q is not None and fresh and purpose is not QuotePurpose.FALLBACK and s.halted is None:
         return _on_fresh_quote(s, purpose, q, now, p, acts)
-    return _hold_stale(s, purpose, q, now, p, acts)
+    return hold_stale(s, purpose, q, now, p, acts)
 
 
 def _on_status(
@@ -783,69 +555,6 @@ def _on_status(
     return s
 
 
-def _hold_stale(
-    s: LegState, purpose: QuotePurpose, q: Quote | None, now: datetime, p: LadderParams, acts: _Acts
-) -> LegState:
-    """DESIGN.md "Fresh quote": with no fresh (usable) quote the leg places nothing and
-    re-pegs nothing — a working order keeps working as it was priced — says why, and
-    after `stale_quote_max_wait_seconds` (within the leg's deadline) ends `quote_stale`."""
-    since = s.stale_since or now - _secs(p.quote_wait_seconds)
-    until = since + _secs(p.stale_quote_max_wait_seconds)
-    if s.halted is not None:
-        problem = "symbol_halted"
-    elif q is None:
-        problem = "no_quote"
-    else:
-        problem = str((check_priceable(q, now, p.quote_freshness_seconds) or _STALE).reason)
-
-    if now >= until:
-        acts.append(
-            Note(
-                "leg_stale_quote_timeout",
-                {
-                    **_quote_fields(q, now),
-                    "reason": problem,
-                    "purpose": str(purpose),
-                    "held_s": (now - since).total_seconds(),
-                    "stale_quote_max_wait_seconds": p.stale_quote_max_wait_seconds,
-                    "remaining": str(s.remaining),
-                },
-                "warning",
-            )
-        )
-        s = replace(s, awaiting=None, quote_after=None)
-        reason = "symbol_halted" if s.halted else "quote_stale"
-        if s.live_orders:
-            return _cancel_live(
-                s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.ENDED, reason=reason
-            )
-        return _finish(s, Outcome.ENDED, reason, acts)
-    if s.stale_since is None:
-        acts.append(
-            Note(
-                "leg_holding_stale_quote",
-                {
-                    **_quote_fields(q, now),
-                    "reason": problem,
-                    "purpose": str(purpose),
-                    "until": until,
-                    "quote_freshness_seconds": p.quote_freshness_seconds,
-                    "working_order": s.working_id,
-                },
-                "warning",
-            )
-        )
-    newer = now - _secs(p.quote_freshness_seconds)
-    if q is not None and purpose is QuotePurpose.FALLBACK:
-        newer = max(newer, q.as_of)  # a fresh but unusable quote heals only by a newer one
-    acts.append(NeedQuote(newer))
-    s = replace(s, stale_since=since, awaiting=purpose, quote_after=newer)
-    return _arm(s, Timer.QUOTE, min(now + _secs(p.quote_wait_seconds), until))
-
-
-_STALE = GateRejection(GateReason.STALE, "quote is stale")
-
-
 # ------------------------------------------------------------------- steps 1–2: place
 
 
@@ -856,18 +565,18 @@ def _price_and_place(
     purpose = QuotePurpose.ASSESS if first else QuotePurpose.REPRICE
     if s.live_orders:  # never a second live order (LESSONS.md)
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
-        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
     if rejection is not None:
         return _validation_failed(s, rejection, purpose, q, now, p, acts)
     session = s.spec.session
     phase = market_phase(now, session, p.phase_windows)
     if not phase.is_regular:
-        return _finish(s, Outcome.ENDED, f"session_not_open:{phase}", acts)
+        return finish(s, Outcome.ENDED, f"session_not_open:{phase}", acts)
     cls = classify_spread(spread_cents(q), p.spread_rules)
-    fields = {**_quote_fields(q, now), "spread_class": str(cls), "market_phase": str(phase)}
+    fields = {**quote_fields(q, now), "spread_class": str(cls), "market_phase": str(phase)}
     if (
         first
         and phase is MarketPhase.WAIT_FOR_SPREADS
@@ -883,14 +592,14 @@ def _price_and_place(
             )
         )
         s = replace(s, phase=LegPhase.OPEN_WAIT, spread_waits=s.spread_waits + 1)
-        return _arm(s, Timer.HOLD, now + _secs(p.wide_spread_wait_seconds))
+        return arm(s, Timer.HOLD, now + secs(p.wide_spread_wait_seconds))
     if first:
         rejection = check_quality(q, p.max_spread_percent, p.min_bid_ask_size)
         if rejection is not None:
             return _validation_failed(s, rejection, purpose, q, now, p, acts)
     budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-    price = _clamped(s, _price(s, q, p), q, budget, now, acts)
-    s, cid = _next_cid(s)
+    price = clamped(s, style_price(s, q, p), q, budget, now, acts)
+    s, cid = next_cid(s)
     qty = s.remaining
     step = 2 if first else 3
     acts.append(PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, step))
@@ -920,31 +629,7 @@ def _price_and_place(
         gate_since=None,
         first_placed_at=s.first_placed_at or now,
     )
-    return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
-
-
-def _clamped(
-    s: LegState, price: Decimal, q: Quote, budget: Decimal, now: datetime, acts: _Acts
-) -> Decimal:
-    """DESIGN.md "A refused limit is clamped, not escalated": a limit beyond the slippage
-    budget (seed 003 `validate_aggressive_limit`) is pulled back to the budget and worked
-    as usual; only the ladder's last step decides the fallback."""
-    if check_slippage(s.spec.side, price, q, budget) is None:
-        return price
-    clamped = clamp_to_budget(s.spec.side, price, q, budget)
-    acts.append(
-        Note(
-            "budget_clamped",
-            {
-                **_quote_fields(q, now),
-                "limit_price": str(price),
-                "clamped_to": str(clamped),
-                "slippage_budget_bps": str(budget),
-                "style": str(s.style),
-            },
-        )
-    )
-    return clamped
+    return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
 
 
 def _validation_failed(
@@ -966,7 +651,7 @@ def _validation_failed(
         Note(
             "leg_validation_failed",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "reason": str(rejection.reason),
                 "message": rejection.message,
                 "urgency": str(s.spec.urgency),
@@ -977,7 +662,7 @@ def _validation_failed(
     )
     if s.spec.urgency is not Urgency.HIGH:
         since = s.gate_since or now
-        until = since + _secs(p.gate_wait_seconds)
+        until = since + secs(p.gate_wait_seconds)
         if now < until or s.rechecks < p.validation_rechecks:
             s = replace(s, rechecks=s.rechecks + 1, gate_since=since)
             acts.append(
@@ -1015,11 +700,11 @@ def _repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger
             )
         )
         return _escalate(s, now, p, acts, "passive_patience_exhausted")
-    if s.repeg_rounds >= _max_rounds(s, p):
+    if s.repeg_rounds >= max_rounds(s, p):
         acts.append(
             Note(
                 "leg_repegs_exhausted",
-                {"rounds": s.repeg_rounds, "repegs": s.repegs, "max": _max_rounds(s, p)},
+                {"rounds": s.repeg_rounds, "repegs": s.repegs, "max": max_rounds(s, p)},
             )
         )
         return _escalate(s, now, p, acts, "max_repegs_reached")
@@ -1036,7 +721,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
     price: Decimal | None = None
     if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
-        price = _clamped(s, _price(s, q, p), q, budget, now, acts)
+        price = clamped(s, style_price(s, q, p), q, budget, now, acts)
     if rejection is not None and rejection.reason is GateReason.STALE:
         return _request_quote(s, QuotePurpose.REPEG, now, p, acts)  # never re-peg from it
     if rejection is not None:
@@ -1044,7 +729,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             Note(
                 "leg_repeg_skipped",
                 {
-                    **_quote_fields(q, now),
+                    **quote_fields(q, now),
                     "reason": str(rejection.reason),
                     "message": rejection.message,
                 },
@@ -1053,13 +738,13 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         )
         if s.spec.urgency is Urgency.HIGH:
             return _escalate(s, now, p, acts, str(rejection.reason))
-        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
     assert price is not None
     if price == s.limit_price:
         acts.append(
             Note(
                 "leg_repeg_skipped",
-                {**_quote_fields(q, now), "reason": "same_price", "limit_price": str(price)},
+                {**quote_fields(q, now), "reason": "same_price", "limit_price": str(price)},
             )
         )
         s = replace(s, priced_mid=q.mid)
@@ -1067,10 +752,10 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             # A re-check that leaves the passive price where it is keeps its queue place
             # and spends no round (issue 10 item 6); the patience bound ends the wait.
             s = replace(s, repeg_rounds=max(s.repeg_rounds - 1, 0))
-        return _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
     remaining = s.remaining
     fields = {
-        **_quote_fields(q, now),
+        **quote_fields(q, now),
         "trigger": s.repeg_trigger,
         "old_limit": None if s.limit_price is None else str(s.limit_price),
         "new_limit": str(price),
@@ -1085,7 +770,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         and working.status.is_acknowledged
         and remaining == remaining.to_integral_value()
     ):
-        s, new_cid = _next_cid(s)
+        s, new_cid = next_cid(s)
         acts.append(ReplaceOrder(working.client_order_id, new_cid, remaining, price))
         acts.append(Note("leg_repegged", {**fields, "method": "replace", "new_id": new_cid}))
         s = replace(
@@ -1098,7 +783,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
             phase=LegPhase.REPLACING,
             confirm_retries=0,
         )
-        return _arm(s, Timer.CONFIRM, now + _secs(p.confirm_timeout_seconds))
+        return arm(s, Timer.CONFIRM, now + secs(p.confirm_timeout_seconds))
     acts.append(
         Note(
             "leg_repegged",
@@ -1106,7 +791,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         )
     )
     s = replace(s, repegs=s.repegs + 1)
-    return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+    return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
 
 
 # ------------------------------------------------------------------ step 4: fallback
@@ -1115,7 +800,7 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
 def _escalate(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: str) -> LegState:
     """Go to the fallback; the working order is cancelled and confirmed first."""
     if s.live_orders:
-        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+        return cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
     return _fallback(s, now, p, acts, reason)
 
 
@@ -1123,7 +808,7 @@ def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
     """Step 4 per urgency. Low: end cleanly, never a market order (seed 000). Legacy mode
     has no urgency rules: its one market order is placed at every urgency."""
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     if s.halted is not None:
         # Not even a market order into a halted book (it would trade at the reopening).
         return _request_quote(replace(s, end_reason=reason), QuotePurpose.FALLBACK, now, p, acts)
@@ -1134,7 +819,7 @@ def _fallback(s: LegState, now: datetime, p: LadderParams, acts: _Acts, reason: 
                 {"reason": reason, "urgency": "low", "remaining": str(s.remaining)},
             )
         )
-        return _finish(s, Outcome.ENDED, reason, acts)
+        return finish(s, Outcome.ENDED, reason, acts)
     return _place_fallback(s, now, p, acts, reason)
 
 
@@ -1145,10 +830,10 @@ def _place_fallback(
     smart mode with `fallback_collar_bps`, a collared marketable limit instead."""
     if s.live_orders:
         acts.append(Note("leg_place_blocked_by_live_order", {}, "error"))
-        return _cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
+        return cancel_live(s, now, p, acts, AfterCancel.FALLBACK, reason=reason)
     if p.enable_smart_execution and p.fallback_order == "collared":
         return _place_collared(s, now, p, acts, reason, p.fallback_collar_bps)
-    s, cid = _next_cid(s)
+    s, cid = next_cid(s)
     qty = s.remaining
     cap = s.spec.limit_price
     if cap is None:
@@ -1163,7 +848,7 @@ def _place_fallback(
         Note(
             event,
             {
-                **_quote_fields(s.last_quote, now),
+                **quote_fields(s.last_quote, now),
                 "reason": reason,
                 "client_order_id": cid,
                 "qty": str(qty),
@@ -1191,15 +876,7 @@ def _fallback_placed(
         end_reason=reason,
         arrival_quote=s.arrival_quote or s.last_quote,
     )
-    return _arm(s, Timer.FALLBACK, now + _secs(p.fallback_timeout_seconds))
-
-
-def _collar_price(side: Side, q: Quote, bps: Decimal) -> Decimal:
-    """At most `bps` through the far side: buy at ask × (1 + bps/10⁴) rounded down,
-    sell at bid × (1 − bps/10⁴) rounded up, so the collar is never exceeded."""
-    if side is Side.BUY:
-        return round_for_side(side, q.ask * (1 + bps / _BPS))
-    return round_for_side(side, q.bid * (1 - bps / _BPS))
+    return arm(s, Timer.FALLBACK, now + secs(p.fallback_timeout_seconds))
 
 
 def _place_collared(
@@ -1219,7 +896,7 @@ def _place_collared(
             Note(
                 "leg_fallback_awaiting_quote",
                 {
-                    **_quote_fields(q, now),
+                    **quote_fields(q, now),
                     "reason": reason,
                     "quote_problem": None if rejection is None else str(rejection.reason),
                     "quote_wait_s": p.quote_wait_seconds,
@@ -1233,9 +910,9 @@ def _place_collared(
         s = replace(s, end_reason=reason)
         return _request_quote(s, QuotePurpose.FALLBACK, now, p, acts, force_new=fresh)
     side = s.spec.side
-    collared = _collar_price(side, q, bps)
+    collared = collar_price(side, q, bps)
     price = apply_cap(side, collared, s.spec.limit_price)
-    s, cid = _next_cid(s)
+    s, cid = next_cid(s)
     qty = s.remaining
     action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, side, qty, price, 4)
     acts.append(action)
@@ -1243,7 +920,7 @@ def _place_collared(
         Note(
             "leg_fallback_collared",
             {
-                **_quote_fields(q, now),
+                **quote_fields(q, now),
                 "reason": reason,
                 "client_order_id": cid,
                 "qty": str(qty),
@@ -1295,13 +972,13 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
                     )
                 )
                 s = replace(s, fallback_reprices=s.fallback_reprices + 1)
-                return _cancel_live(
+                return cancel_live(
                     s, now, p, acts, AfterCancel.FALLBACK, reason=s.end_reason or "fallback"
                 )
             acts.append(Note("leg_fallback_unfilled", {"remaining": str(s.remaining)}, "warning"))
             if not s.live_orders:
-                return _finish(s, Outcome.ENDED, "fallback_unfilled", acts)
-            return _cancel_live(
+                return finish(s, Outcome.ENDED, "fallback_unfilled", acts)
+            return cancel_live(
                 s,
                 now,
                 p,
@@ -1325,7 +1002,7 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                 "error",
             )
         )
-        return _finish(s, Outcome.UNRESOLVED, "venue_did_not_confirm", acts)
+        return finish(s, Outcome.UNRESOLVED, "venue_did_not_confirm", acts)
     acts.append(
         Note(
             "leg_confirm_timeout",
@@ -1339,7 +1016,7 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
     )
     after = s.after_cancel if s.phase is LegPhase.CANCELING else AfterCancel.REPRICE
     retries = s.confirm_retries + 1
-    s = _cancel_live(s, now, p, acts, after or AfterCancel.REPRICE)
+    s = cancel_live(s, now, p, acts, after or AfterCancel.REPRICE)
     s = replace(s, confirm_retries=retries)
     if not live:
         return _advance(s, now, p, acts)
@@ -1352,12 +1029,12 @@ def _confirm_expired(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
 def _on_stop(s: LegState, reason: str, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
     acts.append(Note("leg_stop_requested", {"reason": reason, "phase": str(s.phase)}))
     if not s.live_orders:
-        return _finish(s, Outcome.STOPPED, reason, acts)
+        return finish(s, Outcome.STOPPED, reason, acts)
     if s.phase is LegPhase.CANCELING:
         return replace(
             s, after_cancel=AfterCancel.FINISH, end_outcome=Outcome.STOPPED, end_reason=reason
         )
-    return _cancel_live(s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.STOPPED, reason=reason)
+    return cancel_live(s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.STOPPED, reason=reason)
 
 
 def _advance(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
@@ -1367,11 +1044,11 @@ def _advance(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
     live = s.live_orders
     if s.remaining <= 0:
         if not live:
-            return _finish(s, Outcome.FILLED, "filled", acts)
+            return finish(s, Outcome.FILLED, "filled", acts)
         if s.phase is not LegPhase.CANCELING:
             # The leg is done but an order is open (e.g. a replacement in
             # flight): cancel it so nothing more can fill.
-            return _cancel_live(
+            return cancel_live(
                 s, now, p, acts, AfterCancel.FINISH, outcome=Outcome.FILLED, reason="filled"
             )
         return s
@@ -1402,10 +1079,10 @@ def _after_cancel(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> L
     s = replace(s, after_cancel=None, working_id=None, replace_to=None)
     acts.append(Note("leg_cancel_confirmed", {"remaining": str(s.remaining), "next": str(after)}))
     if s.remaining <= 0:
-        return _finish(s, Outcome.FILLED, "filled", acts)
+        return finish(s, Outcome.FILLED, "filled", acts)
     match after:
         case AfterCancel.FINISH:
-            return _finish(s, s.end_outcome or Outcome.ENDED, s.end_reason or "ended", acts)
+            return finish(s, s.end_outcome or Outcome.ENDED, s.end_reason or "ended", acts)
         case AfterCancel.FALLBACK:
             return _fallback(s, now, p, acts, s.end_reason or "fallback")
         case AfterCancel.REPRICE:
@@ -1439,15 +1116,15 @@ def _advance_working(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                     "error",
                 )
             )
-            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+            return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
         return s
     if s.live_orders:
-        return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+        return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
     match working.status:
         case OrderStatus.REJECTED:
-            return _finish(s, Outcome.FAILED, s.end_reason or "rejected", acts)
+            return finish(s, Outcome.FAILED, s.end_reason or "rejected", acts)
         case _ if s.in_fallback:
-            return _finish(s, Outcome.ENDED, f"fallback_{working.status}", acts)
+            return finish(s, Outcome.ENDED, f"fallback_{working.status}", acts)
         case _:
             # LESSONS.md: a cancelled or expired limit is never left without a
             # next step; it costs a re-peg round like a timeout.
@@ -1459,7 +1136,7 @@ def _advance_working(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
                 )
             )
             s = replace(s, working_id=None)
-            if s.repeg_rounds >= _max_rounds(s, p):
+            if s.repeg_rounds >= max_rounds(s, p):
                 return _fallback(s, now, p, acts, "max_repegs_reached")
             s = replace(s, repeg_rounds=s.repeg_rounds + 1, repegs=s.repegs + 1)
             return _request_quote(s, QuotePurpose.REPRICE, now, p, acts)
@@ -1506,13 +1183,13 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
             priced_mid=s.pending_mid,
             phase=LegPhase.WORKING,
         )
-        s = _arm(s, Timer.REPEG, now + _timeout(now, s, p))
+        s = arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
         return _advance_working(s, now, p, acts)
     if new.is_terminal:
         # The replacement will not exist: cancel the old order (if still
         # working), wait for the confirmation, then place the remainder.
         if s.live_orders:
-            return _cancel_live(s, now, p, acts, AfterCancel.REPRICE)
+            return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
         s = replace(s, phase=LegPhase.CANCELING, after_cancel=AfterCancel.REPRICE)
         return _after_cancel(s, now, p, acts)
     return s  # still waiting; the CONFIRM timer bounds it

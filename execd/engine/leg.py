@@ -26,6 +26,7 @@ venue's answers, and starts it with `Resume` instead of `Start` (see `ResumePoin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,7 +73,6 @@ from execd.domain.ladder_types import (
     Start,
     Stop,
     Timer,
-    TradingStatus,
     WaitUntil,
     Wake,
 )
@@ -81,6 +81,7 @@ from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_pr
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.clock import Clock
+from execd.engine.leg_quotes import QuoteFeed
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
@@ -102,10 +103,6 @@ An unassigned HTTP code, so it is never confused with a venue's answer."""
 JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
 sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
-
-REFEED_INTERVAL = 0.25
-"""The same quote is offered again to a ladder asking for a fresh one at most this often,
-so a ladder that keeps re-asking cannot spin the loop."""
 
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
 _TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
@@ -183,12 +180,14 @@ class LegRunner:
             max_hold=ports.params.stale_quote_max_wait_seconds,
             deadline=spec.deadline,
         )
-        self._halted_fed = False
-        self._rest_quote: Quote | None = None
-        self._rest_due = float("-inf")
-        self._last_fed: Quote | None = None
-        self._last_fed_mono = float("-inf")
-        self._seen_at: datetime | None = None
+        self._feed = QuoteFeed(
+            spec.symbol,
+            ports.quotes,
+            ports.rest,
+            ports.clock,
+            freshness=ports.params.quote_freshness_seconds,
+            rest_interval=ports.rest_quote_interval,
+        )
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
         self._first: LadderEvent = Start()
@@ -288,7 +287,7 @@ class LegRunner:
         self.record.client_order_ids.append(cid)
         limit = action.limit_price if action.order_type is OrderType.LIMIT else None
         structlog.contextvars.bind_contextvars(client_order_id=cid, step=action.step)
-        breach = self._admit(action.qty, limit)
+        breach = await self._admit(action.qty, limit)
         if breach is not None:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
@@ -387,7 +386,7 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        breach = self._admit(action.qty, action.limit_price)
+        breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
         refused = await self._journal_intent(
@@ -463,15 +462,16 @@ class LegRunner:
         if note.level != "debug":
             self._publish(note.event, self.record)
 
-    def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
+    async def _admit(self, qty: Decimal, limit_price: Decimal | None) -> str | None:
         """The risk caps' refusal of this order, as the reason the leg ends with."""
-        breach = self._ports.risk.admit(
-            self.spec.side,
-            self.spec.symbol,
-            qty,
-            limit_price,
-            self._ports.quotes.quote(self.spec.symbol),
-        )
+        quote = self._feed.cached()
+        if limit_price is None and quote is None:
+            # A plain market order (legacy mode, or the chosen market fallback) is valued
+            # against the order cap at its far side; a leg that has not seen a quote yet
+            # reads the latest one once rather than being refused as unvaluable.
+            with contextlib.suppress(AdapterError):
+                quote = await self._ports.rest.latest_quote(self.spec.symbol)
+        breach = self._ports.risk.admit(self.spec.side, self.spec.symbol, qty, limit_price, quote)
         return None if breach is None else f"risk limit: {breach.reason}"
 
     # ------------------------------------------------------------------ journal
@@ -608,13 +608,13 @@ class LegRunner:
             timeout = self._timeout()
             waiters = {
                 asyncio.ensure_future(self._inbox_ready()),
-                asyncio.ensure_future(self._quote_ready()),
+                asyncio.ensure_future(self._feed.wait_quote()),
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
                 asyncio.ensure_future(self._hold.wait_change()),
             }
-            if self._wants_rest_quote():
-                waiters.add(asyncio.ensure_future(self._reread_quote()))
+            if not self._hold.holding and self._feed.wants_rest(self.state):
+                waiters.add(asyncio.ensure_future(self._feed.reread()))
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -645,7 +645,7 @@ class LegRunner:
                 break  # the venue knows more than its events said: re-read before going on
         if events:
             return events
-        status = self._status_change()
+        status = self._feed.status_change()
         if status is not None:
             return [status]
         deadline = self.state.deadline
@@ -653,7 +653,7 @@ class LegRunner:
         if self._hold.check(now) is None and self._hold.take_resumed():
             # Quotes are live again: the ladder hears the current NBBO before any deadline
             # it missed while holding, so that it prices from it, not from the old one.
-            quote = self._fresh_quote(now, force=True)
+            quote = self._feed.offer(self.state, now, force=True)
             if quote is not None:
                 return [QuoteUpdate(quote)]
         due = deadline is not None and now >= deadline and self._woken_for != deadline
@@ -662,7 +662,7 @@ class LegRunner:
             return [Wake()]
         if self._hold.holding:
             return []  # the cached quote is frozen: never re-offer it as news
-        quote = self._fresh_quote(now)
+        quote = self._feed.offer(self.state, now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
     def _confirm_overdue(self) -> bool:
@@ -677,83 +677,6 @@ class LegRunner:
         self._checked_for = deadline
         return True
 
-    def _status_change(self) -> TradingStatus | None:
-        """The symbol's halt or resumption, once per change (MarketStream's `statuses`)."""
-        halt = self._ports.quotes.halted(self.spec.symbol)
-        if (halt is not None) == self._halted_fed:
-            return None
-        self._halted_fed = halt is not None
-        if halt is None:
-            return TradingStatus(halted=False, code="resumed")
-        return TradingStatus(halted=True, code=halt.sc, reason=halt.rm or halt.sm or "")
-
-    def _cached_quote(self) -> Quote | None:
-        """The newest quote known: the stream's, or a newer one re-read over REST."""
-        quote = self._ports.quotes.quote(self.spec.symbol)
-        extra = self._rest_quote
-        if extra is not None and (quote is None or extra.as_of > quote.as_of):
-            return extra
-        return quote
-
-    def _wants_rest_quote(self) -> bool:
-        """DESIGN.md "Fresh quote": the ladder waits for a quote and the stream has nothing
-        fresh enough, so the data REST API may have one (judged by its own timestamp)."""
-        if self.state.awaiting is None or self._hold.holding:
-            return False
-        quote = self._cached_quote()
-        if quote is None:
-            return True
-        now = self._ports.clock.now()
-        after = self.state.quote_after
-        stale = quote.age_seconds(now) > self._ports.params.quote_freshness_seconds
-        return stale or (after is not None and quote.as_of <= after)
-
-    async def _reread_quote(self) -> None:
-        """Re-read the latest quote over REST, at most every `rest_quote_interval` s."""
-        clock = self._ports.clock
-        delay = self._rest_due - clock.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._rest_due = clock.monotonic() + self._ports.rest_quote_interval
-        try:
-            quote = await self._ports.rest.latest_quote(self.spec.symbol)
-        except AdapterError as exc:
-            _log.info("rest_quote_failed", error=str(exc))
-            return
-        if quote is None:
-            return
-        cached = self._cached_quote()
-        if cached is None or quote.as_of > cached.as_of:
-            _log.info(
-                "rest_quote_read",
-                bid=str(quote.bid),
-                ask=str(quote.ask),
-                quote_time=quote.venue_time.isoformat(),
-            )
-            self._rest_quote = quote
-
-    def _fresh_quote(self, now: datetime, *, force: bool = False) -> Quote | None:
-        """A quote worth feeding: a new message, or the current NBBO when the ladder asks
-        (or when `force`d)."""
-        quote = self._cached_quote()
-        self._seen_at = now
-        if quote is None:
-            return None
-        last = self._last_fed
-        is_new = last is None or _market_of(quote) != _market_of(last)
-        wanted = self.state.awaiting is not None and (
-            self.state.quote_after is None or quote.as_of > self.state.quote_after
-        )
-        mono = self._ports.clock.monotonic()
-        if (
-            not force
-            and not is_new
-            and not (wanted and mono - self._last_fed_mono >= REFEED_INTERVAL)
-        ):
-            return None
-        self._last_fed, self._last_fed_mono = quote, mono
-        return quote
-
     def _timeout(self) -> float | None:
         """Seconds until the ladder's deadline or a quote re-offer is due, whichever is first."""
         candidates: list[float] = []
@@ -767,18 +690,11 @@ class LegRunner:
             recheck = self._hold.timeout(now)
             if recheck is not None:
                 candidates.append(recheck)
-        elif self._refeed_possible():
-            since = self._ports.clock.monotonic() - self._last_fed_mono
-            candidates.append(max(REFEED_INTERVAL - since, 0.0) + 0.001)
+        else:
+            refeed = self._feed.refeed_in(self.state)
+            if refeed is not None:
+                candidates.append(refeed)
         return min(candidates) if candidates else None
-
-    def _refeed_possible(self) -> bool:
-        """True when the ladder asks for a quote and the cache holds one new enough."""
-        if self.state.awaiting is None:
-            return False
-        quote = self._cached_quote()
-        after = self.state.quote_after
-        return quote is not None and (after is None or quote.as_of > after)
 
     async def _inbox_ready(self) -> None:
         # Take the first update into `_taken`, which `_ready_inputs` drains before the
@@ -787,9 +703,6 @@ class LegRunner:
         # order, and the later cumulative quantity hides the earlier fill.)
         if not self._taken:
             self._taken.append(await self._inbox.queue.get())
-
-    async def _quote_ready(self) -> None:
-        await self._ports.quotes.wait_quote(self.spec.symbol, self._seen_at)
 
     # ------------------------------------------------------------------ translation
 
@@ -958,10 +871,6 @@ class LegRunner:
             interval_vwap=self.interval_vwap(),
             requested_qty=self.spec.qty,
         )
-
-
-def _market_of(quote: Quote) -> tuple[object, ...]:
-    return (quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.venue_time)
 
 
 def _reason(update: TradeUpdate) -> str:

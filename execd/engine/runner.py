@@ -317,7 +317,10 @@ class PlanRunner:
             price = self._reservation(leg, quote, params.max_slippage_bps)
             fit = fit_buy(leg.qty, price, power, total, tolerance, facts.fractionable)
             if fit.verdict != "fits" and not sells_done:
-                continue  # a sell still working may release the cash
+                # A sell still working may release the cash; until then this buy keeps its
+                # place in plan order (a later buy does not take the cash it waits for).
+                power -= leg.qty * price
+                continue
             if fit.verdict == "refused":
                 need = leg.qty * price
                 leg.finish(
@@ -417,10 +420,16 @@ class PlanRunner:
         size from a stale or broken one."""
         interval = self._ctx.ports.rest_quote_interval
         while True:
-            seen = self._ctx.now()
-            quote = self._fresh(self._ctx.quotes.quote(symbol))
-            if quote is not None:
-                return quote
+            # The stream first, for up to one interval (a plan's buys subscribe together:
+            # asking REST at once for each would be a burst on the data API's budget).
+            deadline = asyncio.get_running_loop().time() + interval
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                seen = self._ctx.now()
+                quote = self._fresh(self._ctx.quotes.quote(symbol))
+                if quote is not None:
+                    return quote
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ctx.quotes.wait_quote(symbol, seen), left)
             try:
                 quote = self._fresh(await self._ctx.rest.latest_quote(symbol))
             except AdapterError as exc:
@@ -430,8 +439,6 @@ class PlanRunner:
             cached = self._ctx.quotes.quote(symbol)
             if cached is not None and not _two_sided(cached):
                 _log.warning("sizing_quote_unusable", bid=str(cached.bid), ask=str(cached.ask))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ctx.quotes.wait_quote(symbol, seen), interval)
 
     # ------------------------------------------------------------------ one leg
 

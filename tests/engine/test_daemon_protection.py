@@ -93,8 +93,18 @@ async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
 ) -> None:
     """Issue 11 item 1 (runner sizing): 1,000,000 TQQQ on a $100k cash account is refused
     with the numbers — never turned into "everything the account has" — while a buy a few
-    dollars short of the cash is shrunk within the tolerance."""
-    d = await start_daemon(sim={"cash": "100000"})
+    dollars short of the cash is shrunk within the tolerance. The submit-time fat-finger
+    caps (which refuse this plan first by default) are lifted, so that the runner's own
+    sizing guard is what is tested: two layers, each enough on its own."""
+    no_caps = dict.fromkeys(
+        (
+            "max_order_notional",
+            "max_plan_notional",
+            "max_order_equity_multiple",
+            "max_plan_equity_multiple",
+        )
+    )
+    d = await start_daemon(sim={"cash": "100000"}, risk=no_caps)
     final = await d.run(
         {"plan_id": "absurd", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000000"}]}
     )
@@ -113,3 +123,43 @@ async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
     assert 1500 < leg.qty < 1600, leg
     assert leg.reason is not None
     assert "shrunk" in leg.reason
+
+
+async def test_a_halted_symbol_holds_and_trades_once_resumed(start_daemon: StartDaemon) -> None:
+    """A trading halt on the `statuses` channel (§4.3, published through the venue's stream
+    hub): a plan submitted while AAPL is halted sends nothing for AAPL, and trades once
+    trading resumes."""
+    d = await start_daemon()
+    quotes = d.daemon.engine.quotes
+    quotes.subscribe(["AAPL"])  # so that the halt can be seen before the plan exists
+
+    def status(code: str, text: str) -> dict[str, Any]:
+        return {"T": "s", "S": "AAPL", "sc": code, "sm": text, "rc": "T12",
+                "rm": "Additional Information Requested", "t": d.venue.clock.now(),
+                "z": "C"}  # fmt: skip
+
+    async def halted() -> bool:
+        # Only a connection subscribed to AAPL's statuses receives it: re-publish until the
+        # daemon has seen it (the subscription may still be on its way).
+        d.venue.hub.publish_market_data(status("H", "Trading Halt"))
+        return quotes.halted("AAPL") is not None
+
+    await d.wait_until(halted, "the daemon to see the halt")
+    plan = await d.submit(
+        {"plan_id": "halt", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "5"}]}
+    )
+    begin = d.venue.clock.now()
+
+    async def later() -> bool:
+        return (d.venue.clock.now() - begin).total_seconds() >= 1.5
+
+    await d.wait_until(later, "1.5 s of venue time while halted")
+    assert await d.orders(plan.plan_id, 0) == [], "an order into a halted symbol"
+    resumed_at = d.venue.clock.now()
+    d.venue.hub.publish_market_data(status("T", "Trading Resumption"))
+    final = await d.finish(plan.plan_id)
+    assert final.state == "completed", final.reason
+    orders = await d.orders(plan.plan_id, 0)
+    assert orders
+    first = datetime.fromisoformat(orders[0]["order"]["created_at"].replace("Z", "+00:00"))
+    assert first >= resumed_at

@@ -56,6 +56,9 @@ STREAMS: dict[str, dict[str, Any]] = {
     },
     # A flat market: the passive limit keeps its price, re-peg rounds pass unchanged.
     "execution": {"max_repegs_per_order": 3},
+    # ... re-checked every 0.5 s, crossing after 2 s (the passive style's own patience,
+    # issue 10 item 6, is minutes by default).
+    "ladder": {"passive_timeout_seconds": 0.5, "passive_patience_normal_seconds": 2.0},
 }
 
 
@@ -256,7 +259,12 @@ async def test_silent_order_stream_over_a_cancel_is_resolved_by_asking(
         sim=crossing_tape(tmp_path, 99.0, 0),
         gateway=STREAMS["gateway"],
         execution={"max_repegs_per_order": 1, "fallback_order": "market"},
-        ladder={"confirm_timeout_seconds": 1.0, "fallback_timeout_seconds": 1.0},
+        ladder={
+            "confirm_timeout_seconds": 1.0,
+            "fallback_timeout_seconds": 1.0,
+            "passive_timeout_seconds": 0.5,
+            "passive_patience_normal_seconds": 1.0,
+        },
     )
     status = await d.submit(
         {"plan_id": "quiet", "legs": [{"symbol": "ACME", "side": "buy", "qty": "300"}]}
