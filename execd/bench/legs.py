@@ -1,7 +1,7 @@
 """Item 3's 2,000 legs: the real daemon (in this process) against `execd sim` (its own process).
 
-Run as ``python -m execd.bench.legs URLS_JSON LEGS LIMIT_S`` by `scale.run` so that its RSS is the
-daemon's, not the benchmark runner's; prints one JSON object:
+Run as ``python -m execd.bench.legs URLS_JSON LEGS LIMIT_S [caps|nocaps]`` by `scale.run`, so
+that its RSS is the daemon's, not the benchmark runner's; prints one JSON object:
 
 - ``submit_ms``: `Engine.submit` of the plans (500 legs each, the plan limit), summed;
 - ``release_s``: first submit until no leg is ``pending`` (every leg released);
@@ -35,6 +35,14 @@ from execd.engine.daemon import running_daemon
 from execd.logs import configure_logging
 
 PLAN_LEGS = 500
+NO_CAPS = {
+    "max_order_notional": None,
+    "max_plan_notional": None,
+    "max_order_equity_multiple": None,
+    "max_plan_equity_multiple": None,
+}
+"""The second run when submit with the default caps fails: their validation reads a latest
+quote per symbol over the data API."""
 SAMPLE_S = 0.010
 SIM_SYMBOLS = 500
 """The universe the simulated venue can serve on 2 shared cores: at 2,000 symbols (calm, ~2
@@ -61,7 +69,9 @@ async def _sampler(lags: list[float], peak: list[float], stop: asyncio.Event) ->
             peak[0] = max(peak[0], rss_mb(pid))
 
 
-async def measure(urls: dict[str, str], legs: int, limit_s: float) -> dict[str, Any]:
+async def measure(
+    urls: dict[str, str], legs: int, limit_s: float, caps: bool = True
+) -> dict[str, Any]:
     """Run the plans through the daemon for at most `limit_s`; the figures as a dict.
 
     When the limit ends the run first, ``released``/``finished`` say how far it got, and
@@ -83,6 +93,7 @@ async def measure(urls: dict[str, str], legs: int, limit_s: float) -> dict[str, 
             api={"socket_path": str(workdir / "s")},
             journal={"path": str(workdir / "journal.db")},
             gateway={"requests_per_minute": 10_000},
+            **({} if caps else {"risk": NO_CAPS}),
         )
         lags: list[float] = []
         peak = [0.0]
@@ -91,7 +102,7 @@ async def measure(urls: dict[str, str], legs: int, limit_s: float) -> dict[str, 
         async with running_daemon(settings) as daemon:
             engine = daemon.engine
             names = universe(min(legs, SIM_SYMBOLS))
-            plans = []
+            plans: list[str] = []
             submit_s = 0.0
             first = time.monotonic()
             for n in range(0, legs, PLAN_LEGS):
@@ -104,7 +115,15 @@ async def measure(urls: dict[str, str], legs: int, limit_s: float) -> dict[str, 
                     ],
                 }
                 began = time.monotonic()
-                status = await engine.submit(plan)
+                try:
+                    status = await engine.submit(plan)
+                except Exception as exc:  # the figure is "submit failed, because …"
+                    failed = f"submit of plan {len(plans) + 1} failed after "
+                    failed += f"{time.monotonic() - began:.1f} s: {exc}"
+                    await daemon.shutdown()
+                    stop.set()
+                    await sampler
+                    return {"error": failed}
                 submit_s += time.monotonic() - began
                 plans.append(status.plan_id)
             released: float | None = None
@@ -154,7 +173,8 @@ def main() -> int:
     urls = json.loads(sys.argv[1])
     legs = int(sys.argv[2])
     limit_s = float(sys.argv[3])
-    print(json.dumps(uvloop.run(measure(urls, legs, limit_s))))
+    caps = sys.argv[4] == "caps" if len(sys.argv) > 4 else True
+    print(json.dumps(uvloop.run(measure(urls, legs, limit_s, caps))))
     return 0
 
 

@@ -27,9 +27,9 @@ QUICK = Profile(
     ingest_rounds=3,
     reaction_events=500,
     scale_legs=2_000,
-    scale_limit_s=60,
+    scale_limit_s=45,
     budget_legs=300,
-    log_lines=100_000,
+    log_lines=50_000,
     quality_seeds=1,
     quality_sizes=(1, 5),
 )
