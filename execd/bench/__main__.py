@@ -46,7 +46,7 @@ def _items(profile: Profile) -> dict[str, Callable[[], list[Figure]]]:
     def budget() -> list[Figure]:
         from execd.bench import budget as item
 
-        return item.run(profile.budget_legs)
+        return item.run(profile.budget_legs, profile.budget_limit_s)
 
     def logging() -> list[Figure]:
         from execd.bench import logging_rate as item

@@ -16,6 +16,7 @@ class Profile:
     scale_legs: int
     scale_limit_s: float
     budget_legs: int
+    budget_limit_s: float
     log_lines: int
     quality_seeds: int
     quality_sizes: tuple[int, ...]
@@ -28,7 +29,8 @@ QUICK = Profile(
     reaction_events=500,
     scale_legs=2_000,
     scale_limit_s=45,
-    budget_legs=300,
+    budget_legs=50,
+    budget_limit_s=45,
     log_lines=50_000,
     quality_seeds=1,
     quality_sizes=(1, 5),
@@ -42,6 +44,7 @@ FULL = Profile(
     scale_legs=2_000,
     scale_limit_s=900,
     budget_legs=300,
+    budget_limit_s=600,
     log_lines=500_000,
     quality_seeds=5,
     quality_sizes=(1, 5, 20),
