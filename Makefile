@@ -64,6 +64,25 @@ PIP          = $(SERVICE_VENV)/bin/python -m pip
 VENV_FLAGS   =
 ROOT_OWNER   = -o root -g root
 CONFIG_OWNER = -o root -g execd
+# ACCOUNT=name: one instance of the template unit execd@.service per account, with
+# $(CONFDIR)/name.toml and name.env; its socket and journal paths come from the unit
+# (/run/execd/name/execd.sock, /var/lib/execd/name/journal.db; `execd --account name`).
+ACCOUNT      =
+ifneq ($(ACCOUNT),)
+ifneq ($(shell echo '$(ACCOUNT)' | grep -Ex '[A-Za-z0-9_-]{1,64}'),$(ACCOUNT))
+$(error ACCOUNT must be letters, digits, - and _ only)
+endif
+CONF_NAME    = $(ACCOUNT)
+UNIT_FILE    = execd@.service
+SERVICE      = execd@$(ACCOUNT)
+PATH_EDITS   =
+else
+CONF_NAME    = execd
+UNIT_FILE    = execd.service
+SERVICE      = execd
+PATH_EDITS   = -e 's|^\# socket_path = \("/run/execd/execd.sock"\).*|socket_path = \1|' \
+               -e 's|^\# path = \("/var/lib/execd/journal.db"\).*|path = \1|'
+endif
 
 install-service:
 	@if id -u execd >/dev/null 2>&1; then echo "user execd exists"; else \
@@ -77,27 +96,26 @@ install-service:
 	  $(PIP) install --quiet --upgrade '$(CURDIR)' && \
 	  install -m 0644 $(ROOT_OWNER) README.md '$(DESTDIR)$(PREFIX)/README.md'
 	install -d -m 0750 $(CONFIG_OWNER) '$(DESTDIR)$(CONFDIR)'
-	@set -e; dest='$(DESTDIR)$(CONFDIR)/execd.toml'; \
+	@set -e; dest='$(DESTDIR)$(CONFDIR)/$(CONF_NAME).toml'; \
 	if [ -e "$$dest" ]; then echo "kept $$dest"; else \
 	  tmp=$$(mktemp); trap 'rm -f "$$tmp"' EXIT; \
-	  { echo "# Installed by make install-service from config/execd.toml. Keys: $(CONFDIR)/execd.env"; \
+	  { echo "# Installed by make install-service from config/execd.toml. Keys: $(CONFDIR)/$(CONF_NAME).env"; \
 	    sed -e 's|^kind = "sim"  |kind = "paper"|' \
-	        -e 's|^# socket_path = \("/run/execd/execd.sock"\).*|socket_path = \1|' \
 	        -e 's|^# socket_group = \("execd"\).*|socket_group = \1              # members may use the CLI|' \
-	        -e 's|^# path = \("/var/lib/execd/journal.db"\).*|path = \1|' \
+	        $(PATH_EDITS) \
 	        config/execd.toml; } > "$$tmp"; \
 	  install -m 0640 $(CONFIG_OWNER) "$$tmp" "$$dest"; echo "installed $$dest"; fi
-	@set -e; dest='$(DESTDIR)$(CONFDIR)/execd.env'; \
+	@set -e; dest='$(DESTDIR)$(CONFDIR)/$(CONF_NAME).env'; \
 	if [ -e "$$dest" ]; then echo "kept $$dest"; else \
 	  install -m 0600 $(ROOT_OWNER) systemd/execd.env.example "$$dest"; echo "installed $$dest"; fi
 	install -d -m 0755 '$(DESTDIR)$(UNITDIR)'
 	@set -e; tmp=$$(mktemp); trap 'rm -f "$$tmp"' EXIT; \
-	sed -e 's|/opt/execd|$(PREFIX)|g' -e 's|/etc/execd|$(CONFDIR)|g' systemd/execd.service > "$$tmp"; \
-	install -m 0644 $(ROOT_OWNER) "$$tmp" '$(DESTDIR)$(UNITDIR)/execd.service'; \
-	echo "installed $(DESTDIR)$(UNITDIR)/execd.service"
+	sed -e 's|/opt/execd|$(PREFIX)|g' -e 's|/etc/execd|$(CONFDIR)|g' systemd/$(UNIT_FILE) > "$$tmp"; \
+	install -m 0644 $(ROOT_OWNER) "$$tmp" '$(DESTDIR)$(UNITDIR)/$(UNIT_FILE)'; \
+	echo "installed $(DESTDIR)$(UNITDIR)/$(UNIT_FILE)"
 	$(SYSTEMCTL) daemon-reload
 	@echo
-	@echo "execd is installed. Put the Alpaca keys in $(CONFDIR)/execd.env, check"
-	@echo "$(CONFDIR)/execd.toml (venue.kind = \"paper\"), then start it and follow its logs:"
-	@echo "    systemctl enable --now execd"
-	@echo "    journalctl -u execd -f"
+	@echo "execd is installed. Put the Alpaca keys in $(CONFDIR)/$(CONF_NAME).env, check"
+	@echo "$(CONFDIR)/$(CONF_NAME).toml (venue.kind = \"paper\"), then start it and follow its logs:"
+	@echo "    systemctl enable --now $(SERVICE)"
+	@echo "    journalctl -u $(SERVICE) -f"

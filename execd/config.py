@@ -19,6 +19,7 @@ import contextvars
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
+from datetime import date as _date
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -259,7 +260,27 @@ class SimSection(_Section):
     speed: float = Field(1.0, gt=0, le=1000)
     symbols: Symbols | None = None
     cash: Decimal = Field(Decimal("100000"), ge=0)
-    positions: dict[str, Decimal] = Field(default_factory=dict)
+    positions: dict[str, Decimal] = Field(
+        default_factory=lambda: {"TQQQ": Decimal(300), "AAPL": Decimal(50)}
+    )
+    """Shares the simulated account holds at start: what config/sample-plan.json sells."""
+    partial_fill_rate: float = Field(0.10, ge=0, le=1)
+    """Share of eligible fills the venue splits at random, like Alpaca paper (ALPACA.md §6)."""
+    multiplier: Literal[1, 2, 4] = 2
+    """The account's margin multiplier, as paper's (2 Reg T, 4 intraday; 1 a cash account)."""
+    shorting_enabled: bool = True
+    date: str | None = None
+    """The venue clock's start date (YYYY-MM-DD); None = the latest trading day."""
+
+    @field_validator("date")
+    @classmethod
+    def _day(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                _date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"expected YYYY-MM-DD, got {value!r}") from None
+        return value
 
     @field_validator("start")
     @classmethod
@@ -359,6 +380,11 @@ class PlansConfig(_Section):
     overlap_buys: bool = False
     """False: buys start when every sell of the plan has ended. True: a buy starts as soon
     as buying power covers it."""
+    min_trade_notional: Decimal = Field(Decimal("100"), ge=0)
+    """Targets plans: a computed trade worth less than this (USD) is not made."""
+    premarket_lead_minutes: float = Field(5.0, ge=0, le=600)
+    """A plan held for a later session starts this long before its open, so the ladder's
+    step 0 assesses that morning's pre-market quotes (seed 003)."""
 
 
 class GatewayConfig(_Section):

@@ -169,3 +169,19 @@ def test_installed_unit_verifies(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "error" not in result.stderr.lower(), result.stderr
+
+
+def test_account_installs_one_template_instance(tmp_path: Path) -> None:
+    """`make install-service ACCOUNT=alice` (issue 15 §6): the template unit, alice.toml and
+    alice.env; the socket and journal paths are the unit's, per instance, not the file's."""
+    out = _install(tmp_path, "ACCOUNT=alice")
+    unit = tmp_path / "etc/systemd/system/execd@.service"
+    assert unit.read_text() == (REPO / "systemd" / "execd@.service").read_text()
+    config = tmp_path / "etc/execd/alice.toml"
+    assert _mode(config) == 0o640
+    values = tomllib.loads(config.read_text())
+    assert values["venue"]["kind"] == "paper"
+    assert "socket_path" not in values["api"]  # API__SOCKET_PATH=/run/execd/%i/execd.sock
+    assert _mode(tmp_path / "etc/execd/alice.env") == 0o600
+    assert not (tmp_path / "etc/execd/execd.toml").exists()
+    assert "systemctl enable --now execd@alice" in out

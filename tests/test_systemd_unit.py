@@ -62,3 +62,55 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "error" not in result.stderr.lower(), result.stderr
+
+
+TEMPLATE = UNIT.with_name("execd@.service")
+
+
+def test_template_unit_keeps_instances_apart() -> None:
+    """execd@.service (issue 15 §6): per-account config, credentials, socket and journal,
+    so stopping one instance never removes another's socket; otherwise the same contract."""
+    text = TEMPLATE.read_text()
+    plain = {k: v for k, v in _directives().items() if k not in _PER_INSTANCE}
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    assert found["RuntimeDirectory"] == ["execd/%i"]
+    assert found["StateDirectory"] == ["execd/%i"]
+    assert found["EnvironmentFile"] == ["/etc/execd/%i.env"]
+    assert found["ExecStart"] == ["/opt/execd/.venv/bin/execd run --config /etc/execd/%i.toml"]
+    assert "API__SOCKET_PATH=/run/execd/%i/execd.sock" in found["Environment"][1]
+    assert "JOURNAL__PATH=/var/lib/execd/%i/journal.db" in found["Environment"][1]
+    for key, values in plain.items():
+        assert found.get(key) == values, key
+
+
+_PER_INSTANCE = {
+    "ExecStart",
+    "EnvironmentFile",
+    "Environment",
+    "RuntimeDirectory",
+    "StateDirectory",
+    "Description",
+}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_analyze_verify_template(tmp_path: Path) -> None:
+    """`systemd-analyze verify` accepts an instance of the template (execd@alice)."""
+    execd = Path(sys.executable).with_name("execd")
+    unit = tmp_path / "execd@.service"
+    unit.write_text(TEMPLATE.read_text().replace("/opt/execd/.venv/bin/execd", str(execd)))
+    instance = tmp_path / "execd@alice.service"
+    instance.symlink_to(unit)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr.lower(), result.stderr

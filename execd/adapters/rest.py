@@ -435,6 +435,14 @@ class RestGateway:
         """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
         return _parse(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
 
+    async def assets(self) -> list[Asset]:
+        """``GET /v2/assets?status=active`` (§2.5): every active asset in one read, so plan
+        validation costs one request a day, not one per leg (DESIGN.md O(1) reads)."""
+        answer = await self._read("/v2/assets", {"status": "active", "asset_class": "us_equity"})
+        items = _list(answer)
+        # ~12,000 assets on Alpaca: ~0.3 s of model parsing, kept off the event loop.
+        return await asyncio.to_thread(lambda: [_parse(Asset, item) for item in items])
+
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest NBBO from the market-data REST API (§5), exact Decimals.
 

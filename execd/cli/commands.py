@@ -12,8 +12,11 @@ import asyncio
 import importlib
 import json
 import os
+import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,18 @@ from rich.console import Console
 from rich.live import Live
 
 from execd.cli import render
-from execd.control.client import ControlClient, ControlConnectionError
+from execd.control.client import (
+    DEFAULT_TIMEOUT,
+    ControlClient,
+    ControlConnectionError,
+    DaemonNotRunning,
+)
 from execd.control.protocol import ControlError, LegStatus, PlanStatus, WatchEvent
+
+ACCOUNT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SUBMIT_ATTEMPTS = 3
+"""`submit` resends the same named document this many times when the daemon did not
+answer (a timeout, a dropped connection): the name makes a resend harmless."""
 
 
 class ExitCode(IntEnum):
@@ -70,10 +83,26 @@ def config_error_message(exc: Exception) -> str:
     return "\n".join(f"config: {line}" for line in str(exc).splitlines())
 
 
+RUNTIME_ROOT_ENV = "EXECD_RUNTIME_ROOT"
+"""Where `--account NAME` looks for sockets (default /run/execd, the template unit's)."""
+
+
+def account_socket(account: str) -> Path:
+    """The socket of the `execd@ACCOUNT` systemd instance: ``/run/execd/ACCOUNT/execd.sock``."""
+    if not ACCOUNT_PATTERN.fullmatch(account):
+        raise CommandError(
+            f"--account {account!r}: letters, digits, '-' and '_' only", ExitCode.USAGE
+        )
+    return Path(os.environ.get(RUNTIME_ROOT_ENV) or "/run/execd") / account / "execd.sock"
+
+
 def socket_path(args: argparse.Namespace) -> Path:
-    """``--socket``, else ``api.socket_path`` from the config (``--config``/``$EXECD_CONFIG``)."""
+    """``--socket``, else ``--account``'s socket, else ``api.socket_path`` from the config
+    (``--config``/``$EXECD_CONFIG``)."""
     if args.socket:
         return Path(args.socket)
+    if getattr(args, "account", None):
+        return account_socket(args.account)
     from execd.config import ConfigError, load_settings
 
     try:
@@ -89,8 +118,10 @@ def run_client(
     try:
         path = socket_path(args)
 
+        timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT
+
         async def session() -> ExitCode:
-            async with ControlClient(path) as client:
+            async with ControlClient(path, timeout=timeout) as client:
                 return await body(client)
 
         return int(asyncio.run(session()))
@@ -112,33 +143,120 @@ def run_client(
 
 
 def read_plan(source: str) -> dict[str, Any]:
-    """PLAN.json (or ``-`` for stdin) as a JSON object, or a one-line CommandError."""
+    """PLAN.json or PLAN.csv (or ``-`` for JSON on stdin), validated offline (the plan's
+    schema and static rules) into its document, or a `CommandError` (exit 2) naming each
+    problem."""
+    from execd.domain.plan_csv import parse_plan_csv
+    from execd.domain.plans import PlanError, decode_json, parse_document
+
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandError(
-            f"cannot read plan {source}: {exc.strerror or exc}", ExitCode.USAGE
-        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CommandError(f"cannot read plan {source}: {reason}", ExitCode.USAGE) from exc
     try:
-        plan = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{source}: not valid JSON: {exc}", ExitCode.USAGE) from exc
-    if not isinstance(plan, dict):
-        raise CommandError(f"{source}: a plan must be a JSON object", ExitCode.USAGE)
-    return plan
+        if source.lower().endswith(".csv"):
+            document: object = parse_plan_csv(text, Path(source).name)
+        else:
+            document = decode_json(text)
+            if not isinstance(document, dict):
+                raise PlanError(["plan: must be a JSON object"])
+            parse_document(document)
+    except PlanError as exc:
+        raise CommandError("\n".join(f"{source}: {e}" for e in exc.errors), ExitCode.USAGE) from exc
+    plain: dict[str, Any] = json.loads(json.dumps(document, default=str))  # Decimals as text
+    return plain
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
-    """`execd submit PLAN.json [--follow] [--json]`."""
+def trading_day(now: datetime) -> date:
+    """The session a plan submitted at `now` is for: today until the close, else the next
+    session (NYSE rules; the daemon's venue calendar decides when it really runs)."""
+    from execd.domain.calendar import next_session, session_on
+    from execd.domain.market_time import eastern_date
+
+    today = eastern_date(now)
+    session = session_on(today)
+    if session is not None and now < session.close:
+        return today
+    return next_session(today).date
+
+
+def name_submission(document: dict[str, Any], new_id: bool, now: datetime) -> dict[str, Any]:
+    """DESIGN.md "A plan's identity": the document with its plan_id — its own, else a hash
+    of the document and its trading day (``--new-id``: a fresh one, for a deliberate second
+    run)."""
+    from execd.domain.plans import parse_document, submission_id, with_plan_id
+
+    if document.get("plan_id") is not None:
+        if new_id:
+            raise CommandError(
+                "--new-id: the plan names its own plan_id; change or remove it instead",
+                ExitCode.USAGE,
+            )
+        return document
+    day = trading_day(now)
+    if new_id:
+        return with_plan_id(document, f"p-{day:%Y%m%d}-{uuid.uuid4().hex[:12]}")
+    return with_plan_id(document, submission_id(parse_document(document), day))
+
+
+async def submit_named(
+    client: ControlClient, plan: dict[str, Any], *, dry_run: bool = False
+) -> PlanStatus:
+    """Submit, resending the same named plan when the daemon did not answer: the daemon
+    answers a resend with "already submitted", so nothing runs twice."""
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        try:
+            return await client.submit(plan, dry_run=dry_run)
+        except DaemonNotRunning:
+            raise
+        except ControlConnectionError as exc:
+            if attempt == SUBMIT_ATTEMPTS:
+                raise
+            error(f"{exc}; sending plan {plan['plan_id']} again (attempt {attempt + 1})")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`execd validate PLAN`: schema and static rules, offline (no daemon)."""
     try:
-        plan = read_plan(args.plan)
+        document = read_plan(args.plan)
     except CommandError as exc:
         error(str(exc))
         return int(exc.code)
-    plan_id = str(plan.get("plan_id", "?"))
+    if args.json:
+        print_json({"ok": True, "plan": document})
+    elif "targets" in document:
+        console().print(
+            f"{args.plan}: valid targets plan, {len(document['targets'])} symbols"
+            " (the daemon computes the legs at submit)",
+            markup=False,
+        )
+    else:
+        console().print(f"{args.plan}: valid plan, {len(document['legs'])} legs", markup=False)
+    return int(ExitCode.OK)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """`execd submit PLAN [--follow] [--dry-run] [--new-id] [--json]`."""
+    try:
+        plan = name_submission(read_plan(args.plan), args.new_id, datetime.now(UTC))
+    except CommandError as exc:
+        error(str(exc))
+        return int(exc.code)
+    plan_id = str(plan["plan_id"])
 
     async def body(client: ControlClient) -> ExitCode:
-        accepted = await client.submit(plan)
+        if args.dry_run:
+            preview = await submit_named(client, plan, dry_run=True)
+            if args.json:
+                print_json(preview)
+            else:
+                console().print(render.dry_run_table(preview))
+            return ExitCode.OK
+        accepted = await submit_named(client, plan)
+        if accepted.already_submitted:
+            error(f"plan {plan_id} already submitted, nothing sent")
         if not args.follow:
             if args.json:
                 print_json(accepted)

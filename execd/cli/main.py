@@ -18,13 +18,26 @@ execd executes rebalance plans on Alpaca with a smart order ladder and reports
 how well it did. `execd run` is the daemon (systemd runs it); the other commands
 talk to it over its control socket."""
 
-_EPILOG = """\
+_CODES = """\
 exit codes: 0 ok; 1 the daemon refused, a plan did not fill completely, or a
 stream is down (health); 2 bad arguments, plan file or configuration; 3 the
-daemon is not running or cannot be reached; 130 interrupted.
+daemon is not running or cannot be reached; 130 interrupted."""
 
-The socket is --socket, else api.socket_path from the configuration
+_EPILOG = (
+    _CODES
+    + """
+
+The socket is --socket, else /run/execd/NAME/execd.sock for --account NAME (the
+execd@NAME systemd instance), else api.socket_path from the configuration
 (--config, else $EXECD_CONFIG, else config/execd.toml)."""
+)
+
+_LOCAL_EPILOG = (
+    _CODES
+    + """
+
+The configuration is --config, else $EXECD_CONFIG, else config/execd.toml."""
+)
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -36,11 +49,34 @@ def _client_options() -> argparse.ArgumentParser:
         help="control socket of the daemon (default: api.socket_path from the config)",
     )
     parent.add_argument(
+        "--account",
+        metavar="NAME",
+        help="the execd@NAME systemd instance: its socket /run/execd/NAME/execd.sock",
+    )
+    parent.add_argument(
         "--config",
         metavar="PATH",
         help="configuration file, used to find the socket (default: $EXECD_CONFIG)",
     )
+    parent.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=30.0,
+        help="wait this long for each answer (default 30; `submit` then resends the same "
+        "named plan, which the daemon never runs twice)",
+    )
     return parent
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text!r}")
+    return value
 
 
 def _json_option() -> argparse.ArgumentParser:
@@ -67,12 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     def add(
         name: str, summary: str, description: str, *parents: argparse.ArgumentParser
     ) -> argparse.ArgumentParser:
+        # Only the socket commands mention the socket in their help (client in parents).
         return sub.add_parser(
             name,
             help=summary,
             description=description,
             parents=list(parents),
-            epilog=_EPILOG,
+            epilog=_EPILOG if client in parents else _LOCAL_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -112,16 +149,46 @@ def build_parser() -> argparse.ArgumentParser:
     submit = add(
         "submit",
         "submit a plan to the daemon",
-        "Send PLAN.json to the daemon. Submitting a plan_id that exists returns that plan and "
-        "sends no order. With --follow, show each leg's progress live (step, filled/qty, "
-        "working price, slippage), then the result table; the exit code is 0 only when every "
-        "leg filled.",
+        "Send a plan (JSON, or CSV: symbol,side,qty|notional[,urgency,limit_price] or "
+        "symbol,weight) to the daemon. Every submission is named before it is sent: its "
+        "plan_id, else a hash of the document and its trading day, so submitting the same file "
+        "again (or a retry after a timeout) answers 'already submitted, nothing sent'; a "
+        "different document under an existing plan_id is refused. A plan submitted after the "
+        "close is scheduled for the next session. With --follow, show each leg's progress "
+        "live (step, filled/qty, working price, slippage), then the result table; the exit "
+        "code is 0 only when every leg filled. An invalid plan file exits 2 before anything "
+        "is sent; a plan the daemon refuses exits 1.",
         client,
         as_json,
     )
-    submit.add_argument("plan", metavar="PLAN.json", help="the plan file, or - for stdin")
+    submit.add_argument(
+        "plan", metavar="PLAN", help="the plan file (.json or .csv), or - for JSON on stdin"
+    )
     submit.add_argument("--follow", "-f", action="store_true", help="follow the plan until it ends")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate against the live venue, compute the legs, check the risk caps and show "
+        "each leg's style and first price; send nothing, keep nothing",
+    )
+    submit.add_argument(
+        "--new-id",
+        action="store_true",
+        help="a fresh plan_id: run the same document a second time, deliberately",
+    )
     submit.set_defaults(func=commands.cmd_submit)
+
+    validate = add(
+        "validate",
+        "check a plan file offline",
+        "Check PLAN (.json or .csv) against the plan schema and its static rules, offline: no "
+        "daemon needed. Exits 0 when valid, 2 with one line per problem (naming the leg, or "
+        "the CSV line and column). The venue's rules (symbols, positions, risk caps) need "
+        "`execd submit --dry-run`.",
+        as_json,
+    )
+    validate.add_argument("plan", metavar="PLAN", help="the plan file (.json or .csv), or -")
+    validate.set_defaults(func=commands.cmd_validate)
 
     status = add(
         "status",

@@ -23,6 +23,7 @@ from execd.control.protocol import (
     PlanStatus,
     WatchEvent,
 )
+from execd.domain.calendar import EASTERN
 from execd.domain.tca import LegReport, PlanSavings, plan_savings, round_bps, round_usd
 
 NONE = "—"
@@ -34,6 +35,7 @@ _STATE_STYLE = {
     "waiting": "yellow",
     "pending": "dim",
     "accepted": "dim",
+    "scheduled": "blue",
     "partial": "yellow",
     "unfilled": "yellow",
     "canceled": "magenta",
@@ -68,11 +70,45 @@ def _state(state: str) -> Text:
     return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
+HUMAN_PLACES = Decimal("0.0001")
+
+
+def human(value: Decimal | None) -> str:
+    """A number for people: at most 4 decimals, no trailing zeros (``--json`` keeps all)."""
+    if value is None:
+        return NONE
+    exponent = value.as_tuple().exponent
+    fine = isinstance(exponent, int) and exponent < -4
+    text = f"{value.quantize(HUMAN_PLACES) if fine else value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def step_name(leg: LegStatus) -> str:
+    """The ladder step in words (DESIGN.md "The ladder"): pre-check, open wait, limit,
+    re-peg 2/5, fallback, done."""
+    if leg.state in ("filled", "unfilled", "canceled", "rejected", "failed") or leg.step >= 5:
+        return "done"
+    if leg.state == "pending":
+        return NONE
+    match leg.step:
+        case 0:
+            return "pre-check"
+        case 1:
+            return "open wait"
+        case 2:
+            return "limit"
+        case 3:
+            most = "" if leg.max_repegs is None else f"/{leg.max_repegs}"
+            return f"re-peg {leg.repegs}{most}"
+        case _:
+            return "fallback"
+
+
 def _size(leg: LegStatus) -> str:
-    """filled/qty, or filled/$notional for a leg sized in dollars."""
+    """filled/qty, or filled/$notional for a leg sized in dollars (rounded for people)."""
     if leg.qty is not None:
-        return f"{leg.filled_qty:f}/{leg.qty:f}"
-    return f"{leg.filled_qty:f}/${_num(leg.notional)}"
+        return f"{human(leg.filled_qty)}/{human(leg.qty)}"
+    return f"{human(leg.filled_qty)}/${_num(leg.notional)}"
 
 
 def all_legs_filled(plan: PlanStatus) -> bool:
@@ -89,7 +125,14 @@ def plan_headline(plan: PlanStatus) -> str:
     """One line: id, state, legs filled, and why it ended."""
     filled = sum(1 for leg in plan.legs if leg.state == "filled")
     line = f"plan {plan.plan_id}: {plan.state}, {filled}/{len(plan.legs)} legs filled"
+    if plan.state == "scheduled" and plan.scheduled_for is not None:
+        line += f", starts {eastern(plan.scheduled_for)}"
     return f"{line} ({plan.reason})" if plan.reason else line
+
+
+def eastern(value: datetime) -> str:
+    """A time as traders read it: US/Eastern, ``2026-03-05 09:25:00 ET``."""
+    return value.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S ET")
 
 
 def legs_table(plan: PlanStatus, *, title: str | None = None) -> Table:
@@ -107,11 +150,11 @@ def legs_table(plan: PlanStatus, *, title: str | None = None) -> Table:
             leg.side,
             leg.urgency,
             _state(leg.state),
-            str(leg.step),
+            step_name(leg),
             _size(leg),
             _num(leg.limit_price),
-            _num(leg.avg_fill_price),
-            _num(leg.arrival_mid),
+            human(leg.avg_fill_price),
+            human(leg.arrival_mid),
             _bps(leg.slippage_bps),
             str(leg.repegs),
             leg.reason or "",
@@ -130,7 +173,7 @@ def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Tabl
             leg.symbol,
             leg.side,
             _state(leg.state),
-            str(leg.step),
+            step_name(leg),
             _size(leg),
             _num(leg.limit_price),
             _bps(leg.slippage_bps),
@@ -148,7 +191,7 @@ def event_line(event: WatchEvent) -> str:
             leg.symbol,
             leg.side,
             f"state={leg.state}",
-            f"step={leg.step}",
+            f"step={step_name(leg).replace(' ', '-')}",
             f"filled={_size(leg)}",
         ]
         if leg.limit_price is not None:
@@ -172,7 +215,38 @@ def plans_table(plans: Iterable[PlanStatus]) -> Table:
             _state(plan.state),
             _time(plan.submitted_at),
             f"{filled}/{len(plan.legs)}",
-            plan.reason or "",
+            _plan_note(plan),
+        )
+    return table
+
+
+def _plan_note(plan: PlanStatus) -> str:
+    """Why a plan ended, or, while it is held, when it starts."""
+    if plan.state == "scheduled" and plan.scheduled_for is not None:
+        return f"starts {eastern(plan.scheduled_for)}"
+    return plan.reason or ""
+
+
+def dry_run_table(plan: PlanStatus) -> Table:
+    """`submit --dry-run`: the legs as they would run now, nothing sent."""
+    when = "now" if plan.scheduled_for is None else eastern(plan.scheduled_for)
+    table = Table(
+        title=f"dry run of plan {plan.plan_id}: would start {when}; nothing sent",
+        title_justify="left",
+    )
+    for name in ("#", "symbol", "side", "qty", "urgency", "style", "first price", "mid"):
+        table.add_column(name, justify="right" if name in {"#", "qty", "first price"} else "left")
+    for leg in plan.legs:
+        qty = human(leg.qty) if leg.qty is not None else f"${_num(leg.notional)}"
+        table.add_row(
+            str(leg.index),
+            leg.symbol,
+            leg.side,
+            qty,
+            leg.urgency,
+            leg.style or NONE,
+            _num(leg.limit_price),
+            human(leg.arrival_mid),
         )
     return table
 

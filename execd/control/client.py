@@ -182,17 +182,21 @@ class ControlClient:
 
     # --- typed operations ---------------------------------------------------------------------
 
-    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
-        """Submit a plan (a parsed PLAN.json); an existing `plan_id` returns that plan.
+    async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
+        """Submit a plan (a parsed PLAN.json); an existing `plan_id` with the same document
+        returns that plan (``already_submitted``); `dry_run` sends and keeps nothing.
 
         A daemon still reconciling at start answers ``starting`` having done nothing: the
         submission is sent again, every `STARTING_RETRY_SECONDS`, within the timeout.
         """
+        fields: dict[str, Any] = {"plan": plan}
+        if dry_run:
+            fields["dry_run"] = True
         loop = asyncio.get_running_loop()
         end = None if self._timeout is None else loop.time() + self._timeout
         while True:
             try:
-                return as_type(await self.request("submit", plan=plan), PlanStatus)
+                return as_type(await self.request("submit", **fields), PlanStatus)
             except ControlError as exc:
                 if exc.code != ErrorCode.STARTING:
                     raise

@@ -60,6 +60,9 @@ class ErrorCode(StrEnum):
     """The engine refused the plan's content (raised by the handler)."""
     NOT_FOUND = "not_found"
     """No plan with that id (raised by the handler)."""
+    PLAN_ID_CONFLICT = "plan_id_conflict"
+    """The plan_id names an earlier submission of a different document (DESIGN.md
+    "A plan's identity"); nothing was sent."""
     HALTED = "halted"
     """The daemon is halted and accepts no new plan until ``resume``."""
     FORBIDDEN = "forbidden"
@@ -159,9 +162,10 @@ class LineFramer:
 # --- status models (what the engine returns) ----------------------------------------------------
 
 PlanState: TypeAlias = Literal[
-    "accepted", "working", "completed", "partial", "canceled", "failed", "halted"
+    "accepted", "scheduled", "working", "completed", "partial", "canceled", "failed", "halted"
 ]
-"""accepted: validated, nothing sent yet; working: legs running; completed: every leg
+"""accepted: validated, nothing sent yet; scheduled: accepted and held for a later session
+(or its `not_before`), `scheduled_for` says until when; working: legs running; completed: every leg
 filled; partial: ended with some legs (or part of one) unfilled; canceled: by
 ``cancel``; failed: the plan could not run; halted: stopped by ``halt``."""
 
@@ -224,6 +228,8 @@ class LegStatus(msgspec.Struct, frozen=True, kw_only=True):
     """What a market order sent at arrival would have paid: the arrival far touch."""
     saving_vs_market_bps: Decimal | None = None
     saving_vs_market_usd: Decimal | None = None
+    max_repegs: int | None = None
+    """Re-pegs the leg's style allows (``re-peg 2/5``); null until the style is known."""
 
 
 class PlanStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,6 +243,15 @@ class PlanStatus(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     reason: str | None = None
     """Why the plan ended, in words."""
+    scheduled_for: datetime | None = None
+    """A held plan: when it starts (its session's pre-open, or `not_before`); added in 0.3."""
+    not_before: str | None = None
+    deadline: str | None = None
+    """The plan's own times as given (ET ``HH:MM[:SS]`` on its trading day, or RFC 3339)."""
+    already_submitted: bool = False
+    """``submit`` only: this plan_id and document were submitted before; nothing was sent."""
+    dry_run: bool = False
+    """``submit`` with ``dry_run``: validated and priced only; nothing sent, nothing kept."""
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -304,9 +319,14 @@ class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fiel
 
 
 class SubmitRequest(_Request, frozen=True, tag="submit"):
-    """Submit a plan; its content is the engine's to validate (``invalid_plan``)."""
+    """Submit a plan; its content is the engine's to validate (``invalid_plan``).
+
+    `dry_run`: validate against the venue, compute and price the legs, send and keep
+    nothing (the answer has ``dry_run: true``).
+    """
 
     plan: dict[str, Any]
+    dry_run: bool = False
 
 
 class StatusRequest(_Request, frozen=True, tag="status"):

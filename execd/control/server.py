@@ -80,8 +80,9 @@ class ControlHandler(Protocol):
     its traceback and answers ``internal``; the daemon goes on.
     """
 
-    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
-        """Validate and start `plan`. A `plan_id` that exists returns that plan, sends nothing."""
+    async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
+        """Validate and start `plan`. A `plan_id` that exists with the same document returns
+        that plan (``already_submitted``) and sends nothing; `dry_run` sends and keeps nothing."""
         ...
 
     async def status(self, plan_id: str) -> PlanStatus:
@@ -420,8 +421,8 @@ class ControlServer:
         """Run the handler for `request`; return the final line to send."""
         handler = self._handler
         match request:
-            case SubmitRequest(plan=plan):
-                return await _call(request, lambda: handler.submit(plan))
+            case SubmitRequest(plan=plan, dry_run=dry_run):
+                return await _call(request, lambda: handler.submit(plan, dry_run=dry_run))
             case StatusRequest(plan_id=None):
                 return await _call(request, handler.list_plans)
             case StatusRequest(plan_id=wanted):

@@ -3,9 +3,16 @@
 Wire shape (JSON, the body of ``execd submit PLAN.json``)::
 
     {"plan_id": "optional", "urgency": "normal",
+     "not_before": "09:45", "deadline": "2026-03-05T15:30:00-05:00",
      "legs": [{"symbol": "TQQQ", "side": "sell", "qty": "10"},
               {"symbol": "AAPL", "side": "buy", "notional": "1500.00",
                "urgency": "low", "limit_price": "190.50"}]}
+
+or, instead of ``legs``, target weights of account equity (the daemon computes the legs
+at submit, `execd.domain.targets`)::
+
+    {"targets": {"TQQQ": "0.40", "SOXL": "0.25", "SPY": "0.30"}, "cash": "0.05",
+     "liquidate_unlisted": false}
 
 Pydantic checks the shape; every rule's message is ours, one line each,
 naming the leg and field (``legs[2].qty: must be > 0``), collected into a
@@ -17,15 +24,22 @@ is read through its shortest repr, never through its binary value, and
 The parsed `Plan` is a frozen value: legs keep their index (which goes into
 client order ids, `ids.py`) and carry their effective urgency. No randomness
 here: a plan without an id gets one from the caller's `new_plan_id`.
+
+A plan's identity (DESIGN.md "A plan's identity"): `document_digest` is a hash of the
+*normalised* document (decimals canonical, key order irrelevant, ``plan_id`` left out),
+so "the same document" means the same intent, not the same bytes; `submission_id`
+derives the CLI's default plan id from it and the trading date.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -37,6 +51,8 @@ from execd.domain.types import Side, Urgency
 MAX_LEGS = 500
 PLAN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
+MAX_TARGETS = 500
+WEIGHT_MAX_PLACES = 6
 QTY_MAX_PLACES = 9  # Alpaca: qty up to 9 decimals (ALPACA.md §1.1)
 NOTIONAL_MAX_PLACES = 2  # dollars and cents
 # Upper bounds that no real leg reaches; they keep absurd numbers
@@ -137,16 +153,7 @@ class LegInput(BaseModel):
     @field_validator("symbol", mode="before")
     @classmethod
     def _symbol(cls, value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError("must be a string")
-        # Lowercase is normalised; nothing else is: no spaces, ASCII only ("ﬁ".upper() is
-        # "FI", a symbol nobody wrote).
-        symbol = value.upper() if value.isascii() else value
-        if not SYMBOL_PATTERN.fullmatch(symbol):
-            raise ValueError(
-                f"{value!r} is not a valid symbol (a letter, then up to 9 letters, digits or dots)"
-            )
-        return symbol
+        return _symbol(value)
 
     @field_validator("side", mode="before")
     @classmethod
@@ -196,15 +203,91 @@ class LegInput(BaseModel):
         return self
 
 
+def _when(value: object) -> str | None:
+    """``HH:MM[:SS]`` (US/Eastern wall time on the plan's trading day) or RFC 3339 with an
+    offset; returned in a canonical spelling (`resolve_when` turns it into a datetime)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isascii():
+        raise ValueError("must be an ET time HH:MM[:SS] or an RFC 3339 time with its offset")
+    text = value.strip()
+    if re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", text):
+        try:
+            return time.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time of day") from None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither an ET time HH:MM[:SS] nor an RFC 3339 time"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{value!r} needs an offset (e.g. -05:00 or Z), or give HH:MM in ET")
+    return moment.isoformat()
+
+
+def _ordered_wrongly(not_before: str | None, deadline: str | None) -> bool:
+    """Both given in the same spelling, and the deadline not after not_before."""
+    if not_before is None or deadline is None or ("T" in not_before) != ("T" in deadline):
+        return False
+    if "T" in not_before:
+        return datetime.fromisoformat(deadline) <= datetime.fromisoformat(not_before)
+    return time.fromisoformat(deadline) <= time.fromisoformat(not_before)
+
+
+def resolve_when(value: str, day: date, zone: Any) -> datetime:
+    """A canonical `not_before`/`deadline` as an aware datetime: an ET time of day is
+    taken on `day` (the plan's trading day) in `zone` (America/New_York)."""
+    if "T" in value:
+        return datetime.fromisoformat(value)
+    return datetime.combine(day, time.fromisoformat(value), tzinfo=zone)
+
+
+def _weight(value: object) -> Decimal:
+    if isinstance(value, str) and not value.isascii():
+        raise ValueError(f"{value!r} is not an ASCII decimal number")
+    number = _to_decimal(value)
+    if number < 0 or number > 1:
+        raise ValueError(f"must be between 0 and 1, got {number:f}")
+    if _places(number) > WEIGHT_MAX_PLACES:
+        raise ValueError(f"at most {WEIGHT_MAX_PLACES} decimal places, got {number:f}")
+    return _canonical(number)
+
+
+def _symbol(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    # Lowercase is normalised; nothing else is: no spaces, ASCII only ("ﬁ".upper() is
+    # "FI", a symbol nobody wrote).
+    symbol = value.upper() if value.isascii() else value
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValueError(
+            f"{value!r} is not a valid symbol (a letter, then up to 9 letters, digits or dots)"
+        )
+    return symbol
+
+
 class PlanInput(BaseModel):
-    """A plan as the user writes it (the boundary model; see `Plan` for the parsed value)."""
+    """A plan as the user writes it (the boundary model; see `Plan` for the parsed value).
+
+    Exactly one of `legs` (explicit orders) or `targets` (weights of account equity, the
+    legs computed by the daemon at submit) is given.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plan_id: str | None = None
     urgency: Urgency | None = None
     """None: the daemon's configured `execution.default_urgency` applies."""
-    legs: list[LegInput]
+    legs: list[LegInput] | None = None
+    targets: dict[str, Decimal] | None = None
+    cash: Decimal | None = None
+    """The weight kept in cash (the targets and it sum to at most 1)."""
+    liquidate_unlisted: bool = False
+    """With targets: sell symbols held but not listed (default: leave them alone)."""
+    not_before: str | None = None
+    deadline: str | None = None
 
     @field_validator("plan_id", mode="before")
     @classmethod
@@ -223,6 +306,8 @@ class PlanInput(BaseModel):
     @field_validator("legs", mode="before")
     @classmethod
     def _legs(cls, value: object) -> object:
+        if value is None:
+            return None
         if not isinstance(value, list):
             raise ValueError("must be a list of legs")
         if not value:
@@ -230,6 +315,54 @@ class PlanInput(BaseModel):
         if len(value) > MAX_LEGS:
             raise ValueError(f"at most {MAX_LEGS} legs, got {len(value)}")
         return value
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: object) -> dict[str, Decimal] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError('must be an object of symbol to weight, e.g. {"SPY": "0.5"}')
+        if not value:
+            raise ValueError("must name at least 1 symbol")
+        if len(value) > MAX_TARGETS:
+            raise ValueError(f"at most {MAX_TARGETS} symbols, got {len(value)}")
+        out: dict[str, Decimal] = {}
+        for key, weight in value.items():
+            try:
+                symbol = _symbol(key)
+                out[symbol] = _weight(weight)
+            except ValueError as exc:
+                raise ValueError(f"{key!r}: {exc}") from None
+        if len(out) != len(value):
+            raise ValueError("a symbol appears twice (symbols are case-insensitive)")
+        return out
+
+    @field_validator("cash", mode="before")
+    @classmethod
+    def _cash(cls, value: object) -> Decimal | None:
+        return None if value is None else _weight(value)
+
+    @field_validator("not_before", "deadline", mode="before")
+    @classmethod
+    def _times(cls, value: object) -> str | None:
+        return _when(value)
+
+    @model_validator(mode="after")
+    def _legs_or_targets(self) -> PlanInput:
+        if self.legs is None and self.targets is None:
+            raise ValueError('give "legs" (orders) or "targets" (weights of equity)')
+        if self.legs is not None and self.targets is not None:
+            raise ValueError('give "legs" or "targets", not both')
+        if self.targets is None and (self.cash is not None or self.liquidate_unlisted):
+            raise ValueError('"cash" and "liquidate_unlisted" go with "targets"')
+        if self.targets is not None:
+            total = sum(self.targets.values(), Decimal(0)) + (self.cash or Decimal(0))
+            if total > 1:
+                raise ValueError(f"targets and cash sum to {total:f}, more than 1")
+        if _ordered_wrongly(self.not_before, self.deadline):
+            raise ValueError("deadline must be after not_before")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +409,18 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A validated rebalance plan: an id, a default urgency and its legs in submitted order."""
+    """A validated rebalance plan: an id, a default urgency and its legs in submitted order.
+
+    `not_before` / `deadline` are canonical spellings (`resolve_when` gives the datetime on
+    the plan's trading day): nothing is sent before the first, and a leg not done by the
+    second is cancelled with that reason.
+    """
 
     plan_id: str
     urgency: Urgency
     legs: tuple[Leg, ...]
+    not_before: str | None = None
+    deadline: str | None = None
 
     def __iter__(self) -> Iterator[Leg]:
         return iter(self.legs)
@@ -302,11 +442,16 @@ class Plan:
 
     def to_wire(self) -> dict[str, Any]:
         """The plan in its wire shape; `parse_plan` of it gives an equal plan."""
-        return {
+        out: dict[str, Any] = {
             "plan_id": self.plan_id,
             "urgency": self.urgency.value,
             "legs": [leg.to_wire() for leg in self.legs],
         }
+        if self.not_before is not None:
+            out["not_before"] = self.not_before
+        if self.deadline is not None:
+            out["deadline"] = self.deadline
+        return out
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -371,21 +516,34 @@ def _cross_leg_errors(legs: Sequence[LegInput]) -> list[str]:
     return errors
 
 
-def parse_plan(
-    raw: object,
-    new_plan_id: Callable[[], str],
-    default_urgency: Urgency = Urgency.NORMAL,
-) -> Plan:
-    """Validate a decoded plan (a JSON object) into a `Plan`, or raise `PlanError`.
-
-    `new_plan_id` is called only when the plan has no ``plan_id``; `default_urgency`
-    (the config's ``execution.default_urgency``) only when the plan names no urgency.
-    """
+def parse_document(raw: object) -> PlanInput:
+    """Validate a decoded plan document (legs or targets), or raise `PlanError`."""
     try:
         model = PlanInput.model_validate(raw)
     except ValidationError as exc:
         raise PlanError(_messages(exc)) from None
-    cross = _cross_leg_errors(model.legs)
+    if model.legs is not None:
+        cross = _cross_leg_errors(model.legs)
+        if cross:
+            raise PlanError(cross)
+    return model
+
+
+def build_plan(
+    model: PlanInput,
+    new_plan_id: Callable[[], str],
+    default_urgency: Urgency = Urgency.NORMAL,
+    legs: Sequence[LegInput] | None = None,
+) -> Plan:
+    """The `Plan` of a validated document; `legs` are the computed legs of a targets plan."""
+    chosen = model.legs if legs is None else list(legs)
+    if chosen is None:
+        raise PlanError(["targets: the legs of a targets plan are computed by the daemon"])
+    if not chosen:
+        raise PlanError(["targets: the account already matches the targets; no leg to trade"])
+    if len(chosen) > MAX_LEGS:
+        raise PlanError([f"targets: {len(chosen)} legs computed, at most {MAX_LEGS}"])
+    cross = _cross_leg_errors(chosen)
     if cross:
         raise PlanError(cross)
     plan_id = model.plan_id
@@ -394,7 +552,7 @@ def parse_plan(
         if not PLAN_ID_PATTERN.fullmatch(plan_id):
             raise ValueError(f"generated plan id {plan_id!r} does not match {PLAN_ID_PATTERN}")
     plan_urgency = model.urgency or default_urgency
-    legs = tuple(
+    built = tuple(
         Leg(
             index=index,
             symbol=leg.symbol,
@@ -405,9 +563,29 @@ def parse_plan(
             own_urgency=leg.urgency,
             limit_price=leg.limit_price,
         )
-        for index, leg in enumerate(model.legs)
+        for index, leg in enumerate(chosen)
     )
-    return Plan(plan_id=plan_id, urgency=plan_urgency, legs=legs)
+    return Plan(
+        plan_id=plan_id,
+        urgency=plan_urgency,
+        legs=built,
+        not_before=model.not_before,
+        deadline=model.deadline,
+    )
+
+
+def parse_plan(
+    raw: object,
+    new_plan_id: Callable[[], str],
+    default_urgency: Urgency = Urgency.NORMAL,
+) -> Plan:
+    """Validate a decoded plan with legs (a JSON object) into a `Plan`, or raise `PlanError`.
+
+    `new_plan_id` is called only when the plan has no ``plan_id``; `default_urgency`
+    (the config's ``execution.default_urgency``) only when the plan names no urgency.
+    A targets plan is refused here: its legs need the account (`execd.domain.targets`).
+    """
+    return build_plan(parse_document(raw), new_plan_id, default_urgency)
 
 
 def parse_plan_json(
@@ -416,8 +594,37 @@ def parse_plan_json(
     default_urgency: Urgency = Urgency.NORMAL,
 ) -> Plan:
     """Decode and validate a plan from JSON text; floats are decoded as exact Decimals."""
+    return parse_plan(decode_json(text), new_plan_id, default_urgency)
+
+
+def decode_json(text: str | bytes) -> object:
+    """JSON text to Python values, floats as exact Decimals; `PlanError` if it is not JSON."""
     try:
-        raw = json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         raise PlanError([f"plan: not valid JSON ({exc})"]) from None
-    return parse_plan(raw, new_plan_id, default_urgency)
+    except RecursionError:
+        raise PlanError(["plan: nested too deeply"]) from None
+
+
+# --- identity (DESIGN.md "A plan's identity") --------------------------------------------------
+
+
+def document_digest(model: PlanInput) -> str:
+    """A hash of what the document asks for: the same intent gives the same digest whatever
+    the key order or number spelling (``"10"``, ``10.00``); the ``plan_id`` is left out."""
+    normal = model.model_dump(mode="json", exclude={"plan_id"})
+    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def submission_id(model: PlanInput, trading_day: date) -> str:
+    """The CLI's default plan id: the document's digest and its trading day, so the same
+    file submitted twice for the same session is one plan (``--new-id`` for a second)."""
+    seed = f"{document_digest(model)}:{trading_day.isoformat()}"
+    return f"p-{trading_day:%Y%m%d}-{hashlib.sha256(seed.encode()).hexdigest()[:12]}"
+
+
+def with_plan_id(document: Mapping[str, Any], plan_id: str) -> dict[str, Any]:
+    """The document as sent, named."""
+    return {**document, "plan_id": plan_id}

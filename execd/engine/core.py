@@ -16,13 +16,14 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 
-from execd.adapters.errors import AdapterError, NotFound
+from execd.adapters.errors import AdapterError
 from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.order_stream import OrderStream
@@ -39,17 +40,28 @@ from execd.control.protocol import (
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
-from execd.domain.plans import Plan, PlanError, parse_plan
+from execd.domain.plans import (
+    Plan,
+    PlanError,
+    PlanInput,
+    build_plan,
+    document_digest,
+    parse_document,
+)
 from execd.domain.quotes import Quote
 from execd.domain.risk import WorkingLeg, check_plan, wash_conflicts
-from execd.domain.types import Side, Urgency
-from execd.engine.journaling import restore_record
+from execd.domain.schedule import Schedule, ScheduleError, plan_schedule
+from execd.domain.sizing import qty_for_notional
+from execd.domain.tca import far_touch
+from execd.domain.types import Urgency
+from execd.engine import intake
+from execd.engine.journaling import journal_document, restore_record
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import Snapshot, reconcile_working_orders
 from execd.engine.records import PlanRecord
 from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.router import OrderRouter
-from execd.engine.runner import AssetFacts, PlanRunner, RunnerContext, journal_leg
+from execd.engine.runner import PlanRunner, RunnerContext, journal_leg
 
 _log = structlog.get_logger("execd.engine")
 
@@ -116,6 +128,14 @@ class Engine:
             shrink_tolerance_percent=settings.risk.buy_shrink_tolerance_percent,
             max_leg_seconds=settings.ladder.max_leg_seconds,
         )
+        self._asset_cache = intake.AssetCache(ports.rest, self._ctx.assets)
+        self._quote_source = intake.QuoteSource(
+            ports.quotes,
+            ports.rest,
+            ports.params.quote_wait_seconds,
+            self._subscribe,
+            self._unsubscribe,
+        )
 
     @property
     def quotes(self) -> MarketStream:
@@ -136,36 +156,48 @@ class Engine:
 
     # ------------------------------------------------------------------ handler ops
 
-    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
+    async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
         if self._halted:
             why = f" (journal unwritable: {self._journal_error})" if self._journal_error else ""
             raise ControlError(ErrorCode.HALTED, f"execd is halted{why}: `execd resume` first")
         self._refuse_unless_accepting()
         try:
-            parsed = parse_plan(
-                dict(plan),
-                lambda: f"plan-{uuid.uuid4().hex[:12]}",
-                self._settings.execution.default_urgency,
-            )
+            model = parse_document(dict(plan))
         except PlanError as exc:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
-        existing = self._plans.get(parsed.plan_id)
-        if existing is not None:
-            _log.info("plan_resubmitted", plan_id=parsed.plan_id)
-            return existing.to_status()
-        self._refuse_wash_trades(parsed)
-        await self._validate_with_venue(parsed)
+        digest = document_digest(model)
+        if model.plan_id is not None and not dry_run:
+            existing = self._plans.get(model.plan_id)
+            if existing is None and await self._ports.journal.get_plan(model.plan_id):
+                existing = await self._reload(model.plan_id)  # from before a restart
+            if existing is not None:
+                return self._resubmitted(existing, digest)
+        parsed, source, schedule = await self._intake(model)
+        if dry_run:
+            return await self._dry_run(parsed, schedule)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
-            return self._plans[parsed.plan_id].to_status()
+            return self._resubmitted(self._plans[parsed.plan_id], digest)
         if self._halted:  # halted while the venue was asked
             raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
         self._refuse_unless_accepting()
         self._refuse_wash_trades(parsed)  # again: another plan may have started meanwhile
-        record = PlanRecord(parsed, self._ports.clock.now(), self._ports.clock.now)
+        now = self._ports.clock.now()
+        record = PlanRecord(parsed, now, self._ports.clock.now)
+        record.digest = digest
+        record.source = source
+        record.session_date = schedule.session.date
+        record.scheduled_for = schedule.start_at
+        record.deadline_at = schedule.deadline
+        if schedule.held:
+            record.state = "scheduled"
         self._plans[parsed.plan_id] = record
         try:
             fresh = await self._ports.journal.record_plan(
-                parsed.plan_id, record.submitted_at, parsed.to_wire(), legs=parsed.legs
+                parsed.plan_id,
+                record.submitted_at,
+                journal_document(record),
+                state=record.state,
+                legs=parsed.legs,
             )
         except (JournalError, ValueError) as exc:
             del self._plans[parsed.plan_id]
@@ -173,14 +205,106 @@ class Engine:
             raise ControlError(
                 ErrorCode.INTERNAL, f"journal unavailable, plan not accepted: {exc}"
             ) from None
-        if not fresh:
-            # Submitted before an earlier restart (and no longer in memory).
+        if not fresh:  # pragma: no cover - checked above; a race with another writer
             del self._plans[parsed.plan_id]
-            _log.info("plan_resubmitted", plan_id=parsed.plan_id, source="journal")
-            return (await self._reload(parsed.plan_id)).to_status()
-        self._start(PlanRunner(record, self._ctx))
-        _log.info("plan_accepted", plan_id=parsed.plan_id, legs=len(parsed))
+            return self._resubmitted(await self._reload(parsed.plan_id), digest)
+        self._start(PlanRunner(record, self._ctx), schedule.session)
+        _log.info(
+            "plan_accepted",
+            plan_id=parsed.plan_id,
+            legs=len(parsed),
+            scheduled_for=None if schedule.start_at is None else schedule.start_at.isoformat(),
+        )
         return record.to_status()
+
+    def _resubmitted(self, existing: PlanRecord, digest: str) -> PlanStatus:
+        """DESIGN.md "A plan's identity": same id and document, nothing sent; a different
+        document under the same id is refused."""
+        if existing.digest is not None and existing.digest != digest:
+            _log.warning("plan_id_conflict", plan_id=existing.plan_id)
+            raise ControlError(
+                ErrorCode.PLAN_ID_CONFLICT,
+                f"plan {existing.plan_id} was submitted with a different document; nothing"
+                " sent (give the new plan another plan_id, or `execd submit --new-id`)",
+            )
+        _log.info("plan_resubmitted", plan_id=existing.plan_id)
+        return msgspec.structs.replace(existing.to_status(), already_submitted=True)
+
+    async def _intake(self, model: PlanInput) -> tuple[Plan, dict[str, Any] | None, Schedule]:
+        """Validate a document against the venue: schedule, assets (cached), positions (one
+        read), a targets plan's legs, risk caps. `ControlError` names every problem."""
+        now = self._ports.clock.now()
+        sessions = await self._sessions(eastern_date(now))
+        try:
+            schedule = plan_schedule(
+                now,
+                sessions,
+                not_before=model.not_before,
+                deadline=model.deadline,
+                premarket_lead=timedelta(minutes=self._settings.plans.premarket_lead_minutes),
+            )
+        except ScheduleError as exc:
+            raise ControlError(ErrorCode.INVALID_PLAN, str(exc)) from None
+        await self._asset_cache.load(eastern_date(now))
+        held = await intake.positions(self._ports.rest)
+        computed = None
+        equity: Decimal | None = None
+        source: dict[str, Any] | None = None
+        if model.targets is not None:
+            result = await intake.target_legs(
+                model,
+                self._ports.rest,
+                held,
+                self._asset_cache,
+                self._quote_source,
+                self._settings.plans.min_trade_notional,
+            )
+            computed, equity = result.legs, result.equity
+            source = model.model_dump(
+                mode="json", include={"targets", "cash", "liquidate_unlisted"}
+            )
+            source["equity"] = str(result.equity)
+        try:
+            parsed = build_plan(
+                model,
+                lambda: f"plan-{uuid.uuid4().hex[:12]}",
+                self._settings.execution.default_urgency,
+                computed,
+            )
+        except PlanError as exc:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
+        self._refuse_wash_trades(parsed)
+        errors = intake.leg_errors(parsed, self._asset_cache.get, held)
+        errors.extend(await self._risk_errors(parsed, equity))
+        if errors:
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
+        return parsed, source, schedule
+
+    async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
+        """What `submit` would do, priced now: each leg's style and first limit price."""
+        params = self._ports.params
+        found = await self._quote_source.many(plan.symbols())
+        record = PlanRecord(plan, self._ports.clock.now(), self._ports.clock.now)
+        record.scheduled_for = schedule.start_at
+        record.state = "scheduled" if schedule.held else "accepted"
+        for leg in record.legs:
+            style, price = intake.first_price(
+                plan, leg.leg.index, found.get(leg.leg.symbol), params
+            )
+            leg.style = style.value
+            leg.limit_price = price
+            leg.max_repegs = intake.max_repegs(style.value, params)
+            quote = found.get(leg.leg.symbol)
+            leg.arrival_mid = None if quote is None else quote.mid
+            if leg.qty is None and quote is not None and leg.leg.notional is not None:
+                facts = self._asset_cache.get(leg.leg.symbol)
+                leg.qty = qty_for_notional(
+                    leg.leg.notional,
+                    far_touch(leg.leg.side, quote),
+                    facts is not None and facts.fractionable,
+                )
+        _log.info("plan_dry_run", plan_id=plan.plan_id, legs=len(plan))
+        return msgspec.structs.replace(record.to_status(), dry_run=True)
 
     def _refuse_wash_trades(self, plan: Plan) -> None:
         """Refuse a plan that trades a symbol the other way of a working plan (issue 11 §10)."""
@@ -451,18 +575,26 @@ class Engine:
             session=await self._session(),
             settle_seconds=gateway.write_window_seconds + gateway.request_timeout_seconds,
         )
-        for plan in await recover(context):
+        recovered = await recover(context)
+        now = self._ports.clock.now()
+        if recovered:
+            await self._asset_cache.load(eastern_date(self._ports.clock.now()))
+        for plan in recovered:
             for symbol in plan.record.plan.symbols():
-                if await self._asset(symbol) is None:  # delisted while down: the leg ends
+                if self._asset_cache.get(symbol) is None:  # delisted while down
                     _log.error("recovered_symbol_unknown", symbol=symbol)
-            plan.record.state = "working"
-            self._plans[plan.record.plan_id] = plan.record
-            runner = PlanRunner(plan.record, self._ctx, plan.resume)
+            record = plan.record
+            held = record.scheduled_for is not None and record.scheduled_for > now
+            record.state = "scheduled" if held else "working"
+            self._plans[record.plan_id] = record
+            runner = PlanRunner(record, self._ctx, plan.resume)
             if self._halted:  # `halt` arrived while reconciling: cancel, never resume
                 runner.stop("halted", state="halted")
             elif plan.expired:
                 runner.stop(EXPIRED_REASON)
-            self._start(runner, context.session)
+            today = context.session
+            same_day = today is not None and record.session_date in (None, today.date)
+            self._start(runner, today if same_day else None)
         self._accepting = True
 
     async def _reload(self, plan_id: str) -> PlanRecord:
@@ -561,8 +693,8 @@ class Engine:
         structlog.contextvars.bind_contextvars(plan_id=record.plan_id)
         try:
             if session is None:
-                session = await self._session()
-            await runner.run(session)
+                session = await self._session(record.session_date)
+            await runner.run(session, record.deadline_at)
         except Exception as exc:  # a plan's failure must not take the daemon down
             _log.exception("plan_crashed", error=repr(exc))
             if not record.finished:
@@ -582,55 +714,30 @@ class Engine:
         except (JournalError, ValueError) as exc:
             _log.error("journal_plan_end_failed", plan_id=record.plan_id, error=str(exc))
 
-    async def _session(self) -> TradingSession | None:
-        """Today's session from the venue's calendar (venue clock, half days included)."""
-        today = eastern_date(self._ports.clock.now())
+    async def _session(self, day: date | None = None) -> TradingSession | None:
+        """The session of `day` (default today) from the venue's calendar (venue clock,
+        half days included); None when the market is closed that day."""
+        today = day or eastern_date(self._ports.clock.now())
         days = await self._ports.rest.calendar(today, today + timedelta(days=1))
-        for day in days:
-            session = TradingSession.from_alpaca(_calendar_entry(day))
+        for entry in days:
+            session = TradingSession.from_alpaca(_calendar_entry(entry))
             if session.date == today:
                 return session
         return None
 
-    async def _validate_with_venue(self, plan: Plan) -> None:
-        """Refuse unknown/untradable symbols, fractional qty on whole-share assets, and
-        sells beyond the position, before anything is sent."""
-        errors: list[str] = []
-        for leg in plan:
-            facts = await self._asset(leg.symbol)
-            where = leg.label
-            if facts is None:
-                errors.append(f"{where}.symbol: unknown symbol {leg.symbol}")
-                continue
-            if not facts.tradable:
-                errors.append(f"{where}.symbol: {leg.symbol} is not tradable")
-            if leg.qty is not None and not facts.fractionable and leg.qty != leg.qty.to_integral():
-                errors.append(f"{where}.qty: {leg.symbol} is not fractionable; use whole shares")
-            if leg.side is Side.SELL and leg.qty is not None:
-                held = await self._position_qty(leg.symbol)
-                if leg.qty > held:
-                    errors.append(
-                        f"{where}.qty: selling {leg.qty} {leg.symbol} but the position is {held}"
-                    )
-        errors.extend(await self._risk_errors(plan))
-        if errors:
-            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
-
-    async def _risk_errors(self, plan: Plan) -> list[str]:
+    async def _risk_errors(self, plan: Plan, known_equity: Decimal | None = None) -> list[str]:
         """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
-        against the account's equity read now)."""
+        against the account's equity read now; `known_equity` when intake just read it)."""
         limits = self._ports.risk.limits
         if not limits.any_notional_cap:
             return []
         equity: Decimal | None = None
         if limits.needs_equity:
-            equity = await self._equity()
+            equity = known_equity if known_equity is not None else await self._equity()
             self._ports.risk.equity = equity
-        quotes: dict[str, Quote] = {}
-        for symbol in sorted({leg.symbol for leg in plan if leg.qty is not None}):
-            quote = await self._current_quote(symbol)
-            if quote is not None:
-                quotes[symbol] = quote
+        quotes: dict[str, Quote] = await self._quote_source.many(
+            {leg.symbol for leg in plan if leg.qty is not None}
+        )
         breaches = check_plan(limits, plan, quotes, equity)
         return [f"risk limit: {breach.reason}" for breach in breaches]
 
@@ -652,49 +759,13 @@ class Engine:
             )
         return equity
 
-    async def _current_quote(self, symbol: str) -> Quote | None:
-        """The stream's quote, else the REST latest, else the first one the stream sends
-        within `quote_wait_seconds` (None: the plan is then refused, never guessed)."""
-        quote = self.quotes.quote(symbol)
-        if quote is not None:
-            return quote
+    async def _sessions(self, today: date) -> list[TradingSession]:
+        """The venue's sessions from today for two weeks (the next one is always in it)."""
         try:
-            quote = await self._ports.rest.latest_quote(symbol)
+            days = await self._ports.rest.calendar(today, today + timedelta(days=14))
         except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        if quote is not None:
-            return quote
-        self._subscribe(symbol)
-        try:
-            wait = self._ports.params.quote_wait_seconds
-            return await asyncio.wait_for(self.quotes.wait_quote(symbol, None), wait)
-        except TimeoutError:
-            return None
-        finally:
-            self._unsubscribe(symbol)
-
-    async def _asset(self, symbol: str) -> AssetFacts | None:
-        cached = self._ctx.assets.get(symbol)
-        if cached is not None:
-            return cached
-        try:
-            asset = await self._ports.rest.asset(symbol)
-        except NotFound:
-            return None
-        except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        facts = AssetFacts(symbol, bool(asset.tradable), bool(asset.fractionable))
-        self._ctx.assets[symbol] = facts
-        return facts
-
-    async def _position_qty(self, symbol: str) -> Decimal:
-        try:
-            position = await self._ports.rest.position(symbol)
-        except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        if position is None:
-            return Decimal(0)
-        return Decimal(str(position.qty_available or position.qty))
+            raise intake.venue_unavailable(exc) from None
+        return [TradingSession.from_alpaca(_calendar_entry(day)) for day in days]
 
     async def _cancel_open_execd_orders(self) -> int:
         """Cancel every open order whose client id execd generated, and nothing else."""

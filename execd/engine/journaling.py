@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import cast, get_args
+from datetime import date, datetime
+from typing import Any, cast, get_args
 
 import msgspec
 import structlog
@@ -26,7 +26,7 @@ from execd.adapters.journal import Journal, JournalError, LegRow, PlanRow
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import LegState, LegStatus, PlanState
 from execd.domain.order_state import OrderStatus
-from execd.domain.plans import parse_plan
+from execd.domain.plans import document_digest, parse_document, parse_plan
 from execd.domain.types import Urgency
 from execd.engine.records import PlanRecord
 
@@ -97,8 +97,21 @@ def restore_record(
     unfinished ones as far as the journal knows (the restart's reconciliation and the leg
     itself bring them up to date).
     """
-    parsed = parse_plan(json.loads(plan.plan_json), _no_new_id, default_urgency)
+    raw = json.loads(plan.plan_json)
+    meta = raw.pop(SUBMISSION_KEY, None) if isinstance(raw, dict) else None
+    parsed = parse_plan(raw, _no_new_id, default_urgency)
     record = PlanRecord(parsed, plan.submitted_at, clock)
+    if isinstance(meta, dict):
+        record.digest = meta.get("digest")
+        day = meta.get("session_date")
+        record.session_date = None if day is None else date.fromisoformat(day)
+        record.scheduled_for = _moment(meta.get("scheduled_for"))
+        record.deadline_at = _moment(meta.get("deadline_at"))
+        record.source = meta.get("source")
+    if record.digest is None:  # journaled before plans had identities: its own legs
+        record.digest = document_digest(parse_document(raw))
+    if plan.finished_at is None and plan.state == "scheduled":
+        record.state = "scheduled"
     for leg, row in zip(record.legs, legs, strict=True):
         leg.filled_qty = row.filled_qty
         leg.avg_fill_price = row.avg_fill_price
@@ -126,6 +139,36 @@ def restore_record(
     elif any(leg.started_at is not None for leg in record.legs):
         record.started_at = min(leg.started_at for leg in record.legs if leg.started_at)
     return record
+
+
+SUBMISSION_KEY = "submission"
+"""The key of `journal_document`'s execd-only part (never part of the user's plan)."""
+
+
+def journal_document(record: PlanRecord) -> dict[str, Any]:
+    """What the journal keeps of a plan: its wire form (the legs as they run — for a
+    targets plan the computed ones, so a restart never recomputes them) and, under
+    `SUBMISSION_KEY`, its identity digest, trading day, schedule and targets source."""
+    return {
+        **record.plan.to_wire(),
+        SUBMISSION_KEY: {
+            "digest": record.digest,
+            "session_date": None
+            if record.session_date is None
+            else record.session_date.isoformat(),
+            "scheduled_for": _iso(record.scheduled_for),
+            "deadline_at": _iso(record.deadline_at),
+            "source": record.source,
+        },
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _moment(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _no_new_id() -> str:

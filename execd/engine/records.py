@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from execd.control.protocol import (
@@ -98,6 +98,8 @@ class LegRecord:
     report: LegReport | None = None
     restored: LegStatus | None = None
     """How a leg that finished before a restart read then (from the journal)."""
+    max_repegs: int | None = None
+    """Re-pegs the leg's pricing style allows, once the style is known."""
 
     def __post_init__(self) -> None:
         if self.qty is None:
@@ -143,6 +145,7 @@ class LegRecord:
             market_order_price=None if r is None else r.market_order_price,
             saving_vs_market_bps=None if r is None else r.saving_vs_market_bps,
             saving_vs_market_usd=None if r is None else r.saving_vs_market_usd,
+            max_repegs=self.max_repegs,
         )
 
 
@@ -160,6 +163,16 @@ class PlanRecord:
     reason: str | None = None
     cancel_reason: str | None = None
     seq: int = 0
+    digest: str | None = None
+    """`document_digest` of the submitted document: a resubmission is compared with it."""
+    session_date: date | None = None
+    """The trading day the plan runs in (None: the day it was submitted)."""
+    scheduled_for: datetime | None = None
+    """When a held plan starts (its session's pre-open or its `not_before`)."""
+    deadline_at: datetime | None = None
+    """The plan's `deadline` resolved on its trading day: legs not done by then end."""
+    source: dict[str, object] | None = None
+    """A targets plan's document (targets, cash), kept with the legs computed from it."""
     watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -184,6 +197,9 @@ class PlanRecord:
             started_at=self.started_at,
             finished_at=self.finished_at,
             reason=self.reason,
+            scheduled_for=self.scheduled_for,
+            not_before=self.plan.not_before,
+            deadline=self.plan.deadline,
         )
 
     def publish(self, event: str, leg: LegRecord | None = None, message: str | None = None) -> None:

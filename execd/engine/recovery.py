@@ -20,8 +20,9 @@ plans and `READY=1` (issue 5 §3). For every unfinished plan in the journal:
    instead of placing a new one, and new attempts continue the numbering so no client
    order id is ever reused. Legs that had none start as usual.
 
-A plan whose trading day is over (submitted on an earlier day, or today's session has
-closed) is marked expired: the engine runs it only to cancel what is left and end it.
+A plan whose trading day is over (the day it was submitted, or the later session it was
+scheduled for, is past, or today's session has closed) is marked expired: the engine runs
+it only to cancel what is left and end it.
 
 Any venue error here aborts the start (the daemon exits non-zero and systemd retries):
 resuming on a guess could duplicate an order.
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import structlog
@@ -115,7 +116,8 @@ async def _recover_plan(
 ) -> RecoveredPlan:
     row = unfinished.plan
     record = restore_record(row, unfinished.legs, ctx.default_urgency, ctx.clock)
-    plan = RecoveredPlan(record, expired=_expired(row.submitted_at, ctx.clock(), ctx.session))
+    day = record.session_date or eastern_date(row.submitted_at)
+    plan = RecoveredPlan(record, expired=_expired(day, ctx.clock(), ctx.session))
     structlog.contextvars.bind_contextvars(plan_id=row.plan_id)
     try:
         for leg in record.legs:
@@ -300,8 +302,11 @@ def _side(order: Order) -> Side:
     return Side(str(order.side.value if order.side is not None else ""))
 
 
-def _expired(submitted_at: datetime, now: datetime, session: TradingSession | None) -> bool:
-    """Day orders: a plan lives on the trading day it was submitted, until the close."""
+def _expired(day: date, now: datetime, session: TradingSession | None) -> bool:
+    """Day orders: a plan lives on its trading day (the day it was submitted, or the later
+    session it was scheduled for) until that day's close."""
+    if day > eastern_date(now):
+        return False  # held for a later session: not due yet
     if session is None or now >= session.close:
         return True
-    return eastern_date(submitted_at) < session.date
+    return day < session.date

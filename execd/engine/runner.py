@@ -107,6 +107,7 @@ class PlanRunner:
         self._runners: dict[int, LegRunner] = {}
         self._stop_reason: str | None = None
         self._stop_state: PlanState = "canceled"
+        self._stopped = asyncio.Event()
         self._power_changed = asyncio.Event()
         self._plan_deadline: datetime | None = None
         self._session: TradingSession | None = None
@@ -122,6 +123,7 @@ class PlanRunner:
         self.record.cancel_reason = reason
         for runner in self._runners.values():
             runner.stop(reason)
+        self._stopped.set()
         self._power_changed.set()
 
     def request_reconcile(self, snapshot: Mapping[str, Order] | None = None) -> None:
@@ -136,10 +138,17 @@ class PlanRunner:
     # ------------------------------------------------------------------ plan
 
     async def run(self, session: TradingSession | None, deadline: datetime | None = None) -> None:
-        """Run the plan; `deadline` is the plan's own (DESIGN.md "Every leg has a deadline")."""
+        """Run the plan; `deadline` is the plan's own (DESIGN.md "Every leg has a deadline").
+        A scheduled plan first waits for its start (`_hold`)."""
         self._plan_deadline = deadline
         self._session = session
+        await self._hold()
         rec = self.record
+        if rec.state == "scheduled":
+            try:
+                await self._ctx.ports.journal.update_plan(rec.plan_id, "working")
+            except (JournalError, ValueError) as exc:
+                _log.error("journal_plan_state_failed", error=str(exc))
         rec.state = "working"
         rec.started_at = rec.started_at or self._ctx.now()
         rec.publish("plan_started")
@@ -158,6 +167,20 @@ class PlanRunner:
             async with asyncio.TaskGroup() as group:
                 await self._release_buys(buys, session, group)
         await self._finish()
+
+    async def _hold(self) -> None:
+        """A scheduled plan waits for its start (its session's pre-open, or `not_before`).
+        A stop while held ends the wait; the legs then end as for any stopped plan (a leg
+        resumed after a restart still runs, to cancel its orders at the venue)."""
+        rec = self.record
+        while rec.scheduled_for is not None and self._stop_reason is None:
+            left = (rec.scheduled_for - self._ctx.now()).total_seconds()
+            if left <= 0:
+                break
+            rec.state = "scheduled"
+            # Re-read the venue clock at least every minute: a long hold follows its offset.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(left, 60.0))
 
     def _resumed(self, leg: LegRecord) -> bool:
         return leg.leg.index in self._resume
@@ -524,6 +547,11 @@ class PlanRunner:
             _log.error("journal_leg_failed", leg=leg.leg.index, error=str(exc))
 
     def _publish(self, event: str, leg: LegRecord) -> None:
+        if leg.max_repegs is None and leg.style in ("marketable", "passive"):
+            params = self._ctx.ports.params
+            leg.max_repegs = (
+                params.max_repegs if leg.style == "marketable" else params.max_repegs_per_order
+            )
         if leg.leg.side is Side.SELL and leg.filled_qty:
             self._power_changed.set()
         self.record.publish(event, leg)

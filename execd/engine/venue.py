@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -71,6 +71,10 @@ def sim_config(section: SimSection) -> SimConfig:
         symbols=tuple(section.symbols) if section.symbols is not None else None,
         cash=section.cash,
         positions={symbol.upper(): Decimal(qty) for symbol, qty in section.positions.items()},
+        start_date=None if section.date is None else date.fromisoformat(section.date),
+        partial_fill_rate=section.partial_fill_rate,
+        multiplier=section.multiplier,
+        shorting_enabled=section.shorting_enabled,
     )
 
 

@@ -1,8 +1,5 @@
-"""The simulated account: cash and long positions, changed only by fills.
-
-The venue models a cash account (multiplier 1, shorting disabled): buying power is cash minus what
-open buys hold, and a sell can never exceed the position less what open sells already hold.
-"""
+"""The simulated account: cash and positions (long, or short with a negative quantity), changed
+only by fills. The money rules (buying power, shorting) live in :mod:`execd.sim.ledger`."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ from execd.domain.types import Side
 
 @dataclass(slots=True)
 class Holding:
-    """A long position: shares and what they cost."""
+    """A position: signed shares (negative: short) and their signed cost (qty × entry price)."""
 
     qty: Decimal
     cost_basis: Decimal
@@ -42,22 +39,26 @@ class Account:
         return holding.qty if holding else Decimal(0)
 
     def apply_fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> Decimal:
-        """Book one execution; returns the position quantity after it."""
+        """Book one execution; returns the (signed) position quantity after it.
+
+        The ledger's rules never let one fill flip a position (§1.10); a fill that would is a
+        bug in the engine, and raises.
+        """
         value = qty * price
+        signed = qty if side is Side.BUY else -qty
+        self.cash -= value if side is Side.BUY else -value
         holding = self.holdings.get(symbol)
-        if side is Side.BUY:
-            self.cash -= value
-            if holding is None:
-                holding = self.holdings[symbol] = Holding(Decimal(0), Decimal(0))
-            holding.qty += qty
-            holding.cost_basis += value
-            return holding.qty
-        self.cash += value
-        if holding is None:  # the rules make this unreachable (no shorting)
-            raise RuntimeError(f"sell fill for {symbol} without a position")
-        holding.cost_basis -= holding.cost_basis * qty / holding.qty
-        holding.qty -= qty
-        if holding.qty <= 0:
+        if holding is None:
+            holding = self.holdings[symbol] = Holding(Decimal(0), Decimal(0))
+        if holding.qty == 0 or (holding.qty > 0) == (signed > 0):
+            holding.qty += signed  # opening or adding: cost grows at this price
+            holding.cost_basis += signed * price
+        else:
+            if abs(signed) > abs(holding.qty):
+                raise RuntimeError(f"{side.value} fill of {qty} would flip {symbol}")
+            holding.cost_basis -= holding.cost_basis * (abs(signed) / abs(holding.qty))
+            holding.qty += signed
+        if holding.qty == 0:
             del self.holdings[symbol]
             return Decimal(0)
         return holding.qty

@@ -8,7 +8,7 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 ==========================  =====================================================================
 ``GET  /sim``               ``{"venue_time", "streams": {"trading"|"data": {"connections",
                             "ready", "muted", "refusing"}}, "rate_limit": {"limit",
-                            "window_seconds"}, "http_faults": [...]}``
+                            "window_seconds"}, "http_faults": [...], "halted": [...]}``
 ``GET  /sim/history``       every order (incl. replaced) with its events and every fill
                             (``Exchange.history()``)
 ``POST /sim/streams/drop``  ``{"stream": "trading"|"data"|"all" = "all", "abort": false}`` — close
@@ -23,6 +23,12 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
                             ones stay → ``{"refused": [...]}``
 ``POST /sim/quotes/silence`` ``{"symbol": "TQQQ", "seconds": 30}`` — no quotes for the symbol
                             (``seconds`` null: until silenced again with 0)
+``POST /sim/halt``          ``{"symbol": "TQQQ", "seconds": 60}`` — halt trading in the symbol
+                            (``seconds`` null/absent: until ``/sim/resume``): ``statuses`` sends
+                            ``sc`` ``H``; no quotes, prints or matching until it resumes (orders
+                            are accepted and wait) → ``{"halted": [...], "symbol", "seconds"}``
+``POST /sim/resume``        ``{"symbol": "TQQQ"}`` — resume trading (``statuses`` ``sc`` ``T``;
+                            the next quote re-opens matching) → ``{"halted": [...]}``
 ``POST /sim/orders/reject`` ``{"count": 1, "status": 403, "message": "...", "code": 40310000}`` —
                             the next ``count`` order submissions fail with this HTTP error
 ``POST /sim/http/faults``   ``{"count": 1, "status": 504, "delay": 0, "method": "POST",
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,6 +69,8 @@ if TYPE_CHECKING:
 __all__ = ["AdminError", "FaultQueue", "HttpFault", "add_admin_routes", "fault_response"]
 
 ADMIN_PREFIX = "/sim"
+# Durations and delays beyond this (about 11 days) are mistakes, not tests.
+_MAX_NUMBER = 1e6
 
 
 class AdminError(ValueError):
@@ -154,8 +163,8 @@ def _number(body: dict[str, Any], key: str, default: float | None = None) -> flo
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AdminError(f"{key} must be a number")
-    if value < 0:
-        raise AdminError(f"{key} must be >= 0")
+    if not math.isfinite(value) or value < 0 or value > _MAX_NUMBER:
+        raise AdminError(f"{key} must be a finite number between 0 and {_MAX_NUMBER:g}")
     return float(value)
 
 
@@ -263,6 +272,7 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
                 "window_seconds": services.trading_limiter.window_seconds,
             },
             "http_faults": services.faults.pending(),
+            "halted": list(exchange.halted()),
         }
 
     async def history(_: dict[str, Any]) -> Any:
@@ -302,6 +312,24 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
         seconds = None if body.get("seconds") is None else _number(body, "seconds")
         exchange.silence_quotes(symbol, seconds)
         return {"symbol": symbol, "seconds": seconds}
+
+    def _symbol(body: dict[str, Any]) -> str:
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise AdminError("symbol must be a non-empty string")
+        if symbol not in exchange.symbols():
+            raise AdminError(f"unknown symbol {symbol}")
+        return symbol
+
+    async def halt(body: dict[str, Any]) -> Any:
+        symbol = _symbol(body)
+        seconds = None if body.get("seconds") is None else _number(body, "seconds")
+        exchange.halt(symbol, seconds)
+        return {"halted": list(exchange.halted()), "symbol": symbol, "seconds": seconds}
+
+    async def resume(body: dict[str, Any]) -> Any:
+        exchange.resume(_symbol(body))
+        return {"halted": list(exchange.halted())}
 
     async def reject(body: dict[str, Any]) -> Any:
         count = _integer(body, "count", 1)
@@ -355,6 +383,8 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
     app.router.add_post(f"{p}/streams/refuse", _admin(refuse))
     app.router.add_post(f"{p}/quotes/silence", _admin(silence))
     app.router.add_post(f"{p}/orders/reject", _admin(reject))
+    app.router.add_post(f"{p}/halt", _admin(halt))
+    app.router.add_post(f"{p}/resume", _admin(resume))
     app.router.add_post(f"{p}/http/faults", _admin(add_fault))
     app.router.add_delete(f"{p}/http/faults", _admin(clear_faults))
     app.router.add_post(f"{p}/ratelimit", _admin(ratelimit))

@@ -6,6 +6,11 @@ Prints exactly one JSON line with the venue's URLs, under the daemon's venue-con
      "data_url": "http://127.0.0.1:P", "data_stream_url": "ws://127.0.0.1:P/v2/iex",
      "admin_url": "http://127.0.0.1:P/sim"}
 
+and one line for people on stderr with the API key and secret it accepts (``--key`` /
+``--secret``, default ``SIMKEY`` / ``SIMSECRET``), as the daemon's environment wants them::
+
+    execd sim: accepting APCA_API_KEY_ID=SIMKEY APCA_API_SECRET_KEY=SIMSECRET
+
 then serves until a signal arrives and exits 0. Bad arguments print one line
 (``execd sim: error: ...``) on stderr and exit 2; a venue that cannot start (port taken) exits 1.
 ``python -m execd.sim.cli`` runs it without the ``execd`` front end.
@@ -81,6 +86,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -123,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--symbols", type=_symbols, help="comma-separated symbols")
     parser.add_argument("--cash", type=_decimal, help="starting cash (default 100000)")
     parser.add_argument("--positions", type=_positions, help="starting positions SYM=QTY,...")
+    parser.add_argument(
+        "--partial-fill-rate",
+        type=_rate,
+        help="share of eligible fills split at random, as paper does (default 0.1)",
+    )
     parser.add_argument("--key", help="API key id the venue accepts")
     parser.add_argument("--secret", help="API secret key the venue accepts")
     parser.add_argument(
@@ -151,6 +171,7 @@ def config_from_args(argv: Sequence[str]) -> tuple[SimConfig, argparse.Namespace
         "symbols": args.symbols,
         "cash": args.cash,
         "positions": args.positions,
+        "partial_fill_rate": args.partial_fill_rate,
         "key_id": args.key,
         "secret_key": args.secret,
     }
@@ -171,6 +192,12 @@ async def _serve(config: SimConfig, host: str, port: int, rate_limit: int) -> No
         options = ServerOptions(rate_limit=rate_limit)
         async with SimVenue(config, host=host, port=port, options=options) as venue:
             print(json.dumps(venue.urls()), flush=True)
+            print(
+                f"{PROG}: accepting APCA_API_KEY_ID={venue.key_id}"
+                f" APCA_API_SECRET_KEY={venue.secret_key}",
+                file=sys.stderr,
+                flush=True,
+            )
             await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

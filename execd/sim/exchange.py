@@ -5,12 +5,12 @@ engine against the venue clock. Venue-side work (acks, matching, fill reports, c
 ticks, session boundaries) is a time-ordered schedule; :meth:`Exchange.advance_to` processes it up
 to a venue time, which is how unit tests drive the venue without sleeping.
 
-Order life (ALPACA.md §1.9, §10 choices): POST answers ``accepted``; after the ack latency the
-order reaches the book (``new`` on the stream) and matches; each execution is reported after the
-fill latency (``partial_fill`` / ``fill``). Outside its session an order stays ``accepted`` until
-the session opens. A cancel or replace reaches the book after the ack latency too, so fills can
-win the race: a cancel then fails (``order_cancel_rejected``), a replace is rejected
-(``order_replace_rejected`` for the old order, ``rejected`` for the new one).
+The engine is split by job: this module is the REST face (order entry, account, positions,
+clock, assets, market-data queries, faults); :mod:`execd.sim.lifecycle` is the venue-side order
+life (see there), :mod:`execd.sim.marketdrive` the market ticks, fills from market flow and halts,
+:mod:`execd.sim.ledger` the money rules, :mod:`execd.sim.marketdata` what is published,
+:mod:`execd.sim.history` the bars before the start and :mod:`execd.sim.activity` the account's
+history. Their shared state is declared in :mod:`execd.sim.state`.
 """
 
 from __future__ import annotations
@@ -21,51 +21,39 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from execd.domain.calendar import EASTERN, next_session, session_on, trading_sessions
 from execd.domain.types import Side
 from execd.sim import rules, wire
 from execd.sim.account import Account
+from execd.sim.activity import AccountActivity
 from execd.sim.book import SymbolBook
 from execd.sim.clock import VenueClock
+from execd.sim.clockjson import V3_MARKETS, clock_v3_times
+from execd.sim.complex import ComplexOrders
 from execd.sim.config import SimConfig, SymbolSpec
-from execd.sim.errors import SimError, forbidden, invalid, not_found, unprocessable
+from execd.sim.errors import SimError, invalid, not_found, unprocessable
+from execd.sim.history import TIMEFRAMES, History, aggregate_live, page
+from execd.sim.ledger import Ledger
+from execd.sim.lifecycle import OrderLifecycle
 from execd.sim.market import (
-    BookSnapshot,
     GeneratedMarket,
     Instrument,
     MarketSource,
-    Print,
 )
+from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
+from execd.sim.marketdrive import MarketDriver
 from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
+from execd.sim.state import TradeUpdateListener
 from execd.sim.tape import TapeMarket
-
-TradeUpdateListener = Callable[[dict[str, Any]], None]
-MarketDataListener = Callable[[dict[str, Any]], None]
 
 _ZERO = Decimal(0)
 
 
-@dataclass(slots=True)
-class _Bar:
-    """A minute bar being built from prints."""
-
-    start: datetime
-    o: Decimal
-    h: Decimal
-    low: Decimal
-    c: Decimal
-    v: Decimal
-    value: Decimal
-    n: int
-
-
-class Exchange:
+class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     """One Alpaca account on one simulated market. All answers are JSON-ready dicts in Alpaca's wire
     shape (decimals as strings, RFC 3339 timestamps); refusals raise :class:`SimError`."""
 
@@ -74,16 +62,30 @@ class Exchange:
         self._clock = clock
         self._now = clock.now()
         self._created = self._now
-        self._ids = random.Random(f"ids/{config.seed}")
+        # Paper's random partial fills (§6) draw from their own stream: the market's generator
+        # never sees them, so two venues with one seed show the same market whatever they trade.
+        self._fill_rng = random.Random(f"fills/{config.seed}")
+        # Which prints are reported late (its own stream too: the market stays the seed's).
+        self._report_rng = random.Random(f"reports/{config.seed}")
+        self._halted: set[str] = set()
+        self._halt_token = 0
         source: MarketSource
+        self._generated: GeneratedMarket | None
         if config.tape is not None:
             source = TapeMarket(config.tape, config.seed, config.start, config.depth_levels)
+            self._generated = None
             self._specs = {i.symbol: i.spec for i in source.instruments()}
         else:
             specs = config.symbol_specs()
             source = GeneratedMarket(
-                specs, config.scenario, config.seed, self._now, config.depth_levels
+                specs,
+                config.scenario,
+                config.seed,
+                self._now,
+                config.depth_levels,
+                live=config.live_symbols(),
             )
+            self._generated = source
             self._specs = {s.symbol: s for s in specs}
         self._source = source
         self._insts: dict[str, Instrument] = {i.symbol: i for i in source.instruments()}
@@ -96,31 +98,56 @@ class Exchange:
         }
         self._account = Account(config.cash, start_positions)
         self._account_id = self._uuid()
+        self._activity = AccountActivity(self._account_id, self._now, config.cash)
         self._day_marks: dict[str, Decimal] = {s: spec.price for s, spec in self._specs.items()}
         self._orders: dict[str, SimOrder] = {}
+        self._ledger = Ledger(
+            self._account,
+            self._orders,
+            self._reference_price,
+            self._mark,
+            multiplier=config.multiplier,
+            shorting_enabled=config.shorting_enabled,
+        )
         self._by_client_id: dict[str, SimOrder] = {}
         self._fills: list[dict[str, Any]] = []
         self._schedule: list[tuple[datetime, int, Callable[[], None]]] = []
         self._seq = 0
         self._trade_listeners: list[TradeUpdateListener] = []
-        self._md_listeners: list[MarketDataListener] = []
-        self._last_quote: dict[str, dict[str, Any]] = {}
-        self._last_trade: dict[str, dict[str, Any]] = {}
-        self._trade_ids = 0
-        self._bar: dict[str, _Bar] = {}
-        self._bars: dict[str, list[dict[str, Any]]] = {}
+        self._md = MarketData()
+        self._history = History(tuple(self._specs.values()), config.seed, self._now)
         self._rejects: list[SimError] = []
-        self._silenced: dict[str, datetime | None] = {}
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
         self._waiting_market: dict[str, list[SimOrder]] = {}
         self._stops: dict[str, list[SimOrder]] = {}
         self._wake: asyncio.Event | None = None
-        first = source.next_time()
-        if first is not None:
-            self._at(first, self._market_tick)
+        self._prime_market_data()
+        self._tick_token = 0
+        self._schedule_tick()
         self._schedule_session_boundary(self._now)
         self._schedule_minute(self._now)
+        self._schedule_config_halts()
+
+    def _prime_market_data(self) -> None:
+        """Every symbol has a latest quote, trade and bar before the first tick (§5): a one-tick
+        spread around its starting price, stamped when the market last traded."""
+        t = last_market_time(self._now)
+        minute = t.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        for sym, inst in self._insts.items():
+            price = inst.spec.price
+            bid, ask = price, inst.price(inst.ticks_floor(price) + 1)
+            lot = max(100, inst.spec.lot)
+            quote = wire.quote_message(sym, t, bid, lot, ask, lot, "Q", "Q")
+            trade = wire.trade_message(sym, t, 0, price, Decimal(100), "Q")
+            lot_d = Decimal(lot)
+            bar = wire.bar_message("b", sym, minute, price, price, price, price, lot_d, price, 1)
+            self._md.prime(quote, trade, bar)
+
+    @property
+    def started_at(self) -> datetime:
+        """The venue time the engine started at."""
+        return self._created
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -161,8 +188,11 @@ class Exchange:
         if self._wake is not None:
             self._wake.set()
 
-    def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+    @staticmethod
+    def _uuid() -> str:
+        """A fresh UUID v4 (§0.3). Identifiers come from the OS, never from the seed: a seed
+        reproduces the market, and two runs must not hand out the same order or execution id."""
+        return str(uuid.uuid4())
 
     # -- trading ------------------------------------------------------------------------------
 
@@ -175,16 +205,21 @@ class Exchange:
         symbol = body.get("symbol")
         if isinstance(symbol, str) and symbol and symbol not in self._insts:
             raise unprocessable(f'asset "{symbol}" not found')
+        if isinstance(symbol, str):
+            self.activate([symbol])
         req = rules.parse_order(body, default_client_order_id=self._uuid())
+        rules.check_auction_window(req, now.astimezone(EASTERN).time())
         self._check_new(req, replacing=None)
         order = SimOrder(self._uuid(), req, wire.asset_id(req.symbol), now, updated_at=now)
         if req.side is Side.BUY and req.type == "market":
             order.ref_price = self._reference_price(req.symbol, Side.BUY)
         self._remember(order)
+        legs = self._make_legs(order, now)
         self._log(order, "accepted", now)
-        if self._routable(order, now):
-            self._at(now + self._ack, lambda: self._arrive(order))
-        return wire.order_json(order)
+        for working in [order, *(leg for leg in legs if leg.status == "accepted")]:
+            if self._routable(working, now):
+                self._route(working, now)
+        return self._order_json(order, nested=bool(legs))
 
     def replace_order(self, order_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH /v2/orders/{id}: returns the new order (new id, `replaces`)."""
@@ -199,11 +234,16 @@ class Exchange:
             raise unprocessable(f'order is already in "{state}" state')
         if old.req.notional is not None:
             raise unprocessable("notional orders cannot be replaced")  # (sim) §1.7
+        if old.req.order_class == "oto":
+            raise unprocessable("oto orders cannot be replaced")  # §1.3, (sim) wording
         qty = rules.parse_decimal(body, "qty")
         if qty is not None and (qty <= 0 or rules.is_fractional(qty)):
             raise invalid("qty must be a positive whole number")  # (sim) §1.7 whole shares
         limit_price = rules.parse_decimal(body, "limit_price")
         stop_price = rules.parse_decimal(body, "stop_price")
+        trail = rules.parse_decimal(body, "trail")
+        if trail is not None and (old.req.type != "trailing_stop" or trail <= 0):
+            raise invalid("trail is for trailing_stop orders and must be > 0")  # (sim) §1.7
         tif = body.get("time_in_force") or old.req.time_in_force
         if tif not in rules.TIME_IN_FORCE:
             raise invalid(f"invalid time_in_force {tif}")
@@ -222,6 +262,13 @@ class Exchange:
             stop_price=stop_price if stop_price is not None else old.req.stop_price,
             extended_hours=old.req.extended_hours,
             client_order_id=client_order_id,
+            # §1.7: `trail` changes the trail, never switches price <-> percent.
+            trail_price=trail if trail and old.req.trail_price else old.req.trail_price,
+            trail_percent=trail if trail and old.req.trail_percent else old.req.trail_percent,
+            order_class=old.req.order_class,
+            take_profit=old.req.take_profit,
+            stop_loss=old.req.stop_loss,
+            stop_loss_limit=old.req.stop_loss_limit,
         )
         rules.check_prices(req.type, req.limit_price, req.stop_price, body)
         rules.check_order_constraints(req)
@@ -229,6 +276,7 @@ class Exchange:
         new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
         new.replaces = old.id
         new.ref_price = old.ref_price
+        new.hwm = old.hwm
         old.pending_replacement = new.id
         old.transition("pending_replace", now)
         self._remember(new)
@@ -268,7 +316,7 @@ class Exchange:
     def get_order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         """GET /v2/orders/{id}."""
         self._catch_up()
-        return wire.order_json(self._order(order_id))
+        return self._order_json(self._order(order_id), nested=nested)
 
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
         """GET /v2/orders:by_client_order_id."""
@@ -302,29 +350,49 @@ class Exchange:
             and (until is None or o.created_at < until)
             and (not symbols or o.symbol in symbols)
             and (side is None or o.side.value == side)
+            and not (nested and o.parent_id is not None)  # nested: legs roll up (§1.5)
         ]
         chosen.sort(key=lambda o: o.created_at, reverse=direction != "asc")
-        return [wire.order_json(o) for o in chosen[: max(0, min(limit, 500))]]
+        return [self._order_json(o, nested=nested) for o in chosen[: max(0, min(limit, 500))]]
 
     def account(self) -> dict[str, Any]:
-        """GET /v2/account."""
+        """GET /v2/account (§2.1)."""
         now = self._catch_up()
-        long_value = sum(
-            (h.qty * self._mark(sym) for sym, h in self._account.holdings.items()), _ZERO
+        start = [
+            (Decimal(q), self._day_marks.get(s, _ZERO)) for s, q in self._config.positions.items()
+        ]
+        last_equity = self._account.start_cash + sum((q * p for q, p in start), _ZERO)
+        last_gross = sum((abs(q * p) for q, p in start), _ZERO)
+        figures = self._ledger.figures(last_equity, last_gross)
+        return wire.account_json(self._account_id, self._created, figures, now)
+
+    def activities(
+        self,
+        types: Sequence[str] | None,
+        *,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+        after: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """GET /v2/account/activities[/{type}] (see :mod:`execd.sim.activity`)."""
+        self._catch_up()
+        return self._activity.activities(
+            types,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+            after=after,
+            until=until,
         )
-        last_equity = self._account.start_cash + sum(
-            (Decimal(q) * self._day_marks.get(s, _ZERO) for s, q in self._config.positions.items()),
-            _ZERO,
-        )
-        return wire.account_json(
-            self._account_id,
-            self._created,
-            self._account.cash,
-            long_value,
-            self._buying_power(),
-            last_equity,
-            now,
-        )
+
+    def portfolio_history(
+        self, timeframe: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any]:
+        """GET /v2/account/portfolio/history (see :mod:`execd.sim.activity`)."""
+        now = self._catch_up()
+        return self._activity.portfolio_history(timeframe, start, end, now)
 
     def positions(self) -> list[dict[str, Any]]:
         """GET /v2/positions."""
@@ -344,12 +412,13 @@ class Exchange:
         """DELETE /v2/positions/{symbol}: market-sell the position (or part); returns the order."""
         self._catch_up()
         held = self._account.qty(symbol)
-        if held <= 0:
+        if held == 0:
             raise not_found("position does not exist")
         if qty is None:
-            qty = held if percentage is None else held * percentage / 100
+            qty = abs(held) if percentage is None else abs(held) * percentage / 100
         qty = qty.quantize(Decimal("0.000000001"))
-        body = {"symbol": symbol, "side": "sell", "type": "market", "time_in_force": "day"}
+        side = "sell" if held > 0 else "buy"  # a short is closed by buying it back
+        body = {"symbol": symbol, "side": side, "type": "market", "time_in_force": "day"}
         body["qty"] = str(qty)
         return self.submit_order(body)
 
@@ -370,6 +439,23 @@ class Exchange:
             "next_close": wire.ts_eastern(closing.close),
         }
 
+    def clock_v3(self, at: datetime | None, markets: Sequence[str] | None) -> dict[str, Any]:
+        """GET /v3/clock (§2.3: the multi-market clock). Shape from the JS SDK 4.x models
+        (`ClockResp{clocks: Clock[]}`, `Clock{market, timestamp, is_market_day, phase,
+        phase_until, next_market_open, next_market_close}`, phases closed|pre|core|lunch|post).
+
+        (sim) The venue lists the two US equity markets it models, on one calendar; `markets`
+        filters them by acronym or MIC, `time` asks about another instant.
+        """
+        now = self._catch_up() if at is None else at
+        wanted = {m.strip().upper() for m in markets or () if m.strip()}
+        clocks = []
+        for market in V3_MARKETS:
+            if wanted and not wanted & {market["acronym"], market["mic"]}:
+                continue
+            clocks.append({"market": dict(market), **clock_v3_times(now)})
+        return {"clocks": clocks}
+
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
         """GET /v2/calendar (half days included)."""
         return [s.to_alpaca() for s in trading_sessions(start, end)]
@@ -379,7 +465,9 @@ class Exchange:
         spec = self._specs.get(symbol)
         if spec is None:
             raise SimError(404, "asset not found", 40410000)  # (sim) body text
-        return wire.asset_json(spec.symbol, spec.name, spec.exchange, spec.fractionable)
+        return wire.asset_json(
+            spec.symbol, spec.name, spec.exchange, spec.fractionable, spec.easy_to_borrow
+        )
 
     def assets(self) -> list[dict[str, Any]]:
         """GET /v2/assets."""
@@ -394,12 +482,20 @@ class Exchange:
     def latest_quotes(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/quotes/latest → the `quotes` map (REST shape, `t` as RFC 3339 string)."""
         self._catch_up()
-        return {s: wire.rest_form(self._last_quote[s]) for s in symbols if s in self._last_quote}
+        self.activate(symbols)
+        return self._md.latest_quotes(symbols)
 
     def latest_trades(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/trades/latest → the `trades` map."""
         self._catch_up()
-        return {s: wire.rest_form(self._last_trade[s]) for s in symbols if s in self._last_trade}
+        self.activate(symbols)
+        return self._md.latest_trades(symbols)
+
+    def latest_bars(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """GET /v2/stocks/bars/latest → the `bars` map (each symbol's last completed minute)."""
+        self._catch_up()
+        self.activate(symbols)
+        return self._md.latest_bars(symbols)
 
     def bars(
         self,
@@ -408,20 +504,60 @@ class Exchange:
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 1000,
+        page_token: str | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        """GET /v2/stocks/bars → the `bars` map of completed minute bars (1Min only)."""
+        """GET /v2/stocks/bars → the `bars` map (one page; see :meth:`bars_page`)."""
+        return self.bars_page(symbols, timeframe, start, end, limit, page_token)[0]
+
+    def bars_page(
+        self,
+        symbols: Sequence[str],
+        timeframe: str = "1Min",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
+        """GET /v2/stocks/bars: history before the start (:mod:`execd.sim.history`, generated
+        on first request) then the live session's bars, re-cut to `timeframe`, paged across
+        symbols with `next_page_token` (alpaca-py follows it)."""
         self._catch_up()
-        if timeframe not in ("1Min", "1T"):
+        if timeframe not in TIMEFRAMES:
             raise SimError(400, f"unsupported timeframe {timeframe}", 40010001)  # (sim)
-        out: dict[str, list[dict[str, Any]]] = {}
+        first_live = self._created.replace(second=0, microsecond=0)
+        rows: dict[str, list[dict[str, Any]]] = {}
         for sym in symbols:
-            rows = [
-                wire.rest_form(b)
-                for b in self._bars.get(sym, [])
-                if (start is None or b["t"] >= start) and (end is None or b["t"] <= end)
+            past = self._history.bars(sym, timeframe, start, end)
+            live_minutes = [
+                b
+                for b in self._md.minute_bars(sym, max(start or first_live, first_live), end)
+                if b["t"] >= wire.ts(first_live)
             ]
-            if rows:
-                out[sym] = rows[:limit]
+            live = aggregate_live(sym, timeframe, live_minutes)
+            if past and live and live[0]["t"] == past[-1]["t"]:
+                past = past[:-1]  # the start day's daily bar: the live aggregate is fresher
+            if past or live:
+                rows[sym] = past + live
+        return page(rows, limit, page_token)
+
+    def snapshots(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """GET /v2/stocks/snapshots: the symbol → snapshot map (alpaca-py reads it whole)."""
+        self._catch_up()
+        self.activate(symbols)
+        quotes, trades = self._md.latest_quotes(symbols), self._md.latest_trades(symbols)
+        minute = self._md.latest_bars(symbols)
+        out: dict[str, dict[str, Any]] = {}
+        for sym in symbols:
+            if sym not in quotes:
+                continue
+            days = self.bars_page([sym], "1Day", None, None, 10_000, None)[0].get(sym, [])
+            out[sym] = {
+                "latestTrade": trades.get(sym),
+                "latestQuote": quotes[sym],
+                "minuteBar": minute.get(sym),
+                "dailyBar": days[-1] if days else None,
+                "prevDailyBar": days[-2] if len(days) > 1 else None,
+            }
         return out
 
     # -- streaming -----------------------------------------------------------------------------
@@ -434,8 +570,7 @@ class Exchange:
     def on_market_data(self, listener: MarketDataListener) -> Callable[[], None]:
         """Call `listener` with every market-data message (§4.3 "q"/"t"/"b", `t` an aware datetime);
         returns unsubscribe."""
-        self._md_listeners.append(listener)
-        return lambda: self._md_listeners.remove(listener)
+        return self._md.subscribe(listener)
 
     # -- faults and history --------------------------------------------------------------------
 
@@ -447,12 +582,7 @@ class Exchange:
 
     def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""
-        now = self._catch_up()
-        if seconds == 0:
-            self._silenced.pop(symbol, None)
-        else:
-            until = None if seconds is None else now + timedelta(seconds=seconds)
-            self._silenced[symbol] = until
+        self._md.silence(symbol, self._catch_up(), seconds)
 
     def set_fill_delay(self, seconds: float) -> None:
         """Set the fill-report latency (seconds) for subsequent matches."""
@@ -464,7 +594,7 @@ class Exchange:
         return {
             "orders": [
                 {"order": wire.order_json(o), "events": list(o.events)}
-                for o in sorted(self._orders.values(), key=lambda o: (o.created_at, o.id))
+                for o in sorted(self._orders.values(), key=lambda o: o.created_at)  # stable
             ],
             "fills": list(self._fills),
         }
@@ -480,31 +610,9 @@ class Exchange:
         others = [o.req for o in self._orders.values() if o.is_open and o is not replacing]
         if rules.would_wash(req, others):
             raise rules.wash_error()
-        if req.side is Side.SELL:
-            available = self._qty_available(req.symbol, exclude=replacing)
-            wanted = req.qty if req.qty is not None else self._notional_shares(req)
-            if wanted > available:
-                raise forbidden(
-                    "insufficient qty available for order "
-                    f"(requested: {wire.dec(wanted)}, available: {wire.dec(available)})"
-                )
-            return
-        cost = self._hold_value(req, self._reference_price(req.symbol, Side.BUY), req.qty)
-        # A replace frees the original's hold: the larger of the two is what stays held (§1.7).
-        power = self._buying_power(exclude=replacing)
-        if cost > power:
-            raise forbidden(
-                "insufficient buying power",
-                {
-                    "buying_power": wire.dec(max(power, _ZERO)) or "0",
-                    "cost_basis": wire.dec(cost) or "0",
-                },
-            )
-
-    def _notional_shares(self, req: OrderRequest) -> Decimal:
-        price = self._reference_price(req.symbol, req.side)
-        notional = req.notional or _ZERO
-        return (notional / price).quantize(Decimal("0.000000001")) if price else _ZERO
+        self._ledger.check(req, spec, replacing)
+        if req.order_class in ("bracket", "oto") and req.limit_price is None:
+            rules.check_exit_distance(req, self._reference_price(req.symbol, req.side))
 
     def _reference_price(self, symbol: str, side: Side) -> Decimal:
         """§1.10: the far side of the NBBO, else the latest trade, else the starting price."""
@@ -516,56 +624,10 @@ class Exchange:
         return self._mark(symbol)
 
     def _mark(self, symbol: str) -> Decimal:
-        trade = self._last_trade.get(symbol)
-        if trade is not None:
-            return Decimal(str(trade["p"]))
+        last = self._md.last_trade_price(symbol)
+        if last is not None:
+            return last
         return self._specs[symbol].price if symbol in self._specs else _ZERO
-
-    @staticmethod
-    def _hold_value(req: OrderRequest, ref: Decimal, qty: Decimal | None) -> Decimal:
-        if req.notional is not None:
-            return req.notional
-        price = req.limit_price if req.limit_price is not None else ref
-        return price * (qty or _ZERO)
-
-    def _order_hold(self, order: SimOrder) -> Decimal:
-        """What an open buy holds against buying power: its unfilled value (§1.10)."""
-        if order.side is Side.SELL or not order.is_open:
-            return _ZERO
-        if order.req.notional is not None:
-            return max(_ZERO, order.req.notional - order.filled_value)
-        ref = order.ref_price or self._reference_price(order.symbol, Side.BUY)
-        return self._hold_value(order.req, ref, order.remaining)
-
-    def _buying_power(self, exclude: SimOrder | None = None) -> Decimal:
-        held = _ZERO
-        for o in self._orders.values():
-            if o is exclude or not o.is_open or o.side is Side.SELL:
-                continue
-            if o.replaces is not None and self._orders[o.replaces].status == "pending_replace":
-                continue  # counted with its original, below
-            hold = self._order_hold(o)
-            if o.pending_replacement is not None and o.status == "pending_replace":
-                # §1.7: while a replace is pending, the larger of the old and new order holds.
-                hold = max(hold, self._order_hold(self._orders[o.pending_replacement]))
-            held += hold
-        return self._account.cash - held
-
-    def _qty_available(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
-        """Position less what open sells hold (§0.5 `insufficient qty available`)."""
-        held = sum(
-            (
-                o.remaining
-                for o in self._orders.values()
-                if o.is_open
-                and o.side is Side.SELL
-                and o.symbol == symbol
-                and o is not exclude
-                and not (o.status == "pending_replace" and o.pending_replacement)
-            ),
-            _ZERO,
-        )
-        return max(_ZERO, self._account.qty(symbol) - held)
 
     def _position_json(self, symbol: str) -> dict[str, Any]:
         holding = self._account.holdings[symbol]
@@ -574,10 +636,17 @@ class Exchange:
             symbol,
             spec.exchange if spec else "",
             holding,
-            self._qty_available(symbol),
+            self._ledger.position_available(symbol),
             self._mark(symbol),
             self._day_marks.get(symbol, holding.avg_entry_price),
         )
+
+    def _order_json(self, order: SimOrder, *, nested: bool = False) -> dict[str, Any]:
+        """§1.4's Order; with `nested`, a complex order's legs under `legs`."""
+        out = wire.order_json(order)
+        if nested and order.legs:
+            out["legs"] = [wire.order_json(self._orders[i]) for i in order.legs]
+        return out
 
     def _order(self, order_id: str) -> SimOrder:
         order = self._orders.get(order_id)
@@ -588,343 +657,6 @@ class Exchange:
     def _remember(self, order: SimOrder) -> None:
         self._orders[order.id] = order
         self._by_client_id[order.req.client_order_id] = order
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    def _routable(self, order: SimOrder, now: datetime) -> bool:
-        """Is the order's session open (regular, or extended for extended-hours orders)?"""
-        session = session_on(now.astimezone(EASTERN).date())
-        if session is None:
-            return False
-        if order.req.extended_hours:
-            return session.extended_open <= now < session.extended_close
-        return session.open <= now < session.close
-
-    def _schedule_session_boundary(self, after: datetime) -> None:
-        day = after.astimezone(EASTERN).date()
-        for _ in range(10):
-            session = session_on(day) or next_session(day)
-            for when, kind in (
-                (session.extended_open, "extended_open"),
-                (session.open, "open"),
-                (session.close, "close"),
-                (session.extended_close, "extended_close"),
-            ):
-                if when > after:
-                    self._at(when, partial(self._on_boundary, kind, when))
-                    return
-            day = session.date + timedelta(days=1)
-
-    def _on_boundary(self, kind: str, when: datetime) -> None:
-        if kind in ("extended_open", "open"):
-            for order in [o for o in self._orders.values() if o.status == "accepted"]:
-                if self._routable(order, when) and order.cancel_requested_at is None:
-                    self._at(when + self._ack, partial(self._arrive, order))
-        else:
-            for order in list(self._orders.values()):
-                if order.status not in ("new", "partially_filled"):
-                    continue
-                if order.req.time_in_force not in ("day", "opg", "cls", "ioc", "fok"):
-                    continue
-                if (kind == "close") != order.req.extended_hours:
-                    self._expire(order)
-        self._schedule_session_boundary(when)
-
-    def _expire(self, order: SimOrder) -> None:
-        now = self._now
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        order.expired_at = now
-        order.transition("expired", now)
-        self._emit(order, "expired")
-
-    # -- venue-side order processing -----------------------------------------------------------
-
-    def _arrive(self, order: SimOrder) -> None:
-        """The order reaches the book: `new`, then match."""
-        if order.status != "accepted":
-            return  # canceled before it was routed
-        now = self._now
-        if order.req.notional is not None:
-            order.working_qty = self._notional_shares(order.req)
-        order.transition("new", now)
-        self._emit(order, "new")
-        self._work(order)
-
-    def _work(self, order: SimOrder) -> None:
-        """Match a freshly arrived (or triggered) order; rest or drop what is left."""
-        req, book, now = order.req, self._books[order.symbol], self._now
-        if req.type in ("stop", "stop_limit") and not order.triggered:
-            self._stops.setdefault(order.symbol, []).append(order)
-            return
-        if book.snapshot is None:
-            self._waiting_market.setdefault(order.symbol, []).append(order)
-            return
-        inst = book.inst
-        limit: int | None = None
-        if req.limit_price is not None:
-            if req.side is Side.BUY:
-                limit = inst.ticks_floor(req.limit_price)
-            else:
-                limit = inst.ticks_ceil(req.limit_price)
-        if req.time_in_force == "fok" and not self._fok_possible(order, limit):
-            self._finish_cancel(order)
-            return
-        fills = book.take(req.side, order.unmatched, limit, now)
-        self._execute(order, [(inst.price(p), q) for p, q in fills])
-        if order.unmatched <= 0:
-            return
-        if req.time_in_force in ("ioc", "fok") or limit is None:
-            self._cancel_remainder(order)
-            return
-        book.rest(order.id, req.side, limit, order.unmatched, now)
-
-    def _fok_possible(self, order: SimOrder, limit: int | None) -> bool:
-        book = self._books[order.symbol]
-        levels = book.levels(order.side is Side.BUY, self._now)
-        if limit is None:
-            return True
-        reachable = sum(
-            (
-                Decimal(lv.size)
-                for lv in levels
-                if (lv.price <= limit if order.side is Side.BUY else lv.price >= limit)
-            ),
-            _ZERO,
-        )
-        return reachable >= order.unmatched
-
-    def _execute(self, order: SimOrder, fills: list[tuple[Decimal, Decimal]]) -> None:
-        """Reserve matched quantity now; report each execution after the fill latency."""
-        when = self._now + self._fill_delay
-        for price, qty in fills:
-            if qty <= 0:
-                continue
-            order.matched_qty += qty
-            order.last_report_at = when
-            self._at(when, partial(self._report_fill, order, price, qty))
-
-    def _report_fill(self, order: SimOrder, price: Decimal, qty: Decimal) -> None:
-        now = self._now
-        position = self._account.apply_fill(order.symbol, order.side, qty, price)
-        order.filled_qty += qty
-        order.filled_value += qty * price
-        done = order.remaining <= 0
-        if done:
-            order.filled_at = now
-        if order.status != "pending_replace":
-            order.transition("filled" if done else "partially_filled", now)
-        execution_id = self._uuid()
-        self._fills.append(
-            {
-                "execution_id": execution_id,
-                "order_id": order.id,
-                "client_order_id": order.req.client_order_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "qty": wire.dec(qty),
-                "price": wire.dec(price),
-                "timestamp": wire.ts(now),
-            }
-        )
-        self._emit(
-            order,
-            "fill" if done else "partial_fill",
-            execution_id=execution_id,
-            price=wire.dec(price),
-            qty=wire.dec(qty),
-            position_qty=wire.dec(position),
-        )
-        self._publish_trade(order.symbol, now, price, qty, "V")
-
-    def _cancel_arrive(self, order: SimOrder) -> None:
-        if not order.is_open:
-            return
-        if order.status == "accepted":
-            self._finish_cancel(order)
-            return
-        if order.unmatched <= 0:
-            # The fills won the race: they will be reported; the cancel is too late.
-            self._emit(order, "order_cancel_rejected")
-            return
-        self._cancel_remainder(order)
-
-    def _cancel_remainder(self, order: SimOrder) -> None:
-        """Take the unmatched rest out of the book; report `canceled` after pending fills."""
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        when = max(self._now, order.last_report_at or self._now)
-        self._at(when, lambda: self._finish_cancel(order))
-
-    def _finish_cancel(self, order: SimOrder) -> None:
-        if not order.is_open:
-            return
-        self._books[order.symbol].remove(order.id)
-        self._drop_waiting(order)
-        order.canceled_at = self._now
-        order.transition("canceled", self._now)
-        self._emit(order, "canceled")
-
-    def _drop_waiting(self, order: SimOrder) -> None:
-        for table in (self._waiting_market, self._stops):
-            waiting = table.get(order.symbol)
-            if waiting and order in waiting:
-                waiting.remove(order)
-
-    def _replace_arrive(self, old: SimOrder, new: SimOrder) -> None:
-        now = self._now
-        if old.unmatched <= 0 or not old.is_open:
-            # §1.7: the original filled first; the replacement is rejected.
-            old.pending_replacement = None
-            status = "filled" if old.remaining <= 0 else "partially_filled"
-            if old.filled_qty == 0 and old.remaining > 0:
-                status = "new"
-            old.transition(status, now)
-            self._emit(old, "order_replace_rejected")
-            new.failed_at = now
-            new.transition("rejected", now)
-            self._emit(new, "rejected")
-            return
-        self._books[old.symbol].remove(old.id)
-        self._drop_waiting(old)
-        when = max(now, old.last_report_at or now)
-        self._at(when, lambda: self._finish_replace(old, new))
-
-    def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
-        now = self._now
-        old.replaced_at = now
-        old.replaced_by = new.id
-        old.transition("replaced", now)
-        self._emit(old, "replaced")
-        new.transition("accepted", now)
-        if self._routable(new, now):
-            self._arrive(new)
-
-    # -- market --------------------------------------------------------------------------------
-
-    def _market_tick(self) -> None:
-        for event in self._source.pop():
-            if isinstance(event, BookSnapshot):
-                self._on_snapshot(event)
-            else:
-                self._on_print(event)
-        upcoming = self._source.next_time()
-        if upcoming is not None:
-            self._at(max(upcoming, self._now), self._market_tick)
-
-    def _on_snapshot(self, snap: BookSnapshot) -> None:
-        book = self._books[snap.symbol]
-        executions = book.on_snapshot(snap)
-        for ex in executions:
-            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
-        waiting = self._waiting_market.pop(snap.symbol, [])
-        for order in waiting:
-            self._work(order)
-        self._publish_quote(snap.symbol, snap.bid_exchange, snap.ask_exchange)
-
-    def _on_print(self, trade: Print) -> None:
-        book = self._books[trade.symbol]
-        price = book.inst.price(trade.price)
-        self._publish_trade(trade.symbol, trade.t, price, Decimal(trade.size), trade.exchange)
-        for ex in book.on_print(trade):
-            self._execute(self._orders[ex.order_id], [(book.inst.price(ex.price), ex.qty)])
-        for order in list(self._stops.get(trade.symbol, [])):
-            stop = order.req.stop_price or _ZERO
-            hit = price >= stop if order.side is Side.BUY else price <= stop
-            if hit and order.is_open:
-                self._stops[trade.symbol].remove(order)
-                order.triggered = True
-                self._work(order)
-
-    def _publish_quote(self, symbol: str, bx: str, ax: str) -> None:
-        book = self._books[symbol]
-        bid, ask = book.top(self._now)
-        message = wire.quote_message(
-            symbol,
-            self._now,
-            book.inst.price(bid.price) if bid else _ZERO,
-            bid.size if bid else 0,
-            book.inst.price(ask.price) if ask else _ZERO,
-            ask.size if ask else 0,
-            bx,
-            ax,
-        )
-        if symbol in self._silenced:
-            until = self._silenced[symbol]
-            if until is None or self._now < until:
-                return
-            del self._silenced[symbol]
-        self._last_quote[symbol] = message
-        for listener in list(self._md_listeners):
-            listener(message)
-
-    def _publish_trade(
-        self, symbol: str, t: datetime, price: Decimal, size: Decimal, exchange: str
-    ) -> None:
-        self._trade_ids += 1
-        message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
-        self._last_trade[symbol] = message
-        bar = self._bar.get(symbol)
-        minute = t.replace(second=0, microsecond=0)
-        if bar is None or bar.start != minute:
-            if bar is not None:
-                self._close_bar(symbol, bar)
-            bar = self._bar[symbol] = _Bar(minute, price, price, price, price, _ZERO, _ZERO, 0)
-        bar.h, bar.low, bar.c = max(bar.h, price), min(bar.low, price), price
-        bar.v += size
-        bar.value += size * price
-        bar.n += 1
-        for listener in list(self._md_listeners):
-            listener(message)
-
-    def _schedule_minute(self, after: datetime) -> None:
-        nxt = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        self._at(nxt, lambda: self._on_minute(nxt))
-
-    def _on_minute(self, when: datetime) -> None:
-        """Bars are emitted just after each minute (§4.3), for symbols that traded in it."""
-        for symbol, bar in list(self._bar.items()):
-            if bar.start < when:
-                self._close_bar(symbol, bar)
-                del self._bar[symbol]
-        self._schedule_minute(when)
-
-    def _close_bar(self, symbol: str, bar: _Bar) -> None:
-        message = {
-            "T": "b",
-            "S": symbol,
-            "o": wire.number(bar.o),
-            "h": wire.number(bar.h),
-            "l": wire.number(bar.low),
-            "c": wire.number(bar.c),
-            "v": wire.number(bar.v),
-            "vw": float(bar.value / bar.v) if bar.v else None,
-            "n": bar.n,
-            "t": bar.start,
-        }
-        self._bars.setdefault(symbol, []).append(message)
-        for listener in list(self._md_listeners):
-            listener(message)
-
-    # -- events --------------------------------------------------------------------------------
-
-    def _log(self, order: SimOrder, event: str, now: datetime) -> None:
-        order.events.append({"event": event, "timestamp": wire.ts(now), "status": order.status})
-
-    def _emit(self, order: SimOrder, event: str, **extra: str | None) -> None:
-        """Send a trade_updates payload (`order` is the order after the event) and record it."""
-        now = self._now
-        payload: dict[str, Any] = {
-            "event": event,
-            "timestamp": wire.ts(now),
-            "order": wire.order_json(order),
-        }
-        payload.update(extra)
-        order.events.append(
-            {"event": event, "timestamp": payload["timestamp"], "status": order.status, **extra}
-        )
-        for listener in list(self._trade_listeners):
-            listener(payload)
 
 
 def spec_of(config: SimConfig, symbol: str) -> SymbolSpec | None:

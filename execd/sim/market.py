@@ -128,20 +128,29 @@ def _round_lot(shares: float) -> int:
 
 
 class _SymbolState:
-    """The generator's mutable state for one symbol."""
+    """The generator's mutable state for one symbol, with its own random stream: a symbol's
+    market depends on the seed and the symbol only, never on which other symbols run."""
 
-    def __init__(self, inst: Instrument, params: ScenarioParams, t: datetime) -> None:
+    def __init__(
+        self, inst: Instrument, params: ScenarioParams, t: datetime, rng: random.Random
+    ) -> None:
         self.inst = inst
         self.params = params
+        self.rng = rng
         self.unit = 1 if inst.tick == _CENT else 5  # ticks per "cent" of spread
         self.mid = float(inst.spec.price / inst.tick)
         self.trend = 1
         self.last_t = t
-        self.next_t = t
+        self.next_t = t + timedelta(seconds=rng.uniform(0.0, 0.2))
 
 
 class GeneratedMarket:
-    """A seeded synthetic market for a set of symbols under a scenario."""
+    """A seeded synthetic market for a set of symbols under a scenario.
+
+    `live` symbols run from `start`; the others are listed (instruments) and start when
+    :meth:`activate` is first called for them, replaying their own path from `start` so that
+    the market of a seed does not depend on when a symbol was first used.
+    """
 
     def __init__(
         self,
@@ -150,18 +159,45 @@ class GeneratedMarket:
         seed: int,
         start: datetime,
         depth: int = 8,
+        live: tuple[str, ...] | None = None,
     ) -> None:
-        self._rng = random.Random(seed)
+        self._seed = seed
+        self._scenario = scenario
+        self._start = start
         self._depth = depth
-        self._states = [
-            _SymbolState(Instrument.of(spec), params_for(scenario, i), start)
-            for i, spec in enumerate(specs)
-        ]
-        for state in self._states:
-            state.next_t = start + timedelta(seconds=self._rng.uniform(0.0, 0.2))
+        self._instruments = tuple(Instrument.of(spec) for spec in specs)
+        self._index = {inst.symbol: i for i, inst in enumerate(self._instruments)}
+        self._states: list[_SymbolState] = []
+        for name in live if live is not None else tuple(self._index):
+            if name in self._index:
+                self._states.append(self._new_state(name))
+
+    def _new_state(self, symbol: str) -> _SymbolState:
+        i = self._index[symbol]
+        rng = random.Random(f"{self._seed}/{symbol}")
+        params = params_for(self._scenario, i)
+        return _SymbolState(self._instruments[i], params, self._start, rng)
 
     def instruments(self) -> tuple[Instrument, ...]:
-        return tuple(s.inst for s in self._states)
+        return self._instruments
+
+    def is_live(self, symbol: str) -> bool:
+        """Whether the symbol's market is running."""
+        return any(st.inst.symbol == symbol for st in self._states)
+
+    def activate(self, symbol: str, now: datetime) -> BookSnapshot | None:
+        """Start a listed symbol's market at venue time `now` (its path replayed from the start,
+        silently); returns its book at `now`. No-op (None) when it already runs or is unknown."""
+        if symbol not in self._index or self.is_live(symbol):
+            return None
+        state = self._new_state(symbol)
+        last: BookSnapshot | None = None
+        while state.next_t <= now:
+            for event in self._step(state):
+                if isinstance(event, BookSnapshot):
+                    last = event
+        self._states.append(state)
+        return last
 
     def next_time(self) -> datetime | None:
         return min(s.next_t for s in self._states) if self._states else None
@@ -171,7 +207,7 @@ class GeneratedMarket:
         return self._step(state)
 
     def _step(self, st: _SymbolState) -> list[MarketEvent]:
-        rng, p, t = self._rng, st.params, st.next_t
+        rng, p, t = st.rng, st.params, st.next_t
         phase, since_open = _phase(t)
         if phase == "closed":
             st.last_t = t
@@ -179,7 +215,7 @@ class GeneratedMarket:
             return []
         rate, spread_mult, size_mult, jump_prob = p.rate_hz, 1.0, p.size_mult, p.jump_prob
         vol_mult = p.vol_mult
-        spread_cents = rng.randint(*p.spread_cents)
+        spread_cents = max(rng.randint(*p.spread_cents), st.inst.spec.spread_cents)
         if phase == "extended":
             rate, size_mult = rate * 0.3, size_mult * 0.3
             spread_cents = rng.randint(5, 25)

@@ -14,6 +14,8 @@ from typing import Any
 from execd.domain.types import Side
 
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+# A bracket/OTO exit waits in `held` until its entry has filled (§1.3, §1.9).
+HELD = "held"
 # Alpaca does not document which statuses `status=open` lists; every non-terminal one (§1.5).
 NOT_ROUTED = frozenset({"accepted", "pending_new"})
 
@@ -32,6 +34,14 @@ class OrderRequest:
     stop_price: Decimal | None
     extended_hours: bool
     client_order_id: str
+    # trailing_stop only: exactly one of them (§1.1).
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    # simple | bracket | oco | oto (§1.1); the exits of a complex order (§1.3).
+    order_class: str = "simple"
+    take_profit: Decimal | None = None  # take_profit.limit_price
+    stop_loss: Decimal | None = None  # stop_loss.stop_price
+    stop_loss_limit: Decimal | None = None  # stop_loss.limit_price (a stop-limit exit)
 
 
 @dataclass(slots=True)
@@ -63,6 +73,11 @@ class SimOrder:
     pending_replacement: str | None = None
     last_report_at: datetime | None = None
     triggered: bool = False
+    # trailing_stop: the high-water mark (sell) or low-water mark (buy) since it was working.
+    hwm: Decimal | None = None
+    # Complex orders (§1.3): a leg's parent, a parent's legs (take profit first).
+    parent_id: str | None = None
+    legs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -72,6 +87,18 @@ class SimOrder:
     @property
     def side(self) -> Side:
         return self.req.side
+
+    @property
+    def trailing_stop_price(self) -> Decimal | None:
+        """A trailing stop's current stop (§1.3: sell hwm − trail, buy hwm + trail), else None."""
+        req = self.req
+        if req.type != "trailing_stop" or self.hwm is None:
+            return None
+        sign = -1 if self.side is Side.SELL else 1
+        if req.trail_price is not None:
+            return self.hwm + sign * req.trail_price
+        pct = req.trail_percent or Decimal(0)
+        return self.hwm * (1 + sign * pct / 100)
 
     @property
     def is_open(self) -> bool:

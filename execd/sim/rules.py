@@ -9,6 +9,7 @@ calls the pure helpers here with the state they need.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,8 +18,9 @@ from execd.sim.errors import SimError, forbidden, invalid, unprocessable
 from execd.sim.orders import OrderRequest
 
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
-SUPPORTED_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
+SUPPORTED_TYPES = ORDER_TYPES
 TIME_IN_FORCE = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
+ORDER_CLASSES = frozenset({"simple", "bracket", "oco", "oto"})
 MAX_CLIENT_ORDER_ID = 128
 _MAX_DECIMALS = 9
 
@@ -81,11 +83,30 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
             "time_in_force is required" if tif is None else f"invalid time_in_force {tif}"
         )
     order_class = body.get("order_class") or "simple"
-    if order_class != "simple":
-        # (sim) the venue models simple orders only.
-        raise unprocessable(f"order_class {order_class} is not supported by the simulator")
+    if order_class not in ORDER_CLASSES:
+        if order_class == "mleg":
+            raise unprocessable("mleg orders are for options")  # (sim) equities only
+        raise invalid(f"invalid order_class {order_class}")
+    take_profit, stop_loss, stop_loss_limit = _exits(body, order_class)
     if order_type not in SUPPORTED_TYPES:
         raise unprocessable(f"{order_type} orders are not supported by the simulator")  # (sim)
+    trail_price = parse_decimal(body, "trail_price")
+    trail_percent = parse_decimal(body, "trail_percent")
+    if order_type == "trailing_stop":
+        if (trail_price is None) == (trail_percent is None):
+            raise invalid("exactly one of trail_price or trail_percent is required")  # (sim)
+        for name, trail in (("trail_price", trail_price), ("trail_percent", trail_percent)):
+            if trail is not None and trail <= 0:
+                raise invalid(f"{name} must be > 0")  # (sim)
+        if trail_percent is not None and trail_percent >= 100:
+            raise invalid("trail_percent must be below 100")  # (sim): a stop at or below zero
+        if tif not in ("day", "gtc"):
+            raise unprocessable("trailing stop orders must be DAY or GTC orders")  # §1.3 (sim)
+    elif trail_price is not None or trail_percent is not None:
+        raise invalid("trail_price and trail_percent are for trailing_stop orders")  # (sim)
+    if tif in ("opg", "cls") and order_type not in ("market", "limit"):
+        # §1.3: OPG/CLS are market or limit orders.
+        raise unprocessable(f"{tif} orders must be market or limit orders")  # (sim) wording
     qty = parse_decimal(body, "qty")
     notional = parse_decimal(body, "notional")
     if qty is None and notional is None:
@@ -99,6 +120,8 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
             if amount != amount.quantize(Decimal(1).scaleb(-_MAX_DECIMALS)):
                 raise invalid(f"{name} must have at most 9 decimal places")  # (sim)
     limit_price = parse_decimal(body, "limit_price")
+    if order_class == "oco" and limit_price is None:
+        limit_price = take_profit  # an OCO is its take-profit limit (alpaca-py sends no limit)
     stop_price = parse_decimal(body, "stop_price")
     check_prices(order_type, limit_price, stop_price, body)
     extended = parse_bool(body.get("extended_hours", False))
@@ -117,8 +140,15 @@ def parse_order(body: Mapping[str, Any], *, default_client_order_id: str) -> Ord
         stop_price=stop_price,
         extended_hours=extended,
         client_order_id=client_order_id,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        order_class=order_class,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
+        stop_loss_limit=stop_loss_limit,
     )
     check_order_constraints(req)
+    check_complex(req)
     return req
 
 
@@ -133,7 +163,9 @@ def check_prices(
         raise invalid("limit_price is required")  # (sim) alpaca-py refuses this client-side
     if order_type in ("stop", "stop_limit") and stop_price is None:
         raise invalid("stop_price is required")  # (sim)
-    if order_type in ("market", "stop") and limit_price is not None:
+    if order_type == "trailing_stop" and stop_price is not None:
+        raise invalid("stop_price must not be set for trailing_stop orders")  # (sim)
+    if order_type in ("market", "stop", "trailing_stop") and limit_price is not None:
         raise invalid("limit_price must not be set for market and stop orders")  # (sim)
     for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
         if price is None:
@@ -159,6 +191,8 @@ def check_order_constraints(req: OrderRequest) -> None:
         if req.type != "market":
             # OAS-T: notional "can only work for market order types"; text (sim).
             raise unprocessable("notional orders must be market orders")
+    if req.type == "trailing_stop" and req.qty is not None and is_fractional(req.qty):
+        raise unprocessable("fractional orders must be market, limit, stop, or stop_limit orders")
     if req.extended_hours and (req.type != "limit" or req.time_in_force != "day"):
         raise unprocessable("extended hours order must be DAY limit orders")
 
@@ -180,8 +214,12 @@ def would_wash(new: OrderRequest, existing: Iterable[OrderRequest]) -> bool:
     Market or stop on either side always conflicts; limit vs limit conflicts when the buy's limit
     is at or above the sell's.
     """
+    if new.type == "trailing_stop" or new.order_class != "simple":
+        return False  # §7: trailing stops and bracket/OCO/OTO orders are exempt
     for other in existing:
         if other.symbol != new.symbol or other.side is new.side:
+            continue
+        if other.type == "trailing_stop" or other.order_class != "simple":
             continue
         if _aggressive(new.type) or _aggressive(other.type):
             return True
@@ -193,6 +231,86 @@ def would_wash(new: OrderRequest, existing: Iterable[OrderRequest]) -> bool:
         ):
             return True
     return False
+
+
+def _exits(
+    body: Mapping[str, Any], order_class: str
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """(take_profit.limit_price, stop_loss.stop_price, stop_loss.limit_price) of a complex order."""
+    tp_raw, sl_raw = body.get("take_profit"), body.get("stop_loss")
+    if order_class == "simple":
+        return None, None, None
+    for name, raw in (("take_profit", tp_raw), ("stop_loss", sl_raw)):
+        if raw is not None and not isinstance(raw, Mapping):
+            raise invalid(f"invalid {name}")
+    tp = parse_decimal(tp_raw, "limit_price") if isinstance(tp_raw, Mapping) else None
+    sl = parse_decimal(sl_raw, "stop_price") if isinstance(sl_raw, Mapping) else None
+    sl_limit = parse_decimal(sl_raw, "limit_price") if isinstance(sl_raw, Mapping) else None
+    if sl_raw is not None and sl is None:
+        raise invalid("stop_loss.stop_price is required")  # §1.1: mandatory
+    if tp_raw is not None and tp is None:
+        raise invalid("take_profit.limit_price is required")  # (sim)
+    if order_class in ("bracket", "oco") and (tp is None or sl is None):
+        raise invalid(f"{order_class} orders require take_profit and stop_loss")  # (sim)
+    if order_class == "oto" and tp is None and sl is None:
+        raise invalid("oto orders require take_profit or stop_loss")  # (sim)
+    for name, price, raw in (
+        ("limit_price", tp, tp_raw),
+        ("stop_price", sl, sl_raw),
+        ("limit_price", sl_limit, sl_raw),
+    ):
+        if price is not None:
+            if price <= 0:
+                raise invalid(f"{name} must be > 0")  # (sim)
+            check_sub_penny(name, price, raw.get(name) if isinstance(raw, Mapping) else None)
+    return tp, sl, sl_limit
+
+
+def check_complex(req: OrderRequest) -> None:
+    """§1.3: what bracket / OCO / OTO orders must look like (prices vs. each other and the
+    entry's limit; the market-price distance needs the book and is checked by the exchange)."""
+    if req.order_class == "simple":
+        return
+    if req.notional is not None or (req.qty is not None and is_fractional(req.qty)):
+        raise unprocessable("fractional orders must be simple orders")  # §0.5
+    if req.time_in_force not in ("day", "gtc"):
+        raise unprocessable(f"{req.order_class} orders must be DAY or GTC orders")  # (sim)
+    if req.extended_hours:
+        raise unprocessable(f"{req.order_class} orders cannot be extended hours orders")  # (sim)
+    if req.order_class == "oco" and req.type != "limit":
+        raise unprocessable("oco orders must be limit orders")  # §1.3, (sim) wording
+    if req.order_class != "oco" and req.type not in ("market", "limit"):
+        raise unprocessable(f"{req.order_class} entry must be a market or limit order")  # (sim)
+    buy = req.side is Side.BUY
+    # An OCO is an exit: its prices sit on the other side of the position from an entry's.
+    exits_sell = buy != (req.order_class == "oco")
+    tp, sl = req.take_profit, req.stop_loss
+    if tp is not None and sl is not None and (tp <= sl if exits_sell else tp >= sl):
+        side = "greater" if exits_sell else "less"
+        raise unprocessable(f"take_profit.limit_price must be {side} than stop_loss.stop_price")
+    if req.order_class != "oco" and req.limit_price is not None:
+        check_exit_distance(req, req.limit_price)
+
+
+def check_exit_distance(req: OrderRequest, base: Decimal) -> None:
+    """§1.3: a bracket/OTO's exits sit at least $0.01 beyond the base price (the entry's limit,
+    or the market price for a market entry): take profit above and stop below for a buy."""
+    cent = Decimal("0.01")
+    up = req.side is Side.BUY
+    tp, sl = req.take_profit, req.stop_loss
+    if tp is not None and (tp < base + cent if up else tp > base - cent):
+        raise unprocessable("take_profit.limit_price must be 0.01 beyond the base price")  # (sim)
+    if sl is not None and (sl > base - cent if up else sl < base + cent):
+        raise unprocessable("stop_loss.stop_price must be 0.01 beyond the base price")  # (sim)
+
+
+def check_auction_window(req: OrderRequest, eastern: time) -> None:
+    """§1.3 (OAS-T TimeInForce): OPG is refused 9:28–19:00 ET, CLS 15:50–19:00 ET; outside
+    those windows they are queued for the next open / close."""
+    if req.time_in_force == "opg" and time(9, 28) <= eastern < time(19, 0):
+        raise unprocessable("opg orders are not accepted between 9:28am and 7:00pm ET")  # (sim)
+    if req.time_in_force == "cls" and time(15, 50) <= eastern < time(19, 0):
+        raise unprocessable("cls orders are not accepted between 3:50pm and 7:00pm ET")  # (sim)
 
 
 def wash_error() -> SimError:

@@ -76,6 +76,7 @@ class ServerOptions:
     data_symbol_limit: int | None = 30  # market-data stream symbols, free plan (§0.4)
     data_auth_timeout: float = 10.0  # §4.1 step 3
     data_connections_per_key: int = 1  # §4.1 "usually 1 connection per endpoint"
+    data_page_limit: int = 10_000  # most rows one market-data page carries (Alpaca's `limit` max)
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class VenueServices:
     trading_limiter: RateLimiter
     data_limiter: RateLimiter
     faults: FaultQueue = field(default_factory=FaultQueue)
+    data_page_limit: int = 10_000
     wall_time: Callable[[], float] = time.time
 
     def credentials_ok(self, key_id: str, secret_key: str) -> bool:
@@ -344,6 +346,35 @@ async def account(request: web.Request) -> web.Response:
     return json_response(_exchange(request).account())
 
 
+async def activities(request: web.Request) -> web.Response:
+    """GET /v2/account/activities[/{activity_type}]?activity_types=&direction=&page_size=
+    &page_token=&after=&until= (newest first; the JS SDK 4.x calls both paths)."""
+    q = request.query
+    one = request.match_info.get("activity_type")
+    types = [one] if one else parse_symbols(q.get("activity_types")) or None
+    rows = _exchange(request).activities(
+        types,
+        direction=q.get("direction", "desc").lower(),
+        page_size=parse_int(q.get("page_size"), "page_size", 100, low=1, high=100),
+        page_token=q.get("page_token") or None,
+        after=parse_time(q.get("after"), "after"),
+        until=parse_time(q.get("until"), "until"),
+    )
+    return json_response(rows)
+
+
+async def portfolio_history(request: web.Request) -> web.Response:
+    """GET /v2/account/portfolio/history?timeframe=&start=&end= (alpaca-py's
+    `get_portfolio_history`)."""
+    q = request.query
+    history = _exchange(request).portfolio_history(
+        q.get("timeframe") or "1Min",
+        parse_time(q.get("start"), "start"),
+        parse_time(q.get("end"), "end"),
+    )
+    return json_response(history)
+
+
 async def positions(request: web.Request) -> web.Response:
     """GET /v2/positions (§2.2)."""
     return json_response(_exchange(request).positions())
@@ -420,6 +451,13 @@ async def clock(request: web.Request) -> web.Response:
     return json_response(_exchange(request).clock_json())
 
 
+async def clock_v3(request: web.Request) -> web.Response:
+    """GET /v3/clock?markets=&time= (§2.3; the JS SDK 4.x calls it)."""
+    q = request.query
+    markets = parse_symbols(q.get("markets")) or None
+    return json_response(_exchange(request).clock_v3(parse_time(q.get("time"), "time"), markets))
+
+
 # §2.4: Alpaca serves 1970-2029 when no range is given.
 _CALENDAR_FIRST = date(1970, 1, 1)
 _CALENDAR_LAST = date(2029, 12, 31)
@@ -479,18 +517,34 @@ async def latest_trade(request: web.Request) -> web.Response:
     return json_response({"symbol": symbol, "trade": trades[symbol]})
 
 
+async def latest_bars(request: web.Request) -> web.Response:
+    """GET /v2/stocks/bars/latest?symbols=: ``{"bars": {...}}`` (§5's shape for bars)."""
+    return json_response({"bars": _exchange(request).latest_bars(_required_symbols(request))})
+
+
 async def bars(request: web.Request) -> web.Response:
-    """GET /v2/stocks/bars?symbols=&timeframe=&start=&end=&limit=: one page, no token."""
+    """GET /v2/stocks/bars?symbols=&timeframe=&start=&end=&limit=&page_token= (history, then
+    the live session; `next_page_token` pages across symbols, §5's paging)."""
     q = request.query
     symbols: Sequence[str] = _required_symbols(request)
-    result = _exchange(request).bars(
+    result, token = _exchange(request).bars_page(
         symbols,
         timeframe=q.get("timeframe", "1Min"),
         start=parse_time(q.get("start"), "start"),
         end=parse_time(q.get("end"), "end"),
-        limit=parse_int(q.get("limit"), "limit", 1000, low=1, high=10_000),
+        limit=min(
+            parse_int(q.get("limit"), "limit", 1000, low=1, high=10_000),
+            request.app[SERVICES].data_page_limit,
+        ),
+        page_token=q.get("page_token") or None,
     )
-    return json_response({"bars": result, "next_page_token": None})
+    return json_response({"bars": result, "next_page_token": token})
+
+
+async def snapshots(request: web.Request) -> web.Response:
+    """GET /v2/stocks/snapshots?symbols=: latest trade/quote, minute bar, daily bar and the
+    previous daily bar per symbol (alpaca-py's `get_stock_snapshot`)."""
+    return json_response(_exchange(request).snapshots(_required_symbols(request)))
 
 
 # ------------------------------------------------------------------------------------ app
@@ -509,17 +563,23 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_patch("/v2/orders/{order_id}", replace_order)
     r.add_delete("/v2/orders/{order_id}", cancel_order)
     r.add_get("/v2/account", account)
+    r.add_get("/v2/account/activities", activities)
+    r.add_get("/v2/account/activities/{activity_type}", activities)
+    r.add_get("/v2/account/portfolio/history", portfolio_history)
     r.add_get("/v2/positions", positions)
     r.add_delete("/v2/positions", close_all_positions)
     r.add_get("/v2/positions/{symbol}", position)
     r.add_delete("/v2/positions/{symbol}", close_position)
     r.add_get("/v2/clock", clock)
+    r.add_get("/v3/clock", clock_v3)
     r.add_get("/v2/calendar", calendar)
     r.add_get("/v2/assets", assets)
     r.add_get("/v2/assets/{symbol}", asset)
     r.add_get("/v2/stocks/quotes/latest", latest_quotes)
     r.add_get("/v2/stocks/trades/latest", latest_trades)
+    r.add_get("/v2/stocks/bars/latest", latest_bars)
     r.add_get("/v2/stocks/bars", bars)
+    r.add_get("/v2/stocks/snapshots", snapshots)
     r.add_get("/v2/stocks/{symbol}/quotes/latest", latest_quote)
     r.add_get("/v2/stocks/{symbol}/trades/latest", latest_trade)
     r.add_get("/stream", services.hub.trading_handler)

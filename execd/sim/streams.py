@@ -393,6 +393,9 @@ class StreamHub:
         self._connections: set[_Connection] = set()
         self._changed = asyncio.Condition()
         self._detach: list[Callable[[], None]] = []
+        # Told which concrete symbols a data connection subscribed to (the venue starts their
+        # market if it was not running yet).
+        self.on_subscribe: Callable[[set[str]], None] | None = None
         self._muted_until: dict[StreamKind, float] = {}
         self._refused_until: dict[StreamKind, tuple[float, int]] = {}
         self._closing = False
@@ -658,6 +661,10 @@ class StreamHub:
                 symbol_limit=self.options.symbol_limit,
             ):
                 conn.queue.put_nowait(("control", reply))
+            if self.on_subscribe is not None and session.authenticated:
+                wanted = set().union(*session.subscriptions.values()) - {"*"}
+                if wanted:
+                    self.on_subscribe(wanted)
 
         async def read() -> None:
             conn.queue.put_nowait(("control", {"T": "success", "msg": "connected"}))

@@ -74,6 +74,7 @@ class SimVenue:
             data_limiter=RateLimiter(
                 self.options.data_rate_limit, self.options.rate_window_seconds
             ),
+            data_page_limit=self.options.data_page_limit,
         )
         self._runner: web.AppRunner | None = None
         self._engine_task: asyncio.Task[None] | None = None
@@ -83,6 +84,7 @@ class SimVenue:
 
     async def __aenter__(self) -> Self:
         self.hub.attach(self.exchange.on_trade_update, self.exchange.on_market_data)
+        self.hub.on_subscribe = self.exchange.activate
         self._engine_task = asyncio.create_task(self.exchange.run(), name="sim-exchange")
         runner = web.AppRunner(
             build_app(self.services), handle_signals=False, access_log=None, shutdown_timeout=1.0
@@ -187,6 +189,14 @@ class SimVenue:
     async def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """No quotes for ``symbol`` for ``seconds`` (None: until silenced again with 0)."""
         self.exchange.silence_quotes(symbol, seconds)
+
+    async def halt(self, symbol: str, seconds: float | None = None) -> None:
+        """Halt trading in ``symbol`` (for ``seconds``, else until :meth:`resume`)."""
+        self.exchange.halt(symbol, seconds)
+
+    async def resume(self, symbol: str) -> None:
+        """Resume trading in a halted ``symbol``."""
+        self.exchange.resume(symbol)
 
     async def reject_next_orders(
         self, count: int, status: int, message: str, code: int | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, date, datetime, time
@@ -181,9 +182,11 @@ async def test_post_slower_than_our_timeout_makes_one_order(venue: SimVenue) -> 
     assert len(orders_with(await venue.history(), "cid-slow")) == 1
 
 
-async def test_refusal_is_verbatim(venue: SimVenue) -> None:
-    """Selling what we do not hold: 403 `insufficient qty available …` kept verbatim."""
-    async with rest_for(venue) as rest:
+async def test_refusal_is_verbatim() -> None:
+    """Selling what we do not hold on a cash account (a margin account would sell it short):
+    403 `insufficient qty available …` kept verbatim."""
+    cash_account = dataclasses.replace(sim_config(), multiplier=1)
+    async with SimVenue(cash_account) as venue, rest_for(venue) as rest:
         with pytest.raises(VenueRefused) as caught:
             await rest.submit_order(
                 symbol="SPY", side=Side.SELL, qty=Decimal(5), limit_price=Decimal("500.00"),

@@ -105,7 +105,7 @@ class FakeEngine:
         except KeyError:
             raise ControlError(ErrorCode.NOT_FOUND, f"no plan {plan_id!r}") from None
 
-    async def submit(self, plan: Mapping[str, Any]) -> PlanStatus:
+    async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
         """Accept a plan with a plan_id and legs; an existing plan_id returns the plan."""
         self._crash("submit")
         if self.halted:

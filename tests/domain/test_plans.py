@@ -147,7 +147,7 @@ def test_legs_count() -> None:
     """A plan has 1–500 legs, in a list."""
     assert _one_error(_plan()) == "legs: must contain at least 1 leg"
     assert _one_error({"legs": "AAPL"}) == "legs: must be a list of legs"
-    assert _one_error({}) == "legs: is required"
+    assert _one_error({}) == 'plan: give "legs" (orders) or "targets" (weights of equity)'
     many = [_leg(f"S{i}") for i in range(MAX_LEGS + 1)]
     assert _one_error(_plan(*many)) == "legs: at most 500 legs, got 501"
     assert len(parse_plan(_plan(*many[:MAX_LEGS]), _new_id)) == MAX_LEGS

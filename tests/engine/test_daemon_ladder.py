@@ -58,9 +58,11 @@ async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
     start_daemon: StartDaemon,
 ) -> None:
     """An unlisted symbol (AAPL) uses seed 000's passive style: its first limit rests inside
-    the spread (at or above the arrival bid, below the arrival ask) and it fills better than
-    the touch a marketable order would have taken."""
-    d = await start_daemon(better_orders={"normal_timeout_seconds": 1.5})
+    the spread (at or above the arrival bid, below the arrival ask), it completes without a
+    market order, never pays above its own highest limit, and its saving against the touch a
+    marketable order would have taken is reported. (Whether passive beats the touch depends on
+    where a random market goes next; the venue no longer promises it, issue 12.)"""
+    d = await start_daemon(ladder={"passive_timeout_seconds": 1.5})
     status = await d.run(
         {"plan_id": "calm-aapl", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "10"}]}
     )
@@ -78,9 +80,8 @@ async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
     assert status.state == "completed", status.reason
     assert "market" not in _types(orders)
     assert leg.avg_fill_price is not None
-    assert leg.avg_fill_price < arrival_ask
+    assert leg.avg_fill_price <= max(_limit(o) for o in orders)
     assert leg.saving_vs_market_usd is not None
-    assert leg.saving_vs_market_usd > 0
 
 
 def _runaway_tape(directory: Path) -> dict[str, Any]:

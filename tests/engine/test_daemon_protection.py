@@ -18,10 +18,22 @@ async def test_a_silent_symbol_holds_alone_and_trades_once_quotes_resume(
     start_daemon: StartDaemon,
 ) -> None:
     """`/sim/quotes/silence` on AAPL while SPY streams: the AAPL leg sends nothing during
-    the silence while the SPY leg trades, and completes once AAPL quotes resume."""
-    d = await start_daemon()
-    await d.venue.silence_quotes("AAPL", 4.0)
-    silent_until = d.venue.clock.now() + timedelta(seconds=4.0)
+    the silence while the SPY leg trades, and completes once AAPL quotes resume.
+
+    The venue has a quote for every symbol from its start (as Alpaca does), stamped then;
+    with a 1 s freshness rule the plan is submitted once that quote is stale. The legs are
+    marketable so that the test is about the hold, not about a passive leg's patience."""
+    d = await start_daemon(
+        execution={"quote_freshness_seconds": 1}, better_orders={"apply_to": "all"}
+    )
+    await d.venue.silence_quotes("AAPL", 5.0)
+    began = d.venue.clock.now()
+    silent_until = began + timedelta(seconds=5.0)
+
+    async def initial_quote_stale() -> bool:
+        return (d.venue.clock.now() - began).total_seconds() > 1.5
+
+    await d.wait_until(initial_quote_stale, "the venue's first AAPL quote to go stale")
     status = await d.submit(
         {
             "plan_id": "silence",
@@ -128,8 +140,9 @@ async def test_an_absurd_buy_is_refused_not_shrunk_to_the_whole_account(
 async def test_a_halted_symbol_holds_and_trades_once_resumed(start_daemon: StartDaemon) -> None:
     """A trading halt on the `statuses` channel (§4.3, published through the venue's stream
     hub): a plan submitted while AAPL is halted sends nothing for AAPL, and trades once
-    trading resumes."""
-    d = await start_daemon()
+    trading resumes. The leg is marketable so that the test is about the halt, not about a
+    passive leg's patience."""
+    d = await start_daemon(better_orders={"apply_to": "all"})
     quotes = d.daemon.engine.quotes
     quotes.subscribe(["AAPL"])  # so that the halt can be seen before the plan exists
 

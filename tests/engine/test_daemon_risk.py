@@ -121,7 +121,7 @@ async def test_fat_finger_plan_is_refused_by_default(start_daemon: StartDaemon) 
     """Issue 11 §1: with the shipped caps, a billion TQQQ on the sim's $100k account is
     refused at submit, naming the cap and the numbers; the venue sees nothing (before,
     it was accepted and shrunk to buying power)."""
-    d = await start_daemon()
+    d = await start_daemon(sim={"positions": {}})  # cash only: equity is the $100k
     with pytest.raises(ControlError) as refused:
         await d.submit(
             {"plan_id": "fat", "legs": [{"symbol": "TQQQ", "side": "buy", "qty": "1000000000"}]}

@@ -20,6 +20,7 @@ with warnings.catch_warnings():
     import alpaca.data.live.stock
     import alpaca.trading.stream  # noqa: F401
 
+from execd.sim import wire
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
@@ -77,6 +78,13 @@ async def within(awaitable: Awaitable[Any], limit: float = DEADLINE) -> Any:
 
 
 async def first_quote(venue: SimVenue, symbol: str) -> dict[str, Any]:
-    """The venue's latest quote for ``symbol``, waiting for the market's first one."""
-    await wait_until(lambda: symbol in venue.exchange.latest_quotes([symbol]), f"a {symbol} quote")
+    """The venue's latest quote for ``symbol``, waiting for the live market's first one (the
+    quote a symbol has before the first tick is history, not the book orders meet)."""
+    started = wire.ts(venue.exchange.started_at) or ""
+
+    def live() -> bool:
+        quote = venue.exchange.latest_quotes([symbol]).get(symbol)
+        return quote is not None and str(quote["t"]) > started
+
+    await wait_until(live, f"a live {symbol} quote")
     return venue.exchange.latest_quotes([symbol])[symbol]

@@ -88,4 +88,4 @@ def test_market_data_parses() -> None:
     for sym, rows in bars.items():
         for row in rows:
             Bar(sym, row)
-    assert {m["T"] for m in md} == {"q", "t", "b"}
+    assert {m["T"] for m in md} == {"q", "t", "b", "d"}

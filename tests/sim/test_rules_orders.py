@@ -132,7 +132,7 @@ def test_numbers_arrive_as_strings_or_json_numbers() -> None:
 
 def test_buying_power_refusal_carries_the_extra_fields() -> None:
     """A buy over buying power is 403 with `buying_power` and `cost_basis` (GH alpaca-py#225)."""
-    ex, _ = make(cash=Decimal("1000"))
+    ex, _ = make(cash=Decimal("1000"), multiplier=1)
     err = refused(ex, order(qty=10, limit_price=150))
     assert (err.status, err.code, err.message) == (403, 40310000, "insufficient buying power")
     assert err.extra == {"buying_power": "1000", "cost_basis": "1500"}
@@ -141,7 +141,7 @@ def test_buying_power_refusal_carries_the_extra_fields() -> None:
 
 def test_open_buys_hold_buying_power() -> None:
     """An open buy reduces buying power immediately (§1.10)."""
-    ex, _ = make(cash=Decimal("2000"))
+    ex, _ = make(cash=Decimal("2000"), multiplier=1)
     ex.submit_order(order(qty=10, limit_price=150))
     assert ex.account()["buying_power"] == "500"
     assert refused(ex, order(qty=4, limit_price=150)).message == "insufficient buying power"
@@ -158,8 +158,8 @@ def test_sells_are_limited_to_position_less_open_sells() -> None:
 
 
 def test_sell_without_position_is_refused() -> None:
-    """The account cannot short: a sell with no position has 0 available."""
-    ex, _ = make()
+    """A cash account cannot short: a sell with no position has 0 available."""
+    ex, _ = make(multiplier=1)
     err = refused(ex, order(side="sell", qty=1, limit_price=250))
     assert err.message == "insufficient qty available for order (requested: 1, available: 0)"
 
@@ -183,7 +183,7 @@ def test_market_order_outside_the_session_is_queued_until_the_open() -> None:
     assert ex.get_order(placed["id"])["status"] == "accepted"
     assert events == []
     ex.advance(6)
-    assert [e["event"] for e in events][:1] == ["new"]
+    assert [e["event"] for e in events][:2] == ["pending_new", "new"]
     assert ex.get_order(placed["id"])["status"] in ("filled", "partially_filled")
 
 

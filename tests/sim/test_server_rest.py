@@ -202,15 +202,29 @@ async def test_calendar_range_and_clock(venue: SimVenue, http: aiohttp.ClientSes
 
 
 async def test_bars_and_latest_trades_shapes(venue: SimVenue, http: aiohttp.ClientSession) -> None:
-    """``/v2/stocks/bars`` answers ``{"bars": {...}, "next_page_token": null}``; latest trades
-    answer ``{"trades": {...}}`` — the single data key alpaca-py's pager insists on (§5)."""
+    """``/v2/stocks/bars`` answers ``{"bars": {...}, "next_page_token": ...}`` (a token while
+    history has more rows than `limit`, null on the last page); latest trades answer
+    ``{"trades": {...}}`` — the single data key alpaca-py's pager insists on (§5)."""
     status, body, _ = await call(
         http, venue, "GET", "/v2/stocks/bars?symbols=SPY&timeframe=1Min&limit=10"
     )
     assert status == 200
     assert set(body) == {"bars", "next_page_token"}
+    assert isinstance(body["next_page_token"], str)
+    assert len(body["bars"]["SPY"]) == 10
+    token, first = body["next_page_token"], body["bars"]["SPY"]
+    status, page2, _ = await call(
+        http,
+        venue,
+        "GET",
+        f"/v2/stocks/bars?symbols=SPY&timeframe=1Min&limit=10&page_token={token}",
+    )
+    assert status == 200
+    assert page2["bars"]["SPY"][0]["t"] > first[-1]["t"]
+    status, body, _ = await call(
+        http, venue, "GET", "/v2/stocks/bars?symbols=SPY&timeframe=1Day&limit=10000"
+    )
     assert body["next_page_token"] is None
-    assert isinstance(body["bars"], dict)
     status, body, _ = await call(http, venue, "GET", "/v2/stocks/trades/latest?symbols=SPY")
     assert status == 200
     assert set(body) == {"trades"}

@@ -1,0 +1,243 @@
+"""Plan intake: what the engine reads from the venue to accept (or dry-run) a plan.
+
+DESIGN.md "Release costs O(1) reads per wave": a submission reads the positions once (one
+``GET /v2/positions``, whatever the number of legs), the asset facts from a cache filled by
+one ``GET /v2/assets`` per trading day, the account once when it is a targets plan, and a
+quote per symbol only where a price is needed (risk caps, target sizing, dry-run prices)
+— from the stream's cache first. The rules themselves are pure (`execd.domain.plans`,
+`targets`, `risk`, `schedule`); this module only fetches their inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import structlog
+from pydantic import ValidationError
+
+from execd.adapters.errors import AdapterError
+from execd.adapters.market_stream import MarketStream
+from execd.adapters.rest import RestGateway
+from execd.control.protocol import ControlError, ErrorCode
+from execd.domain.ladder import choose_style
+from execd.domain.ladder_types import LadderParams, PricingStyle
+from execd.domain.plans import LegInput, Plan, PlanInput
+from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
+from execd.domain.quotes import Quote
+from execd.domain.targets import TargetError, TargetQuote, compute_legs
+from execd.domain.types import Side
+from execd.engine.runner import AssetFacts
+
+_log = structlog.get_logger("execd.intake")
+
+
+def venue_unavailable(exc: Exception) -> ControlError:
+    return ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}")
+
+
+class AssetCache:
+    """Asset facts by symbol, from one ``GET /v2/assets`` per trading day.
+
+    `facts` is the dict the plan runner reads too (`RunnerContext.assets`); a symbol the
+    list does not have is unknown (or inactive) to the venue.
+    """
+
+    def __init__(self, rest: RestGateway, facts: dict[str, AssetFacts]) -> None:
+        self._rest = rest
+        self.facts = facts
+        self._loaded_for: date | None = None
+        self._lock = asyncio.Lock()
+        self.reads = 0
+        """How many times the list was read (tests check the O(1))."""
+
+    async def load(self, day: date) -> None:
+        """Read the asset list unless it was read for `day` already."""
+        async with self._lock:
+            if self._loaded_for == day:
+                return
+            try:
+                assets = await self._rest.assets()
+            except AdapterError as exc:
+                raise venue_unavailable(exc) from None
+            self.reads += 1
+            for asset in assets:
+                symbol = str(asset.symbol)
+                self.facts[symbol] = AssetFacts(
+                    symbol, bool(asset.tradable), bool(asset.fractionable)
+                )
+            self._loaded_for = day
+            _log.info("assets_loaded", count=len(assets), day=day.isoformat())
+
+    def get(self, symbol: str) -> AssetFacts | None:
+        return self.facts.get(symbol)
+
+
+async def positions(rest: RestGateway) -> dict[str, Decimal]:
+    """Every position's available quantity, in one read (held-for-orders shares excluded)."""
+    try:
+        held = await rest.positions()
+    except AdapterError as exc:
+        raise venue_unavailable(exc) from None
+    return {
+        str(p.symbol): Decimal(str(p.qty_available if p.qty_available is not None else p.qty))
+        for p in held
+    }
+
+
+def leg_errors(
+    plan: Plan, assets: Callable[[str], AssetFacts | None], held: Mapping[str, Decimal]
+) -> list[str]:
+    """Unknown/untradable symbols, fractional qty on whole-share assets, sells beyond the
+    position: each named by its leg, before anything is sent."""
+    errors: list[str] = []
+    for leg in plan:
+        facts = assets(leg.symbol)
+        where = leg.label
+        if facts is None:
+            errors.append(f"{where}.symbol: unknown symbol {leg.symbol}")
+            continue
+        if not facts.tradable:
+            errors.append(f"{where}.symbol: {leg.symbol} is not tradable")
+        if leg.qty is not None and not facts.fractionable and leg.qty != leg.qty.to_integral():
+            errors.append(f"{where}.qty: {leg.symbol} is not fractionable; use whole shares")
+        if leg.side is Side.SELL and leg.qty is not None:
+            position = held.get(leg.symbol, Decimal(0))
+            if leg.qty > position:
+                errors.append(
+                    f"{where}.qty: selling {leg.qty} {leg.symbol} but the position is {position}"
+                )
+    return errors
+
+
+class QuoteSource:
+    """The stream's cached quote, else the REST latest, else the first the stream sends."""
+
+    def __init__(
+        self,
+        quotes: MarketStream,
+        rest: RestGateway,
+        wait_seconds: float,
+        subscribe: Callable[[str], None],
+        unsubscribe: Callable[[str], None],
+    ) -> None:
+        self._quotes = quotes
+        self._rest = rest
+        self._wait = wait_seconds
+        self._subscribe = subscribe
+        self._unsubscribe = unsubscribe
+
+    async def get(self, symbol: str) -> Quote | None:
+        quote = self._quotes.quote(symbol)
+        if quote is not None:
+            return quote
+        try:
+            quote = await self._rest.latest_quote(symbol)
+        except AdapterError as exc:
+            raise venue_unavailable(exc) from None
+        if quote is not None:
+            return quote
+        self._subscribe(symbol)
+        try:
+            return await asyncio.wait_for(self._quotes.wait_quote(symbol, None), self._wait)
+        except TimeoutError:
+            return None
+        finally:
+            self._unsubscribe(symbol)
+
+    async def many(self, symbols: AbstractSet[str]) -> dict[str, Quote]:
+        """Quotes for `symbols` (missing ones left out), fetched concurrently."""
+        ordered = sorted(symbols)
+        found = await asyncio.gather(*(self.get(s) for s in ordered))
+        return {s: q for s, q in zip(ordered, found, strict=True) if q is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetsResult:
+    legs: list[LegInput]
+    equity: Decimal
+
+
+async def target_legs(
+    model: PlanInput,
+    rest: RestGateway,
+    held: Mapping[str, Decimal],
+    assets: AssetCache,
+    quotes: QuoteSource,
+    min_trade_notional: Decimal,
+) -> TargetsResult:
+    """The legs of a targets plan on the account as it is now (one account read)."""
+    assert model.targets is not None
+    unknown = [s for s in sorted(model.targets) if assets.get(s) is None]
+    if unknown:
+        raise ControlError(
+            ErrorCode.INVALID_PLAN,
+            "; ".join(f"targets.{s}: unknown symbol {s}" for s in unknown),
+        )
+    try:
+        account = await rest.account()
+    except AdapterError as exc:
+        raise venue_unavailable(exc) from None
+    equity = Decimal(str(account.equity or 0))
+    symbols = set(model.targets)
+    if model.liquidate_unlisted:
+        symbols |= {s for s, q in held.items() if q}
+    found = await quotes.many(symbols)
+    fractionable = {s: bool(f.fractionable) for s, f in assets.facts.items() if s in symbols}
+    try:
+        computed = compute_legs(
+            model.targets,
+            equity=equity,
+            positions=held,
+            quotes={s: TargetQuote(q.bid, q.ask) for s, q in found.items()},
+            fractionable=fractionable,
+            min_trade_notional=min_trade_notional,
+            liquidate_unlisted=model.liquidate_unlisted,
+        )
+    except TargetError as exc:
+        raise ControlError(ErrorCode.INVALID_PLAN, str(exc)) from None
+    try:
+        legs = [LegInput.model_validate(leg.to_wire()) for leg in computed]
+    except ValidationError as exc:  # e.g. a quantity beyond QTY_LIMIT on an absurd account
+        raise ControlError(
+            ErrorCode.INVALID_PLAN, f"targets: a computed leg is out of bounds: {exc}"
+        ) from None
+    _log.info(
+        "targets_computed",
+        equity=str(equity),
+        legs=[f"{leg.side.value} {leg.qty:f} {leg.symbol}" for leg in computed],
+    )
+    return TargetsResult(legs, equity)
+
+
+def first_price(
+    plan: Plan, index: int, quote: Quote | None, params: LadderParams
+) -> tuple[PricingStyle, Decimal | None]:
+    """A dry run's view of a leg: its pricing style and the first limit it would send now."""
+    leg = plan.legs[index]
+    style, _why = choose_style(leg.symbol, params)
+    if quote is None:
+        return style, None
+    if style is PricingStyle.MARKETABLE:
+        price = marketable_limit(leg.side, quote, params.tick_aggression)
+    else:
+        offset = (
+            params.bid_anchor_offset_cents
+            if leg.side is Side.BUY
+            else params.ask_anchor_offset_cents
+        )
+        price = passive_anchor(leg.side, quote, offset)
+    return style, apply_cap(leg.side, price, leg.limit_price)
+
+
+def max_repegs(style: str | None, params: LadderParams) -> int | None:
+    """Re-pegs a style allows (for ``re-peg 2/5``)."""
+    if style == PricingStyle.MARKETABLE.value:
+        return params.max_repegs
+    if style == PricingStyle.PASSIVE.value:
+        return params.max_repegs_per_order
+    return None
