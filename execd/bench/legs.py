@@ -92,6 +92,8 @@ async def measure(
             },
             api={"socket_path": str(workdir / "s")},
             journal={"path": str(workdir / "journal.db")},
+            # The venue dies with the run: cancelling at shutdown would only wait for budget.
+            shutdown={"working_orders": "leave"},
             gateway={"requests_per_minute": 10_000},
             **({} if caps else {"risk": NO_CAPS}),
         )

@@ -53,7 +53,7 @@ from execd.sim.venue import SimVenue
 SYMBOLS = 25  # the simulated IEX stream allows 30 symbols per connection (free plan)
 JUMP_EVERY_S = 0.5
 STEP = Decimal("0.10")  # on $50: 0.2 %, twice the default re-peg threshold
-TAPE_SECONDS = 240
+TAPE_SECONDS = 120
 DAY = datetime(2026, 3, 4, 10, 0, tzinfo=EASTERN)
 MAX_ATTRIBUTED_S = 0.25
 QTY = 100
@@ -152,6 +152,8 @@ async def run_daemon(tape: Path, events: int) -> tuple[Probe, int]:
             sim={"tape": str(tape), "start": "10:00:00", "cash": str(CASH)},
             api={"socket_path": str(workdir / "s")},
             journal={"path": str(workdir / "journal.db")},
+            # The venue dies with the run: cancelling at shutdown would only wait for budget.
+            shutdown={"working_orders": "leave"},
             gateway={"requests_per_minute": 10_000},
         )
         async with running_daemon(settings) as daemon:
