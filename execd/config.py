@@ -177,9 +177,14 @@ class BetterOrdersConfig(_Section):
 class LadderConfig(_Section):
     """execd's own liveness rules around the seeds' ladder: every wait has a deadline."""
 
-    repeg_method: Literal["replace", "cancel_and_place"] = "replace"
-    """`replace`: PATCH the working order (DESIGN.md step 3). `cancel_and_place`: cancel, wait
-    for the confirmed cancel, place the remainder; slower, but immune to replace races."""
+    repeg_method: Literal["replace", "cancel_and_place"] = "cancel_and_place"
+    """`cancel_and_place` (default): cancel, wait for the confirmed cancel, re-read what
+    filled, place the remainder — one more round trip, and no over-fill is possible.
+    `replace`: PATCH the working order (DESIGN.md step 3's wording). A PATCH races the fills
+    of the order it replaces: the replacement carries the remainder computed before the
+    PATCH (and Alpaca has been seen to re-create it at the original qty, Alpaca-API#165),
+    so a fill landing in flight can over-fill the leg — seen with the venue's random partial
+    fills. Over-fill is the worst bug there is, so the safe method is the default."""
     quote_wait_seconds: float = Field(5.0, gt=0, le=600)
     """How long a leg waits for a newer quote before it re-checks the one in hand (a stale
     one makes it hold, bounded by `stale_quote_max_wait_seconds`)."""
@@ -342,9 +347,9 @@ class RiskConfig(_Section):
     order ends its leg."""
     max_plan_notional: Decimal | None = Field(Decimal("5000000"), gt=0)
     """Largest gross notional (USD, buys plus sells) of a whole plan at submit."""
-    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=100)
+    max_order_equity_multiple: Decimal | None = Field(Decimal("1"), gt=0, le=1000)
     """One order may be worth at most this multiple of the account's equity."""
-    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=100)
+    max_plan_equity_multiple: Decimal | None = Field(Decimal("2"), gt=0, le=1000)
     """A plan's gross notional may be at most this multiple of equity; 2 lets a full
     rotation (sell everything, buy something else) through."""
     max_orders_per_minute: int | None = Field(None, ge=1, le=10_000)

@@ -19,8 +19,9 @@ lost fill is worse than a reconnect.
 
 Reconnection is the shared `execd.adapters.reconnect.Reconnector` (as `market_stream`):
 classified failures, ``stream_reconnecting`` logs, jittered backoff reset after a session
-that delivered events; a refused authorization is fatal after `max_auth_failures` in a row.
-There is only ever one connection (Alpaca allows one trade_updates connection per account, §3.1).
+that delivered events; a refused authorization is fatal after `max_auth_failures` in a
+row. There is only ever one connection (Alpaca allows one trade_updates connection per
+account, §3.1).
 """
 
 from __future__ import annotations

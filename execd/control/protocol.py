@@ -384,27 +384,35 @@ MAX_NESTING: Final = 32
 """Deepest nesting of arrays/objects a request may have (a plan needs 3). Checked before
 the JSON is decoded: a 100,000-deep document exhausts the decoder's recursion instead."""
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# A JSON string, quotes and escapes included; possessive, so an unterminated one costs
+# one pass and no backtracking.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_PAIRS = (b"[]", b"{}", b"[}", b"{]")
 
 
-def nesting_depth(line: bytes) -> int:
-    """The deepest array/object nesting of a JSON text, brackets inside strings excluded.
+def nested_too_deep(line: bytes, limit: int = MAX_NESTING) -> bool:
+    """Whether a JSON text nests arrays/objects deeper than `limit`, brackets inside
+    strings excluded.
 
-    Tolerant of invalid JSON (the decoder reports that); stops counting once past
-    `MAX_NESTING`, so a hostile line costs one regex pass, never a recursion.
+    All in C-speed byte operations, never a recursion and no per-byte Python loop: strip
+    the strings, keep only the brackets, then remove innermost pairs once per level — a
+    text still holding brackets after `limit` rounds is deeper. Malformed nesting stops
+    early as "not too deep"; the decoder then says what is wrong with it.
     """
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_JSON_STRING.sub(b'""', line)):
-        if match[0] in (b"[", b"{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_NESTING:
-                    break
-        else:
-            depth -= 1
-    return deepest
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return False  # the common case: a small request cannot be deep
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", line))
+    for _ in range(limit):
+        if not brackets:
+            return False
+        inner = brackets
+        for pair in _PAIRS:
+            inner = inner.replace(pair, b"")
+        if len(inner) == len(brackets):
+            return brackets.count(b"[") + brackets.count(b"{") > limit
+        brackets = inner
+    return bool(brackets)
 
 
 def decode_request(line: bytes) -> Request:
@@ -414,12 +422,16 @@ def decode_request(line: bytes) -> Request:
     the ``op`` (``unknown_op``), then the op's fields (``invalid_request``). Nesting
     deeper than `MAX_NESTING` is refused before any decoding (``invalid_request``).
     """
-    if nesting_depth(line) > MAX_NESTING:
+    if nested_too_deep(line):
         raise ControlError(
             ErrorCode.INVALID_REQUEST, f"request nested deeper than {MAX_NESTING} levels"
         )
     try:
         raw = msgspec.json.decode(line)
+    except RecursionError:  # belt and braces: `nested_too_deep` should have caught it
+        raise ControlError(
+            ErrorCode.INVALID_REQUEST, f"request nested deeper than {MAX_NESTING} levels"
+        ) from None
     except msgspec.DecodeError as exc:
         raise ControlError(ErrorCode.INVALID_JSON, f"request is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):

@@ -88,7 +88,7 @@ class LadderParams:
     # "replace": PATCH (DESIGN.md step 3). "cancel_and_place": cancel, wait for the
     # confirmed cancel, place the remainder; slower, but no replace race can
     # over-fill the leg (ALPACA.md §1.7, GH Alpaca-API#165).
-    repeg_method: Literal["replace", "cancel_and_place"] = "replace"
+    repeg_method: Literal["replace", "cancel_and_place"] = "cancel_and_place"
     quote_wait_seconds: float = 5.0
     validation_rechecks: int = 1
     confirm_timeout_seconds: float = 10.0

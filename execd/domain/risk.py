@@ -318,11 +318,11 @@ def check_plan(
 ) -> list[RiskBreach]:
     """Every breach of a plan at submit; empty means the plan may run.
 
-    `quotes` maps symbol to its current quote (symbols may be missing); `equity` is the
-    account's equity, read at submit (None: the equity-relative caps cannot apply; the
-    engine refuses the plan itself rather than pass None while they are set). Per leg,
-    in plan order: a qty leg that cannot be valued while a plan cap is set (the plan
-    total would be a guess), and a leg whose own estimate exceeds the order cap (the
+    `quotes` maps symbol to its latest quote, fresh or not — a fat-finger estimate needs
+    a price, not a fresh one (symbols may be missing); `equity` is the account's equity,
+    read at submit (None: the equity-relative caps cannot apply; the engine refuses the
+    plan itself rather than pass None while they are set). Per leg, in plan order: a leg
+    whose own estimate exceeds the order cap (the
     lower of ``max_order_notional`` and ``max_order_equity_multiple`` × equity) — the
     ladder sends a leg as one order for its whole remainder, never as slices, so such a
     leg's first order would be refused anyway; better to refuse the plan before its
@@ -330,8 +330,9 @@ def check_plan(
     ``max_plan_notional`` and ``max_plan_equity_multiple`` × equity); when some legs
     could not be valued and the rest already exceed it, that is reported too ("at least").
 
-    Without a plan cap, an unvalued leg is not a breach here: its orders are still
-    checked one by one by `check_order` when they are placed.
+    A qty leg with no quote at all is not a breach here: its orders are checked one by
+    one by `check_order` when they are placed (and a market order that cannot be valued
+    then is refused).
     """
     breaches: list[RiskBreach] = []
     order_cap = _binding_cap(
@@ -354,15 +355,11 @@ def check_plan(
         quote = quotes.get(leg.symbol)
         notional = leg_notional(leg, quote)
         if notional is None:
+            # No price at all for a qty leg (a symbol not quoted yet): its orders are
+            # valued when priced (`check_order`, with the same equity-relative cap) — a
+            # leg that waits for a quote waits alone (DESIGN.md), it does not refuse the
+            # plan. The valued rest still counts against the plan cap ("at least").
             unvalued += 1
-            if plan_cap is not None:
-                breaches.append(
-                    RiskBreach(
-                        plan_cap.limit,
-                        f"no quote to value {leg.label} ({_describe_leg(leg, None)});"
-                        f" {plan_cap.text}",
-                    )
-                )
             continue
         if leg.side is Side.BUY:
             buys += notional

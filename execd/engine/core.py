@@ -738,6 +738,7 @@ class Engine:
         quotes: dict[str, Quote] = await self._quote_source.many(
             {leg.symbol for leg in plan if leg.qty is not None}
         )
+        self._ports.risk.remember(quotes)
         breaches = check_plan(limits, plan, quotes, equity)
         return [f"risk limit: {breach.reason}" for breach in breaches]
 

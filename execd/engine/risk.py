@@ -44,9 +44,16 @@ class RiskGuard:
         self.limits = limits
         self._monotonic = monotonic
         self._window = OrderRateWindow(limits.max_orders_per_minute)
+        self._reference: dict[str, Quote] = {}
         self.equity: Decimal | None = None
         """The account's equity as last read (at each submit); the order cap's multiple
         applies to it. None until the first read: only the dollar cap applies."""
+
+    def remember(self, quotes: dict[str, Quote]) -> None:
+        """The quotes a plan was valued with at submit: a market order whose symbol has no
+        streamed quote yet (legacy mode does not wait for one) is valued with them rather
+        than refused as unvaluable. A reference for a fat-finger cap, not for pricing."""
+        self._reference.update(quotes)
 
     def admit(
         self,
@@ -58,6 +65,8 @@ class RiskGuard:
     ) -> RiskBreach | None:
         """None and the order is counted as sent; else the breach (nothing counted)."""
         now = self._monotonic()
+        if quote is None:
+            quote = self._reference.get(symbol)
         breach = check_rate(self._window, now) or check_order(
             self.limits, side, symbol, qty, limit_price, quote, self.equity
         )

@@ -540,6 +540,21 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
                 rows[sym] = past + live
         return page(rows, limit, page_token)
 
+    def ticks_page(
+        self,
+        kind: str,
+        symbols: Sequence[str],
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        page_token: str | None,
+    ) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
+        """GET /v2/stocks/quotes (`kind` "q") or /v2/stocks/trades ("t"): the live session's
+        ticks, paged like bars."""
+        self._catch_up()
+        rows = {s: r for s in symbols if (r := self._md.ticks(kind, s, start, end))}
+        return page(rows, limit, page_token)
+
     def snapshots(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """GET /v2/stocks/snapshots: the symbol → snapshot map (alpaca-py reads it whole)."""
         self._catch_up()

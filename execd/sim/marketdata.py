@@ -11,6 +11,7 @@ prints, bar volume or VWAP; the liquidity they take changes the book, which is t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +76,8 @@ def _day_start(t: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=EASTERN)
 
 
+# Ticks kept per symbol for the historical quotes/trades endpoints.
+_TICKS_KEPT = 50_000
 # How many closed minute bars (all symbols) stay open to late prints.
 _LATE_BARS_KEPT = 512
 
@@ -95,6 +98,9 @@ class MarketData:
         self._updated: set[tuple[str, datetime]] = set()
         self._day: dict[str, _Bar] = {}
         self._status: dict[str, dict[str, Any]] = {}
+        # The live session's ticks, for the historical quotes/trades endpoints (bounded).
+        self._quote_log: dict[str, deque[dict[str, Any]]] = {}
+        self._trade_log: dict[str, deque[dict[str, Any]]] = {}
 
     # -- listeners ------------------------------------------------------------------------------
 
@@ -132,6 +138,7 @@ class MarketData:
                 return
             del self._silenced[symbol]
         self._last_quote[symbol] = message
+        self._quote_log.setdefault(symbol, deque(maxlen=_TICKS_KEPT)).append(message)
         self._send(message)
 
     def publish_trade(
@@ -145,6 +152,7 @@ class MarketData:
         self._trade_ids += 1
         message = wire.trade_message(symbol, t, self._trade_ids, price, size, exchange)
         self._last_trade[symbol] = message
+        self._trade_log.setdefault(symbol, deque(maxlen=_TICKS_KEPT)).append(message)
         minute = t.replace(second=0, microsecond=0)
         bar = self._bar.get(symbol)
         late = self._closed.get((symbol, minute))
@@ -232,6 +240,19 @@ class MarketData:
     def latest_bars(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The `bars` map of GET /v2/stocks/bars/latest: each symbol's last completed minute."""
         return {s: wire.rest_form(self._bars[s][-1]) for s in symbols if self._bars.get(s)}
+
+    def ticks(
+        self, kind: str, symbol: str, start: datetime | None, end: datetime | None
+    ) -> list[dict[str, Any]]:
+        """The live session's quotes (`kind` "q") or trades ("t") of `symbol` in [start, end],
+        in time order (REST shape). (sim) Ticks before the venue started are not generated."""
+        log = (self._quote_log if kind == "q" else self._trade_log).get(symbol, ())
+        rows = sorted(log, key=lambda m: m["t"]) if kind == "t" else list(log)  # late prints
+        return [
+            wire.rest_form(m)
+            for m in rows
+            if (start is None or m["t"] >= start) and (end is None or m["t"] <= end)
+        ]
 
     def minute_bars(
         self, symbol: str, start: datetime | None, end: datetime | None

@@ -541,6 +541,26 @@ async def bars(request: web.Request) -> web.Response:
     return json_response({"bars": result, "next_page_token": token})
 
 
+def _ticks_handler(kind: str, key: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        q = request.query
+        result, token = _exchange(request).ticks_page(
+            kind,
+            _required_symbols(request),
+            parse_time(q.get("start"), "start"),
+            parse_time(q.get("end"), "end"),
+            min(
+                parse_int(q.get("limit"), "limit", 1000, low=1, high=10_000),
+                request.app[SERVICES].data_page_limit,
+            ),
+            q.get("page_token") or None,
+        )
+        return json_response({key: result, "next_page_token": token})
+
+    handler.__doc__ = f"GET /v2/stocks/{key}?symbols=&start=&end=&limit=&page_token= (paged)."
+    return handler
+
+
 async def snapshots(request: web.Request) -> web.Response:
     """GET /v2/stocks/snapshots?symbols=: latest trade/quote, minute bar, daily bar and the
     previous daily bar per symbol (alpaca-py's `get_stock_snapshot`)."""
@@ -580,6 +600,8 @@ def build_app(services: VenueServices) -> web.Application:
     r.add_get("/v2/stocks/bars/latest", latest_bars)
     r.add_get("/v2/stocks/bars", bars)
     r.add_get("/v2/stocks/snapshots", snapshots)
+    r.add_get("/v2/stocks/quotes", _ticks_handler("q", "quotes"))
+    r.add_get("/v2/stocks/trades", _ticks_handler("t", "trades"))
     r.add_get("/v2/stocks/{symbol}/quotes/latest", latest_quote)
     r.add_get("/v2/stocks/{symbol}/trades/latest", latest_trade)
     r.add_get("/stream", services.hub.trading_handler)

@@ -94,6 +94,8 @@ class FakeEngine:
     """When set, `watch` yields its first event and then waits for this gate."""
     watch_closed: asyncio.Event = field(default_factory=asyncio.Event)
     streams_up: bool = True
+    starting_answers: int = 0
+    """Submissions answered ``starting`` (a daemon still reconciling) before one is taken."""
 
     def _crash(self, op: str) -> None:
         if op in self.crash_on:
@@ -108,6 +110,11 @@ class FakeEngine:
     async def submit(self, plan: Mapping[str, Any], *, dry_run: bool = False) -> PlanStatus:
         """Accept a plan with a plan_id and legs; an existing plan_id returns the plan."""
         self._crash("submit")
+        if self.starting_answers > 0:
+            self.starting_answers -= 1
+            raise ControlError(
+                ErrorCode.STARTING, "execd is starting: recovering 2 orders, ≈3 s left"
+            )
         if self.halted:
             raise ControlError(ErrorCode.HALTED, "execd is halted; `execd resume` to accept plans")
         plan_id = plan.get("plan_id")

@@ -145,3 +145,20 @@ async def test_timeout_is_a_connection_error() -> None:
             with pytest.raises(ControlConnectionError, match="did not answer 'health'"):
                 await client.health()
             never.set()
+
+
+async def test_submit_waits_through_starting() -> None:
+    """A daemon still reconciling answers `starting` (having done nothing): `submit` asks
+    again and gets the plan accepted; with a timeout too short it gives the reason."""
+    engine = FakeEngine(starting_answers=2)
+    async with running_server(engine) as (server, _), ControlClient(server.path) as client:
+        accepted = await client.submit(plan_doc("after-start"))
+        assert accepted.state == "accepted"
+        assert engine.submitted == ["after-start"]
+    engine = FakeEngine(starting_answers=100)
+    async with running_server(engine) as (server, _):
+        async with ControlClient(server.path, timeout=0.2) as client:
+            with pytest.raises(ControlError) as refused:
+                await client.submit(plan_doc("never"))
+        assert refused.value.code == "starting"
+        assert "recovering 2 orders" in refused.value.message

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from execd.control import server as server_module
-from execd.control.protocol import ControlError, ErrorCode, decode_request
+from execd.control.protocol import ControlError, ErrorCode, decode_request, nested_too_deep
 from tests.control.fakes import running_server
 from tests.control.test_server import connect
 
@@ -86,3 +86,21 @@ async def test_connections_per_peer_are_capped(monkeypatch: pytest.MonkeyPatch) 
                 await asyncio.sleep(0.02)
         else:
             raise AssertionError("the peer could not connect again")
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        (b"[" * 32 + b"]" * 32, False),
+        (b"[" * 33 + b"]" * 33, True),
+        (b'{"a":' * 33 + b"1" + b"}" * 33, True),
+        (b'{"s":"' + b"[" * 100 + b'"}', False),  # brackets inside a string
+        (b'{"s":"\\"' + b"[" * 100 + b'"}', False),  # after an escaped quote, still a string
+        (b"[]" * 10_000, False),  # wide is not deep
+        (b'"' + b"[" * 100, True),  # unterminated string: its brackets count (invalid anyway)
+        (b"[" * 100_000, True),  # never closed: the decoder would recurse into every one
+    ],
+)
+def test_nesting_bound_edges(text: bytes, deep: bool) -> None:
+    """Exactly 32 levels pass, 33 do not; strings and width never count as depth."""
+    assert nested_too_deep(text) is deep

@@ -117,9 +117,12 @@ def leg(
 
     These scenarios follow the seeds' ladder, whose step 4 is a plain market order: they
     choose `fallback_order = "market"` unless a test says otherwise. The default (capped)
-    fallback is covered by test_ladder_collar.py and test_ladder_protection.py.
+    fallback is covered by test_ladder_collar.py and test_ladder_protection.py. They re-peg by
+    PATCH (`repeg_method = "replace"`, the seeds' wording and the path with venue races to
+    pin); the default cancel-and-place re-peg has its own tests.
     """
     params.setdefault("fallback_order", "market")
+    params.setdefault("repeg_method", "replace")
     spec = LegSpec(
         "plan-1", 0, symbol, side, D(qty), urgency, None if cap is None else D(cap), session
     )

@@ -149,7 +149,7 @@ def test_replace_confirmed_is_logged_as_step_3() -> None:
     from execd.domain.order_state import OrderEventKind as K
     from tests.domain.test_ladder import cid
 
-    lg = leg(repeg_threshold_percent=D(100))
+    lg = leg(repeg_threshold_percent=D(100), repeg_method="replace")
     started(lg)
     lg.update(0, K.NEW)
     lg.quote("10.01", "10.02")

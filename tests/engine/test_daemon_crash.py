@@ -51,9 +51,10 @@ PLAN = {
 LEG_QTY = {("crash", 0): Decimal(500), ("crash", 1): Decimal(600)}
 
 
-def _daemon(venue: SimVenue) -> DaemonProcess:
+def _daemon(venue: SimVenue, repeg_method: str = "cancel_and_place") -> DaemonProcess:
     return DaemonProcess.for_venue(
         venue,
+        ladder={"repeg_method": repeg_method},
         # Both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin book.
         better_orders={"apply_to": "all", "normal_timeout_seconds": 0.7},
         # An intent still in flight at the crash settles within this (recovery waits).
@@ -188,7 +189,7 @@ async def test_kill_while_a_replace_is_pending(venue: SimVenue) -> None:
     """The drifting quote makes a leg re-peg by PATCH; the venue performs the replace and
     holds the answer; the daemon dies. The restart sees the old order replaced and the new
     one live, adopts the new one and finishes."""
-    async with _daemon(venue) as daemon:
+    async with _daemon(venue, repeg_method="replace") as daemon:
         await daemon.start()
         await venue.fail_next_requests(delay=3.0, method="PATCH", path="/v2/orders/", when="after")
         await _submit(daemon)

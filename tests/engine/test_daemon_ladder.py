@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.engine.conftest import StartDaemon, runaway, write_tape
 
@@ -62,7 +63,11 @@ async def test_calm_market_unlisted_symbol_starts_passive_and_beats_the_touch(
     market order, never pays above its own highest limit, and its saving against the touch a
     marketable order would have taken is reported. (Whether passive beats the touch depends on
     where a random market goes next; the venue no longer promises it, issue 12.)"""
-    d = await start_daemon(ladder={"passive_timeout_seconds": 1.5})
+    # The passive style's own patience (issue 10 item 6) is minutes by default: re-check
+    # every 1.5 s and cross (to the capped fallback) after 6 s, so the test stays short.
+    d = await start_daemon(
+        ladder={"passive_timeout_seconds": 1.5, "passive_patience_normal_seconds": 6.0}
+    )
     status = await d.run(
         {"plan_id": "calm-aapl", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "10"}]}
     )
@@ -105,6 +110,7 @@ async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
         # The seeds' plain market fallback, chosen explicitly (the default is collared).
         execution={"max_repegs_per_order": 2, "fallback_order": "market"},
         better_orders={"normal_timeout_seconds": 0.5},
+        ladder={"repeg_method": "replace"},
     )
     status = await d.run(
         {"plan_id": "runaway", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
@@ -121,6 +127,30 @@ async def test_runaway_quote_repegs_by_replace_then_falls_back_to_market(
     assert status.state == "completed", status.reason
     assert leg.repegs == 2
     assert leg.filled_qty == 100
+
+
+async def test_runaway_quote_repegs_by_cancel_and_place_by_default(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """The same runaway quote with the default re-peg method: each re-peg cancels the working
+    order and, once the cancel is confirmed, places the remainder at a higher price (never a
+    PATCH, never two live orders — the history checker holds that), then the market order."""
+    d = await start_daemon(
+        sim=_runaway_tape(tmp_path),
+        execution={"max_repegs_per_order": 2, "fallback_order": "market"},
+        better_orders={"normal_timeout_seconds": 0.5},
+    )
+    status = await d.run(
+        {"plan_id": "runaway-cp", "legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
+    )
+    orders = await d.orders("runaway-cp", 0)
+    assert _types(orders) == ["limit", "limit", "limit", "market"]
+    assert all(e["order"]["replaces"] is None for e in orders)
+    assert [e["order"]["status"] for e in orders[:3]] == ["canceled"] * 3
+    assert _limit(orders[0]) < _limit(orders[1]) < _limit(orders[2])
+    assert status.state == "completed", status.reason
+    assert status.legs[0].repegs == 2
+    assert status.legs[0].filled_qty == 100
 
 
 async def test_low_urgency_never_sends_a_market_order(
@@ -151,7 +181,10 @@ async def test_low_urgency_never_sends_a_market_order(
 async def test_legacy_mode_sends_market_orders_only(start_daemon: StartDaemon) -> None:
     """`execution.enable_smart_execution = false`: every leg, leveraged or not, is one plain
     market order, and no limit order is ever sent."""
-    d = await start_daemon(execution={"enable_smart_execution": False})
+    with capture_logs() as logs:
+        d = await start_daemon(execution={"enable_smart_execution": False})
+    # The daemon says once, at start, that the ladder is off (issue 10 item 5).
+    assert [e["event"] for e in logs].count("smart_execution_disabled") == 1
     plan = {
         "plan_id": "legacy",
         "legs": [

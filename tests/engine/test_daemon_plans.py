@@ -192,7 +192,9 @@ async def test_a_scheduled_plan_can_be_cancelled(start_daemon: StartDaemon) -> N
     assert _venue_orders(await d.history()) == []
 
 
-async def test_leg_not_done_by_the_deadline_is_cancelled(start_daemon: StartDaemon) -> None:
+async def test_leg_not_done_by_the_deadline_ends_and_its_order_is_canceled(
+    start_daemon: StartDaemon,
+) -> None:
     """A leg resting below the market at the plan's deadline ends with that reason (the
     plan's deadline reaches the leg's own, `execd.domain.deadline`) and its order is
     cancelled at the venue; not_before holds the plan until then."""

@@ -3,6 +3,7 @@ clamped, the default fallback is capped, and issue 11's runner sizing spends cas
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -170,6 +171,39 @@ async def test_a_halted_symbol_holds_and_trades_once_resumed(start_daemon: Start
     assert await d.orders(plan.plan_id, 0) == [], "an order into a halted symbol"
     resumed_at = d.venue.clock.now()
     d.venue.hub.publish_market_data(status("T", "Trading Resumption"))
+    final = await d.finish(plan.plan_id)
+    assert final.state == "completed", final.reason
+    orders = await d.orders(plan.plan_id, 0)
+    assert orders
+    first = datetime.fromisoformat(orders[0]["order"]["created_at"].replace("Z", "+00:00"))
+    assert first >= resumed_at
+
+
+async def test_the_venues_halt_holds_the_leg_until_it_resumes(start_daemon: StartDaemon) -> None:
+    """`/sim/halt` (the venue sends `statuses` `H`, then `T` on `/sim/resume`): a plan for
+    the halted symbol sends nothing while halted and completes after the resumption."""
+    d = await start_daemon(better_orders={"apply_to": "all"})  # marketable: a short test
+    quotes = d.daemon.engine.quotes
+    quotes.subscribe(["AAPL"])
+    await asyncio.wait_for(quotes.wait_quote("AAPL"), 10)  # the subscription is live
+    await d.venue.halt("AAPL")
+
+    async def halted() -> bool:
+        return quotes.halted("AAPL") is not None
+
+    await d.wait_until(halted, "the daemon to see the venue's halt")
+    plan = await d.submit(
+        {"plan_id": "vhalt", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "5"}]}
+    )
+    begin = d.venue.clock.now()
+
+    async def later() -> bool:
+        return (d.venue.clock.now() - begin).total_seconds() >= 1.5
+
+    await d.wait_until(later, "1.5 s of venue time while halted")
+    assert await d.orders(plan.plan_id, 0) == [], "an order into a halted symbol"
+    resumed_at = d.venue.clock.now()
+    await d.venue.resume("AAPL")
     final = await d.finish(plan.plan_id)
     assert final.state == "completed", final.reason
     orders = await d.orders(plan.plan_id, 0)

@@ -71,9 +71,12 @@ def runaway_tape(directory: Path) -> dict[str, Any]:
 
 
 PLAN = {"legs": [{"symbol": "ACME", "side": "buy", "qty": "100"}]}
-LADDER = {"execution": {"max_repegs_per_order": 2, "fallback_order": "market"}}
-"""Two re-pegs by replace, then the cancel and the (chosen) plain market order for the
-remainder."""
+LADDER = {
+    "execution": {"max_repegs_per_order": 2, "fallback_order": "market"},
+    "ladder": {"repeg_method": "replace"},
+}
+"""Two re-pegs by replace (the PATCH path is what these storms test), then the cancel and
+the (chosen) plain market order for the remainder."""
 
 
 async def wait_order(d: Harness, plan_id: str, what: str, test: Callable[[Any], bool]) -> None:

@@ -61,7 +61,7 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "BETTER_ORDERS__ENABLE_PREMARKET_ASSESSMENT": "false",
         "BETTER_ORDERS__WAIT_FOR_SPREADS_MINUTES": "3",
         "BETTER_ORDERS__NORMAL_EXECUTION_UNTIL_MINUTES": "6",
-        "LADDER__REPEG_METHOD": "cancel_and_place",
+        "LADDER__REPEG_METHOD": "replace",
         "LADDER__QUOTE_WAIT_SECONDS": "6",
         "LADDER__VALIDATION_RECHECKS": "2",
         "LADDER__CONFIRM_TIMEOUT_SECONDS": "11",

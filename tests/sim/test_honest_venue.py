@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,9 @@ from alpaca.data.requests import (
     StockLatestBarRequest,
     StockLatestQuoteRequest,
     StockLatestTradeRequest,
+    StockQuotesRequest,
     StockSnapshotRequest,
+    StockTradesRequest,
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
@@ -936,3 +938,38 @@ async def test_hostile_admin_and_order_inputs_are_refused_cleanly(venue: SimVenu
         ) as reply:
             assert reply.status == 400
     assert venue.exchange.halted() == ()
+
+
+async def test_historical_quotes_and_trades_page_through_alpaca_py() -> None:
+    """alpaca-py's get_stock_quotes / get_stock_trades read the session's ticks, in time order,
+    across pages (the venue pages at 50 rows here)."""
+    options = ServerOptions(data_page_limit=50)
+    async with SimVenue(venue_config(speed=30.0), options=options) as venue:
+        data = StockHistoricalDataClient(
+            venue.key_id, venue.secret_key, url_override=venue.data_url
+        )
+        await wait_until(
+            lambda: (
+                len(
+                    venue.exchange.ticks_page("t", ["SPY"], None, None, 10_000, None)[0].get(
+                        "SPY", []
+                    )
+                )
+                > 120
+            ),
+            "a few hundred SPY ticks",
+            30,
+        )
+        start = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+        quotes = await rest(
+            data.get_stock_quotes, StockQuotesRequest(symbol_or_symbols="SPY", start=start)
+        )
+        trades = await rest(
+            data.get_stock_trades, StockTradesRequest(symbol_or_symbols=["SPY"], start=start)
+        )
+    spy_quotes, spy_trades = quotes["SPY"], trades["SPY"]
+    assert len(spy_trades) > 120
+    assert len(spy_quotes) > len(spy_trades)
+    assert [q.timestamp for q in spy_quotes] == sorted(q.timestamp for q in spy_quotes)
+    assert [t.timestamp for t in spy_trades] == sorted(t.timestamp for t in spy_trades)
+    assert all(q.bid_price < q.ask_price for q in spy_quotes)
