@@ -6,7 +6,8 @@ NBBO steps up 0.2 % (twice the default `repeg_threshold_percent`) every `JUMP_EV
 staggered across symbols. Two probes on the venue's `Exchange`, on one monotonic clock: a
 market-data listener stamps each quote as the venue publishes it (the stream's own listener,
 which writes the frame, runs just before), and a wrapper around `Exchange.replace_order`
-stamps each replace as the venue handles it. Latency = replace − the latest publish of that
+stamps each replace (or, with the default ``cancel_and_place`` re-peg, each cancel: a
+re-peg's first request) as the venue handles it. Latency = replace − the latest publish of that
 symbol before it; a replace more than `MAX_ATTRIBUTED_S` after the last move is not counted
 (a timeout re-peg, not a reaction).
 
@@ -109,16 +110,27 @@ class Probe:
         original: Callable[[str, Any], dict[str, Any]] = exchange.replace_order
 
         def replace_order(order_id: str, body: Any) -> dict[str, Any]:
-            arrived = time.monotonic()
-            symbol = exchange.get_order(order_id)["symbol"]
-            last = self.published.get(symbol)
-            if last is not None and arrived - last <= MAX_ATTRIBUTED_S:
-                self.latencies.append(arrived - last)
-            else:
-                self.unattributed += 1
+            self._arrived(exchange.get_order(order_id)["symbol"])
             return original(order_id, body)
 
         setattr(exchange, "replace_order", replace_order)  # noqa: B010 (an instance hook)
+        cancel: Callable[[str], None] = exchange.cancel_order
+
+        def cancel_order(order_id: str) -> None:
+            # With ladder.repeg_method = "cancel_and_place" (the default) a re-peg's first
+            # request is the cancel: the venue hearing it is the reaction.
+            self._arrived(exchange.get_order(order_id)["symbol"])
+            cancel(order_id)
+
+        setattr(exchange, "cancel_order", cancel_order)  # noqa: B010 (an instance hook)
+
+    def _arrived(self, symbol: str) -> None:
+        arrived = time.monotonic()
+        last = self.published.get(symbol)
+        if last is not None and arrived - last <= MAX_ATTRIBUTED_S:
+            self.latencies.append(arrived - last)
+        else:
+            self.unattributed += 1
 
     @classmethod
     def empty(cls) -> Probe:
