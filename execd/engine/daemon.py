@@ -23,6 +23,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 import uvloop
@@ -48,7 +49,9 @@ from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.telemetry import Telemetry
 from execd.engine.venue import Endpoints, open_venue
-from execd.sim.venue import SimVenue
+
+if TYPE_CHECKING:
+    from execd.sim.venue import SimVenue  # loaded only when the venue runs in-process
 
 _log = structlog.get_logger("execd.daemon")
 
