@@ -192,7 +192,10 @@ async def running_daemon(
         )
     async with _open_journal(settings) as (journal, lock), open_venue(settings) as endpoints:
         clock = VenueClock()
-        budget = RequestBudget(limit=settings.gateway.requests_per_minute)
+        budget = RequestBudget(
+            limit=settings.gateway.requests_per_minute,
+            cancel_reserve=settings.gateway.cancel_reserve,
+        )
         rest_config = RestConfig(
             trading_url=endpoints.trading_url,
             data_url=endpoints.data_url,
