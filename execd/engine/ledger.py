@@ -69,6 +69,14 @@ class Commitments:
             if not leg.finished and leg.limit_price is None
         }
 
+    def all_buys(self) -> dict[Key, Decimal]:
+        """USD every unfinished started buy may still spend, live order or not."""
+        return {
+            key: _unfilled(leg) * price
+            for key, (leg, price) in self._buys.items()
+            if not leg.finished
+        }
+
     def sells(self, symbol: str) -> dict[Key, Decimal]:
         """Shares of `symbol` that started sells have yet to sell."""
         return {
@@ -77,9 +85,12 @@ class Commitments:
             if leg.leg.symbol == symbol and not leg.finished
         }
 
-    async def cash_around(self, read: Callable[[], Awaitable[T]]) -> tuple[T, Decimal]:
-        """`read()` (the account) and the USD the ledger reserves that it cannot show."""
-        before = self.cash()
+    async def cash_around(self, read: Callable[[], Awaitable[T]]) -> tuple[T, Decimal, Decimal]:
+        """`read()` (the account), the USD the ledger reserves that the account's buying
+        power cannot show, and the USD every started buy may still spend (to check against
+        the account's cash itself: a re-peg's cancel frees the venue's hold before the leg
+        hears of it, so "live" is not proof that the venue holds the cash)."""
+        before, before_all = self.cash(), self.all_buys()
         seen: dict[Key, tuple[LegRecord, Decimal]] = {}
         self._watchers.append(seen)
         try:
@@ -87,7 +98,8 @@ class Commitments:
         finally:
             self._watchers.remove(seen)
         started = {k: v for k, (leg, v) in seen.items() if leg.leg.side is Side.BUY}
-        return answer, merged(before, self.cash(), started)
+        invisible = merged(before, self.cash(), started)
+        return answer, invisible, merged(before_all, self.all_buys(), started)
 
     async def sells_around(
         self, symbol: str, read: Callable[[], Awaitable[T]]

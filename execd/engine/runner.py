@@ -317,7 +317,7 @@ class PlanRunner:
         margin": two plans sized from the same read must not both spend it)."""
         ledger = self._ctx.ledger
         try:
-            account, reserved = await ledger.cash_around(self._ctx.rest.account)
+            account, reserved, spending = await ledger.cash_around(self._ctx.rest.account)
             self.account_reads += 1
         except AdapterError as exc:
             for leg in ready:
@@ -329,6 +329,8 @@ class PlanRunner:
         what = "buying power" if margin else "cash"
         # Buys started by any plan but with no live order yet are not in the venue's figure.
         power = Decimal(str(cash or 0)) - reserved
+        if not margin:  # nor more than the cash less every started buy, live or not
+            power = min(power, Decimal(str(account.cash or 0)) - spending)
         sells_done = all(leg.finished for leg in self.record.legs if leg.leg.side is Side.SELL)
         params = self._ctx.ports.params
         total = self._buy_total(quotes)

@@ -64,10 +64,14 @@ async def test_a_buy_started_and_live_during_the_read_is_still_counted() -> None
         other.limit_price = Decimal("519")
         return "account"
 
-    answer, reserved = await ledger.cash_around(read)
-    assert (answer, reserved) == ("account", Decimal(13000))
-    _, reserved = await ledger.cash_around(_account)  # a later read sees its hold itself
-    assert reserved == 0
+    answer, reserved, spending = await ledger.cash_around(read)
+    assert (answer, reserved, spending) == ("account", Decimal(13000), Decimal(13000))
+    # A later read sees its hold in the buying power; against the cash it still counts.
+    _, reserved, spending = await ledger.cash_around(_account)
+    assert (reserved, spending) == (0, Decimal(13000))
+    other.filled_qty = Decimal(5)
+    _, _, spending = await ledger.cash_around(_account)
+    assert spending == Decimal(10400)
 
 
 async def test_a_sell_that_started_and_filled_during_the_read_is_still_counted() -> None:
