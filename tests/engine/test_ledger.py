@@ -68,7 +68,7 @@ async def test_a_buy_started_and_live_during_the_read_is_still_counted() -> None
     assert (answer, reserved, spending) == ("account", Decimal(13000), Decimal(13000))
     # A later read sees its hold in the buying power; against the cash it still counts.
     _, reserved, spending = await ledger.cash_around(_account)
-    assert (reserved, spending) == (0, Decimal(13000))
+    assert (reserved, spending) == (Decimal(0), Decimal(13000))
     other.filled_qty = Decimal(5)
     _, _, spending = await ledger.cash_around(_account)
     assert spending == Decimal(10400)
