@@ -427,8 +427,19 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
 
 
 def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """Seed 003 step 0: assess the pre-open spread once, set budget and wait."""
+    """Seed 003 step 0: assess the pre-open spread once, from a fresh quote, set budget
+    and wait. A stale pre-open quote (last night's book, a frozen feed) is not assessed
+    (DESIGN.md "Fresh quote"): the leg waits for a fresh one, and without one by the open
+    it skips step 0 (`leg_premarket_skipped`) and prices with the configured budget."""
     if s.premarket is not None or not p.enable_premarket_assessment:
+        return s
+    if q.age_seconds(now) > p.quote_freshness_seconds:
+        acts.append(
+            Note(
+                "leg_premarket_quote_stale",
+                {**quote_fields(q, now), "freshness_s": p.quote_freshness_seconds, "step": 0},
+            )
+        )
         return s
     assessment = assess_premarket(q, p.spread_rules)
     if assessment is None:
@@ -986,6 +997,13 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
             if s.phase is LegPhase.OPEN_WAIT and s.spread_waits > 0:
                 # Seed 003: after the spread wait, re-check with a fresh quote.
                 return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
+            if (
+                s.phase is LegPhase.PRE_OPEN
+                and s.premarket is None
+                and p.enable_premarket_assessment
+                and p.enable_smart_execution
+            ):
+                acts.append(Note("leg_premarket_skipped", {"reason": "no_fresh_quote", "step": 0}))
             return _open(s, now, p, acts)
         case Timer.QUOTE:
             return _quote_overdue(s, now, p, acts)
