@@ -542,14 +542,16 @@ class LegRunner:
                 return
         if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED):
             return  # unknown outcome, or refused before any intent was written
+        # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
+        not_sent = isinstance(event, PlaceFailed) and event.not_sent
         try:
             await self._ports.journal.record_event(
                 cid,
                 None,
-                "refused",
+                "not_sent" if not_sent else "refused",
                 self._ports.clock.now(),
                 {"status": status, "message": message},
-                status=OrderStatus.REJECTED,
+                status=OrderStatus.CANCELED if not_sent else OrderStatus.REJECTED,
             )
         except (JournalError, ValueError) as exc:
             _log.error("journal_refusal_failed", client_order_id=cid, error=str(exc))
