@@ -132,6 +132,8 @@ class Engine:
         self._quote_source = intake.QuoteSource(
             ports.quotes,
             ports.rest,
+            ports.clock.now,
+            ports.params.quote_freshness_seconds,
             ports.params.quote_wait_seconds,
             self._subscribe,
             self._unsubscribe,
@@ -283,7 +285,7 @@ class Engine:
     async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
         """What `submit` would do, priced now: each leg's style and first limit price."""
         params = self._ports.params
-        found = await self._quote_source.many(plan.symbols())
+        found = (await self._quote_source.many(plan.symbols())).fresh
         record = PlanRecord(plan, self._ports.clock.now(), self._ports.clock.now)
         record.scheduled_for = schedule.start_at
         record.state = "scheduled" if schedule.held else "accepted"
@@ -726,8 +728,9 @@ class Engine:
         return None
 
     async def _risk_errors(self, plan: Plan, known_equity: Decimal | None = None) -> list[str]:
-        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
-        against the account's equity read now; `known_equity` when intake just read it)."""
+        """The `[risk]` caps a plan breaches at submit, valued from fresh quotes only (a leg
+        with only a stale one is bounded by the order cap: `check_plan`), against the
+        account's equity read now (`known_equity` when intake just read it)."""
         limits = self._ports.risk.limits
         if not limits.any_notional_cap:
             return []
@@ -735,11 +738,23 @@ class Engine:
         if limits.needs_equity:
             equity = known_equity if known_equity is not None else await self._equity()
             self._ports.risk.equity = equity
-        quotes: dict[str, Quote] = await self._quote_source.many(
-            {leg.symbol for leg in plan if leg.qty is not None}
-        )
+        found = await self._quote_source.many({leg.symbol for leg in plan if leg.qty is not None})
+        quotes: dict[str, Quote] = found.fresh
         self._ports.risk.remember(quotes)
-        breaches = check_plan(limits, plan, quotes, equity)
+        stale = {
+            symbol: self._quote_source.why_missing(found, symbol)
+            for symbol, old in found.stale.items()
+            if old is not None
+        }
+        if found.stale:
+            # Valued when its orders are priced (each against the order cap); logged so
+            # that a plan cap passed without these legs' prices is never silent.
+            _log.warning(
+                "risk_legs_unvalued",
+                plan_id=plan.plan_id,
+                why=[self._quote_source.why_missing(found, s) for s in sorted(found.stale)],
+            )
+        breaches = check_plan(limits, plan, quotes, equity, stale)
         return [f"risk limit: {breach.reason}" for breach in breaches]
 
     async def _equity(self) -> Decimal:
