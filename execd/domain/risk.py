@@ -413,12 +413,12 @@ def _stale_bound_breach(
 ) -> RiskBreach | None:
     """The plan cap against the valued legs plus, for each leg with only a stale quote,
     the order cap its orders are held to (`check_plan`); None when it fits."""
-    named = "; ".join(f"{leg.label} ({why[leg.symbol]})" for leg in legs)
+    named = "; ".join(f"{leg.label}: {why[leg.symbol]}" for leg in legs)
     if order_cap is None:
         return RiskBreach(
             plan_cap.limit,
-            f"cannot value {named} against {plan_cap.text}: no fresh quote, and no order cap"
-            " bounds its orders; submit again when it is quoted",
+            f"cannot check {plan_cap.text} without a fresh price, and no order cap bounds"
+            f" the orders of a leg without one ({named}); submit again when it is quoted",
         )
     bound = valued + order_cap.amount * len(legs)
     if bound <= plan_cap.amount:

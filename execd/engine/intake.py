@@ -129,8 +129,8 @@ class QuoteLookup:
         if quote is None:
             return f"no quote for {symbol} within {waited:g}s"
         return (
-            f"{symbol}'s latest quote is {quote.age_seconds(now):.1f}s old"
-            f" (execution.quote_freshness_seconds {freshness:g}) and no fresh one came"
+            f"{symbol}'s latest quote is {quote.age_seconds(now):.1f}s old, over"
+            f" execution.quote_freshness_seconds {freshness:g}, and no fresh one came"
             f" within {waited:g}s"
         )
 

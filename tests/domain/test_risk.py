@@ -255,7 +255,7 @@ def test_stale_only_leg_with_no_order_cap_refuses_under_a_plan_cap() -> None:
     be checked, so the plan is refused, naming the leg and the quote's age."""
     got = check_plan(RiskLimits(max_plan_notional=D(10_000)), MIXED, {}, stale=STALE)
     assert [b.limit for b in got] == ["max_plan_notional"]
-    assert "legs[0] (TQQQ's latest quote is 6.0s old)" in got[0].reason
+    assert "(legs[0]: TQQQ's latest quote is 6.0s old)" in got[0].reason, got[0].reason
 
 
 @pytest.mark.parametrize(

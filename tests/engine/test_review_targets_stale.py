@@ -61,3 +61,19 @@ async def test_the_plan_cap_is_not_valued_from_a_stale_quote(
     # order cap to bound its orders, the leg cannot pass the plan cap.
     assert "max_plan_notional" in str(refused.value), refused.value
     assert "$96,120" not in str(refused.value), "valued from the stale $40 quote"
+
+
+async def test_targets_wait_for_a_fresh_quote(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """ACME's $40 quote is stale at submit and trades again at $80 within
+    `ladder.quote_wait_seconds` (2 s here) of it, or just before: sized from the $80 quote
+    either way (10% of $100k = about 124 shares), never from the $40 one (about 249)."""
+    early = [TapeQuote(i * 0.2, Decimal("40.00"), Decimal("40.05")) for i in range(5)]
+    later = [TapeQuote(8.5 + i * 0.2, Decimal("80.00"), Decimal("80.05")) for i in range(100)]
+    tape = write_tape(tmp_path / "gap.jsonl", {"ACME": early + later}, start=time(10, 0))
+    d = await start_daemon(sim={"tape": str(tape), "positions": {}})
+    await asyncio.sleep(7)  # ACME's last quote is now ~6 s old: stale
+    status = await d.submit({"plan_id": "t-wait", "targets": {"ACME": "0.10"}})
+    qty = status.legs[0].qty
+    assert qty is not None
+    assert Decimal(115) <= qty <= Decimal(130), f"sized {qty} ACME, not from the $80 quote"
+    await d.daemon.engine.cancel("t-wait")
