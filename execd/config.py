@@ -16,6 +16,7 @@ walks the model and fails on a key that nothing references.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -408,6 +409,81 @@ class GatewayConfig(_Section):
     this plus the request timeout before it declares an unanswered order never sent."""
 
 
+class MetricsConfig(_Section):
+    """The Prometheus endpoint (issue 13): off by default, and loopback only when on."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9464"
+    """HOST:PORT of ``GET /metrics``; HOST must be a loopback address (127.0.0.0/8, ::1 as
+    ``[::1]:PORT``, or ``localhost``): the counters describe the account's trading."""
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        host, port = split_listen(value)
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range in {value!r}")
+        if host != "localhost":
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise ValueError(f"metrics listen on a loopback address only, not {host!r}")
+        return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` → (host, port); ValueError when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class NotifyConfig(_Section):
+    """Webhook notifications (issue 13): a JSON POST per event, never in trading's way."""
+
+    webhook_urls: list[SecretStr] = Field(default_factory=list)
+    """http(s) URLs; each event is POSTed to each. Secret: a URL often carries a token."""
+    stream_down_seconds: float = Field(30.0, gt=0, le=86_400)
+    """A stream down this long (continuously) is notified once per outage."""
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    max_attempts: int = Field(3, ge=1, le=10)
+    """Tries per event and URL (backoff 1 s, 2 s, 4 s... between them), then it is dropped."""
+    queue_size: int = Field(100, ge=1, le=10_000)
+    """Events waiting to be sent; beyond it new events are dropped (and logged)."""
+
+    apprise_urls: list[SecretStr] = Field(default_factory=list)
+    """Apprise URLs (``tgram://…``, ``slack://…``, ``discord://…``, ``mailto://…``): the
+    same events as short texts. Needs the optional extra: ``pip install 'execd[apprise]'``."""
+
+    @field_validator("apprise_urls")
+    @classmethod
+    def _apprise(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if not value:
+            return value
+        try:
+            import apprise
+        except ImportError:
+            raise ValueError(
+                "notify.apprise_urls needs the optional apprise package: "
+                "pip install 'execd[apprise]'"
+            ) from None
+        for index, url in enumerate(value):
+            if not apprise.Apprise().add(url.get_secret_value()):
+                raise ValueError(f"apprise_urls[{index}] is not a URL apprise understands")
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for url in value:
+            if not url.get_secret_value().startswith(("http://", "https://")):
+                raise ValueError("webhook URLs must be http:// or https://")
+        return value
+
+
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "execd_config_file", default=None
 )
@@ -464,6 +540,8 @@ class Settings(BaseSettings):
     log: LogConfig = Field(default_factory=LogConfig)
     plans: PlansConfig = Field(default_factory=PlansConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @classmethod
     def settings_customise_sources(

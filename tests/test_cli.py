@@ -217,13 +217,24 @@ async def test_not_running_says_so_and_how_to_start(capsys: pytest.CaptureFixtur
     """Every client command on a missing socket: one stderr line, `execd run`, exit 3."""
     with short_tmpdir() as tmp:
         sock = str(tmp / "execd.sock")
-        for argv in (["status"], ["health", "--json"], ["halt"], ["cancel", "p"], ["report", "p"]):
+        for argv in (["status"], ["health", "--json"], ["halt"], ["cancel", "p"]):
             run = await execd(capsys, *argv, "--socket", sock)
             assert run.code == 3
             assert run.out == ""
             assert len(run.err.splitlines()) == 1
             assert "execd is not running" in run.err
             assert "execd run" in run.err
+
+
+async def test_report_with_a_socket_of_no_daemon(capsys: pytest.CaptureFixture[str]) -> None:
+    """`report --socket` asks the daemon for its journal: none there, one line naming the
+    way out (--journal), exit 3."""
+    with short_tmpdir() as tmp:
+        run = await execd(capsys, "report", "p", "--socket", str(tmp / "execd.sock"))
+    assert run.code == 3
+    assert run.out == ""
+    assert len(run.err.strip().splitlines()) == 1
+    assert "--journal" in run.err
 
 
 async def test_socket_comes_from_the_config(capsys: pytest.CaptureFixture[str]) -> None:
@@ -403,30 +414,3 @@ async def test_health_table_json_and_exit_code(capsys: pytest.CaptureFixture[str
         down = await execd(capsys, "health", "--socket", str(server.path))
     assert down.code == 1
     assert "DOWN" in down.out
-
-
-async def test_report_of_a_finished_plan(capsys: pytest.CaptureFixture[str]) -> None:
-    """`report` shows per-leg fills vs arrival mid and vs a market order, with the total."""
-    engine = FakeEngine()
-    await engine.submit(plan_doc("a", legs=2))
-    async for _ in engine.watch("a"):
-        pass
-    async with running_server(engine) as (server, _):
-        run = await execd(capsys, "report", "a", "--socket", str(server.path))
-    assert run.code == 0
-    assert run.err == ""
-    assert "vs mid bps" in run.out
-    assert "mkt order px" in run.out
-    assert "50.02" in run.out
-    assert "saving vs market orders: $0.20" in run.out
-
-
-async def test_report_of_a_working_plan_warns(capsys: pytest.CaptureFixture[str]) -> None:
-    """A report on an unfinished plan says it is provisional (stderr) but still prints."""
-    engine = FakeEngine()
-    await engine.submit(plan_doc("a", legs=1))
-    async with running_server(engine) as (server, _):
-        run = await execd(capsys, "report", "a", "--socket", str(server.path))
-    assert run.code == 0
-    assert "provisional" in run.err
-    assert "plan a: accepted" in run.out

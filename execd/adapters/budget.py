@@ -63,6 +63,8 @@ class BudgetStatistics:
     venue_remaining: int | None
     #: monotonic time until which a 429 blocks everything (None: not blocked).
     blocked_until: float | None
+    #: 429 answers since start (for the metrics endpoint).
+    rate_limited_total: int = 0
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class BudgetLedger:
     limit: int = 190
     window: float = 60.0
     read_reserve: int = 10
+    rate_limited_total: int = 0
     _waiting: dict[Priority, deque[int]] = field(
         default_factory=lambda: {p: deque() for p in Priority}
     )
@@ -173,6 +176,7 @@ class BudgetLedger:
             self._blocked_until = max(self._blocked_until or until, until)
             self._venue_remaining = 0
             self._venue_reset_at = until
+            self.rate_limited_total += 1
             log.warning("rate_limited", blocked_for=round(until - now, 3))
 
     # -- questions -----------------------------------------------------------
@@ -212,6 +216,7 @@ class BudgetLedger:
             waiting={p: len(line) for p, line in self._waiting.items()},
             venue_remaining=self._venue_remaining,
             blocked_until=self._blocked_until,
+            rate_limited_total=self.rate_limited_total,
         )
 
     # -- internals -----------------------------------------------------------

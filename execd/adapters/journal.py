@@ -22,7 +22,7 @@ Threading: SQLite calls block, and the event loop must never block
 (LESSONS.md). So ONE dedicated thread owns the connection (sqlite3's
 ``check_same_thread`` enforces it) and runs every read and write; the async
 methods hand it a small closure and await a future. The thread commits in
-groups: it drains whatever is queued (up to `_MAX_BATCH` calls) into one
+groups: it drains whatever is queued (up to `MAX_BATCH` calls) into one
 transaction, each call in its own savepoint so one failure rolls back only
 itself, then commits once and resolves the futures. Under a burst that turns
 a thousand fsyncs into a handful without weakening anything: no future
@@ -35,33 +35,67 @@ a shutdown, and an intent without a request is harmless (the lookup finds no
 order). Values are validated in the caller's task before anything is queued,
 so a bad argument raises at once and never reaches the file.
 
-Storage conventions: `Decimal` as plain TEXT (``"12.34"``, never REAL, never
-exponent notation); datetimes tz-aware in, RFC 3339 UTC text stored
-(``2026-05-11T13:30:00.000000Z``), tz-aware UTC out; JSON as TEXT.
+Storage conventions, errors and row types live in `journal_rows` (re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypedDict, TypeVar, Unpack
+from typing import Any, Self, TypeVar, Unpack
 
 import msgspec
 
-from execd.adapters.journal_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from execd.adapters.journal_rows import (
+    FILL_COLS,
+    LEG_COLS,
+    LEG_FIELDS,
+    ORDER_COLS,
+    PLAN_COLS,
+    TERMINAL,
+    DuplicateIntent,
+    EventRow,
+    FillRow,
+    JournalClosed,
+    JournalError,
+    JournalSettings,
+    JournalUnwritable,
+    JournalVersionError,
+    JsonInput,
+    LegRow,
+    LegSpec,
+    LegUpdate,
+    NotAJournal,
+    OrderKind,
+    OrderRow,
+    PlanRow,
+    RecordConflict,
+    UnfinishedPlan,
+    UnknownRecord,
+    dec_text,
+    dec_text_opt,
+    event_row,
+    fill_row,
+    json_text,
+    leg_row,
+    order_row,
+    plan_row,
+    positive,
+    ts_text,
+    ts_text_opt,
+)
+from execd.adapters.journal_worker import BUSY_TIMEOUT_MS, Worker
+from execd.domain.benchmarks import LegBenchmarks
 from execd.domain.ids import parse_client_order_id, plan_key
-from execd.domain.order_state import TERMINAL_STATUSES, OrderStatus
+from execd.domain.order_state import OrderStatus
+from execd.domain.quotes import Quote
 from execd.domain.types import Side, Urgency
 
 __all__ = [
@@ -73,6 +107,7 @@ __all__ = [
     "JournalClosed",
     "JournalError",
     "JournalSettings",
+    "JournalUnwritable",
     "JournalVersionError",
     "JsonInput",
     "LegRow",
@@ -87,641 +122,8 @@ __all__ = [
     "UnknownRecord",
 ]
 
-#: How long a write waits for an outside process holding the write lock.
-BUSY_TIMEOUT_MS = 5_000
-#: Most calls committed together in one transaction (bounds one commit's latency).
-_MAX_BATCH = 512
-
-OrderKind = Literal["place", "replace"]
-#: JSON as text or bytes (stored as given once checked to parse) or a value to encode.
-JsonInput = str | bytes | Mapping[str, Any] | Sequence[Any]
 
 _T = TypeVar("_T")
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class JournalError(Exception):
-    """Base of every error the journal raises on purpose.
-
-    The tree::
-
-        JournalError
-        ├── JournalVersionError  the file was written by a newer execd: refused at open.
-        ├── NotAJournal          the file is some other SQLite database: refused at open.
-        ├── JournalClosed        a call after close().
-        ├── DuplicateIntent      this client order id was already intended: reconcile it
-        │                        by lookup, never send it again.
-        ├── UnknownRecord        the plan, leg or order named is not in the journal.
-        ├── RecordConflict       the same execution id (or order) reported two different
-        │                        ways: the first record is kept, the second is refused.
-        └── JournalUnwritable    the storage refused a write (disk full, I/O error,
-                                 read-only): nothing of that transaction is durable.
-    """
-
-
-class JournalVersionError(JournalError):
-    """The journal's schema is newer than this execd understands."""
-
-
-class NotAJournal(JournalError):
-    """The file at the journal path is not an execd journal."""
-
-
-class JournalClosed(JournalError):
-    """The journal was closed; nothing more can be read or written."""
-
-
-class DuplicateIntent(JournalError):
-    """An intent for this client order id is already recorded.
-
-    The order may already be at the venue: the caller must look it up by its
-    client order id, never send it again.
-    """
-
-
-class UnknownRecord(JournalError):
-    """The plan, leg or order named does not exist in the journal."""
-
-
-class RecordConflict(JournalError):
-    """A second, different account of something already recorded (kept as first seen)."""
-
-
-class JournalUnwritable(JournalError):
-    """The storage refused a write. Issue 11 §5: the journal is execd's memory, so the
-    first such failure is reported to `Journal.wait_unwritable` and the engine stops
-    trading; retrying blindly would trade on a journal that no longer records it."""
-
-
-_STORAGE_ERRORS = frozenset(
-    {
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_CORRUPT,
-        sqlite3.SQLITE_NOTADB,
-        sqlite3.SQLITE_PROTOCOL,
-    }
-)
-
-
-def _storage_failure(exc: BaseException) -> bool:
-    """Whether SQLite says the storage itself failed (not a constraint or a bug)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_ERRORS
-
-
-# --- rows -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRow:
-    """One submitted plan. `finished_at is None` means the plan still needs work."""
-
-    plan_id: str
-    submitted_at: datetime
-    state: str
-    reason: str | None
-    finished_at: datetime | None
-    plan_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class LegRow:
-    """One leg of a plan, as its coroutine last reported it."""
-
-    plan_id: str
-    leg_index: int
-    symbol: str
-    side: Side
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    urgency: Urgency
-    state: str
-    step: str | None
-    filled_qty: Decimal
-    avg_fill_price: Decimal | None
-    reason: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    report: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    """One order attempt: the intent, then what the venue said about it."""
-
-    client_order_id: str
-    plan_id: str
-    leg_index: int
-    attempt: int
-    kind: OrderKind
-    order_type: str
-    side: Side
-    qty: Decimal
-    limit_price: Decimal | None
-    replaces_client_order_id: str | None
-    intent_at: datetime
-    order_id: str | None
-    status: OrderStatus
-    acked_at: datetime | None
-    last_event_at: datetime | None
-
-    @property
-    def is_open(self) -> bool:
-        """Not known to be final: it may still be working (or may exist) at the venue."""
-        return not self.status.is_terminal
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One venue event, verbatim; `id` orders events as they were recorded."""
-
-    id: int
-    client_order_id: str | None
-    order_id: str | None
-    event: str
-    at: datetime
-    raw: str
-
-
-@dataclass(frozen=True, slots=True)
-class FillRow:
-    """One execution, recorded once."""
-
-    execution_id: str
-    client_order_id: str
-    qty: Decimal
-    price: Decimal
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class UnfinishedPlan:
-    """A plan a restarted daemon must resume or reconcile, with its legs in index order."""
-
-    plan: PlanRow
-    legs: tuple[LegRow, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class JournalSettings:
-    """What the connection really runs with (for the health report and the tests)."""
-
-    path: Path
-    schema_version: int
-    journal_mode: str
-    synchronous: str
-    foreign_keys: bool
-    busy_timeout_ms: int
-
-
-class LegSpec(Protocol):
-    """What `record_legs` needs of a leg; `execd.domain.plans.Leg` fits."""
-
-    @property
-    def index(self) -> int: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def qty(self) -> Decimal | None: ...
-    @property
-    def notional(self) -> Decimal | None: ...
-    @property
-    def limit_price(self) -> Decimal | None: ...
-    @property
-    def urgency(self) -> Urgency: ...
-
-
-class LegUpdate(TypedDict, total=False):
-    """The leg fields `update_leg` may change; a field left out is left as it is."""
-
-    state: str
-    step: str | None
-    filled_qty: Decimal
-    avg_fill_price: Decimal | None
-    reason: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    report: JsonInput | None
-
-
-# --- encoding -------------------------------------------------------------------------------
-
-
-def _dec(value: Decimal) -> str:
-    """Plain decimal text: exact, and readable in the sqlite3 shell (no ``1E+2``)."""
-    if not isinstance(value, Decimal) or not value.is_finite():
-        raise ValueError(f"expected a finite Decimal, got {value!r}")
-    return format(value, "f")
-
-
-def _dec_opt(value: Decimal | None) -> str | None:
-    return None if value is None else _dec(value)
-
-
-def _positive(name: str, value: Decimal) -> str:
-    text = _dec(value)
-    if value <= 0:
-        raise ValueError(f"{name} must be positive: {value}")
-    return text
-
-
-def _ts(value: datetime) -> str:
-    """RFC 3339 UTC with fixed microseconds, so text order is time order."""
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ValueError(f"expected a tz-aware datetime, got {value!r}")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _ts_opt(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _json(value: JsonInput) -> str:
-    """JSON text; text or bytes given are checked to parse, so every stored row reads back."""
-    if isinstance(value, bytes | str):
-        raw = value.encode() if isinstance(value, str) else value
-        try:
-            msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc}") from exc
-        return raw.decode()
-    return msgspec.json.encode(value).decode()
-
-
-def _json_opt(value: JsonInput | None) -> str | None:
-    return None if value is None else _json(value)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _time_opt(text: str | None) -> datetime | None:
-    return None if text is None else _time(text)
-
-
-def _decimal_opt(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-# Column encoders for update_leg; the keys double as the whitelist of column names.
-_LEG_FIELDS: Mapping[str, Callable[[Any], object]] = {
-    "state": str,
-    "step": lambda v: None if v is None else str(v),
-    "filled_qty": _dec,
-    "avg_fill_price": _dec_opt,
-    "reason": lambda v: None if v is None else str(v),
-    "started_at": _ts_opt,
-    "finished_at": _ts_opt,
-    "report": _json_opt,
-}
-
-_TERMINAL = tuple(sorted(s.value for s in TERMINAL_STATUSES))
-
-
-# --- row decoding (runs on the journal thread) -------------------------------------------
-
-_PLAN_COLS = "plan_id, submitted_at, state, reason, finished_at, plan_json"
-_LEG_COLS = (
-    "plan_id, leg_index, symbol, side, qty, notional, limit_price, urgency, state, step,"
-    " filled_qty, avg_fill_price, reason, started_at, finished_at, report"
-)
-_ORDER_COLS = (
-    "client_order_id, plan_id, leg_index, attempt, kind, order_type, side, qty, limit_price,"
-    " replaces_client_order_id, intent_at, order_id, status, acked_at, last_event_at"
-)
-_FILL_COLS = "f.execution_id, f.client_order_id, f.qty, f.price, f.at"
-
-
-def _plan_row(r: sqlite3.Row) -> PlanRow:
-    return PlanRow(
-        plan_id=r["plan_id"],
-        submitted_at=_time(r["submitted_at"]),
-        state=r["state"],
-        reason=r["reason"],
-        finished_at=_time_opt(r["finished_at"]),
-        plan_json=r["plan_json"],
-    )
-
-
-def _leg_row(r: sqlite3.Row) -> LegRow:
-    return LegRow(
-        plan_id=r["plan_id"],
-        leg_index=r["leg_index"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        qty=_decimal_opt(r["qty"]),
-        notional=_decimal_opt(r["notional"]),
-        limit_price=_decimal_opt(r["limit_price"]),
-        urgency=Urgency(r["urgency"]),
-        state=r["state"],
-        step=r["step"],
-        filled_qty=Decimal(r["filled_qty"]),
-        avg_fill_price=_decimal_opt(r["avg_fill_price"]),
-        reason=r["reason"],
-        started_at=_time_opt(r["started_at"]),
-        finished_at=_time_opt(r["finished_at"]),
-        report=r["report"],
-    )
-
-
-def _order_filled_qty(conn: sqlite3.Connection, client_order_id: str) -> Decimal | None:
-    """``orders.filled_qty``, else (a row from before schema v3) the sum of its fills;
-    None when the journal has no such order."""
-    row = conn.execute(
-        "SELECT filled_qty FROM orders WHERE client_order_id = ?", (client_order_id,)
-    ).fetchone()
-    if row is None:
-        return None
-    if row["filled_qty"] is not None:
-        return Decimal(row["filled_qty"])
-    fills = conn.execute(
-        "SELECT qty FROM fills WHERE client_order_id = ?", (client_order_id,)
-    ).fetchall()
-    return sum((Decimal(f["qty"]) for f in fills), Decimal(0))
-
-
-def _order_row(r: sqlite3.Row) -> OrderRow:
-    kind: OrderKind = "replace" if r["kind"] == "replace" else "place"
-    return OrderRow(
-        client_order_id=r["client_order_id"],
-        plan_id=r["plan_id"],
-        leg_index=r["leg_index"],
-        attempt=r["attempt"],
-        kind=kind,
-        order_type=r["order_type"],
-        side=Side(r["side"]),
-        qty=Decimal(r["qty"]),
-        limit_price=_decimal_opt(r["limit_price"]),
-        replaces_client_order_id=r["replaces_client_order_id"],
-        intent_at=_time(r["intent_at"]),
-        order_id=r["order_id"],
-        status=OrderStatus(r["status"]),
-        acked_at=_time_opt(r["acked_at"]),
-        last_event_at=_time_opt(r["last_event_at"]),
-    )
-
-
-def _fill_row(r: sqlite3.Row) -> FillRow:
-    return FillRow(
-        execution_id=r["execution_id"],
-        client_order_id=r["client_order_id"],
-        qty=Decimal(r["qty"]),
-        price=Decimal(r["price"]),
-        at=_time(r["at"]),
-    )
-
-
-def _event_row(r: sqlite3.Row) -> EventRow:
-    return EventRow(
-        id=r["id"],
-        client_order_id=r["client_order_id"],
-        order_id=r["order_id"],
-        event=r["event"],
-        at=_time(r["at"]),
-        raw=r["raw"],
-    )
-
-
-# --- opening and migrating (runs on the journal thread) ----------------------------------
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories 0700 (chmod too: the umask must not widen or narrow it)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-            os.chmod(path, 0o700)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open, configure and migrate; the connection belongs to the calling thread."""
-    _make_private_dirs(path.parent)
-    # Created 0600 before SQLite sees it: the -wal and -shm files copy its mode,
-    # and the journal holds the account's whole trading history.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise JournalError(f"journal {path}: SQLite refused WAL mode (got {mode!r})")
-        # FULL: in WAL mode the WAL is fsynced at every commit, so a commit that
-        # returned survives a power cut, not only a process crash.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply every missing migration, one transaction each, version read under the lock."""
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            if version == 0:
-                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
-                    raise NotAJournal(
-                        f"{path} is an SQLite database but not an execd journal "
-                        "(tables present, no schema version): refusing to touch it"
-                    )
-            elif app_id != APPLICATION_ID:
-                raise NotAJournal(
-                    f"{path} is not an execd journal (application_id {app_id:#x}): "
-                    "refusing to touch it"
-                )
-            if version > SCHEMA_VERSION:
-                raise JournalVersionError(
-                    f"journal {path} has schema version {version}, but this execd knows "
-                    f"versions up to {SCHEMA_VERSION}: it was written by a newer execd. "
-                    "Run that version, or point journal.path at another file."
-                )
-            if version == SCHEMA_VERSION:
-                conn.execute("COMMIT")
-                return
-            migration = MIGRATIONS[version]
-            try:
-                for statement in migration.statements:
-                    conn.execute(statement)
-            except sqlite3.Error as exc:
-                raise JournalError(
-                    f"journal {path}: migration to v{migration.version} "
-                    f"({migration.description}) failed, file left at v{version}: {exc}"
-                ) from exc
-            conn.execute(f"PRAGMA user_version = {migration.version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-
-
-# --- the journal thread -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Call:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-
-
-_Outcome = tuple[asyncio.Future[Any], BaseException | None, Any]
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    """Resolve futures on the loop; a future whose awaiter was cancelled is skipped."""
-    for future, error, value in outcomes:
-        if future.done():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
-
-
-class _Worker:
-    """The one thread that owns the connection and runs every call, in order."""
-
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
-        self._path = path
-        self._loop = loop
-        self.unwritable: str | None = None
-        """The first storage failure (set on the loop), None while writes succeed."""
-        self.unwritable_event = asyncio.Event()
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._conn: sqlite3.Connection | None = None
-        self._opened: asyncio.Future[None] = loop.create_future()
-        self._stopped: asyncio.Future[None] = loop.create_future()
-        # Daemon: a process that exits without close() must not hang on this
-        # thread; SQLite's commit is atomic, so being cut off is like kill -9.
-        self._thread = threading.Thread(
-            target=self._run, name=f"execd-journal:{path.name}", daemon=True
-        )
-
-    async def start(self) -> None:
-        self._thread.start()
-        try:
-            await self._opened
-        except asyncio.CancelledError:
-            self._queue.put(None)  # the opener gave up: close the file once it is open
-            raise
-
-    def submit(self, fn: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
-        future: asyncio.Future[_T] = self._loop.create_future()
-        self._queue.put(_Call(fn, future))
-        return future
-
-    async def stop(self) -> None:
-        """Run everything queued, close the connection, end the thread."""
-        self._queue.put(None)
-        await asyncio.shield(self._stopped)
-
-    def _post(self, callback: Callable[..., None], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            self._loop.call_soon_threadsafe(callback, *args)
-
-    def _run(self) -> None:
-        try:
-            self._conn = _connect(self._path)
-        except BaseException as exc:
-            self._post(_settle, [(self._opened, exc, None)])
-            self._post(_settle, [(self._stopped, None, None)])
-            return
-        self._post(_settle, [(self._opened, None, None)])
-        error: BaseException | None = None
-        try:
-            stopping = False
-            while not stopping:
-                batch: list[_Call] = []
-                item = self._queue.get()
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= _MAX_BATCH:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                stopping = item is None
-                if batch:
-                    outcomes = self._run_batch(self._conn, batch)
-                    failure = next(
-                        (e for _, e, _ in outcomes if isinstance(e, JournalUnwritable)), None
-                    )
-                    if failure is not None:
-                        self._post(self._mark_unwritable, str(failure))
-                    self._post(_settle, outcomes)
-        except BaseException as exc:  # a bug here must not leave awaiters hanging
-            error = exc
-        finally:
-            self._conn.close()
-            leftovers: list[_Outcome] = []
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    leftovers.append((item.future, JournalClosed("journal closed"), None))
-            self._post(_settle, leftovers)
-            self._post(_settle, [(self._stopped, error, None)])
-
-    def _mark_unwritable(self, reason: str) -> None:
-        """On the loop: remember the first storage failure and wake its waiters."""
-        if self.unwritable is None:
-            self.unwritable = reason
-            self.unwritable_event.set()
-
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Call]) -> list[_Outcome]:
-        """One transaction for the batch, one savepoint per call, one commit."""
-        outcomes: list[_Outcome] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for call in batch:
-                conn.execute("SAVEPOINT call")
-                try:
-                    value = call.fn(conn)
-                except Exception as exc:
-                    if not conn.in_transaction or _storage_failure(exc):
-                        raise  # SQLite aborted the whole transaction (disk full, I/O)
-                    conn.execute("ROLLBACK TO call")
-                    conn.execute("RELEASE call")
-                    outcomes.append((call.future, exc, None))
-                else:
-                    conn.execute("RELEASE call")
-                    outcomes.append((call.future, None, value))
-            conn.execute("COMMIT")
-        except Exception as exc:
-            # Nothing of this batch is durable: every call in it fails, reads included.
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.rollback()
-            kind = JournalUnwritable if _storage_failure(exc) else JournalError
-            failure = kind(f"journal transaction failed: {exc}")
-            failure.__cause__ = exc
-            return [(call.future, failure, None) for call in batch]
-        return outcomes
 
 
 # --- the journal -----------------------------------------------------------------------------
@@ -735,7 +137,7 @@ class Journal:
     the event loop that opened it.
     """
 
-    def __init__(self, path: Path, worker: _Worker) -> None:
+    def __init__(self, path: Path, worker: Worker) -> None:
         """Use `Journal.open`; this only wires an already started worker."""
         self._path = path
         self._worker = worker
@@ -750,7 +152,7 @@ class Journal:
         `NotAJournal` for any other SQLite file.
         """
         resolved = Path(path)
-        worker = _Worker(resolved, asyncio.get_running_loop())
+        worker = Worker(resolved, asyncio.get_running_loop())
         await worker.start()
         return cls(resolved, worker)
 
@@ -795,6 +197,11 @@ class Journal:
     ) -> None:
         await self.close()
 
+    def observe_commits(self, callback: Callable[[float, bool], None] | None) -> None:
+        """Call `callback(seconds, committed)` after every transaction, on the journal's
+        thread (so it must be thread-safe and quick): the metrics' write latency."""
+        self._worker.on_commit = callback
+
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
             raise JournalClosed(f"journal {self._path} is closed")
@@ -816,7 +223,7 @@ class Journal:
         Returns False when `plan_id` is already in the journal: a resubmitted
         plan must send nothing new, and the journal is not changed.
         """
-        row = (plan_id, _ts(submitted_at), state, _json(plan_json))
+        row = (plan_id, ts_text(submitted_at), state, json_text(plan_json))
         leg_rows = [_leg_insert_row(plan_id, leg) for leg in legs]
 
         def fn(conn: sqlite3.Connection) -> bool:
@@ -853,7 +260,7 @@ class Journal:
         finished_at: datetime | None = None,
     ) -> None:
         """Set a plan's state; `reason` and `finished_at` are changed only when given."""
-        args = (state, reason, _ts_opt(finished_at), plan_id)
+        args = (state, reason, ts_text_opt(finished_at), plan_id)
 
         def fn(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
@@ -866,24 +273,37 @@ class Journal:
 
         await self._call(fn)
 
-    async def update_leg(self, plan_id: str, leg_index: int, **fields: Unpack[LegUpdate]) -> None:
-        """Change some fields of a leg (see `LegUpdate`); others are left as they are."""
+    async def update_leg(
+        self,
+        plan_id: str,
+        leg_index: int,
+        *,
+        benchmarks: LegBenchmarks | None = None,
+        **fields: Unpack[LegUpdate],
+    ) -> None:
+        """Change some fields of a leg (see `LegUpdate`); others are left as they are.
+
+        `benchmarks` (a leg that ended) are kept in the same transaction, so ending a
+        leg stays one journal round trip."""
         columns: list[str] = []
         values: list[object] = []
         for name, value in fields.items():
-            encode = _LEG_FIELDS.get(name)
+            encode = LEG_FIELDS.get(name)
             if encode is None:
                 raise ValueError(f"update_leg: unknown field {name!r}")
             columns.append(f"{name} = ?")  # `name` is from the whitelist above
             values.append(encode(value))
-        if not columns:
+        if not columns and benchmarks is None:
             return
         sql = f"UPDATE legs SET {', '.join(columns)} WHERE plan_id = ? AND leg_index = ?"
         args = (*values, plan_id, leg_index)
+        bench = None if benchmarks is None else _benchmark_row(plan_id, leg_index, benchmarks)
 
         def fn(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql, args).rowcount == 0:
+            if columns and conn.execute(sql, args).rowcount == 0:
                 raise UnknownRecord(f"no leg {plan_id}/{leg_index} in the journal")
+            if bench is not None:
+                _insert_benchmarks(conn, bench)
 
         await self._call(fn)
 
@@ -934,10 +354,10 @@ class Journal:
             kind,
             order_type,
             Side(side).value,
-            _positive("qty", qty),
-            None if limit_price is None else _positive("limit_price", limit_price),
+            positive("qty", qty),
+            None if limit_price is None else positive("limit_price", limit_price),
             replaces_client_order_id,
-            _ts(at),
+            ts_text(at),
             OrderStatus.PENDING_SUBMIT.value,
         )
 
@@ -979,7 +399,7 @@ class Journal:
         the stream often reports the order before the REST answer arrives, and
         a later `new` must not overwrite the `filled` the stream already gave.
         """
-        args = (order_id, OrderStatus(status).value, _ts(at))
+        args = (order_id, OrderStatus(status).value, ts_text(at))
 
         def fn(conn: sqlite3.Connection) -> None:
             current = conn.execute(
@@ -1021,9 +441,9 @@ class Journal:
         states absorb). An event for an order the journal does not know is
         still kept: the venue's word is never dropped.
         """
-        at_text = _ts(at)
+        at_text = ts_text(at)
         status_text = None if status is None else OrderStatus(status).value
-        row = (client_order_id, order_id, event, at_text, _json(raw))
+        row = (client_order_id, order_id, event, at_text, json_text(raw))
 
         def fn(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
@@ -1036,7 +456,7 @@ class Journal:
                     "UPDATE orders SET"
                     " order_id = coalesce(order_id, ?1),"
                     " last_event_at = max(coalesce(last_event_at, ?2), ?2),"
-                    f" status = CASE WHEN ?3 IS NULL OR status IN ({_in_list(_TERMINAL)})"
+                    f" status = CASE WHEN ?3 IS NULL OR status IN ({_in_list(TERMINAL)})"
                     " THEN status ELSE ?3 END"
                     " WHERE client_order_id = ?4",
                     (order_id, at_text, status_text, client_order_id),
@@ -1054,6 +474,7 @@ class Journal:
         at: datetime,
         *,
         cumulative: Decimal | None = None,
+        quote: Quote | None = None,
     ) -> bool:
         """Record one execution; False when it is already recorded.
 
@@ -1067,11 +488,23 @@ class Journal:
         journal under another id (a fill learned over REST during recovery is recorded
         under a made-up ``reconciled:`` id, and the stream may report the same shares
         later with the venue's id), so nothing is written and False is returned.
+
+        `quote` is the NBBO the quote cache held when the fill arrived (the "vs NBBO"
+        benchmark of issue 13), kept with the fill.
         """
-        row = (execution_id, client_order_id, _positive("qty", qty), _positive("price", price))
-        at_text = _ts(at)
+        row = (execution_id, client_order_id, positive("qty", qty), positive("price", price))
+        at_text = ts_text(at)
         if cumulative is not None and not (cumulative.is_finite() and cumulative >= qty):
             raise ValueError(f"cumulative {cumulative} below this execution's qty {qty}")
+        nbbo: tuple[str | None, ...] = (None,) * 5
+        if quote is not None:
+            nbbo = (
+                dec_text(quote.bid),
+                dec_text(quote.ask),
+                dec_text(quote.bid_size),
+                dec_text(quote.ask_size),
+                ts_text(quote.venue_time),
+            )
 
         def fn(conn: sqlite3.Connection) -> bool:
             counted = _order_filled_qty(conn, client_order_id)
@@ -1082,9 +515,9 @@ class Journal:
                 if known is None:
                     return False  # the same shares, already counted under another id
             cur = conn.execute(
-                "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (*row, at_text),
+                "INSERT OR IGNORE INTO fills (execution_id, client_order_id, qty, price, at,"
+                " bid, ask, bid_size, ask_size, quote_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, at_text, *nbbo),
             )
             if cur.rowcount == 1:
                 after = (counted or Decimal(0)) + qty
@@ -1092,7 +525,7 @@ class Journal:
                     after = max(after, cumulative)
                 conn.execute(
                     "UPDATE orders SET filled_qty = ? WHERE client_order_id = ?",
-                    (_dec(after), client_order_id),
+                    (dec_text(after), client_order_id),
                 )
                 return True
             old = conn.execute(
@@ -1125,13 +558,13 @@ class Journal:
 
     async def set_halted(self, halted: bool, at: datetime, reason: str = "") -> None:
         """Journal the kill switch: a restarted daemon reads it back with `halted`."""
-        value = _json({"halted": halted, "reason": reason})
+        value = json_text({"halted": halted, "reason": reason})
 
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO daemon_state (key, value, at) VALUES ('halted', ?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
-                (value, _ts(at)),
+                (value, ts_text(at)),
             )
 
         await self._call(fn)
@@ -1148,6 +581,20 @@ class Journal:
 
         return await self._call(fn)
 
+    # --- post-trade benchmarks --------------------------------------------------------------
+
+    async def record_benchmarks(
+        self, plan_id: str, leg_index: int, benchmarks: LegBenchmarks
+    ) -> None:
+        """Keep what a leg saw of the market (a rewrite replaces it); `update_leg` takes
+        them too, to write them with the leg's end in one transaction."""
+        row = _benchmark_row(plan_id, leg_index, benchmarks)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            _insert_benchmarks(conn, row)
+
+        await self._call(fn)
+
     # --- reads ------------------------------------------------------------------------------
 
     async def get_plan(self, plan_id: str) -> PlanRow | None:
@@ -1155,9 +602,9 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> PlanRow | None:
             r = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans WHERE plan_id = ?", (plan_id,)
+                f"SELECT {PLAN_COLS} FROM plans WHERE plan_id = ?", (plan_id,)
             ).fetchone()
-            return None if r is None else _plan_row(r)
+            return None if r is None else plan_row(r)
 
         return await self._call(fn)
 
@@ -1166,10 +613,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[PlanRow, ...]:
             rows = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans ORDER BY submitted_at DESC, plan_id LIMIT ?",
+                f"SELECT {PLAN_COLS} FROM plans ORDER BY submitted_at DESC, plan_id LIMIT ?",
                 (limit,),
             )
-            return tuple(_plan_row(r) for r in rows)
+            return tuple(plan_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1186,10 +633,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[UnfinishedPlan, ...]:
             rows = conn.execute(
-                f"SELECT {_PLAN_COLS} FROM plans WHERE finished_at IS NULL"
+                f"SELECT {PLAN_COLS} FROM plans WHERE finished_at IS NULL"
                 " ORDER BY submitted_at, plan_id"
             ).fetchall()
-            return tuple(UnfinishedPlan(_plan_row(r), _legs(conn, r["plan_id"])) for r in rows)
+            return tuple(UnfinishedPlan(plan_row(r), _legs(conn, r["plan_id"])) for r in rows)
 
         return await self._call(fn)
 
@@ -1198,10 +645,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> OrderRow | None:
             r = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE client_order_id = ?",
+                f"SELECT {ORDER_COLS} FROM orders WHERE client_order_id = ?",
                 (client_order_id,),
             ).fetchone()
-            return None if r is None else _order_row(r)
+            return None if r is None else order_row(r)
 
         return await self._call(fn)
 
@@ -1210,11 +657,11 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[OrderRow, ...]:
             rows = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE plan_id = ? AND leg_index = ?"
+                f"SELECT {ORDER_COLS} FROM orders WHERE plan_id = ? AND leg_index = ?"
                 " ORDER BY attempt",
                 (plan_id, leg_index),
             )
-            return tuple(_order_row(r) for r in rows)
+            return tuple(order_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1228,10 +675,10 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[OrderRow, ...]:
             rows = conn.execute(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE status NOT IN ({_in_list(_TERMINAL)})"
+                f"SELECT {ORDER_COLS} FROM orders WHERE status NOT IN ({_in_list(TERMINAL)})"
                 " ORDER BY intent_at, client_order_id"
             )
-            return tuple(_order_row(r) for r in rows)
+            return tuple(order_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1263,11 +710,11 @@ class Journal:
 
         def fn(conn: sqlite3.Connection) -> tuple[FillRow, ...]:
             rows = conn.execute(
-                f"SELECT {_FILL_COLS} FROM fills AS f WHERE NOT EXISTS"
+                f"SELECT {FILL_COLS} FROM fills AS f WHERE NOT EXISTS"
                 " (SELECT 1 FROM orders AS o WHERE o.client_order_id = f.client_order_id)"
                 " ORDER BY f.at, f.execution_id"
             )
-            return tuple(_fill_row(r) for r in rows)
+            return tuple(fill_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1280,7 +727,7 @@ class Journal:
                 " WHERE client_order_id = ? ORDER BY id",
                 (client_order_id,),
             )
-            return tuple(_event_row(r) for r in rows)
+            return tuple(event_row(r) for r in rows)
 
         return await self._call(fn)
 
@@ -1326,9 +773,9 @@ def _leg_insert_row(plan_id: str, leg: LegSpec) -> tuple[object, ...]:
         leg.index,
         leg.symbol,
         Side(leg.side).value,
-        None if leg.qty is None else _positive("qty", leg.qty),
-        None if leg.notional is None else _positive("notional", leg.notional),
-        None if leg.limit_price is None else _positive("limit_price", leg.limit_price),
+        None if leg.qty is None else positive("qty", leg.qty),
+        None if leg.notional is None else positive("notional", leg.notional),
+        None if leg.limit_price is None else positive("limit_price", leg.limit_price),
         Urgency(leg.urgency).value,
         "pending",
     )
@@ -1344,16 +791,58 @@ def _insert_legs(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -
 
 def _legs(conn: sqlite3.Connection, plan_id: str) -> tuple[LegRow, ...]:
     rows = conn.execute(
-        f"SELECT {_LEG_COLS} FROM legs WHERE plan_id = ? ORDER BY leg_index", (plan_id,)
+        f"SELECT {LEG_COLS} FROM legs WHERE plan_id = ? ORDER BY leg_index", (plan_id,)
     )
-    return tuple(_leg_row(r) for r in rows)
+    return tuple(leg_row(r) for r in rows)
+
+
+def _benchmark_row(plan_id: str, leg_index: int, b: LegBenchmarks) -> tuple[object, ...]:
+    return (
+        plan_id,
+        leg_index,
+        b.feed,
+        dec_text_opt(b.interval_vwap),
+        int(b.fallback_fired),
+        msgspec.json.encode(b).decode(),
+    )
+
+
+def _insert_benchmarks(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    plan_id, leg_index = row[0], row[1]
+    _require(
+        conn,
+        "SELECT 1 FROM legs WHERE plan_id = ? AND leg_index = ?",
+        (plan_id, leg_index),
+        f"leg {plan_id}/{leg_index}",
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO leg_benchmarks (plan_id, leg_index, feed, interval_vwap,"
+        " fallback_fired, benchmarks) VALUES (?, ?, ?, ?, ?, ?)",
+        row,
+    )
+
+
+def _order_filled_qty(conn: sqlite3.Connection, client_order_id: str) -> Decimal | None:
+    """``orders.filled_qty``, else (a row from before schema v3) the sum of its fills;
+    None when the journal has no such order."""
+    row = conn.execute(
+        "SELECT filled_qty FROM orders WHERE client_order_id = ?", (client_order_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row["filled_qty"] is not None:
+        return Decimal(row["filled_qty"])
+    fills = conn.execute(
+        "SELECT qty FROM fills WHERE client_order_id = ?", (client_order_id,)
+    ).fetchall()
+    return sum((Decimal(f["qty"]) for f in fills), Decimal(0))
 
 
 def _fills_for_leg(conn: sqlite3.Connection, plan_id: str, leg_index: int) -> tuple[FillRow, ...]:
     rows = conn.execute(
-        f"SELECT {_FILL_COLS} FROM fills AS f JOIN orders AS o"
+        f"SELECT {FILL_COLS} FROM fills AS f JOIN orders AS o"
         " ON o.client_order_id = f.client_order_id"
         " WHERE o.plan_id = ? AND o.leg_index = ? ORDER BY f.at, f.execution_id",
         (plan_id, leg_index),
     )
-    return tuple(_fill_row(r) for r in rows)
+    return tuple(fill_row(r) for r in rows)

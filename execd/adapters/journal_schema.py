@@ -163,8 +163,39 @@ _V3 = Migration(
     ),
 )
 
+_V4 = Migration(
+    4,
+    "post-trade benchmarks: the NBBO at each fill; leg_benchmarks (issue 13)",
+    (
+        # The NBBO the quote cache held when the fill event arrived (seed 003 step 5,
+        # "vs NBBO"). NULL when the cache had none (or for fills recorded before v4).
+        "ALTER TABLE fills ADD COLUMN bid TEXT",
+        "ALTER TABLE fills ADD COLUMN ask TEXT",
+        "ALTER TABLE fills ADD COLUMN bid_size TEXT",
+        "ALTER TABLE fills ADD COLUMN ask_size TEXT",
+        "ALTER TABLE fills ADD COLUMN quote_time TEXT",
+        # What a leg saw of the market, written once when it ends: the feed, the
+        # arrival NBBO at plan acceptance and at leg start, the interval VWAP, and
+        # the decisions (quote, spread and quote age at each; the limit of each
+        # order) as JSON (`execd.domain.benchmarks.LegBenchmarks`). The plain
+        # columns are the ones `execd report --since` groups and filters on.
+        """
+        CREATE TABLE leg_benchmarks (
+            plan_id        TEXT NOT NULL,
+            leg_index      INTEGER NOT NULL,
+            feed           TEXT NOT NULL,
+            interval_vwap  TEXT,
+            fallback_fired INTEGER NOT NULL DEFAULT 0 CHECK (fallback_fired IN (0, 1)),
+            benchmarks     TEXT NOT NULL,
+            PRIMARY KEY (plan_id, leg_index),
+            FOREIGN KEY (plan_id, leg_index) REFERENCES legs (plan_id, leg_index)
+        )
+        """,
+    ),
+)
+
 #: Every migration in order; `MIGRATIONS[i].version == i + 1`.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 #: The version a journal has once `Journal.open` returns.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
 import re
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -280,36 +282,81 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return code
 
 
-async def follow(client: ControlClient, accepted: PlanStatus, *, as_json: bool) -> PlanStatus:
+REFRESH_SECONDS = 1.0
+"""How often the live view re-reads the plan's status for the NBBO and elapsed times."""
+
+
+async def follow(
+    client: ControlClient,
+    accepted: PlanStatus,
+    *,
+    as_json: bool,
+    refresh: Callable[[], Awaitable[PlanStatus]] | None = None,
+) -> PlanStatus:
     """Show a plan's progress until it ends; return its final status.
 
-    On a terminal: a live per-leg table. Piped: one line per event. ``--json``: the events
-    as JSON lines.
+    On a terminal: a live per-leg table, redrawn on every event and, with `refresh`
+    (a second connection's status read), every `REFRESH_SECONDS` so the NBBO, its age
+    and the elapsed times move while nothing happens. Piped: one line per event.
+    ``--json``: the events as JSON lines.
     """
     legs: dict[int, LegStatus] = {leg.index: leg for leg in accepted.legs}
     out = console()
     live_view = not as_json and out.is_terminal
+    state = accepted.state
+    # The venue clock as last heard from the daemon, advanced by our monotonic clock.
+    heard: tuple[datetime, float] | None = None
 
-    def table(state: str) -> Any:
-        return render.live_table(accepted.plan_id, state, [legs[i] for i in sorted(legs)])
+    def venue_now() -> datetime | None:
+        if heard is None:
+            return None
+        return heard[0] + timedelta(seconds=time.monotonic() - heard[1])
 
-    live = Live(table(accepted.state), console=out, transient=True) if live_view else None
+    def table() -> Any:
+        return render.live_table(
+            accepted.plan_id, state, [legs[i] for i in sorted(legs)], venue_now()
+        )
+
+    live = Live(table(), console=out, transient=True, auto_refresh=False) if live_view else None
+
+    async def refresher() -> None:
+        nonlocal state
+        assert refresh is not None
+        assert live is not None
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)  # a display cadence, not synchronisation
+            status = await refresh()
+            state = status.state
+            for leg in status.legs:
+                legs[leg.index] = leg
+            live.update(table(), refresh=True)
+
     if live is not None:
         live.start()
+    ticker = asyncio.create_task(refresher()) if live is not None and refresh else None
     try:
         async for item in client.watch(accepted.plan_id):
             if isinstance(item, PlanStatus):
                 return item
             assert isinstance(item, WatchEvent)
+            heard = (item.at, time.monotonic())
+            state = item.plan_state
             if item.leg is not None:
                 legs[item.leg.index] = item.leg
             if as_json:
                 print_json(item)
             elif live is not None:
-                live.update(table(item.plan_state))
+                live.update(table(), refresh=True)
             else:
                 out.print(render.event_line(item), markup=False)
     finally:
+        if ticker is not None:
+            ticker.cancel()
+            # A refresh that failed only stopped refreshing; the watch reports the rest.
+            with contextlib.suppress(
+                asyncio.CancelledError, ControlError, ControlConnectionError, OSError
+            ):
+                await ticker
         if live is not None:
             live.stop()
     raise ControlConnectionError("the watch ended without the plan's final status")
@@ -320,9 +367,14 @@ def _json_flag(args: argparse.Namespace) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """`execd status [PLAN_ID] [--json]`."""
+    """`execd status [PLAN_ID] [--json] [--follow]`."""
+    if args.follow and not args.plan_id:
+        error("--follow needs a PLAN_ID")
+        return int(ExitCode.USAGE)
 
     async def body(client: ControlClient) -> ExitCode:
+        if args.plan_id and args.follow:
+            return await _follow_status(client, args)
         if args.plan_id:
             plan = await client.status(args.plan_id)
             if args.json:
@@ -339,7 +391,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             console().print("no plans")
         return ExitCode.OK
 
-    return run_client(args, body)
+    code = run_client(args, body)
+    if code == ExitCode.INTERRUPTED and args.follow:
+        error(f"stopped following; plan {args.plan_id} keeps running")
+    return code
+
+
+async def _follow_status(client: ControlClient, args: argparse.Namespace) -> ExitCode:
+    """Re-attach to a plan: the live view until it ends, then the result table. A plan
+    already over prints its result at once. Exit 0 only if every leg filled."""
+    plan = await client.status(args.plan_id)
+    if not render.is_finished(plan):
+        async with ControlClient(socket_path(args)) as poller:
+
+            async def refresh() -> PlanStatus:
+                return await poller.status(args.plan_id)
+
+            plan = await follow(client, plan, as_json=args.json, refresh=refresh)
+    if args.json:
+        print_json(plan)
+    else:
+        console().print(render.legs_table(plan, title=f"result — {render.plan_headline(plan)}"))
+    return ExitCode.OK if render.all_legs_filled(plan) else ExitCode.FAILED
 
 
 def _print_result(args: argparse.Namespace, value: Any, line: str) -> None:
@@ -393,22 +466,6 @@ def cmd_health(args: argparse.Namespace) -> int:
         else:
             console().print(render.health_table(health))
         return ExitCode.OK if render.healthy(health) else ExitCode.FAILED
-
-    return run_client(args, body)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """`execd report PLAN_ID [--json]`: execution quality of a finished plan."""
-
-    async def body(client: ControlClient) -> ExitCode:
-        plan = await client.status(args.plan_id)
-        if not render.is_finished(plan):
-            error(f"plan {plan.plan_id} is still {plan.state}: this report is provisional")
-        if args.json:
-            print_json(plan)
-        else:
-            console().print(render.report_table(plan))
-        return ExitCode.OK
 
     return run_client(args, body)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from execd import __version__
 from execd.cli import commands
+from execd.cli.report_cmd import add_report_parser
 
 _DESCRIPTION = """\
 execd executes rebalance plans on Alpaca with a smart order ladder and reports
@@ -199,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         as_json,
     )
     status.add_argument("plan_id", metavar="PLAN_ID", nargs="?", help="the plan (default: all)")
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="re-attach to a running plan: a live view (elapsed time, NBBO, working limit "
+        "and its distance from the touch, why a leg waits, slippage) until it ends; exit 0 "
+        "only if every leg filled",
+    )
     status.set_defaults(func=commands.cmd_status)
 
     cancel = add(
@@ -241,17 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.set_defaults(func=commands.cmd_health)
 
-    report = add(
-        "report",
-        "execution quality of a finished plan",
-        "The execution-quality table of a plan: per leg the average fill, slippage against "
-        "the arrival mid and the interval VWAP, and the saving against a market order sent "
-        "at arrival (positive = execd did better). Slippage is positive when it cost.",
-        client,
-        as_json,
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file, used to find the journal (default: $EXECD_CONFIG)",
     )
-    report.add_argument("plan_id", metavar="PLAN_ID")
-    report.set_defaults(func=commands.cmd_report)
+    add_report_parser(add, config_only)
     return parser
 
 

@@ -23,8 +23,9 @@ from execd.control.protocol import (
     PlanStatus,
     WatchEvent,
 )
+from execd.domain import display
 from execd.domain.calendar import EASTERN
-from execd.domain.tca import LegReport, PlanSavings, plan_savings, round_bps, round_usd
+from execd.domain.tca import round_bps, round_usd
 
 NONE = "—"
 
@@ -162,11 +163,67 @@ def legs_table(plan: PlanStatus, *, title: str | None = None) -> Table:
     return table
 
 
-def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Table:
-    """The `submit --follow` view: one row per leg, redrawn on every event."""
+def touch_distance(leg: LegStatus) -> Decimal | None:
+    """How far the working limit is beyond the touch it would take, in dollars.
+
+    Buy: limit − ask; sell: bid − limit. Positive = marketable (through the touch),
+    negative = resting inside the spread or behind it. None without a limit or a quote.
+    """
+    if leg.limit_price is None or leg.bid is None or leg.ask is None:
+        return None
+    if leg.side == "buy":
+        return leg.limit_price - leg.ask
+    return leg.bid - leg.limit_price
+
+
+def _elapsed(leg: LegStatus, now: datetime | None) -> str:
+    start = leg.started_at
+    if start is None:
+        return NONE
+    end = leg.finished_at or now
+    if end is None:
+        return NONE
+    seconds = max(0, int((end - start).total_seconds()))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _nbbo(leg: LegStatus) -> str:
+    if leg.bid is None or leg.ask is None:
+        return NONE
+    age = "" if leg.quote_age_seconds is None else f" ({leg.quote_age_seconds:.1f}s)"
+    return f"{display.price(leg.bid)} × {display.price(leg.ask)}{age}"
+
+
+def _signed(value: Decimal | None) -> str:
+    return NONE if value is None else f"{value:+f}"
+
+
+def live_table(
+    plan_id: str, plan_state: str, legs: Sequence[LegStatus], now: datetime | None = None
+) -> Table:
+    """The `--follow` view: one row per leg, redrawn on every event and refresh.
+
+    `now` (the venue's clock, as last heard from the daemon) gives running legs their
+    elapsed time. Per leg: the NBBO and its age, the working limit and its distance from
+    the touch (+ = through it), why a leg waits, and the slippage once it has fills.
+    """
     table = Table(title=f"plan {plan_id}: {plan_state}", title_justify="left")
-    for name in ("#", "symbol", "side", "state", "step", "filled/qty", "working px", "slip bps"):
-        table.add_column(name, justify="right" if name in {"#", "step", "slip bps"} else "left")
+    for name in (
+        "#",
+        "symbol",
+        "side",
+        "state",
+        "step",
+        "elapsed",
+        "filled/qty",
+        "bid × ask (age)",
+        "working px",
+        "vs touch",
+        "slip bps",
+        "waiting for",
+    ):
+        right = name in {"#", "step", "elapsed", "slip bps", "vs touch"}
+        table.add_column(name, justify="right" if right else "left")
     for leg in legs:
         table.add_row(
             str(leg.index),
@@ -174,9 +231,13 @@ def live_table(plan_id: str, plan_state: str, legs: Sequence[LegStatus]) -> Tabl
             leg.side,
             _state(leg.state),
             step_name(leg),
+            _elapsed(leg, now),
             _size(leg),
+            _nbbo(leg),
             _num(leg.limit_price),
+            _signed(touch_distance(leg)),
             _bps(leg.slippage_bps),
+            leg.waiting or "",
         )
     return table
 
@@ -194,8 +255,12 @@ def event_line(event: WatchEvent) -> str:
             f"step={step_name(leg).replace(' ', '-')}",
             f"filled={_size(leg)}",
         ]
+        if leg.bid is not None and leg.ask is not None:
+            parts.append(f"nbbo={display.price(leg.bid)}x{display.price(leg.ask)}")
         if leg.limit_price is not None:
             parts.append(f"px={_num(leg.limit_price)}")
+        if leg.waiting:
+            parts.append(f"waiting={leg.waiting!r}")
         if leg.slippage_bps is not None:
             parts.append(f"slip_bps={_bps(leg.slippage_bps)}")
     if event.message:
@@ -300,72 +365,3 @@ def halt_line(state: HaltState) -> str:
             "new plans are refused until `execd resume`"
         )
     return "execd resumed: accepting plans"
-
-
-def _leg_report(leg: LegStatus) -> LegReport:
-    """A LegStatus as the domain's LegReport, so plan totals use the one TCA implementation."""
-    notional = leg.filled_qty * leg.avg_fill_price if leg.avg_fill_price is not None else Decimal(0)
-    return LegReport(
-        symbol=leg.symbol,
-        side=leg.side,
-        requested_qty=leg.qty,
-        filled_qty=leg.filled_qty,
-        fill_count=0,
-        avg_price=leg.avg_fill_price,
-        notional=notional,
-        arrival_mid=leg.arrival_mid,
-        interval_vwap=leg.interval_vwap,
-        vs_arrival_mid_bps=leg.slippage_bps,
-        vs_fill_mid_bps=None,
-        vs_fill_touch_bps=None,
-        vs_vwap_bps=leg.vs_vwap_bps,
-        market_order_price=leg.market_order_price,
-        saving_vs_market_bps=leg.saving_vs_market_bps,
-        saving_vs_market_usd=leg.saving_vs_market_usd,
-    )
-
-
-def savings(plan: PlanStatus) -> PlanSavings:
-    """The plan's total saving against market orders at arrival (execd.domain.tca)."""
-    return plan_savings(_leg_report(leg) for leg in plan.legs)
-
-
-def report_table(plan: PlanStatus) -> Table:
-    """Execution quality of a plan: per leg, fills against arrival mid and a market order.
-
-    Slippage is positive when it cost us; the saving against a market order sent at
-    arrival (the arrival far touch) is positive when execd beat it.
-    """
-    total = savings(plan)
-    caption = f"saving vs market orders: ${_usd(total.saving_usd)}"
-    if total.saving_bps is not None:
-        caption += f" ({_bps(total.saving_bps)} bps over {total.legs_measured} leg(s))"
-    table = Table(title=plan_headline(plan), title_justify="left", caption=caption)
-    table.add_column("#", justify="right")
-    for name in ("symbol", "side", "state", "filled/qty"):
-        table.add_column(name, no_wrap=name != "filled/qty")
-    for name in ("avg fill", "arrival mid", "vs mid bps", "vs vwap bps"):
-        table.add_column(name, justify="right")
-    for name in ("mkt order px", "saved bps", "saved $", "repegs"):
-        table.add_column(name, justify="right")
-    table.add_column("style")
-    table.add_column("reason")
-    for leg in plan.legs:
-        table.add_row(
-            str(leg.index),
-            leg.symbol,
-            leg.side,
-            _state(leg.state),
-            _size(leg),
-            _num(leg.avg_fill_price),
-            _num(leg.arrival_mid),
-            _bps(leg.slippage_bps),
-            _bps(leg.vs_vwap_bps),
-            _num(leg.market_order_price),
-            _bps(leg.saving_vs_market_bps),
-            _usd(leg.saving_vs_market_usd),
-            str(leg.repegs),
-            leg.style or NONE,
-            leg.reason or "",
-        )
-    return table

@@ -228,6 +228,15 @@ class LegStatus(msgspec.Struct, frozen=True, kw_only=True):
     """What a market order sent at arrival would have paid: the arrival far touch."""
     saving_vs_market_bps: Decimal | None = None
     saving_vs_market_usd: Decimal | None = None
+    bid: Decimal | None = None
+    """The NBBO bid at the leg's last step (running legs only), for the live view."""
+    ask: Decimal | None = None
+    quote_age_seconds: float | None = None
+    """Age of that NBBO on the venue clock when the leg last looked."""
+    waiting: str | None = None
+    """Why a running leg has no working order (open delay, stale quote, ...); null otherwise."""
+    fallback_fired: bool = False
+    """The ladder reached its fallback (step 4) for this leg."""
     max_repegs: int | None = None
     """Re-pegs the leg's style allows (``re-peg 2/5``); null until the style is known."""
 
@@ -276,6 +285,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     """Legs holding for stale quotes, as ``plan_id[leg] SYMBOL`` (added in 0.2, optional)."""
     journal_error: str | None = None
     """Set once the journal refused a write: the daemon has stopped trading (optional)."""
+    journal_path: str | None = None
+    """The daemon's journal file, so `execd report --socket` reads the right one."""
     recovering: str | None = None
     """While the daemon reconciles its journal with the venue at start, e.g. ``recovering
     3 orders, ≈25 s left``; plans are answered ``starting`` until then (optional)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +55,8 @@ from execd.domain.sizing import qty_for_notional
 from execd.domain.tca import far_touch
 from execd.domain.types import Urgency
 from execd.engine import intake
+from execd.engine.benchmarks import capture_plan_arrival
+from execd.engine.events import EventHub
 from execd.engine.journaling import journal_document, restore_record
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import Snapshot, reconcile_working_orders
@@ -117,6 +119,8 @@ class Engine:
         """Where a journal failure is recorded for the next start (the lock file)."""
         self._recovering: tuple[int, float] | None = None  # (orders, monotonic ETA)
         self._subscriptions: Counter[str] = Counter()
+        self.events = EventHub()
+        """What happened, for the metrics and the webhooks (engine.telemetry)."""
         self._ctx = RunnerContext(
             ports=ports,
             router=router,
@@ -211,6 +215,12 @@ class Engine:
             del self._plans[parsed.plan_id]
             return self._resubmitted(await self._reload(parsed.plan_id), digest)
         self._start(PlanRunner(record, self._ctx), schedule.session)
+        self._track(
+            capture_plan_arrival(
+                record, self.quotes, self._subscribe, self._unsubscribe, self._ports.clock.now
+            ),
+            f"plan_arrival:{parsed.plan_id}",
+        )
         _log.info(
             "plan_accepted",
             plan_id=parsed.plan_id,
@@ -369,6 +379,7 @@ class Engine:
         self._halted = True
         _log.warning("halt_requested")
         await self._journal_halt(True, "halted by `execd halt`")
+        self.events.daemon_event("halt", self._ports.clock.now(), reason="execd halt")
         waits = []
         for plan_id, runner in list(self._runners.items()):
             record = self._plans[plan_id]
@@ -395,6 +406,7 @@ class Engine:
             self.failure_marker.clear()
         self._halted = False
         _log.info("resumed")
+        self.events.daemon_event("resume", self._ports.clock.now())
         return HaltState(halted=False)
 
     async def on_journal_unwritable(self, reason: str) -> None:
@@ -405,6 +417,9 @@ class Engine:
         self._journal_error = reason
         self._halted = True
         _log.critical("journal_unwritable", error=reason)
+        self.events.daemon_event(
+            "halt", self._ports.clock.now(), reason=f"journal unwritable: {reason}"
+        )
         if self.failure_marker is not None:
             self.failure_marker.mark(reason)
         stop_reason = f"journal unwritable: {reason}"
@@ -475,6 +490,7 @@ class Engine:
             ),
             recovering=self.recovery_progress(),
             journal_error=self._journal_error,
+            journal_path=str(self._ports.journal.path),
         )
 
     def _stale_symbols(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
@@ -614,8 +630,13 @@ class Engine:
         """Run a plan; `session` when already known (a recovered plan must not fail on a
         second calendar read with its adopted orders working)."""
         plan_id = runner.record.plan_id
+        runner.record.hub = self.events
         self._runners[plan_id] = runner
-        task = asyncio.create_task(self._run_plan(runner, session), name=f"plan:{plan_id}")
+        self._track(self._run_plan(runner, session), f"plan:{plan_id}")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task the engine's shutdown waits for (then cancels)."""
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -46,6 +46,7 @@ from execd.engine.params import ladder_params
 from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
+from execd.engine.telemetry import Telemetry
 from execd.engine.venue import Endpoints, open_venue
 from execd.sim.venue import SimVenue
 
@@ -134,6 +135,8 @@ class Daemon:
         self.endpoints = endpoints
         self.journal = journal
         self.recorder = recorder
+        self.telemetry: Telemetry | None = None
+        """Metrics and webhooks (set once running)."""
         self._notifier = notifier
         self._tasks = tasks
 
@@ -221,6 +224,7 @@ async def running_daemon(
             )
             recorder = EventRecorder(journal, clock.now)
             holder: list[Engine] = []
+            observers: list[Telemetry] = []
 
             async def reconnected(down_since: datetime | None) -> None:
                 if holder:
@@ -233,7 +237,7 @@ async def running_daemon(
                     secret_key=endpoints.secret_key,
                 ),
                 router.route,
-                on_update=recorder.offer,
+                on_update=lambda update: _observe_update(update, recorder, observers),
                 on_reconnected=reconnected,
                 clock=clock.now,
             )
@@ -242,6 +246,16 @@ async def running_daemon(
             )
             engine.failure_marker = lock
             holder.append(engine)
+            telemetry = Telemetry(
+                settings,
+                engine.events,
+                journal,
+                market_stream=quotes.statistics,
+                order_stream=orders.statistics,
+                budget=rest.budget.statistics,
+                now=clock.now,
+            )
+            observers.append(telemetry)
             poller = OrderPoller(
                 orders,
                 engine,
@@ -267,6 +281,7 @@ async def running_daemon(
                         name="control_api",
                     ),
                     group.create_task(poller.run(), name="order_poll"),
+                    group.create_task(telemetry.run(), name="telemetry"),
                     group.create_task(_journal_guard(journal, engine), name="journal_guard"),
                 ]
                 async with asyncio.timeout(STARTUP_TIMEOUT):
@@ -297,12 +312,22 @@ async def running_daemon(
                 )
                 notifier.ready(f"ready: venue {endpoints.kind}, feed {endpoints.feed}")
                 daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
+                daemon.telemetry = telemetry
                 try:
                     yield daemon
                 finally:
                     for task in tasks:
                         task.cancel()
     _log.info("daemon_stopped")
+
+
+def _observe_update(
+    update: TradeUpdate, recorder: EventRecorder, observers: list[Telemetry]
+) -> None:
+    """Every trade_updates event: to the journal first, then counted for the metrics."""
+    recorder.offer(update)
+    for observer in observers:
+        observer.on_trade_update(update.event)
 
 
 async def _recover_unless_stopped(engine: Engine, stop: asyncio.Event | None) -> bool:

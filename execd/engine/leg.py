@@ -80,6 +80,7 @@ from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_price
 from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
+from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
 from execd.engine.leg_quotes import QuoteFeed
 from execd.engine.order_poll import Snapshot
@@ -190,6 +191,9 @@ class LegRunner:
         )
         self._woken_for: datetime | None = None
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
+        self.bench = BenchmarkCollector(
+            ports.feed, lambda: ports.quotes.quote(spec.symbol), ports.clock.now, record
+        )
         self._first: LadderEvent = Start()
         if resume is not None:
             self._adopt(resume)
@@ -247,6 +251,7 @@ class LegRunner:
                     pending.extend(follow_up)
                     if isinstance(action, Finish):
                         finish = action
+                self.bench.observe(event, actions, self.state)
                 self._sync_record()
                 if finish is not None:
                     return finish
@@ -557,6 +562,8 @@ class LegRunner:
                 fill.price,
                 fill.timestamp,
                 cumulative=self._cum_after.pop(fill.execution_id, None),
+                # the cache's NBBO when the fill arrived, else the ladder's last quote
+                quote=self._quote_at_fill.get(fill.execution_id) or self.state.last_quote,
             )
         except (JournalError, ValueError) as exc:
             _log.error(
@@ -863,14 +870,16 @@ class LegRunner:
 
     def build_report(self, finish: Finish) -> None:
         """Step 5: slippage vs arrival, NBBO at fill, VWAP and a market order."""
+        vwap = self.interval_vwap()
         self.record.report = leg_report(
             self.spec.symbol,
             self.spec.side,
             finish.arrival_quote,
             self.report_fills(finish),
-            interval_vwap=self.interval_vwap(),
+            interval_vwap=vwap,
             requested_qty=self.spec.qty,
         )
+        self.record.benchmarks = self.bench.result(vwap, finish.arrival_quote)
 
 
 def _reason(update: TradeUpdate) -> str:

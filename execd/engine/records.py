@@ -25,10 +25,12 @@ from execd.control.protocol import (
     PricingStyle,
     WatchEvent,
 )
+from execd.domain.benchmarks import LegBenchmarks, QuoteMark
 from execd.domain.ladder_types import Finish, LegPhase, Outcome
 from execd.domain.ladder_types import LegState as LadderState
 from execd.domain.plans import Leg, Plan
-from execd.domain.tca import LegReport
+from execd.domain.tca import LegReport, slippage_bps
+from execd.engine.events import EventHub
 
 WATCH_QUEUE_SIZE = 4096
 
@@ -98,6 +100,15 @@ class LegRecord:
     report: LegReport | None = None
     restored: LegStatus | None = None
     """How a leg that finished before a restart read then (from the journal)."""
+    plan_arrival: QuoteMark | None = None
+    """The NBBO when the plan was accepted (issue 13: arrival at acceptance and at start)."""
+    nbbo: Callable[[], QuoteMark | None] | None = None
+    """The quote cache's NBBO for this leg's symbol now, for the live view
+    (`execd status --follow`); set while the leg's ladder runs."""
+    waiting: str | None = None
+    """Why a running leg has no working order, in words (None while it works one)."""
+    benchmarks: LegBenchmarks | None = None
+    """What the leg saw of the market (engine.benchmarks), journaled when it ends."""
     max_repegs: int | None = None
     """Re-pegs the leg's pricing style allows, once the style is known."""
 
@@ -116,10 +127,20 @@ class LegRecord:
         self.finished_at = at
         self.limit_price = None
 
+    def _slippage(self) -> Decimal | None:
+        """vs arrival mid: the step-5 report's once over; while working, from the fills so
+        far (the live view shows slippage as fills arrive)."""
+        if self.report is not None:
+            return self.report.vs_arrival_mid_bps
+        if self.avg_fill_price is None or self.arrival_mid is None or self.arrival_mid <= 0:
+            return None
+        return slippage_bps(self.leg.side, self.avg_fill_price, self.arrival_mid)
+
     def to_status(self) -> LegStatus:
         if self.restored is not None and self.finished:
             return self.restored
         r = self.report
+        nbbo = None if self.nbbo is None or self.finished else self.nbbo()
         return LegStatus(
             index=self.leg.index,
             symbol=self.leg.symbol,
@@ -132,7 +153,7 @@ class LegRecord:
             filled_qty=self.filled_qty,
             avg_fill_price=self.avg_fill_price,
             arrival_mid=self.arrival_mid,
-            slippage_bps=None if r is None else r.vs_arrival_mid_bps,
+            slippage_bps=self._slippage(),
             repegs=self.repegs,
             client_order_ids=tuple(self.client_order_ids),
             started_at=self.started_at,
@@ -145,6 +166,11 @@ class LegRecord:
             market_order_price=None if r is None else r.market_order_price,
             saving_vs_market_bps=None if r is None else r.saving_vs_market_bps,
             saving_vs_market_usd=None if r is None else r.saving_vs_market_usd,
+            bid=None if nbbo is None else nbbo.bid,
+            ask=None if nbbo is None else nbbo.ask,
+            quote_age_seconds=None if nbbo is None else nbbo.age_seconds,
+            waiting=None if self.finished else self.waiting,
+            fallback_fired=self.fallback_fired,
             max_repegs=self.max_repegs,
         )
 
@@ -175,6 +201,8 @@ class PlanRecord:
     """A targets plan's document (targets, cash), kept with the legs computed from it."""
     watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    hub: EventHub | None = None
+    """The daemon's event hub (metrics, webhooks): sees every event the watchers see."""
 
     def __post_init__(self) -> None:
         if not self.legs:
@@ -214,6 +242,8 @@ class PlanRecord:
             message=message,
         )
         self.seq += 1
+        if self.hub is not None:
+            self.hub.plan_event(item, self.to_status)
         for queue in list(self.watchers):
             try:
                 queue.put_nowait(item)

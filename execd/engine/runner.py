@@ -632,6 +632,7 @@ async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
         started_at=leg.started_at,
         finished_at=leg.finished_at,
         report=msgspec.json.encode(leg.to_status()),
+        benchmarks=leg.benchmarks if leg.finished else None,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from execd.adapters import journal as journal_module
+from execd.adapters import journal_worker as journal_module
 from execd.adapters.journal import Journal, JournalError, JournalVersionError, NotAJournal
 from execd.adapters.journal_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Migration
 from execd.domain.ids import client_order_id

@@ -80,7 +80,8 @@ async def test_full_journal_stops_trading_and_a_restart_stays_halted(
         before = {o["order"]["id"] for o in (await venue.history())["orders"]}
         again = await start_daemon(venue=venue, directory=d.directory)
         assert (await again.daemon.engine.health()).halted
-        after = await again.daemon.engine.status("full")
+        # the recovered plan is stopped at once, but ends on the loop: wait for its end
+        after = await again.finish("full")
         assert after.state == "halted", after
         assert {o["order"]["id"] for o in (await venue.history())["orders"]} == before
         with pytest.raises(ControlError):
