@@ -48,8 +48,7 @@ from execd.domain.plans import (
     document_digest,
     parse_document,
 )
-from execd.domain.quotes import Quote
-from execd.domain.risk import WorkingLeg, check_plan, wash_conflicts
+from execd.domain.risk import WorkingLeg, wash_conflicts
 from execd.domain.schedule import Schedule, ScheduleError, plan_schedule
 from execd.domain.sizing import qty_for_notional
 from execd.domain.tca import far_touch
@@ -287,7 +286,11 @@ class Engine:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
         self._refuse_wash_trades(parsed)
         errors = intake.leg_errors(parsed, self._asset_cache.get, held)
-        errors.extend(await self._risk_errors(parsed, equity))
+        errors.extend(
+            await intake.risk_errors(
+                parsed, self._ports.risk, self._ports.rest, self._quote_source, equity
+            )
+        )
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
         return parsed, source, schedule
@@ -747,54 +750,6 @@ class Engine:
             if session.date == today:
                 return session
         return None
-
-    async def _risk_errors(self, plan: Plan, known_equity: Decimal | None = None) -> list[str]:
-        """The `[risk]` caps a plan breaches at submit, valued from fresh quotes only (a leg
-        with only a stale one is bounded by the order cap: `check_plan`), against the
-        account's equity read now (`known_equity` when intake just read it)."""
-        limits = self._ports.risk.limits
-        if not limits.any_notional_cap:
-            return []
-        equity: Decimal | None = None
-        if limits.needs_equity:
-            equity = known_equity if known_equity is not None else await self._equity()
-            self._ports.risk.equity = equity
-        found = await self._quote_source.many({leg.symbol for leg in plan if leg.qty is not None})
-        quotes: dict[str, Quote] = found.fresh
-        self._ports.risk.remember(quotes)
-        stale = {
-            symbol: self._quote_source.why_missing(found, symbol)
-            for symbol, old in found.stale.items()
-            if old is not None
-        }
-        if found.stale:
-            # Valued when its orders are priced (each against the order cap); logged so
-            # that a plan cap passed without these legs' prices is never silent.
-            _log.warning(
-                "risk_legs_unvalued",
-                plan_id=plan.plan_id,
-                why=[self._quote_source.why_missing(found, s) for s in sorted(found.stale)],
-            )
-        breaches = check_plan(limits, plan, quotes, equity, stale)
-        return [f"risk limit: {breach.reason}" for breach in breaches]
-
-    async def _equity(self) -> Decimal:
-        """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
-        try:
-            account = await self._ports.rest.account()
-        except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        try:
-            equity = Decimal(str(account.equity))
-        except ArithmeticError:
-            equity = Decimal("NaN")
-        if not equity.is_finite():
-            raise ControlError(
-                ErrorCode.INTERNAL,
-                f"the account's equity is unreadable ({account.equity!r});"
-                " the equity-relative risk caps cannot be checked",
-            )
-        return equity
 
     async def _sessions(self, today: date) -> list[TradingSession]:
         """The venue's sessions from today for two weeks (the next one is always in it)."""

@@ -6,7 +6,7 @@ one ``GET /v2/assets`` per trading day, the account once when it is a targets pl
 fresh quote per symbol only where a price is needed (risk caps, target sizing, dry-run
 prices) — from the stream's cache first, judged by its own timestamp (DESIGN.md "Fresh
 quote"). The rules themselves are pure (`execd.domain.plans`, `targets`, `risk`,
-`schedule`); this module only fetches their inputs.
+`schedule`); this module fetches their inputs and hands them over.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from execd.domain.ladder_types import LadderParams, PricingStyle
 from execd.domain.plans import LegInput, Plan, PlanInput
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
+from execd.domain.risk import check_plan
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
 from execd.domain.types import Side
+from execd.engine.risk import RiskGuard
 from execd.engine.runner import AssetFacts
 
 _log = structlog.get_logger("execd.intake")
@@ -219,6 +221,61 @@ def _newer(a: Quote | None, b: Quote | None) -> Quote | None:
     if b is None:
         return a
     return a if a.as_of >= b.as_of else b
+
+
+async def risk_errors(
+    plan: Plan,
+    guard: RiskGuard,
+    rest: RestGateway,
+    quotes: QuoteSource,
+    known_equity: Decimal | None = None,
+) -> list[str]:
+    """The `[risk]` caps a plan breaches at submit, valued from fresh quotes only (a leg
+    with only a stale one is bounded by the order cap: `check_plan`), against the
+    account's equity read now (`known_equity` when intake just read it)."""
+    limits = guard.limits
+    if not limits.any_notional_cap:
+        return []
+    equity: Decimal | None = None
+    if limits.needs_equity:
+        equity = known_equity if known_equity is not None else await account_equity(rest)
+        guard.equity = equity
+    found = await quotes.many({leg.symbol for leg in plan if leg.qty is not None})
+    guard.remember(found.fresh)
+    stale = {
+        symbol: quotes.why_missing(found, symbol)
+        for symbol, old in found.stale.items()
+        if old is not None
+    }
+    if found.stale:
+        # Valued when their orders are priced (each against the order cap); logged so that
+        # a plan cap passed without these legs' prices is never silent.
+        _log.warning(
+            "risk_legs_unvalued",
+            plan_id=plan.plan_id,
+            why=[quotes.why_missing(found, s) for s in sorted(found.stale)],
+        )
+    breaches = check_plan(limits, plan, found.fresh, equity, stale)
+    return [f"risk limit: {breach.reason}" for breach in breaches]
+
+
+async def account_equity(rest: RestGateway) -> Decimal:
+    """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
+    try:
+        account = await rest.account()
+    except AdapterError as exc:
+        raise venue_unavailable(exc) from None
+    try:
+        equity = Decimal(str(account.equity))
+    except ArithmeticError:
+        equity = Decimal("NaN")
+    if not equity.is_finite():
+        raise ControlError(
+            ErrorCode.INTERNAL,
+            f"the account's equity is unreadable ({account.equity!r});"
+            " the equity-relative risk caps cannot be checked",
+        )
+    return equity
 
 
 @dataclass(frozen=True, slots=True)
