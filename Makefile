@@ -28,8 +28,10 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# make bench: the quick profile (< 5 min on 2 cores); make bench FULL=1: the long one.
+# Figures go to .bench/results.json (git-ignored); execd/bench/README.md explains each.
 bench: $(STAMP)
-	$(BIN)/python -m execd.bench
+	$(BIN)/python -m execd.bench $(if $(FULL),--full)
 
 run: $(STAMP)
 	$(BIN)/execd run

@@ -394,8 +394,12 @@ class PlansConfig(_Section):
 
 
 class GatewayConfig(_Section):
-    requests_per_minute: int = Field(190, ge=1, le=10_000)
+    requests_per_minute: int = Field(190, ge=12, le=10_000)
     """Shared trading-API budget; Alpaca allows 200/min per account (ALPACA.md §0.4)."""
+    cancel_reserve: int = Field(10, ge=0, le=1_000)
+    """Slots of the per-minute budget that only cancels may use: new orders and replaces stop
+    this short, so a cancel (and `execd halt`) never waits for a window they spent. Reads
+    stop 10 further short. Must leave room: `cancel_reserve + 10 < requests_per_minute`."""
     order_poll_seconds: float = Field(2.0, gt=0, le=60)
     """While the trade_updates stream is down, working orders are read over REST this often
     (one `GET /v2/orders` per poll, lowest priority in the budget), but never more than a
@@ -407,6 +411,16 @@ class GatewayConfig(_Section):
     write_window_seconds: float = Field(30.0, gt=0, le=600)
     """No copy of an order request leaves later than this after the first. A restart waits
     this plus the request timeout before it declares an unanswered order never sent."""
+
+    @model_validator(mode="after")
+    def _reserves_leave_room(self) -> GatewayConfig:
+        # The budget keeps 10 more slots from reads (execd.adapters.budget.read_reserve).
+        if self.cancel_reserve + 10 >= self.requests_per_minute:
+            raise ValueError(
+                f"cancel_reserve {self.cancel_reserve} + 10 read slots leave no room for"
+                f" orders in requests_per_minute {self.requests_per_minute}"
+            )
+        return self
 
 
 class MetricsConfig(_Section):

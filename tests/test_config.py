@@ -113,6 +113,7 @@ def test_alpaca_standard_key_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("VENUE__KIND", "prod", "venue.kind: must be one of"),
         ("VENUE__TRADING_URL", "localhost:1", "venue.trading_url: not a URL"),
         ("SIM__START", "9:30", "sim.start: expected HH:MM"),
+        ("GATEWAY__CANCEL_RESERVE", "500", "leave no room for orders"),
     ],
 )
 def test_bad_value_names_the_key(

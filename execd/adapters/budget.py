@@ -5,8 +5,9 @@ answers 429 beyond it (ALPACA.md §0.4). execd keeps below that on its own (190 
 minute by default, leaving room for requests still in flight when a response's
 headers were computed) and, when requests must wait, lets the important ones go
 first: a waiting cancel always goes before a waiting replace, which goes before a
-new order, which goes before a read. A few slots (`read_reserve`) are never given to
-reads so that a burst of polling cannot starve a cancel.
+new order, which goes before a read. A few slots (`cancel_reserve`) are kept for
+cancels alone, so that a burst of new orders cannot make a cancel wait out the window,
+and a few more (`read_reserve`) are never given to reads.
 
 Two parts, in the sans-I/O style of STYLE.md:
 
@@ -79,6 +80,10 @@ class BudgetLedger:
     limit: int = 190
     window: float = 60.0
     read_reserve: int = 10
+    #: slots only cancels may use: new orders and replaces stop this short of the limit,
+    #: so a cancel (the kill switch, a re-peg's cancel) never waits for a window that a
+    #: burst of new orders spent. Reads stop `read_reserve` further short.
+    cancel_reserve: int = 0
     rate_limited_total: int = 0
     _waiting: dict[Priority, deque[int]] = field(
         default_factory=lambda: {p: deque() for p in Priority}
@@ -95,8 +100,13 @@ class BudgetLedger:
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
             raise ValueError("limit must be >= 1 and window > 0")
-        if not 0 <= self.read_reserve < self.limit:
-            raise ValueError("read_reserve must be within [0, limit)")
+        if self.read_reserve < 0 or self.cancel_reserve < 0:
+            raise ValueError("read_reserve and cancel_reserve must be >= 0")
+        if self.read_reserve + self.cancel_reserve >= self.limit:
+            raise ValueError(
+                f"read_reserve {self.read_reserve} + cancel_reserve {self.cancel_reserve}"
+                f" leave no slot of the limit {self.limit} for new orders"
+            )
 
     # -- queue -------------------------------------------------------------
 
@@ -131,7 +141,7 @@ class BudgetLedger:
             return granted
         for priority in Priority:
             line = self._waiting[priority]
-            reserve = self.read_reserve if priority is Priority.READ else 0
+            reserve = self._reserve(priority)
             while line and self._available() > reserve:
                 ticket = line.popleft()
                 self._sent.append(now)
@@ -221,11 +231,19 @@ class BudgetLedger:
 
     # -- internals -----------------------------------------------------------
 
+    def _reserve(self, priority: Priority) -> int:
+        """The slots a ticket of this priority must leave to the ones above it."""
+        if priority is Priority.CANCEL:
+            return 0
+        if priority is Priority.READ:
+            return self.cancel_reserve + self.read_reserve
+        return self.cancel_reserve
+
     def _min_reserve_waiting(self) -> int:
-        """The reserve that applies to the best waiting ticket (0 unless only reads wait)."""
+        """The reserve that applies to the best waiting ticket."""
         for priority in Priority:
             if self._waiting[priority]:
-                return self.read_reserve if priority is Priority.READ else 0
+                return self._reserve(priority)
         return 0
 
     def _available(self) -> int:
@@ -311,10 +329,13 @@ class RequestBudget:
         *,
         window: float = 60.0,
         read_reserve: int = 10,
+        cancel_reserve: int = 0,
         monotonic: Callable[[], float] | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._ledger = BudgetLedger(limit=limit, window=window, read_reserve=read_reserve)
+        self._ledger = BudgetLedger(
+            limit=limit, window=window, read_reserve=read_reserve, cancel_reserve=cancel_reserve
+        )
         self._monotonic = monotonic
         self._wall = wall
         self._futures: dict[int, asyncio.Future[None]] = {}

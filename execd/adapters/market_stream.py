@@ -34,6 +34,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from math import isfinite
 from typing import Literal
 
 import msgspec
@@ -53,6 +54,7 @@ from execd.adapters.wire import (
     SuccessMsg,
     TradeMsg,
     encode_market,
+    exact,
 )
 from execd.domain.quotes import Quote
 from execd.domain.tca import VwapAccumulator
@@ -165,10 +167,44 @@ class QuoteOutage:
 
 @dataclass(slots=True)
 class _Entry:
-    quote: Quote
+    """One symbol's cached NBBO: the wire struct as received (storing it costs nothing),
+    and the Decimal `Quote` built from it the first time something reads it.
+
+    Building a `Quote` per message was the largest cost of ingest (issue 14); most
+    messages are overwritten before any decision looks at them.
+    """
+
+    msg: QuoteMsg
     received_at: datetime
     #: the connection that delivered it; None once frozen (drop or unsubscribe).
     generation: int | None
+    built: Quote | None = None
+
+    def quote(self) -> Quote:
+        """The Decimal quote, built once per message. `as_of` is the quote's own
+        timestamp, but never in our future: a venue clock a little ahead of ours must not
+        keep a quote fresh for longer (no ``t``: its receipt time)."""
+        built = self.built
+        if built is None:
+            m = self.msg
+            stamped = m.t or self.received_at
+            built = self.built = Quote(
+                symbol=m.S,
+                bid=exact(m.bp),
+                ask=exact(m.ap),
+                bid_size=exact(m.bs),
+                ask_size=exact(m.as_),
+                venue_time=stamped,
+                as_of=min(stamped, self.received_at),
+            )
+        return built
+
+    def update(self, msg: QuoteMsg, now: datetime, generation: int) -> None:
+        """A newer message for the symbol (in place: no allocation per message)."""
+        self.msg = msg
+        self.received_at = now
+        self.generation = generation
+        self.built = None
 
 
 class MarketStream:
@@ -240,7 +276,7 @@ class MarketStream:
     def quote(self, symbol: str) -> Quote | None:
         """The newest NBBO for `symbol`; `as_of` is its own venue timestamp (module docstring)."""
         entry = self._quotes.get(symbol)
-        return None if entry is None else entry.quote
+        return None if entry is None else entry.quote()
 
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
@@ -454,31 +490,45 @@ class MarketStream:
                 )
                 continue
             for message in messages:
-                self._handle(message, now)
+                if type(message) is QuoteMsg:
+                    self._on_quote(message, now)
+                else:
+                    self._handle(message, now)
+
+    def _on_quote(self, message: QuoteMsg, now: datetime) -> None:
+        """The hot path: store the struct, wake a waiter; no Decimal, no allocation."""
+        symbol = message.S
+        if symbol not in self._wanted:
+            return  # late data for a recently unsubscribed symbol (§4.1 step 7)
+        if not isfinite(message.bp + message.ap + message.bs + message.as_):
+            # msgpack can carry NaN/±inf (one sum catches any of the four): such a number
+            # must never become a Decimal a decision compares. The previous NBBO stays.
+            log.warning(
+                "stream_quote_invalid",
+                stream="market",
+                symbol=symbol,
+                bp=repr(message.bp),
+                ap=repr(message.ap),
+                bs=repr(message.bs),
+                as_=repr(message.as_),
+            )
+            return
+        self._had_data = True
+        self._last_message[symbol] = now
+        entry = self._quotes.get(symbol)
+        if entry is None:
+            self._quotes[symbol] = _Entry(message, now, self._generation)
+        else:
+            entry.update(message, now, self._generation)
+        if self._quote_events:
+            event = self._quote_events.pop(symbol, None)
+            if event is not None:
+                event.set()
 
     def _handle(self, message: object, now: datetime) -> None:
         match message:
             case QuoteMsg():
-                if message.S not in self._wanted:
-                    return  # late data for a recently unsubscribed symbol (§4.1 step 7)
-                self._had_data = True
-                self._last_message[message.S] = now
-                stamped = message.t or now
-                quote = Quote(
-                    symbol=message.S,
-                    bid=message.bp,
-                    ask=message.ap,
-                    bid_size=message.bs,
-                    ask_size=message.as_,
-                    venue_time=stamped,
-                    # Its own timestamp, but never in our future: a venue clock a little
-                    # ahead of ours must not keep a quote fresh for longer.
-                    as_of=min(stamped, now),
-                )
-                self._quotes[message.S] = _Entry(quote, now, self._generation)
-                event = self._quote_events.pop(message.S, None)
-                if event is not None:
-                    event.set()
+                self._on_quote(message, now)
             case TradeMsg():
                 if message.S not in self._wanted:
                     return

@@ -2,10 +2,13 @@
 
 Why msgspec and not alpaca-py's pydantic models: a busy quote stream delivers
 thousands of messages a second, and a pydantic model per quote costs about 20× a
-msgspec struct (DESIGN.md "The venue"). Money fields are `Decimal` straight from the
-wire: msgspec reads JSON numbers and strings exactly, and msgpack float64 values by
-their shortest repr (``150.01`` stays ``Decimal("150.01")``, never
-``150.009999…``). Timestamps decode from RFC 3339 strings (nanoseconds rounded to
+msgspec struct (DESIGN.md "The venue"). Trade money fields are `Decimal` straight from
+the wire: msgspec reads JSON numbers and strings exactly, and msgpack float64 values by
+their shortest repr (``150.01`` stays ``Decimal("150.01")``, never ``150.009999…``).
+Quotes are the hot path (issue 14: building Decimals was a third of the ingest cost):
+`QuoteMsg` keeps the wire's numbers as floats, and `exact` turns one into the same
+Decimal by the same shortest-repr rule when a decision reads the quote
+(`MarketStream.quote`). Timestamps decode from RFC 3339 strings (nanoseconds rounded to
 microseconds) and from the msgpack Timestamp extension −1 alike (ALPACA.md §4.2).
 
 Market data (ALPACA.md §4.3): every frame is an array of maps tagged by ``T``. Only
@@ -49,19 +52,34 @@ class SubscriptionMsg(msgspec.Struct, tag_field="T", tag="subscription"):
     bars: list[str] = msgspec.field(default_factory=list)
 
 
+def exact(value: float) -> Decimal:
+    """The Decimal a wire number stands for: its shortest repr (``150.01`` → ``150.01``).
+
+    msgpack carries prices as float64 and JSON as decimal text; both decode to the float
+    nearest the text, whose shortest repr is that text for every price and size with up
+    to 15 significant digits — all of Alpaca's. Whole numbers (sizes) come back whole.
+    """
+    if value.is_integer():
+        return Decimal(int(value))
+    return Decimal(repr(value))
+
+
 class QuoteMsg(msgspec.Struct, tag_field="T", tag="q"):
-    """One NBBO update. ``bp``/``ap`` 0 means that side is empty (§4.3)."""
+    """One NBBO update. ``bp``/``ap`` 0 means that side is empty (§4.3).
+
+    Prices and sizes stay floats here (the quote stream's hot path); `exact` gives their
+    Decimals. `tests/adapters/test_wire_alpaca.py` checks this struct against alpaca-py's
+    own `Quote` model on the same frames.
+    """
 
     S: str
-    bp: Decimal
-    bs: Decimal
-    ap: Decimal
-    as_: Decimal = msgspec.field(name="as")
+    bp: float
+    bs: float
+    ap: float
+    as_: float = msgspec.field(name="as")
     t: datetime | None = None
-    bx: str | None = None
-    ax: str | None = None
-    c: list[str] | str | None = None
-    z: str | None = None
+    # Not modelled, so not decoded (msgspec skips unknown keys cheaply): bx/ax (exchange
+    # codes), c (conditions, a list per quote), z (tape). Nothing in execd reads them.
 
 
 class TradeMsg(msgspec.Struct, tag_field="T", tag="t"):

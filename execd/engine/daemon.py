@@ -23,6 +23,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 import uvloop
@@ -48,7 +49,9 @@ from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.telemetry import Telemetry
 from execd.engine.venue import Endpoints, open_venue
-from execd.sim.venue import SimVenue
+
+if TYPE_CHECKING:
+    from execd.sim.venue import SimVenue  # loaded only when the venue runs in-process
 
 _log = structlog.get_logger("execd.daemon")
 
@@ -189,7 +192,10 @@ async def running_daemon(
         )
     async with _open_journal(settings) as (journal, lock), open_venue(settings) as endpoints:
         clock = VenueClock()
-        budget = RequestBudget(limit=settings.gateway.requests_per_minute)
+        budget = RequestBudget(
+            limit=settings.gateway.requests_per_minute,
+            cancel_reserve=settings.gateway.cancel_reserve,
+        )
         rest_config = RestConfig(
             trading_url=endpoints.trading_url,
             data_url=endpoints.data_url,

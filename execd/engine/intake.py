@@ -194,7 +194,7 @@ class QuoteSource:
                         return quote, None
                     newest = _newer(newest, quote)
                     arrived = await self._quotes.wait_quote(symbol, now)
-                    if quote is not None and arrived is quote:
+                    if quote is not None and arrived == quote:
                         # The same quote "received after now": the wall clock stepped
                         # back. Look again shortly rather than spin (bounded by the wait).
                         await asyncio.sleep(_CLOCK_STEP_RETRY)

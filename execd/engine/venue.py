@@ -14,12 +14,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import structlog
 
 from execd.config import ConfigError, Settings, SimSection
 from execd.sim.config import SimConfig
-from execd.sim.venue import SimVenue
+
+if TYPE_CHECKING:
+    # Imported where the in-process venue starts: a daemon talking to Alpaca (or to a
+    # separate `execd sim`) never loads the simulator's server (aiohttp.web and friends).
+    from execd.sim.venue import SimVenue
 
 _log = structlog.get_logger(__name__)
 
@@ -97,6 +102,8 @@ async def open_venue(settings: Settings) -> AsyncIterator[Endpoints]:
     urls = _configured(settings)
     feed = settings.venue.feed
     if settings.venue.kind == "sim" and all(value is None for value in urls.values()):
+        from execd.sim.venue import SimVenue
+
         async with SimVenue(sim_config(settings.sim)) as venue:
             data_stream = venue.data_stream_url.rsplit("/", 1)[0] + f"/{feed}"
             yield Endpoints(

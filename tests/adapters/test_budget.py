@@ -223,3 +223,28 @@ async def test_shell_cancelled_waiter_leaves_the_line() -> None:
     assert budget.statistics().waiting[Priority.READ] == 0
     async with asyncio.timeout(2), budget.slot(Priority.CANCEL) as slot:
         slot.observe(200, {})
+
+
+def test_a_cancel_never_waits_for_a_window_spent_on_orders() -> None:
+    """`cancel_reserve` slots are kept for cancels: new orders and replaces stop short of
+    them, so a cancel (and the kill switch) is sent at once even when a burst of new
+    orders spent the rest of the window (issue 14's bench saw cancels wait 57 s)."""
+    ledger = BudgetLedger(limit=10, read_reserve=2, cancel_reserve=3)
+    for ticket in range(10):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    assert ledger.grant(0.0) == [0, 1, 2, 3, 4, 5, 6]
+    ledger.enqueue(20, Priority.REPLACE)
+    ledger.enqueue(21, Priority.READ)
+    assert ledger.grant(1.0) == []
+    for ticket in (30, 31, 32):
+        ledger.enqueue(ticket, Priority.CANCEL)
+    assert ledger.grant(2.0) == [30, 31, 32]
+    ledger.enqueue(33, Priority.CANCEL)
+    assert ledger.grant(3.0) == []  # the reserve is for cancels, not beyond the limit
+    assert ledger.next_change(3.0) == 60.0
+
+
+def test_reserves_must_leave_room_for_orders() -> None:
+    """Reserves that would leave no slot for a new order are a configuration error."""
+    with pytest.raises(ValueError, match="reserve"):
+        BudgetLedger(limit=10, read_reserve=5, cancel_reserve=5)

@@ -236,6 +236,38 @@ async def test_trades_feed_vwap_and_health(fake: FakeDataStream) -> None:
     assert stats.message_age == {"SPY": 2.0}
 
 
+async def test_a_non_finite_quote_never_reaches_the_cache(fake: FakeDataStream) -> None:
+    """msgpack can carry NaN and ±inf as a price or size: such a quote is dropped (logged),
+    the previous NBBO stays, and the next good quote is cached — a NaN Decimal must never
+    reach a pricing decision, where comparing it raises."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY", "QQQ"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY", "QQQ"})
+        await fake.send([quote("SPY", 521.30, 521.32)])
+        first = await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        clock.advance(1)
+        bad = [
+            quote("SPY", float("nan"), 521.32),
+            quote("SPY", 521.30, float("inf")),
+            {**quote("SPY", 521.30, 521.32), "bs": float("-inf")},
+        ]
+        await fake.send([*bad, quote("SPY", 521.31, 521.33)])
+        second = await asyncio.wait_for(stream.wait_quote("SPY", newer_than=first.as_of), DEADLINE)
+        assert (second.bid, second.ask) == (Decimal("521.31"), Decimal("521.33"))
+        await fake.send(bad)
+        await fake.send([quote("QQQ", 1.0, 1.01)])  # frames are handled in order
+        await asyncio.wait_for(stream.wait_quote("QQQ"), DEADLINE)
+        current = stream.quote("SPY")
+    assert current is not None
+    assert (current.bid, current.ask, current.bid_size) == (
+        Decimal("521.31"),
+        Decimal("521.33"),
+        Decimal(3),
+    )
+
+
 async def test_a_silent_symbol_ages_while_others_stream(fake: FakeDataStream) -> None:
     """Issue 10 item 1: freshness is the quote's own venue timestamp. SPY keeps quoting,
     TQQQ falls silent: TQQQ's quote ages past 5 s although frames keep arriving (it used

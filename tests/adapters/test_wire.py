@@ -21,6 +21,7 @@ from execd.adapters.wire import (
     TradeUpdate,
     decode_trading,
     encode_market,
+    exact,
 )
 
 T0 = datetime(2024, 3, 5, 15, 0, 1, 123456, tzinfo=UTC)
@@ -54,11 +55,12 @@ BAR = {"T": "b", "S": "SPY", "o": 388.985, "h": 389.13, "l": 388.975, "c": 389.1
 
 
 def test_json_quote_and_trade_decode_exactly() -> None:
-    """JSON numbers become exact Decimals; nanosecond timestamps round to microseconds."""
+    """JSON numbers become exact Decimals (quotes through `exact`, as the cache reads them);
+    nanosecond timestamps round to microseconds."""
     frame = msgspec.json.encode([QUOTE, TRADE])
     quote, trade = MarketDecoder("json").decode(frame)
     assert isinstance(quote, QuoteMsg)
-    assert (quote.S, quote.bp, quote.ap, quote.bs, quote.as_) == (
+    assert (quote.S, exact(quote.bp), exact(quote.ap), exact(quote.bs), exact(quote.as_)) == (
         "AMD",
         Decimal("87.66"),
         Decimal("87.68"),
@@ -76,8 +78,8 @@ def test_msgpack_quote_with_timestamp_extension() -> None:
     assert frame.find(b"\xd7\xff") != -1 or frame.find(b"\xc7\x0c\xff") != -1
     (quote,) = MarketDecoder("msgpack").decode(frame)
     assert isinstance(quote, QuoteMsg)
-    assert quote.bp == Decimal("150.01")
-    assert quote.ap == Decimal("150.03")
+    assert exact(quote.bp) == Decimal("150.01")
+    assert str(exact(quote.ap)) == "150.03"
     assert quote.t == T0
 
 

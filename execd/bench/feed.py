@@ -1,0 +1,144 @@
+"""A local Alpaca market-data websocket that blasts pre-encoded quote frames (item 1's source).
+
+It runs in its own process (so its sending does not share the client's core and GIL) and
+speaks the stream's handshake (ALPACA.md §4.1) in MessagePack: ``connected`` → ``auth`` →
+``authenticated`` → ``subscribe`` → ``subscription``, then every frame it was built with, then
+one frame holding a single quote of `END_SYMBOL`. A client has processed everything when it has
+seen that quote: every reader compared here handles a connection's frames in order.
+
+Before the first frame it puts ``time.monotonic()`` on a queue: Linux's monotonic clock is
+system-wide, so the client's end time minus it is the wall time of the whole transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from typing import Any
+
+import msgpack
+from websockets.asyncio.server import ServerConnection, serve
+
+END_SYMBOL = "ZZEND"
+QUOTES_PER_FRAME = 100
+
+
+def symbols(count: int) -> list[str]:
+    """`count` made-up tickers (S000, S001, …)."""
+    return [f"S{i:03d}" for i in range(count)]
+
+
+def quote_message(symbol: str, n: int, t: datetime) -> dict[str, Any]:
+    """One Alpaca quote (§4.3) with prices that move with `n` (two decimals, like the wire)."""
+    bid = round(40.0 + (n % 97) * 0.01, 2)
+    return {
+        "T": "q",
+        "S": symbol,
+        "bx": "V",
+        "bp": bid,
+        "bs": 100 * (1 + n % 7),
+        "ax": "V",
+        "ap": round(bid + 0.02, 2),
+        "as": 100 * (1 + n % 5),
+        "c": ["R"],
+        "z": "C",
+        "t": t,
+    }
+
+
+def build_frames(quotes: int, symbol_count: int) -> list[bytes]:
+    """`quotes` quotes over `symbol_count` symbols, `QUOTES_PER_FRAME` to a msgpack frame."""
+    names = symbols(symbol_count)
+    start = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    frames = []
+    for f in range(0, quotes, QUOTES_PER_FRAME):
+        batch = [
+            quote_message(names[n % symbol_count], n, start + timedelta(microseconds=n))
+            for n in range(f, min(f + QUOTES_PER_FRAME, quotes))
+        ]
+        frames.append(msgpack.packb(batch, datetime=True))
+    return frames
+
+
+def end_frame() -> bytes:
+    """The one-quote frame that marks the end of a run."""
+    return bytes(msgpack.packb([quote_message(END_SYMBOL, 0, datetime.now(UTC))], datetime=True))
+
+
+def _pack(obj: object) -> bytes:
+    return bytes(msgpack.packb(obj))
+
+
+async def _handshake(ws: ServerConnection) -> None:
+    await ws.send(_pack([{"T": "success", "msg": "connected"}]))
+    msgpack.unpackb(await ws.recv())  # auth: any key will do here
+    await ws.send(_pack([{"T": "success", "msg": "authenticated"}]))
+    sub = msgpack.unpackb(await ws.recv())
+    await ws.send(
+        _pack(
+            [
+                {
+                    "T": "subscription",
+                    "trades": sub.get("trades", []),
+                    "quotes": sub.get("quotes", []),
+                    "bars": [],
+                }
+            ]
+        )
+    )
+
+
+async def _serve(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int) -> None:
+    frames = build_frames(quotes, symbol_count)
+    last = end_frame()
+
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(Exception):
+            await _handshake(ws)
+            starts.put(time.monotonic())
+            for frame in frames:
+                await ws.send(frame)
+            await ws.send(last)
+            await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, max_size=2**24, compression=None) as server:
+        port_out.put(server.sockets[0].getsockname()[1])
+        await asyncio.get_running_loop().create_future()
+
+
+def _main(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(port_out, starts, quotes, symbol_count))
+
+
+class FeedServer:
+    """The feed in a child process: ``with FeedServer(...) as feed: feed.url``."""
+
+    def __init__(self, quotes: int, symbol_count: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._port: Queue[Any] = ctx.Queue()
+        self.starts: Queue[Any] = ctx.Queue()
+        self._process = ctx.Process(
+            target=_main,
+            args=(self._port, self.starts, quotes, symbol_count),
+            name="bench-feed",
+            daemon=True,
+        )
+        self.url = ""
+
+    def __enter__(self) -> FeedServer:
+        self._process.start()
+        self.url = f"ws://127.0.0.1:{self._port.get(timeout=600)}/v2/sip"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.join(timeout=10)
+
+    def started_at(self) -> float:
+        """The monotonic time the feed began sending the current connection's frames."""
+        return float(self.starts.get(timeout=60))

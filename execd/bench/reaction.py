@@ -1,0 +1,313 @@
+"""Item 2 — reaction latency: a working leg's quote moves beyond the re-peg threshold; how long
+until the venue receives the replace.
+
+The venue is the simulator, in this process, replaying a scripted tape: `SYMBOLS` symbols whose
+NBBO steps up 0.2 % (twice the default `repeg_threshold_percent`) every `JUMP_EVERY_S`,
+staggered across symbols. Two probes on the venue's `Exchange`, on one monotonic clock: a
+market-data listener stamps each quote as the venue publishes it (the stream's own listener,
+which writes the frame, runs just before), and a wrapper around `Exchange.replace_order`
+stamps each replace (or, with the default ``cancel_and_place`` re-peg, each cancel: a
+re-peg's first request) as the venue handles it. Latency = replace − the latest publish of that
+symbol before it; a replace more than `MAX_ATTRIBUTED_S` after the last move is not counted
+(a timeout re-peg, not a reaction).
+
+- ``reaction_p50_us`` / ``reaction_p99_us`` / ``reaction_max_us``: the real daemon
+  (`running_daemon`, its in-process venue) running plans of buys priced passively, normal
+  urgency, production ladder settings; waves of plans until enough events.
+- ``reaction_sdk_p99_us``: the SDK's documented way on an identical fresh venue — a
+  `StockDataStream` handler that, when the mid moved beyond the threshold, calls
+  `TradingClient.replace_order_by_id` through `asyncio.to_thread`.
+
+Left out: the issue's ~20k quotes/s on other symbols (the in-process simulator cannot generate
+them without saturating the one loop both share). Both sides share the loop with the venue, so
+the venue's own work between the publish and the replace counts against both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from execd.bench.logging_rate import per_line_us
+from execd.bench.results import Figure, Target
+from execd.config import load_settings
+from execd.domain.calendar import EASTERN
+from execd.engine.daemon import running_daemon
+from execd.logs import configure_logging
+from execd.sim.config import SimConfig
+from execd.sim.exchange import Exchange
+from execd.sim.server import ServerOptions
+from execd.sim.venue import SimVenue
+
+SYMBOLS = 25  # the simulated IEX stream allows 30 symbols per connection (free plan)
+JUMP_EVERY_S = 0.5
+STEP = Decimal("0.10")  # on $50: 0.2 %, twice the default re-peg threshold
+TAPE_SECONDS = 120
+DAY = datetime(2026, 3, 4, 10, 0, tzinfo=EASTERN)
+MAX_ATTRIBUTED_S = 0.25
+QTY = 100
+ROUNDS = 2
+CASH = Decimal(10**9)  # waves of buys must never run out of buying power
+
+
+def symbols() -> list[str]:
+    """The scripted symbols."""
+    return [f"RX{i:02d}" for i in range(SYMBOLS)]
+
+
+def write_tape(path: Path) -> Path:
+    """Every symbol steps up `STEP` every `JUMP_EVERY_S`, staggered across symbols."""
+    lines: list[tuple[datetime, str]] = []
+    names = symbols()
+    for k, symbol in enumerate(names):
+        offset = k * JUMP_EVERY_S / len(names)
+        n = 0
+        while (at := offset + n * JUMP_EVERY_S) < TAPE_SECONDS:
+            bid = Decimal(50) + STEP * n
+            t = DAY + timedelta(seconds=at)
+            message = {
+                "T": "q",
+                "S": symbol,
+                "bx": "Q",
+                "bp": float(bid),
+                "bs": 500,
+                "ax": "Q",
+                "ap": float(bid + Decimal("0.02")),
+                "as": 500,
+                "c": ["R"],
+                "z": "C",
+                "t": t.isoformat(),
+            }
+            lines.append((t, json.dumps(message)))
+            n += 1
+    lines.sort(key=lambda item: item[0])
+    path.write_text("".join(line + "\n" for _, line in lines), encoding="utf-8")
+    return path
+
+
+class Probe:
+    """Stamps quote publishes and replace arrivals on the venue, one monotonic clock."""
+
+    def __init__(self, exchange: Exchange | None) -> None:
+        self.published: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.unattributed = 0
+        if exchange is None:
+            return
+        exchange.on_market_data(self._on_market)
+        original: Callable[[str, Any], dict[str, Any]] = exchange.replace_order
+
+        def replace_order(order_id: str, body: Any) -> dict[str, Any]:
+            self._arrived(exchange.get_order(order_id)["symbol"])
+            return original(order_id, body)
+
+        setattr(exchange, "replace_order", replace_order)  # noqa: B010 (an instance hook)
+        cancel: Callable[[str], None] = exchange.cancel_order
+
+        def cancel_order(order_id: str) -> None:
+            # With ladder.repeg_method = "cancel_and_place" (the default) a re-peg's first
+            # request is the cancel: the venue hearing it is the reaction.
+            self._arrived(exchange.get_order(order_id)["symbol"])
+            cancel(order_id)
+
+        setattr(exchange, "cancel_order", cancel_order)  # noqa: B010 (an instance hook)
+
+    def _arrived(self, symbol: str) -> None:
+        arrived = time.monotonic()
+        last = self.published.get(symbol)
+        if last is not None and arrived - last <= MAX_ATTRIBUTED_S:
+            self.latencies.append(arrived - last)
+        else:
+            self.unattributed += 1
+
+    @classmethod
+    def empty(cls) -> Probe:
+        """A probe on no venue, to pool rounds into."""
+        return cls(None)
+
+    def merge(self, other: Probe) -> None:
+        """Add another round's events."""
+        self.latencies.extend(other.latencies)
+        self.unattributed += other.unattributed
+
+    def _on_market(self, message: dict[str, Any]) -> None:
+        if message.get("T") == "q":
+            self.published[message["S"]] = time.monotonic()
+
+
+async def run_daemon(tape: Path, events: int) -> tuple[Probe, int]:
+    """The real daemon against its in-process venue; plans in waves until `events` replaces.
+
+    It logs as in production (JSON at info, to a file): (probe, lines logged).
+    """
+    with tempfile.TemporaryDirectory(prefix="xr", dir="/tmp") as tmp:
+        workdir = Path(tmp)
+        log_file = (workdir / "daemon.jsonl").open("w", encoding="utf-8")
+        configure_logging("info", "json", log_file)
+        config = workdir / "execd.toml"
+        config.write_text("", encoding="utf-8")
+        settings = load_settings(
+            config,
+            venue={"kind": "sim"},
+            sim={"tape": str(tape), "start": "10:00:00", "cash": str(CASH)},
+            api={"socket_path": str(workdir / "s")},
+            journal={"path": str(workdir / "journal.db")},
+            # The venue dies with the run: cancelling at shutdown would only wait for budget.
+            shutdown={"working_orders": "leave"},
+            gateway={"requests_per_minute": 10_000},
+        )
+        async with running_daemon(settings) as daemon:
+            venue = daemon.venue
+            assert venue is not None
+            await venue.set_rate_limit(10_000)
+            probe = Probe(venue.exchange)
+            wave = 0
+            deadline = time.monotonic() + TAPE_SECONDS * 0.8
+            while len(probe.latencies) < events and time.monotonic() < deadline:
+                plan = {
+                    "plan_id": f"reaction-{wave}",
+                    "urgency": "normal",
+                    "legs": [{"symbol": s, "side": "buy", "qty": str(QTY)} for s in symbols()],
+                }
+                status = await daemon.engine.submit(plan)
+                async for _ in daemon.engine.watch(status.plan_id):
+                    pass
+                wave += 1
+            await daemon.shutdown()
+        configure_logging("error", "json")
+        log_file.close()
+        lines = sum(1 for _ in (workdir / "daemon.jsonl").open(encoding="utf-8"))
+    return probe, lines
+
+
+async def run_sdk(tape: Path, events: int) -> Probe:
+    """alpaca-py's documented way, on an identical fresh venue."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from alpaca.data.live.stock import StockDataStream
+        from alpaca.trading.client import TradingClient
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import LimitOrderRequest, ReplaceOrderRequest
+
+    config = SimConfig(tape=tape, start=dtime(10, 0), cash=CASH)
+    options = ServerOptions(rate_limit=10_000)
+    async with SimVenue(config, options=options) as venue:
+        probe = Probe(venue.exchange)
+        client = TradingClient(
+            venue.key_id, venue.secret_key, paper=True, url_override=venue.trading_url
+        )
+        done = asyncio.Event()
+        anchors: dict[str, float] = {}
+        orders: dict[str, str] = {}
+        repegs: dict[str, int] = defaultdict(int)
+        busy: set[str] = set()
+
+        async def on_quote(q: Any) -> None:
+            symbol, bid, ask = q.symbol, float(q.bid_price), float(q.ask_price)
+            mid = (bid + ask) / 2
+            if symbol in busy or repegs[symbol] >= 5:
+                return
+            busy.add(symbol)
+            try:
+                if symbol not in orders:
+                    request = LimitOrderRequest(
+                        symbol=symbol,
+                        qty=QTY,
+                        side=OrderSide.BUY,
+                        time_in_force=TimeInForce.DAY,
+                        limit_price=round(bid + 0.01, 2),
+                    )
+                    order = await asyncio.to_thread(client.submit_order, request)
+                    orders[symbol], anchors[symbol] = str(order.id), mid  # type: ignore[union-attr]
+                elif abs(mid - anchors[symbol]) / anchors[symbol] > 0.001:
+                    replace = ReplaceOrderRequest(limit_price=round(bid + 0.01, 2))
+                    order = await asyncio.to_thread(
+                        client.replace_order_by_id, orders[symbol], replace
+                    )
+                    orders[symbol], anchors[symbol] = str(order.id), mid  # type: ignore[union-attr]
+                    repegs[symbol] += 1
+                    if len(probe.latencies) >= events:
+                        done.set()
+                    elif all(repegs[s] >= 5 for s in symbols()):
+                        orders.clear()
+                        repegs.clear()  # the next wave: new orders on every symbol
+            finally:
+                busy.discard(symbol)
+
+        stream = StockDataStream(venue.key_id, venue.secret_key, url_override=venue.data_stream_url)
+        stream.subscribe_quotes(on_quote, *symbols())
+        task = asyncio.create_task(stream._run_forever(), name="bench-sdk-stream")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), TAPE_SECONDS * 0.8)
+        await stream.stop_ws()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await stream.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(client.cancel_orders)
+    return probe
+
+
+def _q(xs: list[float], q: int) -> float:
+    if len(xs) < 2:
+        return xs[0] * 1e6 if xs else float("nan")
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] * 1e6
+
+
+def run(events: int) -> list[Figure]:
+    """Measure item 2 (daemon first, then the SDK, each on its own fresh venue)."""
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="xr") as tmp:
+        tape = write_tape(Path(tmp) / "reaction.jsonl")
+        # Interleaved rounds (daemon, SDK, daemon, SDK): machine noise hits both alike.
+        ours, lines, sdk = Probe.empty(), 0, Probe.empty()
+        for _ in range(ROUNDS):
+            probe, n = uvloop.run(run_daemon(tape, events // ROUNDS))
+            ours.merge(probe)
+            lines += n
+            sdk.merge(uvloop.run(run_sdk(tape, events // ROUNDS)))
+    note = (
+        f"daemon {len(ours.latencies)} events ({ours.unattributed} replaces not after a move), "
+        f"SDK {len(sdk.latencies)} events; no background quote load (see README)"
+    )
+    worst = max(ours.latencies) * 1e6 if ours.latencies else float("nan")
+    per_event = lines / max(1, len(ours.latencies) + ours.unattributed)
+    p50 = _q(ours.latencies, 50)
+    logging_us = per_event * per_line_us()
+    return [
+        Figure(
+            "2 reaction",
+            "reaction_logging_share",
+            logging_us / p50,
+            "",
+            note=f"{per_event:.1f} log lines per replace (all the run's lines) × the pipeline's "
+            f"{logging_us / per_event:.0f} µs per line, over reaction_p50_us",
+        ),
+        Figure("2 reaction", "reaction_p50_us", _q(ours.latencies, 50), "us", note=note),
+        Figure(
+            "2 reaction",
+            "reaction_p99_us",
+            _q(ours.latencies, 99),
+            "us",
+            "reaction_sdk_p99_us",
+            _q(sdk.latencies, 99),
+            (Target("max", 1500), Target("max", 0.5, "ratio")),
+            note,
+        ),
+        Figure("2 reaction", "reaction_max_us", worst, "us"),
+        Figure("2 reaction", "reaction_sdk_p50_us", _q(sdk.latencies, 50), "us"),
+    ]
