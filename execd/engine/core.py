@@ -288,7 +288,12 @@ class Engine:
         errors = intake.leg_errors(parsed, self._asset_cache.get, held)
         errors.extend(
             await intake.risk_errors(
-                parsed, self._ports.risk, self._ports.rest, self._quote_source, equity
+                parsed,
+                self._ports.risk,
+                self._ports.rest,
+                self._quote_source,
+                equity,
+                scheduled=schedule.held,
             )
         )
         if errors:

@@ -229,10 +229,18 @@ async def risk_errors(
     rest: RestGateway,
     quotes: QuoteSource,
     known_equity: Decimal | None = None,
+    *,
+    scheduled: bool = False,
 ) -> list[str]:
     """The `[risk]` caps a plan breaches at submit, valued from fresh quotes only (a leg
     with only a stale one is bounded by the order cap: `check_plan`), against the
-    account's equity read now (`known_equity` when intake just read it)."""
+    account's equity read now (`known_equity` when intake just read it).
+
+    A `scheduled` plan (held for a later session: after the close, every quote is stale)
+    is valued from each symbol's newest quote whatever its age — an indicative check that
+    still refuses a fat finger — because bounding every leg by the order cap would refuse
+    any plan of more than two legs overnight. Its orders are each checked against the order
+    cap from a fresh quote when priced, and its buys are sized against cash then."""
     limits = guard.limits
     if not limits.any_notional_cap:
         return []
@@ -242,6 +250,18 @@ async def risk_errors(
         guard.equity = equity
     found = await quotes.many({leg.symbol for leg in plan if leg.qty is not None})
     guard.remember(found.fresh)
+    if scheduled and found.stale:
+        newest = {s: q for s, q in found.stale.items() if q is not None}
+        _log.info(
+            "risk_valued_from_last_quotes",
+            plan_id=plan.plan_id,
+            symbols=sorted(newest),
+            note="scheduled plan: each order is checked against the order cap when priced",
+        )
+        found = QuoteLookup(
+            {**found.fresh, **newest},
+            {s: q for s, q in found.stale.items() if q is None},
+        )
     stale = {
         symbol: quotes.why_missing(found, symbol)
         for symbol, old in found.stale.items()
