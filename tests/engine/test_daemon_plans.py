@@ -158,9 +158,7 @@ async def test_a_plan_of_many_legs_after_the_close_is_scheduled_with_the_default
     > 2x equity); a fat finger is still refused at submit."""
     saturday = TAPE_DAY + timedelta(days=(5 - TAPE_DAY.weekday()) % 7)
     d = await start_daemon(sim={"date": saturday.isoformat(), "start": "11:00:00"})
-    legs = [
-        {"symbol": symbol, "side": "buy", "qty": "5"} for symbol in ("SPY", "AAPL", "SOXL")
-    ]
+    legs = [{"symbol": symbol, "side": "buy", "qty": "5"} for symbol in ("SPY", "AAPL", "SOXL")]
     legs.append({"symbol": "TQQQ", "side": "sell", "qty": "10"})
     held = await d.submit({"plan_id": "evening", "legs": legs})
     assert held.state == "scheduled", held
