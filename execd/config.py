@@ -400,6 +400,9 @@ class GatewayConfig(_Section):
     """Slots of the per-minute budget that only cancels may use: new orders and replaces stop
     this short, so a cancel (and `execd halt`) never waits for a window they spent. Reads
     stop 10 further short. Must leave room: `cancel_reserve + 10 < requests_per_minute`."""
+    request_burst: int = Field(20, ge=1, le=10_000)
+    """Beyond a burst of this many, orders and reads are paced at the budget's rate instead
+    of spending the minute at once, so slots keep freeing for cancels (never paced)."""
     order_poll_seconds: float = Field(2.0, gt=0, le=60)
     """While the trade_updates stream is down, working orders are read over REST this often
     (one `GET /v2/orders` per poll, lowest priority in the budget), but never more than a

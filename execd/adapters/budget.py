@@ -84,6 +84,13 @@ class BudgetLedger:
     #: so a cancel (the kill switch, a re-peg's cancel) never waits for a window that a
     #: burst of new orders spent. Reads stop `read_reserve` further short.
     cancel_reserve: int = 0
+    #: pacing (None: none): beyond a burst of this many, new orders, replaces and reads are
+    #: granted at most at the window's rate ((limit - cancel_reserve) per window), a token
+    #: bucket. Without it a backlog spends the whole window in a second and nothing frees
+    #: until it slides: a cancel beyond the reserve then waits up to the window.
+    burst: int | None = None
+    _tokens: float = 0.0
+    _tokens_at: float | None = None
     rate_limited_total: int = 0
     _waiting: dict[Priority, deque[int]] = field(
         default_factory=lambda: {p: deque() for p in Priority}
@@ -100,6 +107,9 @@ class BudgetLedger:
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
             raise ValueError("limit must be >= 1 and window > 0")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError("burst must be >= 1 (None: no pacing)")
+        self._tokens = float(self.burst or 0)
         if self.read_reserve < 0 or self.cancel_reserve < 0:
             raise ValueError("read_reserve and cancel_reserve must be >= 0")
         if self.read_reserve + self.cancel_reserve >= self.limit:
@@ -139,10 +149,13 @@ class BudgetLedger:
                 self._in_flight += 1
                 granted.append(cancels.popleft())
             return granted
+        self._refill(now)
         for priority in Priority:
             line = self._waiting[priority]
             reserve = self._reserve(priority)
-            while line and self._available() > reserve:
+            while line and self._available() > reserve and self._paced_ok(priority):
+                if priority is not Priority.CANCEL and self.burst is not None:
+                    self._tokens -= 1.0
                 ticket = line.popleft()
                 self._sent.append(now)
                 self._in_flight += 1
@@ -212,6 +225,10 @@ class BudgetLedger:
         if len(self._sent) >= self.limit - reserve:
             index = len(self._sent) - (self.limit - reserve)
             candidates.append(self._sent[index] + self.window)
+        if self.burst is not None and not self._waiting[Priority.CANCEL]:
+            self._refill(now)
+            if self._tokens < 1.0:
+                candidates.append(now + (1.0 - self._tokens) / self._rate())
         if not candidates:
             return None
         return max(candidates)
@@ -230,6 +247,23 @@ class BudgetLedger:
         )
 
     # -- internals -----------------------------------------------------------
+
+    def _rate(self) -> float:
+        return (self.limit - self.cancel_reserve) / self.window
+
+    def _refill(self, now: float) -> None:
+        if self.burst is None:
+            return
+        if self._tokens_at is not None and now > self._tokens_at:
+            self._tokens = min(
+                float(self.burst), self._tokens + (now - self._tokens_at) * self._rate()
+            )
+        if self._tokens_at is None or now > self._tokens_at:
+            self._tokens_at = now
+
+    def _paced_ok(self, priority: Priority) -> bool:
+        """Cancels are never paced; the rest need a token when pacing is on."""
+        return priority is Priority.CANCEL or self.burst is None or self._tokens >= 1.0
 
     def _reserve(self, priority: Priority) -> int:
         """The slots a ticket of this priority must leave to the ones above it."""
@@ -330,11 +364,16 @@ class RequestBudget:
         window: float = 60.0,
         read_reserve: int = 10,
         cancel_reserve: int = 0,
+        burst: int | None = None,
         monotonic: Callable[[], float] | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = BudgetLedger(
-            limit=limit, window=window, read_reserve=read_reserve, cancel_reserve=cancel_reserve
+            limit=limit,
+            window=window,
+            read_reserve=read_reserve,
+            cancel_reserve=cancel_reserve,
+            burst=burst,
         )
         self._monotonic = monotonic
         self._wall = wall

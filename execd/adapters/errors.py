@@ -72,6 +72,16 @@ class RateLimited(AdapterError):
     """429 even after waiting for the budget and retrying (ALPACA.md §0.4)."""
 
 
+class SendExpired(RateLimited):
+    """An order write never sent: its first send would have come after `send_within`.
+
+    The quote that priced the order went stale while the write waited for the request
+    budget or for 429s ("not processed", ALPACA.md §0.4), so no copy of it reached the
+    venue and none ever will: the order does not exist. The caller re-prices from a fresh
+    quote (DESIGN.md "Fresh quote"). Never raised once a copy may have reached the venue.
+    """
+
+
 class VenueUnavailable(AdapterError):
     """5xx or network failure on a request whose repetition is harmless, retries spent."""
 

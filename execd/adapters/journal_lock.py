@@ -40,8 +40,12 @@ class JournalLocked(JournalError):
 
 
 def lock_path(journal: Path) -> Path:
-    """The lock file of `journal`: the same name with ``.lock`` appended, same directory."""
-    return journal.with_name(journal.name + ".lock")
+    """The lock file of `journal`: the same name with ``.lock`` appended, same directory —
+    of the file itself, every symlink (of the file or a directory above it) and relative
+    spelling resolved first, so that two spellings of one journal take one lock. (Hard
+    links are not resolved: a second name of the same file would get its own lock.)"""
+    real = journal.resolve()
+    return real.with_name(real.name + ".lock")
 
 
 _SIZE = 4096

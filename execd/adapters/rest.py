@@ -56,6 +56,7 @@ from execd.adapters.errors import (
     NotFound,
     OutcomeUnknown,
     RateLimited,
+    SendExpired,
     Unauthorized,
     VenueRefused,
     VenueUnavailable,
@@ -240,12 +241,14 @@ class RestGateway:
         limit_price: Decimal | None = None,
         time_in_force: str = "day",
         extended_hours: bool = False,
+        send_within: float | None = None,
     ) -> Order:
         """``POST /v2/orders`` (§1.1): a limit order when `limit_price` is given, else market.
 
         Never creates two orders: see the module docstring. Raises `VenueRefused`
         (403/422, e.g. ``insufficient qty available for order …``), `RateLimited`,
-        or `OutcomeUnknown`.
+        or `OutcomeUnknown`. `send_within` (seconds from now, when its price comes from a
+        quote): the order is not sent for the first time after it (`SendExpired`).
         """
         common: dict[str, Any] = {
             "symbol": symbol,
@@ -264,7 +267,13 @@ class RestGateway:
         body: dict[str, Any] = request.to_request_fields()
         _exact(body, qty=qty, notional=notional, limit_price=limit_price)
         return await self._write_order(
-            "submit_order", "POST", "/v2/orders", body, client_order_id, Priority.NEW_ORDER
+            "submit_order",
+            "POST",
+            "/v2/orders",
+            body,
+            client_order_id,
+            Priority.NEW_ORDER,
+            send_within=send_within,
         )
 
     async def replace_order(
@@ -273,6 +282,8 @@ class RestGateway:
         qty: Decimal | None,
         limit_price: Decimal | None,
         client_order_id: str,
+        *,
+        send_within: float | None = None,
     ) -> Order:
         """``PATCH /v2/orders/{id}`` (§1.7): the answer is the *new* order (new id).
 
@@ -280,7 +291,8 @@ class RestGateway:
         not guarantee the replace: it can still be rejected on the stream if the old
         order fills first. Resolved by the new `client_order_id` when the answer is
         lost. Raises `VenueRefused` (e.g. ``unable to replace order, order isn't sent
-        to exchange yet``), `NotFound`, `RateLimited`, `OutcomeUnknown`.
+        to exchange yet``), `NotFound`, `RateLimited`, `OutcomeUnknown`, and
+        `SendExpired` as `submit_order` does for `send_within`.
         """
         if qty is not None and qty != qty.to_integral_value():
             raise ValueError(f"replace qty must be whole shares, got {qty}")
@@ -298,6 +310,7 @@ class RestGateway:
             body,
             client_order_id,
             Priority.REPLACE,
+            send_within=send_within,
         )
 
     async def cancel_order(self, order_id: str) -> None:
@@ -490,8 +503,13 @@ class RestGateway:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        send_by: float | None = None,
     ) -> _Answer:
-        """One HTTP exchange, inside a budget slot. `_NoAnswer` if no status came back."""
+        """One HTTP exchange, inside a budget slot. `_NoAnswer` if no status came back.
+
+        `send_by` (loop time): raise `SendExpired` instead of sending once it has passed,
+        checked when the slot is granted, right before the request goes out.
+        """
         if self._session is None:
             raise RuntimeError("RestGateway used outside `async with`")
         session = self._session
@@ -504,10 +522,16 @@ class RestGateway:
             ) as response:
                 return _Answer(response.status, await response.read(), response.headers)
 
+        def check_send_by() -> None:
+            if send_by is not None and asyncio.get_running_loop().time() > send_by:
+                raise SendExpired(f"{method} {path}: not sent, its pricing quote went stale")
+
         try:
             if priority is None:
+                check_send_by()
                 return await exchange()
             async with self._budget.slot(priority) as slot:
+                check_send_by()  # the slot is given back unused (`abandon`: no penalty)
                 slot.penalty = self._config.backoff.initial
                 answer = await exchange()
                 slot.observe(answer.status, answer.headers)
@@ -553,6 +577,8 @@ class RestGateway:
         body: Mapping[str, Any],
         client_order_id: str,
         priority: Priority,
+        *,
+        send_within: float | None = None,
     ) -> Order:
         """POST or PATCH that yields an order, resolved by client order id when unsure.
 
@@ -560,12 +586,18 @@ class RestGateway:
         the budget grants a slot (the budget backs off after it), without using up one of
         the `write_attempts`, until the write window closes (issue 11 §6: a storm of 429s
         used to exhaust the attempts and end the leg).
+
+        While no copy can have reached the venue (nothing sent yet, or only 429s back),
+        the write is not sent after `send_within` seconds: `SendExpired`, the order
+        does not exist. Once an attempt's fate is unknown the exactly-once rules above
+        apply unchanged (the same body, resolved by client order id).
         """
         delays = self._delays()
         ambiguous = False
         last: Exception = RateLimited(f"{operation} rate limited")
         loop = asyncio.get_running_loop()
         closes = loop.time() + self._config.write_window
+        send_by = None if send_within is None else loop.time() + send_within
         attempt = sent = 0
         while attempt < self._config.write_attempts:
             attempt += 1
@@ -580,8 +612,21 @@ class RestGateway:
                 break
             try:
                 answer = await self._attempt(
-                    method, self._config.trading_url, path, priority, body=body
+                    method,
+                    self._config.trading_url,
+                    path,
+                    priority,
+                    body=body,
+                    send_by=None if ambiguous else send_by,
                 )
+            except SendExpired:
+                log.warning(
+                    "order_write_expired",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    sent=sent - 1,
+                )
+                raise
             except _NoAnswer as exc:
                 ambiguous, last = True, exc
             else:

@@ -181,6 +181,8 @@ def decide(
             s = _on_stop(state, reason, now, params, acts)
         case TradingStatus():
             s = _on_status(state, event, now, params, acts)
+        case PlaceFailed() if event.not_sent:
+            s = _not_sent(state, event, now, params, acts)
         case OrderUpdate() | OrderFill() | OrderReplaced() | PlaceFailed() | ReplaceFailed():
             s = on_venue(state, event, acts)
             s = _advance(s, now, params, acts)
@@ -425,8 +427,19 @@ def _on_quote(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts
 
 
 def _premarket(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
-    """Seed 003 step 0: assess the pre-open spread once, set budget and wait."""
+    """Seed 003 step 0: assess the pre-open spread once, from a fresh quote, set budget
+    and wait. A stale pre-open quote (last night's book, a frozen feed) is not assessed
+    (DESIGN.md "Fresh quote"): the leg waits for a fresh one, and without one by the open
+    it skips step 0 (`leg_premarket_skipped`) and prices with the configured budget."""
     if s.premarket is not None or not p.enable_premarket_assessment:
+        return s
+    if q.age_seconds(now) > p.quote_freshness_seconds:
+        acts.append(
+            Note(
+                "leg_premarket_quote_stale",
+                {**quote_fields(q, now), "freshness_s": p.quote_freshness_seconds, "step": 0},
+            )
+        )
         return s
     assessment = assess_premarket(q, p.spread_rules)
     if assessment is None:
@@ -516,6 +529,37 @@ def _on_fresh_quote(
             assert_never(purpose)
 
 
+def _not_sent(
+    s: LegState, event: PlaceFailed, now: datetime, p: LadderParams, acts: _Acts
+) -> LegState:
+    """The order never left: its pricing quote went stale while the write waited for the
+    rate limit. It does not exist, so nothing needs cancelling; the same step is priced
+    again from a fresh quote (DESIGN.md "Fresh quote"), costing no re-peg round."""
+    cid = event.client_order_id
+    order = s.order(cid)
+    acts.append(
+        Note(
+            "order_not_sent_quote_stale",
+            {"client_order_id": cid, "message": event.message},
+            "warning",
+        )
+    )
+    if order is None or order.status is not OrderStatus.PENDING_SUBMIT:
+        return s
+    s = apply_order_event(s, cid, OrderEvent(OrderEventKind.CANCELED), acts)
+    if cid != s.working_id:
+        return s
+    s = replace(s, working_id=None)
+    if s.in_fallback:
+        purpose = QuotePurpose.FALLBACK
+    elif len(s.orders) == 1:
+        purpose = QuotePurpose.ASSESS
+    else:
+        purpose = QuotePurpose.REPRICE
+    # A newer quote than the one that went stale, never the same one again.
+    return _request_quote(s, purpose, now, p, acts, force_new=True)
+
+
 def _quote_overdue(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegState:
     """No newer quote came within `quote_wait_seconds`. A quote in hand that is still
     fresh decides (a quiet market does not resend an unchanged NBBO); otherwise the leg
@@ -602,7 +646,10 @@ def _price_and_place(
     s, cid = next_cid(s)
     qty = s.remaining
     step = 2 if first else 3
-    acts.append(PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, step))
+    until = q.as_of + secs(p.quote_freshness_seconds)
+    acts.append(
+        PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, s.spec.side, qty, price, step, until)
+    )
     acts.append(
         Note(
             "leg_order_placed",
@@ -771,7 +818,8 @@ def _repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) -
         and remaining == remaining.to_integral_value()
     ):
         s, new_cid = next_cid(s)
-        acts.append(ReplaceOrder(working.client_order_id, new_cid, remaining, price))
+        until = q.as_of + secs(p.quote_freshness_seconds)
+        acts.append(ReplaceOrder(working.client_order_id, new_cid, remaining, price, until))
         acts.append(Note("leg_repegged", {**fields, "method": "replace", "new_id": new_cid}))
         s = replace(
             s,
@@ -914,7 +962,8 @@ def _place_collared(
     price = apply_cap(side, collared, s.spec.limit_price)
     s, cid = next_cid(s)
     qty = s.remaining
-    action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, side, qty, price, 4)
+    until = q.as_of + secs(p.quote_freshness_seconds)
+    action = PlaceOrder(cid, s.spec.symbol, OrderType.LIMIT, side, qty, price, 4, until)
     acts.append(action)
     acts.append(
         Note(
@@ -948,6 +997,13 @@ def _on_wake(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> LegSta
             if s.phase is LegPhase.OPEN_WAIT and s.spread_waits > 0:
                 # Seed 003: after the spread wait, re-check with a fresh quote.
                 return _request_quote(s, QuotePurpose.ASSESS, now, p, acts, force_new=True)
+            if (
+                s.phase is LegPhase.PRE_OPEN
+                and s.premarket is None
+                and p.enable_premarket_assessment
+                and p.enable_smart_execution
+            ):
+                acts.append(Note("leg_premarket_skipped", {"reason": "no_fresh_quote", "step": 0}))
             return _open(s, now, p, acts)
         case Timer.QUOTE:
             return _quote_overdue(s, now, p, acts)

@@ -324,11 +324,16 @@ class OrderReplaced:
 @dataclass(frozen=True, slots=True)
 class PlaceFailed:
     """POST /v2/orders did not succeed. A 4xx `status` means the order does not exist;
-    anything else (0 for a transport error, 5xx) means its fate is unknown."""
+    anything else (0 for a transport error, 5xx) means its fate is unknown.
+
+    `not_sent`: the order was never sent because the quote that priced it went stale
+    while it waited for the rate limit (`PlaceOrder.priced_until`). It does not exist and
+    the leg prices it again from a fresh quote instead of ending."""
 
     client_order_id: str
     status: int
     message: str
+    not_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +393,10 @@ class PlaceOrder:
     qty: Decimal
     limit_price: Decimal | None
     step: int
+    #: When the quote that priced this order stops being fresh (venue clock); the order
+    #: is not sent for the first time after it (DESIGN.md "Fresh quote"). None: its price
+    #: does not come from a quote (a market order, a limit at the plan's cap).
+    priced_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +411,8 @@ class ReplaceOrder:
     new_client_order_id: str
     qty: Decimal
     limit_price: Decimal
+    #: As `PlaceOrder.priced_until`: not sent for the first time after it.
+    priced_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

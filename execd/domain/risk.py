@@ -315,11 +315,13 @@ def check_plan(
     plan: Plan,
     quotes: Mapping[str, Quote],
     equity: Decimal | None = None,
+    stale: Mapping[str, str] | None = None,
 ) -> list[RiskBreach]:
     """Every breach of a plan at submit; empty means the plan may run.
 
-    `quotes` maps symbol to its latest quote, fresh or not — a fat-finger estimate needs
-    a price, not a fresh one (symbols may be missing); `equity` is the account's equity,
+    `quotes` maps symbol to its fresh quote (DESIGN.md "Fresh quote": nothing is valued
+    from a stale one; symbols may be missing); `stale` maps a symbol that has only a stale
+    quote to why (its age, for the refusal); `equity` is the account's equity,
     read at submit (None: the equity-relative caps cannot apply; the engine refuses the
     plan itself rather than pass None while they are set). Per leg, in plan order: a leg
     whose own estimate exceeds the order cap (the
@@ -332,7 +334,11 @@ def check_plan(
 
     A qty leg with no quote at all is not a breach here: its orders are checked one by
     one by `check_order` when they are placed (and a market order that cannot be valued
-    then is refused).
+    then is refused). A qty leg whose symbol has only a stale quote is quoted, but at a
+    price nobody may trust now: its own value is unknown, so against the plan cap it counts
+    at the most its orders may be worth — the order cap, which each of them is checked
+    against when priced. With no order cap nothing bounds it and the plan is refused;
+    so is a plan whose valued legs plus that bound exceed the plan cap.
     """
     breaches: list[RiskBreach] = []
     order_cap = _binding_cap(
@@ -351,9 +357,13 @@ def check_plan(
     )
     buys = sells = Decimal(0)
     unvalued = 0
+    stale = stale or {}
+    stale_legs: list[Leg] = []
     for leg in plan.legs:
         quote = quotes.get(leg.symbol)
         notional = leg_notional(leg, quote)
+        if notional is None and leg.symbol in stale:
+            stale_legs.append(leg)
         if notional is None:
             # No price at all for a qty leg (a symbol not quoted yet): its orders are
             # valued when priced (`check_order`, with the same equity-relative cap) — a
@@ -387,7 +397,38 @@ def check_plan(
                 f" {_money(sells)}, exceeds {plan_cap.text}",
             )
         )
+    elif plan_cap is not None and stale_legs:
+        breach = _stale_bound_breach(plan_cap, order_cap, total, stale_legs, stale)
+        if breach is not None:
+            breaches.append(breach)
     return breaches
+
+
+def _stale_bound_breach(
+    plan_cap: _Cap,
+    order_cap: _Cap | None,
+    valued: Decimal,
+    legs: list[Leg],
+    why: Mapping[str, str],
+) -> RiskBreach | None:
+    """The plan cap against the valued legs plus, for each leg with only a stale quote,
+    the order cap its orders are held to (`check_plan`); None when it fits."""
+    named = "; ".join(f"{leg.label}: {why[leg.symbol]}" for leg in legs)
+    if order_cap is None:
+        return RiskBreach(
+            plan_cap.limit,
+            f"cannot check {plan_cap.text} without a fresh price, and no order cap bounds"
+            f" the orders of a leg without one ({named}); submit again when it is quoted",
+        )
+    bound = valued + order_cap.amount * len(legs)
+    if bound <= plan_cap.amount:
+        return None
+    return RiskBreach(
+        plan_cap.limit,
+        f"plan notional could reach {_money(bound)} ({_money(valued)} valued, plus up to"
+        f" {order_cap.text} for each leg without a fresh quote: {named}), which exceeds"
+        f" {plan_cap.text}; submit again when it is quoted",
+    )
 
 
 # ------------------------------------------------------------------------ order rate

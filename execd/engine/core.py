@@ -48,8 +48,7 @@ from execd.domain.plans import (
     document_digest,
     parse_document,
 )
-from execd.domain.quotes import Quote
-from execd.domain.risk import WorkingLeg, check_plan, wash_conflicts
+from execd.domain.risk import WorkingLeg, wash_conflicts
 from execd.domain.schedule import Schedule, ScheduleError, plan_schedule
 from execd.domain.sizing import qty_for_notional
 from execd.domain.tca import far_touch
@@ -136,6 +135,8 @@ class Engine:
         self._quote_source = intake.QuoteSource(
             ports.quotes,
             ports.rest,
+            ports.clock.now,
+            ports.params.quote_freshness_seconds,
             ports.params.quote_wait_seconds,
             self._subscribe,
             self._unsubscribe,
@@ -295,7 +296,16 @@ class Engine:
         errors.extend(
             intake.sell_errors(parsed, holdings, intake.committed_sells(self._plans.values()))
         )
-        errors.extend(await self._risk_errors(parsed, equity))
+        errors.extend(
+            await intake.risk_errors(
+                parsed,
+                self._ports.risk,
+                self._ports.rest,
+                self._quote_source,
+                equity,
+                scheduled=schedule.held,
+            )
+        )
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
         return parsed, source, schedule, holdings
@@ -303,7 +313,7 @@ class Engine:
     async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
         """What `submit` would do, priced now: each leg's style and first limit price."""
         params = self._ports.params
-        found = await self._quote_source.many(plan.symbols())
+        found = (await self._quote_source.many(plan.symbols())).fresh
         record = PlanRecord(plan, self._ports.clock.now(), self._ports.clock.now)
         record.scheduled_for = schedule.start_at
         record.state = "scheduled" if schedule.held else "accepted"
@@ -755,41 +765,6 @@ class Engine:
             if session.date == today:
                 return session
         return None
-
-    async def _risk_errors(self, plan: Plan, known_equity: Decimal | None = None) -> list[str]:
-        """The `[risk]` caps a plan breaches at submit (priced from the latest quotes,
-        against the account's equity read now; `known_equity` when intake just read it)."""
-        limits = self._ports.risk.limits
-        if not limits.any_notional_cap:
-            return []
-        equity: Decimal | None = None
-        if limits.needs_equity:
-            equity = known_equity if known_equity is not None else await self._equity()
-            self._ports.risk.equity = equity
-        quotes: dict[str, Quote] = await self._quote_source.many(
-            {leg.symbol for leg in plan if leg.qty is not None}
-        )
-        self._ports.risk.remember(quotes)
-        breaches = check_plan(limits, plan, quotes, equity)
-        return [f"risk limit: {breach.reason}" for breach in breaches]
-
-    async def _equity(self) -> Decimal:
-        """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
-        try:
-            account = await self._ports.rest.account()
-        except AdapterError as exc:
-            raise ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}") from None
-        try:
-            equity = Decimal(str(account.equity))
-        except ArithmeticError:
-            equity = Decimal("NaN")
-        if not equity.is_finite():
-            raise ControlError(
-                ErrorCode.INTERNAL,
-                f"the account's equity is unreadable ({account.equity!r});"
-                " the equity-relative risk caps cannot be checked",
-            )
-        return equity
 
     async def _sessions(self, today: date) -> list[TradingSession]:
         """The venue's sessions from today for two weeks (the next one is always in it)."""

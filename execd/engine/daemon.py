@@ -195,6 +195,7 @@ async def running_daemon(
         budget = RequestBudget(
             limit=settings.gateway.requests_per_minute,
             cancel_reserve=settings.gateway.cancel_reserve,
+            burst=settings.gateway.request_burst,
         )
         rest_config = RestConfig(
             trading_url=endpoints.trading_url,

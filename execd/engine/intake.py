@@ -3,9 +3,10 @@
 DESIGN.md "Release costs O(1) reads per wave": a submission reads the positions once (one
 ``GET /v2/positions``, whatever the number of legs), the asset facts from a cache filled by
 one ``GET /v2/assets`` per trading day, the account once when it is a targets plan, and a
-quote per symbol only where a price is needed (risk caps, target sizing, dry-run prices)
-— from the stream's cache first. The rules themselves are pure (`execd.domain.plans`,
-`targets`, `risk`, `schedule`); this module only fetches their inputs.
+fresh quote per symbol only where a price is needed (risk caps, target sizing, dry-run
+prices) — from the stream's cache first, judged by its own timestamp (DESIGN.md "Fresh
+quote"). The rules themselves are pure (`execd.domain.plans`, `targets`, `risk`,
+`schedule`); this module fetches their inputs and hands them over.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import structlog
@@ -29,10 +30,12 @@ from execd.domain.ladder_types import LadderParams, PricingStyle
 from execd.domain.plans import LegInput, Plan, PlanInput
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
+from execd.domain.risk import check_plan
 from execd.domain.sizing import sellable_qty
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
 from execd.domain.types import Side
 from execd.engine.records import PlanRecord
+from execd.engine.risk import RiskGuard
 from execd.engine.runner import AssetFacts
 
 _log = structlog.get_logger("execd.intake")
@@ -170,46 +173,185 @@ def sell_errors(
     return errors
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteLookup:
+    """Fresh quotes by symbol, and for the symbols left without one the newest stale quote
+    seen (None: never quoted) — so that a refusal can say how old it was."""
+
+    fresh: dict[str, Quote]
+    stale: dict[str, Quote | None]
+
+    def why_missing(self, symbol: str, now: datetime, freshness: float, waited: float) -> str:
+        """Why `symbol` has no fresh quote, with its newest quote's age."""
+        quote = self.stale.get(symbol)
+        if quote is None:
+            return f"no quote for {symbol} within {waited:g}s"
+        return (
+            f"{symbol}'s latest quote is {quote.age_seconds(now):.1f}s old, over"
+            f" execution.quote_freshness_seconds {freshness:g}, and no fresh one came"
+            f" within {waited:g}s"
+        )
+
+
+_CLOCK_STEP_RETRY = 0.05
+"""Seconds before a submit-time quote wait looks again after the venue clock stepped back."""
+
+
 class QuoteSource:
-    """The stream's cached quote, else the REST latest, else the first the stream sends."""
+    """A fresh quote per symbol at submit: the stream's cache, else the REST latest, else the
+    first fresh one the stream sends within `wait_seconds`.
+
+    DESIGN.md "Fresh quote": every quote is judged by its own timestamp (`Quote.as_of`)
+    against `freshness_seconds` on the venue clock; nothing is sized or valued from a stale
+    one. A symbol with no fresh quote in time is reported with the newest quote seen.
+    """
 
     def __init__(
         self,
         quotes: MarketStream,
         rest: RestGateway,
+        clock: Callable[[], datetime],
+        freshness_seconds: float,
         wait_seconds: float,
         subscribe: Callable[[str], None],
         unsubscribe: Callable[[str], None],
     ) -> None:
         self._quotes = quotes
         self._rest = rest
-        self._wait = wait_seconds
+        self._clock = clock
+        self.freshness = freshness_seconds
+        self.wait = wait_seconds
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
 
-    async def get(self, symbol: str) -> Quote | None:
-        quote = self._quotes.quote(symbol)
-        if quote is not None:
-            return quote
+    def _fresh(self, quote: Quote | None) -> bool:
+        return quote is not None and quote.age_seconds(self._clock()) <= self.freshness
+
+    async def get(self, symbol: str) -> tuple[Quote | None, Quote | None]:
+        """(a fresh quote, None), or (None, the newest stale quote seen or None)."""
+        cached = self._quotes.quote(symbol)
+        if self._fresh(cached):
+            return cached, None
         try:
-            quote = await self._rest.latest_quote(symbol)
+            latest = await self._rest.latest_quote(symbol)
         except AdapterError as exc:
             raise venue_unavailable(exc) from None
-        if quote is not None:
-            return quote
+        if self._fresh(latest):
+            return latest, None
+        newest = _newer(cached, latest)
         self._subscribe(symbol)
         try:
-            return await asyncio.wait_for(self._quotes.wait_quote(symbol, None), self._wait)
+            async with asyncio.timeout(self.wait):
+                while True:
+                    # The cache first: a quote may have come while the REST read ran.
+                    now = self._clock()
+                    quote = self._quotes.quote(symbol)
+                    if self._fresh(quote):
+                        return quote, None
+                    newest = _newer(newest, quote)
+                    arrived = await self._quotes.wait_quote(symbol, now)
+                    if quote is not None and arrived == quote:
+                        # The same quote "received after now": the wall clock stepped
+                        # back. Look again shortly rather than spin (bounded by the wait).
+                        await asyncio.sleep(_CLOCK_STEP_RETRY)
         except TimeoutError:
-            return None
+            return None, newest
         finally:
             self._unsubscribe(symbol)
 
-    async def many(self, symbols: AbstractSet[str]) -> dict[str, Quote]:
-        """Quotes for `symbols` (missing ones left out), fetched concurrently."""
+    async def many(self, symbols: AbstractSet[str]) -> QuoteLookup:
+        """Fresh quotes for `symbols`, fetched concurrently (each waits alone)."""
         ordered = sorted(symbols)
         found = await asyncio.gather(*(self.get(s) for s in ordered))
-        return {s: q for s, q in zip(ordered, found, strict=True) if q is not None}
+        fresh = {s: q for s, (q, _) in zip(ordered, found, strict=True) if q is not None}
+        stale = {s: old for s, (q, old) in zip(ordered, found, strict=True) if q is None}
+        return QuoteLookup(fresh, stale)
+
+    def why_missing(self, found: QuoteLookup, symbol: str) -> str:
+        return found.why_missing(symbol, self._clock(), self.freshness, self.wait)
+
+
+def _newer(a: Quote | None, b: Quote | None) -> Quote | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a.as_of >= b.as_of else b
+
+
+async def risk_errors(
+    plan: Plan,
+    guard: RiskGuard,
+    rest: RestGateway,
+    quotes: QuoteSource,
+    known_equity: Decimal | None = None,
+    *,
+    scheduled: bool = False,
+) -> list[str]:
+    """The `[risk]` caps a plan breaches at submit, valued from fresh quotes only (a leg
+    with only a stale one is bounded by the order cap: `check_plan`), against the
+    account's equity read now (`known_equity` when intake just read it).
+
+    A `scheduled` plan (held for a later session: after the close, every quote is stale)
+    is valued from each symbol's newest quote whatever its age — an indicative check that
+    still refuses a fat finger — because bounding every leg by the order cap would refuse
+    any plan of more than two legs overnight. Its orders are each checked against the order
+    cap from a fresh quote when priced, and its buys are sized against cash then."""
+    limits = guard.limits
+    if not limits.any_notional_cap:
+        return []
+    equity: Decimal | None = None
+    if limits.needs_equity:
+        equity = known_equity if known_equity is not None else await account_equity(rest)
+        guard.equity = equity
+    found = await quotes.many({leg.symbol for leg in plan if leg.qty is not None})
+    guard.remember(found.fresh)
+    if scheduled and found.stale:
+        newest = {s: q for s, q in found.stale.items() if q is not None}
+        _log.info(
+            "risk_valued_from_last_quotes",
+            plan_id=plan.plan_id,
+            symbols=sorted(newest),
+            note="scheduled plan: each order is checked against the order cap when priced",
+        )
+        found = QuoteLookup(
+            {**found.fresh, **newest},
+            {s: q for s, q in found.stale.items() if q is None},
+        )
+    stale = {
+        symbol: quotes.why_missing(found, symbol)
+        for symbol, old in found.stale.items()
+        if old is not None
+    }
+    if found.stale:
+        # Valued when their orders are priced (each against the order cap); logged so that
+        # a plan cap passed without these legs' prices is never silent.
+        _log.warning(
+            "risk_legs_unvalued",
+            plan_id=plan.plan_id,
+            why=[quotes.why_missing(found, s) for s in sorted(found.stale)],
+        )
+    breaches = check_plan(limits, plan, found.fresh, equity, stale)
+    return [f"risk limit: {breach.reason}" for breach in breaches]
+
+
+async def account_equity(rest: RestGateway) -> Decimal:
+    """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
+    try:
+        account = await rest.account()
+    except AdapterError as exc:
+        raise venue_unavailable(exc) from None
+    try:
+        equity = Decimal(str(account.equity))
+    except ArithmeticError:
+        equity = Decimal("NaN")
+    if not equity.is_finite():
+        raise ControlError(
+            ErrorCode.INTERNAL,
+            f"the account's equity is unreadable ({account.equity!r});"
+            " the equity-relative risk caps cannot be checked",
+        )
+    return equity
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,13 +385,21 @@ async def target_legs(
     if model.liquidate_unlisted:
         symbols |= {s for s, q in held.items() if q}
     found = await quotes.many(symbols)
+    if found.stale:  # DESIGN.md "Fresh quote": nothing is sized from a stale quote
+        raise ControlError(
+            ErrorCode.INVALID_PLAN,
+            "; ".join(
+                f"targets.{s}: cannot size it: {quotes.why_missing(found, s)}"
+                for s in sorted(found.stale)
+            ),
+        )
     fractionable = {s: bool(f.fractionable) for s, f in assets.facts.items() if s in symbols}
     try:
         computed = compute_legs(
             model.targets,
             equity=equity,
             positions=held,
-            quotes={s: TargetQuote(q.bid, q.ask) for s, q in found.items()},
+            quotes={s: TargetQuote(q.bid, q.ask) for s, q in found.fresh.items()},
             fractionable=fractionable,
             min_trade_notional=min_trade_notional,
             liquidate_unlisted=model.liquidate_unlisted,

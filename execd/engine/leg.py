@@ -41,6 +41,7 @@ from execd.adapters.errors import (
     NotFound,
     OutcomeUnknown,
     RateLimited,
+    SendExpired,
     VenueRefused,
 )
 from execd.adapters.journal import DuplicateIntent, Journal, JournalError
@@ -313,9 +314,12 @@ class LegRunner:
                 client_order_id=cid,
                 qty=action.qty,
                 limit_price=limit,
+                send_within=self._send_within(action.priced_until),
             )
         except VenueRefused as exc:
             return [PlaceFailed(cid, exc.status, exc.message)]
+        except SendExpired as exc:
+            return [PlaceFailed(cid, 429, str(exc), not_sent=True)]
         except RateLimited as exc:
             return [PlaceFailed(cid, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:
@@ -332,6 +336,13 @@ class LegRunner:
             status=str(order.status.value),
         )
         return []
+
+    def _send_within(self, priced_until: datetime | None) -> float | None:
+        """Seconds (from now) in which the order may first be sent: until its pricing
+        quote goes stale. A rate-limit wait past it must not send a stale price."""
+        if priced_until is None:
+            return None
+        return (priced_until - self._ports.clock.now()).total_seconds()
 
     async def _clear_opposite_side(self, action: PlaceOrder) -> None:
         """Before a market order, cancel execd's own opposite-side orders in the symbol.
@@ -406,7 +417,11 @@ class LegRunner:
             return [ReplaceFailed(old, new, *refused)]
         try:
             order = await self._ports.rest.replace_order(
-                order_id, qty=action.qty, limit_price=action.limit_price, client_order_id=new
+                order_id,
+                qty=action.qty,
+                limit_price=action.limit_price,
+                client_order_id=new,
+                send_within=self._send_within(action.priced_until),
             )
         except VenueRefused as exc:
             return [ReplaceFailed(old, new, exc.status, exc.message)]
@@ -532,14 +547,16 @@ class LegRunner:
                 return
         if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED):
             return  # unknown outcome, or refused before any intent was written
+        # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
+        not_sent = isinstance(event, PlaceFailed) and event.not_sent
         try:
             await self._ports.journal.record_event(
                 cid,
                 None,
-                "refused",
+                "not_sent" if not_sent else "refused",
                 self._ports.clock.now(),
                 {"status": status, "message": message},
-                status=OrderStatus.REJECTED,
+                status=OrderStatus.CANCELED if not_sent else OrderStatus.REJECTED,
             )
         except (JournalError, ValueError) as exc:
             _log.error("journal_refusal_failed", client_order_id=cid, error=str(exc))

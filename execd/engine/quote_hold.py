@@ -21,6 +21,7 @@ Each hold is logged once as `leg_holding_stale_quotes` and its end as `leg_quote
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import structlog
@@ -101,10 +102,23 @@ class QuoteHold:
         return self._outage is not None
 
     def timeout(self, now: datetime) -> float | None:
-        """Seconds until the outage can end without an event (the reconnection grace)."""
-        if self._outage is None or self._outage.recheck_at is None:
+        """Seconds until the hold must be looked at again without any event: the earliest
+        of the reconnection grace, the end of `stale_quote_max_wait_seconds` and the leg's
+        deadline. Without the last two a data stream that stays down would leave the leg
+        (and its resting order) waiting for a wake-up that never comes."""
+        if self._outage is None:
             return None
-        return max((self._outage.recheck_at - now).total_seconds(), 0.0) + 0.001
+        ends: list[float] = []
+        if self._outage.recheck_at is not None:
+            ends.append((self._outage.recheck_at - now).total_seconds())
+        since = self._record.holding_since
+        if since is not None and math.isfinite(self._max_hold):
+            ends.append(self._max_hold - (now - since).total_seconds())
+        if self._deadline is not None:
+            ends.append((self._deadline - now).total_seconds())
+        if not ends:
+            return None
+        return max(min(ends), 0.0) + 0.001
 
     async def wait_change(self) -> None:
         """Return when the connection comes or goes (what ends or starts an outage)."""

@@ -248,3 +248,40 @@ def test_reserves_must_leave_room_for_orders() -> None:
     """Reserves that would leave no slot for a new order are a configuration error."""
     with pytest.raises(ValueError, match="reserve"):
         BudgetLedger(limit=10, read_reserve=5, cancel_reserve=5)
+
+
+def test_orders_are_paced_so_that_cancels_never_wait_out_the_window() -> None:
+    """With `burst`, orders beyond a burst are spread at the budget's rate instead of
+    spending the whole window at once, so slots keep freeing and a cancel arriving when the
+    cancel reserve is used up waits a fraction of a second, not the window (the budget
+    benchmark of issue 14 saw 59 s)."""
+    ledger = BudgetLedger(limit=70, read_reserve=0, cancel_reserve=10, burst=10)
+    rate = 60 / 60.0  # (limit - cancel_reserve) per 60 s window: one a second
+    for ticket in range(200):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    assert len(ledger.grant(0.0)) == 10  # the burst
+    assert ledger.next_change(0.0) == pytest.approx(1 / rate)
+    granted = 10
+    now = 0.0
+    while now < 120.0:
+        now += 0.25
+        granted += len(ledger.grant(now))
+    assert granted <= 10 + 120 * rate + 1  # never faster than the rate after the burst
+    # A burst of cancels uses the reserve; the next one waits for the next freed slot.
+    for ticket in range(1000, 1011):
+        ledger.enqueue(ticket, Priority.CANCEL)
+    assert len(ledger.grant(now)) >= 10
+    waits = []
+    for ticket in range(2000, 2005):
+        ledger.enqueue(ticket, Priority.CANCEL)
+        start = now
+        while not ledger.grant(now):
+            now += 0.05
+        waits.append(now - start)
+    assert max(waits) <= 1.5, waits
+
+
+def test_burst_must_be_positive() -> None:
+    """`burst` must be at least 1."""
+    with pytest.raises(ValueError, match="burst"):
+        BudgetLedger(limit=10, read_reserve=0, burst=0)

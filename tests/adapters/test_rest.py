@@ -18,6 +18,7 @@ from execd.adapters.budget import RequestBudget
 from execd.adapters.errors import (
     NotFound,
     OutcomeUnknown,
+    SendExpired,
     Unauthorized,
     VenueRefused,
     VenueUnavailable,
@@ -131,6 +132,44 @@ async def test_post_answered_504_before_placing_is_resent_once(fake: FakeVenue) 
     assert fake.count("POST", "/v2/orders") == 2
     assert len(fake.orders) == 1
     assert fake.count("GET", "/v2/orders:by_client_order_id") == 1
+
+
+async def test_post_held_up_by_429s_past_send_within_is_never_sent(fake: FakeVenue) -> None:
+    """Only 429s came back (nothing processed) and the pricing quote went stale: the
+    write ends `SendExpired` and no copy is sent after it."""
+    for _ in range(20):
+        fake.fail("POST", "/v2/orders", 429)
+    async with gateway(fake) as rest:
+        with pytest.raises(SendExpired):
+            await rest.submit_order(
+                symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+                client_order_id="cid-expired", send_within=0.05,
+            )  # fmt: skip
+        sent = fake.count("POST", "/v2/orders")
+        assert 1 <= sent < 20
+        assert len(fake.orders) == 0
+        with pytest.raises(SendExpired):  # already past: not even one send
+            await rest.submit_order(
+                symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+                client_order_id="cid-late", send_within=-1.0,
+            )  # fmt: skip
+    assert fake.count("POST", "/v2/orders") == sent
+
+
+async def test_a_write_whose_copy_may_have_landed_is_resolved_despite_send_within(
+    fake: FakeVenue,
+) -> None:
+    """Once a copy may have reached the venue the exactly-once rules apply unchanged: the
+    look-up and the re-send of the same client order id go on after `send_within`."""
+    fake.fail("POST", "/v2/orders", 504, when="before", delay=0.3)
+    async with gateway(fake) as rest:
+        order = await rest.submit_order(
+            symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+            client_order_id="cid-504-late", send_within=0.2,
+        )  # fmt: skip
+    assert order.client_order_id == "cid-504-late"
+    assert fake.count("POST", "/v2/orders") == 2
+    assert len(fake.orders) == 1
 
 
 async def test_post_timeout_is_resolved_by_lookup(fake: FakeVenue) -> None:

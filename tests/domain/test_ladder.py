@@ -649,3 +649,42 @@ def test_events_after_finish_are_recorded_not_acted_on() -> None:
     acts = lg.fill(0, "10", "late")
     assert "leg_event_after_finish" in notes(acts)
     assert not [a for a in acts if isinstance(a, PlaceOrder | CancelOrder | Finish)]
+
+
+def test_an_order_not_sent_for_a_stale_quote_is_priced_again_from_a_newer_one() -> None:
+    """A place that expired unsent (its quote went stale during a 429 storm) does not end
+    the leg nor cost a re-peg round: the leg waits for a newer quote and places again."""
+    lg = leg()
+    first = started(lg)
+    assert first.priced_until == lg.now + timedelta(seconds=lg.params.quote_freshness_seconds)
+    acts = lg.send(PlaceFailed(cid(0), 429, "not sent", not_sent=True), after=6.0)
+    assert not of(acts, Finish)
+    assert not of(acts, PlaceOrder)
+    assert not of(acts, CancelOrder)
+    assert "order_not_sent_quote_stale" in notes(acts)
+    [need] = of(acts, NeedQuote)
+    assert isinstance(need, NeedQuote)
+    assert need.newer_than >= lg.now - timedelta(seconds=5)
+    acts = lg.quote("10.02", "10.03")
+    [again] = of(acts, PlaceOrder)
+    assert isinstance(again, PlaceOrder)
+    assert again.client_order_id == cid(1)
+    assert again.qty == first.qty
+    assert first.limit_price is not None
+    assert again.limit_price is not None
+    assert again.limit_price > first.limit_price
+    assert lg.state.repegs == 0
+
+
+def test_a_not_sent_event_for_an_unknown_or_live_order_changes_nothing() -> None:
+    """Only a still-unsent order can expire: a late or duplicated event is only noted."""
+    lg = leg()
+    started(lg)
+    lg.update(0, K.NEW)
+    before = lg.state
+    acts = lg.send(PlaceFailed(cid(0), 429, "not sent", not_sent=True))
+    assert lg.state.live_orders == before.live_orders
+    assert not of(acts, PlaceOrder)
+    acts = lg.send(PlaceFailed("xd-nope", 429, "not sent", not_sent=True))
+    assert not of(acts, PlaceOrder)
+    assert not of(acts, Finish)

@@ -209,7 +209,8 @@ def test_adopted_limit_repegs_from_a_fresh_quote_for_the_remainder() -> None:
     assert not of(acts, ReplaceOrder)
     acts = lg.quote("10.05", "10.06")
     (rep,) = of(acts, ReplaceOrder)
-    assert rep == ReplaceOrder(cid(0), cid(1), D(70), D("10.07"))
+    until = lg.now + timedelta(seconds=5)  # the quote that priced it stays fresh 5 s
+    assert rep == ReplaceOrder(cid(0), cid(1), D(70), D("10.07"), until)
     assert lg.state.phase is LegPhase.REPLACING
     fields = note_fields(acts, "leg_repegged")
     assert fields["old_limit"] == "10.02"

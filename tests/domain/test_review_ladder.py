@@ -4,20 +4,30 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from execd.domain.ladder_types import Start
 from tests.domain.test_ladder import OPEN, leg, notes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ladder._on_quote/_premarket: in PRE_OPEN any quote is assessed, whatever its age;"
-    " last night's quote (12 h old) sets the leg's slippage budget and open wait",
-)
 def test_premarket_assessment_ignores_a_stale_quote() -> None:
     lg = leg(at=OPEN - timedelta(minutes=30))
     lg.send(Start())
     acts = lg.quote("10.00", "10.30", age=12 * 3600)  # last night's wide book
     assert "leg_premarket_assessed" not in notes(acts)
-    assert lg.state.budget_bps is None or lg.state.premarket is None
+    assert "leg_premarket_quote_stale" in notes(acts)
+    assert lg.state.premarket is None
+    # A fresh pre-open quote is still assessed ...
+    acts = lg.quote("10.00", "10.01", age=1.0)
+    assert "leg_premarket_assessed" in notes(acts)
+    assert lg.state.premarket is not None
+
+
+def test_without_a_fresh_preopen_quote_step_0_is_skipped_with_a_note() -> None:
+    """Only stale pre-open quotes: at the open the leg goes on without step 0 and says so;
+    the slippage budget is the configured one, never one from the stale book."""
+    lg = leg(at=OPEN - timedelta(minutes=30))
+    lg.send(Start())
+    lg.quote("10.00", "10.30", age=12 * 3600)
+    acts = lg.wake()
+    assert "leg_premarket_skipped" in notes(acts)
+    assert lg.state.premarket is None
+    assert lg.state.budget_bps in (None, lg.params.max_slippage_bps)

@@ -246,6 +246,38 @@ def test_valued_legs_alone_over_the_plan_cap_say_at_least() -> None:
     assert got[0].reason.startswith("plan notional at least $1,500.00 (1 leg unvalued)")
 
 
+STALE = {"TQQQ": "TQQQ's latest quote is 6.0s old"}
+"""TQQQ has only a stale quote: it is left out of `quotes` and named in `stale`."""
+
+
+def test_stale_only_leg_with_no_order_cap_refuses_under_a_plan_cap() -> None:
+    """Nothing bounds the orders of a leg whose price is unknown now: the plan cap cannot
+    be checked, so the plan is refused, naming the leg and the quote's age."""
+    got = check_plan(RiskLimits(max_plan_notional=D(10_000)), MIXED, {}, stale=STALE)
+    assert [b.limit for b in got] == ["max_plan_notional"]
+    assert "(legs[0]: TQQQ's latest quote is 6.0s old)" in got[0].reason, got[0].reason
+
+
+@pytest.mark.parametrize(
+    ("plan_cap", "breach"),
+    [(D(6500), False), (D("6499.99"), True)],
+    ids=["bound-fits", "bound-exceeds"],
+)
+def test_stale_only_leg_counts_at_the_order_cap(plan_cap: Decimal, breach: bool) -> None:
+    """Each order of the stale leg is held to the order cap ($5,000) when priced, so the
+    plan may reach $1,500 + $5,000 = $6,500 at most."""
+    limits = RiskLimits(max_order_notional=D(5000), max_plan_notional=plan_cap)
+    got = check_plan(limits, MIXED, {}, stale=STALE)
+    assert bool(got) is breach
+    if breach:
+        assert got[0].reason.startswith("plan notional could reach $6,500.00"), got[0].reason
+
+
+def test_stale_only_leg_is_not_a_breach_under_only_an_order_cap() -> None:
+    """No plan cap: the leg's orders are checked one by one when priced, as before."""
+    assert check_plan(RiskLimits(max_order_notional=D(2000)), MIXED, {}, stale=STALE) == []
+
+
 def test_missing_quote_is_not_a_breach_under_only_an_order_cap() -> None:
     """The leg's orders are checked one by one when placed; nothing to refuse at submit."""
     assert check_plan(RiskLimits(max_order_notional=D(10_000)), MIXED, {}) == []

@@ -149,6 +149,29 @@ async def test_targets_become_legs_on_a_known_account(start_daemon: StartDaemon)
     assert stored["submission"]["source"]["targets"] == {"TQQQ": "0", "SPY": "0.01"}
 
 
+async def test_a_plan_of_many_legs_after_the_close_is_scheduled_with_the_default_caps(
+    start_daemon: StartDaemon,
+) -> None:
+    """On a weekend every quote is stale (stamped at Friday's close). With the default
+    fat-finger caps a plan scheduled for Monday is valued from the last quotes (an indicative
+    check), not refused because each of its legs was bounded by the order cap (4 x 1x equity
+    > 2x equity); a fat finger is still refused at submit."""
+    saturday = TAPE_DAY + timedelta(days=(5 - TAPE_DAY.weekday()) % 7)
+    d = await start_daemon(sim={"date": saturday.isoformat(), "start": "11:00:00"})
+    legs = [{"symbol": symbol, "side": "buy", "qty": "5"} for symbol in ("SPY", "AAPL", "SOXL")]
+    legs.append({"symbol": "TQQQ", "side": "sell", "qty": "10"})
+    held = await d.submit({"plan_id": "evening", "legs": legs})
+    assert held.state == "scheduled", held
+    with pytest.raises(ControlError, match="risk limit"):
+        await d.submit(
+            {
+                "plan_id": "evening-fat",
+                "legs": [{"symbol": "SPY", "side": "buy", "qty": "1000000"}],
+            }
+        )
+    assert _venue_orders(await d.history()) == []
+
+
 async def test_plan_after_the_close_waits_for_the_next_open_across_a_restart(
     start_daemon: StartDaemon,
 ) -> None:

@@ -16,13 +16,6 @@ from tests.engine.conftest import StartDaemon, TapeQuote, write_tape
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake.QuoteSource.get returns the stream's cached or the REST latest quote with"
-    " no freshness check, and target_legs sizes the legs from it: ACME quoted $40 eight"
-    " seconds ago (freshness 5 s) becomes 250 shares for a 10% weight; when ACME trades"
-    " again at $80 the runner buys all 250 ($20k: 20% of equity)",
-)
 async def test_targets_are_not_sized_from_a_stale_quote(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
@@ -33,20 +26,20 @@ async def test_targets_are_not_sized_from_a_stale_quote(
     await asyncio.sleep(7)  # ACME's last quote is now ~6 s old: stale
     try:
         status = await d.submit({"plan_id": "t-stale", "targets": {"ACME": "0.10"}})
-    except ControlError:
-        return  # refused (or waited for a fresh quote and found none): nothing sized
-    leg = status.legs[0]
-    # 10% of $100k at ACME's current price must be about 125 shares, never 250.
-    assert leg.qty is None or leg.qty <= Decimal(130), f"sized {leg.qty} ACME from a stale $40"
-    await d.daemon.engine.cancel("t-stale")
+    except ControlError as exc:
+        refusal = str(exc)
+    else:
+        leg = status.legs[0]
+        # 10% of $100k at ACME's current price must be about 125 shares, never 250.
+        assert leg.qty is None or leg.qty <= Decimal(130), f"sized {leg.qty} ACME from a stale $40"
+        await d.daemon.engine.cancel("t-stale")
+        return
+    # Waited for a fresh quote and found none: refused, naming the symbol and its age.
+    assert "targets.ACME: cannot size it: ACME's latest quote is" in refusal, refusal
+    assert "s old" in refusal, refusal
+    assert not (await d.history())["orders"], "nothing is sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core._risk_errors values legs with intake.QuoteSource (no freshness check): a"
-    " stale $40 ACME quote values 2,400 ACME at $96k under a $100k max_plan_notional; the"
-    " runner then buys them at $80 ($192k)",
-)
 async def test_the_plan_cap_is_not_valued_from_a_stale_quote(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
@@ -62,5 +55,25 @@ async def test_the_plan_cap_is_not_valued_from_a_stale_quote(
     d = await start_daemon(sim={"tape": str(tape), "positions": {}, "cash": "300000"}, risk=caps)
     await asyncio.sleep(7)  # ACME's last quote is now ~6 s old: stale
     plan = {"plan_id": "cap-stale", "legs": [{"symbol": "ACME", "side": "buy", "qty": "2400"}]}
-    with pytest.raises(ControlError):
+    with pytest.raises(ControlError) as refused:
         await d.submit(plan)  # 2,400 x $80 = $192k: beyond the $100k plan cap
+    # Either valued at a fresh $80, or (no fresh quote in time) not valued at all: with no
+    # order cap to bound its orders, the leg cannot pass the plan cap.
+    assert "max_plan_notional" in str(refused.value), refused.value
+    assert "$96,120" not in str(refused.value), "valued from the stale $40 quote"
+
+
+async def test_targets_wait_for_a_fresh_quote(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """ACME's $40 quote is stale at submit and trades again at $80 within
+    `ladder.quote_wait_seconds` (2 s here) of it, or just before: sized from the $80 quote
+    either way (10% of $100k = about 124 shares), never from the $40 one (about 249)."""
+    early = [TapeQuote(i * 0.2, Decimal("40.00"), Decimal("40.05")) for i in range(5)]
+    later = [TapeQuote(8.5 + i * 0.2, Decimal("80.00"), Decimal("80.05")) for i in range(100)]
+    tape = write_tape(tmp_path / "gap.jsonl", {"ACME": early + later}, start=time(10, 0))
+    d = await start_daemon(sim={"tape": str(tape), "positions": {}})
+    await asyncio.sleep(7)  # ACME's last quote is now ~6 s old: stale
+    status = await d.submit({"plan_id": "t-wait", "targets": {"ACME": "0.10"}})
+    qty = status.legs[0].qty
+    assert qty is not None
+    assert Decimal(115) <= qty <= Decimal(130), f"sized {qty} ACME, not from the $80 quote"
+    await d.daemon.engine.cancel("t-wait")
