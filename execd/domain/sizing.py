@@ -110,3 +110,16 @@ def fit_buy(
     if affordable > 0 and shortfall <= allowed:
         return BuyFit(affordable, "shrunk", shortfall, allowed)
     return BuyFit(Decimal(0), "refused", shortfall, allowed)
+
+
+def sellable_qty(total: Decimal, available: Decimal, committed: Decimal) -> Decimal:
+    """Shares a new sell may take: never beyond the position (execd is long-only and never
+    opens a short).
+
+    `total` is the position, `available` the venue's ``qty_available`` (shares not held by
+    an open order), `committed` the shares execd's other sells have started or accepted to
+    sell and not yet sold. Shares held by execd's own live orders are in both `committed`
+    and `total - available`, so the smaller of the two figures counts them once; shares
+    held by someone else's order are out of `available`.
+    """
+    return max(min(available, total - committed), Decimal(0))

@@ -177,7 +177,7 @@ class Engine:
                 existing = await self._reload(model.plan_id)  # from before a restart
             if existing is not None:
                 return self._resubmitted(existing, digest)
-        parsed, source, schedule = await self._intake(model)
+        parsed, source, schedule, held = await self._intake(model)
         if dry_run:
             return await self._dry_run(parsed, schedule)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
@@ -186,6 +186,10 @@ class Engine:
             raise ControlError(ErrorCode.HALTED, "execd is halted: `execd resume` first")
         self._refuse_unless_accepting()
         self._refuse_wash_trades(parsed)  # again: another plan may have started meanwhile
+        if oversold := intake.sell_errors(
+            parsed, held, intake.committed_sells(self._plans.values())
+        ):
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(oversold))  # same, for sells
         now = self._ports.clock.now()
         record = PlanRecord(parsed, now, self._ports.clock.now)
         record.digest = digest
@@ -241,7 +245,9 @@ class Engine:
         _log.info("plan_resubmitted", plan_id=existing.plan_id)
         return msgspec.structs.replace(existing.to_status(), already_submitted=True)
 
-    async def _intake(self, model: PlanInput) -> tuple[Plan, dict[str, Any] | None, Schedule]:
+    async def _intake(
+        self, model: PlanInput
+    ) -> tuple[Plan, dict[str, Any] | None, Schedule, intake.Holdings]:
         """Validate a document against the venue: schedule, assets (cached), positions (one
         read), a targets plan's legs, risk caps. `ControlError` names every problem."""
         now = self._ports.clock.now()
@@ -257,7 +263,8 @@ class Engine:
         except ScheduleError as exc:
             raise ControlError(ErrorCode.INVALID_PLAN, str(exc)) from None
         await self._asset_cache.load(eastern_date(now))
-        held = await intake.positions(self._ports.rest)
+        holdings = await intake.holdings(self._ports.rest)
+        held = holdings.available
         computed = None
         equity: Decimal | None = None
         source: dict[str, Any] | None = None
@@ -285,7 +292,10 @@ class Engine:
         except PlanError as exc:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
         self._refuse_wash_trades(parsed)
-        errors = intake.leg_errors(parsed, self._asset_cache.get, held)
+        errors = intake.leg_errors(parsed, self._asset_cache.get)
+        errors.extend(
+            intake.sell_errors(parsed, holdings, intake.committed_sells(self._plans.values()))
+        )
         errors.extend(
             await intake.risk_errors(
                 parsed,
@@ -298,7 +308,7 @@ class Engine:
         )
         if errors:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
-        return parsed, source, schedule
+        return parsed, source, schedule, holdings
 
     async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
         """What `submit` would do, priced now: each leg's style and first limit price."""

@@ -12,7 +12,7 @@ quote"). The rules themselves are pure (`execd.domain.plans`, `targets`, `risk`,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,8 +31,10 @@ from execd.domain.plans import LegInput, Plan, PlanInput
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
 from execd.domain.risk import check_plan
+from execd.domain.sizing import sellable_qty
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
 from execd.domain.types import Side
+from execd.engine.records import PlanRecord
 from execd.engine.risk import RiskGuard
 from execd.engine.runner import AssetFacts
 
@@ -80,23 +82,32 @@ class AssetCache:
         return self.facts.get(symbol)
 
 
-async def positions(rest: RestGateway) -> dict[str, Decimal]:
-    """Every position's available quantity, in one read (held-for-orders shares excluded)."""
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """The account's positions from one ``GET /v2/positions``: each symbol's quantity and
+    the part no open order holds (``qty_available``)."""
+
+    total: dict[str, Decimal]
+    available: dict[str, Decimal]
+
+
+async def holdings(rest: RestGateway) -> Holdings:
+    """Every position, in one read."""
     try:
         held = await rest.positions()
     except AdapterError as exc:
         raise venue_unavailable(exc) from None
-    return {
+    total = {str(p.symbol): Decimal(str(p.qty)) for p in held}
+    available = {
         str(p.symbol): Decimal(str(p.qty_available if p.qty_available is not None else p.qty))
         for p in held
     }
+    return Holdings(total, available)
 
 
-def leg_errors(
-    plan: Plan, assets: Callable[[str], AssetFacts | None], held: Mapping[str, Decimal]
-) -> list[str]:
-    """Unknown/untradable symbols, fractional qty on whole-share assets, sells beyond the
-    position: each named by its leg, before anything is sent."""
+def leg_errors(plan: Plan, assets: Callable[[str], AssetFacts | None]) -> list[str]:
+    """Unknown/untradable symbols, fractional qty on whole-share assets: each named by its
+    leg, before anything is sent."""
     errors: list[str] = []
     for leg in plan:
         facts = assets(leg.symbol)
@@ -108,12 +119,57 @@ def leg_errors(
             errors.append(f"{where}.symbol: {leg.symbol} is not tradable")
         if leg.qty is not None and not facts.fractionable and leg.qty != leg.qty.to_integral():
             errors.append(f"{where}.qty: {leg.symbol} is not fractionable; use whole shares")
-        if leg.side is Side.SELL and leg.qty is not None:
-            position = held.get(leg.symbol, Decimal(0))
-            if leg.qty > position:
-                errors.append(
-                    f"{where}.qty: selling {leg.qty} {leg.symbol} but the position is {position}"
-                )
+    return errors
+
+
+def committed_sells(plans: Iterable[PlanRecord]) -> dict[str, tuple[Decimal, list[str]]]:
+    """Shares the working and scheduled plans' sells have yet to sell, by symbol (with the
+    plans): a new sell may take only what they leave of the position. A notional sell not
+    sized yet commits nothing here; the runner's check at its start still holds it."""
+    committed: dict[str, tuple[Decimal, list[str]]] = {}
+    for record in plans:
+        if record.finished:
+            continue
+        for leg in record.legs:
+            qty = leg.qty if leg.qty is not None else leg.leg.qty
+            if leg.finished or leg.leg.side is not Side.SELL or qty is None:
+                continue
+            shares, ids = committed.get(leg.leg.symbol, (Decimal(0), []))
+            left = max(qty - leg.filled_qty, Decimal(0))
+            committed[leg.leg.symbol] = (shares + left, [*ids, record.plan_id])
+    return committed
+
+
+def sell_errors(
+    plan: Plan, held: Holdings, committed: Mapping[str, tuple[Decimal, list[str]]]
+) -> list[str]:
+    """Sells beyond what is free to sell: the position, less what other working or
+    scheduled plans are selling (`committed`: shares and plan ids by symbol). execd is
+    long-only: a sell never opens a short, so a notional sell needs shares too."""
+    errors: list[str] = []
+    wanted: dict[str, Decimal] = {}
+    for leg in plan:
+        if leg.side is not Side.SELL:
+            continue
+        symbol = leg.symbol
+        taken, plans = committed.get(symbol, (Decimal(0), []))
+        total = held.total.get(symbol, Decimal(0))
+        free = sellable_qty(total, held.available.get(symbol, Decimal(0)), taken)
+        free -= wanted.get(symbol, Decimal(0))
+        why = f"the position is {total}"
+        if taken:
+            why += f", {taken} of it being sold by {', '.join(sorted(set(plans)))}"
+        if free < total:
+            why += f"; {max(free, Decimal(0))} free to sell"
+        if leg.qty is not None:
+            wanted[symbol] = wanted.get(symbol, Decimal(0)) + leg.qty
+            if leg.qty > free:
+                errors.append(f"{leg.label}.qty: selling {leg.qty} {symbol} but {why}")
+        elif free <= 0:
+            errors.append(
+                f"{leg.label}.notional: selling ${leg.notional} of {symbol} but {why}"
+                " (execd never sells short)"
+            )
     return errors
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -47,9 +47,16 @@ from execd.domain.deadline import leg_deadline
 from execd.domain.ladder_types import Finish, LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
-from execd.domain.sizing import fit_buy, qty_for_notional, reservation_price
+from execd.domain.sizing import (
+    fit_buy,
+    qty_for_notional,
+    reservation_price,
+    round_qty_down,
+    sellable_qty,
+)
 from execd.domain.tca import far_touch, round_bps
 from execd.domain.types import Side
+from execd.engine.ledger import Commitments
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
@@ -79,6 +86,8 @@ class RunnerContext:
     use_margin: bool = False
     shrink_tolerance_percent: Decimal = Decimal(1)
     max_leg_seconds: float = 23_400.0
+    ledger: Commitments = field(default_factory=Commitments)
+    """Buys and sells started by every plan (one per engine: plans size against it)."""
 
     @property
     def rest(self) -> RestGateway:
@@ -232,7 +241,6 @@ class PlanRunner:
     ) -> None:
         quotes: dict[int, Quote] = {}
         fetching: dict[int, asyncio.Task[None]] = {}
-        started: list[tuple[LegRecord, Decimal]] = []
 
         async def fetch(leg: LegRecord) -> None:
             try:
@@ -278,7 +286,7 @@ class PlanRunner:
                     quotes[leg.leg.index] = fresh
                     ready.append(leg)
                 if ready:
-                    done = await self._release_wave(ready, quotes, started, session, group)
+                    done = await self._release_wave(ready, quotes, session, group)
                     pending = [leg for leg in pending if leg not in done and not leg.finished]
                 if pending:
                     await self._power_changed.wait()
@@ -298,14 +306,18 @@ class PlanRunner:
         self,
         ready: list[LegRecord],
         quotes: Mapping[int, Quote],
-        started: list[tuple[LegRecord, Decimal]],
         session: TradingSession | None,
         group: asyncio.TaskGroup,
     ) -> list[LegRecord]:
         """One account read for every buy with a fresh quote; start those the cash pays
-        for, in plan order. Returns the buys released or ended."""
+        for, in plan order. Returns the buys released or ended.
+
+        The cash is the account's figure less what the engine's ledger holds for buys of
+        every plan started with no live order yet (DESIGN.md "Buys spend cash, not
+        margin": two plans sized from the same read must not both spend it)."""
+        ledger = self._ctx.ledger
         try:
-            account = await self._ctx.rest.account()
+            account, reserved, spending = await ledger.cash_around(self._ctx.rest.account)
             self.account_reads += 1
         except AdapterError as exc:
             for leg in ready:
@@ -313,13 +325,12 @@ class PlanRunner:
                 await self._ended(leg)
             return ready
         margin = self._ctx.use_margin
-        field = account.buying_power if margin else account.non_marginable_buying_power
+        cash = account.buying_power if margin else account.non_marginable_buying_power
         what = "buying power" if margin else "cash"
-        power = Decimal(str(field or 0))
-        # Buys already started but with no live order yet are not in the venue's figure.
-        for other, other_price in started:
-            if not other.finished and other.limit_price is None:
-                power -= ((other.qty or Decimal(0)) - other.filled_qty) * other_price
+        # Buys started by any plan but with no live order yet are not in the venue's figure.
+        power = Decimal(str(cash or 0)) - reserved
+        if not margin:  # nor more than the cash less every started buy, live or not
+            power = min(power, Decimal(str(account.cash or 0)) - spending)
         sells_done = all(leg.finished for leg in self.record.legs if leg.leg.side is Side.SELL)
         params = self._ctx.ports.params
         total = self._buy_total(quotes)
@@ -329,26 +340,30 @@ class PlanRunner:
             symbol = leg.leg.symbol
             facts = self._ctx.assets[symbol]
             quote = quotes[leg.leg.index]
-            if leg.qty is None:
+            # A notional buy is sized from this wave's quote; if it waits, the next wave
+            # sizes it again from a fresh one (leg.qty stays None until it is released).
+            qty = leg.qty
+            if qty is None:
                 assert leg.leg.notional is not None
-                leg.qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
-                if leg.qty <= 0:
+                qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
+                if qty <= 0:
+                    leg.qty = qty
                     leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
-                    await self._ended(leg)
                     done.append(leg)
                     continue
             price = self._reservation(leg, quote, params.max_slippage_bps)
-            fit = fit_buy(leg.qty, price, power, total, tolerance, facts.fractionable)
+            fit = fit_buy(qty, price, power, total, tolerance, facts.fractionable)
             if fit.verdict != "fits" and not sells_done:
                 # A sell still working may release the cash; until then this buy keeps its
                 # place in plan order (a later buy does not take the cash it waits for).
-                power -= leg.qty * price
+                power -= qty * price
                 continue
             if fit.verdict == "refused":
-                need = leg.qty * price
+                need = qty * price
+                leg.qty = qty
                 leg.finish(
                     "rejected",
-                    f"insufficient {what}: {leg.qty} {symbol} at up to {price} needs {need:.2f},"
+                    f"insufficient {what}: {qty} {symbol} at up to {price} needs {need:.2f},"
                     f" the account has {max(power, Decimal(0)):.2f}; shrinking by more than"
                     f" {tolerance}% of the plan's buys ({total:.2f}) is refused",
                     self._ctx.now(),
@@ -357,14 +372,13 @@ class PlanRunner:
                     "buy_refused_insufficient_funds",
                     leg=leg.leg.index,
                     symbol=symbol,
-                    requested=str(leg.qty),
+                    requested=str(qty),
                     reservation_price=str(price),
                     available=str(power),
                     funds=what,
                     plan_buy_total=str(total),
                     shrink_tolerance_percent=str(tolerance),
                 )
-                await self._ended(leg)
                 done.append(leg)
                 continue
             if fit.verdict == "shrunk":
@@ -372,18 +386,22 @@ class PlanRunner:
                     "leg_shrunk_to_buying_power",
                     leg=leg.leg.index,
                     symbol=symbol,
-                    requested=str(leg.qty),
+                    requested=str(qty),
                     qty=str(fit.qty),
                     shortfall=str(fit.shortfall),
                     allowed=str(fit.allowed),
                     funds=what,
                 )
-                leg.reason = f"shrunk from {leg.qty} to {fit.qty} shares by {what}"
+                leg.reason = f"shrunk from {qty} to {fit.qty} shares by {what}"
             leg.qty = fit.qty
             power -= fit.qty * price
-            started.append((leg, price))
+            ledger.reserve_buy((self.record.plan_id, leg.leg.index), leg, price)
             group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
             done.append(leg)
+        # Journaled only now: no await between the ledger's read and the last reservation,
+        # so no other plan sizes from the same cash meanwhile.
+        for leg in [leg for leg in done if leg.finished]:
+            await self._ended(leg)
         return done
 
     def _reservation(self, leg: LegRecord, quote: Quote, budget_bps: Decimal) -> Decimal:
@@ -490,6 +508,10 @@ class PlanRunner:
                 if leg.qty <= 0:
                     leg.finish("unfilled", "notional trades less than one share", ctx.now())
                     return
+            if leg.leg.side is Side.SELL and index in self._resume:
+                ctx.ledger.commit_sell((rec.plan_id, index), leg)  # its orders hold the shares
+            elif leg.leg.side is Side.SELL and not await self._cap_sell(leg):
+                return
             spec = LegSpec(
                 plan_id=rec.plan_id,
                 leg_index=index,
@@ -527,12 +549,51 @@ class PlanRunner:
             await self._cancel_leg_orders(leg)
         finally:
             self._runners.pop(index, None)
+            ctx.ledger.release((rec.plan_id, index))
             ctx.router.unregister(rec.plan_id, index)
             ctx.unsubscribe(symbol)
             self._power_changed.set()
             if leg.finished:
                 await self._journal_leg(leg)
             rec.publish("leg_finished", leg)
+
+    async def _cap_sell(self, leg: LegRecord) -> bool:
+        """Re-read the position as the sell starts and never sell more than is free: the
+        position less what other plans' started sells have yet to sell (execd is long-only,
+        it never opens a short). False once the leg ended for want of shares."""
+        symbol, ctx = leg.leg.symbol, self._ctx
+        try:
+            position, committed = await ctx.ledger.sells_around(
+                symbol, lambda: ctx.rest.position(symbol)
+            )
+        except AdapterError as exc:
+            leg.finish("failed", f"could not read the {symbol} position: {exc}", ctx.now())
+            return False
+        total = Decimal(0) if position is None else Decimal(str(position.qty))
+        available = total
+        if position is not None and position.qty_available is not None:
+            available = Decimal(str(position.qty_available))
+        free = round_qty_down(
+            sellable_qty(total, available, committed), ctx.assets[symbol].fractionable
+        )
+        qty = leg.qty or Decimal(0)
+        if qty > free:
+            why = f"the position is {total}, {committed} of it being sold by other plans"
+            _log.warning(
+                "sell_capped_to_position",
+                requested=str(qty),
+                qty=str(free),
+                position=str(total),
+                available=str(available),
+                committed=str(committed),
+            )
+            if free <= 0:
+                leg.finish("rejected", f"nothing to sell: {why} (no short sales)", ctx.now())
+                return False
+            leg.reason = f"capped from {qty} to {free} shares: {why}"
+            leg.qty = free
+        ctx.ledger.commit_sell((self.record.plan_id, leg.leg.index), leg)
+        return True
 
     async def _ended(self, leg: LegRecord) -> None:
         """A leg ended before its ladder ran: journal it, then tell the watchers."""

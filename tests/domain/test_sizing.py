@@ -13,6 +13,7 @@ from execd.domain.sizing import (
     qty_for_notional,
     reservation_price,
     round_qty_down,
+    sellable_qty,
 )
 
 money = st.decimals(min_value="0.01", max_value="1000000", places=2)
@@ -100,3 +101,27 @@ def test_fit_buy_fits_shrinks_within_tolerance_and_refuses_beyond() -> None:
     absurd = fit_buy(D(1_000_000_000), D(100), D(100_000), D(100_000_000_000), D(1), False)
     assert (absurd.qty, absurd.verdict) == (D(0), "refused")
     assert fit_buy(D(10), D(100), D(0), D(1000), D(50), False).verdict == "refused"
+
+
+qtys = st.decimals(min_value="-1000", max_value="1000000", places=9)
+
+
+@given(qtys, qtys, qtys)
+def test_sellable_never_beyond_the_position_or_negative(
+    total: Decimal, available: Decimal, committed: Decimal
+) -> None:
+    free = sellable_qty(total, available, committed)
+    assert Decimal(0) <= free
+    assert free <= max(available, Decimal(0))
+    assert free <= max(total - committed, Decimal(0))
+
+
+def test_sellable_counts_a_live_orders_shares_once() -> None:
+    # 300 held, another plan's live sell order holds 300: nothing is free.
+    assert sellable_qty(Decimal(300), Decimal(0), Decimal(300)) == 0
+    # It started but its order is not at the venue yet: still nothing free.
+    assert sellable_qty(Decimal(300), Decimal(300), Decimal(300)) == 0
+    # Someone else's order holds 100 of 300; execd sells nothing else: 200 free.
+    assert sellable_qty(Decimal(300), Decimal(200), Decimal(0)) == 200
+    # A short position sells nothing.
+    assert sellable_qty(Decimal(-10), Decimal(-10), Decimal(0)) == 0

@@ -12,12 +12,6 @@ from tests.engine.conftest import StartDaemon
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.py _release_wave: each plan sizes its buys against the account's cash"
-    " alone; two plans sized before either has an order at the venue both take the same cash,"
-    " and the margin account pays the difference with use_margin=false",
-)
 async def test_two_plans_do_not_spend_margin_together(start_daemon: StartDaemon) -> None:
     d = await start_daemon(sim={"cash": "20000", "positions": {}, "start": "09:29:56"})
     # $13.0k and $11.4k: each fits the $20k of cash, together they do not.

@@ -14,13 +14,6 @@ from tests.engine.conftest import StartDaemon, TapeQuote, write_tape
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner._release_wave sets leg.qty from the first wave's quote (qty_for_notional)"
-    " before it knows the buy must wait for a sell; the qty is kept when the buy is released"
-    " later at a new price: a $10k notional buy of ACME sized at $40 buys 250 shares at $80"
-    " ($20k)",
-)
 async def test_a_waiting_notional_buy_is_resized_at_release(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
