@@ -682,6 +682,13 @@ class RestGateway:
                 await self._sleep(next(delays), operation, attempt, last)
         if ambiguous:
             raise OutcomeUnknown(operation, client_order_id, None) from last
+        if isinstance(last, RateLimited):
+            # Every answer was a 429 ("not processed", ALPACA.md §0.4): no copy exists, so
+            # the order is not sent rather than refused, and the leg sends it anew (priced
+            # afresh) until its deadline — a long storm never ends a leg (issue 11 §6).
+            raise SendExpired(
+                f"{operation}: not sent, rate limited until the write window closed"
+            ) from last
         raise last
 
     async def _resolve_by_client_id(
