@@ -26,11 +26,11 @@ STARTUP_SECONDS = 60.0
 COMMAND_SECONDS = 150.0
 
 
-def quickstart_commands(readme: str) -> list[list[str]]:
-    """The commands of the first ``sh`` block after "## Using it", comments stripped."""
-    section = readme.split("## Using it", 1)[1]
+def quickstart_commands(readme: str, heading: str = "## Using it") -> list[list[str]]:
+    """The commands of the first ``sh`` block after `heading`, comments stripped."""
+    section = readme.split(heading, 1)[1]
     match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match is not None, "README's 'Using it' has no ```sh block"
+    assert match is not None, f"README's {heading!r} has no ```sh block"
     commands = []
     for line in match.group(1).splitlines():
         words = shlex.split(line, comments=True)
@@ -80,9 +80,13 @@ def _wait_socket(path: Path, daemon: subprocess.Popen[bytes]) -> None:
 
 def test_readme_quickstart_runs_as_printed(user_dirs: dict[str, str]) -> None:
     """Every command of the quickstart exits 0, as printed, on the shipped configuration;
-    the plan it submits completes, and the daemon stops cleanly on SIGTERM."""
-    commands = quickstart_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    the plan it submits completes; every command of "Post-trade reports" then exits 0 on
+    it; and the daemon stops cleanly on SIGTERM."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = quickstart_commands(readme)
     install, run, *clients = commands
+    html = REPO / "report.html"  # written by the reports block's --html line
+    assert not html.exists(), "a report.html is already in the repository root"
     assert install == ["make", "install"]  # the test's own venv is that install
     socket = Path(user_dirs["XDG_RUNTIME_DIR"]) / "execd" / "execd.sock"
     log = Path(user_dirs["HOME"]) / "daemon.log"
@@ -109,7 +113,23 @@ def test_readme_quickstart_runs_as_printed(user_dirs: dict[str, str]) -> None:
             )
             assert again.returncode == 0
             assert "already submitted, nothing sent" in again.stderr
+            # README's "Post-trade reports" block, as printed, on the plan just run.
+            for command in quickstart_commands(readme, "## Post-trade reports"):
+                done = subprocess.run(
+                    command,
+                    cwd=REPO,
+                    env=user_dirs,
+                    capture_output=True,
+                    text=True,
+                    timeout=COMMAND_SECONDS,
+                    check=False,
+                )
+                assert done.returncode == 0, (
+                    f"{shlex.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+                )
+            assert "<svg" in html.read_text(encoding="utf-8")
         finally:
+            html.unlink(missing_ok=True)
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=60)
     assert code == 0
