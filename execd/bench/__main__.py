@@ -1,7 +1,8 @@
 """``python -m execd.bench [--full] [ITEM ...]``: run the benchmarks, print the table, write JSON.
 
-`make bench` runs the quick profile (under 5 minutes on 2 cores); `make bench FULL=1` the long
-one. Items can be picked by name (``ingest reaction scale budget logging quality``).
+`make bench` runs the quick profile (target: under 5 minutes on 2 cores; not met yet);
+`make bench FULL=1` the long one. Items can be picked by name
+(``ingest reaction scale budget logging quality``).
 """
 
 from __future__ import annotations
