@@ -267,7 +267,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if args.json:
             print_json(accepted)
-        final = await follow(client, accepted, as_json=args.json)
+        final = await _follow_live(client, accepted, args)
         if args.json:
             print_json(final)
         else:
@@ -397,17 +397,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+async def _follow_live(
+    client: ControlClient, plan: PlanStatus, args: argparse.Namespace
+) -> PlanStatus:
+    """`follow` with a refresh over a second connection, so that elapsed times and quote
+    ages keep ticking between events (`submit --follow` and `status --follow` alike)."""
+    async with ControlClient(socket_path(args)) as poller:
+
+        async def refresh() -> PlanStatus:
+            return await poller.status(plan.plan_id)
+
+        return await follow(client, plan, as_json=args.json, refresh=refresh)
+
+
 async def _follow_status(client: ControlClient, args: argparse.Namespace) -> ExitCode:
     """Re-attach to a plan: the live view until it ends, then the result table. A plan
     already over prints its result at once. Exit 0 only if every leg filled."""
     plan = await client.status(args.plan_id)
     if not render.is_finished(plan):
-        async with ControlClient(socket_path(args)) as poller:
-
-            async def refresh() -> PlanStatus:
-                return await poller.status(args.plan_id)
-
-            plan = await follow(client, plan, as_json=args.json, refresh=refresh)
+        plan = await _follow_live(client, plan, args)
     if args.json:
         print_json(plan)
     else:
