@@ -56,7 +56,8 @@ def wait_reason(state: LadderState, record: LegRecord) -> str | None:
         case LegPhase.PENDING:
             return "pending release"
         case LegPhase.PRE_OPEN:
-            return "market closed: waiting for the open"
+            # Step 0 holds until the open plus its recommended wait (seed 003), one hold.
+            return "pre-check: the open and its recommended wait"
         case LegPhase.OPEN_WAIT:
             return "open delay / wide spread at the open"
         case LegPhase.AWAIT_QUOTE:
