@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from execd.bench.harness import run_ladder, run_market
-from execd.bench.quality import Case, cost_bps, fresh_venue, run_case
+from execd.bench.harness import STEP, run_ladder, run_market
+from execd.bench.quality import Case, cost_bps, fresh_venue, leg_spec, run_case
 from execd.bench.results import Figure, Results, Target, render
 from execd.config import load_settings
 from execd.domain.ladder_types import LegSpec
@@ -74,10 +74,12 @@ def test_harness_runs_the_real_ladder_to_its_finish() -> None:
     case = Case("calm", None, 1, "TQQQ", Side.SELL, 1)
     for urgency in (Urgency.LOW, Urgency.NORMAL, Urgency.HIGH):
         exchange, clock = fresh_venue(case)
-        spec = LegSpec("bench", 0, "TQQQ", Side.SELL, Decimal(200), urgency)
+        spec = leg_spec(case, Decimal(200), urgency, clock)
         result = run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
-        assert result.outcome, result
-        assert result.filled <= Decimal(200)
+        # A leg given no session ends at once, unfilled: this must be a real run.
+        assert result.orders >= 1, result
+        assert result.outcome == "filled", result
+        assert result.filled == Decimal(200)
 
 
 def test_quality_case_compares_ladder_and_market_on_identical_venues() -> None:
@@ -88,3 +90,23 @@ def test_quality_case_compares_ladder_and_market_on_identical_venues() -> None:
     assert outcome.market.complete
     assert outcome.arrival_mid > 0
     assert outcome.ladder[Urgency.NORMAL].complete
+
+
+def test_harness_prices_the_first_order_from_the_arrival_quote() -> None:
+    """The daemon's leg prices from the cached quote when it is fresh (DESIGN.md's fresh-quote
+    rule); the harness must hand the ladder the latest quote at the start, not make it wait for
+    the next one to be published (on a fast market that one is somewhere else, and the leg's
+    cost is then the market's move, not the ladder's pricing)."""
+    params = ladder_params(load_settings(None))
+    case = Case("fast", None, 1, "TQQQ", Side.SELL, 1)
+    exchange, clock = fresh_venue(case)
+    start = clock.now()
+    arrival = exchange.latest_quotes(["TQQQ"])["TQQQ"]
+    spec = leg_spec(case, Decimal(100), Urgency.NORMAL, clock)
+    run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
+    first = exchange.list_orders(status="all", direction="asc", limit=1)[0]
+    # TQQQ prices in the marketable style: a sell at the bid minus one tick.
+    assert Decimal(first["limit_price"]) == Decimal(str(arrival["bp"])) - Decimal("0.01")
+    # Placed within the harness's first step, not when the next quote came.
+    created = datetime.fromisoformat(first["created_at"].replace("Z", "+00:00"))
+    assert created - start <= STEP

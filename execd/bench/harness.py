@@ -153,9 +153,11 @@ def run_ladder(
     venue = _Venue(exchange, spec.symbol)
     exchange.on_market_data(venue.on_market)
     exchange.on_trade_update(venue.on_trade)
+    # The daemon's quote cache holds the latest quote when a leg starts: hand it over. The REST
+    # answer has the stream's fields without the stream's type and symbol keys.
     quotes = exchange.latest_quotes([spec.symbol])
     if spec.symbol in quotes:
-        venue.on_market(quotes[spec.symbol])
+        venue.on_market({"T": "q", "S": spec.symbol, **quotes[spec.symbol]})
     now = clock.now()
     result = LegResult(spec.qty, started=now)
     end_at = now + limit

@@ -125,6 +125,20 @@ def cases(profile: Profile) -> Iterator[Case]:
                 yield Case(market, tape, seed, symbol, side, size)
 
 
+def leg_spec(case: Case, qty: Decimal, urgency: Urgency, clock: VenueClock) -> LegSpec:
+    """The leg the daemon would run for `case`: with the venue day's session, as the runner
+    gives it (a leg without one ends at once with `no_trading_session`)."""
+    return LegSpec(
+        plan_id="bench",
+        leg_index=0,
+        symbol=case.symbol,
+        side=case.side,
+        qty=qty,
+        urgency=urgency,
+        session=session_on(clock.now().astimezone(EASTERN).date()),
+    )
+
+
 def run_case(case: Case, params: LadderParams) -> Outcome:
     """Every urgency and the market order on identical fresh venues."""
     exchange, clock = fresh_venue(case)
@@ -136,16 +150,7 @@ def run_case(case: Case, params: LadderParams) -> Outcome:
     ladder: dict[Urgency, LegResult] = {}
     for urgency in URGENCIES:
         exchange, clock = fresh_venue(case)
-        now = clock.now()
-        spec = LegSpec(
-            plan_id="bench",
-            leg_index=0,
-            symbol=case.symbol,
-            side=case.side,
-            qty=qty,
-            urgency=urgency,
-            session=session_on(now.astimezone(EASTERN).date()),
-        )
+        spec = leg_spec(case, qty, urgency, clock)
         ladder[urgency] = run_ladder(exchange, clock, spec, params, LIMIT)
     session = session_on(clock.now().astimezone(EASTERN).date())
     assert session is not None
