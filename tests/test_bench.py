@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from execd.bench.harness import STEP, run_ladder, run_market
 from execd.bench.quality import Case, cost_bps, fresh_venue, leg_spec, run_case
 from execd.bench.results import Figure, Results, Target, render
 from execd.config import load_settings
+from execd.domain.calendar import EASTERN
 from execd.domain.ladder_types import LegSpec
 from execd.domain.types import Side, Urgency
 from execd.engine.params import ladder_params
@@ -110,3 +111,35 @@ def test_harness_prices_the_first_order_from_the_arrival_quote() -> None:
     # Placed within the harness's first step, not when the next quote came.
     created = datetime.fromisoformat(first["created_at"].replace("Z", "+00:00"))
     assert created - start <= STEP
+
+
+def test_quality_runs_each_urgency_with_its_own_rules() -> None:
+    """Low never crosses with a fallback, normal does: on a leg too large for the marketable
+    ladder's re-pegs, low ends short and normal completes (at 1× and 5× the displayed size no
+    leg of the grid reaches the fallback, so low and normal coincide there — not a harness bug)."""
+    params = ladder_params(load_settings(None))
+    case = Case("calm", None, 1, "TQQQ", Side.BUY, 50)
+    results = {}
+    for urgency in (Urgency.LOW, Urgency.NORMAL):
+        exchange, clock = fresh_venue(case)
+        qty = Decimal(exchange.latest_quotes(["TQQQ"])["TQQQ"]["as"] * 50)
+        spec = leg_spec(case, qty, urgency, clock)
+        results[urgency] = run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
+    low, normal = results[Urgency.LOW], results[Urgency.NORMAL]
+    assert not low.complete
+    assert low.reason == "max_repegs_reached"
+    assert normal.complete
+    assert normal.orders > low.orders
+
+
+def test_quality_mixed_venue_is_not_a_copy_of_fast() -> None:
+    """`mixed` gives each symbol a personality by its position in the venue and everyone a real
+    open; a one-symbol venue at 10:30 made every `mixed` case a copy of `fast` (index 0, no
+    open), counting `fast` twice. The harness's `mixed` carries the bench's symbols from the
+    open, so its AAPL is calm-with-an-open, not fast."""
+    fast = Case("fast", None, 1, "AAPL", Side.BUY, 1)
+    mixed = Case("mixed", None, 1, "AAPL", Side.BUY, 1)
+    fast_venue, _ = fresh_venue(fast)
+    mixed_venue, mixed_clock = fresh_venue(mixed)
+    assert mixed_venue.latest_quotes(["AAPL"]) != fast_venue.latest_quotes(["AAPL"])
+    assert mixed_clock.now().astimezone(EASTERN).time() < time(9, 31)

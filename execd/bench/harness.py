@@ -87,6 +87,9 @@ class LegResult:
     outcome: str = ""
     reason: str = ""
     orders: int = 0
+    mid_at_last_fill: Decimal | None = None
+    """The venue's mid when the harness saw the last fill (within one `STEP`): splits a leg's
+    cost into the market's move since arrival and what it paid against the mid at the time."""
 
     @property
     def complete(self) -> bool:
@@ -226,6 +229,8 @@ def run_ladder(
                 translated = _translate(payload, cids, counted, result)
                 if translated is not None:
                     pending.append(translated)
+                if isinstance(translated, OrderFill) and venue.quote is not None:
+                    result.mid_at_last_fill = venue.quote.mid
             venue.updates.clear()
             if pending:
                 break

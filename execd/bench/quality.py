@@ -69,13 +69,18 @@ def _config(case: Case) -> SimConfig:
     positions = {case.symbol: HOLDINGS}
     if case.tape is not None:
         return SimConfig(tape=case.tape, seed=case.seed, cash=Decimal(10**10), positions=positions)
-    start = time(9, 29, 50) if case.market == "open" else time(10, 30)
+    # `mixed` gives each symbol a personality by its position in the venue and everyone a real
+    # open: one symbol at 10:30 would be `fast` again (index 0, no open). It carries the bench's
+    # symbols (TQQQ fast, AAPL calm) and starts, like `open`, just before the open.
+    opening = case.market in ("open", "mixed")
+    start = time(9, 29, 50) if opening else time(10, 30)
+    symbols = SYMBOLS if case.market == "mixed" and case.symbol in SYMBOLS else (case.symbol,)
     return SimConfig(
         scenario=case.market,
         seed=case.seed,
         start=start,
         start_date=DAY,
-        symbols=(case.symbol,),
+        symbols=symbols,
         cash=Decimal(10**10),
         positions=positions,
     )
