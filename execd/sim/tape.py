@@ -47,11 +47,14 @@ def parse_time(value: str) -> datetime:
     return parsed
 
 
-def read_tape(path: Path) -> list[TapeRecord]:
-    """All quote and trade records of a tape file, in file (= time) order."""
+def read_tape(path: Path, *, limit: int | None = None) -> list[TapeRecord]:
+    """The quote and trade records of a tape file, in file (= time) order: all of them, or the
+    first `limit` (the clock's origin needs one, not the whole file parsed)."""
     out: list[TapeRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
+            if limit is not None and len(out) >= limit:
+                break
             line = line.strip()
             if not line:
                 continue
@@ -75,7 +78,7 @@ def start_instant(records: list[TapeRecord], start: time | None) -> datetime:
 
 def tape_origin(path: Path, start: time | None) -> datetime:
     """Where the venue clock starts for a tape replay (used by ``VenueClock.from_config``)."""
-    return start_instant(read_tape(path), start)
+    return start_instant(read_tape(path, limit=1), start)
 
 
 class TapeMarket:
