@@ -13,11 +13,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from execd.bench.harness import STEP, run_ladder, run_market
-from execd.bench.quality import Case, cost_bps, fresh_venue, leg_spec, run_case
+from execd.bench.quality import Case, fresh_venue, leg_spec, run_case
+from execd.bench.quality_causes import cost_bps
 from execd.bench.results import Figure, Results, Target, render
 from execd.config import load_settings
 from execd.domain.calendar import EASTERN
-from execd.domain.ladder_types import LegSpec
 from execd.domain.types import Side, Urgency
 from execd.engine.params import ladder_params
 
@@ -143,3 +143,28 @@ def test_quality_mixed_venue_is_not_a_copy_of_fast() -> None:
     mixed_venue, mixed_clock = fresh_venue(mixed)
     assert mixed_venue.latest_quotes(["AAPL"]) != fast_venue.latest_quotes(["AAPL"])
     assert mixed_clock.now().astimezone(EASTERN).time() < time(9, 31)
+
+
+def test_quality_causes_split_a_legs_cost_into_drift_and_what_it_paid() -> None:
+    """A leg's cost vs arrival = the mid's move against it to its last fill + what it paid vs
+    the mid then; the excess note names the legs over the target by that split."""
+    from datetime import UTC
+
+    from execd.bench.harness import LegResult
+    from execd.bench.quality import Outcome
+    from execd.bench.quality_causes import drift_bps, excess_note
+    from execd.domain.ladder_types import PricingStyle
+
+    at = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
+    waited = LegResult(Decimal(100), Decimal(100), Decimal(10_100), at, at + timedelta(seconds=60))
+    waited.mid_at_last_fill = Decimal("100.5")
+    assert cost_bps(waited, Side.BUY, Decimal(100)) == 100.0
+    assert drift_bps(waited, Side.BUY, Decimal(100)) == 50.0
+    assert drift_bps(waited, Side.SELL, Decimal(100)) == -50.0
+    market = LegResult(Decimal(100), Decimal(100), Decimal(10_001), at, at)
+    case = Case("calm", None, 1, "AAPL", Side.BUY, 1)
+    ladder = dict.fromkeys((Urgency.LOW, Urgency.NORMAL, Urgency.HIGH), waited)
+    outcome = Outcome(case, Decimal(100), 0.5, at, ladder, market, PricingStyle.PASSIVE)
+    note = excess_note([outcome])
+    assert "1 of 1 legs over 2 bps" in note
+    assert "median 50.0 bps" in note

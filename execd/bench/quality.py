@@ -21,10 +21,19 @@ from pathlib import Path
 
 from execd.bench.harness import LegResult, run_ladder, run_market
 from execd.bench.profiles import Profile
+from execd.bench.quality_causes import (
+    cost_bps,
+    excess,
+    excess_note,
+    high_time_note,
+    low_calm_note,
+    tail,
+)
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
 from execd.domain.calendar import EASTERN, session_on
-from execd.domain.ladder_types import LadderParams, LegSpec
+from execd.domain.ladder import choose_style
+from execd.domain.ladder_types import LadderParams, LegSpec, PricingStyle
 from execd.domain.types import Side, Urgency
 from execd.engine.params import ladder_params
 from execd.sim.clock import VenueClock
@@ -63,6 +72,7 @@ class Outcome:
     opens: datetime
     ladder: dict[Urgency, LegResult]
     market: LegResult
+    style: PricingStyle
 
 
 def _config(case: Case) -> SimConfig:
@@ -99,15 +109,6 @@ def _arrival(exchange: Exchange, symbol: str) -> tuple[Decimal, Decimal, Decimal
     q = exchange.latest_quotes([symbol])[symbol]
     bid, ask = Decimal(str(q["bp"])), Decimal(str(q["ap"]))
     return bid, ask, (bid + ask) / 2, int(q["bs"]), int(q["as"])
-
-
-def cost_bps(result: LegResult, side: Side, mid: Decimal) -> float | None:
-    """Cost vs the arrival mid in bps (positive = paid more / received less than mid)."""
-    avg = result.avg_price
-    if avg is None or mid <= 0:
-        return None
-    signed = (avg - mid) if side is Side.BUY else (mid - avg)
-    return float(signed / mid * 10_000)
 
 
 def tape_symbol(path: Path) -> str:
@@ -159,7 +160,8 @@ def run_case(case: Case, params: LadderParams) -> Outcome:
         ladder[urgency] = run_ladder(exchange, clock, spec, params, LIMIT)
     session = session_on(clock.now().astimezone(EASTERN).date())
     assert session is not None
-    return Outcome(case, mid, half_spread, session.open, ladder, market)
+    style, _ = choose_style(case.symbol, params)
+    return Outcome(case, mid, half_spread, session.open, ladder, market, style)
 
 
 def _p90(xs: list[float]) -> float:
@@ -220,24 +222,27 @@ def summarise(outcomes: list[Outcome]) -> list[Figure]:
         figures.append(
             Figure(item, f"quality_{u}_completion", completion, "", targets=completion_targets)
         )
-        time_targets = (Target("max", 10.0),) if urgency is Urgency.HIGH else ()
+        high = urgency is Urgency.HIGH
         figures.append(
-            Figure(item, f"quality_{u}_time_p90_s", _p90(times), "s", targets=time_targets)
+            Figure(
+                item,
+                f"quality_{u}_time_p90_s",
+                _p90(times),
+                "s",
+                targets=(Target("max", 10.0),) if high else (),
+                note=high_time_note(outcomes) if high else "",
+            )
         )
-    excess = []
-    for o in outcomes:
-        ladder = cost_bps(o.ladder[Urgency.NORMAL], o.case.side, o.arrival_mid)
-        market = cost_bps(o.market, o.case.side, o.arrival_mid)
-        if ladder is not None and market is not None:
-            excess.append(ladder - market)
+    excesses = [e for o in outcomes if (e := excess(o)) is not None]
     figures.append(
         Figure(
             item,
             "quality_normal_excess_p90_bps",
-            _p90(excess),
+            _p90(excesses),
             "bps",
             targets=(Target("max", 2.0),),
-            note="p90 over legs of (normal ladder cost − market cost), same venue",
+            note="p90 over legs of (normal ladder cost − market cost), same venue; "
+            + excess_note(outcomes),
         )
     )
     calm = [o for o in outcomes if o.case.market == "calm"]
@@ -256,7 +261,7 @@ def summarise(outcomes: list[Outcome]) -> list[Figure]:
             "quality_calm_quarter_spread_bps",
             _mean(quarter),
             (Target("max", 1.0, "ratio"),),
-            "low urgency on calm markets vs a quarter of the arrival spread",
+            low_calm_note(outcomes),
         )
     )
     return figures
@@ -292,6 +297,7 @@ def run(profile: Profile) -> list[Figure]:
     params = ladder_params(load_settings(_empty_config()))
     outcomes = [run_case(case, params) for case in cases(profile)]
     print(breakdown(outcomes))
+    print(tail(outcomes))
     return summarise(outcomes)
 
 
