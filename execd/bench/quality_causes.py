@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from execd.bench.quality import Outcome
 
 HIGH_TIME_TARGET_S = 10.0
+OPEN_WINDOW = timedelta(minutes=5)
 EXCESS_TARGET_BPS = 2.0
 
 
@@ -97,14 +99,39 @@ def excess_note(outcomes: Sequence[Outcome]) -> str:
     if not over:
         return "no leg over the target"
     every = [e for o in outcomes if (e := excess(o)) is not None]
+    groups = []
+    for label, at_open in (("at the open", True), ("later", False)):
+        for style in (PricingStyle.MARKETABLE, PricingStyle.PASSIVE):
+            xs = [
+                e
+                for o in outcomes
+                if o.style is style
+                and at_open_window(o) is at_open
+                and (e := excess(o)) is not None
+            ]
+            if xs:
+                groups.append(f"{label}, {style.value}: {_p90(xs):.1f} (n={len(xs)})")
     return (
         f"{len(over)} of {len(every)} legs over {EXCESS_TARGET_BPS:g} bps; on them the mid moved "
         f"against the leg by a median {_median([d for _, d, _, _ in over]):.1f} bps before its "
         f"last fill (median {_median([t for *_, t in over]):.0f} s of waiting) while it paid a "
         f"median {_median([p for _, _, p, _ in over]):.1f} bps vs the mid at its fill; mean "
         f"excess over all legs {statistics.fmean(every):+.1f} bps (drift is symmetric: the "
-        "mirror sells gain it)"
+        f"mirror legs gain it); p90 by group: {'; '.join(groups)}"
     )
+
+
+def at_open_window(o: Outcome) -> bool:
+    """The leg started before the open or in its first five minutes (the open delay, the
+    wide-spread wait and the open's jumpy quotes apply)."""
+    started = o.ladder[Urgency.NORMAL].started
+    return started is not None and started < o.opens + OPEN_WINDOW
+
+
+def _p90(xs: Sequence[float]) -> float:
+    if len(xs) < 2:
+        return xs[0] if xs else float("nan")
+    return statistics.quantiles(xs, n=10, method="inclusive")[-1]
 
 
 def low_calm_note(outcomes: Sequence[Outcome]) -> str:
