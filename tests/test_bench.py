@@ -168,3 +168,20 @@ def test_quality_causes_split_a_legs_cost_into_drift_and_what_it_paid() -> None:
     note = excess_note([outcome])
     assert "1 of 1 legs over 2 bps" in note
     assert "median 50.0 bps" in note
+
+
+def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> None:
+    """FULL's alternative runs a passive symbol's high-urgency leg again in the marketable style
+    (`apply_to = "all"`), on a fresh venue; a marketable symbol's is the default run itself."""
+    params = ladder_params(load_settings(None))
+    passive = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params, alternatives=True)
+    alt, default = passive.high_marketable, passive.ladder[Urgency.HIGH]
+    assert alt is not None and alt is not default
+    assert alt.complete
+    # The passive limit rested 10 s before its re-check; the marketable one crossed at once.
+    alt_s, default_s = alt.seconds(passive.opens), default.seconds(passive.opens)
+    assert alt_s is not None and default_s is not None and alt_s < default_s
+    etf = run_case(Case("calm", None, 1, "TQQQ", Side.BUY, 1), params, alternatives=True)
+    assert etf.high_marketable is etf.ladder[Urgency.HIGH]
+    plain = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params)
+    assert plain.high_marketable is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -73,6 +73,10 @@ class Outcome:
     ladder: dict[Urgency, LegResult]
     market: LegResult
     style: PricingStyle
+    high_marketable: LegResult | None = None
+    """FULL only: high urgency under `better_orders.apply_to = "all"` (marketable everywhere),
+    what a high-urgency style switch would give; the same run as `ladder[HIGH]` where the symbol
+    is marketable anyway."""
 
 
 def _config(case: Case) -> SimConfig:
@@ -145,8 +149,9 @@ def leg_spec(case: Case, qty: Decimal, urgency: Urgency, clock: VenueClock) -> L
     )
 
 
-def run_case(case: Case, params: LadderParams) -> Outcome:
-    """Every urgency and the market order on identical fresh venues."""
+def run_case(case: Case, params: LadderParams, *, alternatives: bool = False) -> Outcome:
+    """Every urgency and the market order on identical fresh venues (with `alternatives`, high
+    urgency once more in the marketable style, on another)."""
     exchange, clock = fresh_venue(case)
     bid, ask, mid, bid_size, ask_size = _arrival(exchange, case.symbol)
     typical = ask_size if case.side is Side.BUY else bid_size
@@ -161,7 +166,15 @@ def run_case(case: Case, params: LadderParams) -> Outcome:
     session = session_on(clock.now().astimezone(EASTERN).date())
     assert session is not None
     style, _ = choose_style(case.symbol, params)
-    return Outcome(case, mid, half_spread, session.open, ladder, market, style)
+    outcome = Outcome(case, mid, half_spread, session.open, ladder, market, style)
+    if alternatives:
+        outcome.high_marketable = ladder[Urgency.HIGH]
+        if style is not PricingStyle.MARKETABLE:
+            exchange, clock = fresh_venue(case)
+            spec = leg_spec(case, qty, Urgency.HIGH, clock)
+            marketable = replace(params, apply_to="all")
+            outcome.high_marketable = run_ladder(exchange, clock, spec, marketable, LIMIT)
+    return outcome
 
 
 def _p90(xs: list[float]) -> float:
@@ -295,10 +308,51 @@ def breakdown(outcomes: list[Outcome]) -> str:
 def run(profile: Profile) -> list[Figure]:
     """Measure item 6."""
     params = ladder_params(load_settings(_empty_config()))
-    outcomes = [run_case(case, params) for case in cases(profile)]
+    # The alternative costs a fifth more venue time: the long profile only (the quick one has
+    # a 45 s budget).
+    alternatives = profile.name == "full"
+    outcomes = [run_case(case, params, alternatives=alternatives) for case in cases(profile)]
     print(breakdown(outcomes))
     print(tail(outcomes))
-    return summarise(outcomes)
+    figures = summarise(outcomes)
+    if alternatives:
+        figures.extend(high_marketable_figures(outcomes))
+    return figures
+
+
+def high_marketable_figures(outcomes: list[Outcome]) -> list[Figure]:
+    """High urgency in the marketable style everywhere (`apply_to = "all"`): its p90 time and
+    mean cost — what a per-urgency style switch would buy, and at what price."""
+    results = [(o, r) for o in outcomes if (r := o.high_marketable) is not None]
+    times = [t for o, r in results if r.complete and (t := r.seconds(o.opens)) is not None]
+    costs = [c for o, r in results if (c := cost_bps(r, o.case.side, o.arrival_mid)) is not None]
+    done = sum(r.complete for _, r in results) / len(results) if results else float("nan")
+    note = 'high urgency with better_orders.apply_to = "all" (not the default)'
+    return [
+        Figure(
+            "6 quality",
+            "quality_high_marketable_time_p90_s",
+            _p90(times),
+            "s",
+            targets=(Target("max", 10.0),),
+            note=f"{note}; completion {done:.0%}",
+        ),
+        Figure(
+            "6 quality",
+            "quality_high_marketable_cost_bps",
+            _mean(costs),
+            "bps",
+            "quality_market_cost_bps",
+            _mean(
+                [
+                    c
+                    for o in outcomes
+                    if (c := cost_bps(o.market, o.case.side, o.arrival_mid)) is not None
+                ]
+            ),
+            note=note,
+        ),
+    ]
 
 
 def _empty_config() -> Path:
