@@ -176,11 +176,14 @@ def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> 
     params = ladder_params(load_settings(None))
     passive = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params, alternatives=True)
     alt, default = passive.high_marketable, passive.ladder[Urgency.HIGH]
-    assert alt is not None and alt is not default
+    assert alt is not None
+    assert alt is not default
     assert alt.complete
     # The passive limit rested 10 s before its re-check; the marketable one crossed at once.
     alt_s, default_s = alt.seconds(passive.opens), default.seconds(passive.opens)
-    assert alt_s is not None and default_s is not None and alt_s < default_s
+    assert alt_s is not None
+    assert default_s is not None
+    assert alt_s < default_s
     etf = run_case(Case("calm", None, 1, "TQQQ", Side.BUY, 1), params, alternatives=True)
     assert etf.high_marketable is etf.ladder[Urgency.HIGH]
     plain = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params)
