@@ -8,6 +8,7 @@ seller; inside: the nearer side).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -49,7 +50,25 @@ def parse_time(value: str) -> datetime:
 
 def read_tape(path: Path, *, limit: int | None = None) -> list[TapeRecord]:
     """The quote and trade records of a tape file, in file (= time) order: all of them, or the
-    first `limit` (the clock's origin needs one, not the whole file parsed)."""
+    first `limit` (the clock's origin needs one, not the whole file parsed).
+
+    A whole tape is parsed once per file version (path, modification time, size) and shared:
+    the benchmarks build several identical venues per tape, and parsing is most of a tape
+    venue's start-up. The records are frozen; their `fields` are read, never written.
+    """
+    if limit is not None:
+        return _parse(path, limit)
+    st = path.stat()
+    return list(_parsed(path.resolve(), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[TapeRecord, ...]:
+    del mtime_ns, size  # the cache key: a rewritten tape is parsed again
+    return tuple(_parse(path, None))
+
+
+def _parse(path: Path, limit: int | None) -> list[TapeRecord]:
     out: list[TapeRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:

@@ -73,3 +73,18 @@ def test_the_clock_origin_reads_only_the_first_record() -> None:
     assert read_tape(TAPE, limit=1) == records[:1]
     for start in (None, time(9, 30)):
         assert tape_origin(TAPE, start) == start_instant(records, start)
+
+
+def test_a_rewritten_tape_is_read_again(tmp_path: Path) -> None:
+    """Whole tapes are parsed once per file version and shared; a changed file is re-read, and
+    a caller's list is its own (the shared records stay as parsed)."""
+    lines = TAPE.read_text(encoding="utf-8").splitlines(keepends=True)
+    tape = tmp_path / "t.jsonl"
+    tape.write_text("".join(lines[:5]), encoding="utf-8")
+    first = read_tape(tape)
+    first.clear()
+    again = read_tape(tape)
+    assert again
+    assert again == read_tape(tape)
+    tape.write_text("".join(lines[:40]), encoding="utf-8")
+    assert len(read_tape(tape)) > len(again)
