@@ -26,6 +26,7 @@ from execd.domain.ladder_basics import (
 )
 from execd.domain.ladder_fallback import fallback
 from execd.domain.ladder_quotes import Step, request_quote
+from execd.domain.ladder_repeg import out_of_patience
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,
@@ -67,6 +68,10 @@ def price_and_place(
         return cancel_live(s, now, p, acts, AfterCancel.REPRICE)
     if s.remaining <= 0:
         return finish(s, Outcome.FILLED, "filled", acts)
+    if not first and out_of_patience(s, now, p, acts):
+        # A re-placement after the patience ran out (its cancel confirmed late) would only
+        # be cancelled at its first wake: cross now.
+        return fallback(s, now, p, acts, "passive_patience_exhausted")
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
     if rejection is not None:
         return _validation_failed(s, rejection, purpose, q, now, p, acts)

@@ -11,7 +11,7 @@ escalates to step 4 (`ladder_fallback`).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from execd.domain.ladder_basics import (
@@ -20,6 +20,7 @@ from execd.domain.ladder_basics import (
     clamped,
     max_rounds,
     next_cid,
+    patience_left,
     quote_fields,
     repeg_timeout,
     secs,
@@ -44,28 +45,36 @@ from execd.domain.quotes import Quote
 from execd.domain.spread import GateReason, check_priceable
 from execd.domain.types import Urgency
 
-__all__ = ["repeg", "repeg_due"]
+__all__ = ["out_of_patience", "repeg", "repeg_due"]
 
 _Acts = list[Action]
+
+
+def out_of_patience(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -> bool:
+    """Whether a passive leg's patience for its urgency has run out (noted when it has):
+    from then on it crosses (step 4) instead of re-pegging or re-placing its limit."""
+    left = patience_left(s, now, p)
+    if left is None or left > timedelta(0):
+        return False
+    patience = p.passive_patience(s.spec.urgency)
+    acts.append(
+        Note(
+            "leg_passive_patience_exhausted",
+            {
+                "patience_s": patience.total_seconds(),
+                "working_s": (patience - left).total_seconds(),
+                "repegs": s.repegs,
+                "urgency": str(s.spec.urgency),
+            },
+        )
+    )
+    return True
 
 
 def repeg_due(s: LegState, now: datetime, p: LadderParams, acts: _Acts, trigger: str) -> LegState:
     """The working limit timed out or the market moved: re-peg, or escalate when out of
     rounds (or, for the passive style, out of patience)."""
-    patience = p.passive_patience(s.spec.urgency)
-    started = s.first_placed_at
-    if s.style is PricingStyle.PASSIVE and started is not None and now - started >= patience:
-        acts.append(
-            Note(
-                "leg_passive_patience_exhausted",
-                {
-                    "patience_s": patience.total_seconds(),
-                    "working_s": (now - started).total_seconds(),
-                    "repegs": s.repegs,
-                    "urgency": str(s.spec.urgency),
-                },
-            )
-        )
+    if out_of_patience(s, now, p, acts):
         return escalate(s, now, p, acts, "passive_patience_exhausted")
     if s.repeg_rounds >= max_rounds(s, p):
         acts.append(
