@@ -18,7 +18,7 @@ normal; `--urgency high` shows high's patience on the tapes). It compares
 and prints, per configuration: legs, completed (whole qty filled), filled passively (every
 share at a limit that did not cross the touch it was priced from, i.e. no fallback), and
 the mean cost vs the arrival mid in bps (positive = paid), and the p90 time from the leg's
-start to its finish.
+start (or the open, if later) to its finish.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def run_leg(
         if (not started and state.last_quote is not None) or (not started and pending):
             pending.append(Start())
             started = True
-            started_at = now
+            # like the quality bench: time from the start, or the open if later
+            started_at = now if session is None else max(now, session.open)
         for update in updates:
             pending.extend(_translate(update, ids))
         updates.clear()
