@@ -18,9 +18,10 @@ from typing import assert_never
 
 from execd.domain.ladder_basics import arm, cancel_live, finish, max_rounds, repeg_timeout
 from execd.domain.ladder_dispatch import step_for
-from execd.domain.ladder_fallback import fallback
+from execd.domain.ladder_fallback import escalate, fallback
 from execd.domain.ladder_place import place_again
 from execd.domain.ladder_quotes import request_quote
+from execd.domain.ladder_repeg import out_of_patience
 from execd.domain.ladder_start import begin
 from execd.domain.ladder_types import (
     Action,
@@ -262,6 +263,9 @@ def _advance_replace(s: LegState, now: datetime, p: LadderParams, acts: _Acts) -
             priced_mid=s.pending_mid,
             phase=LegPhase.WORKING,
         )
+        if out_of_patience(s, now, p, acts):
+            # Confirmed after the patience ran out: cross rather than re-check at once.
+            return escalate(s, now, p, acts, "passive_patience_exhausted")
         s = arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
         return _advance_working(s, now, p, acts)
     if new.is_terminal:

@@ -93,15 +93,18 @@ def repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) ->
     working = s.order(s.working_id) if s.working_id else None
     if working is None or working.is_terminal or s.phase is not LegPhase.WORKING:
         return s
+    if out_of_patience(s, now, p, acts):
+        # The quote came after the patience ran out (it was waited for): cross, never
+        # re-arm a passive re-check that has no time left.
+        return escalate(s, now, p, acts, "passive_patience_exhausted")
     rejection = check_priceable(q, now, p.quote_freshness_seconds)
     price: Decimal | None = None
     if rejection is None:
         budget = s.budget_bps if s.budget_bps is not None else p.max_slippage_bps
         price = clamped(s, style_price(s, q, p), q, budget, now, acts)
     if rejection is not None and rejection.reason is GateReason.STALE:
-        return request_quote(
-            s, QuotePurpose.REPEG, now, p, acts, then=repeg
-        )  # never re-peg from it
+        # never re-peg from it
+        return request_quote(s, QuotePurpose.REPEG, now, p, acts, then=repeg)
     if rejection is not None:
         acts.append(
             Note(

@@ -126,3 +126,31 @@ def test_a_replacement_at_the_patience_crosses_instead() -> None:
     assert isinstance(place, PlaceOrder)
     assert place.step == 4
     assert _crosses(lg)
+
+
+def test_a_quote_waited_for_past_the_patience_crosses() -> None:
+    """A re-check whose fresh quote arrives only after the patience ran out crosses on that
+    quote; it never re-arms a re-check with no time left (a timer at `now`)."""
+    lg, _ = _passive(passive_patience_high_seconds=12.0)
+    placed_at = lg.now
+    lg.now = placed_at + timedelta(seconds=10)
+    lg.send(Wake())  # the quote in hand is 10 s old: the re-check asks for a fresh one
+    assert lg.state.awaiting is not None
+    lg.now = placed_at + timedelta(seconds=13)
+    acts = lg.quote("100.00", "100.05")  # the same price, after the 12 s patience
+    assert of(acts, CancelOrder) == [CancelOrder(cid(0))]
+    assert _crosses(lg)
+
+
+def test_a_replace_confirmed_past_the_patience_crosses() -> None:
+    """A re-peg by PATCH confirmed after the patience ran out cancels the replacement and
+    crosses, instead of re-checking it at once."""
+    lg, _ = _passive(passive_patience_high_seconds=12.0)  # leg(): repeg_method = "replace"
+    placed_at = lg.now
+    lg.now = placed_at + timedelta(seconds=11)
+    acts = lg.quote("100.50", "100.55")  # a 0.5 % move: PATCH the acknowledged order
+    assert of(acts, ReplaceOrder)
+    lg.now = placed_at + timedelta(seconds=13)
+    acts = lg.update(1, K.NEW)  # the replacement's first event confirms the replace
+    assert of(acts, CancelOrder) == [CancelOrder(cid(1))]
+    assert _crosses(lg)
