@@ -210,3 +210,27 @@ def test_merge_equals_structlogs_own() -> None:
     ours, theirs = contextvars.copy_context().run(inner)
     assert ours == theirs == {"event": "x", "plan_id": "q", "step": 2, "symbol": "ÄÖ"}
     assert both({"event": "y"})[0] == {"event": "y", "plan_id": "p", "step": 2}
+
+
+def test_once_keeps_module_loggers_and_writes_the_same_lines(tmp_path: Path) -> None:
+    """`execd run`'s setting: a module-level logger is assembled on its first line and
+    kept; its lines are the same as without, and every line still reaches the file at once."""
+    module_logger = structlog.get_logger("execd.leg")  # as a module binds it at import
+    path = tmp_path / "log.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        configure_logging("info", "json", out, once=True)
+        with bind_leg(plan_id="p", leg=1, symbol="AAA", side="sell"):
+            module_logger.info("order_placed", limit=Decimal("1.5"))
+            module_logger.debug("dropped")
+            assert len(_read(path)) == 1
+            module_logger.warning("leg_held")
+        first, second = _read(path)
+    assert first["event"] == "order_placed"
+    assert first["limit"] == "1.5"
+    assert first["plan_id"] == "p"
+    assert second["level"] == "warning"
+    assert structlog.is_configured()
+    assert structlog.get_config()["cache_logger_on_first_use"] is True
+    with tmp_path.joinpath("other.jsonl").open("w", encoding="utf-8") as other:
+        configure_logging("info", "json", other)
+        assert structlog.get_config()["cache_logger_on_first_use"] is False

@@ -33,7 +33,8 @@ FIELDS: dict[str, object] = {
 
 def _pipeline(path: Path, lines: int) -> float:
     with path.open("w", encoding="utf-8") as out:
-        configure_logging("info", "json", out)
+        # As `execd run` configures it (`once`: module loggers are kept after their first line).
+        configure_logging("info", "json", out, once=True)
         log = structlog.get_logger("execd.engine.leg")
         with bind_leg(plan_id="p-bench", leg=3, symbol="TQQQ", side="buy", client_order_id="x"):
             began = time.perf_counter()
