@@ -44,10 +44,11 @@ WIND_DOWN_S = 8.0
 """After the limit the plans are cancelled; the run goes on this long for their cancels.
 
 The cancels a user's `execd cancel` causes are granted within milliseconds (the figure);
-what is left after that is legs that were queued for a new-order or replace grant when the
-plan was cancelled: they end only once the budget window rolls and their request has gone
-out (up to a minute later, `plan_cancel_unconfirmed` after the 30 s grace). Waiting for them
-measured nothing and cost ~30-45 s of the run; how many were still running is in the note."""
+what is left after that is legs that were queued for a new-order grant when the plan was
+cancelled: they notice the stop only when the (paced, or exhausted) budget grants it, then
+send nothing — up to a minute later, `plan_cancel_unconfirmed` after the 30 s grace. Waiting
+for them measured nothing and cost ~30-45 s of the run; how many were still running is in
+the note."""
 
 
 class _Meter:
