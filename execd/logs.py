@@ -187,9 +187,12 @@ class _LineWriter:
     short write (a signal, a full pipe) writes the rest, so a line is never cut.
     """
 
-    __slots__ = ("_fd", "_lock")
+    __slots__ = ("_fd", "_lock", "_stream")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, stream: TextIO, fd: int) -> None:
+        # The stream is kept: alive, its descriptor stays ours; closed, it is not written
+        # (the number may already belong to another file, the journal's database say).
+        self._stream = stream
         self._fd = fd
         # Lines come from the event loop's thread; the lock keeps a line whole if a
         # thread (an executor, a library) logs through structlog at the same moment.
@@ -197,6 +200,8 @@ class _LineWriter:
 
     def msg(self, message: bytes) -> None:
         """Write `message` and a newline, all of it, now."""
+        if self._stream.closed:
+            raise ValueError("I/O operation on closed file (the log stream)")
         data = message + b"\n"
         with self._lock:
             written = os.write(self._fd, data)
@@ -239,7 +244,7 @@ def _json_sink(stream: TextIO) -> tuple[Processor, Any]:
     """
     fd = _fd_of(stream)
     if fd is not None:
-        return _render_bytes, _LineWriter(fd)
+        return _render_bytes, _LineWriter(stream, fd)
     return _render_text, structlog.WriteLogger(stream)
 
 

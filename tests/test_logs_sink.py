@@ -137,6 +137,21 @@ def test_text_written_before_configuring_is_not_overtaken(tmp_path: Path) -> Non
     assert json.loads(first)["event"] == "first"
 
 
+def test_a_closed_stream_is_never_written(tmp_path: Path) -> None:
+    """After the stream is closed, a line fails loudly (as before) and never lands in the
+    file that reused its descriptor number."""
+    out = (tmp_path / "log.jsonl").open("w", encoding="utf-8")
+    configure_logging("info", "json", out)
+    out.close()
+    # The lowest free number: almost always the one the log stream had.
+    with (
+        (tmp_path / "next.db").open("w", encoding="utf-8"),
+        pytest.raises(ValueError, match="closed file"),
+    ):
+        structlog.get_logger().info("late")
+    assert (tmp_path / "next.db").read_text(encoding="utf-8") == ""
+
+
 def test_a_closed_descriptor_fails_loudly(tmp_path: Path) -> None:
     """Logging to a closed descriptor raises (as a closed stream did), never drops silently."""
     path = tmp_path / "log.jsonl"
