@@ -92,6 +92,8 @@ def run(lines: int) -> list[Figure]:
             "log_floor_lines_per_s",
             statistics.median(floor),
             (Target("min", 100_000),),
-            f"{ROUNDS} interleaved rounds of {lines:,} lines, median",
+            f"{ROUNDS} interleaved rounds of {lines:,} lines, median; each line is one write(2)"
+            " as it is logged (journald gets it at once, a crash loses none), the floor"
+            " writes buffered; per-line costs in execd/bench/README.md section 5",
         )
     ]

@@ -72,6 +72,10 @@ def run_processes() -> list[Figure]:
             idle.append(mb)
     med = statistics.median
     note = f"{ROUNDS} interleaved rounds, median"
+    startup_note = (
+        f"{note}; the baseline (imports alone) is most of it — what is still imported and"
+        " why: execd/bench/README.md section 3, Imports"
+    )
     return [
         Figure(
             "3 scale",
@@ -81,7 +85,7 @@ def run_processes() -> list[Figure]:
             "import_daemon_ms",
             med(daemon_ms),
             (Target("max", 1500),),
-            note,
+            startup_note,
         ),
         Figure(
             "3 scale",
