@@ -268,6 +268,37 @@ async def test_a_non_finite_quote_never_reaches_the_cache(fake: FakeDataStream) 
     )
 
 
+async def test_a_negative_quote_is_dropped_and_a_frame_keeps_its_last_good_quote(
+    fake: FakeDataStream,
+) -> None:
+    """A negative price or size is no quote (LESSONS.md: negative limit prices): dropped
+    like a NaN, the NBBO stays. Within one frame the cache keeps the symbol's newest valid
+    quote, even when a bad one follows it, and a trade in the same frame still counts."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY"})
+        trade = {"T": "t", "S": "SPY", "i": 1, "x": "V", "p": 521.0, "s": 7, "t": T0, "z": "B"}
+        await fake.send(
+            [
+                quote("SPY", 521.29, 521.31),
+                quote("SPY", 521.30, 521.32),
+                trade,
+                quote("SPY", -521.30, 521.32),
+                {**quote("SPY", 521.30, 521.33), "as": -5},
+            ]
+        )
+        await wait_until(lambda: stream.vwap("SPY").volume == 7)
+        cached = stream.quote("SPY")
+    assert cached is not None
+    assert (cached.bid, cached.ask, cached.ask_size) == (
+        Decimal("521.30"),
+        Decimal("521.32"),
+        Decimal(5),
+    )
+
+
 async def test_a_silent_symbol_ages_while_others_stream(fake: FakeDataStream) -> None:
     """Issue 10 item 1: freshness is the quote's own venue timestamp. SPY keeps quoting,
     TQQQ falls silent: TQQQ's quote ages past 5 s although frames keep arriving (it used
