@@ -181,6 +181,7 @@ class LegRunner:
             rest_interval=ports.rest_quote_interval,
         )
         self._woken_for: datetime | None = None
+        self._cancelled_waiters: set[asyncio.Future[Any]] = set()
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
         self.bench = BenchmarkCollector(
             ports.feed, lambda: ports.quotes.quote(spec.symbol), ports.clock.now, record
@@ -225,6 +226,12 @@ class LegRunner:
 
     async def run(self) -> Finish:
         """Drive the ladder to its `Finish`; the caller logs and records the result."""
+        try:
+            return await self._drive()
+        finally:
+            await self._reap_waiters()
+
+    async def _drive(self) -> Finish:
         pending: deque[LadderEvent] = deque([self._first])
         while True:
             while pending:
@@ -240,7 +247,7 @@ class LegRunner:
                     self.state, event, self._ports.clock.now(), self._ports.params
                 )
                 finish: Finish | None = None
-                for action in actions:
+                for action in _cancel_first(actions):
                     follow_up = await self._perform(action)
                     for failed in follow_up:
                         await self._journal.refusal(failed)
@@ -482,6 +489,7 @@ class LegRunner:
             events = self._ready_inputs()
             if events:
                 return events
+            await self._reap_waiters()
             timeout = self._timeout()
             waiters = {
                 asyncio.ensure_future(self._inbox_ready()),
@@ -495,10 +503,20 @@ class LegRunner:
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                # Cancelled now, awaited at the next wait (`_reap_waiters`): awaiting them
+                # here cost a loop turn between the input and the leg's reaction to it.
                 for waiter in waiters:
                     waiter.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+                self._cancelled_waiters = set(waiters)
             self._wakeup.clear()
+
+    async def _reap_waiters(self) -> None:
+        """Await the last wait's cancelled waiters; an error one of them raised (not its
+        cancellation) is logged, never dropped."""
+        waiters, self._cancelled_waiters = self._cancelled_waiters, set()
+        for outcome in await asyncio.gather(*waiters, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                _log.error("leg_waiter_failed", error=repr(outcome))
 
     def _ready_inputs(self) -> list[LadderEvent]:
         """Everything that can be fed now without waiting, in priority order."""
@@ -750,6 +768,24 @@ class LegRunner:
             requested_qty=self.spec.qty,
         )
         self.record.benchmarks = self.bench.result(vwap, finish.arrival_quote)
+
+
+def _cancel_first(actions: list[Action]) -> list[Action]:
+    """The decision's actions with a cancel moved ahead of the notes before it.
+
+    A re-peg with ``cancel_and_place`` decides [notes…, CancelOrder]: the notes are log
+    lines (``leg_market_moved``, ``leg_repegged``) that cost ~40 µs each, and a cancel of
+    an order the journal already knows needs nothing written first (issue 14: the request
+    goes out first, its log lines right after; no line is lost). Everything else keeps the
+    ladder's order — a place or replace still waits for its intent on disk.
+    """
+    for index, action in enumerate(actions):
+        if isinstance(action, Note):
+            continue
+        if index == 0 or not isinstance(action, CancelOrder):
+            return actions
+        return [action, *actions[:index], *actions[index + 1 :]]
+    return actions
 
 
 def _reason(update: TradeUpdate) -> str:
