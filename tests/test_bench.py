@@ -6,8 +6,10 @@ benchmarks measure what they say they measure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -88,3 +90,33 @@ def test_quality_case_compares_ladder_and_market_on_identical_venues() -> None:
     assert outcome.market.complete
     assert outcome.arrival_mid > 0
     assert outcome.ladder[Urgency.NORMAL].complete
+
+
+async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
+    """Item 2's background load: feed.py paced at `rate` quotes/s keeps to its schedule
+    (frame n no earlier than n × 100 / rate after it began) instead of blasting, and keeps
+    sending past its cycle of frames. Slowness cannot fail this; only a feed too fast can."""
+    import msgspec.msgpack
+    from websockets.asyncio.client import connect
+
+    from execd.bench.feed import QUOTES_PER_FRAME, FeedServer
+
+    rate = 2_000.0  # 20 frames/s
+    with FeedServer(200, 5, rate=rate) as feed:  # a cycle of 2 frames
+        async with connect(
+            feed.url, additional_headers={"Content-Type": "application/msgpack"}
+        ) as ws:
+            encode = msgspec.msgpack.encode
+            await ws.recv()
+            await ws.send(encode({"action": "auth", "key": "k", "secret": "s"}))
+            await ws.recv()
+            await ws.send(encode({"action": "subscribe", "quotes": ["S000"]}))
+            await ws.recv()
+            frames = 0
+            while frames < 6:
+                quotes = msgspec.msgpack.decode(await asyncio.wait_for(ws.recv(decode=False), 30))
+                assert len(quotes) == QUOTES_PER_FRAME
+                frames += 1
+            seen = time.monotonic()
+        began = await asyncio.to_thread(feed.started_at)
+    assert frames <= 1 + (seen - began) * rate / QUOTES_PER_FRAME
