@@ -527,9 +527,9 @@ class MarketStream:
         Every quote here is valid: the decoder drops (and logs) a NaN, infinite or
         negative price or size, so the previous NBBO stays (`wire.QuoteMsg`).
         """
-        unwanted = latest.keys() - self._wanted
-        if unwanted:  # late data for a recently unsubscribed symbol (§4.1 step 7)
-            for symbol in unwanted:
+        if not latest.keys() <= self._wanted:  # a subset test allocates nothing
+            # late data for a recently unsubscribed symbol (§4.1 step 7)
+            for symbol in latest.keys() - self._wanted:
                 del latest[symbol]
             if not latest:
                 return

@@ -130,9 +130,14 @@ async def test_subscribe_and_unsubscribe_while_connected(fake: FakeDataStream) -
         stream.unsubscribe(["TQQQ"])
         await fake.wait_for("unsubscribed", lambda: fake.subscribed == {"SPY"})
         clock.advance(10)
+        # Late data (§4.1 step 7): an unsubscribed symbol's quote in a frame with a
+        # subscribed one's is dropped; the subscribed one is cached.
+        await fake.send([quote("TQQQ", 70.00, 70.02), quote("SPY", 500.00, 500.01)])
+        await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
         frozen = stream.quote("TQQQ")
         assert frozen is not None
         assert frozen.age_seconds(clock.now) == 10
+        assert frozen.bid == Decimal("62.41")
     subscribes = [m for m in fake.received if m.get("action") == "subscribe"]
     assert subscribes[1] == {
         "action": "subscribe",
