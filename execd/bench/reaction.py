@@ -1,7 +1,8 @@
 """Item 2 — reaction latency: a working leg's quote moves beyond the re-peg threshold; how long
 until the venue receives the replace.
 
-The venue is the simulator, in this process, replaying a scripted tape: `SYMBOLS` symbols whose
+The venue is the simulator in its own process (`reaction_venue.py`: a real venue is not in the
+daemon's process), replaying a scripted tape: `SYMBOLS` symbols whose
 NBBO steps up 0.2 % (twice the default `repeg_threshold_percent`) every `JUMP_EVERY_S`,
 staggered across symbols. Two probes on the venue's `Exchange`, on one monotonic clock: a
 market-data listener stamps each quote as the venue publishes it (the stream's own listener,
@@ -12,21 +13,20 @@ symbol before it; a replace more than `MAX_ATTRIBUTED_S` after the last move is 
 (a timeout re-peg, not a reaction).
 
 - ``reaction_p50_us`` / ``reaction_p99_us`` / ``reaction_max_us``: the real daemon
-  (`running_daemon`, its in-process venue) keeping a one-leg plan of a passive buy (normal
+  (`running_daemon` against that venue) keeping a one-leg plan of a passive buy (normal
   urgency, production ladder settings) working on every symbol until enough events
   (`run_daemon`).
 - ``reaction_sdk_p99_us``: the SDK's documented way on an identical fresh venue — a
   `StockDataStream` handler that, when the mid moved beyond the threshold, calls
   `TradingClient.replace_order_by_id` through `asyncio.to_thread`.
 
-Background load (issue 14: ~20k quotes/s on other symbols): the in-process simulator cannot
-generate it without saturating the loop it shares with the daemon, so item 1's feed (feed.py,
+Background load (issue 14: ~20k quotes/s on other symbols): the simulator cannot generate it
+without saturating itself, so item 1's feed (feed.py,
 its own process, pre-encoded frames) sends `BACKGROUND_RATE` quotes/s paced, and each side
 reads them in the same loop with its own quote code: the daemon with a second `MarketStream`,
 the SDK with a second `StockDataStream`. On a second socket, so a reaction's frame never
 queues behind a background frame in the same socket buffer (one frame costs ~0.1 ms to
-handle). Both sides share the loop with the venue, so the venue's own work between the
-publish and the replace counts against both.
+handle).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -41,7 +42,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,27 +50,26 @@ from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.bench.feed import FeedServer
 from execd.bench.feed import symbols as feed_symbols
 from execd.bench.logging_rate import per_line_us
+from execd.bench.reaction_venue import VenueProcess
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
 from execd.domain.calendar import EASTERN
 from execd.engine.core import Engine
 from execd.engine.daemon import running_daemon
 from execd.logs import configure_logging
-from execd.sim.config import SimConfig
 from execd.sim.exchange import Exchange
-from execd.sim.server import ServerOptions
-from execd.sim.venue import SimVenue
 
 SYMBOLS = 30  # the simulated IEX stream allows 30 symbols per connection (free plan)
-# Each symbol moves once a second (30 moves/s in all). At 0.5 s (50/s) the daemon and the
-# venue it shares a loop with need ~70 % of a core on this machine: reactions then queue
-# behind each other's work and the figure measures the saturation, not the path.
-JUMP_EVERY_S = 1.0
+# Each symbol moves every 0.75 s (40 moves/s in all). At 0.5 s (50/s) with the venue in the
+# daemon's loop, the two needed ~70 % of a core on this machine: reactions then queued behind
+# each other's work and the figure measured the saturation, not the path.
+JUMP_EVERY_S = 0.75
 STEP = Decimal("0.10")  # on $50: 0.2 %, twice the default re-peg threshold
 TAPE_SECONDS = 120
 DAY = datetime(2026, 3, 4, 10, 0, tzinfo=EASTERN)
 MAX_ATTRIBUTED_S = 0.25
 QTY = 100
+MAX_REPEGS = 5  # the default `max_repegs_per_order`: the SDK baseline re-pegs as often
 ROUNDS = 2
 CASH = Decimal(10**9)  # waves of buys must never run out of buying power
 BACKGROUND_RATE = 20_000  # quotes/s on other symbols (issue 14), from feed.py's process
@@ -181,7 +180,7 @@ async def _past_repegs(engine: Engine, plan_id: str) -> None:
 
 
 async def run_daemon(tape: Path, events: int, background_url: str) -> tuple[Probe, int]:
-    """The real daemon against its in-process venue until `events` replaces: a working leg
+    """The real daemon against the venue process until `events` replaces: a working leg
     on every symbol at all times (a one-leg plan per symbol, the next submitted as soon as
     the last is past its re-pegs, so the legs start spread like the tape's moves, not
     all in one burst), with the feed's paced quotes on a second `MarketStream` in the same
@@ -189,16 +188,16 @@ async def run_daemon(tape: Path, events: int, background_url: str) -> tuple[Prob
 
     It logs as in production (JSON at info, to a file): (probe, lines logged).
     """
-    with tempfile.TemporaryDirectory(prefix="xr", dir="/tmp") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xr", dir="/tmp")))
         log_file = (workdir / "daemon.jsonl").open("w", encoding="utf-8")
         configure_logging("info", "json", log_file)
         config = workdir / "execd.toml"
         config.write_text("", encoding="utf-8")
+        venue = stack.enter_context(VenueProcess(tape, CASH))
         settings = load_settings(
             config,
-            venue={"kind": "sim"},
-            sim={"tape": str(tape), "start": "10:00:00", "cash": str(CASH)},
+            venue={"kind": "sim", **{k: v for k, v in venue.urls.items() if k.endswith("_url")}},
             api={"socket_path": str(workdir / "s")},
             journal={"path": str(workdir / "journal.db")},
             # The venue dies with the run: cancelling at shutdown would only wait for budget.
@@ -206,23 +205,23 @@ async def run_daemon(tape: Path, events: int, background_url: str) -> tuple[Prob
             gateway={"requests_per_minute": 10_000},
         )
         async with running_daemon(settings) as daemon:
-            venue = daemon.venue
-            assert venue is not None
-            await venue.set_rate_limit(10_000)
-            probe = Probe(venue.exchange)
             background = MarketStream(
                 MarketStreamConfig(url=background_url, key_id="bench", secret_key="bench")
             )
             background.subscribe(feed_symbols(BACKGROUND_SYMBOLS))
             load = asyncio.create_task(background.run(), name="bench-background-stream")
             deadline = time.monotonic() + TAPE_SECONDS * 0.8
+            # A leg's re-pegs give 6 events (5 re-pegs, then the cancel before its
+            # fallback); count 5 to be sure of `events`.
+            cycles = math.ceil(events / (SYMBOLS * MAX_REPEGS))
 
             async def keep_working(k: int, symbol: str) -> None:
                 # Symbol k's tape moves at k/SYMBOLS of each period: start its first leg
                 # just after, so that the legs' starts are spread like their moves.
                 await asyncio.sleep(k * JUMP_EVERY_S / SYMBOLS)
-                n = 0
-                while len(probe.latencies) < events and time.monotonic() < deadline:
+                for n in range(cycles):
+                    if time.monotonic() > deadline:
+                        return
                     plan = {
                         "plan_id": f"reaction-{symbol}-{n}",
                         "urgency": "normal",
@@ -234,16 +233,17 @@ async def run_daemon(tape: Path, events: int, background_url: str) -> tuple[Prob
                     # `fallback_timeout_seconds`: cancelled instead, so resting orders do
                     # not pile up at the venue (whose per-tick matching grows with them).
                     # Its cancels are no reaction to a quote: the probe skips them.
-                    probe.ignoring.add(symbol)
+                    await venue.ask("ignore", symbol)
                     await daemon.engine.cancel(status.plan_id)
-                    probe.ignoring.discard(symbol)
-                    n += 1
+                    await venue.ask("attend", symbol)
 
             await asyncio.gather(*(keep_working(k, s) for k, s in enumerate(symbols())))
             load.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await load
             await daemon.shutdown()
+        probe = Probe.empty()
+        probe.latencies, probe.unattributed = await venue.ask("stop")
         configure_logging("error", "json")
         log_file.close()
         lines = sum(1 for _ in (workdir / "daemon.jsonl").open(encoding="utf-8"))
@@ -260,13 +260,12 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import LimitOrderRequest, ReplaceOrderRequest
 
-    config = SimConfig(tape=tape, start=dtime(10, 0), cash=CASH)
-    options = ServerOptions(rate_limit=10_000)
-    async with SimVenue(config, options=options) as venue:
-        probe = Probe(venue.exchange)
+    with VenueProcess(tape, CASH) as venue:
+        urls = venue.urls
         client = TradingClient(
-            venue.key_id, venue.secret_key, paper=True, url_override=venue.trading_url
+            urls["key_id"], urls["secret_key"], paper=True, url_override=urls["trading_url"]
         )
+        sent = 0
         done = asyncio.Event()
         anchors: dict[str, float] = {}
         orders: dict[str, str] = {}
@@ -274,9 +273,10 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
         busy: set[str] = set()
 
         async def on_quote(q: Any) -> None:
+            nonlocal sent
             symbol, bid, ask = q.symbol, float(q.bid_price), float(q.ask_price)
             mid = (bid + ask) / 2
-            if symbol in busy or repegs[symbol] >= 5:
+            if symbol in busy or repegs[symbol] >= MAX_REPEGS:
                 return
             busy.add(symbol)
             try:
@@ -297,9 +297,10 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
                     )
                     orders[symbol], anchors[symbol] = str(order.id), mid  # type: ignore[union-attr]
                     repegs[symbol] += 1
-                    if len(probe.latencies) >= events:
+                    sent += 1
+                    if sent >= events:
                         done.set()
-                    elif all(repegs[s] >= 5 for s in symbols()):
+                    elif all(repegs[s] >= MAX_REPEGS for s in symbols()):
                         orders.clear()
                         repegs.clear()  # the next wave: new orders on every symbol
             finally:
@@ -308,7 +309,9 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
         async def ignore(_: object) -> None:
             return None
 
-        stream = StockDataStream(venue.key_id, venue.secret_key, url_override=venue.data_stream_url)
+        stream = StockDataStream(
+            urls["key_id"], urls["secret_key"], url_override=urls["data_stream_url"]
+        )
         stream.subscribe_quotes(on_quote, *symbols())
         load = StockDataStream("bench", "bench", url_override=background_url)
         load.subscribe_quotes(ignore, *feed_symbols(BACKGROUND_SYMBOLS))
@@ -326,6 +329,8 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
             await sdk_stream.close()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(client.cancel_orders)
+        probe = Probe.empty()
+        probe.latencies, probe.unattributed = await venue.ask("stop")
     return probe
 
 
@@ -359,9 +364,9 @@ def run(events: int) -> list[Figure]:
         f"setting changed)"
     )
     why = (
-        "; p99 is waiting, not the path: one loop runs the venue (~28 % of its samples), "
-        f"{SYMBOLS} legs' place/confirm/journal work and both streams, and asyncio has no "
-        "priorities (README §2)"
+        f"; p99 is waiting, not the path: one loop runs {SYMBOLS} legs' place/confirm/journal "
+        "work and both streams, asyncio has no priorities, and a loaded machine deschedules "
+        "the process (README §2)"
     )
     worst = max(ours.latencies) * 1e6 if ours.latencies else float("nan")
     per_event = lines / max(1, len(ours.latencies) + ours.unattributed)
