@@ -9,6 +9,7 @@ not at 30 s. One microsecond before the patience the leg still waits; at it, it 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.domain.test_ladder import Leg, cid, leg, notes, of, started
 TICK = timedelta(microseconds=1)
 
 
-def _passive(urgency: Urgency = Urgency.HIGH, **params: object) -> tuple[Leg, PlaceOrder]:
+def _passive(urgency: Urgency = Urgency.HIGH, **params: Any) -> tuple[Leg, PlaceOrder]:
     """An acknowledged passive limit (AAPL) in a still market."""
     lg = leg(symbol="AAPL", urgency=urgency, **params)
     place = started(lg, "100.00", "100.05")
