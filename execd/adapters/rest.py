@@ -62,6 +62,7 @@ from execd.adapters.errors import (
     VenueUnavailable,
 )
 from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK, parse_latest_quotes
+from execd.adapters.quote_batch import LatestQuoteBatcher
 from execd.domain.quotes import Quote
 from execd.domain.types import Side
 
@@ -178,6 +179,7 @@ class RestGateway:
         self._clock = clock
         self._session = session
         self._owns_session = session is None
+        self.quote_batch = LatestQuoteBatcher(self.latest_quotes)
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -442,8 +444,9 @@ class RestGateway:
         return await asyncio.to_thread(lambda: [_parse(Asset, item) for item in items])
 
     async def latest_quote(self, symbol: str) -> Quote | None:
-        """One symbol's `latest_quotes` (None: the venue has no quote for it yet)."""
-        return (await self.latest_quotes([symbol])).get(symbol)
+        """One symbol's latest quote (None: the venue has none yet), read in a batch with
+        every other symbol asked for meanwhile (`quote_batch`: one read per wave)."""
+        return await self.quote_batch.get(symbol)
 
     async def latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """The latest NBBO of each symbol from the market-data REST API (§5), exact Decimals,

@@ -457,8 +457,9 @@ class PlanRunner:
 
     async def _usable_quote(self, symbol: str) -> Quote:
         """The first fresh, two-sided, uncrossed quote (DESIGN.md "Fresh quote"): the
-        stream's, else the data REST API's latest, judged by its own timestamp; never
-        size from a stale or broken one."""
+        stream's, else the data REST API's latest (batched with every other buy asking
+        meanwhile: one read per wave), judged by its own timestamp; never size from a
+        stale or broken one."""
         interval = self._ctx.ports.rest_quote_interval
         while True:
             # The stream first, for up to one interval (a plan's buys subscribe together:

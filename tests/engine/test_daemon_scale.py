@@ -22,6 +22,7 @@ from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK, parse_latest_quote
 from execd.config import SimSection
 from execd.control.protocol import ControlError, ErrorCode
 from execd.engine.venue import sim_config
+from execd.sim.ratelimit import RateLimiter
 from execd.sim.venue import SimVenue
 from tests.engine.conftest import Harness, StartDaemon
 
@@ -176,3 +177,32 @@ async def test_a_symbol_missing_from_the_batch_is_unvalued_never_zero(
             assert (_reads(d) - before)[LATEST] == 1
         finally:
             await d.stop()  # before the venue it talks to goes away
+
+
+async def test_release_reads_are_per_wave_not_per_leg(start_daemon: StartDaemon) -> None:
+    """250 buys released at once: sizing reads the latest quotes in batched reads (the
+    stream carries only 30 symbols on the simulated free plan, so most buys must ask REST)
+    and the account once per release wave — a handful of reads each, never one per leg;
+    every buy is released, sized 1. The trading limits are raised (as in
+    the scale benchmark) so that the figure is about reads, not Alpaca's 200 orders/min."""
+    d = await start_daemon(
+        sim={"symbols": UNIVERSE, "positions": {}}, gateway={"requests_per_minute": 10_000}
+    )
+    d.venue.services.trading_limiter = RateLimiter(100_000, 60.0)
+    before = _reads(d)
+    status = await d.submit(_buys("wave", UNIVERSE))
+    engine = d.daemon.engine
+
+    async def released() -> bool:
+        legs = (await engine.status(status.plan_id)).legs
+        return all(leg.state != "pending" for leg in legs)
+
+    await d.wait_until(released, "every buy released")
+    spent = _reads(d) - before
+    runner = engine._runners[status.plan_id]
+    # One account read at submit (the caps' equity), then one per release wave.
+    assert spent["GET /v2/account"] == 1 + runner.account_reads <= 12
+    assert spent[LATEST] <= 12
+    assert not any(k.startswith("GET /v2/stocks/U") for k in spent)
+    legs = (await engine.status(status.plan_id)).legs
+    assert all(leg.qty == 1 and leg.started_at is not None for leg in legs)
