@@ -123,7 +123,9 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     """
     names = ",".join(universe(min(legs, SIM_SYMBOLS)))
     venue = ("--scenario", "calm", "--date", "2026-03-04", "--start", "10:00:00")
-    limits = ("--rate-limit", "100000", "--cash", "1000000000")
+    # A paid market-data plan (ALPACA.md §0.4): 10,000 REST reads/min, every symbol streamed.
+    limits: tuple[str, ...] = ("--rate-limit", "100000", "--cash", "1000000000")
+    limits += ("--data-rate-limit", "10000", "--data-symbol-limit", "0")
     caveat = ""
     with sim_process(*venue, "--symbols", names, *limits) as urls:
         r = _child(urls, legs, limit_s, "caps")
