@@ -130,6 +130,9 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     with sim_process(*venue, "--symbols", names, *limits) as urls:
         r = _child(urls, legs, limit_s, "caps")
         submit_error = r.get("error")
+        if submit_error is not None and len(submit_error) > 400:
+            # A refusal lists every unvalued leg: the note keeps the reason's start.
+            submit_error = submit_error[:400] + " ..."
     if submit_error is not None:
         caveat = "risk caps OFF (with the defaults, submit failed); "
         with sim_process(*venue, "--symbols", names, *limits) as urls:
