@@ -300,7 +300,7 @@ def leg_chart(leg: AnalysedLeg) -> str:
             f'<line class="market-order" x1="{x}" x2="{x}" y1="{_PAD_T}" y2="{_H - _PAD_B}" '
             'stroke="#8e24aa" stroke-width="1.5" stroke-dasharray="2 2"/>'
         )
-        out.append(f'<text x="{x}" y="{_H - _PAD_B - 4}" fill="#8e24aa"> market order</text>')
+        out.append(_market_label(s.x(t)))
     biggest = max((f.qty for f in inp.fills), default=Decimal(1))
     for f in inp.fills:
         r = 3 + 9 * math.sqrt(float(f.qty / biggest))
@@ -312,6 +312,29 @@ def leg_chart(leg: AnalysedLeg) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def elapsed_labels(span_seconds: float, steps: int) -> list[str]:
+    """The x axis's ``steps + 1`` labels, with just enough decimals to tell them apart.
+
+    One decimal made a 0.3 s leg's axis read +0.0s, +0.1s, +0.1s, +0.2s...; a sub-second
+    leg is common (a marketable limit filled at once), so its ticks are in milliseconds.
+    """
+    if span_seconds < 1.0:
+        return [f"+{span_seconds * 1000 * i / steps:.0f}ms" for i in range(steps + 1)]
+    decimals = 0 if span_seconds >= 10 * steps else 1
+    return [f"+{span_seconds * i / steps:.{decimals}f}s" for i in range(steps + 1)]
+
+
+def _market_label(x: float) -> str:
+    """A market order's label, on the side of its line that has room (it was cut at the
+    right edge when the fallback was the leg's last event, which it usually is)."""
+    if x > (_W - _PAD_R) - 110:
+        where = f'x="{_fmt(x - 4)}" text-anchor="end"'
+    else:
+        where = f'x="{_fmt(x + 4)}"'
+    y = _H - _PAD_B - 4
+    return f'<text class="market-label" {where} y="{y}" fill="#8e24aa">market order</text>'
 
 
 def _axes(s: _Scale) -> list[str]:
@@ -326,14 +349,13 @@ def _axes(s: _Scale) -> list[str]:
         parts.append(f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y}" y2="{y}" stroke="#eee"/>')
         label = display.derived_price(p) or ""
         parts.append(f'<text x="{_PAD_L - 6}" y="{y}" text-anchor="end" dy="4">{_e(label)}</text>')
-    span = (s.t1 - s.t0).total_seconds()
-    for i in range(6):
+    labels = elapsed_labels((s.t1 - s.t0).total_seconds(), 5)
+    for i, label in enumerate(labels):
         t = s.t0 + (s.t1 - s.t0) * (i / 5)
         x = _fmt(s.x(t))
         anchor = "end" if i == 5 else "middle"
         parts.append(
-            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}">'
-            f"+{span * i / 5:.1f}s</text>"
+            f'<text x="{x}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}">{_e(label)}</text>'
         )
     parts.append(
         f'<text x="{_PAD_L}" y="{_H - 6}">{_e(display.eastern_short(s.t0))}</text>'

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from execd.cli.main import main
+from execd.report import html as report_html
 from tests.report.fixture_journal import PLANS, build
 
 
@@ -268,3 +269,20 @@ def test_usage_errors_are_one_line(
         assert len(run.err.strip().splitlines()) == 1, run.err
         assert run.out == ""
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_sub_second_legs_axis_labels_are_distinct() -> None:
+    """A marketable limit filled in 0.3 s: one-decimal labels repeated (+0.1s, +0.1s)."""
+    labels = report_html.elapsed_labels(0.3, 5)
+    assert len(set(labels)) == 6
+    assert labels[-1] == "+300ms"
+    assert len(set(report_html.elapsed_labels(1.2, 5))) == 6
+    assert report_html.elapsed_labels(120.0, 5)[1] == "+24s"
+
+
+def test_a_market_order_at_the_right_edge_is_labelled_to_its_left() -> None:
+    """The fallback is usually a leg's last event: its label ran off the chart's right edge."""
+    at_edge = report_html._market_label(890.0)
+    assert 'text-anchor="end"' in at_edge
+    assert 'x="886.0"' in at_edge
+    assert "text-anchor" not in report_html._market_label(300.0)
