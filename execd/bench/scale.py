@@ -117,9 +117,9 @@ def _child(urls: dict[str, str], legs: int, limit_s: float, caps: str) -> dict[s
 def run_legs(legs: int, limit_s: float) -> list[Figure]:
     """The 2,000-leg run (`legs.py`) in a child process against `execd sim` in another.
 
-    With the default risk caps first; if that submit fails (the caps' validation reads a
-    quote per symbol), the failure is the `submit_` figure's note and the run is repeated
-    with the caps off for the other figures (said in their notes).
+    With the default risk caps. A plan refused at submit is the `submit_` figure's note and
+    the run goes on with the other plans (every note says how many legs ran); only if every
+    plan is refused is the run repeated with the caps off (said in the notes).
     """
     names = ",".join(universe(min(legs, SIM_SYMBOLS)))
     venue = ("--scenario", "calm", "--date", "2026-03-04", "--start", "10:00:00")
@@ -129,18 +129,21 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     caveat = ""
     with sim_process(*venue, "--symbols", names, *limits) as urls:
         r = _child(urls, legs, limit_s, "caps")
-        submit_error = r.get("error")
-        if submit_error is not None and len(submit_error) > 400:
-            # A refusal lists every unvalued leg: the note keeps the reason's start.
-            submit_error = submit_error[:400] + " ..."
+    submit_error = r.get("error")
     if submit_error is not None:
-        caveat = "risk caps OFF (with the defaults, submit failed); "
+        # No plan was accepted with the default caps: the other figures need a run.
+        caveat = "risk caps OFF (with the defaults, every submit failed); "
         with sim_process(*venue, "--symbols", names, *limits) as urls:
             r = _child(urls, legs, limit_s, "nocaps")
         if "error" in r:
             raise RuntimeError(f"{submit_error}; without caps too: {r['error']}")
+    elif r["refused"]:
+        submit_error = "; ".join(r["refused"])
+        caveat = f"ONLY {r['legs']} legs ran (a submit was refused, see submit_); "
+    if submit_error is not None and len(submit_error) > 400:
+        submit_error = submit_error[:400] + " ..."  # a refusal lists every unvalued leg
     how = caveat + (
-        f"{min(legs, SIM_SYMBOLS)} symbols; legs released {r['released']}/{legs}, "
+        f"{min(legs, SIM_SYMBOLS)} symbols; legs released {r['released']}/{r['legs']}, "
         f"plans ended: {r['finished']}, {r['states']}"
     )
     release_note = how
@@ -148,7 +151,7 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
         release_note = f"EXTRAPOLATED from the rate at the {limit_s:.0f} s limit; {how}"
     wall_note = how if r["finished"] else f"stopped at the {limit_s:.0f} s limit; {how}"
     n = legs
-    submit_note = how if submit_error is None else f"DEFAULT CAPS: {submit_error}; figure: {how}"
+    submit_note = how if submit_error is None else f"REFUSED: {submit_error}; figure: {how}"
     return [
         Figure("3 scale", f"legs_{n}_loop_lag_p99_ms", r["lag_p99_ms"], "ms",
                targets=(Target("max", 10),), note=how),
