@@ -17,11 +17,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK, parse_latest_quotes
 from execd.config import SimSection
 from execd.control.protocol import ControlError, ErrorCode
 from execd.engine.venue import sim_config
+from execd.sim.admin import HttpFault
 from execd.sim.ratelimit import RateLimiter
 from execd.sim.venue import SimVenue
 from tests.engine.conftest import Harness, StartDaemon
@@ -206,3 +208,30 @@ async def test_release_reads_are_per_wave_not_per_leg(start_daemon: StartDaemon)
     assert not any(k.startswith("GET /v2/stocks/U") for k in spent)
     legs = (await engine.status(status.plan_id)).legs
     assert all(leg.qty == 1 and leg.started_at is not None for leg in legs)
+
+
+async def test_an_unreadable_account_delays_a_wave_and_fails_no_buy(
+    start_daemon: StartDaemon,
+) -> None:
+    """The venue does not answer `GET /v2/account` for a while (an overloaded venue timed
+    out in the 2,000-leg benchmark): the release wave reads it again a second later instead
+    of failing every buy that was ready — all of them are released, none failed, and the
+    hold is logged."""
+    d = await start_daemon(
+        sim={"symbols": UNIVERSE[:40], "positions": {}},
+        risk={"max_plan_notional": None, "max_plan_equity_multiple": None,
+              "max_order_notional": None, "max_order_equity_multiple": None},
+    )  # fmt: skip
+    d.venue.services.faults.add(HttpFault(status=503, method="GET", path="/v2/account"), 6)
+    with capture_logs() as logs:
+        status = await d.submit(_buys("unreadable", UNIVERSE[:40]))
+        engine = d.daemon.engine
+
+        async def released() -> bool:
+            legs = (await engine.status(status.plan_id)).legs
+            return all(leg.state != "pending" for leg in legs)
+
+        await d.wait_until(released, "every buy released")
+    legs = (await engine.status(status.plan_id)).legs
+    assert [leg.reason for leg in legs if leg.state == "failed"] == []
+    assert any(e["event"] == "buy_release_account_unreadable" for e in logs)
