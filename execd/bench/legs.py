@@ -157,9 +157,13 @@ async def measure(
             wall = time.monotonic() - first
             finished = all(s.finished_at is not None for s in statuses)
             states: dict[str, int] = {}
+            failures: dict[str, int] = {}
             for s in statuses:
                 for leg in s.legs:
                     states[leg.state] = states.get(leg.state, 0) + 1
+                    if leg.state == "failed":
+                        why = (leg.reason or "?")[:60]
+                        failures[why] = failures.get(why, 0) + 1
             await daemon.shutdown()
         stop.set()
         await sampler
@@ -179,6 +183,7 @@ async def measure(
         "lag_p99_ms": statistics.quantiles(lags_ms, n=100)[98] if len(lags_ms) > 1 else 0.0,
         "rss_peak_mb": peak[0],
         "states": states,
+        "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:3]),
     }
 
 

@@ -145,6 +145,7 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     how = caveat + (
         f"{min(legs, SIM_SYMBOLS)} symbols; legs released {r['released']}/{r['legs']}, "
         f"plans ended: {r['finished']}, {r['states']}"
+        + (f"; failed because: {r['failures']}" if r.get("failures") else "")
     )
     release_note = how
     if r["release_extrapolated"]:
