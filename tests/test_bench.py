@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from execd.bench.harness import run_ladder, run_market
-from execd.bench.quality import Case, cost_bps, fresh_venue, run_case
+from execd.bench.harness import STEP, run_ladder, run_market
+from execd.bench.quality import Case, fresh_venue, leg_spec, run_case
+from execd.bench.quality_causes import cost_bps
 from execd.bench.results import Figure, Results, Target, render
 from execd.config import load_settings
-from execd.domain.ladder_types import LegSpec
+from execd.domain.calendar import EASTERN
 from execd.domain.types import Side, Urgency
 from execd.engine.params import ladder_params
 
@@ -74,10 +75,12 @@ def test_harness_runs_the_real_ladder_to_its_finish() -> None:
     case = Case("calm", None, 1, "TQQQ", Side.SELL, 1)
     for urgency in (Urgency.LOW, Urgency.NORMAL, Urgency.HIGH):
         exchange, clock = fresh_venue(case)
-        spec = LegSpec("bench", 0, "TQQQ", Side.SELL, Decimal(200), urgency)
+        spec = leg_spec(case, Decimal(200), urgency, clock)
         result = run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
-        assert result.outcome, result
-        assert result.filled <= Decimal(200)
+        # A leg given no session ends at once, unfilled: this must be a real run.
+        assert result.orders >= 1, result
+        assert result.outcome == "filled", result
+        assert result.filled == Decimal(200)
 
 
 def test_quality_case_compares_ladder_and_market_on_identical_venues() -> None:
@@ -88,3 +91,100 @@ def test_quality_case_compares_ladder_and_market_on_identical_venues() -> None:
     assert outcome.market.complete
     assert outcome.arrival_mid > 0
     assert outcome.ladder[Urgency.NORMAL].complete
+
+
+def test_harness_prices_the_first_order_from_the_arrival_quote() -> None:
+    """The daemon's leg prices from the cached quote when it is fresh (DESIGN.md's fresh-quote
+    rule); the harness must hand the ladder the latest quote at the start, not make it wait for
+    the next one to be published (on a fast market that one is somewhere else, and the leg's
+    cost is then the market's move, not the ladder's pricing)."""
+    params = ladder_params(load_settings(None))
+    case = Case("fast", None, 1, "TQQQ", Side.SELL, 1)
+    exchange, clock = fresh_venue(case)
+    start = clock.now()
+    arrival = exchange.latest_quotes(["TQQQ"])["TQQQ"]
+    spec = leg_spec(case, Decimal(100), Urgency.NORMAL, clock)
+    run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
+    first = exchange.list_orders(status="all", direction="asc", limit=1)[0]
+    # TQQQ prices in the marketable style: a sell at the bid minus one tick.
+    assert Decimal(first["limit_price"]) == Decimal(str(arrival["bp"])) - Decimal("0.01")
+    # Placed within the harness's first step, not when the next quote came.
+    created = datetime.fromisoformat(first["created_at"].replace("Z", "+00:00"))
+    assert created - start <= STEP
+
+
+def test_quality_runs_each_urgency_with_its_own_rules() -> None:
+    """Low never crosses with a fallback, normal does: on a leg too large for the marketable
+    ladder's re-pegs, low ends short and normal completes (at 1× and 5× the displayed size no
+    leg of the grid reaches the fallback, so low and normal coincide there — not a harness bug)."""
+    params = ladder_params(load_settings(None))
+    case = Case("calm", None, 1, "TQQQ", Side.BUY, 50)
+    results = {}
+    for urgency in (Urgency.LOW, Urgency.NORMAL):
+        exchange, clock = fresh_venue(case)
+        qty = Decimal(exchange.latest_quotes(["TQQQ"])["TQQQ"]["as"] * 50)
+        spec = leg_spec(case, qty, urgency, clock)
+        results[urgency] = run_ladder(exchange, clock, spec, params, limit=timedelta(minutes=2))
+    low, normal = results[Urgency.LOW], results[Urgency.NORMAL]
+    assert not low.complete
+    assert low.reason == "max_repegs_reached"
+    assert normal.complete
+    assert normal.orders > low.orders
+
+
+def test_quality_mixed_venue_is_not_a_copy_of_fast() -> None:
+    """`mixed` gives each symbol a personality by its position in the venue and everyone a real
+    open; a one-symbol venue at 10:30 made every `mixed` case a copy of `fast` (index 0, no
+    open), counting `fast` twice. The harness's `mixed` carries the bench's symbols from the
+    open, so its AAPL is calm-with-an-open, not fast."""
+    fast = Case("fast", None, 1, "AAPL", Side.BUY, 1)
+    mixed = Case("mixed", None, 1, "AAPL", Side.BUY, 1)
+    fast_venue, _ = fresh_venue(fast)
+    mixed_venue, mixed_clock = fresh_venue(mixed)
+    assert mixed_venue.latest_quotes(["AAPL"]) != fast_venue.latest_quotes(["AAPL"])
+    assert mixed_clock.now().astimezone(EASTERN).time() < time(9, 31)
+
+
+def test_quality_causes_split_a_legs_cost_into_drift_and_what_it_paid() -> None:
+    """A leg's cost vs arrival = the mid's move against it to its last fill + what it paid vs
+    the mid then; the excess note names the legs over the target by that split."""
+    from datetime import UTC
+
+    from execd.bench.harness import LegResult
+    from execd.bench.quality import Outcome
+    from execd.bench.quality_causes import drift_bps, excess_note
+    from execd.domain.ladder_types import PricingStyle
+
+    at = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
+    waited = LegResult(Decimal(100), Decimal(100), Decimal(10_100), at, at + timedelta(seconds=60))
+    waited.mid_at_last_fill = Decimal("100.5")
+    assert cost_bps(waited, Side.BUY, Decimal(100)) == 100.0
+    assert drift_bps(waited, Side.BUY, Decimal(100)) == 50.0
+    assert drift_bps(waited, Side.SELL, Decimal(100)) == -50.0
+    market = LegResult(Decimal(100), Decimal(100), Decimal(10_001), at, at)
+    case = Case("calm", None, 1, "AAPL", Side.BUY, 1)
+    ladder = dict.fromkeys((Urgency.LOW, Urgency.NORMAL, Urgency.HIGH), waited)
+    outcome = Outcome(case, Decimal(100), 0.5, at, ladder, market, PricingStyle.PASSIVE)
+    note = excess_note([outcome])
+    assert "1 of 1 legs over 2 bps" in note
+    assert "median 50.0 bps" in note
+
+
+def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> None:
+    """FULL's alternative runs a passive symbol's high-urgency leg again in the marketable style
+    (`apply_to = "all"`), on a fresh venue; a marketable symbol's is the default run itself."""
+    params = ladder_params(load_settings(None))
+    passive = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params, alternatives=True)
+    alt, default = passive.high_marketable, passive.ladder[Urgency.HIGH]
+    assert alt is not None
+    assert alt is not default
+    assert alt.complete
+    # The passive limit rested 10 s before its re-check; the marketable one crossed at once.
+    alt_s, default_s = alt.seconds(passive.opens), default.seconds(passive.opens)
+    assert alt_s is not None
+    assert default_s is not None
+    assert alt_s < default_s
+    etf = run_case(Case("calm", None, 1, "TQQQ", Side.BUY, 1), params, alternatives=True)
+    assert etf.high_marketable is etf.ladder[Urgency.HIGH]
+    plain = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params)
+    assert plain.high_marketable is None

@@ -87,6 +87,9 @@ class LegResult:
     outcome: str = ""
     reason: str = ""
     orders: int = 0
+    mid_at_last_fill: Decimal | None = None
+    """The venue's mid when the harness saw the last fill (within one `STEP`): splits a leg's
+    cost into the market's move since arrival and what it paid against the mid at the time."""
 
     @property
     def complete(self) -> bool:
@@ -153,9 +156,11 @@ def run_ladder(
     venue = _Venue(exchange, spec.symbol)
     exchange.on_market_data(venue.on_market)
     exchange.on_trade_update(venue.on_trade)
+    # The daemon's quote cache holds the latest quote when a leg starts: hand it over. The REST
+    # answer has the stream's fields without the stream's type and symbol keys.
     quotes = exchange.latest_quotes([spec.symbol])
     if spec.symbol in quotes:
-        venue.on_market(quotes[spec.symbol])
+        venue.on_market({"T": "q", "S": spec.symbol, **quotes[spec.symbol]})
     now = clock.now()
     result = LegResult(spec.qty, started=now)
     end_at = now + limit
@@ -224,6 +229,8 @@ def run_ladder(
                 translated = _translate(payload, cids, counted, result)
                 if translated is not None:
                     pending.append(translated)
+                if isinstance(translated, OrderFill) and venue.quote is not None:
+                    result.mid_at_last_fill = venue.quote.mid
             venue.updates.clear()
             if pending:
                 break

@@ -8,6 +8,7 @@ seller; inside: the nearer side).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -47,11 +48,32 @@ def parse_time(value: str) -> datetime:
     return parsed
 
 
-def read_tape(path: Path) -> list[TapeRecord]:
-    """All quote and trade records of a tape file, in file (= time) order."""
+def read_tape(path: Path, *, limit: int | None = None) -> list[TapeRecord]:
+    """The quote and trade records of a tape file, in file (= time) order: all of them, or the
+    first `limit` (the clock's origin needs one, not the whole file parsed).
+
+    A whole tape is parsed once per file version (path, modification time, size) and shared:
+    the benchmarks build several identical venues per tape, and parsing is most of a tape
+    venue's start-up. The records are frozen; their `fields` are read, never written.
+    """
+    if limit is not None:
+        return _parse(path, limit)
+    st = path.stat()
+    return list(_parsed(path.resolve(), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[TapeRecord, ...]:
+    del mtime_ns, size  # the cache key: a rewritten tape is parsed again
+    return tuple(_parse(path, None))
+
+
+def _parse(path: Path, limit: int | None) -> list[TapeRecord]:
     out: list[TapeRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
+            if limit is not None and len(out) >= limit:
+                break
             line = line.strip()
             if not line:
                 continue
@@ -75,7 +97,7 @@ def start_instant(records: list[TapeRecord], start: time | None) -> datetime:
 
 def tape_origin(path: Path, start: time | None) -> datetime:
     """Where the venue clock starts for a tape replay (used by ``VenueClock.from_config``)."""
-    return start_instant(read_tape(path), start)
+    return start_instant(read_tape(path, limit=1), start)
 
 
 class TapeMarket:

@@ -9,7 +9,7 @@ from typing import Any
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.exchange import Exchange
-from execd.sim.tape import read_tape
+from execd.sim.tape import read_tape, start_instant, tape_origin
 
 TAPE = Path(__file__).parent / "data" / "IBM-2013-10-07-open-excerpt.jsonl"
 
@@ -65,3 +65,26 @@ def test_a_marketable_buy_fills_at_the_tapes_ask() -> None:
     filled = ex.get_order(placed["id"])
     assert filled["status"] == "filled"
     assert float(filled["filled_avg_price"]) >= ask
+
+
+def test_the_clock_origin_reads_only_the_first_record() -> None:
+    """`tape_origin` parses one record, not the whole tape, and finds the same instant."""
+    records = read_tape(TAPE)
+    assert read_tape(TAPE, limit=1) == records[:1]
+    for start in (None, time(9, 30)):
+        assert tape_origin(TAPE, start) == start_instant(records, start)
+
+
+def test_a_rewritten_tape_is_read_again(tmp_path: Path) -> None:
+    """Whole tapes are parsed once per file version and shared; a changed file is re-read, and
+    a caller's list is its own (the shared records stay as parsed)."""
+    lines = TAPE.read_text(encoding="utf-8").splitlines(keepends=True)
+    tape = tmp_path / "t.jsonl"
+    tape.write_text("".join(lines[:5]), encoding="utf-8")
+    first = read_tape(tape)
+    first.clear()
+    again = read_tape(tape)
+    assert again
+    assert again == read_tape(tape)
+    tape.write_text("".join(lines[:40]), encoding="utf-8")
+    assert len(read_tape(tape)) > len(again)
