@@ -14,15 +14,20 @@ format.
 
 from __future__ import annotations
 
+import codecs
+import contextvars
 import logging
+import os
 import sys
+import threading
+import time
 from contextlib import AbstractContextManager
 from pathlib import PurePath
 from typing import Any, Literal, TextIO
 
 import msgspec
 import structlog
-from structlog.typing import EventDict, Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 LogFormat = Literal["json", "console", "auto"]
 
@@ -32,7 +37,8 @@ LEG_CONTEXT_KEYS = ("plan_id", "leg", "symbol", "side", "client_order_id", "step
 _STDLIB_FLOOR = logging.WARNING
 """aiohttp and websockets are chatty at INFO/DEBUG; only their warnings are facts for us."""
 
-_MANDATORY_KEYS = ("timestamp", "level", "event")
+_LEVEL_OF_METHOD = {"warn": "warning", "exception": "error"}
+"""structlog's own method-name → level mapping (`structlog.processors.add_log_level`)."""
 
 _installed_handler: logging.Handler | None = None
 
@@ -44,16 +50,125 @@ def _enc_hook(value: Any) -> Any:
     return repr(value)
 
 
-def _dumps(event_dict: Any, **_: Any) -> str:
-    # msgspec encodes Decimal as a string (exact, never a float), datetimes as RFC 3339,
-    # enums by value and Structs as objects; structlog passes a `default=` we do not need.
-    return msgspec.json.encode(event_dict, enc_hook=_enc_hook).decode()
+# msgspec encodes Decimal as a string (exact, never a float), datetimes as RFC 3339, enums
+# by value and Structs as objects. One encoder for the process: building one per line (what
+# `msgspec.json.encode(..., enc_hook=...)` does) costs more than encoding a short line.
+_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
-def _mandatory_keys_first(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    """Put ``timestamp``, ``level``, ``event`` first: JSON does not care, a human tailing does."""
-    head = {key: event_dict.pop(key) for key in _MANDATORY_KEYS if key in event_dict}
-    return {**head, **event_dict}
+def _render_bytes(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
+    """The JSON renderer for a binary sink: UTF-8 bytes, never decoded and re-encoded."""
+    return _ENCODER.encode(event_dict)
+
+
+def _render_text(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    """The JSON renderer for a text sink (and the stdlib handler): the same line as text."""
+    return _ENCODER.encode(event_dict).decode()
+
+
+class _Stamp:
+    """Add ``timestamp`` (UTC, ISO 8601) and ``level``, and put them and ``event`` first.
+
+    Does what `structlog.processors.TimeStamper(fmt="iso", utc=True)`, `add_log_level` and a
+    key reordering did as three processors, with the same output (``2026-03-02T14:30:05.123456Z``;
+    like `datetime.isoformat`, no fraction when it is zero) for a third of the cost: the
+    date-and-seconds prefix is formatted once per second and only the microseconds per line.
+    The key order is for a human tailing the file; JSON does not care.
+    """
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        # (second, its prefix up to the dot) replaced as one tuple: a stdlib record logged
+        # from another thread reads a consistent pair.
+        self._cache: tuple[int, str] = (-1, "")
+
+    def timestamp(self, nanos: int | None = None) -> str:
+        """`nanos` (Unix time in ns; default now) as the line's ``timestamp``: UTC, to the
+        microsecond, truncated like `datetime.now`."""
+        if nanos is None:
+            nanos = time.time_ns()
+        second = nanos // 1_000_000_000
+        cached_second, prefix = self._cache
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self._cache = (second, prefix)
+        micros = nanos // 1000 % 1_000_000
+        return f"{prefix}{micros:06d}Z" if micros else f"{prefix[:-1]}Z"
+
+    def __call__(self, _: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        head: EventDict = {
+            "timestamp": self.timestamp(),
+            "level": _LEVEL_OF_METHOD.get(method_name, method_name),
+        }
+        if "event" in event_dict:
+            head["event"] = event_dict.pop("event")
+        event_dict.pop("timestamp", None)
+        event_dict.pop("level", None)
+        head.update(event_dict)
+        return head
+
+
+_PREFIX_LEN = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+_BOUND_VARS: dict[str, contextvars.ContextVar[Any]] | None = getattr(
+    structlog.contextvars, "_CONTEXT_VARS", None
+)
+"""structlog's registry of the context variables `bind_contextvars` created (one per key
+ever bound, reset to ``...`` when unbound). Private to structlog: without it (a future
+structlog), `_merge_contextvars` is structlog's own `merge_contextvars`."""
+
+
+_bound_keys: tuple[int, tuple[tuple[str, contextvars.ContextVar[Any]], ...]] = (0, ())
+"""(size of the registry, its (key, variable) pairs): rebuilt when a new key was bound."""
+
+
+def _merge_contextvars(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """`structlog.contextvars.merge_contextvars`, at a third of the cost.
+
+    Same result (bound values fill in keys the call did not pass; an unbound key is
+    skipped), read from structlog's own registry of its variables instead of scanning
+    every variable of the context (asyncio's, aiohttp's, ...) by name prefix. The registry
+    only grows (one variable per key ever bound), so its pairs are kept until it does.
+    tests/test_logs_sink.py checks the result against structlog's.
+    """
+    global _bound_keys
+    assert _BOUND_VARS is not None
+    size, pairs = _bound_keys
+    if size != len(_BOUND_VARS):
+        # A snapshot: a thread binding a new key must not change the dict under the loop.
+        pairs = tuple((name[_PREFIX_LEN:], var) for name, var in tuple(_BOUND_VARS.items()))
+        _bound_keys = (len(pairs), pairs)
+    for key, var in pairs:
+        value = var.get()
+        if value is not Ellipsis:
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+_MERGE: Processor = (
+    structlog.contextvars.merge_contextvars if _BOUND_VARS is None else _merge_contextvars
+)
+
+
+class _Extras:
+    """structlog's stack-info and exception renderers, run only when a line asks for them.
+
+    Both only act on a ``stack_info`` / ``exc_info`` key; most lines have neither, and
+    skipping two calls per line is a measurable share of a line's cost.
+    """
+
+    __slots__ = ("_exception", "_stack")
+
+    def __init__(self, exception: structlog.processors.ExceptionRenderer | None) -> None:
+        self._stack = structlog.processors.StackInfoRenderer()
+        self._exception = exception
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        if "stack_info" in event_dict:
+            event_dict = self._stack(logger, method_name, event_dict)
+        if self._exception is not None and "exc_info" in event_dict:
+            event_dict = self._exception(logger, method_name, event_dict)
+        return event_dict
 
 
 def _level_number(level: str) -> int:
@@ -63,45 +178,126 @@ def _level_number(level: str) -> int:
     return number
 
 
-def _renderer(fmt: LogFormat, stream: TextIO) -> tuple[list[Processor], Processor]:
-    """The format-specific tail of the pipeline: (processors before rendering, renderer)."""
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    if console:
-        # ConsoleRenderer prints tracebacks itself, readable in a terminal.
-        return [], structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    # In JSON the traceback becomes structured data under "exception". Without locals:
-    # a frame's locals can hold the Alpaca secret key, and logs leave the machine.
-    tracebacks = structlog.processors.ExceptionRenderer(
-        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-    )
-    return [tracebacks, _mandatory_keys_first], structlog.processors.JSONRenderer(serializer=_dumps)
+class _LineWriter:
+    """A structlog logger that writes each line with ``os.write`` on a file descriptor.
+
+    The guarantee is `BytesLogger`'s (each line is written at once, so journald gets it
+    immediately and a crash loses none) with one system call and no Python buffer in
+    between: a `BufferedWriter` write-then-flush costs about twice as much per line. A
+    short write (a signal, a full pipe) writes the rest, so a line is never cut.
+    """
+
+    __slots__ = ("_fd", "_lock", "_stream")
+
+    def __init__(self, stream: TextIO, fd: int) -> None:
+        # The stream is kept: alive, its descriptor stays ours; closed, it is not written
+        # (the number may already belong to another file, the journal's database say).
+        self._stream = stream
+        self._fd = fd
+        # Lines come from the event loop's thread; the lock keeps a line whole if a
+        # thread (an executor, a library) logs through structlog at the same moment.
+        self._lock = threading.Lock()
+
+    def msg(self, message: bytes) -> None:
+        """Write `message` and a newline, all of it, now."""
+        if self._stream.closed:
+            raise ValueError("I/O operation on closed file (the log stream)")
+        data = message + b"\n"
+        with self._lock:
+            written = os.write(self._fd, data)
+            while written < len(data):
+                data = data[written:]
+                written = os.write(self._fd, data)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+def _fd_of(stream: TextIO) -> int | None:
+    """The file descriptor under `stream` when JSON bytes may be written to it directly.
+
+    Only a UTF-8 text file over a real file descriptor (stdout, an opened file) qualifies;
+    anything else (a StringIO, another encoding) keeps the text path. The text layer is
+    flushed once here, so nothing written before is overtaken; afterwards every line on
+    either path is flushed as it is written (the stdlib handler flushes each record), so
+    the two never interleave out of order.
+    """
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str):
+        return None
+    try:
+        if codecs.lookup(encoding).name != "utf-8":
+            return None
+        fd = stream.fileno()
+    except (LookupError, OSError, ValueError, AttributeError):
+        return None  # io.UnsupportedOperation is an OSError and a ValueError
+    stream.flush()
+    return fd
+
+
+def _json_sink(stream: TextIO) -> tuple[Processor, Any]:
+    """(renderer, the logger every bound logger writes through) for JSON lines on `stream`.
+
+    Each line is written at once — one ``write`` system call per line, so journald gets
+    it immediately and a crash loses none: `_LineWriter` with the bytes msgspec made on a
+    file descriptor, structlog's `WriteLogger` (write and flush) otherwise.
+    """
+    fd = _fd_of(stream)
+    if fd is not None:
+        return _render_bytes, _LineWriter(stream, fd)
+    return _render_text, structlog.WriteLogger(stream)
 
 
 def configure_logging(
-    level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+    level: str = "info",
+    fmt: LogFormat = "auto",
+    stream: TextIO | None = None,
+    *,
+    once: bool = False,
 ) -> None:
     """Install the pipeline for structlog and stdlib logging; safe to call again.
 
     `level` filters execd's own lines (``debug``, ``info``, ``warning``, ``error``);
     stdlib loggers are held at WARNING or `level`, whichever is higher. ``auto`` picks
     the console renderer when `stream` is a terminal and JSON otherwise (journald).
+
+    `once`: the process configures logging this one time and logs nothing before (``execd
+    run``). Each module-level logger is then assembled on its first line and kept
+    (structlog's ``cache_logger_on_first_use``) instead of on every line, a sixth of a
+    line's cost. A later call would not reach a logger kept before it, so code that
+    reconfigures (tests, `structlog.testing.capture_logs`, the bench between items)
+    leaves it off.
     """
     global _installed_handler
     out = sys.stdout if stream is None else stream
     number = _level_number(level)
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        structlog.processors.StackInfoRenderer(),
-    ]
-    before_render, renderer = _renderer(fmt, out)
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    shared: list[Processor] = [_MERGE, _Stamp()]
+    sink: Any
+    if console:
+        # ConsoleRenderer prints tracebacks itself, readable in a terminal.
+        extras = _Extras(exception=None)
+        renderer: Processor = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        text_renderer = renderer
+        sink = structlog.WriteLogger(out)
+    else:
+        # In JSON the traceback becomes structured data under "exception". Without locals:
+        # a frame's locals can hold the Alpaca secret key, and logs leave the machine.
+        extras = _Extras(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+        renderer, sink = _json_sink(out)
+        text_renderer = _render_text
     structlog.configure(
-        processors=[*shared, *before_render, renderer],
+        processors=[*shared, extras, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(number),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
-        # Not cached: reconfiguring (tests, a reload) must reach module-level loggers too.
-        cache_logger_on_first_use=False,
+        # One logger for every bound logger: the factory runs on each call (below), and
+        # building a logger (with its per-file lock lookup) per line costs more than the line.
+        logger_factory=lambda *_: sink,
+        # Not cached unless `once`: reconfiguring must reach module-level loggers too.
+        cache_logger_on_first_use=once,
     )
 
     handler = logging.StreamHandler(out)
@@ -110,8 +306,8 @@ def configure_logging(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *before_render,
-                renderer,
+                extras,
+                text_renderer,
             ],
         )
     )

@@ -33,7 +33,8 @@ FIELDS: dict[str, object] = {
 
 def _pipeline(path: Path, lines: int) -> float:
     with path.open("w", encoding="utf-8") as out:
-        configure_logging("info", "json", out)
+        # As `execd run` configures it (`once`: module loggers are kept after their first line).
+        configure_logging("info", "json", out, once=True)
         log = structlog.get_logger("execd.engine.leg")
         with bind_leg(plan_id="p-bench", leg=3, symbol="TQQQ", side="buy", client_order_id="x"):
             began = time.perf_counter()
@@ -91,6 +92,8 @@ def run(lines: int) -> list[Figure]:
             "log_floor_lines_per_s",
             statistics.median(floor),
             (Target("min", 100_000),),
-            f"{ROUNDS} interleaved rounds of {lines:,} lines, median",
+            f"{ROUNDS} interleaved rounds of {lines:,} lines, median; each line is one write(2)"
+            " as it is logged (journald gets it at once, a crash loses none), the floor"
+            " writes buffered; per-line costs in execd/bench/README.md section 5",
         )
     ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,10 @@ class Profile:
     log_lines: int
     quality_seeds: int
     quality_sizes: tuple[int, ...]
+    #: wall-time budget per item and for the whole run, seconds (None: no limit). The
+    #: runner prints each item's time against its budget and says when the total is over.
+    item_budget_s: Mapping[str, float] = field(default_factory=dict)
+    total_budget_s: float | None = None
 
 
 QUICK = Profile(
@@ -34,6 +39,16 @@ QUICK = Profile(
     log_lines=50_000,
     quality_seeds=1,
     quality_sizes=(1, 5),
+    # Issue 14: `make bench` under 5 minutes on 2 cores, all items together.
+    item_budget_s={
+        "ingest": 15,
+        "reaction": 60,
+        "scale": 75,
+        "budget": 65,
+        "logging": 6,
+        "quality": 45,
+    },
+    total_budget_s=300,
 )
 
 FULL = Profile(

@@ -13,7 +13,7 @@ import math
 import os
 import platform
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +96,8 @@ class Results:
     profile: str
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: each item's wall time, seconds, in the order run (crashed items too).
+    wall_s: dict[str, float] = field(default_factory=dict)
 
     def add(self, figure: Figure) -> Figure:
         """Record a figure (and return it, for the item's own summary)."""
@@ -131,6 +133,7 @@ class Results:
                 "load_avg_1m": os.getloadavg()[0],
             },
             "figures": flat,
+            "wall_s": {**self.wall_s, "total": sum(self.wall_s.values())},
             "details": details,
             "notes": self.notes,
         }
@@ -190,4 +193,27 @@ def render(figures: Sequence[Figure]) -> str:
     if notes:
         lines.append("notes:")
         lines.extend(dict.fromkeys(notes))  # a figure listed twice (two baselines): once
+    return "\n".join(lines)
+
+
+def render_timings(
+    wall_s: Mapping[str, float], budgets: Mapping[str, float], total_budget: float | None
+) -> str:
+    """Each item's wall time against its budget, the total, and a line when it is over."""
+    lines = ["wall time"]
+    width = max((len(name) for name in wall_s), default=5)
+    for name, seconds in wall_s.items():
+        budget = budgets.get(name)
+        verdict = ""
+        if budget is not None:
+            verdict = f"  (budget {budget:.0f} s{', OVER' if seconds > budget else ''})"
+        lines.append(f"  {name.ljust(width)}  {seconds:6.1f} s{verdict}")
+    total = sum(wall_s.values())
+    limit = "" if total_budget is None else f"  (budget {total_budget:.0f} s)"
+    lines.append(f"  {'total'.ljust(width)}  {total:6.1f} s{limit}")
+    if total_budget is not None and total > total_budget:
+        lines.append(
+            f"TOTAL OVER BUDGET: {total:.0f} s > {total_budget:.0f} s "
+            f"({total / 60:.1f} min > {total_budget / 60:.1f} min)"
+        )
     return "\n".join(lines)

@@ -7,10 +7,12 @@
 - ``idle_rss_mb``: that daemon's RSS two seconds after ready, no plans; baseline
   ``import_daemon_rss_mb`` (a fresh interpreter that only imported the daemon).
 - ``import_alpaca_marginal_ms`` / ``import_alpaca_marginal_mb``: what ``import alpaca.trading``
-  (the package alpaca-py's models live in; its ``__init__`` pulls the sync client, requests and
-  pandas) adds on top of the daemon's other dependencies — what a lean path (msgspec structs for
-  the REST bodies, verified against alpaca-py's models in tests) would save at start-up and in
-  memory. Not switched to: alpaca-py's models stay the wire format (DESIGN.md).
+  (the package alpaca-py's models live in; its ``__init__`` pulls the sync client and requests)
+  adds on top of the daemon's other dependencies, with pandas deferred as the daemon defers it
+  (`execd.lazy_imports`) — what a lean path (msgspec structs for the REST bodies, verified
+  against alpaca-py's models in tests) would still save at start-up and in memory. Not switched
+  to: alpaca-py's models stay the wire format (DESIGN.md). Baseline ``import_alpaca_eager_ms`` /
+  ``_mb``: the same import with pandas loaded eagerly (what the deferral saves).
 
 Rounds are interleaved (import probes and daemon starts alternate); medians are reported.
 """
@@ -40,6 +42,8 @@ OTHER_DEPS = (
     "uvloop",
     "sqlite3",
 )
+DEFERRED = ("execd",)
+"""Importing the package installs `execd.lazy_imports` (pandas deferred), as in the daemon."""
 
 
 def run_processes() -> list[Figure]:
@@ -50,19 +54,28 @@ def run_processes() -> list[Figure]:
     daemon_mb: list[float] = []
     alpaca_ms: list[float] = []
     alpaca_mb: list[float] = []
+    eager_ms: list[float] = []
+    eager_mb: list[float] = []
     with sim_process("--scenario", "calm", "--date", "2026-03-04", "--start", "10:00:00") as urls:
         for _ in range(ROUNDS):
             d = import_cost(DAEMON)
             daemon_ms.append(d["ms"])
             daemon_mb.append(d["rss"])
-            a = import_cost("alpaca.trading", OTHER_DEPS)
+            a = import_cost("alpaca.trading", (*OTHER_DEPS, *DEFERRED))
             alpaca_ms.append(a["ms"])
             alpaca_mb.append(a["delta"])
+            e = import_cost("alpaca.trading", OTHER_DEPS)
+            eager_ms.append(e["ms"])
+            eager_mb.append(e["delta"])
             ms, mb = daemon_start(urls)
             ready.append(ms)
             idle.append(mb)
     med = statistics.median
     note = f"{ROUNDS} interleaved rounds, median"
+    startup_note = (
+        f"{note}; the baseline (imports alone) is most of it — what is still imported and"
+        " why: execd/bench/README.md section 3, Imports"
+    )
     return [
         Figure(
             "3 scale",
@@ -72,7 +85,7 @@ def run_processes() -> list[Figure]:
             "import_daemon_ms",
             med(daemon_ms),
             (Target("max", 1500),),
-            note,
+            startup_note,
         ),
         Figure(
             "3 scale",
@@ -89,18 +102,19 @@ def run_processes() -> list[Figure]:
             "import_alpaca_marginal_ms",
             med(alpaca_ms),
             "ms",
-            "import_daemon_ms",
-            med(daemon_ms),
-            note="what a lean path (no alpaca-py import) would save at start-up",
+            "import_alpaca_eager_ms",
+            med(eager_ms),
+            note="what a lean path (no alpaca-py import) would still save at start-up; "
+            "baseline: the same import with pandas loaded eagerly",
         ),
         Figure(
             "3 scale",
             "import_alpaca_marginal_mb",
             med(alpaca_mb),
             "MB",
-            "idle_rss_mb",
-            med(idle),
-            note="what a lean path would save in RSS",
+            "import_alpaca_eager_mb",
+            med(eager_mb),
+            note="what a lean path would still save in RSS; baseline: pandas loaded eagerly",
         ),
     ]
 

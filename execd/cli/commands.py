@@ -504,7 +504,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         error(config_error_message(exc))
         return int(ExitCode.USAGE)
-    configure_logging(settings.log.level, settings.log.format)
+    # Configured once, before the engine is imported and before any line: loggers are kept.
+    configure_logging(settings.log.level, settings.log.format, once=True)
     # Imported by name: the engine is the heaviest import and this is its only caller.
     daemon = importlib.import_module("execd.engine.daemon")
     code: int = daemon.main(settings, args.venue)

@@ -21,7 +21,6 @@ import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -183,6 +182,9 @@ async def serve_metrics(
     metrics: Metrics, host: str, port: int, ready: asyncio.Event | None = None
 ) -> None:
     """Serve ``GET /metrics`` on host:port until cancelled."""
+    # Imported here: aiohttp's server side costs start-up time and memory, and the
+    # endpoint is off by default.
+    from aiohttp import web
 
     async def handle(_: web.Request) -> web.Response:
         return web.Response(
