@@ -371,12 +371,12 @@ class Engine:
     async def status(self, plan_id: str) -> PlanStatus:
         if self._recovering is not None:
             self._refuse_unless_accepting()
-        return self._record(plan_id).to_status()
+        return await self._record(plan_id).status()
 
     async def list_plans(self) -> list[PlanStatus]:
         if self._recovering is not None:
             self._refuse_unless_accepting()
-        return [record.to_status() for record in self._plans.values()]
+        return [await record.status() for record in list(self._plans.values())]
 
     async def cancel(self, plan_id: str) -> PlanStatus:
         if self._recovering is not None:
