@@ -61,6 +61,10 @@ def not_sent(
     if order is None or order.status is not OrderStatus.PENDING_SUBMIT:
         return s
     s = apply_order_event(s, cid, OrderEvent(OrderEventKind.CANCELED), acts)
+    if cid == s.first_placed_id:
+        # The venue never saw the limit that started the passive patience: it never
+        # rested, so the patience starts with the limit placed in its stead.
+        s = replace(s, first_placed_at=None, first_placed_id=None)
     if cid != s.working_id:
         return s
     s = replace(s, working_id=None)

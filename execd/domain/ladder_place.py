@@ -135,6 +135,7 @@ def price_and_place(
         in_fallback=False,
         gate_since=None,
         first_placed_at=s.first_placed_at or now,
+        first_placed_id=s.first_placed_id or cid,
     )
     return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
 

@@ -556,6 +556,7 @@ class LegState:
     gate_since: datetime | None = None  # waiting for a quote that passes the gates since
     halted: str | None = None  # the symbol's halt (status code and reason) while halted
     first_placed_at: datetime | None = None  # the first limit's time (passive patience)
+    first_placed_id: str | None = None  # that limit's client id (undone if never sent)
     stray_fills: tuple[Execution, ...] = ()
     result: Finish | None = None
 

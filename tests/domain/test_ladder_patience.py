@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from execd.domain.ladder_types import CancelOrder, PlaceOrder, ReplaceOrder, Wake
+from execd.domain.ladder_types import CancelOrder, PlaceFailed, PlaceOrder, ReplaceOrder, Wake
 from execd.domain.order_state import OrderEventKind as K
 from execd.domain.types import Urgency
 from tests.domain.test_ladder import Leg, cid, leg, notes, of, started
@@ -155,3 +155,33 @@ def test_a_replace_confirmed_past_the_patience_crosses() -> None:
     acts = lg.update(1, K.NEW)  # the replacement's first event confirms the replace
     assert of(acts, CancelOrder) == [CancelOrder(cid(1))]
     assert _crosses(lg)
+
+
+def test_a_first_limit_never_sent_does_not_start_the_patience() -> None:
+    """The first passive limit waited on the rate limit until its quote went stale and was
+    never sent: it never rested, so the patience starts with the limit that is placed
+    again, not with the one the venue never saw (at 7 s, a 6 s rate-limit wait would
+    otherwise cross at once)."""
+    lg = leg(symbol="AAPL", urgency=Urgency.HIGH)
+    started(lg, "100.00", "100.05")
+    lg.send(PlaceFailed(cid(0), 429, "not sent", not_sent=True), after=6.0)
+    [again] = of(lg.quote("100.00", "100.05"), PlaceOrder)
+    assert again.client_order_id == cid(1)
+    placed_at = lg.now
+    patience = timedelta(seconds=lg.params.passive_patience_high_seconds)
+    assert lg.state.first_placed_at == placed_at
+    assert lg.state.deadline == placed_at + patience
+
+
+def test_a_later_limit_never_sent_keeps_the_patience_of_the_first() -> None:
+    """A re-placement that was never sent does not restart the patience: the leg has been
+    resting at the venue since its first limit."""
+    lg, _ = _passive(Urgency.NORMAL, repeg_method="cancel_and_place")
+    placed_at = lg.now
+    lg.now += timedelta(seconds=10)
+    lg.send(Wake())  # the re-check asks for a quote
+    lg.quote("100.30", "100.35")  # the market moved: the re-peg cancels...
+    lg.update(0, K.CANCELED)  # ...and, once confirmed, places the remainder
+    assert lg.state.working_id == cid(1)
+    lg.send(PlaceFailed(cid(1), 429, "not sent", not_sent=True), after=6.0)
+    assert lg.state.first_placed_at == placed_at
