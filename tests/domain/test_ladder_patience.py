@@ -166,6 +166,7 @@ def test_a_first_limit_never_sent_does_not_start_the_patience() -> None:
     started(lg, "100.00", "100.05")
     lg.send(PlaceFailed(cid(0), 429, "not sent", not_sent=True), after=6.0)
     [again] = of(lg.quote("100.00", "100.05"), PlaceOrder)
+    assert isinstance(again, PlaceOrder)
     assert again.client_order_id == cid(1)
     placed_at = lg.now
     patience = timedelta(seconds=lg.params.passive_patience_high_seconds)
