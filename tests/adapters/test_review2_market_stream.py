@@ -204,3 +204,52 @@ async def test_review2_a_new_subscription_gets_its_whole_silence_timeout() -> No
             stream.subscribe(["SPY"])
             await wait_until(lambda: len(mute.opened) >= 2, within=2 * timeout + DEADLINE)
     assert mute.opened[1] - subscribed_at >= 0.9 * timeout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a trade print with a NaN price reaches `Decimal('NaN') > 0`, which raises "
+    "InvalidOperation in the reader: classified fatal, the stream task (and the daemon) ends",
+)
+async def test_review2_a_nan_trade_print_does_not_kill_the_stream(fake: FakeDataStream) -> None:
+    """Quotes got bounds at decode (`wire.Finite`); trade prints did not. msgpack carries
+    NaN, msgspec decodes it into ``Decimal('NaN')``, and comparing that raises: the reader
+    dies with an error `classify_stream_error` calls a bug (``stream_crashed``), so one bad
+    print from the feed stops the daemon. It should be dropped and logged like a bad quote."""
+    stream = make_stream(fake, ManualClock())
+    async with started(stream) as task:
+        await _subscribed(fake, stream, "SPY")
+        await fake.send([{**_trade("SPY", 1), "p": float("nan")}])
+        await fake.send([quote("SPY", 500.0, 500.02)])
+        waiter = asyncio.ensure_future(stream.wait_quote("SPY"))
+        await asyncio.wait({task, waiter}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        assert not task.done(), task.exception()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: an infinite trade price or size passes `> 0` and makes the symbol's VWAP "
+    "(the TCA benchmark) Infinity/NaN for the rest of the session",
+)
+async def test_review2_an_infinite_trade_print_does_not_poison_the_vwap(
+    fake: FakeDataStream,
+) -> None:
+    """The VWAP accumulator is the post-fill report's benchmark (seed 003 step 5). One print
+    with ``p = inf`` (or ``s = inf``) is accepted and every later VWAP of the symbol is
+    Infinity or NaN; it should be dropped like a non-finite quote."""
+    stream = make_stream(fake, ManualClock())
+    async with started(stream):
+        await _subscribed(fake, stream, "SPY")
+        await fake.send(
+            [
+                {**_trade("SPY", 1), "p": float("inf")},
+                {**_trade("SPY", 2), "s": float("inf")},
+                _trade("SPY", 3, size=4),
+            ]
+        )
+        await wait_until(lambda: stream.vwap("SPY").volume >= 4)
+        vwap = stream.vwap("SPY").vwap
+    assert vwap is not None
+    assert vwap.is_finite()
+    assert str(vwap) == "10"
