@@ -253,3 +253,26 @@ async def test_review2_an_infinite_trade_print_does_not_poison_the_vwap(
     assert vwap is not None
     assert vwap.is_finite()
     assert str(vwap) == "10"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a quote whose `t` has no UTC offset decodes to a naive datetime and is "
+    "cached; every read of the symbol's quote then raises TypeError (naive vs aware)",
+)
+async def test_review2_a_quote_stamped_without_offset_never_breaks_the_cache(
+    fake: FakeDataStream,
+) -> None:
+    """`wire.QuoteMsg.t` accepts an RFC 3339 string without offset (msgspec decodes it
+    naive). The cache stores it and `quote()` compares it with the aware receipt time: the
+    leg, `outage()` and `health` reading SPY all raise from then on. The decoder should refuse
+    it (``Meta(tz=True)``) so the previous NBBO stays, like any other invalid quote."""
+    stream = make_stream(fake, ManualClock())
+    async with started(stream):
+        await _subscribed(fake, stream, "SPY")
+        await fake.send([{**quote("SPY", 500.0, 500.02), "t": "2026-03-04T15:00:00"}])
+        await fake.send([_trade("SPY", 1)])
+        await wait_until(lambda: stream.vwap("SPY").volume == 1)
+        cached = stream.quote("SPY")
+        assert stream.outage("SPY", 1.0) is None
+    assert cached is None or cached.as_of.tzinfo is not None
