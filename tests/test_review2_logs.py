@@ -13,12 +13,15 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
-from execd.logs import bind_leg, configure_logging
+from execd.logs import _Stamp, bind_leg, configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +125,29 @@ def test_review2_a_kept_module_logger_still_carries_each_legs_context(tmp_path: 
     assert (second["leg"], second["symbol"]) == (2, "BBB")
     assert "client_order_id" not in second
     assert not {"plan_id", "leg", "symbol"} & set(third)
+
+
+_INSTANT = st.integers(min_value=0, max_value=4_102_444_800 * 10**9)
+
+
+@given(st.lists(st.tuples(_INSTANT, st.integers(-3 * 10**9, 3 * 10**9)), min_size=1))
+def test_review2_one_stamp_survives_a_clock_that_jumps_both_ways(
+    steps: list[tuple[int, int]],
+) -> None:
+    """Sound: one `_Stamp` (as the process keeps it) fed instants that jump forward and back
+    (NTP stepping the wall clock), land within the cached second, or cross its boundary by a
+    nanosecond, always gives `datetime.isoformat`'s stamp: the per-second prefix is keyed by
+    the second, never assumed to move forward. (UTC throughout: no DST.)"""
+    stamp = _Stamp()
+    for base, jump in steps:
+        for nanos in (base, max(base + jump, 0), base - base % 10**9, base - base % 10**9 - 1):
+            if nanos < 0:
+                continue
+            second, rest = divmod(nanos, 10**9)
+            expected = (
+                datetime.fromtimestamp(second, UTC)
+                .replace(microsecond=rest // 1000)
+                .isoformat()
+                .replace("+00:00", "Z")
+            )
+            assert stamp.timestamp(nanos) == expected
