@@ -220,6 +220,7 @@ class MarketStream:
         self._connected = asyncio.Event()
         self._connected_at: datetime | None = None
         self._link_changed = asyncio.Event()
+        self._link_changes = 0
         self._last_frame: datetime | None = None
         self._reconnector = Reconnector(
             "market",
@@ -308,8 +309,17 @@ class MarketStream:
         """Return once the stream is authenticated (readiness for systemd's READY=1)."""
         await self._connected.wait()
 
-    async def wait_link_change(self) -> None:
-        """Return at the next connect or disconnect (what can end a `QuoteOutage`)."""
+    @property
+    def link_changes(self) -> int:
+        """How many times the link came or went: a waiter that read it before its check
+        compares it afterwards, so a change between the two is never missed."""
+        return self._link_changes
+
+    async def wait_link_change(self, seen: int | None = None) -> None:
+        """Return at the next connect or disconnect (what can end a `QuoteOutage`); at
+        once when `seen` (a `link_changes` read earlier) is out of date."""
+        if seen is not None and seen != self._link_changes:
+            return
         await self._link_changed.wait()
 
     def outage(self, symbol: str, grace: float) -> QuoteOutage | None:
@@ -614,5 +624,6 @@ class MarketStream:
             self._announce_link_change()
 
     def _announce_link_change(self) -> None:
+        self._link_changes += 1
         event, self._link_changed = self._link_changed, asyncio.Event()
         event.set()

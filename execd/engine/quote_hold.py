@@ -57,9 +57,12 @@ class QuoteHold:
         self._deadline = deadline
         self._outage: QuoteOutage | None = None
         self._resumed = False
+        # The link changes `check` saw: `wait_change` is level-triggered against it.
+        self._seen_changes: int | None = None
 
     def check(self, now: datetime) -> QuoteOutage | None:
         """The current outage (None: quotes are live); logs the start and end of a hold."""
+        self._seen_changes = self._quotes.link_changes
         outage = self._quotes.outage(self._symbol, self._grace)
         since = self._record.holding_since
         over = (since is not None and (now - since).total_seconds() >= self._max_hold) or (
@@ -121,5 +124,8 @@ class QuoteHold:
         return max(min(ends), 0.0) + 0.001
 
     async def wait_change(self) -> None:
-        """Return when the connection comes or goes (what ends or starts an outage)."""
-        await self._quotes.wait_link_change()
+        """Return when the connection comes or goes (what ends or starts an outage), at
+        once if it did since the last `check`: the leg awaits other things (its reaped
+        waiters, a loop turn before this task starts) between its check and this wait, and
+        a change there (a fast reconnection ending the hold) must not go unheard."""
+        await self._quotes.wait_link_change(self._seen_changes)

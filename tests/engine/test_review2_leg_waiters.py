@@ -9,6 +9,12 @@ held by a data-stream outage keeps holding after the stream is back, until its q
 hold limit or its deadline wakes it. (Before, the waiters were awaited before the readiness
 check, so no turn separated the check from the new wait.)
 
+Fixed by making the wait level-triggered: `QuoteHold.check` reads the stream's
+`link_changes` count and `wait_change` returns at once when it moved since, so no window
+exists between the check and the wait, whatever the leg awaits in between (the reap stays
+where it is: before the check it would put a loop turn back between an input and the
+reaction to it).
+
 The race is one loop turn wide; the test makes the reconnection land in it by holding the
 reap until the stream is connected again (a timing hook, not a fake: venue, daemon, stream
 and leg are real). The symbol is quiet meanwhile, so no quote wakes the leg by chance.
@@ -29,12 +35,6 @@ from tests.engine.test_daemon_streams import STREAMS, crossing_tape, wait_restin
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a link change during `_reap_waiters` (between the readiness check and the "
-    "new waiters) is lost: `wait_link_change` waits for the next one; the held leg sleeps "
-    "until `stale_quote_max_wait_seconds`",
-)
 async def test_review2_a_reconnection_during_the_reap_ends_the_hold_in_time(
     start_daemon: StartDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
