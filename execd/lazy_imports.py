@@ -12,6 +12,12 @@ first attribute anyone reads (``pd.Timestamp``, ``from pandas import DataFrame``
 touches pandas never loads it. Installed from ``execd/__init__.py`` so that no import
 order inside execd can get there first.
 
+A deferred module whose code fails on first touch (pandas over a numpy of the wrong ABI)
+fails as a plain import would: the ImportError is raised to whoever touched it and the
+half-run module is taken out of `sys.modules`, so the next ``import pandas`` runs it again
+and raises the same error (instead of "succeeding" with half a module and failing later
+with AttributeErrors far from the cause).
+
 Caveat: on Python 3.11 the first touch is not thread-safe (two threads touching a deferred
 module at the same moment could both run its code; fixed in 3.12). execd's threads never
 touch pandas.
@@ -48,6 +54,35 @@ if _LazyModule is not None:
             return super().__getattribute__(attr)
 
 
+class _ForgetOnFailure:
+    """The module's own loader, wrapped so that a failed first touch unregisters the module.
+
+    The LazyLoader runs ``module.__spec__.loader.exec_module(module)`` on first touch,
+    outside the import system, which would have removed a failed module from
+    `sys.modules`; this does that. It puts the real loader back on the module first, so
+    once loaded (or failed) the module looks exactly as a plain import leaves it.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> types.ModuleType | None:
+        result: types.ModuleType | None = self._loader.create_module(spec)
+        return result
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        spec = module.__spec__
+        assert spec is not None
+        spec.loader = self._loader
+        module.__loader__ = self._loader
+        try:
+            self._loader.exec_module(module)
+        except BaseException:
+            if sys.modules.get(spec.name) is module:
+                del sys.modules[spec.name]
+            raise
+
+
 def defer(name: str) -> bool:
     """Make `name` load on first attribute access; False when it is imported already or
     not installed, or this Python has no lazy modules (nothing changes then)."""
@@ -56,7 +91,7 @@ def defer(name: str) -> bool:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return False
-    loader = importlib.util.LazyLoader(spec.loader)
+    loader = importlib.util.LazyLoader(_ForgetOnFailure(spec.loader))
     spec.loader = loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -81,12 +81,6 @@ def test_review2_a_deferred_module_that_fails_raises_its_import_error_first(
     assert result["first_touch"] == "ImportError"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: after a deferred module's code fails on first touch, the half-run module "
-    "stays in sys.modules and `is_loaded` says True; the next import succeeds and the "
-    "failure turns into AttributeErrors",
-)
 def test_review2_a_failed_deferred_import_is_not_left_half_loaded(tmp_path: Path) -> None:
     """A plain import that fails removes the module from `sys.modules`, so every later
     import raises the same ImportError. The LazyLoader's first touch runs the module's code
