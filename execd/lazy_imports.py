@@ -28,7 +28,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 DEFERRED = ("pandas",)
 """Modules loaded on first use. numpy is only imported by pandas (and alpaca.data), so it
@@ -91,7 +94,9 @@ def defer(name: str) -> bool:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return False
-    loader = importlib.util.LazyLoader(_ForgetOnFailure(spec.loader))
+    # A duck-typed Loader (what LazyLoader calls is `exec_module`): importlib.abc is not
+    # imported for one base class at every start.
+    loader = importlib.util.LazyLoader(cast("Loader", _ForgetOnFailure(spec.loader)))
     spec.loader = loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

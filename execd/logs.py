@@ -15,9 +15,13 @@ format.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import contextvars
+import errno
 import logging
+import math
 import os
+import select
 import sys
 import threading
 import time
@@ -178,6 +182,17 @@ def _level_number(level: str) -> int:
     return number
 
 
+_FULL_PIPE_WAIT_SECONDS = 0.5
+"""How long a line waits for a full non-blocking stdout before it is dropped whole. Bounded
+because the writer runs on the event loop: a reader that stopped (journald stuck) must not
+freeze every leg. After a drop the next lines do not wait at all until one gets through."""
+
+_CUT_LINE_WAIT_SECONDS = 5.0
+"""How long the rest of a line already partly written waits for room: the reader took its
+start, so it is alive; past this the line is cut (and terminated by the next one) rather
+than the loop frozen."""
+
+
 class _LineWriter:
     """A structlog logger that writes each line with ``os.write`` on a file descriptor.
 
@@ -185,9 +200,25 @@ class _LineWriter:
     immediately and a crash loses none) with one system call and no Python buffer in
     between: a `BufferedWriter` write-then-flush costs about twice as much per line. A
     short write (a signal, a full pipe) writes the rest, so a line is never cut.
+
+    Logging never raises into the code that logged (a leg mid-trade, the quote stream,
+    which would take an OSError for a network failure):
+
+    - stdout's file description may be non-blocking (shared with a process that set
+      O_NONBLOCK). A full pipe answers EAGAIN: the writer polls for room, bounded
+      (`_FULL_PIPE_WAIT_SECONDS` before a line starts, `_CUT_LINE_WAIT_SECONDS` once it
+      has), then writes the rest. O_NONBLOCK is not cleared: the flag belongs to the file
+      description, which other processes share, and a blocking write to a stuck reader
+      would freeze the loop without bound. A line that cannot start in time is dropped
+      whole; lines after it are dropped without waiting until one gets through, and the
+      first line that does is preceded by a ``log_lines_dropped`` line with the count.
+    - Any other write error (EPIPE: journald is gone; EIO, ENOSPC) drops the line and
+      writes one note to stderr per kind of error; after EPIPE (a pipe never gets its
+      reader back) nothing more is written. EBADF still raises: the descriptor closed
+      under the writer is a bug in this process, not the reader's state.
     """
 
-    __slots__ = ("_fd", "_lock", "_stream")
+    __slots__ = ("_broken", "_cut", "_dropped", "_errors", "_fd", "_lock", "_stamp", "_stream")
 
     def __init__(self, stream: TextIO, fd: int) -> None:
         # The stream is kept: alive, its descriptor stays ours; closed, it is not written
@@ -197,17 +228,82 @@ class _LineWriter:
         # Lines come from the event loop's thread; the lock keeps a line whole if a
         # thread (an executor, a library) logs through structlog at the same moment.
         self._lock = threading.Lock()
+        self._dropped = 0  # lines dropped since the last one written
+        self._cut = False  # the last line written was cut: the next starts on a new line
+        self._broken = False  # EPIPE: the reader is gone for good
+        self._errors: set[int] = set()  # errnos already noted on stderr
+        self._stamp = _Stamp()
 
     def msg(self, message: bytes) -> None:
-        """Write `message` and a newline, all of it, now."""
+        """Write `message` and a newline, all of it, now (see the class docstring)."""
         if self._stream.closed:
             raise ValueError("I/O operation on closed file (the log stream)")
-        data = message + b"\n"
         with self._lock:
-            written = os.write(self._fd, data)
-            while written < len(data):
-                data = data[written:]
-                written = os.write(self._fd, data)
+            if self._broken:
+                self._dropped += 1
+                return
+            data = message + b"\n"
+            if self._dropped:
+                data = self._drop_note() + data
+            if self._cut:
+                data = b"\n" + data
+            self._write(data)
+
+    def _drop_note(self) -> bytes:
+        note = {
+            "timestamp": self._stamp.timestamp(),
+            "level": "warning",
+            "event": "log_lines_dropped",
+            "count": self._dropped,
+            "reason": "stdout full",
+        }
+        return _ENCODER.encode(note) + b"\n"
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        done = 0
+        started = time.monotonic()
+        while done < len(data):
+            try:
+                done += os.write(self._fd, view[done:])
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise  # our descriptor closed under us: a bug here, never hidden
+                self._fail(exc, cut=done > 0)
+                return
+            if done == 0 and self._dropped:
+                break  # still full after a drop: do not wait again
+            bound = _CUT_LINE_WAIT_SECONDS if done else _FULL_PIPE_WAIT_SECONDS
+            remaining = started + bound - time.monotonic()
+            if remaining <= 0:
+                break
+            # Writable or in error after this (the write says which). poll, not select:
+            # select cannot take a descriptor numbered past 1023.
+            poller = select.poll()
+            poller.register(self._fd, select.POLLOUT)
+            poller.poll(max(1, math.ceil(remaining * 1000)))
+        if done < len(data):
+            self._dropped += 1
+            self._cut = done > 0
+            return
+        self._dropped = 0
+        self._cut = False
+
+    def _fail(self, exc: OSError, *, cut: bool) -> None:
+        self._dropped += 1
+        self._cut = cut
+        if exc.errno == errno.EPIPE:
+            self._broken = True
+        if exc.errno in self._errors:
+            return
+        self._errors.add(exc.errno or 0)
+        tail = "no more lines are written" if self._broken else "the line was dropped"
+        note = f"execd: writing a log line to stdout failed ({exc!r}); {tail}\n"
+        with contextlib.suppress(OSError, ValueError):
+            os.write(2, note.encode("utf-8", "replace"))
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg

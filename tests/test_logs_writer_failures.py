@@ -1,0 +1,99 @@
+"""The JSON line writer when stdout misbehaves: a full non-blocking pipe whose reader has
+stopped, and a pipe whose reader is gone (EPIPE). Logging must never raise into the code
+that logged (a leg mid-trade, the quote stream) and never leave a cut line behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from execd.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put structlog, stdlib logging and contextvars back as they were for other tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _fill(fd: int) -> int:
+    total = 0
+    while True:
+        try:
+            total += os.write(fd, b"x" * 4096)
+        except BlockingIOError:
+            return total
+
+
+def _drain(fd: int) -> bytes:
+    data = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+
+
+def test_a_stuck_reader_drops_whole_lines_and_the_next_line_counts_them() -> None:
+    """A full non-blocking stdout whose reader does not come back: each line is dropped
+    whole (never cut, never raised), and when the reader drains the pipe the next line is
+    preceded by one ``log_lines_dropped`` line with the count."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    try:
+        filled = _fill(write_fd)
+        configure_logging("info", "json", out)
+        log = structlog.get_logger("execd.leg")
+        log.info("first", n=1)  # waits for room (bounded), then drops it
+        log.info("second", n=2)  # dropped at once: still full after a drop
+        assert len(_drain(read_fd)) == filled  # nothing of either line got in
+        log.info("third", n=3)
+        lines = [json.loads(x) for x in _drain(read_fd).decode().splitlines()]
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+    assert [line["event"] for line in lines] == ["log_lines_dropped", "third"]
+    assert lines[0]["count"] == 2
+    assert lines[0]["level"] == "warning"
+    assert lines[1]["n"] == 3
+
+
+def test_a_vanished_reader_drops_lines_with_one_note_on_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """EPIPE (journald gone): no exception reaches the caller, one note goes to stderr,
+    and later lines are dropped without another note or write attempt."""
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    try:
+        configure_logging("info", "json", out)
+        log = structlog.get_logger("execd.leg")
+        for n in range(3):
+            log.info("lost", n=n)
+            log.error("lost_too", traceback="t" * 100_000)
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+    notes = [x for x in capfd.readouterr().err.splitlines() if "log line" in x]
+    assert len(notes) == 1
+    assert "BrokenPipeError" in notes[0]
+    assert "no more lines" in notes[0]
