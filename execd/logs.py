@@ -238,16 +238,25 @@ class _LineWriter:
         """Write `message` and a newline, all of it, now (see the class docstring)."""
         if self._stream.closed:
             raise ValueError("I/O operation on closed file (the log stream)")
+        data = message + b"\n"
         with self._lock:
+            if not (self._dropped or self._cut):
+                # The common case, one system call; anything else takes `_write` (an
+                # error other than a full pipe comes again there, and is handled there).
+                done = 0
+                with contextlib.suppress(OSError):
+                    done = os.write(self._fd, data)
+                if done < len(data):
+                    self._write(data, done)
+                return
             if self._broken:
                 self._dropped += 1
                 return
-            data = message + b"\n"
             if self._dropped:
                 data = self._drop_note() + data
             if self._cut:
                 data = b"\n" + data
-            self._write(data)
+            self._write(data, 0)
 
     def _drop_note(self) -> bytes:
         note = {
@@ -259,9 +268,10 @@ class _LineWriter:
         }
         return _ENCODER.encode(note) + b"\n"
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, done: int) -> None:
+        """Write `data` from `done` on: wait for room (bounded), drop or fail as the class
+        docstring says."""
         view = memoryview(data)
-        done = 0
         started = time.monotonic()
         while done < len(data):
             try:
