@@ -1,0 +1,147 @@
+"""The PATCH re-peg race under `ladder.repeg_method = "replace"` (ALPACA.md §1.7).
+
+Alpaca's PATCH `qty` is absolute: a replacement sized before a fill that lands on the old
+order while the PATCH is in flight is larger than what is left, and would over-fill the
+leg (alpacahq/Alpaca-API#165). These tests script exactly when the old order can fill —
+a tape whose ask crosses the resting order only inside the window where the venue holds
+the PATCH — and judge by the venue's own fills, never by the daemon's account of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execd.sim.config import SimConfig
+from execd.sim.venue import SimVenue
+from tests.engine.conftest import DEADLINE, Harness, StartDaemon, TapeQuote, write_tape
+
+pytestmark = pytest.mark.slow
+
+D = Decimal
+LEG_QTY = D(300)
+CROSSING_SIZE = 120
+"""Shares shown at the old order's limit while it may not fill: the replacement's excess."""
+LOW = (D("50.00"), D("50.02"))  # the passive buy rests at 50.01
+CROSSING = (D("49.99"), D("50.01"))  # the ask on the old order's limit: it fills
+ABOVE = (D("50.10"), D("50.30"))  # every limit below the ask: nothing fills
+SWEEP = (D("50.03"), D("50.05"))  # a deep ask below a re-pegged limit: what is live fills
+
+Phase = tuple[float, tuple[Decimal, Decimal], int]
+"""(venue seconds after 10:00:00 it starts, (bid, ask), ask size)."""
+
+
+def _tape(directory: Path, phases: list[Phase], end: float) -> Path:
+    """ACME through `phases`; each quote repeats every 0.25 s so that it stays fresh."""
+    quotes: list[TapeQuote] = []
+    bounds = [*(start for start, _, _ in phases[1:]), end]
+    for (start, (bid, ask), size), stop in zip(phases, bounds, strict=True):
+        at = start
+        while at < stop - 1e-9:
+            quotes.append(TapeQuote(at, bid, ask, 100, size))
+            at += 0.25
+    return write_tape(directory / "race.jsonl", {"ACME": quotes}, start=time(10, 0))
+
+
+async def _venue(tape: Path) -> SimVenue:
+    return SimVenue(
+        SimConfig(
+            scenario="calm",
+            tape=tape,
+            seed=1,
+            start=time(10, 0),
+            start_date=date(2026, 3, 4),
+            # Paper's random partial fills would add fills the script does not control.
+            partial_fill_rate=0.0,
+        )
+    )
+
+
+def _venue_seconds(venue: SimVenue) -> float:
+    return (venue.clock.now() - venue.exchange.started_at).total_seconds()
+
+
+async def _at(venue: SimVenue, seconds: float) -> None:
+    """Until the venue clock reaches `seconds` (the tape has no event to wait on)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while _venue_seconds(venue) < seconds:
+        assert loop.time() < end, f"venue clock stuck before {seconds} s"
+        await asyncio.sleep(0.01)
+
+
+async def _judge(d: Harness, venue: SimVenue) -> tuple[list[dict[str, Any]], Decimal]:
+    """The leg's orders at the venue and the sum of the venue's fills of them."""
+    orders = [entry["order"] for entry in await d.orders("race", 0)]
+    ids = {order["id"] for order in orders}
+    history = await venue.history()
+    filled = sum((D(f["qty"]) for f in history["fills"] if f["order_id"] in ids), D(0))
+    return orders, filled
+
+
+PLAN = {"plan_id": "race", "legs": [{"symbol": "ACME", "side": "buy", "qty": str(LEG_QTY)}]}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "ladder": {"repeg_method": "replace"},
+    # Re-peg only on the scripted quote moves, never on a timer.
+    "better_orders": {"normal_timeout_seconds": 60.0},
+}
+
+
+async def test_fill_during_a_held_patch_is_corrected_before_the_replacement_fills(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    """A passive buy rests at 50.01; the bid jumps and the leg re-pegs by PATCH with qty
+    300, which the venue holds 1.5 s. Meanwhile the ask sits on the old order: 120+ shares
+    fill. The PATCH then lands with the stale qty 300. Before the sweep at 8 s would fill
+    it, the daemon shrinks it to the true remainder (cancel, confirm, place the rest)."""
+    phases: list[Phase] = [(0, LOW, 100), (4.0, ABOVE, 100), (4.6, CROSSING, CROSSING_SIZE)]
+    phases += [(5.2, ABOVE, 100), (8.0, SWEEP, 5000)]
+    async with await _venue(_tape(tmp_path, phases, 12.0)) as venue:
+        d = await start_daemon(venue=venue, **SETTINGS)
+        await venue.fail_next_requests(delay=1.5, method="PATCH", path="/v2/orders/")
+        status = await d.submit(PLAN)
+        final = await d.finish(status.plan_id)
+        orders, filled = await _judge(d, venue)
+        first, replacement = orders[0], orders[1]
+        # The scenario happened as scripted: the replacement was sized before the fills.
+        assert replacement["replaces"] == first["id"]
+        assert D(first["filled_qty"]) >= CROSSING_SIZE
+        assert D(replacement["qty"]) == LEG_QTY
+        assert replacement["status"] == "canceled"
+        assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}"
+        assert final.state == "completed", final.reason
+        assert final.legs[0].filled_qty == LEG_QTY
+
+
+async def test_fill_the_daemon_has_not_heard_of_is_read_before_the_patch(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    """The trade_updates socket goes silent (ALPACA.md §9: events dropped); the ask sits on
+    the resting buy and 120+ shares fill that the daemon never hears of. The bid jumps: a
+    PATCH sized from the leg's count (300) would be instantly over-sized, and the sweep one
+    second later would fill all of it before any confirmation timer. The daemon re-reads
+    the old order before patching, sees the unheard fills, and re-pegs by cancel and place
+    of the true remainder instead."""
+    phases: list[Phase] = [(0, LOW, 100), (3.2, CROSSING, CROSSING_SIZE), (3.8, LOW, 0)]
+    phases += [(4.2, ABOVE, 100), (5.2, SWEEP, 5000)]
+    async with await _venue(_tape(tmp_path, phases, 12.0)) as venue:
+        d = await start_daemon(venue=venue, **SETTINGS)
+        status = await d.submit(PLAN)
+
+        async def working() -> bool:
+            return (await d.daemon.engine.status("race")).legs[0].state == "working"
+
+        await d.wait_until(working, "the first order acknowledged")
+        assert _venue_seconds(venue) < 3.0, "the script needs the order working first"
+        await _at(venue, 3.0)
+        await venue.mute_streams("trading", 6.0)
+        final = await d.finish(status.plan_id)
+        orders, filled = await _judge(d, venue)
+        assert D(orders[0]["filled_qty"]) >= CROSSING_SIZE
+        assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}: {orders}"
+        assert final.state == "completed", final.reason
