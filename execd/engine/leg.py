@@ -36,6 +36,7 @@ from typing import Any, Literal, assert_never
 
 import structlog
 
+from execd.adapters.budget import Priority
 from execd.adapters.errors import (
     AdapterError,
     NotFound,
@@ -105,6 +106,11 @@ An unassigned HTTP code, so it is never confused with a venue's answer."""
 JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
 sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
+
+REPLACE_UNSAFE = 462
+"""Status fed to the ladder for a PATCH execd chose not to send because the old order
+filled more than the leg has counted (or could not be re-read): never sent, so
+definitive (4xx); the ladder then cancels, confirms and places the true remainder."""
 
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
 _TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
@@ -402,6 +408,9 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+        unsafe = await self._replace_unsafe(old, order_id, action.qty)
+        if unsafe is not None:
+            return [ReplaceFailed(old, new, REPLACE_UNSAFE, unsafe)]
         breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
@@ -442,6 +451,35 @@ class LegRunner:
             order_id=str(order.id),
         )
         return []
+
+    async def _replace_unsafe(self, cid: str, order_id: str, qty: Decimal) -> str | None:
+        """Why a PATCH of `qty` must not be sent, else None (issue 14, replace race).
+
+        Alpaca's PATCH qty is absolute (ALPACA.md §1.7): sized from fills the leg has not
+        heard of yet (a lagging or silent trade_updates socket), the replacement is larger
+        than what is left and may fill at once. One GET of the old order first — the same
+        request budget as a cancel-and-place re-peg — closes that gap to the PATCH's own
+        flight; fills during the flight are the ladder's `leg_order_oversized` check.
+        """
+        try:
+            order = await self._ports.rest.get_order(order_id, Priority.REPLACE)
+        except AdapterError as exc:
+            return f"old order not re-read before the replace: {exc}"
+        filled = Decimal(str(order.filled_qty or 0))
+        counted = self._venue_cum.get(cid, Decimal(0))
+        if filled <= counted:
+            return None
+        self._reconcile_requested = True  # count the unheard shares before going on
+        _log.error(
+            "replace_oversized",
+            replaces=cid,
+            replacement_qty=str(qty),
+            venue_filled_qty=str(filled),
+            counted_qty=str(counted),
+            excess=str(filled - counted),
+            action="cancel_and_place",
+        )
+        return f"old order filled {filled}, {filled - counted} more than counted"
 
     async def _cancel(self, action: CancelOrder) -> list[LadderEvent]:
         cid = action.client_order_id
@@ -545,7 +583,7 @@ class LegRunner:
                 pass
             case _:
                 return
-        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED):
+        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED, REPLACE_UNSAFE):
             return  # unknown outcome, or refused before any intent was written
         # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
         not_sent = isinstance(event, PlaceFailed) and event.not_sent

@@ -31,6 +31,7 @@ LOW = (D("50.00"), D("50.02"))  # the passive buy rests at 50.01
 CROSSING = (D("49.99"), D("50.01"))  # the ask on the old order's limit: it fills
 ABOVE = (D("50.10"), D("50.30"))  # every limit below the ask: nothing fills
 SWEEP = (D("50.03"), D("50.05"))  # a deep ask below a re-pegged limit: what is live fills
+DROP = (D("49.96"), D("49.98"))  # a deep ask below every limit: whatever is live fills
 
 Phase = tuple[float, tuple[Decimal, Decimal], int]
 """(venue seconds after 10:00:00 it starts, (bid, ask), ask size)."""
@@ -84,6 +85,12 @@ async def _judge(d: Harness, venue: SimVenue) -> tuple[list[dict[str, Any]], Dec
     return orders, filled
 
 
+async def _check_and_stop(d: Harness) -> None:
+    """The fixture's history check and shutdown, while this test's venue still runs."""
+    await d.check()
+    await d.stop()
+
+
 PLAN = {"plan_id": "race", "legs": [{"symbol": "ACME", "side": "buy", "qty": str(LEG_QTY)}]}
 SETTINGS: dict[str, dict[str, Any]] = {
     "ladder": {"repeg_method": "replace"},
@@ -116,6 +123,7 @@ async def test_fill_during_a_held_patch_is_corrected_before_the_replacement_fill
         assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}"
         assert final.state == "completed", final.reason
         assert final.legs[0].filled_qty == LEG_QTY
+        await _check_and_stop(d)
 
 
 async def test_fill_the_daemon_has_not_heard_of_is_read_before_the_patch(
@@ -126,10 +134,11 @@ async def test_fill_the_daemon_has_not_heard_of_is_read_before_the_patch(
     PATCH sized from the leg's count (300) would be instantly over-sized, and the sweep one
     second later would fill all of it before any confirmation timer. The daemon re-reads
     the old order before patching, sees the unheard fills, and re-pegs by cancel and place
-    of the true remainder instead."""
+    of the true remainder instead (placed once the cancel is confirmed over REST, the
+    stream still silent), which the drop at 8.5 s fills."""
     phases: list[Phase] = [(0, LOW, 100), (3.2, CROSSING, CROSSING_SIZE), (3.8, LOW, 0)]
-    phases += [(4.2, ABOVE, 100), (5.2, SWEEP, 5000)]
-    async with await _venue(_tape(tmp_path, phases, 12.0)) as venue:
+    phases += [(4.2, ABOVE, 100), (5.2, SWEEP, 5000), (8.5, DROP, 5000)]
+    async with await _venue(_tape(tmp_path, phases, 13.0)) as venue:
         d = await start_daemon(venue=venue, **SETTINGS)
         status = await d.submit(PLAN)
 
@@ -142,6 +151,10 @@ async def test_fill_the_daemon_has_not_heard_of_is_read_before_the_patch(
         await venue.mute_streams("trading", 6.0)
         final = await d.finish(status.plan_id)
         orders, filled = await _judge(d, venue)
-        assert D(orders[0]["filled_qty"]) >= CROSSING_SIZE
+        first = orders[0]
+        assert D(first["filled_qty"]) >= CROSSING_SIZE
+        assert first["status"] == "canceled", "re-pegged by cancel, not by a stale PATCH"
+        assert not any(order["replaces"] for order in orders)
         assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}: {orders}"
         assert final.state == "completed", final.reason
+        await _check_and_stop(d)
