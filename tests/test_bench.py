@@ -6,11 +6,13 @@ benchmarks measure what they say they measure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 
 from execd.bench.harness import STEP, run_ladder, run_market
 from execd.bench.quality import Case, fresh_venue, leg_spec, run_case
@@ -188,3 +190,33 @@ def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> 
     assert etf.high_marketable is etf.ladder[Urgency.HIGH]
     plain = run_case(Case("calm", None, 1, "AAPL", Side.BUY, 1), params)
     assert plain.high_marketable is None
+
+
+async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
+    """Item 2's background load: feed.py paced at `rate` quotes/s keeps to its schedule
+    (frame n no earlier than n × 100 / rate after it began) instead of blasting, and keeps
+    sending past its cycle of frames. Slowness cannot fail this; only a feed too fast can."""
+    import msgspec.msgpack
+    from websockets.asyncio.client import connect
+
+    from execd.bench.feed import QUOTES_PER_FRAME, FeedServer
+
+    rate = 2_000.0  # 20 frames/s
+    with FeedServer(200, 5, rate=rate) as feed:  # a cycle of 2 frames
+        async with connect(
+            feed.url, additional_headers={"Content-Type": "application/msgpack"}
+        ) as ws:
+            encode = msgspec.msgpack.encode
+            await ws.recv()
+            await ws.send(encode({"action": "auth", "key": "k", "secret": "s"}))
+            await ws.recv()
+            await ws.send(encode({"action": "subscribe", "quotes": ["S000"]}))
+            await ws.recv()
+            frames = 0
+            while frames < 6:
+                quotes = msgspec.msgpack.decode(await asyncio.wait_for(ws.recv(decode=False), 30))
+                assert len(quotes) == QUOTES_PER_FRAME
+                frames += 1
+            seen = monotonic()
+        began = await asyncio.to_thread(feed.started_at)
+    assert frames <= 1 + (seen - began) * rate / QUOTES_PER_FRAME

@@ -36,7 +36,7 @@ import asyncio
 import json
 import random
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -61,6 +61,8 @@ from execd.adapters.errors import (
     VenueRefused,
     VenueUnavailable,
 )
+from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK, parse_latest_quotes
+from execd.adapters.quote_batch import LatestQuoteBatcher
 from execd.domain.quotes import Quote
 from execd.domain.types import Side
 
@@ -152,22 +154,6 @@ def _query(fields: Mapping[str, Any]) -> dict[str, str]:
     return {key: _query_value(value) for key, value in fields.items()}
 
 
-class _LatestQuoteBody(msgspec.Struct):
-    # The latest-quote object of §5. Parsed with msgspec, not alpaca-py's data `Quote`,
-    # whose prices are floats: a quote prices orders and must stay exact.
-    bp: Decimal
-    bs: Decimal
-    ap: Decimal
-    as_: Decimal = msgspec.field(name="as")
-    t: datetime | None = None
-
-
-class _LatestQuotes(msgspec.Struct):
-    quotes: dict[str, _LatestQuoteBody]
-
-
-_latest_quotes = msgspec.json.Decoder(_LatestQuotes)
-
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 
 
@@ -193,6 +179,7 @@ class RestGateway:
         self._clock = clock
         self._session = session
         self._owns_session = session is None
+        self.quote_batch = LatestQuoteBatcher(self.latest_quotes)
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -458,37 +445,35 @@ class RestGateway:
         return await asyncio.to_thread(lambda: [_parse(Asset, item) for item in items])
 
     async def latest_quote(self, symbol: str) -> Quote | None:
-        """The latest NBBO from the market-data REST API (§5), exact Decimals.
+        """One symbol's latest quote (None: the venue has none yet), read in a batch with
+        every other symbol asked for meanwhile (`quote_batch`: one read per wave)."""
+        return await self.quote_batch.get(symbol)
 
-        For a leg whose stream has nothing fresh for its symbol. `as_of` is the quote's
-        own timestamp ``t`` (capped at receipt), so the answer is judged like a streamed
-        quote (DESIGN.md "Fresh quote"); a quote without ``t`` is stamped at receipt.
-        None when the venue has no quote for the symbol yet (the answer's ``quotes`` map
-        omits it). Does not spend the trading budget: market data has its own limit.
-        """
-        answer = await self._read(
-            "/v2/stocks/quotes/latest",
-            {"symbols": symbol, "feed": self._config.feed},
-            base=self._config.data_url,
-            priority=None,
-        )
-        try:
-            body = _latest_quotes.decode(answer.body).quotes.get(symbol)
-        except msgspec.DecodeError as exc:
-            raise MalformedResponse(f"latest quote for {symbol}: {exc}") from exc
-        if body is None:
-            return None
-        received = self._clock()
-        stamped = body.t or received
-        return Quote(
-            symbol=symbol,
-            bid=body.bp,
-            ask=body.ap,
-            bid_size=body.bs,
-            ask_size=body.as_,
-            venue_time=stamped,
-            as_of=min(stamped, received),
-        )
+    async def latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        """The latest NBBO of each symbol from the market-data REST API (§5), exact Decimals,
+        in one read per `LATEST_QUOTES_CHUNK` symbols (``?symbols=A,B,...``): valuing or
+        sizing a plan costs O(1) reads, not one per leg (DESIGN.md "O(1) reads per wave").
+
+        `as_of` is each quote's own timestamp ``t`` (capped at receipt), so an answer is
+        judged like a streamed quote (DESIGN.md "Fresh quote"); one without ``t`` is stamped
+        at receipt. A symbol the answer omits (no quote yet) or that was not asked for is
+        absent: never valued at zero. Does not spend the trading budget (market data has
+        its own limit)."""
+        wanted = sorted(set(symbols))
+        found: dict[str, Quote] = {}
+        for i in range(0, len(wanted), LATEST_QUOTES_CHUNK):
+            chunk = wanted[i : i + LATEST_QUOTES_CHUNK]
+            answer = await self._read(
+                "/v2/stocks/quotes/latest",
+                {"symbols": ",".join(chunk), "feed": self._config.feed},
+                base=self._config.data_url,
+                priority=None,
+            )
+            try:
+                found.update(parse_latest_quotes(answer.body, chunk, self._clock()))
+            except msgspec.DecodeError as exc:
+                raise MalformedResponse(f"latest quotes for {chunk[0]}...: {exc}") from exc
+        return found
 
     # ------------------------------------------------------------------ machinery
 

@@ -21,10 +21,11 @@ Trading stream (ALPACA.md §3.2–3.4): each frame is one JSON object
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -64,6 +65,12 @@ def exact(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
+Finite = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+"""A price or size as the quote stream may carry it: msgpack can carry NaN and ±inf, and a
+negative number is no price. msgspec checks the bounds in C while decoding (NaN fails
+every comparison); a quote that fails them becomes an `InvalidQuote`."""
+
+
 class QuoteMsg(msgspec.Struct, tag_field="T", tag="q"):
     """One NBBO update. ``bp``/``ap`` 0 means that side is empty (§4.3).
 
@@ -73,10 +80,10 @@ class QuoteMsg(msgspec.Struct, tag_field="T", tag="q"):
     """
 
     S: str
-    bp: float
-    bs: float
-    ap: float
-    as_: float = msgspec.field(name="as")
+    bp: Finite
+    bs: Finite
+    ap: Finite
+    as_: Finite = msgspec.field(name="as")
     t: datetime | None = None
     # Not modelled, so not decoded (msgspec skips unknown keys cheaply): bx/ax (exchange
     # codes), c (conditions, a list per quote), z (tape). Nothing in execd reads them.
@@ -110,6 +117,28 @@ class StatusMsg(msgspec.Struct, tag_field="T", tag="s"):
 
 MarketMsg = SuccessMsg | ErrorMsg | SubscriptionMsg | QuoteMsg | TradeMsg | StatusMsg
 
+
+class _LooseQuote(msgspec.Struct, tag_field="T", tag="q"):
+    """A quote without `QuoteMsg`'s bounds: tells a bad number from a broken message."""
+
+    S: str
+    bp: float
+    bs: float
+    ap: float
+    as_: float = msgspec.field(name="as")
+    t: datetime | None = None
+
+
+class InvalidQuote(msgspec.Struct):
+    """A quote whose price or size is NaN, infinite or negative: never cached (the
+    previous NBBO stays), only logged with its numbers as received (`repr`)."""
+
+    S: str
+    fields: dict[str, str]
+
+
+Decoded = MarketMsg | InvalidQuote
+
 _KNOWN_TAGS = frozenset({"success", "error", "subscription", "q", "t", "s"})
 
 
@@ -135,22 +164,33 @@ class MarketDecoder:
         self._raw: Callable[[bytes], list[msgspec.Raw]] = module.Decoder(list[msgspec.Raw]).decode
         self._one: Callable[[msgspec.Raw], MarketMsg] = module.Decoder(MarketMsg).decode
         self._tag: Callable[[msgspec.Raw], _Tagged] = module.Decoder(_Tagged).decode
+        self._loose: Callable[[msgspec.Raw], _LooseQuote] = module.Decoder(_LooseQuote).decode
 
-    def decode(self, frame: bytes | str) -> list[MarketMsg]:
-        """All modelled messages of one frame, in order.
+    def decode(self, frame: bytes | str) -> list[Decoded]:
+        """All modelled messages of one frame, in order (a quote with a bad number as an
+        `InvalidQuote`).
 
         Raises `msgspec.DecodeError` for a frame that is not an array of maps, or for
         a known type whose fields are broken (a quote without ``bp``).
         """
         data = frame.encode() if isinstance(frame, str) else frame
         try:
-            return self._fast(data)
+            return self._fast(data)  # type: ignore[return-value]  # list is invariant
         except msgspec.ValidationError:
             pass
-        out: list[MarketMsg] = []
+        out: list[Decoded] = []
         for raw in self._raw(data):
-            if self._tag(raw).T in _KNOWN_TAGS:
+            tag = self._tag(raw).T
+            if tag not in _KNOWN_TAGS:
+                continue
+            try:
                 out.append(self._one(raw))
+            except msgspec.ValidationError:
+                if tag != "q":
+                    raise
+                loose = self._loose(raw)  # raises too when the message itself is broken
+                numbers = {"bp": loose.bp, "ap": loose.ap, "bs": loose.bs, "as_": loose.as_}
+                out.append(InvalidQuote(loose.S, {k: repr(v) for k, v in numbers.items()}))
         return out
 
 

@@ -8,6 +8,10 @@ seen that quote: every reader compared here handles a connection's frames in ord
 
 Before the first frame it puts ``time.monotonic()`` on a queue: Linux's monotonic clock is
 system-wide, so the client's end time minus it is the wall time of the whole transfer.
+
+Paced (`rate` quotes/s, item 2's background load): the same frames, cycled, one every
+``QUOTES_PER_FRAME / rate`` seconds on a fixed schedule (a late frame is sent at once, not
+skipped), until the client disconnects; no end marker.
 """
 
 from __future__ import annotations
@@ -92,7 +96,23 @@ async def _handshake(ws: ServerConnection) -> None:
     )
 
 
-async def _serve(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int) -> None:
+async def _paced(ws: ServerConnection, frames: list[bytes], rate: float) -> None:
+    """Cycle `frames` at `rate` quotes/s until the client goes away."""
+    interval = QUOTES_PER_FRAME / rate
+    began = time.monotonic()
+    n = 0
+    while True:
+        for frame in frames:
+            delay = began + n * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await ws.send(frame)
+            n += 1
+
+
+async def _serve(
+    port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int, rate: float | None
+) -> None:
     frames = build_frames(quotes, symbol_count)
     last = end_frame()
 
@@ -100,6 +120,8 @@ async def _serve(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_c
         with contextlib.suppress(Exception):
             await _handshake(ws)
             starts.put(time.monotonic())
+            if rate is not None:
+                await _paced(ws, frames, rate)
             for frame in frames:
                 await ws.send(frame)
             await ws.send(last)
@@ -110,21 +132,26 @@ async def _serve(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_c
         await asyncio.get_running_loop().create_future()
 
 
-def _main(port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int) -> None:
+def _main(
+    port_out: Queue[Any], starts: Queue[Any], quotes: int, symbol_count: int, rate: float | None
+) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(port_out, starts, quotes, symbol_count))
+        asyncio.run(_serve(port_out, starts, quotes, symbol_count, rate))
 
 
 class FeedServer:
-    """The feed in a child process: ``with FeedServer(...) as feed: feed.url``."""
+    """The feed in a child process: ``with FeedServer(...) as feed: feed.url``.
 
-    def __init__(self, quotes: int, symbol_count: int) -> None:
+    `rate`: send paced at this many quotes/s, forever, instead of as fast as possible.
+    """
+
+    def __init__(self, quotes: int, symbol_count: int, rate: float | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._port: Queue[Any] = ctx.Queue()
         self.starts: Queue[Any] = ctx.Queue()
         self._process = ctx.Process(
             target=_main,
-            args=(self._port, self.starts, quotes, symbol_count),
+            args=(self._port, self.starts, quotes, symbol_count, rate),
             name="bench-feed",
             daemon=True,
         )

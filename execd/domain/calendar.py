@@ -269,8 +269,10 @@ class TradingSession:
         return entry
 
 
+@lru_cache(maxsize=64)
 def session_on(day: date) -> TradingSession | None:
-    """The NYSE session on `day`, or None when the exchange is closed all day."""
+    """The NYSE session on `day`, or None when the exchange is closed all day (cached: the
+    simulated venue asks on every tick of every symbol; a session is immutable)."""
     if not is_trading_day(day):
         return None
     return TradingSession.regular(day)

@@ -38,7 +38,6 @@ from execd.control.protocol import (
     WatchEvent,
 )
 from execd.domain.calendar import TradingSession
-from execd.domain.ids import is_execd_order
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import (
     Plan,
@@ -63,10 +62,10 @@ from execd.engine.records import PlanRecord
 from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.router import OrderRouter
 from execd.engine.runner import PlanRunner, RunnerContext, journal_leg
+from execd.engine.venue_reads import cancel_open_execd_orders, session_on, sessions_from
 
 _log = structlog.get_logger("execd.engine")
 
-_OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "held")
 RELOADED_PLANS = 200
 """Finished plans reloaded from the journal at start, for `status` and `list`."""
 EXPIRED_REASON = "plan expired while execd was down"
@@ -371,12 +370,12 @@ class Engine:
     async def status(self, plan_id: str) -> PlanStatus:
         if self._recovering is not None:
             self._refuse_unless_accepting()
-        return self._record(plan_id).to_status()
+        return await self._record(plan_id).status()
 
     async def list_plans(self) -> list[PlanStatus]:
         if self._recovering is not None:
             self._refuse_unless_accepting()
-        return [record.to_status() for record in self._plans.values()]
+        return [await record.status() for record in list(self._plans.values())]
 
     async def cancel(self, plan_id: str) -> PlanStatus:
         if self._recovering is not None:
@@ -404,7 +403,7 @@ class Engine:
             if not record.finished:
                 runner.stop("halted", state="halted")
                 waits.append(record.done.wait())
-        canceled = await self._cancel_open_execd_orders()
+        canceled = await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
                 await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
@@ -447,7 +446,7 @@ class Engine:
             if not record.finished:
                 runner.stop(stop_reason, state="halted")
                 waits.append(record.done.wait())
-        await self._cancel_open_execd_orders()
+        await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
                 await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
@@ -695,7 +694,7 @@ class Engine:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await self._close_unfinished("daemon shut down before its cancels were confirmed")
-        swept = await self._cancel_open_execd_orders()
+        swept = await cancel_open_execd_orders(self._ports.rest)
         if swept:
             _log.warning("shutdown_swept_open_orders", count=swept)
 
@@ -756,49 +755,11 @@ class Engine:
             _log.error("journal_plan_end_failed", plan_id=record.plan_id, error=str(exc))
 
     async def _session(self, day: date | None = None) -> TradingSession | None:
-        """The session of `day` (default today) from the venue's calendar (venue clock,
-        half days included); None when the market is closed that day."""
-        today = day or eastern_date(self._ports.clock.now())
-        days = await self._ports.rest.calendar(today, today + timedelta(days=1))
-        for entry in days:
-            session = TradingSession.from_alpaca(_calendar_entry(entry))
-            if session.date == today:
-                return session
-        return None
+        """The session of `day` (default today, on the venue's clock)."""
+        return await session_on(self._ports.rest, day or eastern_date(self._ports.clock.now()))
 
     async def _sessions(self, today: date) -> list[TradingSession]:
-        """The venue's sessions from today for two weeks (the next one is always in it)."""
         try:
-            days = await self._ports.rest.calendar(today, today + timedelta(days=14))
+            return await sessions_from(self._ports.rest, today)
         except AdapterError as exc:
             raise intake.venue_unavailable(exc) from None
-        return [TradingSession.from_alpaca(_calendar_entry(day)) for day in days]
-
-    async def _cancel_open_execd_orders(self) -> int:
-        """Cancel every open order whose client id execd generated, and nothing else."""
-        try:
-            orders = await self._ports.rest.list_orders(status="open", limit=500)
-        except AdapterError as exc:
-            _log.error("halt_list_orders_failed", error=str(exc))
-            return 0
-        canceled = 0
-        for order in orders:
-            cid = str(order.client_order_id)
-            if not is_execd_order(cid) or str(order.status.value) not in _OPEN_ORDER_STATUSES:
-                continue
-            try:
-                await self._ports.rest.cancel_order(str(order.id))
-                canceled += 1
-            except AdapterError as exc:
-                _log.warning("halt_cancel_failed", client_order_id=cid, error=str(exc))
-        _log.warning("halt_orders_canceled", count=canceled)
-        return canceled
-
-
-def _calendar_entry(day: Any) -> dict[str, str]:
-    """alpaca-py's `Calendar` model back to Alpaca's wire shape for `TradingSession`."""
-    return {
-        "date": day.date.isoformat(),
-        "open": day.open.strftime("%H:%M"),
-        "close": day.close.strftime("%H:%M"),
-    }

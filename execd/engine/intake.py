@@ -4,9 +4,10 @@ DESIGN.md "Release costs O(1) reads per wave": a submission reads the positions 
 ``GET /v2/positions``, whatever the number of legs), the asset facts from a cache filled by
 one ``GET /v2/assets`` per trading day, the account once when it is a targets plan, and a
 fresh quote per symbol only where a price is needed (risk caps, target sizing, dry-run
-prices) — from the stream's cache first, judged by its own timestamp (DESIGN.md "Fresh
-quote"). The rules themselves are pure (`execd.domain.plans`, `targets`, `risk`,
-`schedule`); this module fetches their inputs and hands them over.
+prices) — from the stream's cache first, then one batched latest-quotes read (chunked) for
+all the rest, each judged by its own timestamp (DESIGN.md "Fresh quote"). The rules
+themselves are pure (`execd.domain.plans`, `targets`, `risk`, `schedule`); this module
+fetches their inputs and hands them over.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ _CLOCK_STEP_RETRY = 0.05
 
 
 class QuoteSource:
-    """A fresh quote per symbol at submit: the stream's cache, else the REST latest, else the
-    first fresh one the stream sends within `wait_seconds`.
+    """A fresh quote per symbol at submit: the stream's cache, else the batched REST latest,
+    else the first fresh one the stream sends within `wait_seconds`.
 
     DESIGN.md "Fresh quote": every quote is judged by its own timestamp (`Quote.as_of`)
     against `freshness_seconds` on the venue clock; nothing is sized or valued from a stale
@@ -227,18 +228,42 @@ class QuoteSource:
     def _fresh(self, quote: Quote | None) -> bool:
         return quote is not None and quote.age_seconds(self._clock()) <= self.freshness
 
-    async def get(self, symbol: str) -> tuple[Quote | None, Quote | None]:
-        """(a fresh quote, None), or (None, the newest stale quote seen or None)."""
-        cached = self._quotes.quote(symbol)
-        if self._fresh(cached):
-            return cached, None
-        try:
-            latest = await self._rest.latest_quote(symbol)
-        except AdapterError as exc:
-            raise venue_unavailable(exc) from None
-        if self._fresh(latest):
-            return latest, None
-        newest = _newer(cached, latest)
+    async def many(self, symbols: AbstractSet[str]) -> QuoteLookup:
+        """Fresh quotes for `symbols`: the stream's cache, then ONE batched REST read
+        (`RestGateway.latest_quotes`, chunked) for every symbol the cache has nothing fresh
+        for — O(1) reads per plan, not one per leg (a 500-leg plan's 500 reads met the data
+        API's 200/min) — then each symbol still without one waits alone, concurrently, for
+        the stream. A symbol the batch answer omits is treated like a stale one (it waits,
+        and is reported unvalued), never valued at zero."""
+        ordered = sorted(symbols)
+        cached = {s: self._quotes.quote(s) for s in ordered}
+        fresh = {s: q for s, q in cached.items() if q is not None and self._fresh(q)}
+        missing = [s for s in ordered if s not in fresh]
+        latest: dict[str, Quote] = {}
+        if missing:
+            try:
+                latest = await self._rest.latest_quotes(missing)
+            except AdapterError as exc:
+                raise venue_unavailable(exc) from None
+        waiting: list[tuple[str, Quote | None]] = []
+        for symbol in missing:
+            quote = latest.get(symbol)
+            if quote is not None and self._fresh(quote):
+                fresh[symbol] = quote
+            else:
+                waiting.append((symbol, _newer(cached[symbol], quote)))
+        found = await asyncio.gather(*(self._wait(s, newest) for s, newest in waiting))
+        stale: dict[str, Quote | None] = {}
+        for (symbol, _), (quote, newest) in zip(waiting, found, strict=True):
+            if quote is not None:
+                fresh[symbol] = quote
+            else:
+                stale[symbol] = newest
+        return QuoteLookup(fresh, stale)
+
+    async def _wait(self, symbol: str, newest: Quote | None) -> tuple[Quote | None, Quote | None]:
+        """(the first fresh quote the stream sends within `wait`, None), or (None, the newest
+        stale quote seen or None)."""
         self._subscribe(symbol)
         try:
             async with asyncio.timeout(self.wait):
@@ -258,14 +283,6 @@ class QuoteSource:
             return None, newest
         finally:
             self._unsubscribe(symbol)
-
-    async def many(self, symbols: AbstractSet[str]) -> QuoteLookup:
-        """Fresh quotes for `symbols`, fetched concurrently (each waits alone)."""
-        ordered = sorted(symbols)
-        found = await asyncio.gather(*(self.get(s) for s in ordered))
-        fresh = {s: q for s, (q, _) in zip(ordered, found, strict=True) if q is not None}
-        stale = {s: old for s, (q, old) in zip(ordered, found, strict=True) if q is None}
-        return QuoteLookup(fresh, stale)
 
     def why_missing(self, found: QuoteLookup, symbol: str) -> str:
         return found.why_missing(symbol, self._clock(), self.freshness, self.wait)

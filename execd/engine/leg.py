@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, assert_never
+from typing import Any, assert_never
 
 import structlog
 
@@ -45,11 +45,10 @@ from execd.adapters.errors import (
     SendExpired,
     VenueRefused,
 )
-from execd.adapters.journal import DuplicateIntent, Journal, JournalError
+from execd.adapters.journal import Journal
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
-from execd.domain.ids import is_execd_order, parse_client_order_id
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     Action,
@@ -84,7 +83,9 @@ from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
+from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
+from execd.engine.leg_wash import clear_opposite_side
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
 from execd.engine.records import LegRecord, leg_progress
@@ -96,24 +97,7 @@ _RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
 
 _log = structlog.get_logger("execd.leg")
 
-UNKNOWN_OUTCOME = 599
-"""Status fed to the ladder when the venue's answer is unknown: not 4xx, so not definitive."""
-
-RISK_REFUSED = 460
-"""Status fed to the ladder for an order a risk cap refused: never sent, so definitive (4xx).
-An unassigned HTTP code, so it is never confused with a venue's answer."""
-
-JOURNAL_FAILED = 424
-"""Status fed to the ladder when the intent could not be journaled: the request was never
-sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
-
-REPLACE_UNSAFE = 462
-"""Status fed to the ladder for a PATCH execd chose not to send because the old order
-filled more than the leg has counted (or could not be re-read): never sent, so
-definitive (4xx); the ladder then cancels, confirms and places the true remainder."""
-
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
-_TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +172,7 @@ class LegRunner:
             max_hold=ports.params.stale_quote_max_wait_seconds,
             deadline=spec.deadline,
         )
+        self._journal = LegJournal(ports.journal, spec, ports.clock)
         self._feed = QuoteFeed(
             spec.symbol,
             ports.quotes,
@@ -197,6 +182,7 @@ class LegRunner:
             rest_interval=ports.rest_quote_interval,
         )
         self._woken_for: datetime | None = None
+        self._cancelled_waiters: set[asyncio.Future[Any]] = set()
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
         self.bench = BenchmarkCollector(
             ports.feed, lambda: ports.quotes.quote(spec.symbol), ports.clock.now, record
@@ -241,20 +227,31 @@ class LegRunner:
 
     async def run(self) -> Finish:
         """Drive the ladder to its `Finish`; the caller logs and records the result."""
+        try:
+            return await self._drive()
+        finally:
+            await self._reap_waiters()
+
+    async def _drive(self) -> Finish:
         pending: deque[LadderEvent] = deque([self._first])
         while True:
             while pending:
                 event = pending.popleft()
                 if isinstance(event, OrderFill):
-                    await self._journal_fill(event)
+                    await self._journal.fill(
+                        event,
+                        cumulative=self._cum_after.pop(event.execution_id, None),
+                        # the cache's NBBO when the fill arrived, else the ladder's last quote
+                        quote=self._quote_at_fill.get(event.execution_id) or self.state.last_quote,
+                    )
                 self.state, actions = decide(
                     self.state, event, self._ports.clock.now(), self._ports.params
                 )
                 finish: Finish | None = None
-                for action in actions:
+                for action in _cancel_first(actions):
                     follow_up = await self._perform(action)
                     for failed in follow_up:
-                        await self._journal_refusal(failed)
+                        await self._journal.refusal(failed)
                     pending.extend(follow_up)
                     if isinstance(action, Finish):
                         finish = action
@@ -303,8 +300,10 @@ class LegRunner:
         if breach is not None:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
-            await self._clear_opposite_side(action)
-        refused = await self._journal_intent(
+            await clear_opposite_side(
+                self._ports.rest, action, self._ports.params.confirm_timeout_seconds
+            )
+        refused = await self._journal.intent(
             cid,
             kind="place",
             order_type=action.order_type.value,
@@ -332,7 +331,7 @@ class LegRunner:
             _log.error("order_outcome_unknown", operation="place", error=str(exc))
             return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
         self._remember(cid, str(order.id))
-        await self._journal_ack(cid, str(order.id), str(order.status.value))
+        await self._journal.ack(cid, str(order.id), str(order.status.value))
         _log.info(
             "order_placed",
             order_type=action.order_type.value,
@@ -349,52 +348,6 @@ class LegRunner:
         if priced_until is None:
             return None
         return (priced_until - self._ports.clock.now()).total_seconds()
-
-    async def _clear_opposite_side(self, action: PlaceOrder) -> None:
-        """Before a market order, cancel execd's own opposite-side orders in the symbol.
-
-        A market order crossing a resting opposite-side order of the same account is a
-        wash trade that Alpaca refuses (ALPACA.md §7, LESSONS.md). Only orders execd placed
-        are touched (by client order id); the other leg sees its order cancelled and
-        re-prices from what is left.
-        """
-        try:
-            orders = await self._ports.rest.list_orders(status="open", symbols=[action.symbol])
-        except AdapterError as exc:
-            _log.warning("wash_check_failed", error=str(exc))
-            return
-        opposite = action.side.opposite.value
-        pending: list[str] = []
-        for order in orders:
-            cid = str(order.client_order_id)
-            if not is_execd_order(cid) or order.side is None or str(order.side.value) != opposite:
-                continue
-            try:
-                await self._ports.rest.cancel_order(str(order.id))
-                pending.append(str(order.id))
-                _log.warning("wash_trade_avoided_cancel", canceled_client_order_id=cid)
-            except AdapterError as exc:
-                _log.warning("wash_cancel_failed", canceled_client_order_id=cid, error=str(exc))
-        for order_id in pending:
-            await self._wait_terminal(order_id)
-
-    async def _wait_terminal(self, order_id: str) -> None:
-        """Re-read an order until the venue confirms it is over (bounded by the confirm
-        timeout). Its stream events belong to another leg, so this leg asks over REST."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ports.params.confirm_timeout_seconds
-        delay = 0.02
-        while loop.time() < deadline:
-            try:
-                order = await self._ports.rest.get_order(order_id)
-            except AdapterError as exc:
-                _log.warning("wash_cancel_read_failed", order_id=order_id, error=str(exc))
-            else:
-                if str(order.status.value) in _TERMINAL_STATUSES:
-                    return
-            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-            delay = min(delay * 2, 0.5)
-        _log.error("wash_cancel_unconfirmed", order_id=order_id)
 
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
@@ -414,7 +367,7 @@ class LegRunner:
         breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
-        refused = await self._journal_intent(
+        refused = await self._journal.intent(
             new,
             kind="replace",
             order_type=OrderType.LIMIT.value,
@@ -442,7 +395,7 @@ class LegRunner:
             _log.error("order_outcome_unknown", operation="replace", error=str(exc))
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
         self._remember(new, str(order.id))
-        await self._journal_ack(new, str(order.id), str(order.status.value))
+        await self._journal.ack(new, str(order.id), str(order.status.value))
         _log.info(
             "order_replace_sent",
             replaces=old,
@@ -532,104 +485,6 @@ class LegRunner:
         breach = self._ports.risk.admit(self.spec.side, self.spec.symbol, qty, limit_price, quote)
         return None if breach is None else f"risk limit: {breach.reason}"
 
-    # ------------------------------------------------------------------ journal
-
-    async def _journal_intent(
-        self,
-        cid: str,
-        *,
-        kind: Literal["place", "replace"],
-        order_type: str,
-        qty: Decimal,
-        limit_price: Decimal | None,
-        replaces: str | None = None,
-    ) -> tuple[int, str] | None:
-        """Put the intent on disk before the request leaves; (status, message) to feed
-        the ladder instead of sending when that is impossible."""
-        parts = parse_client_order_id(cid)
-        if parts is None:  # the ladder only makes execd ids; never send one we cannot file
-            return JOURNAL_FAILED, f"not an execd client order id: {cid}"
-        try:
-            await self._ports.journal.record_intent(
-                cid,
-                plan_id=self.spec.plan_id,
-                leg_index=self.spec.leg_index,
-                attempt=parts.attempt,
-                kind=kind,
-                order_type=order_type,
-                side=self.spec.side,
-                qty=qty,
-                limit_price=limit_price,
-                at=self._ports.clock.now(),
-                replaces_client_order_id=replaces,
-            )
-        except DuplicateIntent as exc:
-            # The id was intended before (a restart): the order may exist. Never resend;
-            # the ladder resolves an unknown outcome by look-up and cancel.
-            _log.error("order_intent_duplicate", client_order_id=cid, error=str(exc))
-            return UNKNOWN_OUTCOME, str(exc)
-        except (JournalError, ValueError) as exc:
-            _log.error("journal_intent_failed", client_order_id=cid, error=str(exc))
-            return JOURNAL_FAILED, f"journal write failed, order not sent: {exc}"
-        return None
-
-    async def _journal_refusal(self, event: LadderEvent) -> None:
-        """An order the venue certainly does not have (a 4xx answer, or absent at look-up)
-        is closed in the journal, so a restart does not look for it again."""
-        match event:
-            case PlaceFailed(client_order_id=cid, status=status, message=message):
-                pass
-            case ReplaceFailed(new_client_order_id=cid, status=status, message=message):
-                pass
-            case _:
-                return
-        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED, REPLACE_UNSAFE):
-            return  # unknown outcome, or refused before any intent was written
-        # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
-        not_sent = isinstance(event, PlaceFailed) and event.not_sent
-        try:
-            await self._ports.journal.record_event(
-                cid,
-                None,
-                "not_sent" if not_sent else "refused",
-                self._ports.clock.now(),
-                {"status": status, "message": message},
-                status=OrderStatus.CANCELED if not_sent else OrderStatus.REJECTED,
-            )
-        except (JournalError, ValueError) as exc:
-            _log.error("journal_refusal_failed", client_order_id=cid, error=str(exc))
-
-    async def _journal_ack(self, cid: str, order_id: str, status: str) -> None:
-        try:
-            await self._ports.journal.record_ack(cid, order_id, status, self._ports.clock.now())
-        except (JournalError, ValueError) as exc:
-            # The venue has the order and the intent is on disk: a restart finds it by
-            # client order id. Say so loudly; do not stop the leg for it.
-            _log.error("journal_ack_failed", client_order_id=cid, error=str(exc))
-
-    async def _journal_fill(self, fill: OrderFill) -> None:
-        """Record an execution before the ladder counts it (once, by execution id)."""
-        try:
-            await self._ports.journal.record_fill(
-                fill.execution_id,
-                fill.client_order_id,
-                fill.qty,
-                fill.price,
-                fill.timestamp,
-                cumulative=self._cum_after.pop(fill.execution_id, None),
-                # the cache's NBBO when the fill arrived, else the ladder's last quote
-                quote=self._quote_at_fill.get(fill.execution_id) or self.state.last_quote,
-            )
-        except (JournalError, ValueError) as exc:
-            _log.error(
-                "journal_fill_failed",
-                client_order_id=fill.client_order_id,
-                execution_id=fill.execution_id,
-                qty=str(fill.qty),
-                price=str(fill.price),
-                error=str(exc),
-            )
-
     # ------------------------------------------------------------------ order ids
 
     def _remember(self, cid: str, order_id: str) -> None:
@@ -667,6 +522,7 @@ class LegRunner:
             events = self._ready_inputs()
             if events:
                 return events
+            await self._reap_waiters()
             timeout = self._timeout()
             waiters = {
                 asyncio.ensure_future(self._inbox_ready()),
@@ -680,10 +536,20 @@ class LegRunner:
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                # Cancelled now, awaited at the next wait (`_reap_waiters`): awaiting them
+                # here cost a loop turn between the input and the leg's reaction to it.
                 for waiter in waiters:
                     waiter.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+                self._cancelled_waiters = set(waiters)
             self._wakeup.clear()
+
+    async def _reap_waiters(self) -> None:
+        """Await the last wait's cancelled waiters; an error one of them raised (not its
+        cancellation) is logged, never dropped."""
+        waiters, self._cancelled_waiters = self._cancelled_waiters, set()
+        for outcome in await asyncio.gather(*waiters, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                _log.error("leg_waiter_failed", error=repr(outcome))
 
     def _ready_inputs(self) -> list[LadderEvent]:
         """Everything that can be fed now without waiting, in priority order."""
@@ -935,6 +801,24 @@ class LegRunner:
             requested_qty=self.spec.qty,
         )
         self.record.benchmarks = self.bench.result(vwap, finish.arrival_quote)
+
+
+def _cancel_first(actions: list[Action]) -> list[Action]:
+    """The decision's actions with a cancel moved ahead of the notes before it.
+
+    A re-peg with ``cancel_and_place`` decides [notes…, CancelOrder]: the notes are log
+    lines (``leg_market_moved``, ``leg_repegged``) that cost ~40 µs each, and a cancel of
+    an order the journal already knows needs nothing written first (issue 14: the request
+    goes out first, its log lines right after; no line is lost). Everything else keeps the
+    ladder's order — a place or replace still waits for its intent on disk.
+    """
+    for index, action in enumerate(actions):
+        if isinstance(action, Note):
+            continue
+        if index == 0 or not isinstance(action, CancelOrder):
+            return actions
+        return [action, *actions[:index], *actions[index + 1 :]]
+    return actions
 
 
 def _reason(update: TradeUpdate) -> str:

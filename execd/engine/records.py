@@ -175,6 +175,10 @@ class LegRecord:
         )
 
 
+STATUS_SLICE = 100
+"""Legs per slice of `PlanRecord.status` between which the loop runs other work."""
+
+
 @dataclass(slots=True)
 class PlanRecord:
     """One plan, its legs, and the watchers of its progress."""
@@ -217,11 +221,25 @@ class PlanRecord:
         return self.done.is_set()
 
     def to_status(self) -> PlanStatus:
+        return self._status(tuple(leg.to_status() for leg in self.legs))
+
+    async def status(self) -> PlanStatus:
+        """`to_status` built in slices of `STATUS_SLICE` legs with the loop let go between
+        them: a 500-leg plan's status (~25 µs a leg) would otherwise hold the loop for
+        10 ms+ each time someone polls it, and 2,000 legs' quotes and timers wait."""
+        legs: list[LegStatus] = []
+        for start in range(0, len(self.legs), STATUS_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            legs.extend(leg.to_status() for leg in self.legs[start : start + STATUS_SLICE])
+        return self._status(tuple(legs))
+
+    def _status(self, legs: tuple[LegStatus, ...]) -> PlanStatus:
         return PlanStatus(
             plan_id=self.plan_id,
             state=self.state,
             submitted_at=self.submitted_at,
-            legs=tuple(leg.to_status() for leg in self.legs),
+            legs=legs,
             started_at=self.started_at,
             finished_at=self.finished_at,
             reason=self.reason,

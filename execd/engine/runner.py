@@ -63,6 +63,10 @@ from execd.engine.router import OrderRouter
 
 _log = structlog.get_logger("execd.plan")
 
+ACCOUNT_RETRY_SECONDS = 1.0
+"""How soon a release wave reads the account again after it could not (beyond the gateway's
+own retries), while buys wait for it."""
+
 
 @dataclass(frozen=True, slots=True)
 class AssetFacts:
@@ -121,6 +125,8 @@ class PlanRunner:
         self._plan_deadline: datetime | None = None
         self._session: TradingSession | None = None
         self.account_reads = 0
+        self._account_error: str | None = None
+        """Why the last release wave could not read the account (None: it could)."""
 
     # ------------------------------------------------------------------ control
 
@@ -288,8 +294,19 @@ class PlanRunner:
                 if ready:
                     done = await self._release_wave(ready, quotes, session, group)
                     pending = [leg for leg in pending if leg not in done and not leg.finished]
-                if pending:
+                if pending and self._account_error is None:
                     await self._power_changed.wait()
+                elif pending and self._ctx.now() >= self._leg_deadline():
+                    for leg in pending:
+                        why = (
+                            f"could not read the account until the deadline: {self._account_error}"
+                        )
+                        leg.finish("failed", why, self._ctx.now())
+                        await self._ended(leg)
+                    break
+                elif pending:  # the account was unreadable: the next wave reads it again
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._power_changed.wait(), ACCOUNT_RETRY_SECONDS)
         finally:
             for task in fetching.values():
                 task.cancel()
@@ -319,11 +336,14 @@ class PlanRunner:
         try:
             account, reserved, spending = await ledger.cash_around(self._ctx.rest.account)
             self.account_reads += 1
+            self._account_error = None
         except AdapterError as exc:
-            for leg in ready:
-                leg.finish("failed", f"could not read the account: {exc}", self._ctx.now())
-                await self._ended(leg)
-            return ready
+            # Unanswered even after the gateway's retries (an overloaded or unreachable
+            # venue): nothing was sent, so the buys keep their place and the next wave reads
+            # again, until their deadline — failing up to 500 buys on one timeout would not.
+            _log.warning("buy_release_account_unreadable", buys=len(ready), error=str(exc))
+            self._account_error = str(exc)
+            return []
         margin = self._ctx.use_margin
         cash = account.buying_power if margin else account.non_marginable_buying_power
         what = "buying power" if margin else "cash"
@@ -457,8 +477,9 @@ class PlanRunner:
 
     async def _usable_quote(self, symbol: str) -> Quote:
         """The first fresh, two-sided, uncrossed quote (DESIGN.md "Fresh quote"): the
-        stream's, else the data REST API's latest, judged by its own timestamp; never
-        size from a stale or broken one."""
+        stream's, else the data REST API's latest (batched with every other buy asking
+        meanwhile: one read per wave), judged by its own timestamp; never size from a
+        stale or broken one."""
         interval = self._ctx.ports.rest_quote_interval
         while True:
             # The stream first, for up to one interval (a plan's buys subscribe together:

@@ -148,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit", type=int, default=200, help="trading requests per minute (default 200)"
     )
+    parser.add_argument(
+        "--data-rate-limit",
+        type=int,
+        default=200,
+        help="market-data REST requests per minute (default 200, the free plan; 10000: paid)",
+    )
+    parser.add_argument(
+        "--data-symbol-limit",
+        type=int,
+        default=30,
+        help="symbols one market-data stream may subscribe (default 30, the free IEX plan;"
+        " 0: unlimited, as a paid plan)",
+    )
     return parser
 
 
@@ -162,6 +175,10 @@ def config_from_args(argv: Sequence[str]) -> tuple[SimConfig, argparse.Namespace
         raise UsageError("--cash must be >= 0")
     if args.rate_limit < 1:
         raise UsageError("--rate-limit must be >= 1")
+    if args.data_rate_limit < 1:
+        raise UsageError("--data-rate-limit must be >= 1")
+    if args.data_symbol_limit < 0:
+        raise UsageError("--data-symbol-limit must be >= 0 (0: unlimited)")
     fields: dict[str, object] = {"seed": args.seed, "speed": args.speed}
     optional = {
         "scenario": args.scenario,
@@ -183,13 +200,21 @@ def config_from_args(argv: Sequence[str]) -> tuple[SimConfig, argparse.Namespace
     return config, args
 
 
-async def _serve(config: SimConfig, host: str, port: int, rate_limit: int) -> None:
+def server_options(args: argparse.Namespace) -> ServerOptions:
+    """The protocol limits the command line sets (Alpaca's plans: ALPACA.md §0.4)."""
+    return ServerOptions(
+        rate_limit=args.rate_limit,
+        data_rate_limit=args.data_rate_limit,
+        data_symbol_limit=args.data_symbol_limit or None,
+    )
+
+
+async def _serve(config: SimConfig, host: str, port: int, options: ServerOptions) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        options = ServerOptions(rate_limit=rate_limit)
         async with SimVenue(config, host=host, port=port, options=options) as venue:
             print(json.dumps(venue.urls()), flush=True)
             print(
@@ -212,7 +237,7 @@ def sim_main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(config, args.host, args.port, args.rate_limit))
+        asyncio.run(_serve(config, args.host, args.port, server_options(args)))
     except OSError as exc:
         print(f"{PROG}: error: cannot start the venue: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ never looks at our orders, so a seed always yields the same market, whatever we 
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from dataclasses import dataclass
@@ -167,10 +168,18 @@ class GeneratedMarket:
         self._depth = depth
         self._instruments = tuple(Instrument.of(spec) for spec in specs)
         self._index = {inst.symbol: i for i, inst in enumerate(self._instruments)}
-        self._states: list[_SymbolState] = []
+        # The running symbols as a heap on (next event time, start order): the next event is
+        # found in O(log n), not by scanning every symbol (2,000 symbols tick ~4,000 times a
+        # second). Ties go to the symbol started first, as a scan in start order would.
+        self._heap: list[tuple[datetime, int, _SymbolState]] = []
+        self._live: set[str] = set()
         for name in live if live is not None else tuple(self._index):
-            if name in self._index:
-                self._states.append(self._new_state(name))
+            if name in self._index and name not in self._live:
+                self._add(self._new_state(name))
+
+    def _add(self, state: _SymbolState) -> None:
+        heapq.heappush(self._heap, (state.next_t, len(self._live), state))
+        self._live.add(state.inst.symbol)
 
     def _new_state(self, symbol: str) -> _SymbolState:
         i = self._index[symbol]
@@ -183,7 +192,7 @@ class GeneratedMarket:
 
     def is_live(self, symbol: str) -> bool:
         """Whether the symbol's market is running."""
-        return any(st.inst.symbol == symbol for st in self._states)
+        return symbol in self._live
 
     def activate(self, symbol: str, now: datetime) -> BookSnapshot | None:
         """Start a listed symbol's market at venue time `now` (its path replayed from the start,
@@ -196,15 +205,17 @@ class GeneratedMarket:
             for event in self._step(state):
                 if isinstance(event, BookSnapshot):
                     last = event
-        self._states.append(state)
+        self._add(state)
         return last
 
     def next_time(self) -> datetime | None:
-        return min(s.next_t for s in self._states) if self._states else None
+        return self._heap[0][0] if self._heap else None
 
     def pop(self) -> list[MarketEvent]:
-        state = min(self._states, key=lambda s: s.next_t)  # ties: first symbol, deterministic
-        return self._step(state)
+        _, order, state = self._heap[0]  # ties: the symbol started first, deterministic
+        events = self._step(state)
+        heapq.heapreplace(self._heap, (state.next_t, order, state))
+        return events
 
     def _step(self, st: _SymbolState) -> list[MarketEvent]:
         rng, p, t = st.rng, st.params, st.next_t

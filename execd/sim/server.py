@@ -30,6 +30,7 @@ import binascii
 import contextlib
 import hmac
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -92,6 +93,9 @@ class VenueServices:
     data_limiter: RateLimiter
     faults: FaultQueue = field(default_factory=FaultQueue)
     data_page_limit: int = 10_000
+    requests: Counter[str] = field(default_factory=Counter)
+    """REST requests seen, by ``"METHOD /path"`` (after auth, 429s included): how tests
+    count the reads a daemon spends (DESIGN.md "O(1) reads per wave")."""
     wall_time: Callable[[], float] = time.time
 
     def credentials_ok(self, key_id: str, secret_key: str) -> bool:
@@ -241,6 +245,7 @@ async def alpaca_middleware(
     creds = credentials_from_headers(request.headers)
     if creds is None or not services.credentials_ok(*creds):
         return json_response(UNAUTHORIZED_BODY, status=401)
+    services.requests[f"{request.method} {path}"] += 1
     limiter = services.data_limiter if _is_data_path(path) else services.trading_limiter
     decision = limiter.hit(creds[0], services.wall_time())
     headers = rate_limit_headers(decision)

@@ -130,9 +130,14 @@ async def test_subscribe_and_unsubscribe_while_connected(fake: FakeDataStream) -
         stream.unsubscribe(["TQQQ"])
         await fake.wait_for("unsubscribed", lambda: fake.subscribed == {"SPY"})
         clock.advance(10)
+        # Late data (§4.1 step 7): an unsubscribed symbol's quote in a frame with a
+        # subscribed one's is dropped; the subscribed one is cached.
+        await fake.send([quote("TQQQ", 70.00, 70.02), quote("SPY", 500.00, 500.01)])
+        await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
         frozen = stream.quote("TQQQ")
         assert frozen is not None
         assert frozen.age_seconds(clock.now) == 10
+        assert frozen.bid == Decimal("62.41")
     subscribes = [m for m in fake.received if m.get("action") == "subscribe"]
     assert subscribes[1] == {
         "action": "subscribe",
@@ -265,6 +270,37 @@ async def test_a_non_finite_quote_never_reaches_the_cache(fake: FakeDataStream) 
         Decimal("521.31"),
         Decimal("521.33"),
         Decimal(3),
+    )
+
+
+async def test_a_negative_quote_is_dropped_and_a_frame_keeps_its_last_good_quote(
+    fake: FakeDataStream,
+) -> None:
+    """A negative price or size is no quote (LESSONS.md: negative limit prices): dropped
+    like a NaN, the NBBO stays. Within one frame the cache keeps the symbol's newest valid
+    quote, even when a bad one follows it, and a trade in the same frame still counts."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY"})
+        trade = {"T": "t", "S": "SPY", "i": 1, "x": "V", "p": 521.0, "s": 7, "t": T0, "z": "B"}
+        await fake.send(
+            [
+                quote("SPY", 521.29, 521.31),
+                quote("SPY", 521.30, 521.32),
+                trade,
+                quote("SPY", -521.30, 521.32),
+                {**quote("SPY", 521.30, 521.33), "as": -5},
+            ]
+        )
+        await wait_until(lambda: stream.vwap("SPY").volume == 7)
+        cached = stream.quote("SPY")
+    assert cached is not None
+    assert (cached.bid, cached.ask, cached.ask_size) == (
+        Decimal("521.30"),
+        Decimal("521.32"),
+        Decimal(5),
     )
 
 

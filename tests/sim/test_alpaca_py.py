@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from alpaca.common.exceptions import APIError
+from alpaca.data.enums import DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.live.stock import StockDataStream
 from alpaca.data.models import Quote, Trade
@@ -34,6 +35,10 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from execd.adapters.budget import RequestBudget
+from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK
+from execd.adapters.rest import RestConfig, RestGateway
+from execd.sim.clock import VenueClock
 from execd.sim.venue import SimVenue
 from tests.sim.conftest import TRADING_DAY, first_quote, venue_config, wait_until, within
 
@@ -286,6 +291,39 @@ async def test_latest_quote_via_historical_client(rich_venue: SimVenue) -> None:
     )
     assert set(quotes) == {"SPY", "TQQQ"}
     assert quotes["SPY"].ask_price >= quotes["SPY"].bid_price > 0
+
+
+async def test_batched_latest_quotes_match_alpaca_py() -> None:
+    """execd's `RestGateway.latest_quotes` reads 250 symbols in two requests
+    (`LATEST_QUOTES_CHUNK`, counted by the venue) and gets exactly what alpaca-py's
+    `StockHistoricalDataClient` gets from the same venue in one (§5 ``?symbols=A,B,...``;
+    a manual clock keeps the market still between the two). A symbol the venue does not
+    know is absent from both answers, never a zero quote."""
+    names = tuple(f"U{i:04d}" for i in range(250))
+    config = venue_config(symbols=names)
+    async with SimVenue(config, clock=VenueClock.from_config(config, monotonic=None)) as venue:
+        venue.exchange.advance(1.0)
+        asked = [*names, "ZZZZ"]
+        latest = "GET /v2/stocks/quotes/latest"
+        before = venue.services.requests[latest]
+        gateway = RestGateway(
+            RestConfig(venue.trading_url, venue.data_url, venue.key_id, venue.secret_key),
+            RequestBudget(),
+        )
+        async with gateway:
+            ours = await gateway.latest_quotes(asked)
+        assert venue.services.requests[latest] - before == -(-len(asked) // LATEST_QUOTES_CHUNK)
+        client = StockHistoricalDataClient(
+            venue.key_id, venue.secret_key, url_override=venue.data_url
+        )
+        request = StockLatestQuoteRequest(symbol_or_symbols=asked, feed=DataFeed.IEX)
+        sdk = await rest(client.get_stock_latest_quote, request)
+        assert set(ours) == set(sdk) == set(names)
+        for symbol, quote in ours.items():
+            theirs = sdk[symbol]
+            assert quote.bid == Decimal(str(theirs.bid_price)) > 0
+            assert quote.ask == Decimal(str(theirs.ask_price)) > quote.bid
+            assert quote.venue_time == theirs.timestamp
 
 
 async def test_streamed_quotes_and_trades(rich_venue: SimVenue) -> None:

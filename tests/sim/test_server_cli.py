@@ -11,7 +11,7 @@ from datetime import time
 import aiohttp
 import pytest
 
-from execd.sim.cli import config_from_args, sim_main
+from execd.sim.cli import config_from_args, server_options, sim_main
 from tests.sim.conftest import DEADLINE, within
 
 URL_KEYS = {"trading_url", "trading_stream_url", "data_url", "data_stream_url", "admin_url"}
@@ -72,6 +72,9 @@ async def test_sim_prints_urls_serves_and_exits_cleanly(signum: signal.Signals) 
         ["--scenario", "open", "--tape", "x.tape"],
         ["--tape", "/nonexistent/tape.csv"],
         ["--surprise"],
+        ["--data-rate-limit", "0"],
+        ["--data-symbol-limit", "-1"],
+        ["--data-symbol-limit", "many"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -111,3 +114,19 @@ def test_arguments_build_the_config() -> None:
     assert {k: str(v) for k, v in config.positions.items()} == {"SPY": "10", "TQQQ": "2.5"}
     assert (config.key_id, config.secret_key) == ("K", "S")
     assert args.port == 0
+
+
+def test_data_plan_limits_reach_the_server_options() -> None:
+    """`--data-rate-limit` and `--data-symbol-limit` model a paid market-data plan (the
+    scale benchmark streams 2,000 symbols); 0 symbols means unlimited; the defaults are the
+    free plan's 200/min and 30 symbols (ALPACA.md §0.4)."""
+    _, args = config_from_args(["--data-rate-limit=10000", "--data-symbol-limit=0"])
+    options = server_options(args)
+    assert (options.data_rate_limit, options.data_symbol_limit) == (10_000, None)
+    _, args = config_from_args([])
+    options = server_options(args)
+    assert (options.rate_limit, options.data_rate_limit, options.data_symbol_limit) == (
+        200,
+        200,
+        30,
+    )
