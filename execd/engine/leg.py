@@ -36,7 +36,6 @@ from typing import Any, assert_never
 
 import structlog
 
-from execd.adapters.budget import Priority
 from execd.adapters.errors import (
     AdapterError,
     NotFound,
@@ -85,10 +84,11 @@ from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
 from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
+from execd.engine.leg_replace import replace_unsafe
 from execd.engine.leg_wash import clear_opposite_side
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
-from execd.engine.records import LegRecord, leg_progress
+from execd.engine.records import LegRecord, sync_record
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
 
@@ -361,8 +361,10 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        unsafe = await self._replace_unsafe(old, order_id, action.qty)
+        counted = self._venue_cum.get(old, Decimal(0))
+        unsafe = await replace_unsafe(self._ports.rest, old, order_id, action.qty, counted)
         if unsafe is not None:
+            self._reconcile_requested = True  # count the shares it has not heard of first
             return [ReplaceFailed(old, new, REPLACE_UNSAFE, unsafe)]
         breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
@@ -404,35 +406,6 @@ class LegRunner:
             order_id=str(order.id),
         )
         return []
-
-    async def _replace_unsafe(self, cid: str, order_id: str, qty: Decimal) -> str | None:
-        """Why a PATCH of `qty` must not be sent, else None (issue 14, replace race).
-
-        Alpaca's PATCH qty is absolute (ALPACA.md §1.7): sized from fills the leg has not
-        heard of yet (a lagging or silent trade_updates socket), the replacement is larger
-        than what is left and may fill at once. One GET of the old order first — the same
-        request budget as a cancel-and-place re-peg — closes that gap to the PATCH's own
-        flight; fills during the flight are the ladder's `leg_order_oversized` check.
-        """
-        try:
-            order = await self._ports.rest.get_order(order_id, Priority.REPLACE)
-        except AdapterError as exc:
-            return f"old order not re-read before the replace: {exc}"
-        filled = Decimal(str(order.filled_qty or 0))
-        counted = self._venue_cum.get(cid, Decimal(0))
-        if filled <= counted:
-            return None
-        self._reconcile_requested = True  # count the unheard shares before going on
-        _log.error(
-            "replace_oversized",
-            replaces=cid,
-            replacement_qty=str(qty),
-            venue_filled_qty=str(filled),
-            counted_qty=str(counted),
-            excess=str(filled - counted),
-            action="cancel_and_place",
-        )
-        return f"old order filled {filled}, {filled - counted} more than counted"
 
     async def _cancel(self, action: CancelOrder) -> list[LadderEvent]:
         cid = action.client_order_id
@@ -752,24 +725,8 @@ class LegRunner:
     # ------------------------------------------------------------------ record
 
     def _sync_record(self) -> None:
-        r, s = self.record, self.state
-        before = (r.state, r.step, r.filled_qty, r.limit_price)
-        r.state, r.step = leg_progress(s)
-        fills = s.fills
-        r.filled_qty = s.executed_qty
-        if fills:
-            notional = sum((e.qty * e.price for e in fills), Decimal(0))
-            qty = sum((e.qty for e in fills), Decimal(0))
-            r.avg_fill_price = notional / qty if qty else None
-        r.repegs = s.repegs
-        r.limit_price = s.limit_price if s.live_orders else None
-        r.fallback_fired = s.in_fallback
-        if s.style is not None:
-            r.style = s.style.value
-        if s.arrival_quote is not None:
-            r.arrival_mid = s.arrival_quote.mid
-        if (r.state, r.step, r.filled_qty, r.limit_price) != before:
-            self._publish("leg_updated", r)
+        if sync_record(self.record, self.state):
+            self._publish("leg_updated", self.record)
 
     def report_fills(self, finish: Finish) -> list[Fill]:
         """The leg's executions as TCA fills, each with the NBBO seen when it arrived."""
