@@ -10,6 +10,8 @@ the PATCH — and judge by the venue's own fills, never by the daemon's account 
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Awaitable, Callable
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
@@ -17,9 +19,18 @@ from typing import Any
 
 import pytest
 
+from execd.control.protocol import PlanStatus
 from execd.sim.config import SimConfig
 from execd.sim.venue import SimVenue
-from tests.engine.conftest import DEADLINE, Harness, StartDaemon, TapeQuote, write_tape
+from tests.engine.conftest import (
+    DEADLINE,
+    Harness,
+    StartDaemon,
+    TapeQuote,
+    check_venue_history,
+    write_tape,
+)
+from tests.process import DaemonProcess
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +169,81 @@ async def test_fill_the_daemon_has_not_heard_of_is_read_before_the_patch(
         assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}: {orders}"
         assert final.state == "completed", final.reason
         await _check_and_stop(d)
+
+
+async def test_a_restart_never_adopts_a_replacement_larger_than_what_is_left(
+    tmp_path: Path,
+) -> None:
+    """The PATCH (qty 300) is held before the venue sees it; the old order fills 120+
+    meanwhile; the daemon is frozen (SIGSTOP: its connection stays open) so the held PATCH
+    lands with its stale qty while nobody can correct it, then killed. The restarted
+    daemon counts the old order's fills from the venue, finds the live replacement larger
+    than the remainder, cancels it instead of adopting it and places only the remainder,
+    which the sweep at 14 s fills: the venue's fills total exactly 300."""
+    phases: list[Phase] = [(0, LOW, 100), (4.0, ABOVE, 100), (4.6, CROSSING, CROSSING_SIZE)]
+    phases += [(5.2, ABOVE, 100), (14.0, SWEEP, 5000)]
+    async with await _venue(_tape(tmp_path, phases, 20.0)) as venue:
+        daemon = DaemonProcess.for_venue(
+            venue,
+            ladder={"repeg_method": "replace"},
+            better_orders={"normal_timeout_seconds": 60.0},
+            gateway={"request_timeout_seconds": 3.0, "write_window_seconds": 2.0},
+        )
+        async with daemon:
+            await daemon.start()
+            await venue.fail_next_requests(delay=2.0, method="PATCH", path="/v2/orders/")
+            async with daemon.client() as client:
+                await client.submit(PLAN)
+            await _at(venue, CROSSING_DONE)
+            assert not venue.services.faults.pending(), "the PATCH was not sent in time"
+            daemon.signal(signal.SIGSTOP)
+
+            async def replaced() -> bool:
+                orders = [e["order"] for e in (await venue.history())["orders"]]
+                return any(order["replaces"] for order in orders)
+
+            await _poll(replaced, "the held PATCH to land")
+            daemon.kill9()
+            await daemon.wait_exit()
+            await daemon.start()
+            final = await _finish(daemon)
+            resumed = [e for e in daemon.log_events() if e["event"] == "leg_resume_canceling"]
+            assert [e["reason"] for e in resumed] == ["oversized"], resumed
+            assert await daemon.sigterm() == 0, daemon.output_tail()
+        history = await venue.history()
+        orders = [entry["order"] for entry in history["orders"]]
+        ids = {order["id"] for order in orders}
+        filled = sum((D(f["qty"]) for f in history["fills"] if f["order_id"] in ids), D(0))
+        first, replacement = orders[0], orders[1]
+        assert replacement["replaces"] == first["id"]
+        assert D(first["filled_qty"]) >= CROSSING_SIZE
+        assert D(replacement["qty"]) == LEG_QTY
+        assert replacement["status"] == "canceled"
+        assert filled == LEG_QTY, f"the venue filled {filled} of {LEG_QTY}: {orders}"
+        assert final.state == "completed", (final.reason, daemon.output_tail())
+        check_venue_history(history, {("race", 0): LEG_QTY}, ["race"])
+
+
+CROSSING_DONE = 5.0
+"""Venue seconds by which the old order has filled at the crossing (the PATCH still held)."""
+
+
+async def _poll(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not await predicate():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def _finish(daemon: DaemonProcess) -> PlanStatus:
+    """The plan's final status on the (restarted) daemon."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE * 2
+    async with daemon.client() as client:
+        while True:
+            status = await client.status("race")
+            if status.state not in ("accepted", "working"):
+                return status
+            assert loop.time() < end, f"plan still {status.state}: {daemon.output_tail()}"
+            await asyncio.sleep(0.1)
