@@ -5,17 +5,20 @@ Run: ``.venv/bin/python -m tests.tape_passive [TAPE ...]`` (default: every tape 
 ``../shared/tapes``). Not a test and not part of ``make test``: it replays each tape through
 the simulated venue's own matching engine (``execd.sim.exchange.Exchange`` on a manual venue
 clock, so a 20-minute tape takes seconds) and drives the pure ladder (`decide`) for passive
-legs started every `--every` seconds, buy and sell, 100 shares, normal urgency. It compares
+legs started every `--every` seconds, buy and sell, 100 shares, at `--urgency` (default
+normal; `--urgency high` shows high's patience on the tapes). It compares
 
 * ``seed``: the passive style as it was (re-check every 3 s; every re-check spends one of the
   5 re-peg rounds, so a still market crosses after ~18 s — emulated here as a 3 s timeout
   and an 18 s patience), and
 * ``patient``: the defaults (10 s re-checks that spend no round when the price stays,
-  120 s patience at normal urgency, re-peg on the 0.10 % move),
+  the urgency's patience — `passive_patience_{low,normal,high}_seconds` — honoured to the
+  tick, re-peg on the 0.10 % move),
 
 and prints, per configuration: legs, completed (whole qty filled), filled passively (every
 share at a limit that did not cross the touch it was priced from, i.e. no fallback), and
-the mean cost vs the arrival mid in bps (positive = paid).
+the mean cost vs the arrival mid in bps (positive = paid), and the p90 time from the leg's
+start (or the open, if later) to its finish.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Result:
     completed: bool
     passive: bool
     cost_bps: float | None
+    seconds: float
 
 
 def _quote(message: dict[str, Any]) -> Quote:
@@ -86,7 +90,9 @@ def _quote(message: dict[str, Any]) -> Quote:
     )
 
 
-def run_leg(tape: Path, start: time, side: Side, params: LadderParams) -> Result | None:
+def run_leg(
+    tape: Path, start: time, side: Side, params: LadderParams, urgency: Urgency = Urgency.NORMAL
+) -> Result | None:
     """One passive leg from `start` (Eastern) on `tape`, to its Finish (or the tape's end)."""
     config = SimConfig(tape=tape, start=start, seed=1, cash=Decimal(10_000_000))
     config = replace(config, positions={s: Decimal(10_000) for s in _symbols(config)})
@@ -99,13 +105,14 @@ def run_leg(tape: Path, start: time, side: Side, params: LadderParams) -> Result
     exchange.on_trade_update(updates.append)
     now = clock.now()
     session = session_on(now.astimezone(EASTERN).date())
-    spec = LegSpec("tape", 0, symbol, side, Decimal(100), Urgency.NORMAL, None, session)
+    spec = LegSpec("tape", 0, symbol, side, Decimal(100), urgency, None, session)
     state = LegState.new(spec)
     ids: dict[str, str] = {}
     pending: list[LadderEvent] = []
     exchange.advance(0.5)  # a first quote
     end = now + timedelta(minutes=15)
     started = False
+    started_at = now
     crossed = False
     while now < end:
         now = clock.now()
@@ -115,6 +122,8 @@ def run_leg(tape: Path, start: time, side: Side, params: LadderParams) -> Result
         if (not started and state.last_quote is not None) or (not started and pending):
             pending.append(Start())
             started = True
+            # like the quality bench: time from the start, or the open if later
+            started_at = now if session is None else max(now, session.open)
         for update in updates:
             pending.extend(_translate(update, ids))
         updates.clear()
@@ -125,7 +134,7 @@ def run_leg(tape: Path, start: time, side: Side, params: LadderParams) -> Result
             state, actions = decide(state, event, now, params)
             for action in actions:
                 if isinstance(action, Finish):
-                    return _result(action, side, crossed)
+                    return _result(action, side, crossed, (now - started_at).total_seconds())
                 if isinstance(action, PlaceOrder) and action.step == 4:
                     crossed = True
                 pending.extend(_perform(exchange, action, ids, symbol))
@@ -209,7 +218,7 @@ def _perform(
                 pass
 
 
-def _result(finish: Finish, side: Side, crossed: bool) -> Result:
+def _result(finish: Finish, side: Side, crossed: bool, seconds: float) -> Result:
     qty = sum((f.qty for f in finish.fills), Decimal(0))
     arrival = finish.arrival_quote
     cost = None
@@ -218,13 +227,16 @@ def _result(finish: Finish, side: Side, crossed: bool) -> Result:
         cost = float(side.sign * (avg - arrival.mid) / arrival.mid * 10_000)
     completed = finish.filled_qty >= Decimal(100)
     passive = completed and not crossed
-    return Result(completed, passive, cost)
+    return Result(completed, passive, cost, seconds)
 
 
 CONFIGS = {
     "seed": LadderParams(
         passive_timeout_seconds=3.0,
+        # the seed's rounds were the same at every urgency
+        passive_patience_low_seconds=18.0,
         passive_patience_normal_seconds=18.0,
+        passive_patience_high_seconds=18.0,
         market_open_delay_minutes=0,
         min_bid_ask_size=Decimal(1),
     ),
@@ -236,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tapes", nargs="*", type=Path)
     parser.add_argument("--every", type=int, default=120, help="seconds between leg starts")
+    parser.add_argument("--urgency", type=Urgency, default=Urgency.NORMAL, choices=list(Urgency))
     args = parser.parse_args(argv)
     tapes = args.tapes or sorted((Path(__file__).parents[2] / "shared" / "tapes").glob("*.jsonl"))
     for name, params in CONFIGS.items():
@@ -246,14 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(0, 16 * 60, args.every):
                 start = (first + timedelta(seconds=k)).time().replace(microsecond=0)
                 for side in (Side.BUY, Side.SELL):
-                    result = run_leg(tape, start, side, params)
+                    result = run_leg(tape, start, side, params, args.urgency)
                     if result is not None:
                         results.append(result)
         costs = [r.cost_bps for r in results if r.cost_bps is not None]
+        times = [r.seconds for r in results if r.completed]
+        p90 = statistics.quantiles(times, n=10, method="inclusive")[-1] if len(times) > 1 else 0
         print(
-            f"{name:8s} legs={len(results)} completed={sum(r.completed for r in results)}"
+            f"{name:8s} urgency={args.urgency} legs={len(results)}"
+            f" completed={sum(r.completed for r in results)}"
             f" passive_fills={sum(r.passive for r in results)}"
             f" mean_cost_bps={statistics.fmean(costs) if costs else float('nan'):.2f}"
+            f" time_p90_s={p90:.1f}"
         )
     return 0
 

@@ -189,8 +189,8 @@ def _mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else float("nan")
 
 
-def summarise(outcomes: list[Outcome]) -> list[Figure]:
-    """The item's figures from every case's outcome."""
+def summarise(outcomes: list[Outcome], params: LadderParams) -> list[Figure]:
+    """The item's figures from every case's outcome, run with `params`."""
     item = "6 quality"
     market_costs = [
         c for o in outcomes if (c := cost_bps(o.market, o.case.side, o.arrival_mid)) is not None
@@ -243,7 +243,7 @@ def summarise(outcomes: list[Outcome]) -> list[Figure]:
                 _p90(times),
                 "s",
                 targets=(Target("max", 10.0),) if high else (),
-                note=high_time_note(outcomes) if high else "",
+                note=high_time_note(outcomes, params.passive_patience_high_seconds) if high else "",
             )
         )
     excesses = [e for o in outcomes if (e := excess(o)) is not None]
@@ -314,7 +314,7 @@ def run(profile: Profile) -> list[Figure]:
     outcomes = [run_case(case, params, alternatives=alternatives) for case in cases(profile)]
     print(breakdown(outcomes))
     print(tail(outcomes))
-    figures = summarise(outcomes)
+    figures = summarise(outcomes, params)
     if alternatives:
         figures.extend(high_marketable_figures(outcomes))
     return figures

@@ -62,8 +62,9 @@ def excess(o: Outcome, urgency: Urgency = Urgency.NORMAL) -> float | None:
     return None if ladder is None or market is None else ladder - market
 
 
-def high_time_note(outcomes: Sequence[Outcome]) -> str:
-    """Which legs take the high-urgency p90 past its target: by pricing style."""
+def high_time_note(outcomes: Sequence[Outcome], patience_s: float) -> str:
+    """Where high urgency's time goes, by pricing style (`patience_s`: the passive style's
+    patience at high urgency, `passive_patience_high_seconds`)."""
     parts = []
     for style in (PricingStyle.MARKETABLE, PricingStyle.PASSIVE):
         times = [
@@ -81,8 +82,9 @@ def high_time_note(outcomes: Sequence[Outcome]) -> str:
             f"max {max(times):.1f} s"
         )
     return (
-        "; ".join(parts) + " — a passive limit that does not fill waits its 10 s re-check "
-        "(passive_timeout_seconds) and crosses only after high's 30 s patience"
+        "; ".join(parts) + f" — a passive limit that does not fill crosses when high's "
+        f"{patience_s:g} s patience (passive_patience_high_seconds) runs out; the rest is "
+        "the cancel and the collared fallback"
     )
 
 

@@ -85,15 +85,27 @@ def max_rounds(s: LegState, p: LadderParams) -> int:
 def repeg_timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
     """Seed 003: 2.0 s in the open window (WAIT_FOR_SPREADS), 3.0 s otherwise,
     unless `aggressive_timeout_seconds` overrides both. The passive style (seed 000) has
-    its own, longer `passive_timeout_seconds` (issue 10 item 6)."""
+    its own, longer `passive_timeout_seconds` (issue 10 item 6), cut to the patience left
+    so that the leg crosses when its patience ends, not at the first re-check after it
+    (a 5 s patience would otherwise be 10 s, a 25 s one 30 s)."""
     if s.style is PricingStyle.PASSIVE:
-        return secs(p.passive_timeout_seconds)
+        recheck = secs(p.passive_timeout_seconds)
+        left = patience_left(s, now, p)
+        return recheck if left is None else max(min(recheck, left), timedelta(0))
     if p.aggressive_timeout_seconds is not None:
         return secs(p.aggressive_timeout_seconds)
     phase = market_phase(now, s.spec.session, p.phase_windows)
     if phase is MarketPhase.WAIT_FOR_SPREADS:
         return secs(p.open_timeout_seconds)
     return secs(p.normal_timeout_seconds)
+
+
+def patience_left(s: LegState, now: datetime, p: LadderParams) -> timedelta | None:
+    """The passive style's patience left at `now` (negative once spent); None for the
+    marketable style and for a resumed leg, which lost its first placement's time."""
+    if s.style is not PricingStyle.PASSIVE or s.first_placed_at is None:
+        return None
+    return s.first_placed_at + p.passive_patience(s.spec.urgency) - now
 
 
 def style_price(s: LegState, q: Quote, p: LadderParams) -> Decimal:

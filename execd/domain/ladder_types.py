@@ -104,11 +104,13 @@ class LadderParams:
     # Issue 10 item 6: the passive style (seed 000) waits like a passive order. Its limit
     # re-checks every `passive_timeout_seconds`; a re-check that does not move the price
     # spends no re-peg round (only a real re-peg — the 0.10 % move — does); and it crosses
-    # to the fallback once its patience for the leg's urgency has run out.
+    # to the fallback once its patience for the leg's urgency has run out — exactly then: a
+    # re-check timer never runs past the patience left. High's 7 s is issue 14's p90 ≤ 10 s
+    # (execd/bench/README.md §6).
     passive_timeout_seconds: float = 10.0
     passive_patience_low_seconds: float = 300.0
     passive_patience_normal_seconds: float = 120.0
-    passive_patience_high_seconds: float = 30.0
+    passive_patience_high_seconds: float = 7.0
     # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
     # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
     # `fallback_reprices` times; "market" is the seed's plain market order, only when
