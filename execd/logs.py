@@ -264,7 +264,7 @@ class _LineWriter:
             "level": "warning",
             "event": "log_lines_dropped",
             "count": self._dropped,
-            "reason": "stdout full",
+            "reason": "stdout full or failing",
         }
         return _ENCODER.encode(note) + b"\n"
 

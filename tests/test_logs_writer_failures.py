@@ -97,3 +97,34 @@ def test_a_vanished_reader_drops_lines_with_one_note_on_stderr(
     assert len(notes) == 1
     assert "BrokenPipeError" in notes[0]
     assert "no more lines" in notes[0]
+
+
+def test_a_line_cut_by_a_reader_that_stops_is_terminated_before_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader that takes the start of a long line and then stops: past the (shortened)
+    bound the rest is given up rather than the loop frozen; the next line that gets
+    through starts on a line of its own, after the drop count, so every later line parses."""
+    monkeypatch.setattr("execd.logs._CUT_LINE_WAIT_SECONDS", 0.05)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    try:
+        filled = _fill(write_fd)
+        configure_logging("info", "json", out)
+        head = os.read(read_fd, 8192)  # room for the start of the line only
+        log = structlog.get_logger("execd.leg")
+        log.error("leg_crashed", traceback="t" * 200_000)
+        received = head + _drain(read_fd)
+        log.info("next", n=1)
+        received += _drain(read_fd)
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+    fragment, note, line, tail = received[filled:].split(b"\n")
+    assert fragment.startswith(b'{"timestamp"')
+    assert json.loads(note)["event"] == "log_lines_dropped"
+    assert json.loads(line)["event"] == "next"
+    assert tail == b""
