@@ -44,10 +44,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
+    BrokenMessage,
     Codec,
     Decoded,
     ErrorMsg,
     InvalidQuote,
+    InvalidTrade,
     MarketDecoder,
     QuoteMsg,
     StatusMsg,
@@ -166,6 +168,13 @@ class QuoteOutage:
     recheck_at: datetime | None = None
 
 
+def _older(quote: QuoteMsg, than: QuoteMsg) -> bool:
+    """Whether `quote` is older by venue time than `than` (a quote without ``t`` cannot be
+    ordered, and is taken as the newer: its receipt time stamps it)."""
+    t, other = quote.t, than.t
+    return t is not None and other is not None and t < other
+
+
 def _build(msg: QuoteMsg, received_at: datetime) -> Quote:
     """The Decimal quote a decision reads. `as_of` is the quote's own timestamp, but never
     in our future: a venue clock a little ahead of ours must not keep a quote fresh for
@@ -236,10 +245,20 @@ class MarketStream:
         """Add symbols (quotes and trades); sent at once if connected, else on connect."""
         new = set(symbols) - self._wanted
         if new:
+            if not self._wanted:
+                self._restart_silence_clock()
             self._wanted |= new
             for symbol in new:
                 self._vwap.setdefault(symbol, VwapAccumulator())
             self._sync_needed.set()
+
+    def _restart_silence_clock(self) -> None:
+        """The first symbol gets a whole `silence_timeout`: the idle watchdog re-arms only
+        once per timeout, so without this it would judge the new subscription on the idle
+        time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
+        when it wakes and sleeps for what is left. No running loop: no watchdog either."""
+        with contextlib.suppress(RuntimeError):
+            self._last_rx = asyncio.get_running_loop().time()
 
     def unsubscribe(self, symbols: Iterable[str]) -> None:
         """Drop symbols; their cached quotes stop updating (and age on their own
@@ -491,9 +510,9 @@ class MarketStream:
             await asyncio.sleep(remaining)
 
     async def _reader(self, ws: ClientConnection) -> None:
-        """The hot path (issue 14): per frame one decode, one pass that keeps the newest
-        quote of each symbol (the cache is latest-wins, so an older quote of the same
-        frame is overwritten before anything could read it), then C-level dict updates."""
+        """The hot path (issue 14): per frame one decode, one pass that keeps each symbol's
+        newest quote *by its venue time* ``t`` (ties: the later in the frame; a delayed
+        quote earlier in time never wins, review 2), then the cache update."""
         loop = asyncio.get_running_loop()
         decode = self._decoder.decode
         quote_type = QuoteMsg
@@ -513,6 +532,15 @@ class MarketStream:
             others: list[Decoded] = []
             for message in messages:
                 if message.__class__ is quote_type:
+                    # inline `_older`: a call per quote is a measurable share of ingest
+                    kept = latest.get(message.S)
+                    if (
+                        kept is not None
+                        and (t := message.t) is not None
+                        and (kept_t := kept.t) is not None
+                        and t < kept_t
+                    ):
+                        continue
                     latest[message.S] = message
                 else:
                     others.append(message)
@@ -525,11 +553,27 @@ class MarketStream:
         """Cache one frame's newest quote per symbol and wake their waiters.
 
         Every quote here is valid: the decoder drops (and logs) a NaN, infinite or
-        negative price or size, so the previous NBBO stays (`wire.QuoteMsg`).
+        negative price or size, or a time without UTC offset, so the previous NBBO stays
+        (`wire.QuoteMsg`). A quote older by venue time than the cached one of its symbol
+        (a delayed or replayed message) is dropped too: the cache never goes back in time.
         """
         if not latest.keys() <= self._wanted:  # a subset test allocates nothing
             # late data for a recently unsubscribed symbol (§4.1 step 7)
             for symbol in latest.keys() - self._wanted:
+                del latest[symbol]
+            if not latest:
+                return
+        cache = self._latest
+        older = [s for s, m in latest.items() if (c := cache.get(s)) is not None and _older(m, c)]
+        if older:
+            for symbol in older:
+                log.debug(
+                    "stream_quote_older",
+                    stream="market",
+                    symbol=symbol,
+                    t=str(latest[symbol].t),
+                    cached_t=str(cache[symbol].t),
+                )
                 del latest[symbol]
             if not latest:
                 return
@@ -549,13 +593,25 @@ class MarketStream:
                 log.warning(
                     "stream_quote_invalid", stream="market", symbol=message.S, **message.fields
                 )
+            case InvalidTrade():
+                log.warning(
+                    "stream_trade_invalid", stream="market", symbol=message.S, **message.fields
+                )
+            case BrokenMessage():
+                log.error(
+                    "stream_message_undecodable",
+                    stream="market",
+                    tag=message.tag,
+                    error=message.error,
+                    message=message.raw[:200],
+                )
             case TradeMsg():
                 if message.S not in self._wanted:
                     return
                 self._had_data = True
                 self._last_message[message.S] = now
-                if message.p > 0 and message.s > 0:
-                    self.vwap(message.S).add(message.p, message.s)
+                # finite and > 0: bounded at decode (`wire.Positive`)
+                self.vwap(message.S).add(exact(message.p), exact(message.s))
             case StatusMsg():
                 if message.S not in self._wanted:
                     return
