@@ -168,11 +168,17 @@ class QuoteOutage:
     recheck_at: datetime | None = None
 
 
-def _older(quote: QuoteMsg, than: QuoteMsg) -> bool:
-    """Whether `quote` is older by venue time than `than` (a quote without ``t`` cannot be
-    ordered, and is taken as the newer: its receipt time stamps it)."""
+def _older(quote: QuoteMsg, than: QuoteMsg, received: datetime) -> bool:
+    """Whether `quote` is older by venue time than the cached `than`, received at
+    `received` (a quote without ``t`` cannot be ordered and is taken as the newer: its
+    receipt time stamps it).
+
+    `than` counts as stamped no later than its receipt, like its `as_of` (`_build`): one
+    quote stamped in the future (a bad clock, a corrupt ``t``) must not make every real
+    quote after it look older and freeze the symbol's cache until its legs stall.
+    """
     t, other = quote.t, than.t
-    return t is not None and other is not None and t < other
+    return t is not None and other is not None and t < min(other, received)
 
 
 def _build(msg: QuoteMsg, received_at: datetime) -> Quote:
@@ -532,7 +538,8 @@ class MarketStream:
             others: list[Decoded] = []
             for message in messages:
                 if message.__class__ is quote_type:
-                    # inline `_older`: a call per quote is a measurable share of ingest
+                    # `_older` inline (a call per quote is a measurable share of ingest); one
+                    # frame shares one receipt time, so no cap at receipt is needed here
                     kept = latest.get(message.S)
                     if (
                         kept is not None
@@ -563,8 +570,12 @@ class MarketStream:
                 del latest[symbol]
             if not latest:
                 return
-        cache = self._latest
-        older = [s for s, m in latest.items() if (c := cache.get(s)) is not None and _older(m, c)]
+        cache, received = self._latest, self._received
+        older = [
+            s
+            for s, m in latest.items()
+            if (c := cache.get(s)) is not None and _older(m, c, received[s])
+        ]
         if older:
             for symbol in older:
                 log.debug(
