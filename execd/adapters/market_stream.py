@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from operator import attrgetter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,9 @@ class QuoteOutage:
     recheck_at: datetime | None = None
 
 
+_STAMP = attrgetter("t")
+
+
 def _older(quote: QuoteMsg, than: QuoteMsg, received: datetime) -> bool:
     """Whether `quote` is older by venue time than the cached `than`, received at
     `received` (a quote without ``t`` cannot be ordered and is taken as the newer: its
@@ -223,6 +227,8 @@ class MarketStream:
         # symbol: a frame updates the first two with two C-level `dict.update`s (issue 14).
         self._latest: dict[str, QuoteMsg] = {}
         self._received: dict[str, datetime] = {}
+        #: no cached quote counts as stamped later than this (see `_keep_newer`).
+        self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
         self._halted: dict[str, StatusMsg] = {}
         self._quote_events: dict[str, asyncio.Event] = {}
@@ -570,13 +576,38 @@ class MarketStream:
                 del latest[symbol]
             if not latest:
                 return
-        cache, received = self._latest, self._received
-        older = [
-            s
-            for s, m in latest.items()
-            if (c := cache.get(s)) is not None and _older(m, c, received[s])
-        ]
-        if older:
+        if not self._keep_newer(latest, now):
+            return
+        self._had_data = True
+        self._latest.update(latest)
+        self._received.update(dict.fromkeys(latest, now))
+        events = self._quote_events
+        if events:
+            for symbol in events.keys() & latest.keys():
+                events.pop(symbol).set()
+
+    def _keep_newer(self, latest: dict[str, QuoteMsg], now: datetime) -> bool:
+        """Drop from `latest` each quote older by venue time than its symbol's cached one;
+        False when none is left.
+
+        Fast path, C-level per quote: a frame whose earliest ``t`` is not before
+        `_high_water` (no cached quote counts as stamped later) holds no older quote, and
+        a feed in time order always takes it. Otherwise (a late quote, a quote without
+        ``t``) each symbol is compared with its cached quote (`_older`).
+        """
+        stamps = list(map(_STAMP, latest.values()))
+        try:
+            earliest, latest_t = min(stamps), max(stamps)
+        except TypeError:  # a quote without `t`
+            earliest = None
+            latest_t = max((t for t in stamps if t is not None), default=None)
+        if earliest is None or earliest < self._high_water:
+            cache, received = self._latest, self._received
+            older = [
+                s
+                for s, m in latest.items()
+                if (c := cache.get(s)) is not None and _older(m, c, received[s])
+            ]
             for symbol in older:
                 log.debug(
                     "stream_quote_older",
@@ -586,15 +617,10 @@ class MarketStream:
                     cached_t=str(cache[symbol].t),
                 )
                 del latest[symbol]
-            if not latest:
-                return
-        self._had_data = True
-        self._latest.update(latest)
-        self._received.update(dict.fromkeys(latest, now))
-        events = self._quote_events
-        if events:
-            for symbol in events.keys() & latest.keys():
-                events.pop(symbol).set()
+        if latest_t is not None:
+            # a cached quote counts as stamped no later than its receipt (`_older`)
+            self._high_water = max(self._high_water, min(latest_t, now))
+        return bool(latest)
 
     def _handle(self, message: object, now: datetime) -> None:
         match message:
