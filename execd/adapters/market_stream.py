@@ -31,10 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from operator import attrgetter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Literal
 
 import msgspec
