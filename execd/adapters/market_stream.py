@@ -640,7 +640,7 @@ class MarketStream:
                     stream="market",
                     tag=message.tag,
                     error=message.error,
-                    message=message.raw[:200],
+                    message=repr(message.raw[:200]),  # msgpack is binary: readable, not base64
                 )
             case TradeMsg():
                 if message.S not in self._wanted:
