@@ -7,7 +7,8 @@ work → data arrays. Like alpaca-py, execd asks for MessagePack (handshake head
 works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
-newest NBBO, or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
+newest NBBO — newest by the quote's own venue time, so a delayed or replayed older quote
+never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
 quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
 later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
 seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
