@@ -361,9 +361,10 @@ class RestGateway:
             raise OutcomeUnknown("cancel_order", None, order_id) from last
         raise last
 
-    async def get_order(self, order_id: str) -> Order:
-        """``GET /v2/orders/{id}`` (§1.6); `NotFound` if unknown."""
-        answer = await self._read(f"/v2/orders/{order_id}")
+    async def get_order(self, order_id: str, priority: Priority = Priority.READ) -> Order:
+        """``GET /v2/orders/{id}`` (§1.6); `NotFound` if unknown. A read that is part of a
+        write (the look-up before a replace) queues with that write's `priority`."""
+        answer = await self._read(f"/v2/orders/{order_id}", priority=priority)
         return _parse(Order, answer.json())
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:

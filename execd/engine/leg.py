@@ -82,12 +82,13 @@ from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
-from execd.engine.leg_journal import RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
+from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
+from execd.engine.leg_replace import replace_unsafe
 from execd.engine.leg_wash import clear_opposite_side
 from execd.engine.order_poll import Snapshot
 from execd.engine.quote_hold import QuoteHold
-from execd.engine.records import LegRecord, leg_progress
+from execd.engine.records import LegRecord, sync_record
 from execd.engine.risk import RiskGuard
 from execd.engine.router import Inbox
 
@@ -360,6 +361,11 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+        counted = self._venue_cum.get(old, Decimal(0))
+        unsafe = await replace_unsafe(self._ports.rest, old, order_id, action.qty, counted)
+        if unsafe is not None:
+            self._reconcile_requested = True  # count the shares it has not heard of first
+            return [ReplaceFailed(old, new, REPLACE_UNSAFE, unsafe)]
         breach = await self._admit(action.qty, action.limit_price)
         if breach is not None:
             return [ReplaceFailed(old, new, RISK_REFUSED, breach)]
@@ -719,24 +725,8 @@ class LegRunner:
     # ------------------------------------------------------------------ record
 
     def _sync_record(self) -> None:
-        r, s = self.record, self.state
-        before = (r.state, r.step, r.filled_qty, r.limit_price)
-        r.state, r.step = leg_progress(s)
-        fills = s.fills
-        r.filled_qty = s.executed_qty
-        if fills:
-            notional = sum((e.qty * e.price for e in fills), Decimal(0))
-            qty = sum((e.qty for e in fills), Decimal(0))
-            r.avg_fill_price = notional / qty if qty else None
-        r.repegs = s.repegs
-        r.limit_price = s.limit_price if s.live_orders else None
-        r.fallback_fired = s.in_fallback
-        if s.style is not None:
-            r.style = s.style.value
-        if s.arrival_quote is not None:
-            r.arrival_mid = s.arrival_quote.mid
-        if (r.state, r.step, r.filled_qty, r.limit_price) != before:
-            self._publish("leg_updated", r)
+        if sync_record(self.record, self.state):
+            self._publish("leg_updated", self.record)
 
     def report_fills(self, finish: Finish) -> list[Fill]:
         """The leg's executions as TCA fills, each with the NBBO seen when it arrived."""

@@ -35,6 +35,11 @@ JOURNAL_FAILED = 424
 """Status fed to the ladder when the intent could not be journaled: the request was never
 sent (4xx: the order certainly does not exist), and without a journal execd does not trade."""
 
+REPLACE_UNSAFE = 462
+"""Status fed to the ladder for a PATCH execd chose not to send because the old order
+filled more than the leg has counted (or could not be re-read): never sent, so
+definitive (4xx); the ladder then cancels, confirms and places the true remainder."""
+
 
 class LegJournal:
     """One leg's journal writes; see the module docstring."""
@@ -93,7 +98,7 @@ class LegJournal:
                 pass
             case _:
                 return
-        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED):
+        if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED, REPLACE_UNSAFE):
             return  # unknown outcome, or refused before any intent was written
         # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
         not_sent = isinstance(event, PlaceFailed) and event.not_sent

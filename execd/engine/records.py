@@ -287,3 +287,24 @@ class PlanRecord:
         queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue(WATCH_QUEUE_SIZE)
         self.watchers.add(queue)
         return queue
+
+
+def sync_record(r: LegRecord, s: LadderState) -> bool:
+    """Copy the ladder's state into the leg's record; True when something a watcher
+    shows (state, step, filled qty, working limit) changed."""
+    before = (r.state, r.step, r.filled_qty, r.limit_price)
+    r.state, r.step = leg_progress(s)
+    fills = s.fills
+    r.filled_qty = s.executed_qty
+    if fills:
+        notional = sum((e.qty * e.price for e in fills), Decimal(0))
+        qty = sum((e.qty for e in fills), Decimal(0))
+        r.avg_fill_price = notional / qty if qty else None
+    r.repegs = s.repegs
+    r.limit_price = s.limit_price if s.live_orders else None
+    r.fallback_fired = s.in_fallback
+    if s.style is not None:
+        r.style = s.style.value
+    if s.arrival_quote is not None:
+        r.arrival_mid = s.arrival_quote.mid
+    return (r.state, r.step, r.filled_qty, r.limit_price) != before

@@ -36,7 +36,8 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
                             ``count`` matching REST calls (``method``/``path`` optional filters,
                             ``path`` is a prefix) are delayed by ``delay`` seconds and/or answered
                             with ``status``. ``when: "after"`` runs the real request first and
-                            then answers the error (a 504 whose order was nevertheless placed).
+                            then answers the error (a 504 whose order was nevertheless placed)
+                            and/or holds the answer ``delay`` seconds.
                             Default bodies: 500 → ``{"code":50010000,"message":"internal server
                             error"}``; 502/503/504 → an nginx-style HTML page, as a gateway
                             produces; ``body`` overrides. Faults queue in order given.

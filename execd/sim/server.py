@@ -255,7 +255,9 @@ async def alpaca_middleware(
         return refused
     fault = services.faults.take(request.method, path)
     response: web.StreamResponse
-    if fault is not None:
+    # A fault's delay holds the request before the venue sees it ("before") or holds the
+    # answer of a request already performed ("after": a crash between send and ack).
+    if fault is not None and fault.when == "before":
         await sleep_for_fault(fault)
     if fault is not None and fault.status is not None and fault.when == "before":
         response = fault_response(fault)
@@ -269,6 +271,8 @@ async def alpaca_middleware(
                 {"code": exc.status * 100000 + 10000, "message": exc.reason.lower()},
                 status=exc.status,
             )
+        if fault is not None and fault.when == "after":
+            await sleep_for_fault(fault)
         if fault is not None and fault.status is not None:
             response = fault_response(fault)
     response.headers.update(headers)

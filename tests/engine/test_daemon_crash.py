@@ -51,12 +51,16 @@ PLAN = {
 LEG_QTY = {("crash", 0): Decimal(500), ("crash", 1): Decimal(600)}
 
 
-def _daemon(venue: SimVenue, repeg_method: str = "cancel_and_place") -> DaemonProcess:
+def _daemon(
+    venue: SimVenue, repeg_method: str = "cancel_and_place", apply_to: str = "all"
+) -> DaemonProcess:
     return DaemonProcess.for_venue(
         venue,
-        ladder={"repeg_method": repeg_method},
-        # Both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin book.
-        better_orders={"apply_to": "all", "normal_timeout_seconds": 0.7},
+        # A passive order re-pegs on a timer too (seconds here, not the default 10).
+        ladder={"repeg_method": repeg_method, "passive_timeout_seconds": 0.7},
+        # "all": both symbols trade marketable (ask + 1 tick / bid - 1 tick) against a thin
+        # book; "listed": both (unlisted) legs rest passively inside the spread.
+        better_orders={"apply_to": apply_to, "normal_timeout_seconds": 0.7},
         # An intent still in flight at the crash settles within this (recovery waits).
         gateway={"request_timeout_seconds": 3.0, "write_window_seconds": 2.0},
     )
@@ -71,6 +75,36 @@ def _tape(directory: Path) -> Path:
         quotes["ACME"].append(TapeQuote(at, 50 + drift, Decimal("50.02") + drift, 100, 100))
         quotes["BETA"].append(TapeQuote(at, 30 + drift, Decimal("30.02") + drift, 100, 100))
     return write_tape(directory / "thin.jsonl", quotes, start=time(10, 0))
+
+
+def _away_tape(directory: Path) -> Path:
+    """ACME climbs and BETA falls 5 cents a second (beyond the re-peg threshold each
+    second): each runs away from its leg's passive order (a buy below the ask, a sell above
+    the bid), so no resting order can ever fill."""
+    quotes: dict[str, list[TapeQuote]] = {"ACME": [], "BETA": []}
+    for i in range(600):
+        at = i * 0.2
+        drift = Decimal(int(at)) * 5 / 100
+        quotes["ACME"].append(TapeQuote(at, 50 + drift, Decimal("50.02") + drift, 100, 100))
+        quotes["BETA"].append(TapeQuote(at, 30 - drift, Decimal("30.02") - drift, 100, 100))
+    return write_tape(directory / "away.jsonl", quotes, start=time(10, 0))
+
+
+def _venue_config(tape: Path) -> SimConfig:
+    return SimConfig(
+        scenario="calm",
+        tape=tape,
+        seed=1,
+        start=time(10, 0),
+        start_date=date(2026, 3, 4),
+        positions={"BETA": Decimal(500)},
+    )
+
+
+@pytest.fixture
+async def away_venue(tmp_path: Path) -> AsyncIterator[SimVenue]:
+    async with SimVenue(_venue_config(_away_tape(tmp_path))) as running:
+        yield running
 
 
 @pytest.fixture
@@ -185,11 +219,18 @@ async def test_kill_between_send_and_acknowledgement(venue: SimVenue) -> None:
         await _restart_and_judge(venue, daemon)
 
 
-async def test_kill_while_a_replace_is_pending(venue: SimVenue) -> None:
-    """The drifting quote makes a leg re-peg by PATCH; the venue performs the replace and
-    holds the answer; the daemon dies. The restart sees the old order replaced and the new
-    one live, adopts the new one and finishes."""
-    async with _daemon(venue, repeg_method="replace") as daemon:
+async def test_kill_while_a_replace_is_pending(away_venue: SimVenue) -> None:
+    """The quote runs away from both passive legs, so they re-peg by PATCH; the venue
+    performs the first replace and holds the answer; the daemon dies. The restart sees the
+    old order replaced and the new one live, adopts the new one and finishes.
+
+    Nothing is left to chance: a PATCH's qty is absolute (ALPACA.md §1.7), so a fill on the
+    old order while the PATCH is in flight would over-fill whatever the daemon does (that
+    race has its own tests, test_daemon_replace_race.py). Here no resting order can fill —
+    the market only moves away from it — and only the fallback's marketable orders, placed
+    by cancel and place, ever trade."""
+    venue = away_venue
+    async with _daemon(venue, repeg_method="replace", apply_to="listed") as daemon:
         await daemon.start()
         await venue.fail_next_requests(delay=3.0, method="PATCH", path="/v2/orders/", when="after")
         await _submit(daemon)
@@ -201,6 +242,9 @@ async def test_kill_while_a_replace_is_pending(venue: SimVenue) -> None:
         daemon.kill9()
         await daemon.wait_exit()
         await _restart_and_judge(venue, daemon)
+    adopted = [e for e in daemon.log_events() if e["event"] == "leg_order_adopted"]
+    replacements = {o["client_order_id"] for o in await _execd_orders(venue) if o["replaces"]}
+    assert any(e["client_order_id"] in replacements for e in adopted), adopted
 
 
 async def test_kill_during_a_partial_fill(venue: SimVenue) -> None:

@@ -101,6 +101,25 @@ async def test_http_delay_fault(venue: SimVenue, http: aiohttp.ClientSession) ->
     assert loop.time() - started >= 0.3
 
 
+async def test_delay_when_after_holds_the_answer_of_a_request_already_performed(
+    venue: SimVenue, http: aiohttp.ClientSession
+) -> None:
+    """``when: after`` with a delay: the venue acts at once and only the answer is late
+    (a crash between send and acknowledgement), never the other way round."""
+    await venue.fail_next_requests(delay=5.0, method="POST", path="/v2/orders", when="after")
+    request = asyncio.ensure_future(trading(http, venue, "POST", "/v2/orders", ORDER))
+
+    def placed() -> bool:
+        return len(venue.exchange.history()["orders"]) == 1
+
+    try:
+        await wait_until(placed, "the order placed while its answer is held", limit=2.0)
+        assert not request.done(), "the answer was not held"
+    finally:
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+
+
 async def test_clear_faults(venue: SimVenue, http: aiohttp.ClientSession) -> None:
     """``DELETE /sim/http/faults`` drops pending faults."""
     await admin(http, venue, "POST", "/http/faults", {"status": 503, "count": 5})
