@@ -7,7 +7,8 @@ work → data arrays. Like alpaca-py, execd asks for MessagePack (handshake head
 works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
-newest NBBO, or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
+newest NBBO — newest by the quote's own venue time, so a delayed or replayed older quote
+never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
 quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
 later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
 seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
@@ -34,6 +35,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Literal
 
 import msgspec
@@ -44,10 +46,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.wire import (
+    BrokenMessage,
     Codec,
     Decoded,
     ErrorMsg,
     InvalidQuote,
+    InvalidTrade,
     MarketDecoder,
     QuoteMsg,
     StatusMsg,
@@ -166,6 +170,22 @@ class QuoteOutage:
     recheck_at: datetime | None = None
 
 
+_STAMP = attrgetter("t")
+
+
+def _older(quote: QuoteMsg, than: QuoteMsg, received: datetime) -> bool:
+    """Whether `quote` is older by venue time than the cached `than`, received at
+    `received` (a quote without ``t`` cannot be ordered and is taken as the newer: its
+    receipt time stamps it).
+
+    `than` counts as stamped no later than its receipt, like its `as_of` (`_build`): one
+    quote stamped in the future (a bad clock, a corrupt ``t``) must not make every real
+    quote after it look older and freeze the symbol's cache until its legs stall.
+    """
+    t, other = quote.t, than.t
+    return t is not None and other is not None and t < min(other, received)
+
+
 def _build(msg: QuoteMsg, received_at: datetime) -> Quote:
     """The Decimal quote a decision reads. `as_of` is the quote's own timestamp, but never
     in our future: a venue clock a little ahead of ours must not keep a quote fresh for
@@ -208,6 +228,8 @@ class MarketStream:
         # symbol: a frame updates the first two with two C-level `dict.update`s (issue 14).
         self._latest: dict[str, QuoteMsg] = {}
         self._received: dict[str, datetime] = {}
+        #: no cached quote counts as stamped later than this (see `_keep_newer`).
+        self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
         self._halted: dict[str, StatusMsg] = {}
         self._quote_events: dict[str, asyncio.Event] = {}
@@ -237,10 +259,20 @@ class MarketStream:
         """Add symbols (quotes and trades); sent at once if connected, else on connect."""
         new = set(symbols) - self._wanted
         if new:
+            if not self._wanted:
+                self._restart_silence_clock()
             self._wanted |= new
             for symbol in new:
                 self._vwap.setdefault(symbol, VwapAccumulator())
             self._sync_needed.set()
+
+    def _restart_silence_clock(self) -> None:
+        """The first symbol gets a whole `silence_timeout`: the idle watchdog re-arms only
+        once per timeout, so without this it would judge the new subscription on the idle
+        time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
+        when it wakes and sleeps for what is left. No running loop: no watchdog either."""
+        with contextlib.suppress(RuntimeError):
+            self._last_rx = asyncio.get_running_loop().time()
 
     def unsubscribe(self, symbols: Iterable[str]) -> None:
         """Drop symbols; their cached quotes stop updating (and age on their own
@@ -501,9 +533,9 @@ class MarketStream:
             await asyncio.sleep(remaining)
 
     async def _reader(self, ws: ClientConnection) -> None:
-        """The hot path (issue 14): per frame one decode, one pass that keeps the newest
-        quote of each symbol (the cache is latest-wins, so an older quote of the same
-        frame is overwritten before anything could read it), then C-level dict updates."""
+        """The hot path (issue 14): per frame one decode, one pass that keeps each symbol's
+        newest quote *by its venue time* ``t`` (ties: the later in the frame; a delayed
+        quote earlier in time never wins, review 2), then the cache update."""
         loop = asyncio.get_running_loop()
         decode = self._decoder.decode
         quote_type = QuoteMsg
@@ -523,6 +555,16 @@ class MarketStream:
             others: list[Decoded] = []
             for message in messages:
                 if message.__class__ is quote_type:
+                    # `_older` inline (a call per quote is a measurable share of ingest); one
+                    # frame shares one receipt time, so no cap at receipt is needed here
+                    kept = latest.get(message.S)
+                    if (
+                        kept is not None
+                        and (t := message.t) is not None
+                        and (kept_t := kept.t) is not None
+                        and t < kept_t
+                    ):
+                        continue
                     latest[message.S] = message
                 else:
                     others.append(message)
@@ -535,7 +577,9 @@ class MarketStream:
         """Cache one frame's newest quote per symbol and wake their waiters.
 
         Every quote here is valid: the decoder drops (and logs) a NaN, infinite or
-        negative price or size, so the previous NBBO stays (`wire.QuoteMsg`).
+        negative price or size, or a time without UTC offset, so the previous NBBO stays
+        (`wire.QuoteMsg`). A quote older by venue time than the cached one of its symbol
+        (a delayed or replayed message) is dropped too: the cache never goes back in time.
         """
         if not latest.keys() <= self._wanted:  # a subset test allocates nothing
             # late data for a recently unsubscribed symbol (§4.1 step 7)
@@ -543,6 +587,8 @@ class MarketStream:
                 del latest[symbol]
             if not latest:
                 return
+        if not self._keep_newer(latest, now):
+            return
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
@@ -550,6 +596,42 @@ class MarketStream:
         if events:
             for symbol in events.keys() & latest.keys():
                 events.pop(symbol).set()
+
+    def _keep_newer(self, latest: dict[str, QuoteMsg], now: datetime) -> bool:
+        """Drop from `latest` each quote older by venue time than its symbol's cached one;
+        False when none is left.
+
+        Fast path, C-level per quote: a frame whose earliest ``t`` is not before
+        `_high_water` (no cached quote counts as stamped later) holds no older quote, and
+        a feed in time order always takes it. Otherwise (a late quote, a quote without
+        ``t``) each symbol is compared with its cached quote (`_older`).
+        """
+        stamps = list(map(_STAMP, latest.values()))
+        try:
+            earliest, latest_t = min(stamps), max(stamps)
+        except TypeError:  # a quote without `t`
+            earliest = None
+            latest_t = max((t for t in stamps if t is not None), default=None)
+        if earliest is None or earliest < self._high_water:
+            cache, received = self._latest, self._received
+            older = [
+                s
+                for s, m in latest.items()
+                if (c := cache.get(s)) is not None and _older(m, c, received[s])
+            ]
+            for symbol in older:
+                log.debug(
+                    "stream_quote_older",
+                    stream="market",
+                    symbol=symbol,
+                    t=str(latest[symbol].t),
+                    cached_t=str(cache[symbol].t),
+                )
+                del latest[symbol]
+        if latest_t is not None:
+            # a cached quote counts as stamped no later than its receipt (`_older`)
+            self._high_water = max(self._high_water, min(latest_t, now))
+        return bool(latest)
 
     def _handle(self, message: object, now: datetime) -> None:
         match message:
@@ -559,13 +641,25 @@ class MarketStream:
                 log.warning(
                     "stream_quote_invalid", stream="market", symbol=message.S, **message.fields
                 )
+            case InvalidTrade():
+                log.warning(
+                    "stream_trade_invalid", stream="market", symbol=message.S, **message.fields
+                )
+            case BrokenMessage():
+                log.error(
+                    "stream_message_undecodable",
+                    stream="market",
+                    tag=message.tag,
+                    error=message.error,
+                    message=repr(message.raw[:200]),  # msgpack is binary: readable, not base64
+                )
             case TradeMsg():
                 if message.S not in self._wanted:
                     return
                 self._had_data = True
                 self._last_message[message.S] = now
-                if message.p > 0 and message.s > 0:
-                    self.vwap(message.S).add(message.p, message.s)
+                # finite and > 0: bounded at decode (`wire.Positive`)
+                self.vwap(message.S).add(exact(message.p), exact(message.s))
             case StatusMsg():
                 if message.S not in self._wanted:
                     return

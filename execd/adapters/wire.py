@@ -2,18 +2,19 @@
 
 Why msgspec and not alpaca-py's pydantic models: a busy quote stream delivers
 thousands of messages a second, and a pydantic model per quote costs about 20× a
-msgspec struct (DESIGN.md "The venue"). Trade money fields are `Decimal` straight from
-the wire: msgspec reads JSON numbers and strings exactly, and msgpack float64 values by
-their shortest repr (``150.01`` stays ``Decimal("150.01")``, never ``150.009999…``).
-Quotes are the hot path (issue 14: building Decimals was a third of the ingest cost):
-`QuoteMsg` keeps the wire's numbers as floats, and `exact` turns one into the same
-Decimal by the same shortest-repr rule when a decision reads the quote
-(`MarketStream.quote`). Timestamps decode from RFC 3339 strings (nanoseconds rounded to
+msgspec struct (DESIGN.md "The venue"). The trading stream's money fields (fills) are
+`Decimal` straight from the wire: msgspec reads JSON numbers and strings exactly, and
+msgpack float64 values by their shortest repr (``150.01`` stays ``Decimal("150.01")``,
+never ``150.009999…``). Market data is the hot path (issue 14: building Decimals was a
+third of the ingest cost): `QuoteMsg` and `TradeMsg` keep the wire's numbers as floats
+bounded in C at decode, and `exact` turns one into the same Decimal by the same
+shortest-repr rule when a decision reads it (`MarketStream.quote`, the VWAP).
+Timestamps decode from RFC 3339 strings with a UTC offset (nanoseconds rounded to
 microseconds) and from the msgpack Timestamp extension −1 alike (ALPACA.md §4.2).
 
 Market data (ALPACA.md §4.3): every frame is an array of maps tagged by ``T``. Only
-the types execd uses are structs; the rest (bars, statuses, corrections, …) are
-skipped without failing the frame.
+the types execd uses are structs; the rest (bars, corrections, …) are skipped without
+failing the frame, and one bad message never fails the others (`MarketDecoder`).
 
 Trading stream (ALPACA.md §3.2–3.4): each frame is one JSON object
 ``{"stream": …, "data": …}``, often in a *binary* frame on paper.
@@ -70,6 +71,17 @@ Finite = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 negative number is no price. msgspec checks the bounds in C while decoding (NaN fails
 every comparison); a quote that fails them becomes an `InvalidQuote`."""
 
+Positive = Annotated[float, msgspec.Meta(gt=0, le=sys.float_info.max)]
+"""A trade print's price or size: finite and above zero, checked in C while decoding like
+`Finite` (a zero print is no trade either). A NaN once reached ``Decimal('NaN') > 0``,
+which raises, and killed the stream (review 2); ±inf poisoned the VWAP. A print that fails
+the bounds becomes an `InvalidTrade`."""
+
+Stamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A venue timestamp: an RFC 3339 string without a UTC offset decodes naive, and a naive
+time compared with the aware receipt time raises TypeError on every read of the cache
+(review 2). Refused at decode; the msgpack Timestamp extension is always UTC."""
+
 
 class QuoteMsg(msgspec.Struct, tag_field="T", tag="q"):
     """One NBBO update. ``bp``/``ap`` 0 means that side is empty (§4.3).
@@ -84,18 +96,22 @@ class QuoteMsg(msgspec.Struct, tag_field="T", tag="q"):
     bs: Finite
     ap: Finite
     as_: Finite = msgspec.field(name="as")
-    t: datetime | None = None
+    t: Stamp | None = None
     # Not modelled, so not decoded (msgspec skips unknown keys cheaply): bx/ax (exchange
     # codes), c (conditions, a list per quote), z (tape). Nothing in execd reads them.
 
 
 class TradeMsg(msgspec.Struct, tag_field="T", tag="t"):
-    """One trade print: the input of the per-symbol VWAP."""
+    """One trade print: the input of the per-symbol VWAP.
+
+    Price and size are bounded floats like a quote's (`Positive`, checked in C); `exact`
+    gives their Decimals when the VWAP records the print.
+    """
 
     S: str
-    p: Decimal
-    s: Decimal
-    t: datetime | None = None
+    p: Positive
+    s: Positive
+    t: Stamp | None = None
     i: int | None = None
     x: str | None = None
     c: list[str] | None = None
@@ -111,7 +127,7 @@ class StatusMsg(msgspec.Struct, tag_field="T", tag="s"):
     sm: str | None = None
     rc: str | None = None
     rm: str | None = None
-    t: datetime | None = None
+    t: Stamp | None = None
     z: str | None = None
 
 
@@ -129,15 +145,54 @@ class _LooseQuote(msgspec.Struct, tag_field="T", tag="q"):
     t: datetime | None = None
 
 
+class _LooseTrade(msgspec.Struct, tag_field="T", tag="t"):
+    """A trade print without `TradeMsg`'s bounds (see `_LooseQuote`)."""
+
+    S: str
+    p: float
+    s: float
+    t: datetime | None = None
+
+
+class _LooseStatus(msgspec.Struct, tag_field="T", tag="s"):
+    """A status without its timestamp: a halt stamped without a UTC offset still halts."""
+
+    S: str
+    sc: str
+    sm: str | None = None
+    rc: str | None = None
+    rm: str | None = None
+    z: str | None = None
+
+
 class InvalidQuote(msgspec.Struct):
-    """A quote whose price or size is NaN, infinite or negative: never cached (the
-    previous NBBO stays), only logged with its numbers as received (`repr`)."""
+    """A quote whose price or size is NaN, infinite or negative, or whose time has no UTC
+    offset: never cached (the previous NBBO stays), only logged with its fields as
+    received (`repr`)."""
 
     S: str
     fields: dict[str, str]
 
 
-Decoded = MarketMsg | InvalidQuote
+class InvalidTrade(msgspec.Struct):
+    """A trade print whose price or size is NaN, infinite or not above zero, or whose time
+    has no UTC offset: never added to the VWAP, only logged with its fields (`repr`)."""
+
+    S: str
+    fields: dict[str, str]
+
+
+class BrokenMessage(msgspec.Struct):
+    """One message of a frame that does not decode even loosely (a quote with
+    ``"bp": null``, an element that is no tagged map): skipped and logged, while the rest
+    of its frame is applied (review 2: a broken quote once dropped a halt beside it)."""
+
+    tag: str | None
+    error: str
+    raw: bytes
+
+
+Decoded = MarketMsg | InvalidQuote | InvalidTrade | BrokenMessage
 
 _KNOWN_TAGS = frozenset({"success", "error", "subscription", "q", "t", "s"})
 
@@ -152,9 +207,11 @@ Codec = Literal["msgpack", "json"]
 class MarketDecoder:
     """Decodes one market-data frame into the messages execd cares about.
 
-    The fast path decodes the whole frame against the tagged union in one call; a
-    frame holding a type execd does not model (a bar, a status) falls back to
-    element-by-element decoding and skips the unknown ones.
+    The fast path decodes the whole frame against the tagged union in one call. A frame
+    that fails it (a type execd does not model, a bad number, a broken message) falls
+    back to decoding each message alone: unknown types are skipped, a quote or trade with
+    a bad number becomes an `InvalidQuote`/`InvalidTrade`, a message that does not decode
+    at all becomes a `BrokenMessage`, and every other message of the frame still lands.
     """
 
     def __init__(self, codec: Codec) -> None:
@@ -164,14 +221,17 @@ class MarketDecoder:
         self._raw: Callable[[bytes], list[msgspec.Raw]] = module.Decoder(list[msgspec.Raw]).decode
         self._one: Callable[[msgspec.Raw], MarketMsg] = module.Decoder(MarketMsg).decode
         self._tag: Callable[[msgspec.Raw], _Tagged] = module.Decoder(_Tagged).decode
-        self._loose: Callable[[msgspec.Raw], _LooseQuote] = module.Decoder(_LooseQuote).decode
+        self._loose_quote: Callable[[msgspec.Raw], _LooseQuote] = module.Decoder(_LooseQuote).decode
+        self._loose_trade: Callable[[msgspec.Raw], _LooseTrade] = module.Decoder(_LooseTrade).decode
+        self._loose_status: Callable[[msgspec.Raw], _LooseStatus] = module.Decoder(
+            _LooseStatus
+        ).decode
 
     def decode(self, frame: bytes | str) -> list[Decoded]:
-        """All modelled messages of one frame, in order (a quote with a bad number as an
-        `InvalidQuote`).
+        """All modelled messages of one frame, in order (see the class docstring for what
+        a bad message becomes).
 
-        Raises `msgspec.DecodeError` for a frame that is not an array of maps, or for
-        a known type whose fields are broken (a quote without ``bp``).
+        Raises `msgspec.DecodeError` only for a frame that is not an array at all.
         """
         data = frame.encode() if isinstance(frame, str) else frame
         try:
@@ -180,18 +240,44 @@ class MarketDecoder:
             pass
         out: list[Decoded] = []
         for raw in self._raw(data):
-            tag = self._tag(raw).T
+            try:
+                tag = self._tag(raw).T
+            except msgspec.DecodeError as exc:
+                out.append(BrokenMessage(None, str(exc), bytes(raw)))
+                continue
             if tag not in _KNOWN_TAGS:
                 continue
             try:
                 out.append(self._one(raw))
-            except msgspec.ValidationError:
-                if tag != "q":
-                    raise
-                loose = self._loose(raw)  # raises too when the message itself is broken
-                numbers = {"bp": loose.bp, "ap": loose.ap, "bs": loose.bs, "as_": loose.as_}
-                out.append(InvalidQuote(loose.S, {k: repr(v) for k, v in numbers.items()}))
+            except msgspec.DecodeError as exc:
+                out.append(self._salvage(tag, raw, exc))
         return out
+
+    def _salvage(self, tag: str, raw: msgspec.Raw, error: msgspec.DecodeError) -> Decoded:
+        """What is left of a message that failed its struct: the invalid quote or trade
+        to log, a status without its bad timestamp (a halt must still halt), or the
+        broken message itself."""
+        try:
+            if tag == "q":
+                quote = self._loose_quote(raw)
+                fields = {"bp": quote.bp, "ap": quote.ap, "bs": quote.bs, "as_": quote.as_}
+                return InvalidQuote(quote.S, _reprs(fields, quote.t))
+            if tag == "t":
+                trade = self._loose_trade(raw)
+                return InvalidTrade(trade.S, _reprs({"p": trade.p, "s": trade.s}, trade.t))
+            if tag == "s":
+                status = self._loose_status(raw)
+                return StatusMsg(
+                    S=status.S, sc=status.sc, sm=status.sm, rc=status.rc, rm=status.rm, z=status.z
+                )
+        except msgspec.DecodeError as exc:
+            return BrokenMessage(tag, str(exc), bytes(raw))
+        return BrokenMessage(tag, str(error), bytes(raw))
+
+
+def _reprs(numbers: dict[str, float], t: datetime | None) -> dict[str, str]:
+    """An invalid message's fields as received, for its log line."""
+    return {**{k: repr(v) for k, v in numbers.items()}, "t": repr(t)}
 
 
 def encode_market(codec: Codec, message: Mapping[str, object]) -> bytes | str:

@@ -269,7 +269,11 @@ class VwapAccumulator:
         self._volume = _ZERO
 
     def add(self, price: Decimal, size: Decimal) -> None:
-        """Record one trade print; a non-positive price or size is a broken print."""
+        """Record one trade print; a non-positive or non-finite price or size is a broken
+        print. Finiteness first: one ±inf would make every later VWAP Infinity or NaN, and
+        comparing a NaN with 0 raises `InvalidOperation` instead of this ValueError."""
+        if not (price.is_finite() and size.is_finite()):
+            raise ValueError(f"trade price and size must be finite, got {price} x {size}")
         if price <= 0:
             raise ValueError(f"trade price must be > 0, got {price}")
         if size <= 0:

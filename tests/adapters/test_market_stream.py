@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.errors import StreamAuthError
@@ -362,3 +363,51 @@ async def test_statuses_mark_a_symbol_halted_until_it_resumes(fake: FakeDataStre
     assert any("statuses" in m for m in fake.received if isinstance(m, dict)), (
         "statuses were not subscribed"
     )
+
+
+async def test_a_future_stamped_quote_does_not_freeze_the_cache(fake: FakeDataStream) -> None:
+    """Review 2's newest-by-venue-time rule, attacked: one quote stamped an hour ahead (a
+    corrupt ``t``) must not make every real quote after it look older. The cached quote
+    counts as stamped no later than its receipt (like its `as_of`), so the next real quote
+    replaces it; a real quote older than the receipt of the cached one is still dropped."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY"})
+        await fake.send([quote("SPY", 600.0, 600.02, t=T0 + timedelta(hours=1))])
+        first = await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        assert first.as_of == T0
+        clock.advance(1)
+        await fake.send([quote("SPY", 500.0, 500.02, t=T0 - timedelta(seconds=1))])
+        await fake.send([quote("SPY", 500.1, 500.12, t=T0 + timedelta(seconds=1))])
+        second = await asyncio.wait_for(stream.wait_quote("SPY", newer_than=T0), DEADLINE)
+    assert (second.bid, second.venue_time) == (Decimal("500.1"), T0 + timedelta(seconds=1))
+
+
+async def test_bad_messages_are_logged_and_the_rest_of_the_frame_lands(
+    fake: FakeDataStream,
+) -> None:
+    """Review 2: a NaN print is logged `stream_trade_invalid`, a broken quote
+    `stream_message_undecodable`; neither ends the stream and the good messages of the
+    same frame (a quote, a print) are applied."""
+    stream = make_stream(fake, ManualClock())
+    stream.subscribe(["SPY"])
+    async with started(stream) as task:
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY"})
+        nan_print = {"T": "t", "S": "SPY", "i": 1, "x": "V", "p": float("nan"), "s": 5, "t": T0}
+        good_print = {**nan_print, "i": 2, "p": 10.0, "s": 3}
+        with structlog.testing.capture_logs() as logs:
+            await fake.send(
+                [nan_print, {**quote("SPY", 1.0, 1.01), "bp": None}, quote("SPY", 2.0, 2.01),
+                 good_print]
+            )  # fmt: skip
+            await wait_until(lambda: stream.vwap("SPY").volume == 3)
+        cached = stream.quote("SPY")
+        assert not task.done()
+    events = {e["event"]: e for e in logs}
+    assert events["stream_trade_invalid"]["p"] == "nan"
+    assert events["stream_message_undecodable"]["tag"] == "q"
+    assert cached is not None
+    assert cached.bid == Decimal("2.0")
+    assert stream.vwap("SPY").vwap == Decimal(10)

@@ -1,8 +1,8 @@
 """Review (issue 14, second pass): the quote stream's one-pass ingest and silence watchdog,
 attacked over loopback (tests/adapters/fake_streams.py and a server that never talks).
 
-Each `xfail(strict=True)` test is a defect found by the review, left for its owner to fix;
-the others pin what was attacked and found sound.
+Each test was a defect found by the review (a strict xfail until fixed), except the halt and
+quote ordering test, which pins what was attacked and found sound.
 """
 
 from __future__ import annotations
@@ -48,11 +48,6 @@ async def _subscribed(fake: FakeDataStream, stream: MarketStream, *symbols: str)
     await fake.wait_for("subscription", lambda: fake.subscribed == set(symbols))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the cache is latest-by-arrival, not latest-by-venue-time: a late older "
-    "quote (its own `t` earlier) replaces the newer NBBO",
-)
 async def test_review2_an_older_quote_in_a_later_frame_never_replaces_a_newer_one(
     fake: FakeDataStream,
 ) -> None:
@@ -74,11 +69,6 @@ async def test_review2_an_older_quote_in_a_later_frame_never_replaces_a_newer_on
     assert str(cached.bid) == "500.1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: one pass per frame keeps the symbol's *last* quote in frame order, not "
-    "its newest by venue time",
-)
 async def test_review2_within_a_frame_the_newest_quote_by_venue_time_is_kept(
     fake: FakeDataStream,
 ) -> None:
@@ -98,11 +88,6 @@ async def test_review2_within_a_frame_the_newest_quote_by_venue_time_is_kept(
     assert cached.venue_time == T0 + timedelta(seconds=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: one malformed quote (a null price) makes the whole frame undecodable, so a "
-    "halt in the same frame is dropped and the symbol keeps trading",
-)
 async def test_review2_a_broken_quote_does_not_drop_a_halt_in_its_frame(
     fake: FakeDataStream,
 ) -> None:
@@ -173,12 +158,6 @@ async def _mute() -> AsyncIterator[_MuteServer]:
         await server.wait_closed()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the watchdog's sleep started while nothing was subscribed is not reset by "
-    "`subscribe`, so a new subscription can be declared silent after a fraction of "
-    "`silence_timeout` and the socket reconnected",
-)
 async def test_review2_a_new_subscription_gets_its_whole_silence_timeout() -> None:
     """The watchdog raises once nothing arrived for `silence_timeout` *while symbols are
     subscribed*. Idle, it re-arms only once per timeout; a symbol subscribed just before it
@@ -206,11 +185,6 @@ async def test_review2_a_new_subscription_gets_its_whole_silence_timeout() -> No
     assert mute.opened[1] - subscribed_at >= 0.9 * timeout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a trade print with a NaN price reaches `Decimal('NaN') > 0`, which raises "
-    "InvalidOperation in the reader: classified fatal, the stream task (and the daemon) ends",
-)
 async def test_review2_a_nan_trade_print_does_not_kill_the_stream(fake: FakeDataStream) -> None:
     """Quotes got bounds at decode (`wire.Finite`); trade prints did not. msgpack carries
     NaN, msgspec decodes it into ``Decimal('NaN')``, and comparing that raises: the reader
@@ -227,11 +201,6 @@ async def test_review2_a_nan_trade_print_does_not_kill_the_stream(fake: FakeData
         assert not task.done(), task.exception()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: an infinite trade price or size passes `> 0` and makes the symbol's VWAP "
-    "(the TCA benchmark) Infinity/NaN for the rest of the session",
-)
 async def test_review2_an_infinite_trade_print_does_not_poison_the_vwap(
     fake: FakeDataStream,
 ) -> None:
@@ -255,11 +224,6 @@ async def test_review2_an_infinite_trade_print_does_not_poison_the_vwap(
     assert str(vwap) == "10"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a quote whose `t` has no UTC offset decodes to a naive datetime and is "
-    "cached; every read of the symbol's quote then raises TypeError (naive vs aware)",
-)
 async def test_review2_a_quote_stamped_without_offset_never_breaks_the_cache(
     fake: FakeDataStream,
 ) -> None:

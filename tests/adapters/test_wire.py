@@ -10,11 +10,16 @@ import pytest
 
 from execd.adapters.wire import (
     Authorization,
+    BrokenMessage,
+    Codec,
     ErrorMsg,
     Ignored,
+    InvalidQuote,
+    InvalidTrade,
     Listening,
     MarketDecoder,
     QuoteMsg,
+    StatusMsg,
     SubscriptionMsg,
     SuccessMsg,
     TradeMsg,
@@ -69,7 +74,7 @@ def test_json_quote_and_trade_decode_exactly() -> None:
     )
     assert quote.t == datetime(2021, 2, 22, 15, 51, 45, 335689, tzinfo=UTC)
     assert isinstance(trade, TradeMsg)
-    assert (trade.p, trade.s, trade.i) == (Decimal("126.55"), Decimal(1), 96921)
+    assert (exact(trade.p), exact(trade.s), trade.i) == (Decimal("126.55"), Decimal(1), 96921)
 
 
 def test_msgpack_quote_with_timestamp_extension() -> None:
@@ -115,11 +120,70 @@ def test_unmodelled_types_are_skipped_not_fatal() -> None:
     assert kinds == [QuoteMsg, TradeMsg]
 
 
-def test_broken_quote_is_an_error() -> None:
-    """A quote without a bid price is not silently dropped: decoding fails loudly."""
+def test_broken_quote_is_reported_not_silently_dropped() -> None:
+    """A quote without a bid price is not silently dropped: it comes back as a
+    `BrokenMessage` (the reader logs ``stream_message_undecodable``), and only it: the
+    messages beside it in the frame still decode (review 2: a halt beside it was lost)."""
     broken = {k: v for k, v in QUOTE.items() if k != "bp"}
-    with pytest.raises(msgspec.ValidationError):
-        MarketDecoder("json").decode(msgspec.json.encode([broken]))
+    nulled = {**QUOTE, "bp": None}
+    halt = {"T": "s", "S": "SPY", "sc": "H", "t": "2021-02-22T15:51:44Z"}
+    out = MarketDecoder("json").decode(msgspec.json.encode([broken, halt, nulled, 7, TRADE]))
+    assert [type(m) for m in out] == [BrokenMessage, StatusMsg, BrokenMessage, BrokenMessage,
+                                      TradeMsg]  # fmt: skip
+    assert [m.tag for m in out if isinstance(m, BrokenMessage)] == ["q", "q", None]
+
+
+def test_a_frame_that_is_not_an_array_is_an_error() -> None:
+    """Nothing of such a frame can be applied: the reader logs it whole."""
+    with pytest.raises(msgspec.DecodeError):
+        MarketDecoder("json").decode(b'{"T": "q"}')
+    with pytest.raises(msgspec.DecodeError):
+        MarketDecoder("json").decode(b"[{")
+
+
+_FINITE_BAD: list[dict[str, object]] = [
+    {"p": 0},
+    {"s": -1},
+    {"p": -0.0},
+    {"t": "2021-02-22T15:51:44.208"},
+]
+_NON_FINITE: list[dict[str, object]] = [
+    {"p": float("nan")},
+    {"p": float("inf")},
+    {"s": float("-inf")},
+    {"s": float("nan")},
+]
+
+
+@pytest.mark.parametrize(
+    ("codec", "bad"),
+    [("json", bad) for bad in _FINITE_BAD]
+    + [("msgpack", bad) for bad in _FINITE_BAD + _NON_FINITE],  # JSON has no NaN/inf
+)
+def test_a_bad_trade_print_is_invalid_not_fatal(codec: Codec, bad: dict[str, object]) -> None:
+    """Trade prices and sizes are bounded at decode like quotes' (finite, > 0), and a time
+    without UTC offset is refused: the print becomes an `InvalidTrade` (logged
+    ``stream_trade_invalid``), the good print beside it stays."""
+    enc = msgspec.json.encode if codec == "json" else msgspec.msgpack.encode
+    out = MarketDecoder(codec).decode(enc([{**TRADE, **bad}, TRADE]))
+    assert [type(m) for m in out] == [InvalidTrade, TradeMsg]
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_a_time_without_utc_offset_is_refused(codec: Codec) -> None:
+    """A naive ``t`` would be cached and break every aware comparison (review 2): the quote
+    is invalid; a halt keeps its effect and only loses the timestamp."""
+    enc = msgspec.json.encode if codec == "json" else msgspec.msgpack.encode
+    naive = "2021-02-22T15:51:45.335689"
+    halt = {"T": "s", "S": "SPY", "sc": "H", "sm": "Trading Halt", "t": naive}
+    out = MarketDecoder(codec).decode(enc([{**QUOTE, "t": naive}, halt]))
+    quote, status = out
+    assert isinstance(quote, InvalidQuote)
+    assert quote.fields["t"] == repr(datetime.fromisoformat(naive))
+    assert status == StatusMsg(S="SPY", sc="H", sm="Trading Halt", t=None)
+    offset = MarketDecoder(codec).decode(enc([{**QUOTE, "t": "2021-02-22T10:51:45-05:00"}]))
+    assert isinstance(offset[0], QuoteMsg)
+    assert offset[0].t == datetime(2021, 2, 22, 15, 51, 45, tzinfo=UTC)
 
 
 def test_encode_market_auth_msgpack_roundtrip() -> None:

@@ -192,6 +192,22 @@ def test_vwap_rejects_broken_prints() -> None:
     assert acc.volume == 0
 
 
+@pytest.mark.parametrize(
+    ("price", "size"),
+    [("Infinity", "1"), ("-Infinity", "1"), ("NaN", "1"), ("sNaN", "1"), ("10", "Infinity"),
+     ("10", "NaN")],
+)  # fmt: skip
+def test_vwap_refuses_non_finite_prints(price: str, size: str) -> None:
+    """Review 2: one infinite print made every later VWAP Infinity/NaN, and a NaN raised
+    `InvalidOperation` from the comparison. Refused with a ValueError; the totals stay."""
+    acc = VwapAccumulator()
+    acc.add(D("10"), D("2"))
+    with pytest.raises(ValueError, match="finite"):
+        acc.add(D(price), D(size))
+    assert acc.volume == 2
+    assert acc.vwap == D("10")
+
+
 @given(sides, prices, prices)
 def test_slippage_sign_symmetry(side: Side, price: Decimal, benchmark: Decimal) -> None:
     """A buy and a sell at the same price have opposite slippage."""
