@@ -28,7 +28,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# make bench: the quick profile (target < 5 min on 2 cores; ~6.5 min today); FULL=1: the long one.
+# make bench: the quick profile (target < 5 min on 2 cores; 3.5 min measured); FULL=1: the long one.
 # Figures go to .bench/results.json (git-ignored); execd/bench/README.md explains each.
 bench: $(STAMP)
 	$(BIN)/python -m execd.bench $(if $(FULL),--full)
