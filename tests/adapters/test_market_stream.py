@@ -411,3 +411,23 @@ async def test_bad_messages_are_logged_and_the_rest_of_the_frame_lands(
     assert cached is not None
     assert cached.bid == Decimal("2.0")
     assert stream.vwap("SPY").vwap == Decimal(10)
+
+
+def test_the_fast_path_takes_only_frames_whose_last_quote_is_the_newest() -> None:
+    """The C-level pass (last quote of a symbol wins) is taken only for a frame of stamped
+    quotes in non-decreasing venue time; any other frame goes through the per-quote pass
+    that keeps the newest by `t` (review 2)."""
+    from execd.adapters.market_stream import _in_time_order_quotes
+    from execd.adapters.wire import QuoteMsg, StatusMsg
+
+    t0 = datetime(2026, 5, 11, 14, 0, tzinfo=UTC)
+
+    def q(symbol: str, seconds: float | None) -> QuoteMsg:
+        t = None if seconds is None else t0 + timedelta(seconds=seconds)
+        return QuoteMsg(S=symbol, bp=1.0, bs=1.0, ap=1.01, as_=1.0, t=t)
+
+    assert _in_time_order_quotes([q("A", 0), q("B", 0), q("A", 1)])  # ties and repeats
+    assert not _in_time_order_quotes([q("A", 1), q("A", 0)])  # a later-stamped quote first
+    assert not _in_time_order_quotes([q("A", 0), q("B", None)])  # a quote without `t`
+    assert not _in_time_order_quotes([q("A", 0), StatusMsg(S="A", sc="H", sm="halt")])
+    assert not _in_time_order_quotes([])
