@@ -404,6 +404,18 @@ def check_plan(
     return breaches
 
 
+_NAMED_AT_MOST = 5
+
+
+def _name_some(items: Iterable[str]) -> str:
+    """The first few items and how many more: a refusal stays a readable line however
+    many legs it concerns (500 legs without a fresh quote made tens of kilobytes)."""
+    items = list(items)
+    shown = "; ".join(items[:_NAMED_AT_MOST])
+    more = len(items) - _NAMED_AT_MOST
+    return f"{shown}; and {more} more" if more > 0 else shown
+
+
 def _stale_bound_breach(
     plan_cap: _Cap,
     order_cap: _Cap | None,
@@ -413,7 +425,7 @@ def _stale_bound_breach(
 ) -> RiskBreach | None:
     """The plan cap against the valued legs plus, for each leg with only a stale quote,
     the order cap its orders are held to (`check_plan`); None when it fits."""
-    named = "; ".join(f"{leg.label}: {why[leg.symbol]}" for leg in legs)
+    named = _name_some(f"{leg.label}: {why[leg.symbol]}" for leg in legs)
     if order_cap is None:
         return RiskBreach(
             plan_cap.limit,

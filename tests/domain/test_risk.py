@@ -476,3 +476,19 @@ def test_opposite_side_of_another_working_plan_conflicts() -> None:
         " trade); wait for that plan or cancel it"
     ]
     assert wash_conflicts(plan, []) == []
+
+
+def test_a_refusal_over_many_stale_legs_names_a_few_and_counts_the_rest() -> None:
+    """500 legs without a fresh quote made a refusal of tens of kilobytes (scale bench): the
+    reason names the first five legs and says how many more, whatever the plan's size."""
+    legs = [{"symbol": f"S{i:03d}", "side": "buy", "qty": "10"} for i in range(500)]
+    stale = {f"S{i:03d}": f"S{i:03d}'s latest quote is 6.0s old" for i in range(500)}
+    limits = RiskLimits(max_order_notional=D(5000), max_plan_notional=D(10_000))
+    [breach] = check_plan(limits, _plan(*legs), {}, stale=stale)
+    assert "legs[4]: S004's latest quote is 6.0s old" in breach.reason
+    assert "S005" not in breach.reason
+    assert "and 495 more" in breach.reason
+    assert len(breach.reason) < 600, len(breach.reason)
+    [unbounded] = check_plan(RiskLimits(max_plan_notional=D(10_000)), _plan(*legs), {}, stale=stale)
+    assert "and 495 more" in unbounded.reason
+    assert len(unbounded.reason) < 600, len(unbounded.reason)
