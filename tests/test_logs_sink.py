@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,18 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from execd.logs import _Stamp, bind_leg, configure_logging
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Put structlog, stdlib logging and contextvars back as they were for other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+from tests.log_support import restore_logging  # noqa: F401 (restore_logging: autouse)
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

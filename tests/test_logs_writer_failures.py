@@ -6,47 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from execd.logs import configure_logging
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Put structlog, stdlib logging and contextvars back as they were for other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def _fill(fd: int) -> int:
-    total = 0
-    while True:
-        try:
-            total += os.write(fd, b"x" * 4096)
-        except BlockingIOError:
-            return total
-
-
-def _drain(fd: int) -> bytes:
-    data = bytearray()
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return bytes(data)
-        if not chunk:
-            return bytes(data)
-        data += chunk
+from tests.log_support import drain, fill, restore_logging  # noqa: F401 (restore_logging: autouse)
 
 
 def test_a_stuck_reader_drops_whole_lines_and_the_next_line_counts_them() -> None:
@@ -58,14 +24,14 @@ def test_a_stuck_reader_drops_whole_lines_and_the_next_line_counts_them() -> Non
     os.set_blocking(read_fd, False)
     out = os.fdopen(write_fd, "w", encoding="utf-8")
     try:
-        filled = _fill(write_fd)
+        filled = fill(write_fd)
         configure_logging("info", "json", out)
         log = structlog.get_logger("execd.leg")
         log.info("first", n=1)  # waits for room (bounded), then drops it
         log.info("second", n=2)  # dropped at once: still full after a drop
-        assert len(_drain(read_fd)) == filled  # nothing of either line got in
+        assert len(drain(read_fd)) == filled  # nothing of either line got in
         log.info("third", n=3)
-        lines = [json.loads(x) for x in _drain(read_fd).decode().splitlines()]
+        lines = [json.loads(x) for x in drain(read_fd).decode().splitlines()]
     finally:
         with contextlib.suppress(OSError):
             out.close()
@@ -111,14 +77,14 @@ def test_a_line_cut_by_a_reader_that_stops_is_terminated_before_the_next(
     os.set_blocking(read_fd, False)
     out = os.fdopen(write_fd, "w", encoding="utf-8")
     try:
-        filled = _fill(write_fd)
+        filled = fill(write_fd)
         configure_logging("info", "json", out)
         head = os.read(read_fd, 8192)  # room for the start of the line only
         log = structlog.get_logger("execd.leg")
         log.error("leg_crashed", traceback="t" * 200_000)
-        received = head + _drain(read_fd)
+        received = head + drain(read_fd)
         log.info("next", n=1)
-        received += _drain(read_fd)
+        received += drain(read_fd)
     finally:
         with contextlib.suppress(OSError):
             out.close()

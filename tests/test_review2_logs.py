@@ -9,42 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from execd.logs import _Stamp, bind_leg, configure_logging
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Put structlog, stdlib logging and contextvars back as they were for other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def _fill(fd: int) -> int:
-    """Write filler bytes into a non-blocking pipe until it is full; the count written."""
-    total = 0
-    chunk = b"x" * 4096
-    while True:
-        try:
-            total += os.write(fd, chunk)
-        except BlockingIOError:
-            return total
+from tests.log_support import fill, restore_logging  # noqa: F401 (restore_logging: autouse)
 
 
 def test_review2_a_full_non_blocking_pipe_never_cuts_a_line() -> None:
@@ -60,7 +35,7 @@ def test_review2_a_full_non_blocking_pipe_never_cuts_a_line() -> None:
     out = os.fdopen(write_fd, "w", encoding="utf-8")
     received = bytearray()
     try:
-        filled = _fill(write_fd)
+        filled = fill(write_fd)
         received += os.read(read_fd, 8192)  # room for part of the line, not all of it
         configure_logging("info", "json", out)
         log = structlog.get_logger("execd.leg")
