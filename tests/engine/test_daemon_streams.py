@@ -143,6 +143,14 @@ async def test_both_streams_aborted_mid_ladder_hold_then_complete(
         data_back_at = d.venue.clock.now()
         final = await d.finish(status.plan_id)
 
+        async def trade_updates_back() -> bool:
+            # the plan may complete (its fill read over REST) before trade_updates is back
+            # from its backoff: keep capturing until the daemon says it reconnected
+            back = events(logs, "stream_connected", stream="trade_updates", connection=2)
+            return next(back, None) is not None
+
+        await d.wait_until(trade_updates_back, "trade_updates reconnected")
+
     history = await d.history()
     orders = await d.orders(status.plan_id)
     ids = {e["order"]["id"] for e in orders}
