@@ -7,6 +7,7 @@ benchmarks measure what they say they measure.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 from datetime import datetime, time, timedelta
@@ -195,7 +196,9 @@ def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> 
 async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
     """Item 2's background load: feed.py paced at `rate` quotes/s keeps to its schedule
     (frame n no earlier than n × 100 / rate after it began) instead of blasting, and keeps
-    sending past its cycle of frames. Slowness cannot fail this; only a feed too fast can."""
+    sending past its cycle of frames, each cycle stamped later than the last (a live feed's
+    stamps only move forward; repeated ones took the daemon's dropped-old-quote path).
+    Slowness cannot fail this; only a feed too fast can."""
     import msgspec.msgpack
     from websockets.asyncio.client import connect
 
@@ -213,10 +216,13 @@ async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
             await ws.send(encode({"action": "subscribe", "quotes": ["S000"]}))
             await ws.recv()
             frames = 0
+            stamps: list[datetime] = []
             while frames < 6:
                 quotes = msgspec.msgpack.decode(await asyncio.wait_for(ws.recv(decode=False), 30))
                 assert len(quotes) == QUOTES_PER_FRAME
+                stamps.extend(quote["t"] for quote in quotes)
                 frames += 1
             seen = monotonic()
         began = await asyncio.to_thread(feed.started_at)
     assert frames <= 1 + (seen - began) * rate / QUOTES_PER_FRAME
+    assert all(a < b for a, b in itertools.pairwise(stamps)), "a stamp went back in time"
