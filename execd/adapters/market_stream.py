@@ -8,7 +8,7 @@ works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
 newest NBBO — newest by the quote's own venue time, so a delayed or replayed older quote
-never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
+never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one future per symbol). A
 quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
 later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
 seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
@@ -245,7 +245,7 @@ class MarketStream:
         self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
         self._halted: dict[str, StatusMsg] = {}
-        self._quote_events: dict[str, asyncio.Event] = {}
+        self._quote_arrivals: dict[str, asyncio.Future[None]] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         #: per symbol, when its last trade or status arrived (quotes: `_received`).
         self._last_message: dict[str, datetime] = {}
@@ -317,8 +317,9 @@ class MarketStream:
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
 
-        Returns at once if the cache already holds one. Waits on an event per symbol,
-        never polls; callers bound it with a timeout (the stream may be down).
+        Returns at once if the cache already holds one. Waits on the symbol's
+        `quote_arrival`, never polls; callers bound it with a timeout (the stream may be
+        down) — a timeout cancels only this wait, never the shared future.
         """
         while True:
             received = self._received.get(symbol)
@@ -326,10 +327,34 @@ class MarketStream:
                 quote = self.quote(symbol)
                 assert quote is not None
                 return quote
-            event = self._quote_events.get(symbol)
-            if event is None:
-                event = self._quote_events[symbol] = asyncio.Event()
-            await event.wait()
+            await asyncio.shield(self.quote_arrival(symbol, newer_than))
+
+    def quote_arrival(
+        self, symbol: str, newer_than: datetime | None = None
+    ) -> asyncio.Future[None]:
+        """A future done when a quote (or a status) of `symbol` arrives after `newer_than`;
+        done already if the cache holds one.
+
+        One future per symbol, shared by every waiter: await it through `asyncio.wait` or
+        `asyncio.shield`, never cancel it. Why a future and not a task around
+        `wait_quote`: the quote then wakes `asyncio.wait` directly — one loop turn fewer
+        between a quote and the leg's reaction (issue 14 item 2).
+        """
+        received = self._received.get(symbol)
+        loop = asyncio.get_running_loop()
+        if received is not None and (newer_than is None or received > newer_than):
+            arrived: asyncio.Future[None] = loop.create_future()
+            arrived.set_result(None)
+            return arrived
+        arrival = self._quote_arrivals.get(symbol)
+        if arrival is None or arrival.done():
+            arrival = self._quote_arrivals[symbol] = loop.create_future()
+        return arrival
+
+    def _arrived(self, symbol: str) -> None:
+        arrival = self._quote_arrivals.pop(symbol, None)
+        if arrival is not None and not arrival.done():  # done: someone cancelled it (a bug)
+            arrival.set_result(None)
 
     def halted(self, symbol: str) -> StatusMsg | None:
         """The status message that halted `symbol`, while it is halted (None: trading).
@@ -612,10 +637,9 @@ class MarketStream:
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
-        events = self._quote_events
-        if events:
-            for symbol in events.keys() & latest.keys():
-                events.pop(symbol).set()
+        if self._quote_arrivals:
+            for symbol in self._quote_arrivals.keys() & latest.keys():
+                self._arrived(symbol)
 
     def _keep_newer(self, latest: dict[str, QuoteMsg], now: datetime) -> bool:
         """Drop from `latest` each quote older by venue time than its symbol's cached one;
@@ -686,9 +710,7 @@ class MarketStream:
                 self._had_data = True
                 self._on_status(message)
                 # A leg waiting for a quote is woken to see the halt (or its end).
-                event = self._quote_events.pop(message.S, None)
-                if event is not None:
-                    event.set()
+                self._arrived(message.S)
             case SubscriptionMsg():
                 log.info(
                     "stream_subscription",
