@@ -226,3 +226,20 @@ async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
         began = await asyncio.to_thread(feed.started_at)
     assert frames <= 1 + (seen - began) * rate / QUOTES_PER_FRAME
     assert all(a < b for a, b in itertools.pairwise(stamps)), "a stamp went back in time"
+
+
+def test_gc_pauses_are_recorded_only_while_installed() -> None:
+    """Item 2's `reaction_gc_pause_max_ms`: one duration per collection inside the block,
+    none after it (the callback is removed)."""
+    import gc
+
+    from execd.bench.reaction import GcPauses
+
+    pauses = GcPauses()
+    with pauses.installed():
+        gc.collect()
+    assert len(pauses.pauses) == 1
+    assert pauses.pauses[0] >= 0
+    assert pauses not in gc.callbacks
+    gc.collect()
+    assert len(pauses.pauses) == 1
