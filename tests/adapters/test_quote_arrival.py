@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import DEADLINE
 from .fake_streams import FakeDataStream, running
-from .test_market_stream import ManualClock, make_stream, quote, started
+from .test_market_stream import T0, ManualClock, make_stream, quote, started
 
 
 @pytest.fixture
@@ -69,3 +69,19 @@ async def test_a_waiter_that_gives_up_leaves_the_others_waiting(fake: FakeDataSt
         assert done == {arrival}
         got = await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
     assert str(got.bid) == "521.3"
+
+
+async def test_a_halt_resolves_the_arrival(fake: FakeDataStream) -> None:
+    """A status message (a halt) resolves its symbol's arrival: a leg waiting for a quote
+    wakes to see the halt instead of waiting for a quote a halted symbol may never send."""
+    clock = ManualClock()
+    stream = make_stream(fake, clock)
+    stream.subscribe(["TQQQ"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"TQQQ"})
+        arrival = stream.quote_arrival("TQQQ")
+        status = {"T": "s", "S": "TQQQ", "sc": "H", "sm": "Trading Halt", "rc": "T12",
+                  "rm": "", "t": T0, "z": "C"}  # fmt: skip
+        await fake.send([status])
+        await asyncio.wait_for(asyncio.wait({arrival}), DEADLINE)
+        assert stream.halted("TQQQ") is not None
