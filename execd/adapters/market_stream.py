@@ -575,11 +575,7 @@ class MarketStream:
             return
         ordered = _by_venue_time(messages)
         if ordered is not None:
-            # The common frame (only stamped quotes): the last quote of a symbol in venue
-            # time is its newest, so a C-level last-wins dict gives the same result as the
-            # loop below without a Python step per quote (issue 14 item 1).
-            newest = dict(zip(map(_SYMBOL, ordered), ordered, strict=True))
-            self._on_quotes(newest, now, (ordered[0].t, ordered[-1].t))  # type: ignore[arg-type]
+            self._on_ordered_quotes(ordered, now)
             return
         latest: dict[str, QuoteMsg] = {}
         others: list[Decoded] = []
@@ -602,6 +598,33 @@ class MarketStream:
             self._on_quotes(latest, now)
         for message in others:
             self._handle(message, now)
+
+    def _on_ordered_quotes(self, ordered: list[QuoteMsg], now: datetime) -> None:
+        """Cache a frame of stamped quotes sorted by venue time (`_by_venue_time`): the
+        common frame, in C-level steps only (issue 14 item 1).
+
+        The last quote of a symbol is its newest, so the cache takes the frame's pairs in
+        order (last wins: no per-frame dict first). None is older than its symbol's cached
+        quote when the frame's first stamp is not before `_high_water` (`_keep_newer`);
+        otherwise, or with late data for an unsubscribed symbol, `_on_quotes` judges each
+        symbol.
+        """
+        names = list(map(_SYMBOL, ordered))
+        first, last = ordered[0].t, ordered[-1].t
+        assert first is not None  # `_by_venue_time`: all stamped
+        assert last is not None
+        if first < self._high_water or not self._wanted.issuperset(names):
+            self._on_quotes(dict(zip(names, ordered, strict=True)), now, (first, last))
+            return
+        self._had_data = True
+        self._latest.update(zip(names, ordered, strict=True))
+        self._received.update(dict.fromkeys(names, now))
+        # a cached quote counts as stamped no later than its receipt (`_older`)
+        self._high_water = max(self._high_water, min(last, now))
+        events = self._quote_events
+        if events:
+            for symbol in events.keys() & names:
+                events.pop(symbol).set()
 
     def _on_quotes(
         self,
