@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -177,7 +177,7 @@ _SYMBOL = attrgetter("S")
 _QUOTES_ONLY = {QuoteMsg}
 
 
-def _by_venue_time(messages: list[Decoded]) -> list[QuoteMsg] | None:
+def _by_venue_time(messages: Sequence[Decoded]) -> list[QuoteMsg] | None:
     """A frame that holds only quotes, each stamped, sorted by venue time ``t`` (stable:
     ties keep their frame order), so that each symbol's newest quote is its last one; None
     for any other frame. Every step runs in C, and a frame already in time order — every
