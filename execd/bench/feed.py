@@ -125,7 +125,7 @@ def _frames_asked(request: Request | None, built: int) -> int:
     if request is None:
         return built
     asked = parse_qs(urlsplit(request.path).query).get("quotes")
-    return built if not asked else min(built, -(-int(asked[0]) // QUOTES_PER_FRAME))
+    return built if not asked else max(0, min(built, -(-int(asked[0]) // QUOTES_PER_FRAME)))
 
 
 def _pack(obj: object) -> bytes:
