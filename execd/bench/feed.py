@@ -3,8 +3,10 @@
 It runs in its own process (so its sending does not share the client's core and GIL) and
 speaks the stream's handshake (ALPACA.md §4.1) in MessagePack: ``connected`` → ``auth`` →
 ``authenticated`` → ``subscribe`` → ``subscription``, then every frame it was built with, then
-one frame holding a single quote of `END_SYMBOL`. A client has processed everything when it has
-seen that quote: every reader compared here handles a connection's frames in order.
+one frame holding a single quote of `END_SYMBOL` (a connection to `quotes_url` gets only the
+first frames, then the end marker: the SDK reads fewer quotes a round). A client has processed
+everything when it has seen that quote: every reader compared here handles a connection's
+frames in order.
 
 Before the first frame it puts ``time.monotonic()`` on a queue: Linux's monotonic clock is
 system-wide, so the client's end time minus it is the wall time of the whole transfer.
@@ -22,12 +24,14 @@ import contextlib
 import multiprocessing
 import struct
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import msgpack
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request
 
 END_SYMBOL = "ZZEND"
 QUOTES_PER_FRAME = 100
@@ -56,23 +60,73 @@ def quote_message(symbol: str, n: int, t: datetime) -> dict[str, Any]:
     }
 
 
+#: a quote's content (everything but `t`) repeats with this period of `n` (`quote_message`).
+_CYCLE = 50 * 97 * 7  # lcm of the symbol counts used here (≤ 50), 97, 7 and 5
+_STAMP64 = struct.Struct(">BbQ")
+
+
+def _stamp(micros: int) -> bytes:
+    """The time `micros` µs after the Unix epoch as msgpack's Timestamp extension −1 in its
+    64-bit form (valid from 1970 to 2514, whole seconds included): what a feed sends for a
+    stamped quote."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    return _STAMP64.pack(0xD7, -1, fraction * 1000 << 34 | seconds)
+
+
+def _array_header(count: int) -> bytes:
+    """A msgpack array header of `count` items, in the shortest form (as msgpack writes it)."""
+    return bytes([0x90 | count]) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+
+
 def build_frames(quotes: int, symbol_count: int) -> list[bytes]:
-    """`quotes` quotes over `symbol_count` symbols, `QUOTES_PER_FRAME` to a msgpack frame."""
+    """`quotes` quotes over `symbol_count` symbols, `QUOTES_PER_FRAME` to a msgpack frame,
+    stamped 1 µs apart in frame order (a live feed's order).
+
+    The bytes are `msgpack.packb([quote_message(...), ...], datetime=True)`'s, except that
+    every stamp takes the 64-bit Timestamp form (`_stamp`); built from each quote's encoded
+    content (it repeats every `_CYCLE` quotes) plus its stamp, because packing 10⁶ dicts
+    took ≈ 9 s of item 1's 15 s budget. `tests/test_bench.py` checks the two decode alike.
+    """
     names = symbols(symbol_count)
     start = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    start_us = int(start.timestamp()) * 1_000_000
+    stamp_bytes = len(msgpack.packb(start, datetime=True))
+    # each quote's encoding without its stamp (`t` is its last key); it repeats every _CYCLE
+    bodies = [
+        msgpack.packb(quote_message(names[n % symbol_count], n, start), datetime=True)[
+            :-stamp_bytes
+        ]
+        for n in range(min(quotes, _CYCLE))
+    ]
+    stamp = _stamp
     frames = []
     for f in range(0, quotes, QUOTES_PER_FRAME):
-        batch = [
-            quote_message(names[n % symbol_count], n, start + timedelta(microseconds=n))
-            for n in range(f, min(f + QUOTES_PER_FRAME, quotes))
-        ]
-        frames.append(msgpack.packb(batch, datetime=True))
+        batch = range(f, min(f + QUOTES_PER_FRAME, quotes))
+        parts = [_array_header(len(batch))]
+        for n in batch:
+            parts.append(bodies[n % _CYCLE])
+            parts.append(stamp(start_us + n))
+        frames.append(b"".join(parts))
     return frames
 
 
 def end_frame() -> bytes:
     """The one-quote frame that marks the end of a run."""
     return bytes(msgpack.packb([quote_message(END_SYMBOL, 0, datetime.now(UTC))], datetime=True))
+
+
+def quotes_url(url: str, quotes: int) -> str:
+    """The feed's `url` asking for only the first `quotes` quotes (a multiple of
+    `QUOTES_PER_FRAME`) on that connection: a slow reader's round is shorter."""
+    return f"{url}?{urlencode({'quotes': quotes})}"
+
+
+def _frames_asked(request: Request | None, built: int) -> int:
+    """How many frames the connection asked for (`quotes_url`; all of them by default)."""
+    if request is None:
+        return built
+    asked = parse_qs(urlsplit(request.path).query).get("quotes")
+    return built if not asked else max(0, min(built, -(-int(asked[0]) // QUOTES_PER_FRAME)))
 
 
 def _pack(obj: object) -> bytes:
@@ -115,9 +169,6 @@ async def _paced(ws: ServerConnection, frames: Restamper, rate: float) -> None:
         cycle += 1
 
 
-_STAMP64 = struct.Struct(">BbQ")
-
-
 class Restamper:
     """`frames` again, every stamp moved a whole number of cycles later.
 
@@ -135,10 +186,20 @@ class Restamper:
         self._span_ns = len(frames) * QUOTES_PER_FRAME * 1000
         self._parts: list[tuple[bytes, list[bytes], list[int]]] = []
         for frame in frames:
-            quotes = msgpack.unpackb(frame)  # stamps as msgpack.Timestamp ("t", the last key)
-            header = frame[: len(frame) - len(b"".join(msgpack.packb(q) for q in quotes))]
-            bodies = [msgpack.packb(q)[: -len(msgpack.packb(q["t"]))] for q in quotes]
-            stamps = [q["t"].to_unix_nano() for q in quotes]
+            reader = msgpack.Unpacker()
+            reader.feed(frame)
+            count = reader.read_array_header()
+            header = frame[: reader.tell()]
+            bodies: list[bytes] = []
+            stamps: list[int] = []
+            for _ in range(count):
+                begin = reader.tell()
+                quote = reader.unpack()  # its stamp is "t", the last key: 64-bit form
+                end = reader.tell()
+                if frame[end - _STAMP64.size : end - _STAMP64.size + 2] != b"\xd7\xff":
+                    raise ValueError("a quote's stamp is not msgpack's 64-bit Timestamp")
+                bodies.append(frame[begin : end - _STAMP64.size])
+                stamps.append(quote["t"].to_unix_nano())
             self._parts.append((header, bodies, stamps))
 
     def __len__(self) -> int:
@@ -171,7 +232,7 @@ async def _serve(
             starts.put(time.monotonic())
             if rate is not None and paced is not None:
                 await _paced(ws, paced, rate)
-            for frame in frames:
+            for frame in frames[: _frames_asked(ws.request, len(frames))]:
                 await ws.send(frame)
             await ws.send(last)
             await ws.wait_closed()
