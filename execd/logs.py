@@ -394,6 +394,8 @@ class _LineWriter:
         """Write the lines logged and not yet written (the loop's callback, ``atexit``)."""
         with self._lock:
             self._scheduled_on = None
+            # A stream closed with lines pending (a test, the bench, never the daemon's
+            # stdout): its descriptor may already be another file's, so they are not written.
             if self._pending and not self._stream.closed:
                 self._flush_locked()
 
@@ -446,7 +448,13 @@ class _LineWriter:
                 pass
             except OSError as exc:
                 if exc.errno == errno.EBADF:
-                    raise  # our descriptor closed under us: a bug here, never hidden
+                    # Our descriptor closed under us: a bug here, never hidden. Raised (into
+                    # the caller, or the loop's exception handler for a queued flush), noted
+                    # on stderr, and nothing more is written: a loop would otherwise log the
+                    # failed flush, queue a flush for that line and fail again every turn.
+                    self._broken = True
+                    self._note(exc, "no more lines are written")
+                    raise
                 self._fail(exc, data, done, prefix)
                 return
             if done == 0 and self._dropped:
@@ -479,10 +487,13 @@ class _LineWriter:
         self._give_up(data, done, prefix)
         if exc.errno == errno.EPIPE:
             self._broken = True
+        self._note(exc, "no more lines are written" if self._broken else "the lines were dropped")
+
+    def _note(self, exc: OSError, tail: str) -> None:
+        """One line on stderr per kind of error."""
         if exc.errno in self._errors:
             return
         self._errors.add(exc.errno or 0)
-        tail = "no more lines are written" if self._broken else "the lines were dropped"
         note = f"execd: writing a log line to stdout failed ({exc!r}); {tail}\n"
         with contextlib.suppress(OSError, ValueError):
             os.write(2, note.encode("utf-8", "replace"))

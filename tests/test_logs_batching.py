@@ -407,3 +407,33 @@ async def test_a_vanished_reader_drops_the_batch_with_one_note(
     notes = [x for x in capfd.readouterr().err.splitlines() if "log line" in x]
     assert len(notes) == 1
     assert "BrokenPipeError" in notes[0]
+
+
+async def test_a_descriptor_closed_under_the_loop_fails_once_and_stops(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """EBADF in a queued flush (a bug in this process: stdout's descriptor closed under
+    the writer): it reaches the loop's exception handler and stderr once, and the writer
+    stops — it does not log the failure, queue a flush for that line and fail again every
+    turn."""
+    path = tmp_path / "log.jsonl"
+    out = path.open("w", encoding="utf-8")
+    configure_logging("info", "json", out, once=True)
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    try:
+        os.close(out.fileno())
+        structlog.get_logger().info("lost")
+        for _ in range(5):
+            await asyncio.sleep(0)
+            structlog.get_logger().info("lost_too")
+    finally:
+        loop.set_exception_handler(None)
+        with contextlib.suppress(OSError):
+            out.close()
+    assert len(failures) == 1
+    assert isinstance(failures[0]["exception"], OSError)
+    notes = [x for x in capfd.readouterr().err.splitlines() if "log line" in x]
+    assert len(notes) == 1
+    assert "Bad file descriptor" in notes[0]
