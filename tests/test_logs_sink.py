@@ -308,6 +308,7 @@ def test_the_fused_pipeline_writes_what_structlogs_own_chain_writes() -> None:
         with structlog.contextvars.bound_contextvars(plan_id="p", leg=1, step=2):
             log.info("plain", price=Decimal("1.10"), symbol="ÄÖ€")
             log.bind(client_order_id="c", step=7).warning("bound", n=1)
+            log.bind(level="bound", timestamp="bound").info("bound_stamp_keys")
             log.warn("lost %s after %s", "1006", 2)
             log.error("mapping %(code)s", {"code": 7})
             log.msg("alias")
@@ -349,11 +350,12 @@ def test_the_fused_pipeline_writes_what_structlogs_own_chain_writes() -> None:
         ]
 
     got, expected = parsed(ours), parsed(reference)
-    assert len(got) == 10
+    assert len(got) == 11
     assert got == expected
-    assert [dict(line)["event"] for line in got][:4] == [
+    assert [dict(line)["event"] for line in got][:5] == [
         "plain",
         "bound",
+        "bound_stamp_keys",
         "lost 1006 after 2",
         "mapping 7",
     ]
