@@ -249,6 +249,7 @@ def _bound_logger_class(number: int, chain: list[Processor]) -> type[Any]:
 
     def make(method_name: str) -> Any:
         level = _LEVEL_OF_METHOD.get(method_name, method_name)
+        urgent = method_name in ("error", "critical")
 
         def method(self: Any, event: str, *args: Any, **kw: Any) -> Any:
             if self._processors is not chain:
@@ -267,6 +268,8 @@ def _bound_logger_class(number: int, chain: list[Processor]) -> type[Any]:
                 head["timestamp"] = stamp  # the stamp's keys win, as in `_Stamp`
                 head["level"] = level
             sink = self._logger
+            if urgent:  # as structlog calls it: the writer writes these at once
+                return getattr(sink, method_name)(stamped(sink, method_name, head))
             if not inline or "stack_info" in head or "exc_info" in head:
                 return sink.msg(stamped(sink, method_name, head))
             # `_merge_contextvars`, inline
@@ -342,14 +345,17 @@ class _LineWriter:
     per line was a third of a line's cost (execd/bench/README.md §5). A line logged where no
     loop runs (a thread of its own, the CLI, code before or after the loop) writes what is
     pending first and then itself, at once, so lines stay in the order they were logged on
-    every thread and across threads. `flush` writes what is pending; `configure_logging`
-    registers it with ``atexit`` (a clean exit, SIGTERM through the daemon's handler, an
-    unhandled exception: Python runs ``atexit`` after printing the traceback) and calls it
-    before it replaces the writer. **What a kill -9 (or SIGKILL from systemd's stop
-    timeout, an OOM kill, a crash of the interpreter itself) loses: the lines of the current
-    loop turn, at most `_BATCH_BYTES`** — the lines logged since the loop last ran its
-    callbacks. Every earlier line is in the kernel's pipe (journald's) before the next turn
-    does any I/O. A forked child starts with nothing pending (its parent writes those lines).
+    every thread and across threads. An error or critical line (`msg_now`) is written at
+    once too, after the pending ones: a crash's last words never wait in memory (the
+    daemon's ``os._exit`` on a second SIGINT skips ``atexit``). `flush` writes what is
+    pending; `configure_logging` registers it with ``atexit`` (a clean exit, SIGTERM through
+    the daemon's handler, an unhandled exception: Python runs ``atexit`` after printing the
+    traceback) and calls it before it replaces the writer. **What a kill -9 (or SIGKILL from
+    systemd's stop timeout, an OOM kill, a crash of the interpreter itself) loses: the
+    debug, info and warning lines of the current loop turn logged after its last error
+    line, at most `_BATCH_BYTES`** — lines logged since the loop last ran its callbacks.
+    Every earlier line is in the kernel's pipe (journald's) before the next turn does any
+    I/O. A forked child starts with nothing pending (its parent writes those lines).
 
     **A line is never cut or interleaved.** The lines are joined whole under one lock (a
     thread logging through structlog at the same moment as the loop), and a short write
@@ -548,8 +554,23 @@ class _LineWriter:
         with contextlib.suppress(OSError, ValueError):
             os.write(2, note.encode("utf-8", "replace"))
 
+    def msg_now(self, message: bytes) -> None:
+        """Write `message` and a newline now, after the lines pending: an error line (a leg
+        that crashed, the daemon's last words before ``os._exit``) is never left in memory,
+        so not even a kill -9 right after it loses it."""
+        if self._stream.closed:
+            raise ValueError("I/O operation on closed file (the log stream)")
+        with self._lock:
+            if self._broken:
+                self._dropped += 1
+                return
+            self._pending += message
+            self._pending += b"\n"
+            self._pending_lines += 1
+            self._flush_locked()
+
     log = debug = info = warn = warning = msg
-    fatal = failure = err = error = critical = exception = msg
+    fatal = failure = err = error = critical = exception = msg_now
 
 
 _running_loop = asyncio.events._get_running_loop
@@ -568,7 +589,11 @@ class _WriterHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._writer.msg(self.format(record).encode("utf-8", "surrogateescape"))
+            line = self.format(record).encode("utf-8", "surrogateescape")
+            if record.levelno >= logging.ERROR:
+                self._writer.msg_now(line)
+            else:
+                self._writer.msg(line)
         except Exception:
             self.handleError(record)
 

@@ -202,6 +202,10 @@ async def main() -> None:
     log.info("last_turn", how=how)
     if how == "kill9":
         os.kill(os.getpid(), signal.SIGKILL)
+    if how == "kill9_after_error":
+        log.error("last_words")  # written at once, with the pending line before it
+        log.info("after_the_error")
+        os.kill(os.getpid(), signal.SIGKILL)
     if how == "raise":
         raise RuntimeError("crash")
     if how == "interrupt":
@@ -253,6 +257,30 @@ def test_kill9_loses_at_most_the_current_turns_lines() -> None:
     code, events, stderr = _child("kill9")
     assert code == -signal.SIGKILL, stderr
     assert events == ["earlier_turn"]
+
+
+def test_an_error_line_is_written_at_once_with_the_lines_before_it() -> None:
+    """An error line is never left in memory: SIGKILL right after it loses only the lines
+    logged after it (the daemon's last words before ``os._exit`` on a second SIGINT, which
+    skips ``atexit``, are an error line)."""
+    code, events, stderr = _child("kill9_after_error")
+    assert code == -signal.SIGKILL, stderr
+    assert events == ["earlier_turn", "last_turn", "last_words"]
+
+
+async def test_a_stdlib_error_is_written_at_once(tmp_path: Path) -> None:
+    """A library's error record (asyncio's "Task exception was never retrieved") is written
+    at once like execd's own, after the pending lines; its warnings wait for the turn."""
+    path = tmp_path / "log.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        configure_logging("info", "json", out, once=True)
+        structlog.get_logger().info("pending")
+        logging.getLogger("websockets").warning("waits")
+        assert _events(path) == []
+        logging.getLogger("asyncio").error("at_once")
+        assert _events(path) == ["pending", "waits", "at_once"]
+        structlog.get_logger().exception("crashed")  # error level: at once too
+        assert _events(path)[-1] == "crashed"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
