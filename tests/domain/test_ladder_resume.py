@@ -28,6 +28,7 @@ from execd.domain.ladder_types import (
     OrderType,
     Outcome,
     PlaceOrder,
+    PricingStyle,
     ReplaceOrder,
     Resume,
     Start,
@@ -313,6 +314,71 @@ def test_legacy_mode_adopts_a_limit_as_its_fallback() -> None:
     lg = leg(enable_smart_execution=False, cap="10.05")
     resumed(lg, order(0, S.NEW, limit="10.05"))
     assert (lg.state.in_fallback, lg.state.timer) == (True, Timer.FALLBACK)
+
+
+# ------------------------------------------------------- passive patience after a restart
+
+
+@pytest.mark.parametrize(
+    ("urgency", "patience"), [(Urgency.LOW, 300), (Urgency.NORMAL, 120), (Urgency.HIGH, 7)]
+)
+def test_adopted_passive_limit_crosses_when_its_patience_runs_out(
+    urgency: Urgency, patience: int
+) -> None:
+    """An adopted passive limit in a still market re-checks for free, as before the restart,
+    but only for its urgency's patience counted from the restart: then it escalates (low ends
+    cleanly, normal/high take the fallback) instead of re-checking until the close."""
+    lg = leg(symbol="AAPL", urgency=urgency, **TIMEOUT_ONLY)
+    resumed_at = lg.now
+    resumed(lg, order(0, S.NEW, "40", limit="10.01"))
+    assert lg.state.style is PricingStyle.PASSIVE
+    acts: list[Action] = []
+    for _ in range(100):  # 300 s of 10 s re-checks is 30 wakes
+        lg.quote("10.00", "10.02")  # bid + 1¢ = 10.01: the adopted price, never moved
+        acts = lg.wake()
+        if of(acts, CancelOrder):
+            break
+    assert of(acts, CancelOrder) == [CancelOrder(cid(0))], "re-checked past its patience"
+    assert lg.now - resumed_at == timedelta(seconds=patience)
+    assert note_fields(acts, "leg_passive_patience_exhausted")["urgency"] == str(urgency)
+    assert not of(lg.log, ReplaceOrder)  # the price never moved: no churn
+    acts = lg.update(0, K.CANCELED)
+    if urgency is Urgency.LOW:
+        done = finish(acts)
+        assert (done.outcome, done.reason) == (Outcome.ENDED, "passive_patience_exhausted")
+    else:
+        assert lg.state.in_fallback or of(acts, NeedQuote)
+
+
+def test_machine_example_adopted_passive_limit_in_a_still_market_finishes() -> None:
+    """The random venue's shrunk counter-example (seed 2287…6457): two filled orders and
+    one resting passive limit of 10 at 9.90; the leg re-pegged to 10.00 once, then
+    re-checked a still market at the same price every 10 s without end ("stalled in
+    working"). It must reach Finish, on its low urgency's patience."""
+    m = ResumeMachine()
+    m.start(
+        urgency=Urgency.LOW,
+        method="replace",
+        symbol="AAPL",
+        side=Side.BUY,
+        start=10,
+        cap=None,
+        smart=True,
+        collar=None,
+        prior=[
+            (S.FILLED, D(10), D(0), OrderType.LIMIT, "9.90"),
+            (S.FILLED, D(10), D(0), OrderType.LIMIT, "9.90"),
+            (S.NEW, D(10), D(0), OrderType.LIMIT, "9.90"),
+        ],
+    )
+    m.clock(seconds=0.5)
+    m.teardown()
+    assert m.finished is not None
+    assert (m.finished.outcome, m.finished.reason) == (
+        Outcome.ENDED,
+        "passive_patience_exhausted",
+    )
+    assert m.venue.filled_total() == D(20)  # the two earlier fills, never more
 
 
 # ----------------------------------------------------------------- cancel, then re-price
