@@ -136,6 +136,22 @@ def test_filled_leg_with_a_live_order_cancels_it_then_finishes_filled() -> None:
     assert (done.outcome, done.filled_qty) == (Outcome.FILLED, D(100))
 
 
+def test_filled_before_its_executions_are_known_counts_whole() -> None:
+    """LESSONS.md "filled before the fill price existed": an order the venue reports filled
+    with none (or part) of its executions known is spent whole; the leg places only what the
+    other orders leave, never those shares again."""
+    lg = leg()
+    lg.quote("10.00", "10.01")
+    acts = resumed(lg, order(0, S.FILLED, "60"), order(1, S.FILLED, "30", fills=execs("10")))
+    assert note_fields(acts, "leg_resumed")["executed_qty"] == "90"
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert place.qty == D(10)
+    lg2 = leg()
+    done = finish(resumed(lg2, order(0, S.FILLED, "100")))
+    assert (done.outcome, done.filled_qty) == (Outcome.FILLED, D(100))
+
+
 # ------------------------------------------------------------------ outside the session
 
 
@@ -641,11 +657,18 @@ class ResumeMachine(LadderMachine):
         prior: list[tuple[OrderStatus, Decimal, Decimal, OrderType, str]],
         now: datetime,
     ) -> tuple[AdoptedOrder, ...]:
-        """Build consistent prior orders (never more filled than the leg) at the venue."""
+        """Build consistent prior orders (never more filled than the leg) at the venue.
+
+        A `filled` order keeps only the drawn part of its executions: the venue may say
+        filled before execd knows every fill (LESSONS.md "filled before the fill price
+        existed"; a fill event lost with the crash), and the leg must still count it whole.
+        """
         budget = QTY
         live = 0
         orders: list[AdoptedOrder] = []
-        for n, (status, qty, filled, kind, limit) in enumerate(prior):
+        for n, (status, qty, drawn, kind, limit) in enumerate(prior):
+            said_filled = status is S.FILLED
+            filled = drawn
             if status is S.REJECTED:
                 filled = D(0)
             elif status is S.FILLED:
@@ -660,7 +683,8 @@ class ResumeMachine(LadderMachine):
                 live += 1
                 status = status if live <= 2 else S.CANCELED
             budget -= filled
-            ex = (Execution(f"p{n}", filled, D("10"), now),) if filled > 0 else ()
+            known = min(drawn, filled) if said_filled and status is S.FILLED else filled
+            ex = (Execution(f"p{n}", known, D("10"), now),) if known > 0 else ()
             c = client_order_id("plan-m", 0, n)
             price = None if kind is OrderType.MARKET else D(limit)
             orders.append(AdoptedOrder(c, qty, status, kind, price, ex))
