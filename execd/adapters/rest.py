@@ -16,7 +16,9 @@ Every request passes through the shared `RequestBudget` with its priority.
 Retries, and the rule that matters most
 ---------------------------------------
 Reads (GET) are repeated with jittered backoff on 429, 5xx, timeouts and resets,
-then raise `RateLimited` or `VenueUnavailable`.
+then raise `RateLimited` or `VenueUnavailable`. Reads and writes have a connection pool
+each, so a read (the calendar a submit validates against, the look-up that settles a
+lost write) never waits for a connection behind order writes a slow venue holds.
 
 A write whose answer is lost is never repeated blind. ``POST /v2/orders`` that times
 out, is reset or answers 5xx is resolved by asking for the order by its client order
@@ -102,6 +104,10 @@ class RestConfig:
     feed: str = "iex"
     total_timeout: float = 10.0
     connect_timeout: float = 3.0
+    #: keep-alive connections per pool. Reads (GET) and writes have a pool each: aiohttp
+    #: counts the wait for a free connection against `connect_timeout`, so a read queued
+    #: behind writes an overloaded venue answers slowly would time out without being sent.
+    connections: int = 32
     #: attempts for a read (the first try included).
     read_attempts: int = 4
     #: attempts for a write, counting every resend after a look-up said 404.
@@ -178,23 +184,29 @@ class RestGateway:
         self._rand = rand
         self._clock = clock
         self._session = session
+        self._read_session = session
         self._owns_session = session is None
         self.quote_batch = LatestQuoteBatcher(self.latest_quotes)
 
     async def __aenter__(self) -> Self:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=self._config.total_timeout, connect=self._config.connect_timeout
-                ),
-                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60.0),
-                headers={
-                    "APCA-API-KEY-ID": self._config.key_id,
-                    "APCA-API-SECRET-KEY": self._config.secret_key,
-                    "User-Agent": self._config.user_agent,
-                },
-            )
+            self._session = self._new_session()
+            self._read_session = self._new_session()
         return self
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        """One pool of keep-alive connections (the gateway opens two: reads, writes)."""
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=self._config.total_timeout, connect=self._config.connect_timeout
+            ),
+            connector=aiohttp.TCPConnector(limit=self._config.connections, keepalive_timeout=60.0),
+            headers={
+                "APCA-API-KEY-ID": self._config.key_id,
+                "APCA-API-SECRET-KEY": self._config.secret_key,
+                "User-Agent": self._config.user_agent,
+            },
+        )
 
     async def __aexit__(
         self,
@@ -205,10 +217,12 @@ class RestGateway:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session (keep-alive connections included) if this gateway opened it."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        """Close the sessions (keep-alive connections included) if this gateway opened them."""
+        if self._owns_session:
+            for session in (self._session, self._read_session):
+                if session is not None:
+                    await session.close()
+        self._session = self._read_session = None
 
     @property
     def budget(self) -> RequestBudget:
@@ -496,9 +510,9 @@ class RestGateway:
         `send_by` (loop time): raise `SendExpired` instead of sending once it has passed,
         checked when the slot is granted, right before the request goes out.
         """
-        if self._session is None:
+        session = self._read_session if method == "GET" else self._session
+        if session is None:
             raise RuntimeError("RestGateway used outside `async with`")
-        session = self._session
         data = None if body is None else json.dumps(body)
         headers = None if body is None else {"Content-Type": "application/json"}
 

@@ -286,3 +286,34 @@ async def _buy_marketable(rest: RestGateway, client_order_id: str) -> None:
 
 def _filled(routed: list[TradeUpdate], client_order_id: str) -> bool:
     return any(u.client_order_id == client_order_id and u.event == "fill" for u in routed)
+
+
+async def test_a_read_does_not_queue_behind_slow_writes(venue: SimVenue) -> None:
+    """Every pooled connection busy with an order write the overloaded venue answers slowly:
+    a read (here the calendar a submit validates against) must still get through. Before,
+    reads waited for a free connection in the writes' pool; aiohttp counts that wait against
+    the connect timeout, so every attempt failed `ConnectionTimeoutError` without ever
+    reaching the venue and the submit was refused (issue 14, the scale bench's 4th plan)."""
+    slow = 1.5
+    await venue.fail_next_requests(2, delay=slow, method="POST", path="/v2/orders")
+    async with rest_for(venue, connections=2, connect_timeout=0.2, total_timeout=3.0) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        cids = ("cid-pool-0", "cid-pool-1")
+        orders = (
+            rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price, client_order_id=cid
+            )
+            for cid in cids
+        )
+        writes = [asyncio.create_task(order) for order in orders]
+        await wait_until(lambda: not venue.services.faults.pending())
+        began = asyncio.get_running_loop().time()
+        days = await rest.calendar(date(2026, 3, 2), date(2026, 3, 6))
+        waited = asyncio.get_running_loop().time() - began
+        placed = await asyncio.gather(*writes)
+    assert len(days) == 5
+    assert waited < slow  # answered while both writes were still held, not after them
+    assert [o.client_order_id for o in placed] == list(cids)
+    history = await venue.history()
+    assert all(len(orders_with(history, cid)) == 1 for cid in cids)
