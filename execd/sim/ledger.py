@@ -15,7 +15,7 @@ the short) is refused like any sell beyond what is available.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -68,9 +68,12 @@ class Ledger:
         *,
         multiplier: int,
         shorting_enabled: bool,
+        open_orders: Callable[[], Iterable[SimOrder]] | None = None,
     ) -> None:
         self._account = account
         self._orders = orders
+        # The open orders (`orders.OpenOrders`); by default found by scanning every order.
+        self._open_orders = open_orders or (lambda: [o for o in self._orders.values() if o.is_open])
         self._reference = reference_price
         self._mark = mark
         self.multiplier = multiplier
@@ -154,7 +157,7 @@ class Ledger:
     def held(self, exclude: SimOrder | None = None, *, buys_only: bool = False) -> Decimal:
         """The total hold of open orders (a pending replace holds the larger of the two)."""
         total = _ZERO
-        for o in self._orders.values():
+        for o in self._open_orders():
             if o is exclude or not o.is_open or (buys_only and o.side is Side.SELL):
                 continue
             if o.replaces is not None and self._orders[o.replaces].status == "pending_replace":
@@ -199,7 +202,7 @@ class Ledger:
         held = sum(
             (
                 o.remaining
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.is_open
                 and o.side is Side.SELL
                 and o.symbol == symbol
@@ -225,7 +228,7 @@ class Ledger:
         covering = sum(
             (
                 o.remaining
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.is_open
                 and o.side is Side.BUY
                 and o.symbol == symbol
