@@ -136,13 +136,15 @@ def synthetic_depth(
             price += direction * (rng.randint(2, 5) if draw() < gap_prob else 1)
         if price <= 0:
             break
-        shares = lot * (0.3 + _SIZE_SPAN * draw()) * (1 + 0.25 * k)
-        levels.append(Level(price, max(1, round(shares / 100)) * 100))
+        lots = round(lot * (0.3 + _SIZE_SPAN * draw()) * (1 + 0.25 * k) / 100)
+        levels.append(_new_level(Level, (price, (lots if lots > 1 else 1) * 100)))
     return tuple(levels)
 
 
 _SIZE_SPAN = 2.0 - 0.3
 """`random.uniform(0.3, 2.0)` is ``0.3 + (2.0 - 0.3) * random()``: the same float."""
+_new_level = tuple.__new__
+"""`Level(price, size)` without the named tuple's Python-level ``__new__``."""
 
 
 def _round_lot(shares: float) -> int:
