@@ -307,8 +307,10 @@ def session_at(t: datetime) -> TradingSession | None:
         if lo <= t < hi:
             return session
     day = t.astimezone(EASTERN).date()
-    lo = datetime.combine(day, time(0), EASTERN)
-    hi = datetime.combine(day + timedelta(days=1), time(0), EASTERN)
+    # Kept in `t`'s own zone (the venue's clock is UTC): comparing datetimes of two zones
+    # asks the Eastern zone for its offset at every comparison.
+    lo = datetime.combine(day, time(0), EASTERN).astimezone(t.tzinfo)
+    hi = datetime.combine(day + timedelta(days=1), time(0), EASTERN).astimezone(t.tzinfo)
     session = session_on(day)
     _day_cache[:] = [(lo, hi, session)]
     return session
