@@ -104,9 +104,8 @@ class RestConfig:
     feed: str = "iex"
     total_timeout: float = 10.0
     connect_timeout: float = 3.0
-    #: keep-alive connections per pool. Reads (GET) and writes have a pool each: aiohttp
-    #: counts the wait for a free connection against `connect_timeout`, so a read queued
-    #: behind writes an overloaded venue answers slowly would time out without being sent.
+    #: keep-alive connections per pool. Reads (GET) and writes have a pool each, so a read
+    #: never queues behind writes an overloaded venue answers slowly.
     connections: int = 32
     #: attempts for a read (the first try included).
     read_attempts: int = 4
@@ -190,16 +189,23 @@ class RestGateway:
 
     async def __aenter__(self) -> Self:
         if self._session is None:
-            self._session = self._new_session()
-            self._read_session = self._new_session()
+            total, connect = self._config.total_timeout, self._config.connect_timeout
+            # A write that cannot get a connection soon fails (and is settled by look-up)
+            # rather than go out late at a stale price: `connect` bounds the pool's wait too.
+            self._session = self._new_session(aiohttp.ClientTimeout(total, connect=connect))
+            # A read waits its turn for a connection, bounded by the total timeout only;
+            # `sock_connect` still bounds reaching the venue. Charging the wait to the
+            # connect timeout failed reads that were never sent, and each retry went back
+            # to the end of the queue (a refused submit on an overloaded venue, issue 14).
+            self._read_session = self._new_session(
+                aiohttp.ClientTimeout(total, sock_connect=connect)
+            )
         return self
 
-    def _new_session(self) -> aiohttp.ClientSession:
+    def _new_session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         """One pool of keep-alive connections (the gateway opens two: reads, writes)."""
         return aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(
-                total=self._config.total_timeout, connect=self._config.connect_timeout
-            ),
+            timeout=timeout,
             connector=aiohttp.TCPConnector(limit=self._config.connections, keepalive_timeout=60.0),
             headers={
                 "APCA-API-KEY-ID": self._config.key_id,

@@ -317,3 +317,20 @@ async def test_a_read_does_not_queue_behind_slow_writes(venue: SimVenue) -> None
     assert [o.client_order_id for o in placed] == list(cids)
     history = await venue.history()
     assert all(len(orders_with(history, cid)) == 1 for cid in cids)
+
+
+async def test_a_read_waits_its_turn_for_a_connection(venue: SimVenue) -> None:
+    """Every connection of the reads' pool busy with a read the overloaded venue answers
+    slowly: a further read waits for a connection (bounded by the total timeout) and is
+    then sent. Before, the wait counted against the connect timeout: each attempt failed
+    `ConnectionTimeoutError` without reaching the venue and went back to the end of the
+    queue (the scale bench's 4th submit, refused after 15 s: `GET /v2/calendar`)."""
+    slow = 1.0
+    await venue.fail_next_requests(2, delay=slow, method="GET", path="/v2/account")
+    async with rest_for(venue, connections=2, connect_timeout=0.2, total_timeout=3.0) as rest:
+        busy = [asyncio.create_task(rest.account()) for _ in range(2)]
+        await wait_until(lambda: not venue.services.faults.pending())
+        days = await rest.calendar(date(2026, 3, 2), date(2026, 3, 6))
+        accounts = await asyncio.gather(*busy)
+    assert len(days) == 5
+    assert all(Decimal(str(a.cash)) > 0 for a in accounts)
