@@ -137,6 +137,12 @@ class _NoAnswer(Exception):
     """A request that got no HTTP answer (timeout, reset, refused connection)."""
 
 
+class _NotSent(_NoAnswer):
+    """A request that never left: no connection could be had (refused, or none free and
+    none opened within the connect timeout). aiohttp raises these before writing a byte,
+    so a write that fails so is not uncertain: there is nothing at the venue to settle."""
+
+
 def wire_decimal(value: Decimal) -> str:
     """A Decimal as Alpaca wants it: plain notation, never an exponent (§0.3)."""
     if not value.is_finite():
@@ -542,6 +548,8 @@ class RestGateway:
                 answer = await exchange()
                 slot.observe(answer.status, answer.headers)
                 return answer
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            raise _NotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _NoAnswer(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
 
@@ -633,6 +641,18 @@ class RestGateway:
                     sent=sent - 1,
                 )
                 raise
+            except _NotSent as exc:
+                # Never left (no connection): not uncertain, so no look-up — sent again
+                # after the backoff, like any attempt (issue 14: unsent orders on an
+                # overloaded venue made a storm of look-ups that timed out in turn).
+                last = exc
+                log.warning(
+                    "order_write_not_sent",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    attempt=attempt,
+                    reason=str(exc),
+                )
             except _NoAnswer as exc:
                 ambiguous, last = True, exc
             else:
@@ -688,6 +708,9 @@ class RestGateway:
                 await self._sleep(next(delays), operation, attempt, last)
         if ambiguous:
             raise OutcomeUnknown(operation, client_order_id, None) from last
+        if isinstance(last, _NotSent):
+            # No copy left: the order does not exist; the leg sends it anew, priced afresh.
+            raise SendExpired(f"{operation}: not sent, no connection to the venue") from last
         if isinstance(last, RateLimited):
             # Every answer was a 429 ("not processed", ALPACA.md §0.4): no copy exists, so
             # the order is not sent rather than refused, and the leg sends it anew (priced

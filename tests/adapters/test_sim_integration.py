@@ -21,7 +21,7 @@ import pytest
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
-from execd.adapters.errors import VenueRefused
+from execd.adapters.errors import SendExpired, VenueRefused
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -334,3 +334,56 @@ async def test_a_read_waits_its_turn_for_a_connection(venue: SimVenue) -> None:
         accounts = await asyncio.gather(*busy)
     assert len(days) == 5
     assert all(Decimal(str(a.cash)) > 0 for a in accounts)
+
+
+async def test_a_write_that_never_got_a_connection_is_sent_again_without_a_look_up(
+    venue: SimVenue,
+) -> None:
+    """The one pooled connection is held by a slow order: the next order cannot get a
+    connection in time. That attempt never left (aiohttp raises its connect timeout before
+    writing a byte), so there is nothing to settle: it is sent again once a connection is
+    free. Before, it was called uncertain and settled by look-ups — on an overloaded venue
+    600 unsent orders made 1,600 look-ups that timed out in turn (the scale bench). The
+    look-ups here fail, so a look-up would end the order `OutcomeUnknown`."""
+    await venue.fail_next_requests(1, delay=0.5, method="POST", path="/v2/orders")
+    await venue.fail_next_requests(20, status=500, path="/v2/orders:by_client_order_id")
+    async with rest_for(venue, connections=1, connect_timeout=0.2) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        held = rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-held",
+        )  # fmt: skip
+        slow = asyncio.create_task(held)
+        await wait_until(lambda: len(venue.services.faults.pending()) == 1)
+        order = await rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-queued",
+        )  # fmt: skip
+        await slow
+    assert order.client_order_id == "cid-queued"
+    history = await venue.history()
+    assert len(orders_with(history, "cid-queued")) == 1
+    assert [f["remaining"] for f in venue.services.faults.pending()] == [20]  # no look-up
+
+
+async def test_a_write_that_never_left_ends_not_sent_not_unknown(venue: SimVenue) -> None:
+    """No connection for any attempt: `SendExpired` (the order does not exist; the leg
+    prices it afresh), not `OutcomeUnknown` (which would stop the leg to reconcile)."""
+    await venue.fail_next_requests(1, delay=1.5, method="POST", path="/v2/orders")
+    async with rest_for(venue, connections=1, connect_timeout=0.1) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        held = rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-hold",
+        )  # fmt: skip
+        slow = asyncio.create_task(held)
+        await wait_until(lambda: not venue.services.faults.pending())
+        with pytest.raises(SendExpired, match="no connection"):
+            await rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+                client_order_id="cid-never",
+            )  # fmt: skip
+        await slow
+    assert orders_with(await venue.history(), "cid-never") == []
