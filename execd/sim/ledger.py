@@ -143,10 +143,15 @@ class Ledger:
         unfilled value (§1.10); sells of a long position and covering buys hold nothing."""
         if not order.is_open or order.status == HELD or not self._opens(order):
             return _ZERO  # a held exit holds nothing until its entry fills
-        if order.req.notional is not None:
-            return max(_ZERO, order.req.notional - order.filled_value)
+        req = order.req
+        if req.notional is not None:
+            return max(_ZERO, req.notional - order.filled_value)
+        if req.side is Side.BUY and req.limit_price is not None:
+            # `hold_value`'s limit buy, without the reference price it does not use: every
+            # submission sums this over the open orders (issue 14: 2,000 resting legs).
+            return req.limit_price * order.remaining
         ref = order.ref_price or self._reference(order.symbol, order.side)
-        return self.hold_value(order.req, ref, order.remaining)
+        return self.hold_value(req, ref, order.remaining)
 
     def _opens(self, order: SimOrder) -> bool:
         held = self._account.qty(order.symbol)
