@@ -109,6 +109,10 @@ class RestConfig:
     connections: int = 32
     #: attempts for a read (the first try included).
     read_attempts: int = 4
+    #: no read attempt starts later than this after the first (seconds): a read waits up
+    #: to `total_timeout` for a pooled connection and its answer, so attempts alone would
+    #: let an unanswering venue hold a submit for attempts x total_timeout.
+    read_window: float = 20.0
     #: attempts for a write, counting every resend after a look-up said 404.
     write_attempts: int = 4
     #: no copy of a write leaves later than this after the first (seconds): what a
@@ -564,6 +568,8 @@ class RestGateway:
         """A GET, repeated with backoff on 429, 5xx and lost answers."""
         delays = self._delays()
         last: Exception = VenueUnavailable(path)
+        loop = asyncio.get_running_loop()
+        closes = loop.time() + self._config.read_window
         for attempt in range(1, self._config.read_attempts + 1):
             try:
                 answer = await self._attempt(
@@ -579,8 +585,12 @@ class RestGateway:
                 if answer.status != 429 and answer.status < 500:
                     raise error
                 last = error
-            if attempt < self._config.read_attempts:
-                await self._sleep(next(delays), "GET " + path, attempt, last)
+            if attempt == self._config.read_attempts:
+                break
+            delay = next(delays)
+            if loop.time() + delay > closes:
+                break  # the next attempt would start after the read's window
+            await self._sleep(delay, "GET " + path, attempt, last)
         raise last
 
     async def _write_order(

@@ -21,7 +21,7 @@ import pytest
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
-from execd.adapters.errors import SendExpired, VenueRefused
+from execd.adapters.errors import SendExpired, VenueRefused, VenueUnavailable
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -387,3 +387,20 @@ async def test_a_write_that_never_left_ends_not_sent_not_unknown(venue: SimVenue
             )  # fmt: skip
         await slow
     assert orders_with(await venue.history(), "cid-never") == []
+
+
+async def test_a_read_retries_within_its_window(venue: SimVenue) -> None:
+    """A read waits its turn for a connection up to the total timeout, so its retries are
+    bounded by time too: no attempt starts after `read_window`, however many are left (an
+    unanswering venue refuses a submit in bounded time, not attempts x total timeout)."""
+    await venue.fail_next_requests(50, delay=2.0, method="GET", path="/v2/account")
+    config = {"total_timeout": 0.3, "read_attempts": 20, "read_window": 0.8}
+    async with rest_for(venue, **config) as rest:
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(VenueUnavailable):
+            await rest.account()
+        took = asyncio.get_running_loop().time() - began
+    # The last attempt started within the window (give or take one backoff, 0.05 s) and
+    # ran out its timeout: far from the 20 attempts' 6 s+ (slack for a loaded machine).
+    assert 0.8 - 0.05 <= took < 2.0
+    assert 50 - venue.services.faults.pending()[0]["remaining"] <= 4
