@@ -19,7 +19,10 @@ from typing import Any
 import pytest
 
 from execd.adapters.budget import Priority, RequestBudget
+from execd.adapters.journal import Journal
+from execd.sim.venue import SimVenue
 from tests.engine.conftest import Harness, StartDaemon
+from tests.engine.test_daemon_restart import outside_venue
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +33,8 @@ BOUND = 5.0
 it took the 30 s grace. Generous for a loaded machine, far below the grace."""
 
 BACKLOG: dict[str, dict[str, Any]] = {
-    # 30 requests a minute, 4 at once, then one every ~2 s: most legs wait for a grant.
-    "gateway": {"requests_per_minute": 30, "cancel_reserve": 4, "request_burst": 4},
+    # 60 requests a minute, 4 at once, then about one a second: most legs wait for a grant.
+    "gateway": {"requests_per_minute": 60, "cancel_reserve": 4, "request_burst": 4},
     "sim": {"symbols": SYMBOLS, "positions": {}},
 }
 
@@ -139,3 +142,57 @@ def _async(check: Any) -> Any:
         return bool(check())
 
     return predicate
+
+
+async def test_cancel_a_plan_while_it_starts(start_daemon: StartDaemon) -> None:
+    """Cancelled the moment it is accepted — legs starting, the first grants being made,
+    the rest about to queue: confirmed within `BOUND`, nothing left working, and at most
+    the budget's first burst reached the venue."""
+    d = await start_daemon(**BACKLOG)
+    plan_id = (await d.submit(_plan("starting"))).plan_id
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    status = await d.daemon.engine.cancel(plan_id)
+    assert loop.time() - began < BOUND
+    assert status.state == "canceled", status
+    await _assert_stopped_cleanly(d, plan_id, BACKLOG["gateway"]["request_burst"])
+
+
+async def test_shutdown_with_queued_grants_then_restart_sends_nothing_blind(
+    start_daemon: StartDaemon,
+) -> None:
+    """SIGTERM's shutdown with legs queued for grants: prompt, nothing left working, and
+    every intent written for a request that was withdrawn is closed in the journal as
+    `not_sent` (an order that does not exist), so the next start neither looks for it nor
+    sends it again; that start sends no order for the stopped plan."""
+    async with outside_venue(symbols=SYMBOLS, positions={}) as venue:
+        await _restart_after_queued_grants(start_daemon, venue)
+
+
+async def _restart_after_queued_grants(start_daemon: StartDaemon, venue: SimVenue) -> None:
+    gateway = {"gateway": BACKLOG["gateway"]}
+    d = await start_daemon(venue=venue, **gateway)
+    plan_id = (await d.submit(_plan("restart"))).plan_id
+    await _backlogged(d, plan_id)
+    bound = len(await d.orders(plan_id)) + _budget(d).statistics().in_flight
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await d.stop()
+    assert loop.time() - began < BOUND, f"shutdown took {loop.time() - began:.1f} s"
+    sent = {o["order"]["client_order_id"] for o in await d.orders(plan_id)}
+    assert len(sent) <= bound
+    async with await Journal.open(d.directory / "journal.db") as journal:
+        assert await journal.open_orders() == ()
+        withdrawn = 0
+        for index in range(len(SYMBOLS)):
+            for row in await journal.orders_for_leg(plan_id, index):
+                if row.client_order_id in sent:
+                    continue
+                events = [e.event for e in await journal.events_for_order(row.client_order_id)]
+                assert events[-1] == "not_sent", (row, events)
+                withdrawn += 1
+        assert withdrawn, "no intent was waiting for the budget: the test proves nothing"
+    again = await start_daemon(venue=venue, directory=d.directory, **gateway)
+    again.plans.append(plan_id)
+    assert (await again.daemon.engine.status(plan_id)).state == "canceled"
+    assert {o["order"]["client_order_id"] for o in await again.orders(plan_id)} <= sent
