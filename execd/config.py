@@ -396,6 +396,21 @@ class PlansConfig(_Section):
     step 0 assesses that morning's pre-market quotes (seed 003)."""
 
 
+class RuntimeConfig(_Section):
+    """The interpreter's garbage collector while the daemon runs (`engine/gc_tuning.py`)."""
+
+    gc_freeze: bool = True
+    """Once ready, move every start-up object out of the collector's reach (`gc.freeze`):
+    a full collection then walks only what was made since, not the ~73,000 from start-up."""
+    gc_thresholds: tuple[
+        Annotated[int, Field(ge=100, le=1_000_000)],
+        Annotated[int, Field(ge=1, le=1_000)],
+        Annotated[int, Field(ge=1, le=1_000)],
+    ] = (10_000, 20, 20)
+    """`gc.set_threshold` (young, middle, old): a young collection every this many new
+    objects (Python's default is 700, 10, 10). Never 0: that would turn collection off."""
+
+
 class GatewayConfig(_Section):
     requests_per_minute: int = Field(190, ge=12, le=10_000)
     """Shared trading-API budget; Alpaca allows 200/min per account (ALPACA.md §0.4)."""
@@ -562,6 +577,7 @@ class Settings(BaseSettings):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @classmethod
     def settings_customise_sources(

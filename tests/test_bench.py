@@ -7,9 +7,10 @@ benchmarks measure what they say they measure.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from time import monotonic
@@ -195,7 +196,9 @@ def test_quality_alternative_runs_high_urgency_marketable_on_its_own_venue() -> 
 async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
     """Item 2's background load: feed.py paced at `rate` quotes/s keeps to its schedule
     (frame n no earlier than n × 100 / rate after it began) instead of blasting, and keeps
-    sending past its cycle of frames. Slowness cannot fail this; only a feed too fast can."""
+    sending past its cycle of frames, each cycle stamped later than the last (a live feed's
+    stamps only move forward; repeated ones took the daemon's dropped-old-quote path).
+    Slowness cannot fail this; only a feed too fast can."""
     import msgspec.msgpack
     from websockets.asyncio.client import connect
 
@@ -213,10 +216,74 @@ async def test_the_paced_feed_sends_no_faster_than_its_rate() -> None:
             await ws.send(encode({"action": "subscribe", "quotes": ["S000"]}))
             await ws.recv()
             frames = 0
+            stamps: list[datetime] = []
             while frames < 6:
                 quotes = msgspec.msgpack.decode(await asyncio.wait_for(ws.recv(decode=False), 30))
                 assert len(quotes) == QUOTES_PER_FRAME
+                stamps.extend(quote["t"] for quote in quotes)
                 frames += 1
             seen = monotonic()
         began = await asyncio.to_thread(feed.started_at)
     assert frames <= 1 + (seen - began) * rate / QUOTES_PER_FRAME
+    assert all(a < b for a, b in itertools.pairwise(stamps)), "a stamp went back in time"
+
+
+def test_gc_pauses_are_recorded_only_while_installed() -> None:
+    """Item 2's `reaction_gc_pause_max_ms`: one duration per collection inside the block,
+    none after it (the callback is removed)."""
+    import gc
+
+    from execd.bench.reaction import GcPauses
+
+    pauses = GcPauses()
+    with pauses.installed():
+        gc.collect()
+    assert len(pauses.pauses) == 1
+    assert pauses.pauses[0] >= 0
+    assert pauses not in gc.callbacks
+    gc.collect()
+    assert len(pauses.pauses) == 1
+
+
+def test_the_feed_frames_decode_as_the_quotes_they_stand_for() -> None:
+    """Item 1's feed builds its frames from each quote's encoded content plus its stamp (fast
+    enough for 10⁶ quotes): every frame must decode exactly as `msgpack.packb` of the same
+    quote messages would — same fields, same values, stamps 1 µs apart in frame order."""
+    import msgpack
+
+    from execd.bench.feed import QUOTES_PER_FRAME, build_frames, quote_message, symbols
+
+    quotes, count = 35_050, 50  # past one cycle of the content (50 × 97 × 7), a short last frame
+    frames = build_frames(quotes, count)
+    assert len(frames) == -(-quotes // QUOTES_PER_FRAME)
+    start = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    names = symbols(count)
+    got = [m for frame in frames for m in msgpack.unpackb(frame, timestamp=3)]
+    assert len(got) == quotes
+    for n in (0, 1, 99, 100, 33_949, 33_950, 33_951, quotes - 1):
+        assert got[n] == quote_message(names[n % count], n, start + timedelta(microseconds=n))
+
+
+async def test_a_connection_can_ask_the_feed_for_fewer_quotes() -> None:
+    """`quotes_url(url, n)`: the SDK's rounds read the first `n` quotes, then the end marker
+    (the reader's end condition), never more and never another connection's frames."""
+    import msgspec.msgpack
+    from websockets.asyncio.client import connect
+
+    from execd.bench.feed import END_SYMBOL, FeedServer, quotes_url
+
+    with FeedServer(1_000, 5) as feed:
+        async with connect(
+            quotes_url(feed.url, 300), additional_headers={"Content-Type": "application/msgpack"}
+        ) as ws:
+            encode = msgspec.msgpack.encode
+            await ws.recv()
+            await ws.send(encode({"action": "auth", "key": "k", "secret": "s"}))
+            await ws.recv()
+            await ws.send(encode({"action": "subscribe", "quotes": ["S000"]}))
+            await ws.recv()
+            seen: list[str] = []
+            while END_SYMBOL not in seen:
+                frame = await asyncio.wait_for(ws.recv(decode=False), 30)
+                seen += [q["S"] for q in msgspec.msgpack.decode(frame)]
+    assert len(seen) == 301

@@ -293,3 +293,69 @@ def test_hostile_values_render(tmp_path: Path) -> None:
     assert line["error"] == "x"
     assert line["thing"].startswith("<object")
     assert int(line["big"]) == 10**40
+
+
+def test_the_fused_pipeline_writes_what_structlogs_own_chain_writes() -> None:
+    """`_JsonLine` and the bound-logger short cut give, key for key and in order, the line
+    structlog's own method and the four processors they replace give: bound loggers,
+    positional and mapping interpolation, aliases, ``log()``, exceptions, stack info, keys
+    that collide with the stamp's, the bound context, levels below the filter."""
+    import io
+
+    from execd.logs import _MERGE, _Extras, _render_text
+
+    def emit(log: Any) -> None:
+        with structlog.contextvars.bound_contextvars(plan_id="p", leg=1, step=2):
+            log.info("plain", price=Decimal("1.10"), symbol="ÄÖ€")
+            log.bind(client_order_id="c", step=7).warning("bound", n=1)
+            log.bind(level="bound", timestamp="bound").info("bound_stamp_keys")
+            log.warn("lost %s after %s", "1006", 2)
+            log.error("mapping %(code)s", {"code": 7})
+            log.msg("alias")
+            log.fatal("fatal_alias")
+            log.log(logging.WARNING, "via_log", x=None)
+            log.debug("filtered")
+            log.info("stamped", timestamp="mine", level="mine_too")
+            log.info("stack", stack_info=True)
+            try:
+                raise ValueError("no")
+            except ValueError:
+                log.exception("failed", plan_id="override")
+
+    ours = io.StringIO()
+    configure_logging("info", "json", ours)
+    emit(structlog.get_logger("execd.leg"))
+
+    reference = io.StringIO()
+    structlog.configure(
+        processors=[
+            _MERGE,
+            _Stamp(),
+            _Extras(
+                structlog.processors.ExceptionRenderer(
+                    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+                )
+            ),
+            _render_text,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=lambda *_: structlog.WriteLogger(reference),
+    )
+    emit(structlog.get_logger("execd.leg"))
+
+    def parsed(out: io.StringIO) -> list[list[tuple[str, Any]]]:
+        lines = [json.loads(x) for x in out.getvalue().splitlines()]
+        return [
+            [(k, v) for k, v in line.items() if k != "timestamp" and k != "stack"] for line in lines
+        ]
+
+    got, expected = parsed(ours), parsed(reference)
+    assert len(got) == 11
+    assert got == expected
+    assert [dict(line)["event"] for line in got][:5] == [
+        "plain",
+        "bound",
+        "bound_stamp_keys",
+        "lost 1006 after 2",
+        "mapping 7",
+    ]

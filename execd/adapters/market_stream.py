@@ -8,7 +8,7 @@ works too.
 
 The cache is latest-wins (STYLE.md rule 7): quotes are never queued; a leg reads the
 newest NBBO — newest by the quote's own venue time, so a delayed or replayed older quote
-never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one event per symbol). A
+never replaces it (review 2) — or awaits `wait_quote(symbol, newer_than)` (one future per symbol). A
 quote's `as_of` (see `Quote`) is the quote's *own* venue timestamp (``t``), never
 later than its receipt (DESIGN.md "Fresh quote", seed 000's "quotes within 5
 seconds"): a silent symbol, a stalled or dropped socket all leave the quote ageing on
@@ -32,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter, le
+from operator import attrgetter
 from typing import Literal
 
 import msgspec
@@ -174,16 +174,22 @@ _STAMP = attrgetter("t")
 _SYMBOL = attrgetter("S")
 
 
-def _in_time_order_quotes(messages: list[Decoded]) -> bool:
-    """Whether a frame holds only quotes, each stamped, in non-decreasing venue time: the
-    frame whose per-symbol newest quote is simply its last one. Every step runs in C."""
-    if not messages or set(map(type, messages)) != {QuoteMsg}:
-        return False
-    stamps = list(map(_STAMP, messages))
+_QUOTES_ONLY = {QuoteMsg}
+
+
+def _by_venue_time(messages: Sequence[Decoded]) -> list[QuoteMsg] | None:
+    """A frame that holds only quotes, each stamped, sorted by venue time ``t`` (stable:
+    ties keep their frame order), so that each symbol's newest quote is its last one; None
+    for any other frame. Every step runs in C, and a frame already in time order — every
+    frame a live feed sends — costs one comparison per quote."""
+    if not messages or set(map(type, messages)) != _QUOTES_ONLY:
+        return None
     try:
-        return all(map(le, stamps, stamps[1:]))
-    except TypeError:  # a quote without `t`
-        return False
+        ordered: list[QuoteMsg] = sorted(messages, key=_STAMP)  # type: ignore[arg-type]
+    except TypeError:  # a quote without `t` among stamped ones (None < datetime)
+        return None
+    # a lone quote is never compared: its `t` may still be None
+    return None if ordered[0].t is None else ordered
 
 
 def _older(quote: QuoteMsg, than: QuoteMsg, received: datetime) -> bool:
@@ -245,7 +251,7 @@ class MarketStream:
         self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
         self._halted: dict[str, StatusMsg] = {}
-        self._quote_events: dict[str, asyncio.Event] = {}
+        self._quote_arrivals: dict[str, asyncio.Future[None]] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         #: per symbol, when its last trade or status arrived (quotes: `_received`).
         self._last_message: dict[str, datetime] = {}
@@ -317,8 +323,9 @@ class MarketStream:
     async def wait_quote(self, symbol: str, newer_than: datetime | None = None) -> Quote:
         """Wait for a quote of `symbol` received after `newer_than` (any quote if None).
 
-        Returns at once if the cache already holds one. Waits on an event per symbol,
-        never polls; callers bound it with a timeout (the stream may be down).
+        Returns at once if the cache already holds one. Waits on the symbol's
+        `quote_arrival`, never polls; callers bound it with a timeout (the stream may be
+        down) — a timeout cancels only this wait, never the shared future.
         """
         while True:
             received = self._received.get(symbol)
@@ -326,10 +333,34 @@ class MarketStream:
                 quote = self.quote(symbol)
                 assert quote is not None
                 return quote
-            event = self._quote_events.get(symbol)
-            if event is None:
-                event = self._quote_events[symbol] = asyncio.Event()
-            await event.wait()
+            await asyncio.shield(self.quote_arrival(symbol, newer_than))
+
+    def quote_arrival(
+        self, symbol: str, newer_than: datetime | None = None
+    ) -> asyncio.Future[None]:
+        """A future done when a quote (or a status) of `symbol` arrives after `newer_than`;
+        done already if the cache holds one.
+
+        One future per symbol, shared by every waiter: await it through `asyncio.wait` or
+        `asyncio.shield`, never cancel it. Why a future and not a task around
+        `wait_quote`: the quote then wakes `asyncio.wait` directly — one loop turn fewer
+        between a quote and the leg's reaction (issue 14 item 2).
+        """
+        received = self._received.get(symbol)
+        loop = asyncio.get_running_loop()
+        if received is not None and (newer_than is None or received > newer_than):
+            arrived: asyncio.Future[None] = loop.create_future()
+            arrived.set_result(None)
+            return arrived
+        arrival = self._quote_arrivals.get(symbol)
+        if arrival is None or arrival.done():
+            arrival = self._quote_arrivals[symbol] = loop.create_future()
+        return arrival
+
+    def _arrived(self, symbol: str) -> None:
+        arrival = self._quote_arrivals.pop(symbol, None)
+        if arrival is not None and not arrival.done():  # done: someone cancelled it (a bug)
+            arrival.set_result(None)
 
     def halted(self, symbol: str) -> StatusMsg | None:
         """The status message that halted `symbol`, while it is halted (None: trading).
@@ -546,55 +577,87 @@ class MarketStream:
             await asyncio.sleep(remaining)
 
     async def _reader(self, ws: ClientConnection) -> None:
-        """The hot path (issue 14): per frame one decode, one pass that keeps each symbol's
-        newest quote *by its venue time* ``t`` (ties: the later in the frame; a delayed
-        quote earlier in time never wins, review 2), then the cache update."""
+        """Receive frames and apply each as it arrives (`_on_frame`)."""
         loop = asyncio.get_running_loop()
-        decode = self._decoder.decode
-        quote_type = QuoteMsg
+        on_frame = self._on_frame
         while True:
             frame = await ws.recv()
             self._last_rx = loop.time()
-            now = self._clock()
-            self._last_frame = now
-            try:
-                messages = decode(frame)
-            except msgspec.DecodeError as exc:
-                log.error(
-                    "stream_frame_undecodable", stream="market", error=str(exc), frame=frame[:200]
-                )
-                continue
-            if _in_time_order_quotes(messages):
-                # The common frame (only quotes, stamped in time order): the last quote of
-                # a symbol is its newest, so a C-level last-wins dict gives the same result
-                # as the loop below without a Python step per quote (issue 14 item 1).
-                newest = dict(zip(map(_SYMBOL, messages), messages, strict=True))
-                self._on_quotes(newest, now)
-                continue
-            latest: dict[str, QuoteMsg] = {}
-            others: list[Decoded] = []
-            for message in messages:
-                if message.__class__ is quote_type:
-                    # `_older` inline (a call per quote is a measurable share of ingest); one
-                    # frame shares one receipt time, so no cap at receipt is needed here
-                    kept = latest.get(message.S)
-                    if (
-                        kept is not None
-                        and (t := message.t) is not None
-                        and (kept_t := kept.t) is not None
-                        and t < kept_t
-                    ):
-                        continue
-                    latest[message.S] = message
-                else:
-                    others.append(message)
-            if latest:
-                self._on_quotes(latest, now)
-            for message in others:
-                self._handle(message, now)
+            on_frame(frame)
 
-    def _on_quotes(self, latest: dict[str, QuoteMsg], now: datetime) -> None:
-        """Cache one frame's newest quote per symbol and wake their waiters.
+    def _on_frame(self, frame: bytes | str) -> None:
+        """The hot path (issue 14): one decode, one pass that keeps each symbol's newest
+        quote *by its venue time* ``t`` (ties: the later in the frame; a delayed quote
+        earlier in time never wins, review 2), then the cache update."""
+        now = self._clock()
+        self._last_frame = now
+        try:
+            messages = self._decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            log.error(
+                "stream_frame_undecodable", stream="market", error=str(exc), frame=frame[:200]
+            )
+            return
+        ordered = _by_venue_time(messages)
+        if ordered is not None:
+            self._on_ordered_quotes(ordered, now)
+            return
+        latest: dict[str, QuoteMsg] = {}
+        others: list[Decoded] = []
+        for message in messages:
+            if message.__class__ is QuoteMsg:
+                # `_older` inline (a call per quote is a measurable share of ingest); one
+                # frame shares one receipt time, so no cap at receipt is needed here
+                kept = latest.get(message.S)
+                if (
+                    kept is not None
+                    and (t := message.t) is not None
+                    and (kept_t := kept.t) is not None
+                    and t < kept_t
+                ):
+                    continue
+                latest[message.S] = message
+            else:
+                others.append(message)
+        if latest:
+            self._on_quotes(latest, now)
+        for message in others:
+            self._handle(message, now)
+
+    def _on_ordered_quotes(self, ordered: list[QuoteMsg], now: datetime) -> None:
+        """Cache a frame of stamped quotes sorted by venue time (`_by_venue_time`): the
+        common frame, in C-level steps only (issue 14 item 1).
+
+        The last quote of a symbol is its newest, so the cache takes the frame's pairs in
+        order (last wins: no per-frame dict first). None is older than its symbol's cached
+        quote when the frame's first stamp is not before `_high_water` (`_keep_newer`);
+        otherwise, or with late data for an unsubscribed symbol, `_on_quotes` judges each
+        symbol.
+        """
+        names = list(map(_SYMBOL, ordered))
+        first, last = ordered[0].t, ordered[-1].t
+        assert first is not None  # `_by_venue_time`: all stamped
+        assert last is not None
+        if first < self._high_water or not self._wanted.issuperset(names):
+            self._on_quotes(dict(zip(names, ordered, strict=True)), now, (first, last))
+            return
+        self._had_data = True
+        self._latest.update(zip(names, ordered, strict=True))
+        self._received.update(dict.fromkeys(names, now))
+        # a cached quote counts as stamped no later than its receipt (`_older`)
+        self._high_water = max(self._high_water, min(last, now))
+        if self._quote_arrivals:
+            for symbol in self._quote_arrivals.keys() & names:
+                self._arrived(symbol)
+
+    def _on_quotes(
+        self,
+        latest: dict[str, QuoteMsg],
+        now: datetime,
+        span: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """Cache one frame's newest quote per symbol and wake their waiters (`span`: the
+        frame's earliest and latest venue time, when the caller knows them).
 
         Every quote here is valid: the decoder drops (and logs) a NaN, infinite or
         negative price or size, or a time without UTC offset, so the previous NBBO stays
@@ -607,31 +670,40 @@ class MarketStream:
                 del latest[symbol]
             if not latest:
                 return
-        if not self._keep_newer(latest, now):
+        if not self._keep_newer(latest, now, span):
             return
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
-        events = self._quote_events
-        if events:
-            for symbol in events.keys() & latest.keys():
-                events.pop(symbol).set()
+        if self._quote_arrivals:
+            for symbol in self._quote_arrivals.keys() & latest.keys():
+                self._arrived(symbol)
 
-    def _keep_newer(self, latest: dict[str, QuoteMsg], now: datetime) -> bool:
+    def _keep_newer(
+        self,
+        latest: dict[str, QuoteMsg],
+        now: datetime,
+        span: tuple[datetime, datetime] | None = None,
+    ) -> bool:
         """Drop from `latest` each quote older by venue time than its symbol's cached one;
         False when none is left.
 
-        Fast path, C-level per quote: a frame whose earliest ``t`` is not before
-        `_high_water` (no cached quote counts as stamped later) holds no older quote, and
-        a feed in time order always takes it. Otherwise (a late quote, a quote without
-        ``t``) each symbol is compared with its cached quote (`_older`).
+        Fast path: a frame whose earliest ``t`` (`span`'s first, else computed in C) is not
+        before `_high_water` (no cached quote counts as stamped later) holds no older
+        quote, and a feed in time order always takes it. Otherwise (a late quote, a quote
+        without ``t``) each symbol is compared with its cached quote (`_older`).
         """
-        stamps = list(map(_STAMP, latest.values()))
-        try:
-            earliest, latest_t = min(stamps), max(stamps)
-        except TypeError:  # a quote without `t`
-            earliest = None
-            latest_t = max((t for t in stamps if t is not None), default=None)
+        earliest: datetime | None
+        latest_t: datetime | None
+        if span is not None:
+            earliest, latest_t = span
+        else:
+            stamps = list(map(_STAMP, latest.values()))
+            try:
+                earliest, latest_t = min(stamps), max(stamps)
+            except TypeError:  # a quote without `t`
+                earliest = None
+                latest_t = max((t for t in stamps if t is not None), default=None)
         if earliest is None or earliest < self._high_water:
             cache, received = self._latest, self._received
             older = [
@@ -686,9 +758,7 @@ class MarketStream:
                 self._had_data = True
                 self._on_status(message)
                 # A leg waiting for a quote is woken to see the halt (or its end).
-                event = self._quote_events.pop(message.S, None)
-                if event is not None:
-                    event.set()
+                self._arrived(message.S)
             case SubscriptionMsg():
                 log.info(
                     "stream_subscription",

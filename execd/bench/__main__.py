@@ -33,7 +33,7 @@ def _items(profile: Profile) -> dict[str, Callable[[], list[Figure]]]:
     def ingest() -> list[Figure]:
         from execd.bench import ingest as item
 
-        return item.run(profile.ingest_quotes, profile.ingest_rounds)
+        return item.run(profile.ingest_quotes, profile.ingest_rounds, profile.ingest_sdk_quotes)
 
     def reaction() -> list[Figure]:
         from execd.bench import reaction as item

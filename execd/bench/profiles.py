@@ -11,7 +11,9 @@ class Profile:
     """Sizes per item; the quick profile must finish under 5 minutes on 2 shared cores."""
 
     name: str
+    #: quotes a round for the daemon and the floor, and for the (~20x slower) SDK
     ingest_quotes: int
+    ingest_sdk_quotes: int
     ingest_rounds: int
     reaction_events: int
     scale_legs: int
@@ -29,8 +31,9 @@ class Profile:
 
 QUICK = Profile(
     name="quick",
-    ingest_quotes=200_000,
-    ingest_rounds=3,
+    ingest_quotes=500_000,
+    ingest_sdk_quotes=50_000,
+    ingest_rounds=5,
     reaction_events=500,
     scale_legs=2_000,
     scale_limit_s=45,
@@ -54,6 +57,7 @@ QUICK = Profile(
 FULL = Profile(
     name="full",
     ingest_quotes=1_000_000,
+    ingest_sdk_quotes=200_000,
     ingest_rounds=5,
     reaction_events=2_000,
     scale_legs=2_000,

@@ -40,6 +40,7 @@ from execd.config import ConfigError, Settings
 from execd.control.server import default_allowed_uids, serve
 from execd.engine.clock import VenueClock
 from execd.engine.core import Engine, EngineInfo
+from execd.engine.gc_tuning import GcTuning, tuned_gc
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import OrderPoller
@@ -311,20 +312,23 @@ async def running_daemon(
                             _watchdog(notifier, notifier.watchdog_interval), name="watchdog"
                         )
                     )
-                _log.info(
-                    "daemon_ready",
-                    socket=str(settings.api.socket_path),
-                    clock_offset_seconds=clock.offset.total_seconds(),
-                    **endpoints.redacted(),
-                )
-                notifier.ready(f"ready: venue {endpoints.kind}, feed {endpoints.feed}")
-                daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
-                daemon.telemetry = telemetry
-                try:
-                    yield daemon
-                finally:
-                    for task in tasks:
-                        task.cancel()
+                # Start-up objects out of the collector's reach before anything trades
+                # (issue 14 item 2: a full collection stopped the loop for tens of ms).
+                with tuned_gc(gc_tuning(settings)):
+                    _log.info(
+                        "daemon_ready",
+                        socket=str(settings.api.socket_path),
+                        clock_offset_seconds=clock.offset.total_seconds(),
+                        **endpoints.redacted(),
+                    )
+                    notifier.ready(f"ready: venue {endpoints.kind}, feed {endpoints.feed}")
+                    daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
+                    daemon.telemetry = telemetry
+                    try:
+                        yield daemon
+                    finally:
+                        for task in tasks:
+                            task.cancel()
     _log.info("daemon_stopped")
 
 
@@ -388,6 +392,11 @@ async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
         offset_seconds=clock.offset.total_seconds(),
         behind_at_most_seconds=round(behind, 6),
     )
+
+
+def gc_tuning(settings: Settings) -> GcTuning:
+    """The collector's settings for the running daemon (`[runtime]`)."""
+    return GcTuning(settings.runtime.gc_freeze, settings.runtime.gc_thresholds)
 
 
 async def _journal_guard(journal: Journal, engine: Engine) -> None:

@@ -518,17 +518,22 @@ class LegRunner:
                 return events
             await self._reap_waiters()
             timeout = self._timeout()
-            waiters = {
+            waiters: set[asyncio.Future[Any]] = {
                 asyncio.ensure_future(self._inbox_ready()),
-                asyncio.ensure_future(self._feed.wait_quote()),
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(self._inbox.overflowed.wait()),
                 asyncio.ensure_future(self._hold.wait_change()),
             }
             if not self._hold.holding and self._feed.wants_rest(self.state):
                 waiters.add(asyncio.ensure_future(self._feed.reread()))
+            # The stream's own future, not a task around a wait: a quote then wakes this
+            # wait directly, one loop turn fewer before the reaction (issue 14 item 2).
+            # Shared with every waiter of the symbol: never cancelled here.
+            arrival = self._feed.arrival()
             try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {arrival, *waiters}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 # Cancelled now, awaited at the next wait (`_reap_waiters`): awaiting them
                 # here cost a loop turn between the input and the leg's reaction to it.

@@ -148,9 +148,10 @@ class QuoteFeed:
         since = self._clock.monotonic() - self._last_fed_mono
         return max(REFEED_INTERVAL - since, 0.0) + 0.001
 
-    async def wait_quote(self) -> None:
-        """Return when a quote (or status) for the symbol arrives after the last look."""
-        await self._quotes.wait_quote(self._symbol, self._seen_at)
+    def arrival(self) -> asyncio.Future[None]:
+        """Done when a quote (or status) for the symbol arrives after the last look: the
+        stream's shared future (`MarketStream.quote_arrival`) — never cancel it."""
+        return self._quotes.quote_arrival(self._symbol, self._seen_at)
 
 
 def _market_of(quote: Quote) -> tuple[object, ...]:

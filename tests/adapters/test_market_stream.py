@@ -413,21 +413,59 @@ async def test_bad_messages_are_logged_and_the_rest_of_the_frame_lands(
     assert stream.vwap("SPY").vwap == Decimal(10)
 
 
-def test_the_fast_path_takes_only_frames_whose_last_quote_is_the_newest() -> None:
-    """The C-level pass (last quote of a symbol wins) is taken only for a frame of stamped
-    quotes in non-decreasing venue time; any other frame goes through the per-quote pass
-    that keeps the newest by `t` (review 2)."""
-    from execd.adapters.market_stream import _in_time_order_quotes
+def test_the_fast_path_orders_a_frame_of_stamped_quotes_by_venue_time() -> None:
+    """The C-level pass (last quote of a symbol wins) takes a frame of stamped quotes sorted
+    by venue time, ties in frame order, so each symbol's last quote is its newest (review
+    2) whatever order the frame came in; a frame with anything else in it (a status, a
+    quote without `t`, even alone) goes through the per-quote pass."""
+    from execd.adapters.market_stream import _by_venue_time
     from execd.adapters.wire import QuoteMsg, StatusMsg
 
     t0 = datetime(2026, 5, 11, 14, 0, tzinfo=UTC)
 
-    def q(symbol: str, seconds: float | None) -> QuoteMsg:
+    def q(symbol: str, seconds: float | None, bid: float = 1.0) -> QuoteMsg:
         t = None if seconds is None else t0 + timedelta(seconds=seconds)
-        return QuoteMsg(S=symbol, bp=1.0, bs=1.0, ap=1.01, as_=1.0, t=t)
+        return QuoteMsg(S=symbol, bp=bid, bs=1.0, ap=bid + 0.01, as_=1.0, t=t)
 
-    assert _in_time_order_quotes([q("A", 0), q("B", 0), q("A", 1)])  # ties and repeats
-    assert not _in_time_order_quotes([q("A", 1), q("A", 0)])  # a later-stamped quote first
-    assert not _in_time_order_quotes([q("A", 0), q("B", None)])  # a quote without `t`
-    assert not _in_time_order_quotes([q("A", 0), StatusMsg(S="A", sc="H", sm="halt")])
-    assert not _in_time_order_quotes([])
+    in_order = [q("A", 0), q("B", 0), q("A", 1)]
+    assert _by_venue_time(in_order) == in_order
+    newer, older, tie_first, tie_last = q("A", 5), q("A", 1), q("B", 2, 2.0), q("B", 2, 3.0)
+    ordered = _by_venue_time([newer, tie_first, older, tie_last])
+    assert ordered is not None
+    assert [m.t for m in ordered] == sorted(m.t for m in ordered if m.t is not None)
+    last = {m.S: m for m in ordered}
+    assert last["A"] is newer  # the newer one, although it came first
+    assert last["B"] is tie_last  # a tie: the later in the frame
+    assert _by_venue_time([q("A", 0), q("B", None)]) is None  # a quote without `t`
+    assert _by_venue_time([q("A", None), q("B", None)]) is None
+    assert _by_venue_time([q("A", None)]) is None  # alone: never compared, still refused
+    assert _by_venue_time([q("A", 0), StatusMsg(S="A", sc="H", sm="halt")]) is None
+    assert _by_venue_time([]) is None
+
+
+async def test_a_frame_of_quotes_only_still_never_turns_a_symbol_back_in_time(
+    fake: FakeDataStream,
+) -> None:
+    """The C-level path judges a quotes-only frame against the cache by the frame's
+    *earliest* venue time: a frame whose other quote is newer than everything cached must
+    not carry in a quote older than its symbol's cached one (SPY stays at +5 s), and a
+    frame out of time order still caches each symbol's newest (QQQ at +7 s)."""
+    clock = ManualClock()
+    clock.advance(10)
+    stream = make_stream(fake, clock)
+    stream.subscribe(["SPY", "QQQ"])
+    async with started(stream):
+        await fake.wait_for("subscription", lambda: fake.subscribed == {"SPY", "QQQ"})
+        await fake.send([quote("SPY", 500.10, 500.12, t=T0 + timedelta(seconds=5))])
+        first = await asyncio.wait_for(stream.wait_quote("SPY"), DEADLINE)
+        await fake.send(
+            [
+                quote("QQQ", 400.20, 400.22, t=T0 + timedelta(seconds=7)),
+                quote("SPY", 499.00, 499.02, t=T0 + timedelta(seconds=1)),
+                quote("QQQ", 400.00, 400.02, t=T0 + timedelta(seconds=6)),
+            ]
+        )
+        qqq = await asyncio.wait_for(stream.wait_quote("QQQ"), DEADLINE)
+        spy = stream.quote("SPY")
+    assert spy is first
+    assert (qqq.bid, qqq.venue_time) == (Decimal("400.2"), T0 + timedelta(seconds=7))
