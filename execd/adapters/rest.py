@@ -395,11 +395,13 @@ class RestGateway:
         direction: str | None = None,
         symbols: list[str] | None = None,
         priority: Priority = Priority.READ,
+        withdraw: Withdrawal | None = None,
     ) -> list[Order]:
         """``GET /v2/orders`` (§1.5): `after`/`until` are exclusive, on submission time.
 
         At most `limit` (≤ 500) orders come back; reconcile wider ranges page by page. A
-        listing that is part of cancelling (the kill switch) queues as a cancel.
+        listing that is part of cancelling (the kill switch) queues as a cancel; one that
+        is part of sending an order may be withdrawn with it (`SendWithdrawn`).
         """
         request = GetOrdersRequest(
             status=status,
@@ -411,15 +413,16 @@ class RestGateway:
             symbols=symbols,
         )
         answer = await self._read(
-            "/v2/orders", _query(request.to_request_fields()), priority=priority
+            "/v2/orders", _query(request.to_request_fields()), priority=priority, withdraw=withdraw
         )
         return [_parse(Order, item) for item in _list(answer)]
 
     # ------------------------------------------------------------------ account, market
 
-    async def account(self) -> TradeAccount:
-        """``GET /v2/account`` (§2.1)."""
-        return _parse(TradeAccount, (await self._read("/v2/account")).json())
+    async def account(self, *, withdraw: Withdrawal | None = None) -> TradeAccount:
+        """``GET /v2/account`` (§2.1); `SendWithdrawn` once `withdraw` is set before it is
+        sent (a release wave of a plan that was stopped meanwhile)."""
+        return _parse(TradeAccount, (await self._read("/v2/account", withdraw=withdraw)).json())
 
     async def positions(self) -> list[Position]:
         """``GET /v2/positions`` (§2.2)."""
@@ -552,14 +555,21 @@ class RestGateway:
         *,
         base: str | None = None,
         priority: Priority | None = Priority.READ,
+        withdraw: Withdrawal | None = None,
     ) -> _Answer:
-        """A GET, repeated with backoff on 429, 5xx and lost answers."""
+        """A GET, repeated with backoff on 429, 5xx and lost answers (`SendWithdrawn` once
+        `withdraw` is set before it is sent)."""
         delays = self._delays()
         last: Exception = VenueUnavailable(path)
         for attempt in range(1, self._config.read_attempts + 1):
             try:
                 answer = await self._attempt(
-                    "GET", base or self._config.trading_url, path, priority, params=params
+                    "GET",
+                    base or self._config.trading_url,
+                    path,
+                    priority,
+                    params=params,
+                    withdraw=withdraw,
                 )
             except _NoAnswer as exc:
                 last = VenueUnavailable(str(exc))

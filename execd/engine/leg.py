@@ -316,7 +316,10 @@ class LegRunner:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
             await clear_opposite_side(
-                self._ports.rest, action, self._ports.params.confirm_timeout_seconds
+                self._ports.rest,
+                action,
+                self._ports.params.confirm_timeout_seconds,
+                self._withdrawal,
             )
         refused = await self._journal.intent(
             cid,
