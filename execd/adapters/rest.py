@@ -16,7 +16,9 @@ Every request passes through the shared `RequestBudget` with its priority.
 Retries, and the rule that matters most
 ---------------------------------------
 Reads (GET) are repeated with jittered backoff on 429, 5xx, timeouts and resets,
-then raise `RateLimited` or `VenueUnavailable`.
+then raise `RateLimited` or `VenueUnavailable`. Reads and writes have a connection pool
+each, so a read (the calendar a submit validates against, the look-up that settles a
+lost write) never waits for a connection behind order writes a slow venue holds.
 
 A write whose answer is lost is never repeated blind. ``POST /v2/orders`` that times
 out, is reset or answers 5xx is resolved by asking for the order by its client order
@@ -103,8 +105,15 @@ class RestConfig:
     feed: str = "iex"
     total_timeout: float = 10.0
     connect_timeout: float = 3.0
+    #: keep-alive connections per pool. Reads (GET) and writes have a pool each, so a read
+    #: never queues behind writes an overloaded venue answers slowly.
+    connections: int = 32
     #: attempts for a read (the first try included).
     read_attempts: int = 4
+    #: no read attempt starts later than this after the first (seconds): a read waits up
+    #: to `total_timeout` for a pooled connection and its answer, so attempts alone would
+    #: let an unanswering venue hold a submit for attempts x total_timeout.
+    read_window: float = 20.0
     #: attempts for a write, counting every resend after a look-up said 404.
     write_attempts: int = 4
     #: no copy of a write leaves later than this after the first (seconds): what a
@@ -131,6 +140,12 @@ class _Answer:
 
 class _NoAnswer(Exception):
     """A request that got no HTTP answer (timeout, reset, refused connection)."""
+
+
+class _NotSent(_NoAnswer):
+    """A request that never left: no connection could be had (refused, or none free and
+    none opened within the connect timeout). aiohttp raises these before writing a byte,
+    so a write that fails so is not uncertain: there is nothing at the venue to settle."""
 
 
 def wire_decimal(value: Decimal) -> str:
@@ -179,23 +194,36 @@ class RestGateway:
         self._rand = rand
         self._clock = clock
         self._session = session
+        self._read_session = session
         self._owns_session = session is None
         self.quote_batch = LatestQuoteBatcher(self.latest_quotes)
 
     async def __aenter__(self) -> Self:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=self._config.total_timeout, connect=self._config.connect_timeout
-                ),
-                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60.0),
-                headers={
-                    "APCA-API-KEY-ID": self._config.key_id,
-                    "APCA-API-SECRET-KEY": self._config.secret_key,
-                    "User-Agent": self._config.user_agent,
-                },
+            total, connect = self._config.total_timeout, self._config.connect_timeout
+            # A write that cannot get a connection soon fails (and is settled by look-up)
+            # rather than go out late at a stale price: `connect` bounds the pool's wait too.
+            self._session = self._new_session(aiohttp.ClientTimeout(total, connect=connect))
+            # A read waits its turn for a connection, bounded by the total timeout only;
+            # `sock_connect` still bounds reaching the venue. Charging the wait to the
+            # connect timeout failed reads that were never sent, and each retry went back
+            # to the end of the queue (a refused submit on an overloaded venue, issue 14).
+            self._read_session = self._new_session(
+                aiohttp.ClientTimeout(total, sock_connect=connect)
             )
         return self
+
+    def _new_session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        """One pool of keep-alive connections (the gateway opens two: reads, writes)."""
+        return aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=self._config.connections, keepalive_timeout=60.0),
+            headers={
+                "APCA-API-KEY-ID": self._config.key_id,
+                "APCA-API-SECRET-KEY": self._config.secret_key,
+                "User-Agent": self._config.user_agent,
+            },
+        )
 
     async def __aexit__(
         self,
@@ -206,10 +234,12 @@ class RestGateway:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session (keep-alive connections included) if this gateway opened it."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        """Close the sessions (keep-alive connections included) if this gateway opened them."""
+        if self._owns_session:
+            for session in (self._session, self._read_session):
+                if session is not None:
+                    await session.close()
+        self._session = self._read_session = None
 
     @property
     def budget(self) -> RequestBudget:
@@ -513,9 +543,9 @@ class RestGateway:
         for the slot, at once). Both are checked when the slot is granted, right before
         the request goes out, with no await in between: a request is sent or it is not.
         """
-        if self._session is None:
+        session = self._read_session if method == "GET" else self._session
+        if session is None:
             raise RuntimeError("RestGateway used outside `async with`")
-        session = self._session
         data = None if body is None else json.dumps(body)
         headers = None if body is None else {"Content-Type": "application/json"}
 
@@ -545,6 +575,8 @@ class RestGateway:
                 answer = await exchange()
                 slot.observe(answer.status, answer.headers)
                 return answer
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            raise _NotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _NoAnswer(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
 
@@ -561,6 +593,8 @@ class RestGateway:
         `withdraw` is set before it is sent)."""
         delays = self._delays()
         last: Exception = VenueUnavailable(path)
+        loop = asyncio.get_running_loop()
+        closes = loop.time() + self._config.read_window
         for attempt in range(1, self._config.read_attempts + 1):
             try:
                 answer = await self._attempt(
@@ -581,8 +615,12 @@ class RestGateway:
                 if answer.status != 429 and answer.status < 500:
                     raise error
                 last = error
-            if attempt < self._config.read_attempts:
-                await self._sleep(next(delays), "GET " + path, attempt, last)
+            if attempt == self._config.read_attempts:
+                break
+            delay = next(delays)
+            if loop.time() + delay > closes:
+                break  # the next attempt would start after the read's window
+            await self._sleep(delay, "GET " + path, attempt, last)
         raise last
 
     async def _write_order(
@@ -654,6 +692,18 @@ class RestGateway:
                     sent=sent - 1,
                 )
                 raise
+            except _NotSent as exc:
+                # Never left (no connection): not uncertain, so no look-up — sent again
+                # after the backoff, like any attempt (issue 14: unsent orders on an
+                # overloaded venue made a storm of look-ups that timed out in turn).
+                last = exc
+                log.warning(
+                    "order_write_not_sent",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    attempt=attempt,
+                    reason=str(exc),
+                )
             except _NoAnswer as exc:
                 ambiguous, last = True, exc
             else:
@@ -709,6 +759,9 @@ class RestGateway:
                 await self._sleep(next(delays), operation, attempt, last)
         if ambiguous:
             raise OutcomeUnknown(operation, client_order_id, None) from last
+        if isinstance(last, _NotSent):
+            # No copy left: the order does not exist; the leg sends it anew, priced afresh.
+            raise SendExpired(f"{operation}: not sent, no connection to the venue") from last
         if isinstance(last, RateLimited):
             # Every answer was a 429 ("not processed", ALPACA.md §0.4): no copy exists, so
             # the order is not sent rather than refused, and the leg sends it anew (priced

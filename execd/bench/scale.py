@@ -20,6 +20,7 @@ Rounds are interleaved (import probes and daemon starts alternate); medians are 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -165,11 +166,14 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     if r["release_extrapolated"]:
         release_note = f"EXTRAPOLATED from the rate at the {limit_s:.0f} s limit; {how}"
     wall_note = how if r["finished"] else f"stopped at the {limit_s:.0f} s limit; {how}"
-    lag_note = how
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; "
+    lag_note = load + how
     if r["lag_p99_ms"] > 10:
         lag_note = (
-            "why over 10 ms: execd/bench/README.md §3 (py-spy: an overloaded venue's order"
-            f" timeouts and resolutions, the journal thread, per-leg ladder work); {how}"
+            "why over 10 ms: execd/bench/README.md §3 (py-spy: the venue, in the same machine,"
+            " needs ~0.5 core for its 2,000-symbol market alone and falls behind when the"
+            " machine is loaded, its slow answers reach the daemon; then the legs' wake-ups)"
+            f"; {load}{how}"
         )
     n = legs
     submit_note = how if submit_error is None else f"REFUSED: {submit_error}; figure: {how}"

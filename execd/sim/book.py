@@ -96,8 +96,22 @@ class SymbolBook:
 
     def top(self, now: datetime) -> tuple[Level | None, Level | None]:
         """The displayed NBBO (bid, ask); None for an empty side."""
-        bids, asks = self.levels(False, now), self.levels(True, now)
-        return (bids[0] if bids else None, asks[0] if asks else None)
+        return self._best(False, now), self._best(True, now)
+
+    def _best(self, is_ask: bool, now: datetime) -> Level | None:
+        """`levels(is_ask, now)[0]` without building the other levels: every tick publishes
+        the top (issue 14: the venue at 2,000 symbols). A consumption left below one share
+        reads as none wherever it is read, so stopping early changes no answer."""
+        if self.snapshot is None:
+            return None
+        raw = self.snapshot.asks if is_ask else self.snapshot.bids
+        if not self._consumed:
+            return next((lvl for lvl in raw if lvl.size > 0), None)
+        for lvl in raw:
+            size = int(lvl.size - self._still_consumed((is_ask, lvl.price), now))
+            if size > 0:
+                return Level(lvl.price, size)
+        return None
 
     # -- taking ---------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class ComplexOrders(EngineState):
             leg.parent_id = parent.id
             parent.legs.append(leg.id)
             self._orders[leg.id] = leg
+            self._open_orders.add(leg)
             legs.append(leg)
         return legs
 

@@ -46,7 +46,7 @@ from execd.sim.market import (
 )
 from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
 from execd.sim.marketdrive import MarketDriver
-from execd.sim.orders import NOT_ROUTED, OrderRequest, SimOrder
+from execd.sim.orders import NOT_ROUTED, OpenOrders, OrderRequest, SimOrder
 from execd.sim.state import TradeUpdateListener
 from execd.sim.tape import TapeMarket
 
@@ -101,6 +101,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._activity = AccountActivity(self._account_id, self._now, config.cash)
         self._day_marks: dict[str, Decimal] = {s: spec.price for s, spec in self._specs.items()}
         self._orders: dict[str, SimOrder] = {}
+        self._open_orders = OpenOrders()
         self._ledger = Ledger(
             self._account,
             self._orders,
@@ -108,6 +109,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
             self._mark,
             multiplier=config.multiplier,
             shorting_enabled=config.shorting_enabled,
+            open_orders=self._open_orders,
         )
         self._by_client_id: dict[str, SimOrder] = {}
         self._fills: list[dict[str, Any]] = []
@@ -304,7 +306,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         """DELETE /v2/orders: 207 entries ``{"id","status","body"}``."""
         self._catch_up()
         out: list[dict[str, Any]] = []
-        for order in [o for o in self._orders.values() if o.is_open]:
+        for order in self._open_orders():
             try:
                 self.cancel_order(order.id)
             except SimError as err:
@@ -622,7 +624,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         rules.check_fractionable(req, spec.fractionable)
         if req.client_order_id in self._by_client_id:
             raise invalid("client_order_id must be unique")
-        others = [o.req for o in self._orders.values() if o.is_open and o is not replacing]
+        others = [o.req for o in self._open_orders() if o is not replacing]
         if rules.would_wash(req, others):
             raise rules.wash_error()
         self._ledger.check(req, spec, replacing)
@@ -671,6 +673,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
 
     def _remember(self, order: SimOrder) -> None:
         self._orders[order.id] = order
+        self._open_orders.add(order)
         self._by_client_id[order.req.client_order_id] = order
 
 

@@ -15,7 +15,7 @@ the short) is refused like any sell beyond what is available.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -68,9 +68,12 @@ class Ledger:
         *,
         multiplier: int,
         shorting_enabled: bool,
+        open_orders: Callable[[], Iterable[SimOrder]] | None = None,
     ) -> None:
         self._account = account
         self._orders = orders
+        # The open orders (`orders.OpenOrders`); by default found by scanning every order.
+        self._open_orders = open_orders or (lambda: [o for o in self._orders.values() if o.is_open])
         self._reference = reference_price
         self._mark = mark
         self.multiplier = multiplier
@@ -140,10 +143,15 @@ class Ledger:
         unfilled value (§1.10); sells of a long position and covering buys hold nothing."""
         if not order.is_open or order.status == HELD or not self._opens(order):
             return _ZERO  # a held exit holds nothing until its entry fills
-        if order.req.notional is not None:
-            return max(_ZERO, order.req.notional - order.filled_value)
+        req = order.req
+        if req.notional is not None:
+            return max(_ZERO, req.notional - order.filled_value)
+        if req.side is Side.BUY and req.limit_price is not None:
+            # `hold_value`'s limit buy, without the reference price it does not use: every
+            # submission sums this over the open orders (issue 14: 2,000 resting legs).
+            return req.limit_price * order.remaining
         ref = order.ref_price or self._reference(order.symbol, order.side)
-        return self.hold_value(order.req, ref, order.remaining)
+        return self.hold_value(req, ref, order.remaining)
 
     def _opens(self, order: SimOrder) -> bool:
         held = self._account.qty(order.symbol)
@@ -154,7 +162,7 @@ class Ledger:
     def held(self, exclude: SimOrder | None = None, *, buys_only: bool = False) -> Decimal:
         """The total hold of open orders (a pending replace holds the larger of the two)."""
         total = _ZERO
-        for o in self._orders.values():
+        for o in self._open_orders():
             if o is exclude or not o.is_open or (buys_only and o.side is Side.SELL):
                 continue
             if o.replaces is not None and self._orders[o.replaces].status == "pending_replace":
@@ -199,7 +207,7 @@ class Ledger:
         held = sum(
             (
                 o.remaining
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.is_open
                 and o.side is Side.SELL
                 and o.symbol == symbol
@@ -225,7 +233,7 @@ class Ledger:
         covering = sum(
             (
                 o.remaining
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.is_open
                 and o.side is Side.BUY
                 and o.symbol == symbol

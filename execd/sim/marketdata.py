@@ -20,6 +20,7 @@ from typing import Any
 
 from execd.domain.calendar import EASTERN, session_on
 from execd.sim import wire
+from execd.sim.market import session_at
 
 MarketDataListener = Callable[[dict[str, Any]], None]
 
@@ -221,7 +222,7 @@ class MarketData:
 
     @staticmethod
     def _in_regular(t: datetime) -> bool:
-        session = session_on(t.astimezone(EASTERN).date())
+        session = session_at(t)
         return session is not None and session.open <= t < session.close
 
     def last_trade_price(self, symbol: str) -> Decimal | None:

@@ -17,7 +17,7 @@ from execd.domain.calendar import EASTERN, session_on
 from execd.domain.types import Side
 from execd.sim import wire
 from execd.sim.errors import not_found
-from execd.sim.market import BookSnapshot, Print
+from execd.sim.market import BookSnapshot, Print, session_at
 from execd.sim.state import EngineState
 
 _ZERO = Decimal(0)
@@ -111,18 +111,19 @@ class MarketDriver(EngineState):
 
     @staticmethod
     def _in_regular_session(t: datetime) -> bool:
-        session = session_on(t.astimezone(EASTERN).date())
+        session = session_at(t)
         return session is not None and session.open <= t < session.close
 
     def _publish_quote(self, symbol: str, bx: str, ax: str) -> None:
         book = self._books[symbol]
         bid, ask = book.top(self._now)
+        inst = book.inst
         message = wire.quote_message(
             symbol,
             self._now,
-            book.inst.price(bid.price) if bid else _ZERO,
+            inst.number(bid.price) if bid else 0,
             bid.size if bid else 0,
-            book.inst.price(ask.price) if ask else _ZERO,
+            inst.number(ask.price) if ask else 0,
             ask.size if ask else 0,
             bx,
             ax,

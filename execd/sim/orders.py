@@ -130,3 +130,28 @@ class SimOrder:
             raise RuntimeError(f"order {self.id} is {self.status}; cannot become {status}")
         self.status = status
         self.updated_at = now
+
+
+class OpenOrders:
+    """The orders not in a terminal state, in the order they were made.
+
+    Buying power, wash-trade and quantity checks run on every submission over the open
+    orders; scanning every order ever made instead made a 2,000-leg run quadratic in the
+    venue (issue 14). A terminal status is final (`SimOrder.transition`), so an order is
+    dropped the first time it is seen terminal and the view is exact.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, SimOrder] = {}
+
+    def add(self, order: SimOrder) -> None:
+        """A new order (every order the venue makes passes here)."""
+        if order.is_open:
+            self._open[order.id] = order
+
+    def __call__(self) -> list[SimOrder]:
+        """The open orders now (a copy: callers may change orders while iterating)."""
+        closed = [key for key, order in self._open.items() if not order.is_open]
+        for key in closed:
+            del self._open[key]
+        return list(self._open.values())

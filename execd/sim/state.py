@@ -23,7 +23,7 @@ from execd.sim.config import SimConfig, SymbolSpec
 from execd.sim.ledger import Ledger
 from execd.sim.market import GeneratedMarket, Instrument, MarketSource
 from execd.sim.marketdata import MarketData
-from execd.sim.orders import SimOrder
+from execd.sim.orders import OpenOrders, SimOrder
 
 TradeUpdateListener = Callable[[dict[str, Any]], None]
 
@@ -50,6 +50,7 @@ class EngineState:
     _ledger: Ledger
     _md: MarketData
     _orders: dict[str, SimOrder]
+    _open_orders: OpenOrders
     _fills: list[dict[str, Any]]
     _trade_listeners: list[TradeUpdateListener]
     _ack: timedelta

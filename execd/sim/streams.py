@@ -151,6 +151,8 @@ def decode_client_frame(kind: WSMsgType, data: str | bytes) -> object:
 
 def _wire_data_message(msg: Mapping[str, Any], codec: Codec) -> dict[str, Any]:
     """`T` first (the Go SDK insists, §4.2); in JSON, times as RFC 3339 UTC like Alpaca's."""
+    if codec == "msgpack" and isinstance(msg, dict) and next(iter(msg), None) == "T":
+        return msg  # already in wire order (`wire.quote_message`); only encoded, never changed
     out: dict[str, Any] = {"T": msg.get("T")}
     out.update(msg)
     if codec == "json":

@@ -54,22 +54,23 @@ def number(value: Decimal) -> float | int:
 def quote_message(
     symbol: str,
     t: datetime,
-    bid: Decimal,
+    bid: Decimal | float,
     bid_size: int,
-    ask: Decimal,
+    ask: Decimal | float,
     ask_size: int,
     bid_exchange: str,
     ask_exchange: str,
 ) -> dict[str, Any]:
-    """A §4.3 "q" message (stream form: `t` an aware datetime)."""
+    """A §4.3 "q" message (stream form: `t` an aware datetime). Prices are exact decimals,
+    or already the wire's JSON numbers (`Instrument.number`, the market's hot path)."""
     return {
         "T": "q",
         "S": symbol,
         "bx": bid_exchange,
-        "bp": number(bid),
+        "bp": number(bid) if isinstance(bid, Decimal) else bid,
         "bs": bid_size,
         "ax": ask_exchange,
-        "ap": number(ask),
+        "ap": number(ask) if isinstance(ask, Decimal) else ask,
         "as": ask_size,
         "c": ["R"],
         "z": "C",

@@ -21,7 +21,7 @@ import pytest
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
-from execd.adapters.errors import VenueRefused
+from execd.adapters.errors import SendExpired, VenueRefused, VenueUnavailable
 from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.adapters.order_stream import OrderStream, OrderStreamConfig
 from execd.adapters.rest import RestConfig, RestGateway
@@ -286,3 +286,121 @@ async def _buy_marketable(rest: RestGateway, client_order_id: str) -> None:
 
 def _filled(routed: list[TradeUpdate], client_order_id: str) -> bool:
     return any(u.client_order_id == client_order_id and u.event == "fill" for u in routed)
+
+
+async def test_a_read_does_not_queue_behind_slow_writes(venue: SimVenue) -> None:
+    """Every pooled connection busy with an order write the overloaded venue answers slowly:
+    a read (here the calendar a submit validates against) must still get through. Before,
+    reads waited for a free connection in the writes' pool; aiohttp counts that wait against
+    the connect timeout, so every attempt failed `ConnectionTimeoutError` without ever
+    reaching the venue and the submit was refused (issue 14, the scale bench's 4th plan)."""
+    slow = 1.5
+    await venue.fail_next_requests(2, delay=slow, method="POST", path="/v2/orders")
+    async with rest_for(venue, connections=2, connect_timeout=0.2, total_timeout=3.0) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        cids = ("cid-pool-0", "cid-pool-1")
+        orders = (
+            rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price, client_order_id=cid
+            )
+            for cid in cids
+        )
+        writes = [asyncio.create_task(order) for order in orders]
+        await wait_until(lambda: not venue.services.faults.pending())
+        began = asyncio.get_running_loop().time()
+        days = await rest.calendar(date(2026, 3, 2), date(2026, 3, 6))
+        waited = asyncio.get_running_loop().time() - began
+        placed = await asyncio.gather(*writes)
+    assert len(days) == 5
+    assert waited < slow  # answered while both writes were still held, not after them
+    assert [o.client_order_id for o in placed] == list(cids)
+    history = await venue.history()
+    assert all(len(orders_with(history, cid)) == 1 for cid in cids)
+
+
+async def test_a_read_waits_its_turn_for_a_connection(venue: SimVenue) -> None:
+    """Every connection of the reads' pool busy with a read the overloaded venue answers
+    slowly: a further read waits for a connection (bounded by the total timeout) and is
+    then sent. Before, the wait counted against the connect timeout: each attempt failed
+    `ConnectionTimeoutError` without reaching the venue and went back to the end of the
+    queue (the scale bench's 4th submit, refused after 15 s: `GET /v2/calendar`)."""
+    slow = 1.0
+    await venue.fail_next_requests(2, delay=slow, method="GET", path="/v2/account")
+    async with rest_for(venue, connections=2, connect_timeout=0.2, total_timeout=3.0) as rest:
+        busy = [asyncio.create_task(rest.account()) for _ in range(2)]
+        await wait_until(lambda: not venue.services.faults.pending())
+        days = await rest.calendar(date(2026, 3, 2), date(2026, 3, 6))
+        accounts = await asyncio.gather(*busy)
+    assert len(days) == 5
+    assert all(Decimal(str(a.cash)) > 0 for a in accounts)
+
+
+async def test_a_write_that_never_got_a_connection_is_sent_again_without_a_look_up(
+    venue: SimVenue,
+) -> None:
+    """The one pooled connection is held by a slow order: the next order cannot get a
+    connection in time. That attempt never left (aiohttp raises its connect timeout before
+    writing a byte), so there is nothing to settle: it is sent again once a connection is
+    free. Before, it was called uncertain and settled by look-ups — on an overloaded venue
+    600 unsent orders made 1,600 look-ups that timed out in turn (the scale bench). The
+    look-ups here fail, so a look-up would end the order `OutcomeUnknown`."""
+    await venue.fail_next_requests(1, delay=0.5, method="POST", path="/v2/orders")
+    await venue.fail_next_requests(20, status=500, path="/v2/orders:by_client_order_id")
+    async with rest_for(venue, connections=1, connect_timeout=0.2) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        held = rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-held",
+        )  # fmt: skip
+        slow = asyncio.create_task(held)
+        await wait_until(lambda: len(venue.services.faults.pending()) == 1)
+        order = await rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-queued",
+        )  # fmt: skip
+        await slow
+    assert order.client_order_id == "cid-queued"
+    history = await venue.history()
+    assert len(orders_with(history, "cid-queued")) == 1
+    assert [f["remaining"] for f in venue.services.faults.pending()] == [20]  # no look-up
+
+
+async def test_a_write_that_never_left_ends_not_sent_not_unknown(venue: SimVenue) -> None:
+    """No connection for any attempt: `SendExpired` (the order does not exist; the leg
+    prices it afresh), not `OutcomeUnknown` (which would stop the leg to reconcile)."""
+    await venue.fail_next_requests(1, delay=1.5, method="POST", path="/v2/orders")
+    async with rest_for(venue, connections=1, connect_timeout=0.1) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        held = rest.submit_order(
+            symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+            client_order_id="cid-hold",
+        )  # fmt: skip
+        slow = asyncio.create_task(held)
+        await wait_until(lambda: not venue.services.faults.pending())
+        with pytest.raises(SendExpired, match="no connection"):
+            await rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+                client_order_id="cid-never",
+            )  # fmt: skip
+        await slow
+    assert orders_with(await venue.history(), "cid-never") == []
+
+
+async def test_a_read_retries_within_its_window(venue: SimVenue) -> None:
+    """A read waits its turn for a connection up to the total timeout, so its retries are
+    bounded by time too: no attempt starts after `read_window`, however many are left (an
+    unanswering venue refuses a submit in bounded time, not attempts x total timeout)."""
+    await venue.fail_next_requests(50, delay=2.0, method="GET", path="/v2/account")
+    config = {"total_timeout": 0.3, "read_attempts": 20, "read_window": 0.8}
+    async with rest_for(venue, **config) as rest:
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(VenueUnavailable):
+            await rest.account()
+        took = asyncio.get_running_loop().time() - began
+    # The last attempt started within the window (give or take one backoff, 0.05 s) and
+    # ran out its timeout: far from the 20 attempts' 6 s+ (slack for a loaded machine).
+    assert 0.8 - 0.05 <= took < 2.0
+    assert 50 - venue.services.faults.pending()[0]["remaining"] <= 4
