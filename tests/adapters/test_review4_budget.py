@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execd.adapters.budget import BudgetLedger, Priority, RequestBudget, Withdrawal
-from execd.adapters.errors import SendWithdrawn
 
 from .conftest import wait_until
 
