@@ -646,7 +646,12 @@ class RestGateway:
         the write is not sent after `send_within` seconds: `SendExpired`, the order
         does not exist; likewise once `withdraw` is set (`SendWithdrawn`). Once an
         attempt's fate is unknown the exactly-once rules above apply unchanged (the same
-        body, resolved by client order id): neither check applies any more.
+        body, resolved by client order id) and `send_within` no longer applies. The
+        withdrawal still does: an uncertain attempt is always settled by a look-up before
+        another copy is sent, and once the venue says it has no such order nothing was
+        placed, so a stopped leg's write ends there, not sent (review 4: a cancelled or
+        halted plan's place used to be re-sent after the look-up's 404). If the look-up
+        finds it, it is the leg's order, returned as usual (the stopping leg cancels it).
         """
         delays = self._delays()
         ambiguous = False
@@ -674,7 +679,8 @@ class RestGateway:
                     priority,
                     body=body,
                     send_by=None if ambiguous else send_by,
-                    withdraw=None if ambiguous else withdraw,
+                    # Every earlier uncertain copy was looked up and found absent (below).
+                    withdraw=withdraw,
                 )
             except SendWithdrawn:
                 log.info(
@@ -682,6 +688,7 @@ class RestGateway:
                     operation=operation,
                     client_order_id=client_order_id,
                     sent=sent - 1,
+                    settled_absent=ambiguous,
                 )
                 raise
             except SendExpired:
