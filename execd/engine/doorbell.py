@@ -52,7 +52,13 @@ class Doorbell:
         """Sleep until a ring, until one of `sources` is done (at once if one is), or for
         `seconds` (None: no limit). The sources are shared futures: they get a callback
         for the length of the sleep, never a cancel. Cancelling the sleeper is prompt."""
-        if self._rung or any(source.done() for source in sources):
+        if self._rung:
+            return  # answered by the caller's next look at its inputs: no turn lost
+        if any(source.done() for source in sources):
+            # A source done before the sleep: give the loop one turn, never return at once.
+            # A caller whose look does not consume that source would otherwise spin without
+            # ever letting the loop run (a frozen daemon, not merely a busy one).
+            await asyncio.sleep(0)
             return
         loop = asyncio.get_running_loop()
         bell = self._bell = loop.create_future()

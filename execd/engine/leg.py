@@ -570,7 +570,10 @@ class LegRunner:
             self._woken_for = deadline
             return [Wake()]
         if self._hold.holding:
-            return []  # the cached quote is frozen: never re-offer it as news
+            # The cached quote is frozen: never re-offer it as news. Looked at all the same
+            # (the hold's check just read it): only a later arrival wakes the leg.
+            self._feed.looked(now)
+            return []
         quote = self._feed.offer(self.state, now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
