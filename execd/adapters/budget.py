@@ -24,6 +24,13 @@ Use::
     async with budget.slot(Priority.CANCEL) as slot:
         response = await session.delete(...)
         slot.observe(response.status, response.headers)
+
+A caller that may stop wanting its request while it waits (a leg whose plan is cancelled)
+passes a `Withdrawal`: setting it takes the waiting request out of line at once
+(`SendWithdrawn`), so a stopped leg neither waits for a grant only to send nothing nor
+spends a slot the budget's pacing would give it. A request granted in the same instant is
+not sent either, provided the caller checks `Withdrawal.is_set` between the grant and the
+send (the gateway does); once sent, it is the caller's to cancel.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import structlog
+
+from execd.adapters.errors import SendWithdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +175,18 @@ class BudgetLedger:
                 # Strict priority: nothing of a lower priority passes a waiting higher one.
                 break
         return granted
+
+    def unused(self, now: float, granted_at: float, priority: Priority) -> None:
+        """Give back a grant whose request was never sent (checked right before the send).
+
+        The venue never counted it: it leaves the sliding window, returns its pacing token,
+        and is no longer in flight. (`complete` is for requests that went out.)"""
+        self._in_flight = max(0, self._in_flight - 1)
+        with contextlib.suppress(ValueError):  # already slid out of the window
+            self._sent.remove(granted_at)
+        if priority is not Priority.CANCEL and self.burst is not None:
+            self._refill(now)
+            self._tokens = min(float(self.burst), self._tokens + 1.0)
 
     def complete(
         self,
@@ -323,16 +344,60 @@ def parse_rate_limit_headers(
     return remaining, reset_at
 
 
+class Withdrawal:
+    """A caller's "I no longer want my queued requests sent", set once (a stopped leg).
+
+    Synchronous, like everything on one event loop: `set` runs every hook at once, so a
+    request is either still waiting (withdrawn, never sent) or already granted (the caller
+    checks `is_set` before sending). There is no moment in between.
+    """
+
+    __slots__ = ("_hooks", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._hooks: dict[int, Callable[[], None]] = {}
+
+    def is_set(self) -> bool:
+        """True once `set` was called."""
+        return self._set
+
+    def set(self) -> None:
+        """Withdraw every request waiting under this token, and all later ones."""
+        if self._set:
+            return
+        self._set = True
+        hooks, self._hooks = self._hooks, {}
+        for hook in hooks.values():
+            hook()
+
+    def _watch(self, key: int, hook: Callable[[], None]) -> None:
+        self._hooks[key] = hook
+
+    def _unwatch(self, key: int) -> None:
+        self._hooks.pop(key, None)
+
+
 class Slot:
     """One granted request. Call `observe` with the response; the budget does the rest."""
 
-    __slots__ = ("_budget", "_done", "penalty")
+    __slots__ = ("_budget", "_done", "_granted_at", "_priority", "penalty")
 
-    def __init__(self, budget: RequestBudget) -> None:
+    def __init__(self, budget: RequestBudget, priority: Priority, granted_at: float) -> None:
         self._budget = budget
         self._done = False
+        self._priority = priority
+        self._granted_at = granted_at
         #: seconds to block everyone if this response is a 429 without a reset header.
         self.penalty = 1.0
+
+    def unused(self) -> None:
+        """Record that the request was never sent (a check right before the send refused
+        it): the grant is given back whole, as if it had never been made."""
+        if self._done:
+            return
+        self._done = True
+        self._budget._unused(self._priority, self._granted_at)
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Record the response's status and rate-limit headers (once)."""
@@ -377,7 +442,7 @@ class RequestBudget:
         )
         self._monotonic = monotonic
         self._wall = wall
-        self._futures: dict[int, asyncio.Future[None]] = {}
+        self._futures: dict[int, asyncio.Future[float]] = {}
         self._tickets = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -387,10 +452,16 @@ class RequestBudget:
         return asyncio.get_running_loop().time()
 
     @contextlib.asynccontextmanager
-    async def slot(self, priority: Priority) -> AsyncIterator[Slot]:
-        """Wait for a grant at `priority`; the body performs exactly one request."""
-        await self._acquire(priority)
-        slot = Slot(self)
+    async def slot(
+        self, priority: Priority, withdraw: Withdrawal | None = None
+    ) -> AsyncIterator[Slot]:
+        """Wait for a grant at `priority`; the body performs exactly one request.
+
+        Raises `SendWithdrawn` instead of granting once `withdraw` is set (at once if it
+        already is); the body itself must check `withdraw.is_set()` right before sending.
+        """
+        granted_at = await self._acquire(priority, withdraw)
+        slot = Slot(self, priority, granted_at)
         try:
             yield slot
         finally:
@@ -400,21 +471,46 @@ class RequestBudget:
         """Remaining requests, in flight, waiting per priority (for `health`)."""
         return self._ledger.statistics(self._now())
 
-    async def _acquire(self, priority: Priority) -> None:
+    async def _acquire(self, priority: Priority, withdraw: Withdrawal | None = None) -> float:
+        """Wait for the ledger to grant a ticket; the grant's time (for `Slot.unused`)."""
+        if withdraw is not None and withdraw.is_set():
+            raise SendWithdrawn(f"{priority.name} request withdrawn before it queued")
         ticket = next(self._tickets)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._futures[ticket] = future
         self._ledger.enqueue(ticket, priority)
+        if withdraw is not None:
+            withdraw._watch(ticket, lambda: self._withdraw(ticket, priority))
         self._pump()
         try:
-            await future
+            return await future
         except asyncio.CancelledError:
             self._futures.pop(ticket, None)
             if not self._ledger.withdraw(ticket) and future.done() and not future.cancelled():
                 # Granted just as we were cancelled: give the grant back as unused.
-                self._ledger.complete(self._now())
+                self._ledger.unused(self._now(), future.result(), priority)
             self._pump()
             raise
+        finally:
+            if withdraw is not None:
+                withdraw._unwatch(ticket)
+
+    def _withdraw(self, ticket: int, priority: Priority) -> None:
+        """`Withdrawal.set` for a waiting ticket: out of line, its waiter told at once.
+
+        A ticket already granted is left alone: its waiter checks the withdrawal before it
+        sends (and gives the grant back unused), or it was sent and is the caller's to
+        cancel."""
+        if not self._ledger.withdraw(ticket):
+            return
+        future = self._futures.pop(ticket, None)
+        if future is not None and not future.done():
+            future.set_exception(SendWithdrawn(f"{priority.name} request withdrawn in line"))
+        self._pump()
+
+    def _unused(self, priority: Priority, granted_at: float) -> None:
+        self._ledger.unused(self._now(), granted_at, priority)
+        self._pump()
 
     def _complete(self, status: int | None, headers: Mapping[str, str], penalty: float) -> None:
         now = self._now()
@@ -434,10 +530,11 @@ class RequestBudget:
         for ticket in self._ledger.grant(now):
             future = self._futures.pop(ticket, None)
             if future is None or future.done():
-                # Its waiter is gone: return the slot unused.
+                # Its waiter is gone: return the slot unused. (Unreachable while `_acquire`
+                # withdraws its ticket on every exit; kept as the ledger's safety net.)
                 self._ledger.complete(now)
                 continue
-            future.set_result(None)
+            future.set_result(now)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

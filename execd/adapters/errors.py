@@ -7,6 +7,9 @@ The tree::
     │   └── Unauthorized        401: wrong keys; retrying will not help.
     ├── NotFound                404: no such order / position / asset.
     ├── RateLimited             429 that outlived its retries (ALPACA.md §0.4).
+    │   └── SendExpired         an order write never sent: its pricing quote went stale.
+    ├── SendWithdrawn           an order write never sent: its caller withdrew it (a
+    │                           stopped leg) while it waited for the request budget.
     ├── VenueUnavailable        5xx, timeouts, resets on a request that is safe to
     │                           repeat, after the retries ran out.
     ├── OutcomeUnknown          a write (POST/PATCH/DELETE) whose effect could not be
@@ -79,6 +82,16 @@ class SendExpired(RateLimited):
     budget or for 429s ("not processed", ALPACA.md §0.4), so no copy of it reached the
     venue and none ever will: the order does not exist. The caller re-prices from a fresh
     quote (DESIGN.md "Fresh quote"). Never raised once a copy may have reached the venue.
+    """
+
+
+class SendWithdrawn(AdapterError):
+    """An order write never sent: its caller withdrew it (`Withdrawal`) before it went out.
+
+    A stopped leg (plan cancel, halt, shutdown) must not wait for a request-budget grant
+    only to send nothing, nor send a new price after the stop: its queued write leaves the
+    line at once. Raised only while no copy can have reached the venue (waiting for a grant,
+    or granted and not yet sent); the order does not exist.
     """
 
 

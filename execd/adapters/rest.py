@@ -52,13 +52,14 @@ import pydantic
 import structlog
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.budget import Priority, RequestBudget
+from execd.adapters.budget import Priority, RequestBudget, Withdrawal
 from execd.adapters.errors import (
     MalformedResponse,
     NotFound,
     OutcomeUnknown,
     RateLimited,
     SendExpired,
+    SendWithdrawn,
     Unauthorized,
     VenueRefused,
     VenueUnavailable,
@@ -259,6 +260,7 @@ class RestGateway:
         time_in_force: str = "day",
         extended_hours: bool = False,
         send_within: float | None = None,
+        withdraw: Withdrawal | None = None,
     ) -> Order:
         """``POST /v2/orders`` (§1.1): a limit order when `limit_price` is given, else market.
 
@@ -266,6 +268,8 @@ class RestGateway:
         (403/422, e.g. ``insufficient qty available for order …``), `RateLimited`,
         or `OutcomeUnknown`. `send_within` (seconds from now, when its price comes from a
         quote): the order is not sent for the first time after it (`SendExpired`).
+        `withdraw` set while no copy can have been sent (waiting for the budget, or only
+        429s back): the order is not sent (`SendWithdrawn`).
         """
         common: dict[str, Any] = {
             "symbol": symbol,
@@ -291,6 +295,7 @@ class RestGateway:
             client_order_id,
             Priority.NEW_ORDER,
             send_within=send_within,
+            withdraw=withdraw,
         )
 
     async def replace_order(
@@ -301,6 +306,7 @@ class RestGateway:
         client_order_id: str,
         *,
         send_within: float | None = None,
+        withdraw: Withdrawal | None = None,
     ) -> Order:
         """``PATCH /v2/orders/{id}`` (§1.7): the answer is the *new* order (new id).
 
@@ -309,7 +315,7 @@ class RestGateway:
         order fills first. Resolved by the new `client_order_id` when the answer is
         lost. Raises `VenueRefused` (e.g. ``unable to replace order, order isn't sent
         to exchange yet``), `NotFound`, `RateLimited`, `OutcomeUnknown`, and
-        `SendExpired` as `submit_order` does for `send_within`.
+        `SendExpired`/`SendWithdrawn` as `submit_order` does for `send_within`/`withdraw`.
         """
         if qty is not None and qty != qty.to_integral_value():
             raise ValueError(f"replace qty must be whole shares, got {qty}")
@@ -328,6 +334,7 @@ class RestGateway:
             client_order_id,
             Priority.REPLACE,
             send_within=send_within,
+            withdraw=withdraw,
         )
 
     async def cancel_order(self, order_id: str) -> None:
@@ -417,10 +424,14 @@ class RestGateway:
         *,
         direction: str | None = None,
         symbols: list[str] | None = None,
+        priority: Priority = Priority.READ,
+        withdraw: Withdrawal | None = None,
     ) -> list[Order]:
         """``GET /v2/orders`` (§1.5): `after`/`until` are exclusive, on submission time.
 
-        At most `limit` (≤ 500) orders come back; reconcile wider ranges page by page.
+        At most `limit` (≤ 500) orders come back; reconcile wider ranges page by page. A
+        listing that is part of cancelling (the kill switch) queues as a cancel; one that
+        is part of sending an order may be withdrawn with it (`SendWithdrawn`).
         """
         request = GetOrdersRequest(
             status=status,
@@ -431,14 +442,17 @@ class RestGateway:
             direction=direction,
             symbols=symbols,
         )
-        answer = await self._read("/v2/orders", _query(request.to_request_fields()))
+        answer = await self._read(
+            "/v2/orders", _query(request.to_request_fields()), priority=priority, withdraw=withdraw
+        )
         return [_parse(Order, item) for item in _list(answer)]
 
     # ------------------------------------------------------------------ account, market
 
-    async def account(self) -> TradeAccount:
-        """``GET /v2/account`` (§2.1)."""
-        return _parse(TradeAccount, (await self._read("/v2/account")).json())
+    async def account(self, *, withdraw: Withdrawal | None = None) -> TradeAccount:
+        """``GET /v2/account`` (§2.1); `SendWithdrawn` once `withdraw` is set before it is
+        sent (a release wave of a plan that was stopped meanwhile)."""
+        return _parse(TradeAccount, (await self._read("/v2/account", withdraw=withdraw)).json())
 
     async def positions(self) -> list[Position]:
         """``GET /v2/positions`` (§2.2)."""
@@ -520,11 +534,14 @@ class RestGateway:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         send_by: float | None = None,
+        withdraw: Withdrawal | None = None,
     ) -> _Answer:
         """One HTTP exchange, inside a budget slot. `_NoAnswer` if no status came back.
 
-        `send_by` (loop time): raise `SendExpired` instead of sending once it has passed,
-        checked when the slot is granted, right before the request goes out.
+        `send_by` (loop time): raise `SendExpired` instead of sending once it has passed;
+        `withdraw`: raise `SendWithdrawn` instead of sending once it is set (while waiting
+        for the slot, at once). Both are checked when the slot is granted, right before
+        the request goes out, with no await in between: a request is sent or it is not.
         """
         session = self._read_session if method == "GET" else self._session
         if session is None:
@@ -539,6 +556,8 @@ class RestGateway:
                 return _Answer(response.status, await response.read(), response.headers)
 
         def check_send_by() -> None:
+            if withdraw is not None and withdraw.is_set():
+                raise SendWithdrawn(f"{method} {path}: not sent, withdrawn by its caller")
             if send_by is not None and asyncio.get_running_loop().time() > send_by:
                 raise SendExpired(f"{method} {path}: not sent, its pricing quote went stale")
 
@@ -546,8 +565,12 @@ class RestGateway:
             if priority is None:
                 check_send_by()
                 return await exchange()
-            async with self._budget.slot(priority) as slot:
-                check_send_by()  # the slot is given back unused (`abandon`: no penalty)
+            async with self._budget.slot(priority, withdraw) as slot:
+                try:
+                    check_send_by()
+                except (SendExpired, SendWithdrawn):
+                    slot.unused()  # never sent: the grant goes back whole
+                    raise
                 slot.penalty = self._config.backoff.initial
                 answer = await exchange()
                 slot.observe(answer.status, answer.headers)
@@ -564,8 +587,10 @@ class RestGateway:
         *,
         base: str | None = None,
         priority: Priority | None = Priority.READ,
+        withdraw: Withdrawal | None = None,
     ) -> _Answer:
-        """A GET, repeated with backoff on 429, 5xx and lost answers."""
+        """A GET, repeated with backoff on 429, 5xx and lost answers (`SendWithdrawn` once
+        `withdraw` is set before it is sent)."""
         delays = self._delays()
         last: Exception = VenueUnavailable(path)
         loop = asyncio.get_running_loop()
@@ -573,7 +598,12 @@ class RestGateway:
         for attempt in range(1, self._config.read_attempts + 1):
             try:
                 answer = await self._attempt(
-                    "GET", base or self._config.trading_url, path, priority, params=params
+                    "GET",
+                    base or self._config.trading_url,
+                    path,
+                    priority,
+                    params=params,
+                    withdraw=withdraw,
                 )
             except _NoAnswer as exc:
                 last = VenueUnavailable(str(exc))
@@ -603,6 +633,7 @@ class RestGateway:
         priority: Priority,
         *,
         send_within: float | None = None,
+        withdraw: Withdrawal | None = None,
     ) -> Order:
         """POST or PATCH that yields an order, resolved by client order id when unsure.
 
@@ -613,8 +644,9 @@ class RestGateway:
 
         While no copy can have reached the venue (nothing sent yet, or only 429s back),
         the write is not sent after `send_within` seconds: `SendExpired`, the order
-        does not exist. Once an attempt's fate is unknown the exactly-once rules above
-        apply unchanged (the same body, resolved by client order id).
+        does not exist; likewise once `withdraw` is set (`SendWithdrawn`). Once an
+        attempt's fate is unknown the exactly-once rules above apply unchanged (the same
+        body, resolved by client order id): neither check applies any more.
         """
         delays = self._delays()
         ambiguous = False
@@ -642,7 +674,16 @@ class RestGateway:
                     priority,
                     body=body,
                     send_by=None if ambiguous else send_by,
+                    withdraw=None if ambiguous else withdraw,
                 )
+            except SendWithdrawn:
+                log.info(
+                    "order_write_withdrawn",
+                    operation=operation,
+                    client_order_id=client_order_id,
+                    sent=sent - 1,
+                )
+                raise
             except SendExpired:
                 log.warning(
                     "order_write_expired",

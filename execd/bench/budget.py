@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from execd.adapters.budget import Priority, RequestBudget, Slot
+from execd.adapters.budget import Priority, RequestBudget, Slot, Withdrawal
 from execd.bench.reaction import CASH, symbols, write_tape
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
@@ -43,12 +43,11 @@ MIN_WINDOWS = 3
 WIND_DOWN_S = 8.0
 """After the limit the plans are cancelled; the run goes on this long for their cancels.
 
-The cancels a user's `execd cancel` causes are granted within milliseconds (the figure);
-what is left after that is legs that were queued for a new-order grant when the plan was
-cancelled: they notice the stop only when the (paced, or exhausted) budget grants it, then
-send nothing — up to a minute later, `plan_cancel_unconfirmed` after the 30 s grace. Waiting
-for them measured nothing and cost ~30-45 s of the run; how many were still running is in
-the note."""
+The cancels a user's `execd cancel` causes are granted within milliseconds (the figure).
+Legs queued for a new-order grant when the plan was cancelled used to notice the stop only
+at their grant (`plan_cancel_unconfirmed` after the 30 s grace); a stop now withdraws them
+at once, so the wind-down is the cancels alone. How many plans were still running at the
+end is in the note."""
 
 
 class _Meter:
@@ -64,11 +63,13 @@ class _Meter:
         meter = self
 
         @contextlib.asynccontextmanager
-        async def slot(self: RequestBudget, priority: Priority) -> AsyncIterator[Slot]:
+        async def slot(
+            self: RequestBudget, priority: Priority, withdraw: Withdrawal | None = None
+        ) -> AsyncIterator[Slot]:
             if self not in meter.budgets:
                 meter.budgets.append(self)
             began = time.monotonic()
-            async with original(self, priority) as granted:
+            async with original(self, priority, withdraw) as granted:
                 now = time.monotonic()
                 meter.waits[priority].append(now - began)
                 meter.grants.append(now)

@@ -101,8 +101,9 @@ def repeg_timeout(now: datetime, s: LegState, p: LadderParams) -> timedelta:
 
 
 def patience_left(s: LegState, now: datetime, p: LadderParams) -> timedelta | None:
-    """The passive style's patience left at `now` (negative once spent); None for the
-    marketable style and for a resumed leg, which lost its first placement's time."""
+    """The passive style's patience left at `now` (negative once spent), counted from the
+    leg's first working limit (for a resumed leg, the one it adopted or placed after the
+    restart); None for the marketable style and before any limit works."""
     if s.style is not PricingStyle.PASSIVE or s.first_placed_at is None:
         return None
     return s.first_placed_at + p.passive_patience(s.spec.urgency) - now

@@ -47,13 +47,14 @@ def not_sent(
     s: LegState, event: PlaceFailed, now: datetime, p: LadderParams, acts: _Acts
 ) -> LegState:
     """The order never left: its pricing quote went stale while the write waited for the
-    rate limit. It does not exist, so nothing needs cancelling; the same step is priced
-    again from a fresh quote (DESIGN.md "Fresh quote"), costing no re-peg round."""
+    rate limit (429), or the leg was stopped while it waited (409, withdrawn). It does not
+    exist, so nothing needs cancelling; the same step is priced again from a fresh quote
+    (DESIGN.md "Fresh quote"), costing no re-peg round — unless the stop ends the leg first."""
     cid = event.client_order_id
     order = s.order(cid)
     acts.append(
         Note(
-            "order_not_sent_quote_stale",
+            "order_not_sent_quote_stale" if event.status == 429 else "order_not_sent_withdrawn",
             {"client_order_id": cid, "message": event.message},
             "warning",
         )

@@ -129,9 +129,12 @@ def repeg(s: LegState, q: Quote, now: datetime, p: LadderParams, acts: _Acts) ->
             )
         )
         s = replace(s, priced_mid=q.mid)
-        if s.style is PricingStyle.PASSIVE:
+        if s.style is PricingStyle.PASSIVE and patience_left(s, now, p) is not None:
             # A re-check that leaves the passive price where it is keeps its queue place
             # and spends no round (issue 10 item 6); the patience bound ends the wait.
+            # Only a running patience makes it free: without one (never expected, but a
+            # resumed leg once had none) the rounds are the only bound, and nothing may
+            # re-check until the close.
             s = replace(s, repeg_rounds=max(s.repeg_rounds - 1, 0))
         return arm(s, Timer.REPEG, now + repeg_timeout(now, s, p))
     remaining = s.remaining

@@ -87,7 +87,8 @@ def adopt_order(
     s: LegState, a: AdoptedOrder, now: datetime, p: LadderParams, acts: _Acts
 ) -> LegState:
     """Watch a resumed order as the working order: a market (or fallback) order on the
-    fallback timer, a ladder limit on the re-peg timer."""
+    fallback timer, a ladder limit on the re-peg timer with its passive patience counted
+    from now."""
     fallback = a.fallback or a.order_type is OrderType.MARKET or not p.enable_smart_execution
     order = s.order(a.client_order_id)
     assert order is not None
@@ -113,6 +114,12 @@ def adopt_order(
         priced_mid=None,
         phase=LegPhase.WORKING,
         in_fallback=fallback,
+        # The passive patience starts again here: the first placement's time was lost
+        # with the restart, and without a start the patience never runs out, so a still
+        # market's free re-checks would hold the leg until the close. Counted from the
+        # restart, the leg waits at most one more patience, like a re-placed resumed leg.
+        first_placed_at=now,
+        first_placed_id=a.client_order_id,
     )
     if fallback:
         return arm(s, Timer.FALLBACK, now + secs(p.fallback_timeout_seconds))

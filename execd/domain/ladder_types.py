@@ -329,8 +329,9 @@ class PlaceFailed:
     anything else (0 for a transport error, 5xx) means its fate is unknown.
 
     `not_sent`: the order was never sent because the quote that priced it went stale
-    while it waited for the rate limit (`PlaceOrder.priced_until`). It does not exist and
-    the leg prices it again from a fresh quote instead of ending."""
+    while it waited for the rate limit (`PlaceOrder.priced_until`; status 429), or because
+    the leg was stopped while it waited (withdrawn; status 409). It does not exist and
+    the leg prices it again from a fresh quote instead of ending (a stopped leg ends)."""
 
     client_order_id: str
     status: int

@@ -37,7 +37,18 @@ class VenueClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def sync(self, venue_time: datetime, sent_at: datetime, received_at: datetime) -> None:
-        """Set the offset from one `/v2/clock` round trip, assuming symmetric latency."""
-        midpoint = sent_at + (received_at - sent_at) / 2
-        self.offset = venue_time - midpoint
+    def sync(self, venue_time: datetime, sent_at: datetime, received_at: datetime) -> float:
+        """Set the offset from one `/v2/clock` round trip so that this clock is never ahead
+        of the venue's: behind by at most the round trip, never before it.
+
+        The venue stamped `venue_time` at some local instant between `sent_at` and
+        `received_at`; which one is unknown. Assuming the midpoint (symmetric latency) can
+        put this clock up to half a round trip *ahead*, and then the daemon acts on the
+        venue's 9:30:00 before the venue is there: under load the in-process venue stamped
+        late in the trip, this clock ran 12 ms ahead and a leg held for the open placed its
+        order 9:29:59.99 by the venue (the flake of `test_plan_after_the_close_waits_for_
+        the_next_open_across_a_restart`). Pairing the stamp with `received_at` is a lower
+        bound of the true offset: "not before the open" holds exactly. Returns the round
+        trip (seconds): how far behind this clock may be."""
+        self.offset = venue_time - received_at
+        return (received_at - sent_at).total_seconds()

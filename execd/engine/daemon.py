@@ -386,8 +386,12 @@ async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
     """Measure the local clock's offset against the venue's `/v2/clock`."""
     sent = datetime.now(UTC)
     venue = await rest.clock()
-    clock.sync(venue.timestamp, sent, datetime.now(UTC))
-    _log.info("venue_clock_synced", offset_seconds=clock.offset.total_seconds())
+    behind = clock.sync(venue.timestamp, sent, datetime.now(UTC))
+    _log.info(
+        "venue_clock_synced",
+        offset_seconds=clock.offset.total_seconds(),
+        behind_at_most_seconds=round(behind, 6),
+    )
 
 
 def gc_tuning(settings: Settings) -> GcTuning:

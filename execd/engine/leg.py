@@ -36,12 +36,14 @@ from typing import Any, assert_never
 
 import structlog
 
+from execd.adapters.budget import Withdrawal
 from execd.adapters.errors import (
     AdapterError,
     NotFound,
     OutcomeUnknown,
     RateLimited,
     SendExpired,
+    SendWithdrawn,
     VenueRefused,
 )
 from execd.adapters.journal import Journal
@@ -99,6 +101,9 @@ _RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
 _log = structlog.get_logger("execd.leg")
 
 _STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
+
+STOPPING = 409
+"""The status a place or replace fails with when the leg stopped before it was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +164,10 @@ class LegRunner:
         self._quote_at_fill: dict[str, Quote | None] = {}
         self._stop_reason: str | None = None
         self._stop_delivered = False
+        # Set by `stop`: a place or replace still waiting for the request budget leaves the
+        # line at once instead of holding the stop up until its grant (then sending nothing,
+        # or worse, a new price after the cancel).
+        self._withdrawal = Withdrawal()
         self._bell = Doorbell()  # every input rings it (doorbell.py)
         inbox.bell = self._bell.ring
         self._reread: asyncio.Task[None] | None = None
@@ -210,9 +219,15 @@ class LegRunner:
     # ------------------------------------------------------------------ control
 
     def stop(self, reason: str) -> None:
-        """Ask the leg to cancel its working order and finish (plan cancel, halt, shutdown)."""
+        """Ask the leg to cancel its working order and finish (plan cancel, halt, shutdown).
+
+        A place or replace of this leg still waiting for the request budget is withdrawn
+        here, synchronously: it never reaches the venue. One already granted has either
+        been sent (its order is then cancelled like any working order) or is refused at
+        the gateway's last check before the send."""
         if self._stop_reason is None:
             self._stop_reason = reason
+            self._withdrawal.set()
             self._bell.ring()
 
     def request_reconcile(self, snapshot: Snapshot | None = None) -> None:
@@ -275,10 +290,10 @@ class LegRunner:
             # Halt/cancel/shutdown: the venue must see no new price from this leg.
             match action:
                 case PlaceOrder():
-                    return [PlaceFailed(action.client_order_id, 409, "leg stopping")]
+                    return [PlaceFailed(action.client_order_id, STOPPING, "leg stopping")]
                 case ReplaceOrder():
                     new = action.new_client_order_id
-                    return [ReplaceFailed(action.client_order_id, new, 409, "leg stopping")]
+                    return [ReplaceFailed(action.client_order_id, new, STOPPING, "leg stopping")]
                 case _:
                     pass
         match action:
@@ -308,7 +323,10 @@ class LegRunner:
             return [PlaceFailed(cid, RISK_REFUSED, breach)]
         if limit is None or action.step >= 4:
             await clear_opposite_side(
-                self._ports.rest, action, self._ports.params.confirm_timeout_seconds
+                self._ports.rest,
+                action,
+                self._ports.params.confirm_timeout_seconds,
+                self._withdrawal,
             )
         refused = await self._journal.intent(
             cid,
@@ -327,9 +345,12 @@ class LegRunner:
                 qty=action.qty,
                 limit_price=limit,
                 send_within=self._send_within(action.priced_until),
+                withdraw=self._withdrawal,
             )
         except VenueRefused as exc:
             return [PlaceFailed(cid, exc.status, exc.message)]
+        except SendWithdrawn as exc:
+            return [PlaceFailed(cid, STOPPING, str(exc), not_sent=True)]
         except SendExpired as exc:
             return [PlaceFailed(cid, 429, str(exc), not_sent=True)]
         except RateLimited as exc:
@@ -393,9 +414,12 @@ class LegRunner:
                 limit_price=action.limit_price,
                 client_order_id=new,
                 send_within=self._send_within(action.priced_until),
+                withdraw=self._withdrawal,
             )
         except VenueRefused as exc:
             return [ReplaceFailed(old, new, exc.status, exc.message)]
+        except SendWithdrawn as exc:
+            return [ReplaceFailed(old, new, STOPPING, str(exc))]
         except NotFound as exc:
             return [ReplaceFailed(old, new, 404, str(exc))]
         except RateLimited as exc:

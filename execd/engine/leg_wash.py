@@ -10,7 +10,8 @@ import asyncio
 
 import structlog
 
-from execd.adapters.errors import AdapterError
+from execd.adapters.budget import Withdrawal
+from execd.adapters.errors import AdapterError, SendWithdrawn
 from execd.adapters.rest import RestGateway
 from execd.domain.ids import is_execd_order
 from execd.domain.ladder_types import PlaceOrder
@@ -21,17 +22,24 @@ _TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "re
 
 
 async def clear_opposite_side(
-    rest: RestGateway, action: PlaceOrder, confirm_timeout: float
+    rest: RestGateway,
+    action: PlaceOrder,
+    confirm_timeout: float,
+    withdraw: Withdrawal | None = None,
 ) -> None:
     """Before a market order, cancel execd's own opposite-side orders in the symbol.
 
     A market order crossing a resting opposite-side order of the same account is a
     wash trade that Alpaca refuses (ALPACA.md §7, LESSONS.md). Only orders execd placed
     are touched (by client order id); the other leg sees its order cancelled and
-    re-prices from what is left.
+    re-prices from what is left. The look-up belongs to the place: a stopped leg withdraws
+    it with the place (`withdraw`), rather than wait behind a backlogged budget for a read
+    whose order will not be sent.
     """
     try:
-        orders = await rest.list_orders(status="open", symbols=[action.symbol])
+        orders = await rest.list_orders(status="open", symbols=[action.symbol], withdraw=withdraw)
+    except SendWithdrawn:
+        return  # the place that follows is withdrawn too
     except AdapterError as exc:
         _log.warning("wash_check_failed", error=str(exc))
         return

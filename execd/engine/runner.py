@@ -36,7 +36,8 @@ from decimal import Decimal
 import msgspec
 import structlog
 
-from execd.adapters.errors import AdapterError
+from execd.adapters.budget import Withdrawal
+from execd.adapters.errors import AdapterError, SendWithdrawn
 from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import Order, RestGateway
@@ -122,6 +123,10 @@ class PlanRunner:
         self._stop_state: PlanState = "canceled"
         self._stopped = asyncio.Event()
         self._power_changed = asyncio.Event()
+        # Set by `stop`: a release wave's account read still waiting for the request budget
+        # (lowest priority, behind a backlog of orders) is withdrawn instead of holding the
+        # stop up until the budget's window rolls.
+        self._withdrawal = Withdrawal()
         self._plan_deadline: datetime | None = None
         self._session: TradingSession | None = None
         self.account_reads = 0
@@ -138,6 +143,7 @@ class PlanRunner:
         self.record.cancel_reason = reason
         for runner in self._runners.values():
             runner.stop(reason)
+        self._withdrawal.set()
         self._stopped.set()
         self._power_changed.set()
 
@@ -334,9 +340,13 @@ class PlanRunner:
         margin": two plans sized from the same read must not both spend it)."""
         ledger = self._ctx.ledger
         try:
-            account, reserved, spending = await ledger.cash_around(self._ctx.rest.account)
+            account, reserved, spending = await ledger.cash_around(
+                lambda: self._ctx.rest.account(withdraw=self._withdrawal)
+            )
             self.account_reads += 1
             self._account_error = None
+        except SendWithdrawn:
+            return []  # the plan was stopped: the release loop ends its waiting buys
         except AdapterError as exc:
             # Unanswered even after the gateway's retries (an overloaded or unreachable
             # venue): nothing was sent, so the buys keep their place and the next wave reads

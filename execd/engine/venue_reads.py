@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from execd.adapters.budget import Priority
 from execd.adapters.errors import AdapterError
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
@@ -41,9 +42,12 @@ async def sessions_from(rest: RestGateway, today: date) -> list[TradingSession]:
 
 async def cancel_open_execd_orders(rest: RestGateway) -> int:
     """Cancel every open order whose client id execd generated, and nothing else (LESSONS:
-    an account-wide "clean book" kills orders execd did not place). Returns how many."""
+    an account-wide "clean book" kills orders execd did not place). Returns how many.
+
+    The listing queues as a cancel: behind a backlog of new orders a read waits for the
+    window to roll (up to a minute), and the kill switch must not."""
     try:
-        orders = await rest.list_orders(status="open", limit=500)
+        orders = await rest.list_orders(status="open", limit=500, priority=Priority.CANCEL)
     except AdapterError as exc:
         _log.error("halt_list_orders_failed", error=str(exc))
         return 0

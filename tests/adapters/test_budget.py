@@ -12,8 +12,10 @@ from execd.adapters.budget import (
     BudgetLedger,
     Priority,
     RequestBudget,
+    Withdrawal,
     parse_rate_limit_headers,
 )
+from execd.adapters.errors import SendWithdrawn
 
 from .conftest import wait_until
 
@@ -285,3 +287,75 @@ def test_burst_must_be_positive() -> None:
     """`burst` must be at least 1."""
     with pytest.raises(ValueError, match="burst"):
         BudgetLedger(limit=10, read_reserve=0, burst=0)
+
+
+def test_unused_grant_leaves_the_window_and_returns_its_token() -> None:
+    """A grant that was never sent is given back whole: the next request is granted at
+    once instead of waiting for the window or the pacing (`unused`, unlike `complete`)."""
+    ledger = BudgetLedger(limit=2, window=60.0, read_reserve=0, burst=1)
+    ledger.enqueue(0, Priority.NEW_ORDER)
+    ledger.enqueue(1, Priority.NEW_ORDER)
+    assert ledger.grant(0.0) == [0]
+    assert ledger.grant(0.0) == []  # paced: the burst of one is spent
+    ledger.unused(0.0, 0.0, Priority.NEW_ORDER)
+    assert ledger.statistics(0.0).in_flight == 0
+    assert ledger.grant(0.0) == [1]
+    ledger.complete(0.1)
+    ledger.enqueue(2, Priority.CANCEL)
+    assert ledger.grant(0.2) == [2]  # the limit of 2 still has room: ticket 0 left it
+
+
+async def test_withdrawal_takes_a_waiting_request_out_of_line() -> None:
+    """A set `Withdrawal` ends a waiting `slot` at once with `SendWithdrawn`; the request
+    costs nothing and the next one in line (a lower priority) gets the slot."""
+    budget = RequestBudget(limit=1, window=60.0, read_reserve=0)
+    async with budget.slot(Priority.READ) as slot:
+        slot.observe(200, {})  # the window's one slot is spent for a minute
+    withdrawal = Withdrawal()
+
+    async def new_order() -> None:
+        async with budget.slot(Priority.NEW_ORDER, withdrawal):
+            raise AssertionError("a withdrawn request was granted")
+
+    waiter = asyncio.create_task(new_order())
+    await wait_until(lambda: budget.statistics().waiting[Priority.NEW_ORDER] == 1)
+    withdrawal.set()
+    assert budget.statistics().waiting[Priority.NEW_ORDER] == 0  # synchronously
+    with pytest.raises(SendWithdrawn):
+        await waiter
+    with pytest.raises(SendWithdrawn):  # and every later request under it, before queueing
+        async with budget.slot(Priority.REPLACE, withdrawal):
+            pass
+    assert budget.statistics().waiting == dict.fromkeys(Priority, 0)
+
+
+async def test_withdrawal_after_the_grant_is_the_callers_check() -> None:
+    """Granted in the same instant as the withdrawal (before the waiter runs again): the
+    budget does not take the grant back — the caller sees `is_set()` before it sends and
+    gives the slot back whole with `unused` (or it sent, and must cancel). Never both."""
+    now = [0.0]
+    budget = RequestBudget(limit=1, window=10.0, read_reserve=0, monotonic=lambda: now[0])
+    async with budget.slot(Priority.READ) as slot:
+        slot.observe(200, {})  # the one slot is spent until t=10
+    withdrawal = Withdrawal()
+    sent: list[bool] = []
+
+    async def new_order() -> None:
+        async with budget.slot(Priority.NEW_ORDER, withdrawal) as slot:
+            if withdrawal.is_set():
+                slot.unused()
+                sent.append(False)
+                return
+            sent.append(True)
+
+    task = asyncio.create_task(new_order())
+    await wait_until(lambda: budget.statistics().waiting[Priority.NEW_ORDER] == 1)
+    now[0] = 10.0
+    budget._pump()  # the window rolls: granted (the waiter has not resumed yet) ...
+    assert budget.statistics().in_flight == 1
+    withdrawal.set()  # ... and withdrawn in the same instant
+    await task
+    assert sent == [False]
+    stats = budget.statistics()
+    assert stats.in_flight == 0
+    assert stats.remaining == 1

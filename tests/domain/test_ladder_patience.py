@@ -8,12 +8,20 @@ not at 30 s. One microsecond before the patience the leg still waits; at it, it 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from execd.domain.ladder_types import CancelOrder, PlaceFailed, PlaceOrder, ReplaceOrder, Wake
+from execd.domain.ladder_types import (
+    Action,
+    CancelOrder,
+    PlaceFailed,
+    PlaceOrder,
+    ReplaceOrder,
+    Wake,
+)
 from execd.domain.order_state import OrderEventKind as K
 from execd.domain.types import Urgency
 from tests.domain.test_ladder import Leg, cid, leg, notes, of, started
@@ -27,6 +35,14 @@ def _passive(urgency: Urgency = Urgency.HIGH, **params: Any) -> tuple[Leg, Place
     place = started(lg, "100.00", "100.05")
     lg.update(0, K.NEW)
     return lg, place
+
+
+def _recheck(lg: Leg) -> list[Action]:
+    """At the leg's timer, a fresh and unchanged quote, then the wake-up."""
+    assert lg.state.deadline is not None
+    lg.now = lg.state.deadline
+    lg.quote("100.00", "100.05")
+    return lg.send(Wake())
 
 
 def _crosses(lg: Leg) -> bool:
@@ -186,3 +202,20 @@ def test_a_later_limit_never_sent_keeps_the_patience_of_the_first() -> None:
     assert lg.state.working_id == cid(1)
     lg.send(PlaceFailed(cid(1), 429, "not sent", not_sent=True), after=6.0)
     assert lg.state.first_placed_at == placed_at
+
+
+def test_free_rechecks_need_a_patience_to_bound_them() -> None:
+    """Defence in depth (the resume stall): should a passive limit ever work with no
+    patience start, its unchanged re-checks spend rounds like re-pegs, so the leg still
+    crosses after `max_repegs_per_order` of them instead of re-checking until the close."""
+    lg, _ = _passive(Urgency.LOW)
+    lg.state = replace(lg.state, first_placed_at=None, first_placed_id=None)
+    rounds = lg.params.max_repegs_per_order
+    for _ in range(rounds):
+        acts = _recheck(lg)
+        assert not of(acts, CancelOrder), acts
+        assert "leg_repeg_skipped" in notes(acts)
+    acts = _recheck(lg)
+    assert of(acts, CancelOrder) == [CancelOrder(cid(0))]
+    assert "leg_repegs_exhausted" in notes(acts)
+    assert not of(lg.log, ReplaceOrder)

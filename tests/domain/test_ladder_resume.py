@@ -28,6 +28,7 @@ from execd.domain.ladder_types import (
     OrderType,
     Outcome,
     PlaceOrder,
+    PricingStyle,
     ReplaceOrder,
     Resume,
     Start,
@@ -132,6 +133,22 @@ def test_filled_leg_with_a_live_order_cancels_it_then_finishes_filled() -> None:
     assert lg.state.phase is LegPhase.CANCELING
     assert lg.state.deadline is not None
     done = finish(lg.update(1, K.CANCELED))
+    assert (done.outcome, done.filled_qty) == (Outcome.FILLED, D(100))
+
+
+def test_filled_before_its_executions_are_known_counts_whole() -> None:
+    """LESSONS.md "filled before the fill price existed": an order the venue reports filled
+    with none (or part) of its executions known is spent whole; the leg places only what the
+    other orders leave, never those shares again."""
+    lg = leg()
+    lg.quote("10.00", "10.01")
+    acts = resumed(lg, order(0, S.FILLED, "60"), order(1, S.FILLED, "30", fills=execs("10")))
+    assert note_fields(acts, "leg_resumed")["executed_qty"] == "90"
+    (place,) = of(acts, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    assert place.qty == D(10)
+    lg2 = leg()
+    done = finish(resumed(lg2, order(0, S.FILLED, "100")))
     assert (done.outcome, done.filled_qty) == (Outcome.FILLED, D(100))
 
 
@@ -313,6 +330,71 @@ def test_legacy_mode_adopts_a_limit_as_its_fallback() -> None:
     lg = leg(enable_smart_execution=False, cap="10.05")
     resumed(lg, order(0, S.NEW, limit="10.05"))
     assert (lg.state.in_fallback, lg.state.timer) == (True, Timer.FALLBACK)
+
+
+# ------------------------------------------------------- passive patience after a restart
+
+
+@pytest.mark.parametrize(
+    ("urgency", "patience"), [(Urgency.LOW, 300), (Urgency.NORMAL, 120), (Urgency.HIGH, 7)]
+)
+def test_adopted_passive_limit_crosses_when_its_patience_runs_out(
+    urgency: Urgency, patience: int
+) -> None:
+    """An adopted passive limit in a still market re-checks for free, as before the restart,
+    but only for its urgency's patience counted from the restart: then it escalates (low ends
+    cleanly, normal/high take the fallback) instead of re-checking until the close."""
+    lg = leg(symbol="AAPL", urgency=urgency, **TIMEOUT_ONLY)
+    resumed_at = lg.now
+    resumed(lg, order(0, S.NEW, "40", limit="10.01"))
+    assert lg.state.style is PricingStyle.PASSIVE
+    acts: list[Action] = []
+    for _ in range(100):  # 300 s of 10 s re-checks is 30 wakes
+        lg.quote("10.00", "10.02")  # bid + 1¢ = 10.01: the adopted price, never moved
+        acts = lg.wake()
+        if of(acts, CancelOrder):
+            break
+    assert of(acts, CancelOrder) == [CancelOrder(cid(0))], "re-checked past its patience"
+    assert lg.now - resumed_at == timedelta(seconds=patience)
+    assert note_fields(acts, "leg_passive_patience_exhausted")["urgency"] == str(urgency)
+    assert not of(lg.log, ReplaceOrder)  # the price never moved: no churn
+    acts = lg.update(0, K.CANCELED)
+    if urgency is Urgency.LOW:
+        done = finish(acts)
+        assert (done.outcome, done.reason) == (Outcome.ENDED, "passive_patience_exhausted")
+    else:
+        assert lg.state.in_fallback or of(acts, NeedQuote)
+
+
+def test_machine_example_adopted_passive_limit_in_a_still_market_finishes() -> None:
+    """The random venue's shrunk counter-example (seed 2287…6457): two filled orders and
+    one resting passive limit of 10 at 9.90; the leg re-pegged to 10.00 once, then
+    re-checked a still market at the same price every 10 s without end ("stalled in
+    working"). It must reach Finish, on its low urgency's patience."""
+    m = ResumeMachine()
+    m.start(
+        urgency=Urgency.LOW,
+        method="replace",
+        symbol="AAPL",
+        side=Side.BUY,
+        start=10,
+        cap=None,
+        smart=True,
+        collar=None,
+        prior=[
+            (S.FILLED, D(10), D(0), OrderType.LIMIT, "9.90"),
+            (S.FILLED, D(10), D(0), OrderType.LIMIT, "9.90"),
+            (S.NEW, D(10), D(0), OrderType.LIMIT, "9.90"),
+        ],
+    )
+    m.clock(seconds=0.5)
+    m.teardown()
+    assert m.finished is not None
+    assert (m.finished.outcome, m.finished.reason) == (
+        Outcome.ENDED,
+        "passive_patience_exhausted",
+    )
+    assert m.venue.filled_total() == D(20)  # the two earlier fills, never more
 
 
 # ----------------------------------------------------------------- cancel, then re-price
@@ -575,11 +657,18 @@ class ResumeMachine(LadderMachine):
         prior: list[tuple[OrderStatus, Decimal, Decimal, OrderType, str]],
         now: datetime,
     ) -> tuple[AdoptedOrder, ...]:
-        """Build consistent prior orders (never more filled than the leg) at the venue."""
+        """Build consistent prior orders (never more filled than the leg) at the venue.
+
+        A `filled` order keeps only the drawn part of its executions: the venue may say
+        filled before execd knows every fill (LESSONS.md "filled before the fill price
+        existed"; a fill event lost with the crash), and the leg must still count it whole.
+        """
         budget = QTY
         live = 0
         orders: list[AdoptedOrder] = []
-        for n, (status, qty, filled, kind, limit) in enumerate(prior):
+        for n, (status, qty, drawn, kind, limit) in enumerate(prior):
+            said_filled = status is S.FILLED
+            filled = drawn
             if status is S.REJECTED:
                 filled = D(0)
             elif status is S.FILLED:
@@ -594,7 +683,8 @@ class ResumeMachine(LadderMachine):
                 live += 1
                 status = status if live <= 2 else S.CANCELED
             budget -= filled
-            ex = (Execution(f"p{n}", filled, D("10"), now),) if filled > 0 else ()
+            known = min(drawn, filled) if said_filled and status is S.FILLED else filled
+            ex = (Execution(f"p{n}", known, D("10"), now),) if known > 0 else ()
             c = client_order_id("plan-m", 0, n)
             price = None if kind is OrderType.MARKET else D(limit)
             orders.append(AdoptedOrder(c, qty, status, kind, price, ex))

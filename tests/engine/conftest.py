@@ -36,7 +36,12 @@ from execd.engine.daemon import Daemon, running_daemon
 from execd.sim.venue import SimVenue
 
 DEADLINE = 20.0
-"""Every wait in these tests is bounded by this many seconds (scale it, never add sleeps)."""
+"""Every wait in these tests is bounded by this many seconds (scale it, never add sleeps).
+
+It bounds the machine's work. A plan scripted to take venue time (a wait for the open, a
+ladder's patience) passes that time as `scripted` to `finish`/`events`, which adds it:
+otherwise a loaded machine eats the slack the script left, and the test times the machine
+(the flake of `test_two_plans_do_not_spend_margin_together`: 11 s of its 20 s scripted)."""
 
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
 
@@ -200,6 +205,10 @@ class Harness:
         assert venue is not None, "the daemon runs no in-process venue"
         return venue
 
+    def until_venue_time(self, at: datetime) -> float:
+        """Seconds of venue time from now until `at` (0 if past): a scripted wait."""
+        return max(0.0, (at - self.venue.clock.now()).total_seconds())
+
     async def stop(self) -> None:
         """Shut this daemon down (by its `[shutdown]` config) and leave its context."""
         if self.stack is not None:
@@ -214,9 +223,14 @@ class Harness:
         return status
 
     async def events(
-        self, plan_id: str, until: Callable[[WatchEvent], bool] | None = None
+        self,
+        plan_id: str,
+        until: Callable[[WatchEvent], bool] | None = None,
+        *,
+        scripted: float = 0.0,
     ) -> list[WatchEvent]:
-        """The plan's watch events until `until` holds (or the plan ends), within DEADLINE."""
+        """The plan's watch events until `until` holds (or the plan ends), within DEADLINE
+        plus the `scripted` seconds of venue time the test made the plan wait."""
         seen: list[WatchEvent] = []
 
         async def follow() -> None:
@@ -225,12 +239,12 @@ class Harness:
                 if until is not None and until(event):
                     return
 
-        await asyncio.wait_for(follow(), DEADLINE)
+        await asyncio.wait_for(follow(), DEADLINE + scripted)
         return seen
 
-    async def finish(self, plan_id: str) -> PlanStatus:
-        """Wait for the plan to end; its final status."""
-        await self.events(plan_id)
+    async def finish(self, plan_id: str, *, scripted: float = 0.0) -> PlanStatus:
+        """Wait for the plan to end (see `events` for `scripted`); its final status."""
+        await self.events(plan_id, scripted=scripted)
         status = await self.daemon.engine.status(plan_id)
         assert status.state not in ("accepted", "working"), status
         return status

@@ -87,6 +87,36 @@ async def test_left_order_is_adopted_after_restart_not_placed_again(
         await second.stop()
 
 
+async def test_adopted_passive_limit_ends_on_its_patience_after_restart(
+    start_daemon: StartDaemon,
+) -> None:
+    """A resting passive limit adopted after a restart, in a market that never reaches it,
+    is worked for its urgency's patience counted from the restart, then the low-urgency leg
+    ends cleanly: the adopted order cancelled, nothing new sent. (It used to re-check its
+    unchanged price every 10 s until the close: no patience survived the restart.)"""
+    async with outside_venue() as venue:
+        plan = {"plan_id": "adopt-low", "urgency": "low", "legs": [RESTING_AAPL]}
+        first = await start_daemon(venue=venue, **LEAVE, **PATIENT)
+        await first.submit(plan)
+        order = await _wait_resting(first, "adopt-low")
+        await first.stop()
+
+        patient_for_a_second = {"ladder": {"passive_patience_low_seconds": 1.0}}
+        second = await start_daemon(
+            venue=venue, directory=first.directory, **PATIENT, **patient_for_a_second
+        )
+        second.plans.append("adopt-low")
+        status = await second.finish("adopt-low")
+        leg = status.legs[0]
+        assert (leg.state, leg.reason) == ("unfilled", "passive_patience_exhausted"), leg
+        assert leg.filled_qty == Decimal(0)
+        orders = await second.orders("adopt-low")
+        assert [e["order"]["client_order_id"] for e in orders] == [order["client_order_id"]]
+        assert [e["order"]["status"] for e in orders] == ["canceled"]
+        await second.check()
+        await second.stop()
+
+
 async def test_completed_plan_resubmitted_after_restart_sends_nothing(
     start_daemon: StartDaemon,
 ) -> None:
