@@ -50,6 +50,7 @@ from execd.adapters.journal import Journal
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
+from execd.domain.deadline import close_margin, last_send, send_window
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     Action,
@@ -372,10 +373,12 @@ class LegRunner:
 
     def _send_within(self, priced_until: datetime | None) -> float | None:
         """Seconds (from now) in which the order may first be sent: until its pricing
-        quote goes stale. A rate-limit wait past it must not send a stale price."""
-        if priced_until is None:
-            return None
-        return (priced_until - self._ports.clock.now()).total_seconds()
+        quote goes stale, and never so late it could reach the venue after the session's
+        close (`domain.deadline.last_send`). A rate-limit wait past it sends nothing."""
+        ports = self._ports
+        margin = close_margin(ports.clock.behind_at_most_seconds, ports.params.close_guard_seconds)
+        cutoff = last_send(self.spec.session, margin)
+        return send_window(ports.clock.now(), priced_until, cutoff)
 
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
