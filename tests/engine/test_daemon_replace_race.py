@@ -179,10 +179,14 @@ async def test_a_restart_never_adopts_a_replacement_larger_than_what_is_left(
     lands with its stale qty while nobody can correct it, then killed. The restarted
     daemon counts the old order's fills from the venue, finds the live replacement larger
     than the remainder, cancels it instead of adopting it and places only the remainder,
-    which the sweep at 14 s fills: the venue's fills total exactly 300."""
-    phases: list[Phase] = [(0, LOW, 100), (4.0, ABOVE, 100), (4.6, CROSSING, CROSSING_SIZE)]
-    phases += [(5.2, ABOVE, 100), (14.0, SWEEP, 5000)]
-    async with await _venue(_tape(tmp_path, phases, 20.0)) as venue:
+    which the sweep fills: the venue's fills total exactly 300."""
+    # A daemon process starts in ~1.5 s on a quiet machine, 4+ s on a loaded one: the
+    # move waits until RESTART_MOVE, and the crossing gives the re-peg (GET, then PATCH)
+    # 2 s, not 0.6 s, to reach the venue — the PATCH, held 3.5 s, still lands after it.
+    move, crossing = RESTART_MOVE, RESTART_MOVE + 2.0
+    phases: list[Phase] = [(0, LOW, 100), (move, ABOVE, 100), (crossing, CROSSING, CROSSING_SIZE)]
+    phases += [(crossing + 0.6, ABOVE, 100), (crossing + 9.4, SWEEP, 5000)]
+    async with await _venue(_tape(tmp_path, phases, crossing + 15.4)) as venue:
         daemon = DaemonProcess.for_venue(
             venue,
             ladder={"repeg_method": "replace"},
@@ -191,10 +195,16 @@ async def test_a_restart_never_adopts_a_replacement_larger_than_what_is_left(
         )
         async with daemon:
             await daemon.start()
-            await venue.fail_next_requests(delay=2.0, method="PATCH", path="/v2/orders/")
+            await venue.fail_next_requests(delay=3.5, method="PATCH", path="/v2/orders/")
             async with daemon.client() as client:
                 await client.submit(PLAN)
-            await _at(venue, CROSSING_DONE)
+
+            async def placed() -> bool:
+                return bool((await venue.history())["orders"])
+
+            await _poll(placed, "the first order")
+            assert _venue_seconds(venue) < move, "the leg was not working before the move"
+            await _at(venue, crossing + 0.4)
             assert not venue.services.faults.pending(), "the PATCH was not sent in time"
             daemon.signal(signal.SIGSTOP)
 
@@ -224,8 +234,8 @@ async def test_a_restart_never_adopts_a_replacement_larger_than_what_is_left(
         check_venue_history(history, {("race", 0): LEG_QTY}, ["race"])
 
 
-CROSSING_DONE = 5.0
-"""Venue seconds by which the old order has filled at the crossing (the PATCH still held)."""
+RESTART_MOVE = 8.0
+"""Venue seconds of the restart test's quote move: after the daemon process is up and working."""
 
 
 async def _poll(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
