@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import contextvars
 import errno
+import json
 import logging
 import math
 import os
@@ -68,12 +69,46 @@ _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 def _render_bytes(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
     """The JSON renderer for a binary sink: UTF-8 bytes, never decoded and re-encoded."""
-    return _ENCODER.encode(event_dict)
+    try:
+        return _ENCODER.encode(event_dict)
+    except UnicodeEncodeError:
+        return _escaped_line(event_dict)
 
 
 def _render_text(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     """The JSON renderer for a text sink (and the stdlib handler): the same line as text."""
-    return _ENCODER.encode(event_dict).decode()
+    return _render_bytes(_, __, event_dict).decode()
+
+
+def _escaped_line(event_dict: EventDict) -> bytes:
+    """`event_dict` as one JSON line in ASCII, every non-ASCII character escaped: the line of
+    one that msgspec refused for a lone surrogate in a string (a non-UTF-8 file name, an
+    environment variable or argument Python decoded with ``surrogateescape``).
+
+    Logging must not raise into the code that logged because of a field's content, and the
+    common path stays one msgspec call: this runs only after it raised. The values are those
+    msgspec would write (`msgspec.to_builtins`: Decimal as a string, datetimes in RFC 3339,
+    Structs as objects); `json.dumps` with ``ensure_ascii`` escapes the surrogate as
+    ``\\udcXX``, which is what structlog's own JSON renderer writes for it.
+    """
+    plain = _json_safe(msgspec.to_builtins(event_dict, enc_hook=_enc_hook))
+    return json.dumps(plain, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` (built-in types only) with what msgspec's JSON encoder would change and
+    `json.dumps` would not: a non-finite float as null (NaN is not JSON), a key that is not a
+    str or number as `_enc_hook`'s text."""
+    if isinstance(value, dict):
+        return {
+            key if isinstance(key, str | int | float | bool) else _enc_hook(key): _json_safe(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class _Stamp:
@@ -280,7 +315,11 @@ def _bound_logger_class(number: int, chain: list[Processor]) -> type[Any]:
                 value = var.get()
                 if value is not Ellipsis and key not in head:
                     head[key] = value
-            return sink.msg(encode(head))
+            try:
+                data = encode(head)
+            except UnicodeEncodeError:  # a lone surrogate: an escaped line, never a raise
+                data = _escaped_line(head)
+            return sink.msg(data)
 
         method.__name__ = method_name
         return method
