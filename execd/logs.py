@@ -400,6 +400,15 @@ class _LineWriter:
     thread logging through structlog at the same moment as the loop), and a short write
     (a signal, a full pipe) writes the rest.
 
+    **A line logged from inside the writer never deadlocks.** Whatever the writer allocates
+    under its lock can start a garbage collection on the same thread, which runs finalizers
+    that log (asyncio's "Future exception was never retrieved", aiohttp's "Unclosed client
+    session"); a signal handler can log between any two bytecodes. The lock is re-entrant,
+    and a call made while the thread is already inside the writer (`_depth`) only puts its
+    line aside (`_reentered`): it touches neither the lines being joined nor a write under
+    way. The outer call writes those lines when it is done, before it lets go of the lock,
+    so they come right after what it wrote, whole and in order.
+
     **Logging never raises into the code that logged** (a leg mid-trade, the quote stream,
     which would take an OSError for a network failure):
 
@@ -421,12 +430,14 @@ class _LineWriter:
         "__weakref__",
         "_broken",
         "_cut",
+        "_depth",
         "_dropped",
         "_errors",
         "_fd",
         "_lock",
         "_pending",
         "_pending_lines",
+        "_reentered",
         "_scheduled_on",
         "_scheduled_thread",
         "_stamp",
@@ -440,7 +451,10 @@ class _LineWriter:
         self._fd = fd
         # Lines come from the event loop's thread; the lock keeps a line whole and the
         # order intact if a thread (an executor, a library) logs at the same moment.
-        self._lock = threading.Lock()
+        # Re-entrant: a finalizer or signal handler on the thread that holds it may log.
+        self._lock = threading.RLock()
+        self._depth = 0  # 1 while the lock's holder is inside a call (read under the lock)
+        self._reentered: list[bytes] = []  # lines logged meanwhile from inside it
         self._pending = bytearray()  # this loop turn's lines, each ending in "\n"
         self._pending_lines = 0
         # The loop a flush is scheduled on (None: none is). A loop closed before running
@@ -459,40 +473,78 @@ class _LineWriter:
         if self._stream.closed:
             raise ValueError("I/O operation on closed file (the log stream)")
         with self._lock:
-            if self._broken:
-                self._dropped += 1
+            if self._depth:
+                self._reentered.append(message)
                 return
-            pending = self._pending
-            pending += message
-            pending += b"\n"
-            self._pending_lines += 1
-            scheduled = self._scheduled_on
-            if (
-                scheduled is None
-                or self._scheduled_thread != threading.get_ident()
-                or not scheduled.is_running()
-            ):
-                # Not known to be on a loop with a flush pending: ask asyncio (on Python
-                # 3.11 a getpid system call, which the check above saves per line).
-                loop = _running_loop()
-                if loop is None:
-                    self._flush_locked()
+            self._depth = 1
+            try:
+                if self._broken:
+                    self._dropped += 1
                     return
-                if loop is not scheduled:
-                    loop.call_soon(self.flush)
-                    self._scheduled_on = loop
-                    self._scheduled_thread = threading.get_ident()
-            if len(pending) >= _BATCH_BYTES:
-                self._flush_locked()
+                pending = self._pending
+                pending += message
+                pending += b"\n"
+                self._pending_lines += 1
+                scheduled = self._scheduled_on
+                if (
+                    scheduled is None
+                    or self._scheduled_thread != threading.get_ident()
+                    or not scheduled.is_running()
+                ):
+                    # Not known to be on a loop with a flush pending: ask asyncio (on Python
+                    # 3.11 a getpid system call, which the check above saves per line).
+                    loop = _running_loop()
+                    if loop is None:
+                        self._flush_locked()
+                        return
+                    if loop is not scheduled:
+                        loop.call_soon(self.flush)
+                        self._scheduled_on = loop
+                        self._scheduled_thread = threading.get_ident()
+                if len(pending) >= _BATCH_BYTES:
+                    self._flush_locked()
+            finally:
+                self._depth = 0
+                if self._reentered:
+                    self._leave()
+
+    def _leave(self) -> None:
+        """Write the lines logged from inside the lock holder's call (`_depth` just back to 0).
+
+        Each window is safe: a line logged while `_depth` is 1 is put aside and the loop
+        below sees it; one logged while it is 0 takes the whole path itself."""
+        while self._reentered:
+            self._depth = 1
+            try:
+                lines, self._reentered = self._reentered, []
+                for line in lines:
+                    self._pending += line
+                    self._pending += b"\n"
+                    self._pending_lines += 1
+                # At once, after the lines pending: an error line among them (`msg_now`)
+                # must not wait, and no flush may be scheduled for them (a flush's own call).
+                if not self._stream.closed:
+                    self._flush_locked()
+            finally:
+                self._depth = 0
 
     def flush(self) -> None:
         """Write the lines logged and not yet written (the loop's callback, ``atexit``)."""
         with self._lock:
-            self._scheduled_on = None
-            # A stream closed with lines pending (a test, the bench, never the daemon's
-            # stdout): its descriptor may already be another file's, so they are not written.
-            if self._pending and not self._stream.closed:
-                self._flush_locked()
+            if self._depth:
+                return  # called from inside the writer: the outer call writes what is pending
+            self._depth = 1
+            try:
+                self._scheduled_on = None
+                # A stream closed with lines pending (a test, the bench, never the daemon's
+                # stdout): its descriptor may already be another file's, so they are not
+                # written.
+                if self._pending and not self._stream.closed:
+                    self._flush_locked()
+            finally:
+                self._depth = 0
+                if self._reentered:
+                    self._leave()
 
     def _flush_locked(self) -> None:
         data, lines = bytes(self._pending), self._pending_lines
@@ -515,7 +567,9 @@ class _LineWriter:
 
     def _forget(self) -> None:
         """In a forked child: the parent writes the lines pending at the fork, not the child."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._reentered = []
         self._pending = bytearray()
         self._pending_lines = 0
         self._scheduled_on = None
@@ -600,13 +654,22 @@ class _LineWriter:
         if self._stream.closed:
             raise ValueError("I/O operation on closed file (the log stream)")
         with self._lock:
-            if self._broken:
-                self._dropped += 1
+            if self._depth:
+                self._reentered.append(message)  # written as soon as the outer call is done
                 return
-            self._pending += message
-            self._pending += b"\n"
-            self._pending_lines += 1
-            self._flush_locked()
+            self._depth = 1
+            try:
+                if self._broken:
+                    self._dropped += 1
+                    return
+                self._pending += message
+                self._pending += b"\n"
+                self._pending_lines += 1
+                self._flush_locked()
+            finally:
+                self._depth = 0
+                if self._reentered:
+                    self._leave()
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg_now
