@@ -1,4 +1,4 @@
-"""Review (issue 14, third pass): the batching line writer (`execd/logs.py`), attacked.
+"""Review (issue 14, third pass): the batching line writer (`execd/log_writer.py`), attacked.
 
 Each test below guards a defect the review found (a strict xfail until it was fixed).
 """
