@@ -486,7 +486,10 @@ class RequestBudget:
             return await future
         except asyncio.CancelledError:
             self._futures.pop(ticket, None)
-            if not self._ledger.withdraw(ticket) and future.done() and not future.cancelled():
+            granted = (
+                future.done() and not future.cancelled() and future.exception() is None
+            )  # not a withdrawal's `SendWithdrawn`: the cancellation must propagate
+            if not self._ledger.withdraw(ticket) and granted:
                 # Granted just as we were cancelled: give the grant back as unused.
                 self._ledger.unused(self._now(), future.result(), priority)
             self._pump()

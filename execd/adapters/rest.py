@@ -64,6 +64,7 @@ from execd.adapters.errors import (
     VenueRefused,
     VenueUnavailable,
 )
+from execd.adapters.last_check import CheckedRequest, last_check
 from execd.adapters.latest_quotes import LATEST_QUOTES_CHUNK, parse_latest_quotes
 from execd.adapters.quote_batch import LatestQuoteBatcher
 from execd.domain.quotes import Quote
@@ -218,6 +219,7 @@ class RestGateway:
         return aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=self._config.connections, keepalive_timeout=60.0),
+            request_class=CheckedRequest,  # `_attempt`'s check, once a connection is had
             headers={
                 "APCA-API-KEY-ID": self._config.key_id,
                 "APCA-API-SECRET-KEY": self._config.secret_key,
@@ -540,8 +542,10 @@ class RestGateway:
 
         `send_by` (loop time): raise `SendExpired` instead of sending once it has passed;
         `withdraw`: raise `SendWithdrawn` instead of sending once it is set (while waiting
-        for the slot, at once). Both are checked when the slot is granted, right before
-        the request goes out, with no await in between: a request is sent or it is not.
+        for the slot, at once). Both are checked when the slot is granted and again once
+        aiohttp has a pooled connection for the request, right before its first byte is
+        written (`last_check`; a place could wait up to the connect timeout for one): a
+        request is sent or it is not. A check that fails gives the grant back unused.
         """
         session = self._read_session if method == "GET" else self._session
         if session is None:
@@ -550,10 +554,11 @@ class RestGateway:
         headers = None if body is None else {"Content-Type": "application/json"}
 
         async def exchange() -> _Answer:
-            async with session.request(
-                method, base + path, params=params, data=data, headers=headers
-            ) as response:
-                return _Answer(response.status, await response.read(), response.headers)
+            with last_check(check_send_by):
+                async with session.request(
+                    method, base + path, params=params, data=data, headers=headers
+                ) as response:
+                    return _Answer(response.status, await response.read(), response.headers)
 
         def check_send_by() -> None:
             if withdraw is not None and withdraw.is_set():
@@ -566,13 +571,13 @@ class RestGateway:
                 check_send_by()
                 return await exchange()
             async with self._budget.slot(priority, withdraw) as slot:
+                slot.penalty = self._config.backoff.initial
                 try:
                     check_send_by()
+                    answer = await exchange()
                 except (SendExpired, SendWithdrawn):
                     slot.unused()  # never sent: the grant goes back whole
                     raise
-                slot.penalty = self._config.backoff.initial
-                answer = await exchange()
                 slot.observe(answer.status, answer.headers)
                 return answer
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
@@ -646,7 +651,12 @@ class RestGateway:
         the write is not sent after `send_within` seconds: `SendExpired`, the order
         does not exist; likewise once `withdraw` is set (`SendWithdrawn`). Once an
         attempt's fate is unknown the exactly-once rules above apply unchanged (the same
-        body, resolved by client order id): neither check applies any more.
+        body, resolved by client order id) and `send_within` no longer applies. The
+        withdrawal still does: an uncertain attempt is always settled by a look-up before
+        another copy is sent, and once the venue says it has no such order nothing was
+        placed, so a stopped leg's write ends there, not sent (review 4: a cancelled or
+        halted plan's place used to be re-sent after the look-up's 404). If the look-up
+        finds it, it is the leg's order, returned as usual (the stopping leg cancels it).
         """
         delays = self._delays()
         ambiguous = False
@@ -674,7 +684,8 @@ class RestGateway:
                     priority,
                     body=body,
                     send_by=None if ambiguous else send_by,
-                    withdraw=None if ambiguous else withdraw,
+                    # Every earlier uncertain copy was looked up and found absent (below).
+                    withdraw=withdraw,
                 )
             except SendWithdrawn:
                 log.info(
@@ -682,6 +693,7 @@ class RestGateway:
                     operation=operation,
                     client_order_id=client_order_id,
                     sent=sent - 1,
+                    settled_absent=ambiguous,
                 )
                 raise
             except SendExpired:

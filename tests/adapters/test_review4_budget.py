@@ -19,11 +19,6 @@ from execd.adapters.budget import BudgetLedger, Priority, RequestBudget, Withdra
 from .conftest import wait_until
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a task cancelled in the loop turn its queued request is withdrawn raises "
-    "SendWithdrawn, not CancelledError: the cancellation is swallowed",
-)
 async def test_cancel_in_the_same_turn_as_the_withdrawal_stays_a_cancellation() -> None:
     """Stop (withdraw) and cancel the same waiter before it runs again: `_acquire`'s
     `except CancelledError` finds the future done (with `SendWithdrawn`) and calls

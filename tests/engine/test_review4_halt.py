@@ -79,11 +79,6 @@ async def test_halt_while_a_plan_is_being_accepted(start_daemon: StartDaemon) ->
     assert outcomes == {True, False}, f"every interleaving ended alike: {outcomes}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="halt while a leg's place is uncertain (503 held, never landed): the gateway "
-    "re-sends it after the 404 look-up, so an order reaches the venue after the kill switch",
-)
 async def test_halt_while_a_place_is_uncertain_sends_nothing_after(
     start_daemon: StartDaemon,
 ) -> None:

@@ -39,11 +39,6 @@ def _budget(d: Harness) -> RequestBudget:
     return d.daemon.engine._ports.rest.budget
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a place granted by the budget but waiting for a pooled connection is past the "
-    "withdrawal check: a plan cancelled then still sends it when a connection frees",
-)
 async def test_cancel_sends_no_place_that_waits_for_a_pooled_connection(
     start_daemon: StartDaemon,
 ) -> None:

@@ -25,12 +25,6 @@ def _plan(plan_id: str) -> dict[str, Any]:
     return {"plan_id": plan_id, "legs": [{"symbol": SYMBOL, "side": "buy", "qty": "5"}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plan cancelled while its first place is uncertain (5xx, copy never landed) "
-    "still re-sends the place after the look-up's 404: a new order reaches the venue "
-    "after the cancel was accepted",
-)
 async def test_cancel_while_a_place_is_uncertain_sends_no_new_copy(
     start_daemon: StartDaemon,
 ) -> None:
