@@ -14,18 +14,14 @@ format.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import codecs
-import contextlib
 import contextvars
-import errno
+import json
 import logging
 import math
 import os
-import select
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -35,6 +31,8 @@ from typing import Any, Literal, TextIO
 import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from execd.log_writer import _LineWriter
 
 LogFormat = Literal["json", "console", "auto"]
 
@@ -68,12 +66,46 @@ _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 def _render_bytes(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
     """The JSON renderer for a binary sink: UTF-8 bytes, never decoded and re-encoded."""
-    return _ENCODER.encode(event_dict)
+    try:
+        return _ENCODER.encode(event_dict)
+    except UnicodeEncodeError:
+        return _escaped_line(event_dict)
 
 
 def _render_text(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     """The JSON renderer for a text sink (and the stdlib handler): the same line as text."""
-    return _ENCODER.encode(event_dict).decode()
+    return _render_bytes(_, __, event_dict).decode()
+
+
+def _escaped_line(event_dict: EventDict) -> bytes:
+    """`event_dict` as one JSON line in ASCII, every non-ASCII character escaped: the line of
+    one that msgspec refused for a lone surrogate in a string (a non-UTF-8 file name, an
+    environment variable or argument Python decoded with ``surrogateescape``).
+
+    Logging must not raise into the code that logged because of a field's content, and the
+    common path stays one msgspec call: this runs only after it raised. The values are those
+    msgspec would write (`msgspec.to_builtins`: Decimal as a string, datetimes in RFC 3339,
+    Structs as objects); `json.dumps` with ``ensure_ascii`` escapes the surrogate as
+    ``\\udcXX``, which is what structlog's own JSON renderer writes for it.
+    """
+    plain = _json_safe(msgspec.to_builtins(event_dict, enc_hook=_enc_hook))
+    return json.dumps(plain, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` (built-in types only) with what msgspec's JSON encoder would change and
+    `json.dumps` would not: a non-finite float as null (NaN is not JSON), a key that is not a
+    str or number as `_enc_hook`'s text."""
+    if isinstance(value, dict):
+        return {
+            key if isinstance(key, str | int | float | bool) else _enc_hook(key): _json_safe(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class _Stamp:
@@ -280,7 +312,11 @@ def _bound_logger_class(number: int, chain: list[Processor]) -> type[Any]:
                 value = var.get()
                 if value is not Ellipsis and key not in head:
                     head[key] = value
-            return sink.msg(encode(head))
+            try:
+                data = encode(head)
+            except UnicodeEncodeError:  # a lone surrogate: an escaped line, never a raise
+                data = _escaped_line(head)
+            return sink.msg(data)
 
         method.__name__ = method_name
         return method
@@ -315,267 +351,6 @@ def _level_number(level: str) -> int:
     if number is None:
         raise ValueError(f"unknown log level {level!r}")
     return number
-
-
-_FULL_PIPE_WAIT_SECONDS = 0.5
-"""How long a write waits for a full non-blocking stdout before its lines are dropped whole.
-Bounded because the writer runs on the event loop: a reader that stopped (journald stuck)
-must not freeze every leg. After a drop the next writes do not wait at all until one gets
-through."""
-
-_CUT_LINE_WAIT_SECONDS = 5.0
-"""How long the rest of a write already partly written waits for room: the reader took its
-start, so it is alive; past this the line it stopped in is cut (and terminated by the next
-write) rather than the loop frozen."""
-
-_BATCH_BYTES = 65_536
-"""The most a loop turn's lines wait in memory: a turn that logs more is written at this size
-(one pipe's worth on Linux), so a burst costs one system call per 64 KiB, not per line, and a
-kill -9 loses at most this much of the current turn."""
-
-
-class _LineWriter:
-    """A structlog logger that writes whole lines with ``os.write`` on a file descriptor.
-
-    **When a line is written.** A line logged on a thread that runs an event loop (the
-    daemon's: every leg, stream and the control API) joins the lines of the current loop
-    turn, and a callback the first of them scheduled with ``loop.call_soon`` writes them all
-    with one system call at the start of the next turn, before any I/O callback of that
-    turn; a turn that logs more than `_BATCH_BYTES` writes at that size. The ``write(2)``
-    per line was a third of a line's cost (execd/bench/README.md §5). A line logged where no
-    loop runs (a thread of its own, the CLI, code before or after the loop) writes what is
-    pending first and then itself, at once, so lines stay in the order they were logged on
-    every thread and across threads. An error or critical line (`msg_now`) is written at
-    once too, after the pending ones: a crash's last words never wait in memory (the
-    daemon's ``os._exit`` on a second SIGINT skips ``atexit``). `flush` writes what is
-    pending; `configure_logging` registers it with ``atexit`` (a clean exit, SIGTERM through
-    the daemon's handler, an unhandled exception: Python runs ``atexit`` after printing the
-    traceback) and calls it before it replaces the writer. **What a kill -9 (or SIGKILL from
-    systemd's stop timeout, an OOM kill, a crash of the interpreter itself) loses: the
-    debug, info and warning lines of the current loop turn logged after its last error
-    line, at most `_BATCH_BYTES`** — lines logged since the loop last ran its callbacks.
-    Every earlier line is in the kernel's pipe (journald's) before the next turn does any
-    I/O. A forked child starts with nothing pending (its parent writes those lines).
-
-    **A line is never cut or interleaved.** The lines are joined whole under one lock (a
-    thread logging through structlog at the same moment as the loop), and a short write
-    (a signal, a full pipe) writes the rest.
-
-    **Logging never raises into the code that logged** (a leg mid-trade, the quote stream,
-    which would take an OSError for a network failure):
-
-    - stdout's file description may be non-blocking (shared with a process that set
-      O_NONBLOCK). A full pipe answers EAGAIN: the writer polls for room, bounded
-      (`_FULL_PIPE_WAIT_SECONDS` before a write starts, `_CUT_LINE_WAIT_SECONDS` once it
-      has), then writes the rest. O_NONBLOCK is not cleared: the flag belongs to the file
-      description, which other processes share, and a blocking write to a stuck reader
-      would freeze the loop without bound. Lines that cannot start in time are dropped
-      whole; later writes are dropped without waiting until one gets through, and the first
-      that does is preceded by a ``log_lines_dropped`` line with the count.
-    - Any other write error (EPIPE: journald is gone; EIO, ENOSPC) drops the lines and
-      writes one note to stderr per kind of error; after EPIPE (a pipe never gets its
-      reader back) nothing more is written. EBADF still raises: the descriptor closed
-      under the writer is a bug in this process, not the reader's state.
-    """
-
-    __slots__ = (
-        "__weakref__",
-        "_broken",
-        "_cut",
-        "_dropped",
-        "_errors",
-        "_fd",
-        "_lock",
-        "_pending",
-        "_pending_lines",
-        "_scheduled_on",
-        "_scheduled_thread",
-        "_stamp",
-        "_stream",
-    )
-
-    def __init__(self, stream: TextIO, fd: int) -> None:
-        # The stream is kept: alive, its descriptor stays ours; closed, it is not written
-        # (the number may already belong to another file, the journal's database say).
-        self._stream = stream
-        self._fd = fd
-        # Lines come from the event loop's thread; the lock keeps a line whole and the
-        # order intact if a thread (an executor, a library) logs at the same moment.
-        self._lock = threading.Lock()
-        self._pending = bytearray()  # this loop turn's lines, each ending in "\n"
-        self._pending_lines = 0
-        # The loop a flush is scheduled on (None: none is). A loop closed before running
-        # it, or a second loop on another thread, gets its own.
-        self._scheduled_on: asyncio.AbstractEventLoop | None = None
-        self._scheduled_thread = 0  # the thread running `_scheduled_on`
-        self._dropped = 0  # lines dropped since the last write that got through
-        self._cut = False  # the last write was cut inside a line: the next starts anew
-        self._broken = False  # EPIPE: the reader is gone for good
-        self._errors: set[int] = set()  # errnos already noted on stderr
-        self._stamp = _Stamp()
-
-    def msg(self, message: bytes) -> None:
-        """Queue `message` and a newline for the end of this loop turn, or write it now
-        where no loop runs (see the class docstring)."""
-        if self._stream.closed:
-            raise ValueError("I/O operation on closed file (the log stream)")
-        with self._lock:
-            if self._broken:
-                self._dropped += 1
-                return
-            pending = self._pending
-            pending += message
-            pending += b"\n"
-            self._pending_lines += 1
-            scheduled = self._scheduled_on
-            if (
-                scheduled is None
-                or self._scheduled_thread != threading.get_ident()
-                or not scheduled.is_running()
-            ):
-                # Not known to be on a loop with a flush pending: ask asyncio (on Python
-                # 3.11 a getpid system call, which the check above saves per line).
-                loop = _running_loop()
-                if loop is None:
-                    self._flush_locked()
-                    return
-                if loop is not scheduled:
-                    loop.call_soon(self.flush)
-                    self._scheduled_on = loop
-                    self._scheduled_thread = threading.get_ident()
-            if len(pending) >= _BATCH_BYTES:
-                self._flush_locked()
-
-    def flush(self) -> None:
-        """Write the lines logged and not yet written (the loop's callback, ``atexit``)."""
-        with self._lock:
-            self._scheduled_on = None
-            # A stream closed with lines pending (a test, the bench, never the daemon's
-            # stdout): its descriptor may already be another file's, so they are not written.
-            if self._pending and not self._stream.closed:
-                self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        data, lines = bytes(self._pending), self._pending_lines
-        self._pending.clear()
-        self._pending_lines = 0
-        if self._broken:
-            self._dropped += lines
-            return
-        if not (self._dropped or self._cut):
-            # The common case, one system call; anything else takes `_write` (an error
-            # other than a full pipe comes again there, and is handled there).
-            done = 0
-            with contextlib.suppress(OSError):
-                done = os.write(self._fd, data)
-            if done < len(data):
-                self._write(data, done)
-            return
-        head = (b"\n" if self._cut else b"") + (self._drop_note() if self._dropped else b"")
-        self._write(head + data, 0, len(head))
-
-    def _forget(self) -> None:
-        """In a forked child: the parent writes the lines pending at the fork, not the child."""
-        self._lock = threading.Lock()
-        self._pending = bytearray()
-        self._pending_lines = 0
-        self._scheduled_on = None
-
-    def _drop_note(self) -> bytes:
-        note = {
-            "timestamp": self._stamp.timestamp(),
-            "level": "warning",
-            "event": "log_lines_dropped",
-            "count": self._dropped,
-            "reason": "stdout full or failing",
-        }
-        return _ENCODER.encode(note) + b"\n"
-
-    def _write(self, data: bytes, done: int, prefix: int = 0) -> None:
-        """Write `data` (whole lines, the first `prefix` bytes not logged ones) from `done`
-        on: wait for room (bounded), drop or fail as the class docstring says."""
-        view = memoryview(data)
-        started = time.monotonic()
-        while done < len(data):
-            try:
-                done += os.write(self._fd, view[done:])
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                if exc.errno == errno.EBADF:
-                    # Our descriptor closed under us: a bug here, never hidden. Raised (into
-                    # the caller, or the loop's exception handler for a queued flush), noted
-                    # on stderr, and nothing more is written: a loop would otherwise log the
-                    # failed flush, queue a flush for that line and fail again every turn.
-                    self._broken = True
-                    self._note(exc, "no more lines are written")
-                    raise
-                self._fail(exc, data, done, prefix)
-                return
-            if done == 0 and self._dropped:
-                break  # still full after a drop: do not wait again
-            bound = _CUT_LINE_WAIT_SECONDS if done else _FULL_PIPE_WAIT_SECONDS
-            remaining = started + bound - time.monotonic()
-            if remaining <= 0:
-                break
-            # Writable or in error after this (the write says which). poll, not select:
-            # select cannot take a descriptor numbered past 1023.
-            poller = select.poll()
-            poller.register(self._fd, select.POLLOUT)
-            poller.poll(max(1, math.ceil(remaining * 1000)))
-        if done < len(data):
-            self._give_up(data, done, prefix)
-            return
-        self._dropped = 0
-        self._cut = False
-
-    def _give_up(self, data: bytes, done: int, prefix: int) -> None:
-        """Count the logged lines of `data` not written whole (their newline is not among the
-        first `done` bytes); note a cut inside a line. The first `prefix` bytes are the
-        newline ending a cut line and the drop note: not logged lines, and if the note did
-        not get through, its count still stands."""
-        kept = self._dropped if done < prefix else 0
-        self._dropped = kept + data.count(b"\n", max(done, prefix))
-        self._cut = done > 0 and data[done - 1] != 0x0A
-
-    def _fail(self, exc: OSError, data: bytes, done: int, prefix: int) -> None:
-        self._give_up(data, done, prefix)
-        if exc.errno == errno.EPIPE:
-            self._broken = True
-        self._note(exc, "no more lines are written" if self._broken else "the lines were dropped")
-
-    def _note(self, exc: OSError, tail: str) -> None:
-        """One line on stderr per kind of error."""
-        if exc.errno in self._errors:
-            return
-        self._errors.add(exc.errno or 0)
-        note = f"execd: writing a log line to stdout failed ({exc!r}); {tail}\n"
-        with contextlib.suppress(OSError, ValueError):
-            os.write(2, note.encode("utf-8", "replace"))
-
-    def msg_now(self, message: bytes) -> None:
-        """Write `message` and a newline now, after the lines pending: an error line (a leg
-        that crashed, the daemon's last words before ``os._exit``) is never left in memory,
-        so not even a kill -9 right after it loses it."""
-        if self._stream.closed:
-            raise ValueError("I/O operation on closed file (the log stream)")
-        with self._lock:
-            if self._broken:
-                self._dropped += 1
-                return
-            self._pending += message
-            self._pending += b"\n"
-            self._pending_lines += 1
-            self._flush_locked()
-
-    log = debug = info = warn = warning = msg
-    fatal = failure = err = error = critical = exception = msg_now
-
-
-_running_loop = asyncio.events._get_running_loop
-"""The event loop running on this thread, or None: asyncio's own C accessor (public in
-``asyncio.events.__all__``), a fraction of a microsecond per line."""
 
 
 class _WriterHandler(logging.Handler):
@@ -629,7 +404,7 @@ def _json_sink(stream: TextIO) -> tuple[Processor, Any]:
     """
     fd = _fd_of(stream)
     if fd is not None:
-        return _render_bytes, _LineWriter(stream, fd)
+        return _render_bytes, _LineWriter(stream, fd, _Stamp().timestamp)
     return _render_text, structlog.WriteLogger(stream)
 
 

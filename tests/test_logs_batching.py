@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import structlog
 
-from execd.logs import _BATCH_BYTES, configure_logging, flush_logs
+from execd.log_writer import _BATCH_BYTES
+from execd.logs import configure_logging, flush_logs
 from tests.log_support import drain, fill, restore_logging  # noqa: F401 (restore_logging: autouse)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -387,7 +388,7 @@ async def test_a_batch_cut_by_a_reader_that_stops_counts_what_was_lost(
     rest is given up. The lines before the cut arrive whole; the cut line is terminated by
     the next write, which counts the cut line and every line after it; everything after
     the cut parses."""
-    monkeypatch.setattr("execd.logs._CUT_LINE_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr("execd.log_writer._CUT_LINE_WAIT_SECONDS", 0.05)
     read_fd, write_fd, out = _nonblocking_pipe()
     try:
         filled = fill(write_fd)

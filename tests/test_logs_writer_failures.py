@@ -71,7 +71,7 @@ def test_a_line_cut_by_a_reader_that_stops_is_terminated_before_the_next(
     """A reader that takes the start of a long line and then stops: past the (shortened)
     bound the rest is given up rather than the loop frozen; the next line that gets
     through starts on a line of its own, after the drop count, so every later line parses."""
-    monkeypatch.setattr("execd.logs._CUT_LINE_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr("execd.log_writer._CUT_LINE_WAIT_SECONDS", 0.05)
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     os.set_blocking(read_fd, False)

@@ -1,7 +1,6 @@
-"""Review (issue 14, third pass): the batching line writer (`execd/logs.py`), attacked.
+"""Review (issue 14, third pass): the batching line writer (`execd/log_writer.py`), attacked.
 
-Each strict xfail below is a defect the review found: it fails now and will XPASS (failing
-the suite) once fixed, which tells the fixer to remove the marker.
+Each test below guards a defect the review found (a strict xfail until it was fixed).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import structlog
 
 from execd.logs import configure_logging
@@ -73,11 +71,6 @@ _FINALIZER_LOGS = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a finalizer that logs, run by a collection triggered inside the writer's "
-    "non-reentrant lock, deadlocks the event loop forever",
-)
 def test_review3_a_finalizer_logging_during_a_write_does_not_deadlock_the_loop() -> None:
     """A silent stall, the worst bug there is: the loop thread blocks forever on
     `_LineWriter._lock` (a `threading.Lock`, not re-entrant) that it already holds, because
@@ -97,11 +90,6 @@ def test_review3_a_finalizer_logging_during_a_write_does_not_deadlock_the_loop()
     assert sum(line["event"] == "line" for line in lines) == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a str field holding a lone surrogate makes the log call raise "
-    "UnicodeEncodeError into the caller (msgspec refuses it; structlog's chain does not)",
-)
 def test_review3_a_lone_surrogate_in_a_field_is_logged_not_raised(tmp_path: Path) -> None:
     """A lone surrogate is what Python makes of a non-UTF-8 byte it had to decode with
     ``surrogateescape``: a file name (`os.fsdecode`, a plan path under a directory named in
@@ -117,3 +105,91 @@ def test_review3_a_lone_surrogate_in_a_field_is_logged_not_raised(tmp_path: Path
     lines = path.read_bytes().splitlines()
     assert len(lines) == 1
     assert b"plan_read" in lines[0]
+    assert json.loads(lines[0])["path"] == plan  # valid JSON, the surrogate escaped
+
+
+# The same re-entry where it is hardest: while the writer is in its `os.write` loop, halfway
+# through a line a slow reader took only part of (each retry slices a memoryview, which can
+# start a collection). Every line logged from inside must come out whole, after the write
+# under way, and the line being written must not be cut by it.
+_LOGS_MID_WRITE = textwrap.dedent(
+    """
+    import faulthandler, gc, json, logging, os, sys, threading
+
+    import structlog
+
+    import execd.logs
+    from execd.logs import configure_logging
+    from tests.log_support import fill
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    filled = fill(write_fd)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    configure_logging("info", "json", out)
+    log = structlog.get_logger("execd.leg")
+    inside = 0
+
+
+    def log_inside(phase, info):
+        global inside
+        writer = execd.logs._writer
+        if (
+            phase == "start"
+            and threading.current_thread() is threading.main_thread()  # not the reader's
+            and writer is not None
+            and writer._depth
+            and inside < 300
+        ):
+            inside += 1
+            logging.getLogger("asyncio").error("finalizer", extra={"n": inside})
+
+
+    received = bytearray()
+    done = threading.Event()
+
+
+    def reader():  # a slow journald: a page at a time
+        while True:
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                return
+            received.extend(chunk)
+            done.wait(0.0005)
+
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    faulthandler.dump_traceback_later(10, exit=True)  # a deadlock: exit 1
+    gc.callbacks.append(log_inside)
+    gc.set_threshold(1)
+    for i in range(12):
+        log.info("big", i=i, pad="p" * 20_000)
+    gc.callbacks.clear()
+    gc.set_threshold(700)
+    out.close()
+    thread.join()
+    faulthandler.cancel_dump_traceback_later()
+    lines = [json.loads(x) for x in bytes(received[filled:]).decode().splitlines()]
+    print(json.dumps({"inside": inside, "lines": lines}))
+    """
+)
+
+
+def test_review3_lines_logged_in_the_middle_of_a_write_come_out_whole_after_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOGS_MID_WRITE],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    lines = result["lines"]
+    assert result["inside"] > 0  # the collections did start inside the writer
+    big = [line for line in lines if line["event"] == "big"]
+    assert [line["i"] for line in big] == list(range(12))
+    assert all(line["pad"] == "p" * 20_000 for line in big)
+    assert sum(line["event"] == "finalizer" for line in lines) == result["inside"]
