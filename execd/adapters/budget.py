@@ -179,14 +179,20 @@ class BudgetLedger:
     def unused(self, now: float, granted_at: float, priority: Priority) -> None:
         """Give back a grant whose request was never sent (checked right before the send).
 
-        The venue never counted it: it leaves the sliding window, returns its pacing token,
-        and is no longer in flight. (`complete` is for requests that went out.)"""
+        The venue never counted it: it leaves the sliding window, returns what is left of
+        its pacing token, and is no longer in flight. (`complete` is for requests that went
+        out.) The token has been growing back since the grant at the pacing rate, and once
+        the bucket is full that growth is lost to the cap: refunding the whole token then
+        would let two paced requests out where the burst allows one. So the refund is the
+        part not yet grown back, `1 - rate × (now - granted_at)` — never more than the grant
+        took, possibly less (the budget may under-use, never over-use)."""
         self._in_flight = max(0, self._in_flight - 1)
         with contextlib.suppress(ValueError):  # already slid out of the window
             self._sent.remove(granted_at)
         if priority is not Priority.CANCEL and self.burst is not None:
             self._refill(now)
-            self._tokens = min(float(self.burst), self._tokens + 1.0)
+            refund = max(0.0, 1.0 - max(0.0, now - granted_at) * self._rate())
+            self._tokens = min(float(self.burst), self._tokens + refund)
 
     def complete(
         self,
