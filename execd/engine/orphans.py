@@ -121,8 +121,11 @@ class OrphanSweeper:
     async def run(self) -> None:
         """Cancel queued orphans forever (ends only by cancellation)."""
         while True:
-            orphan = await self._queue.get()
-            await self._sweep(orphan)
+            await self.sweep_one()
+
+    async def sweep_one(self) -> None:
+        """Wait for the next queued orphan and cancel it (or give up, logged)."""
+        await self._sweep(await self._queue.get())
 
     async def _sweep(self, orphan: Orphan) -> None:
         if self._owned(orphan.client_order_id):
