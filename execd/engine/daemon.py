@@ -224,7 +224,15 @@ async def running_daemon(
                 clock=clock.now,
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
-            orphans = OrphanSweeper(rest.cancel_order, router.owns)
+            holder: list[Engine] = []
+
+            def claimed(client_order_id: str) -> bool:
+                """A registered leg owns the order, or an unfinished leg may yet."""
+                return router.owns(client_order_id) or (
+                    bool(holder) and holder[0].leg_may_claim(client_order_id)
+                )
+
+            orphans = OrphanSweeper(rest.cancel_order, claimed)
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
             ports = LegPorts(
                 rest,
@@ -237,7 +245,6 @@ async def running_daemon(
                 rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
             )
             recorder = EventRecorder(journal, clock.now)
-            holder: list[Engine] = []
             observers: list[Telemetry] = []
 
             async def reconnected(down_since: datetime | None) -> None:
