@@ -212,6 +212,11 @@ class LadderConfig(_Section):
     max_leg_seconds: float = Field(23_400.0, gt=0, le=7 * 86_400)
     """A leg's deadline when the plan gives none and no trading session is known (the
     session's close is used when it is): 6.5 h, one regular session."""
+    close_guard_seconds: float = Field(1.0, ge=0, le=300, allow_inf_nan=False)
+    """No new order or replace is sent later than the session's close minus this travel
+    allowance and the venue clock's uncertainty (up to one `/v2/clock` round trip, logged
+    `behind_at_most_seconds`); a leg's deadline at the close is that much earlier too. At
+    Alpaca a day order that arrives after the close is queued for the next trading day."""
     passive_timeout_seconds: float = Field(10.0, gt=0, le=600)
     """The passive style's re-check interval (seed 003's 2 s / 3 s are for marketable
     limits); a re-check that leaves the price unchanged spends no re-peg round."""

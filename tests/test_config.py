@@ -114,6 +114,9 @@ def test_alpaca_standard_key_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("VENUE__TRADING_URL", "localhost:1", "venue.trading_url: not a URL"),
         ("SIM__START", "9:30", "sim.start: expected HH:MM"),
         ("GATEWAY__CANCEL_RESERVE", "500", "leave no room for orders"),
+        ("LADDER__CLOSE_GUARD_SECONDS", "nan", "close_guard_seconds: Input should be a finite"),
+        ("LADDER__CLOSE_GUARD_SECONDS", "-0.5", "ladder.close_guard_seconds: must be"),
+        ("LADDER__CLOSE_GUARD_SECONDS", "1e9", "ladder.close_guard_seconds: must be"),
     ],
 )
 def test_bad_value_names_the_key(

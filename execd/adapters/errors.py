@@ -81,7 +81,9 @@ class SendExpired(RateLimited):
     The quote that priced the order went stale while the write waited for the request
     budget or for 429s ("not processed", ALPACA.md §0.4), so no copy of it reached the
     venue and none ever will: the order does not exist. The caller re-prices from a fresh
-    quote (DESIGN.md "Fresh quote"). Never raised once a copy may have reached the venue.
+    quote (DESIGN.md "Fresh quote"). A leg's window also ends at its last send before the
+    session's close (`domain.deadline.last_send`): a later copy could reach the venue
+    after the close. Never raised once a copy may have reached the venue.
     """
 
 

@@ -262,6 +262,7 @@ class MarketStream:
         self._connected_at: datetime | None = None
         self._link_changed = asyncio.Event()
         self._link_changes = 0
+        self._link_future: asyncio.Future[None] | None = None
         self._last_frame: datetime | None = None
         self._reconnector = Reconnector(
             "market",
@@ -397,6 +398,15 @@ class MarketStream:
         if seen is not None and seen != self._link_changes:
             return
         await self._link_changed.wait()
+
+    def link_change(self) -> asyncio.Future[None]:
+        """A future done at the next connect or disconnect: shared by every waiter (a leg
+        adds a done callback to it instead of running a task around `wait_link_change`),
+        so never cancel it."""
+        future = self._link_future
+        if future is None or future.done():
+            future = self._link_future = asyncio.get_running_loop().create_future()
+        return future
 
     def outage(self, symbol: str, grace: float) -> QuoteOutage | None:
         """Whether `symbol`'s quote is stale *because of the connection* (None: it is not).
@@ -811,3 +821,6 @@ class MarketStream:
         self._link_changes += 1
         event, self._link_changed = self._link_changed, asyncio.Event()
         event.set()
+        future, self._link_future = self._link_future, None
+        if future is not None and not future.done():
+            future.set_result(None)

@@ -540,7 +540,7 @@ class RestGateway:
     ) -> _Answer:
         """One HTTP exchange, inside a budget slot. `_NoAnswer` if no status came back.
 
-        `send_by` (loop time): raise `SendExpired` instead of sending once it has passed;
+        `send_by` (loop time): raise `SendExpired` instead of sending once it is reached;
         `withdraw`: raise `SendWithdrawn` instead of sending once it is set (while waiting
         for the slot, at once). Both are checked when the slot is granted and again once
         aiohttp has a pooled connection for the request, right before its first byte is
@@ -563,7 +563,7 @@ class RestGateway:
         def check_send_by() -> None:
             if withdraw is not None and withdraw.is_set():
                 raise SendWithdrawn(f"{method} {path}: not sent, withdrawn by its caller")
-            if send_by is not None and asyncio.get_running_loop().time() > send_by:
+            if send_by is not None and asyncio.get_running_loop().time() >= send_by:
                 raise SendExpired(f"{method} {path}: not sent, its pricing quote went stale")
 
         try:

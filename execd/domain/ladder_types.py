@@ -111,6 +111,10 @@ class LadderParams:
     passive_patience_low_seconds: float = 300.0
     passive_patience_normal_seconds: float = 120.0
     passive_patience_high_seconds: float = 7.0
+    # No new order or replace leaves later than the session's close minus this travel
+    # allowance and the venue clock's uncertainty (`domain.deadline.close_margin`): a day
+    # order that reaches Alpaca after the close is queued for the next trading day.
+    close_guard_seconds: float = 1.0
     # DESIGN.md "The fallback is capped by default": "collared" is a marketable limit
     # `fallback_collar_bps` beyond the far side of a fresh quote, re-priced at most
     # `fallback_reprices` times; "market" is the seed's plain market order, only when
@@ -130,6 +134,8 @@ class LadderParams:
             raise ValueError(f"unknown fallback_order {self.fallback_order!r}")
         if self.fallback_reprices < 0:
             raise ValueError("fallback_reprices must not be negative")
+        if not 0 <= self.close_guard_seconds < float("inf"):
+            raise ValueError(f"close_guard_seconds must be >= 0: {self.close_guard_seconds}")
         if self.apply_to not in ("listed", "all"):
             raise ValueError(f"apply_to must be 'listed' or 'all', not {self.apply_to!r}")
         if self.repeg_method not in ("replace", "cancel_and_place"):

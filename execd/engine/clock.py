@@ -24,12 +24,19 @@ class Clock(Protocol):
         """Seconds on a clock that never jumps (the event loop's timer base)."""
         ...
 
+    @property
+    def behind_at_most_seconds(self) -> float:
+        """How far `now()` may be behind the venue's clock (seconds, >= 0): the unsafe
+        side at the close, so the last send allows for it (`domain.deadline`)."""
+        ...
+
 
 class VenueClock:
     """Local time corrected by the measured offset to the venue's clock."""
 
     def __init__(self, offset: timedelta = timedelta(0)) -> None:
         self.offset = offset
+        self.behind_at_most_seconds = 0.0
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
@@ -51,4 +58,7 @@ class VenueClock:
         bound of the true offset: "not before the open" holds exactly. Returns the round
         trip (seconds): how far behind this clock may be."""
         self.offset = venue_time - received_at
-        return (received_at - sent_at).total_seconds()
+        # A local clock that stepped back mid-trip gives a negative "round trip": the
+        # uncertainty is then unknown, not zero — count the trip's size either way.
+        self.behind_at_most_seconds = abs((received_at - sent_at).total_seconds())
+        return self.behind_at_most_seconds

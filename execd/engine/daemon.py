@@ -401,8 +401,18 @@ async def _open_journal(settings: Settings) -> AsyncIterator[tuple[Journal, Jour
             yield journal, lock
 
 
+CLOCK_UNCERTAIN_SECONDS = 1.0
+"""A `/v2/clock` round trip slower than this is logged as a warning at start."""
+
+
 async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
-    """Measure the local clock's offset against the venue's `/v2/clock`."""
+    """Measure the local clock's offset against the venue's `/v2/clock`.
+
+    However slow the answer, trading stays safe: the clock is never ahead of the venue's
+    (safe at the open) and each leg's last send before the close allows for the whole
+    round trip (`domain.deadline.close_margin`), so a slow answer only ends legs earlier.
+    It is said loudly rather than re-measured: a second read on the same slow path would
+    likely be as slow, and a start that waited for a fast one could wait without bound."""
     sent = datetime.now(UTC)
     venue = await rest.clock()
     behind = clock.sync(venue.timestamp, sent, datetime.now(UTC))
@@ -411,6 +421,13 @@ async def _sync_clock(rest: RestGateway, clock: VenueClock) -> None:
         offset_seconds=clock.offset.total_seconds(),
         behind_at_most_seconds=round(behind, 6),
     )
+    if behind > CLOCK_UNCERTAIN_SECONDS:
+        _log.warning(
+            "venue_clock_uncertain",
+            behind_at_most_seconds=round(behind, 6),
+            message="the /v2/clock answer was slow: every leg ends this much earlier"
+            " before the close (restart the daemon to measure again)",
+        )
 
 
 def gc_tuning(settings: Settings) -> GcTuning:

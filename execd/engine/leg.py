@@ -50,6 +50,7 @@ from execd.adapters.journal import Journal
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.adapters.wire import TradeUpdate
+from execd.domain.deadline import close_margin, last_send, send_window
 from execd.domain.ladder import decide
 from execd.domain.ladder_types import (
     Action,
@@ -84,6 +85,7 @@ from execd.domain.quotes import Quote
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
+from execd.engine.doorbell import Doorbell
 from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
 from execd.engine.leg_replace import replace_unsafe
@@ -167,8 +169,9 @@ class LegRunner:
         # line at once instead of holding the stop up until its grant (then sending nothing,
         # or worse, a new price after the cancel).
         self._withdrawal = Withdrawal()
-        self._wakeup = asyncio.Event()
-        self._taken: deque[TradeUpdate] = deque()
+        self._bell = Doorbell()  # every input rings it (doorbell.py)
+        inbox.bell = self._bell.ring
+        self._reread: asyncio.Task[None] | None = None
         self._reconcile_requested = False
         self._snapshot: Snapshot = {}
         self._checked_for: datetime | None = None
@@ -191,7 +194,6 @@ class LegRunner:
             rest_interval=ports.rest_quote_interval,
         )
         self._woken_for: datetime | None = None
-        self._cancelled_waiters: set[asyncio.Future[Any]] = set()
         self._vwap_start = ports.quotes.vwap(spec.symbol).mark()
         self.bench = BenchmarkCollector(
             ports.feed, lambda: ports.quotes.quote(spec.symbol), ports.clock.now, record
@@ -227,7 +229,7 @@ class LegRunner:
         if self._stop_reason is None:
             self._stop_reason = reason
             self._withdrawal.set()
-            self._wakeup.set()
+            self._bell.ring()
 
     def request_reconcile(self, snapshot: Snapshot | None = None) -> None:
         """Re-read this leg's orders over REST before acting again (stream outage or
@@ -236,7 +238,7 @@ class LegRunner:
         if snapshot is not None:
             self._snapshot = snapshot
         self._reconcile_requested = True
-        self._wakeup.set()
+        self._bell.ring()
 
     # ------------------------------------------------------------------ main loop
 
@@ -245,7 +247,13 @@ class LegRunner:
         try:
             return await self._drive()
         finally:
-            await self._reap_waiters()
+            self._inbox.bell = None
+            reread, self._reread = self._reread, None
+            if reread is not None:
+                reread.cancel()
+                # the leg leaves no task behind; its error (not its cancellation) is logged
+                # by `_reread_done`
+                await asyncio.gather(reread, return_exceptions=True)
 
     async def _drive(self) -> Finish:
         pending: deque[LadderEvent] = deque([self._first])
@@ -365,10 +373,12 @@ class LegRunner:
 
     def _send_within(self, priced_until: datetime | None) -> float | None:
         """Seconds (from now) in which the order may first be sent: until its pricing
-        quote goes stale. A rate-limit wait past it must not send a stale price."""
-        if priced_until is None:
-            return None
-        return (priced_until - self._ports.clock.now()).total_seconds()
+        quote goes stale, and never so late it could reach the venue after the session's
+        close (`domain.deadline.last_send`). A rate-limit wait past it sends nothing."""
+        ports = self._ports
+        margin = close_margin(ports.clock.behind_at_most_seconds, ports.params.close_guard_seconds)
+        cutoff = last_send(self.spec.session, margin)
+        return send_window(ports.clock.now(), priced_until, cutoff)
 
     async def _replace(self, action: ReplaceOrder) -> list[LadderEvent]:
         old, new = action.client_order_id, action.new_client_order_id
@@ -508,6 +518,9 @@ class LegRunner:
     async def _next_inputs(self) -> list[LadderEvent]:
         """Wait for the next thing the ladder must hear about, and translate it."""
         while True:
+            # Level-triggered: a ring before this line is answered by the checks below,
+            # one after it (during the reconciliation's awaits) skips the next sleep.
+            self._bell.reset()
             if (
                 self._reconcile_requested
                 or self._inbox.overflowed.is_set()
@@ -519,39 +532,35 @@ class LegRunner:
             events = self._ready_inputs()
             if events:
                 return events
-            await self._reap_waiters()
-            timeout = self._timeout()
-            waiters: set[asyncio.Future[Any]] = {
-                asyncio.ensure_future(self._inbox_ready()),
-                asyncio.ensure_future(self._wakeup.wait()),
-                asyncio.ensure_future(self._inbox.overflowed.wait()),
-                asyncio.ensure_future(self._hold.wait_change()),
-            }
             if not self._hold.holding and self._feed.wants_rest(self.state):
-                waiters.add(asyncio.ensure_future(self._feed.reread()))
-            # The stream's own future, not a task around a wait: a quote then wakes this
-            # wait directly, one loop turn fewer before the reaction (issue 14 item 2).
-            # Shared with every waiter of the symbol: never cancelled here.
-            arrival = self._feed.arrival()
-            try:
-                await asyncio.wait(
-                    {arrival, *waiters}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                # Cancelled now, awaited at the next wait (`_reap_waiters`): awaiting them
-                # here cost a loop turn between the input and the leg's reaction to it.
-                for waiter in waiters:
-                    waiter.cancel()
-                self._cancelled_waiters = set(waiters)
-            self._wakeup.clear()
+                self._start_reread()
+            elif self._reread is not None:
+                self._reread.cancel()  # no longer wanted: no data request for nothing
+            await self._sleep(self._timeout())
 
-    async def _reap_waiters(self) -> None:
-        """Await the last wait's cancelled waiters; an error one of them raised (not its
-        cancellation) is logged, never dropped."""
-        waiters, self._cancelled_waiters = self._cancelled_waiters, set()
-        for outcome in await asyncio.gather(*waiters, return_exceptions=True):
-            if isinstance(outcome, Exception):
-                _log.error("leg_waiter_failed", error=repr(outcome))
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep on the doorbell until an input rings it or `seconds` pass (doorbell.py):
+        the inbox, `stop`, `request_reconcile`, the REST re-read's end, the symbol's quote
+        arrival and the data link's change. Looked at once more here, after the checks,
+        so that nothing that happened since them is missed."""
+        if self._hold.changed() or self._inbox.overflowed.is_set() or not self._inbox.queue.empty():
+            return
+        await self._bell.sleep(seconds, (self._feed.arrival(), self._hold.change()))
+
+    def _start_reread(self) -> None:
+        """Re-read the quote over REST in a task of its own (the rare case: the ladder waits
+        for a quote the stream does not bring); its end rings the bell. It outlives one
+        sleep (its own pacing, `QuoteFeed.reread`), never the leg (`run`)."""
+        if self._reread is None:
+            self._reread = asyncio.ensure_future(self._feed.reread())
+            self._reread.add_done_callback(self._reread_done)
+
+    def _reread_done(self, task: asyncio.Task[None]) -> None:
+        if self._reread is task:
+            self._reread = None
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _log.error("leg_waiter_failed", error=repr(error))
+        self._bell.ring()
 
     def _ready_inputs(self) -> list[LadderEvent]:
         """Everything that can be fed now without waiting, in priority order."""
@@ -560,13 +569,10 @@ class LegRunner:
             return [Stop(self._stop_reason)]
         events: list[LadderEvent] = []
         while True:
-            if self._taken:
-                update = self._taken.popleft()
-            else:
-                try:
-                    update = self._inbox.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
+            try:
+                update = self._inbox.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
             gap_known = self._reconcile_requested
             event = self._translate(update)
             if event is not None:
@@ -591,7 +597,10 @@ class LegRunner:
             self._woken_for = deadline
             return [Wake()]
         if self._hold.holding:
-            return []  # the cached quote is frozen: never re-offer it as news
+            # The cached quote is frozen: never re-offer it as news. Looked at all the same
+            # (the hold's check just read it): only a later arrival wakes the leg.
+            self._feed.looked(now)
+            return []
         quote = self._feed.offer(self.state, now)
         return [] if quote is None else [QuoteUpdate(quote)]
 
@@ -625,14 +634,6 @@ class LegRunner:
             if refeed is not None:
                 candidates.append(refeed)
         return min(candidates) if candidates else None
-
-    async def _inbox_ready(self) -> None:
-        # Take the first update into `_taken`, which `_ready_inputs` drains before the
-        # queue. (Putting it back instead would queue it behind any update that arrived
-        # in the same loop turn: two fills of one order then reach the ladder out of
-        # order, and the later cumulative quantity hides the earlier fill.)
-        if not self._taken:
-            self._taken.append(await self._inbox.queue.get())
 
     # ------------------------------------------------------------------ translation
 

@@ -136,6 +136,11 @@ class QuoteFeed:
         self._last_fed, self._last_fed_mono = quote, mono
         return quote
 
+    def looked(self, now: datetime) -> None:
+        """The leg looked at the symbol without offering its quote (a hold): `arrival`
+        then waits for a quote after `now`, not for one it already saw."""
+        self._seen_at = now
+
     def refeed_in(self, state: LegState) -> float | None:
         """Seconds until the cached quote may be offered again to a ladder that asks for
         one (None: it does not ask, or the cache holds nothing new enough)."""

@@ -62,4 +62,5 @@ def ladder_params(settings: Settings) -> LadderParams:
         passive_patience_low_seconds=lad.passive_patience_low_seconds,
         passive_patience_normal_seconds=lad.passive_patience_normal_seconds,
         passive_patience_high_seconds=lad.passive_patience_high_seconds,
+        close_guard_seconds=lad.close_guard_seconds,
     )

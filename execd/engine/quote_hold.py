@@ -21,6 +21,7 @@ Each hold is logged once as `leg_holding_stale_quotes` and its end as `leg_quote
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 
@@ -57,7 +58,7 @@ class QuoteHold:
         self._deadline = deadline
         self._outage: QuoteOutage | None = None
         self._resumed = False
-        # The link changes `check` saw: `wait_change` is level-triggered against it.
+        # The link changes `check` saw: `changed` is level-triggered against it.
         self._seen_changes: int | None = None
 
     def check(self, now: datetime) -> QuoteOutage | None:
@@ -123,9 +124,12 @@ class QuoteHold:
             return None
         return max(min(ends), 0.0) + 0.001
 
-    async def wait_change(self) -> None:
-        """Return when the connection comes or goes (what ends or starts an outage), at
-        once if it did since the last `check`: the leg awaits other things (its reaped
-        waiters, a loop turn before this task starts) between its check and this wait, and
-        a change there (a fast reconnection ending the hold) must not go unheard."""
-        await self._quotes.wait_link_change(self._seen_changes)
+    def changed(self) -> bool:
+        """Whether the connection came or went since the last `check`: the leg looks before
+        it sleeps, so a change between its check and its sleep (a fast reconnection ending
+        the hold) is never missed (review 2, tests/engine/test_review2_leg_waiters.py)."""
+        return self._seen_changes is not None and self._seen_changes != self._quotes.link_changes
+
+    def change(self) -> asyncio.Future[None]:
+        """The stream's shared future for the next connect or disconnect; never cancel it."""
+        return self._quotes.link_change()

@@ -12,6 +12,7 @@ orders that no leg owns are logged, never silently dropped (and the daemon's
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -28,10 +29,19 @@ INBOX_SIZE = 1024
 
 @dataclass(slots=True)
 class Inbox(Generic[T]):
-    """One leg's queue of order updates, plus the overflow flag."""
+    """One leg's queue of order updates, plus the overflow flag and the leg's doorbell.
+
+    `bell` is rung after every delivery (and every overflow): the leg sleeps on one
+    future that every input rings, instead of a task per input source (issue 14).
+    """
 
     queue: asyncio.Queue[T] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    bell: Callable[[], None] | None = None
+
+    def ring(self) -> None:
+        if self.bell is not None:
+            self.bell()
 
 
 class OrderRouter(Generic[T]):
@@ -74,4 +84,5 @@ class OrderRouter(Generic[T]):
         except asyncio.QueueFull:
             inbox.overflowed.set()
             _log.warning("order_update_inbox_full", client_order_id=client_order_id)
+        inbox.ring()
         return True

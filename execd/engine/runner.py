@@ -44,7 +44,7 @@ from execd.adapters.rest import Order, RestGateway
 from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
-from execd.domain.deadline import leg_deadline
+from execd.domain.deadline import close_margin, leg_deadline
 from execd.domain.ladder_types import Finish, LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
@@ -463,8 +463,12 @@ class PlanRunner:
         return max(min(wait, left), 0.0)
 
     def _leg_deadline(self) -> datetime:
+        """The leg's deadline, ending `close_margin` before the session's close: the last
+        order must reach the venue before it (`domain.deadline`)."""
+        ports = self._ctx.ports
+        margin = close_margin(ports.clock.behind_at_most_seconds, ports.params.close_guard_seconds)
         return leg_deadline(
-            self._plan_deadline, self._session, self._ctx.now(), self._ctx.max_leg_seconds
+            self._plan_deadline, self._session, self._ctx.now(), self._ctx.max_leg_seconds, margin
         )
 
     async def _arrival_quote(self, leg: LegRecord) -> Quote | None:

@@ -269,6 +269,10 @@ class OrderLifecycle(EngineState):
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:
             return
+        if self._replace_pending(order):
+            # The replacement of a replace still in progress: it ends when the replace
+            # completes (`_finish_replace`) or is refused (`_replace_arrive`).
+            return
         if order.status in NOT_ROUTED:
             self._finish_cancel(order)
             return
@@ -320,6 +324,13 @@ class OrderLifecycle(EngineState):
         when = max(now, old.last_report_at or now)
         self._at(when, lambda: self._finish_replace(old, new))
 
+    def _replace_pending(self, order: SimOrder) -> bool:
+        """Whether `order` is the new order of a replace the venue has not finished."""
+        if order.replaces is None:
+            return False
+        old = self._orders[order.replaces]
+        return old.status == "pending_replace" and old.pending_replacement == order.id
+
     def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
         now = self._now
         # A replaced leg keeps its place in its complex order (§1.7: bracket/OCO legs replace).
@@ -333,6 +344,12 @@ class OrderLifecycle(EngineState):
         old.replaced_by = new.id
         old.transition("replaced", now)
         self._emit(old, "replaced")
+        if new.cancel_requested_at is not None:
+            # The replacement was cancelled while the replace was pending (§1.8: an order
+            # can be cancelled until it is filled, canceled or expired): the replace
+            # completes — the old order is gone — and the new one is canceled unrouted.
+            self._finish_cancel(new)
+            return
         new.transition("accepted", now)
         if self._routable(new, now):
             self._arrive(new)

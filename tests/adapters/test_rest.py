@@ -156,6 +156,24 @@ async def test_post_held_up_by_429s_past_send_within_is_never_sent(fake: FakeVen
     assert fake.count("POST", "/v2/orders") == sent
 
 
+async def test_a_write_whose_window_ends_now_is_not_sent(fake: FakeVenue) -> None:
+    """The edge of `send_within`: a window of 0 (the leg's last send before the close is
+    now) sends nothing; a window still open sends."""
+    async with gateway(fake) as rest:
+        with pytest.raises(SendExpired):
+            await rest.submit_order(
+                symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+                client_order_id="cid-at-cutoff", send_within=0.0,
+            )  # fmt: skip
+        assert fake.count("POST", "/v2/orders") == 0
+        order = await rest.submit_order(
+            symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+            client_order_id="cid-inside", send_within=5.0,
+        )  # fmt: skip
+    assert order.client_order_id == "cid-inside"
+    assert fake.count("POST", "/v2/orders") == 1
+
+
 async def test_a_write_whose_copy_may_have_landed_is_resolved_despite_send_within(
     fake: FakeVenue,
 ) -> None:

@@ -75,6 +75,7 @@ def test_every_ladder_parameter_follows_its_key(monkeypatch: pytest.MonkeyPatch)
         "LADDER__PASSIVE_PATIENCE_LOW_SECONDS": "200",
         "LADDER__PASSIVE_PATIENCE_NORMAL_SECONDS": "100",
         "LADDER__PASSIVE_PATIENCE_HIGH_SECONDS": "20",
+        "LADDER__CLOSE_GUARD_SECONDS": "2.5",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -15,6 +15,11 @@ exists between the check and the wait, whatever the leg awaits in between (the r
 where it is: before the check it would put a loop turn back between an input and the
 reaction to it).
 
+Round three (the doorbell, tests/engine/test_leg_doorbell.py): the waiter tasks and their
+reap are gone; the leg sleeps on one future. The window is now between the readiness check
+and that sleep, and `LegRunner._sleep` looks at `QuoteHold.changed` before sleeping; the
+hook below sits in front of it.
+
 The race is one loop turn wide; the test makes the reconnection land in it by holding the
 reap until the stream is connected again (a timing hook, not a fake: venue, daemon, stream
 and leg are real). The symbol is quiet meanwhile, so no quote wakes the leg by chance.
@@ -52,19 +57,19 @@ async def test_review2_a_reconnection_during_the_reap_ends_the_hold_in_time(
     )
     await wait_resting(d, status.plan_id)
 
-    original: Callable[[LegRunner], Awaitable[None]] = LegRunner._reap_waiters
+    original: Callable[[LegRunner, float | None], Awaitable[None]] = LegRunner._sleep
     armed = asyncio.Event()
 
-    async def reap_after_reconnection(self: LegRunner) -> None:
-        # The leg woke to the drop: let the link come back now, inside the reaping turn,
-        # exactly where a fast reconnection can land. (A fix that reaps before the readiness
-        # check, or checks again after it, passes: the hook does not depend on the order.)
+    async def sleep_after_reconnection(self: LegRunner, seconds: float | None) -> None:
+        # The leg woke to the drop: let the link come back now, between the leg's readiness
+        # check and its sleep, exactly where a fast reconnection can land. (Round three:
+        # the hook moved from the reap, which is gone, to the sleep that replaced it.)
         if armed.is_set() and not self._ports.quotes.connected:
             armed.clear()
             await self._ports.quotes.wait_connected()
-        await original(self)
+        await original(self, seconds)
 
-    monkeypatch.setattr(LegRunner, "_reap_waiters", reap_after_reconnection)
+    monkeypatch.setattr(LegRunner, "_sleep", sleep_after_reconnection)
     await d.venue.silence_quotes("ACME", None)
     armed.set()
     await d.venue.refuse_streams("data", 0.3)

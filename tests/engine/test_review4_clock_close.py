@@ -30,12 +30,6 @@ SYMBOL = "CLSE"
 HELD = 1.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the venue clock is synced up to a round trip behind: with a slow /v2/clock "
-    "answer the daemon trades past the venue's 16:00 (an order the venue received after "
-    "its close: queued for the next day at Alpaca)",
-)
 async def test_no_order_reaches_the_venue_after_its_close(start_daemon: StartDaemon) -> None:
     async with outside_venue(symbols=[SYMBOL], positions={}, start="15:59:54") as venue:
         await venue.fail_next_requests(1, delay=HELD, method="GET", path="/v2/clock", when="after")

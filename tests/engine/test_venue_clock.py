@@ -41,3 +41,15 @@ def test_a_late_stamp_in_a_slow_round_trip() -> None:
     clock = VenueClock()
     clock.sync(T0 + timedelta(seconds=0.9), T0, T0 + timedelta(seconds=1))
     assert clock.offset == timedelta(seconds=-0.1)
+
+
+def test_the_clock_keeps_its_uncertainty_for_the_close_guard() -> None:
+    """How far behind the clock may be is what a leg's last send before the close allows
+    for (`domain.deadline.close_margin`); a local clock that stepped back mid-trip (a
+    negative "trip") still counts the trip's size, never a negative uncertainty."""
+    clock = VenueClock()
+    assert clock.behind_at_most_seconds == 0.0
+    clock.sync(T0, T0, T0 + timedelta(seconds=1.5))
+    assert clock.behind_at_most_seconds == 1.5
+    clock.sync(T0, T0, T0 - timedelta(seconds=0.25))
+    assert clock.behind_at_most_seconds == 0.25

@@ -259,6 +259,47 @@ def test_replace_is_rejected_on_the_stream_when_the_original_fills_first() -> No
     assert ex.get_order(placed["id"])["status"] == "filled"
 
 
+def test_cancelling_the_replacement_of_a_pending_replace_cancels_it_after_the_replace() -> None:
+    """A DELETE of the new order while its replace is pending is accepted (§1.8: cancelable
+    until filled, canceled or expired; ALPACA.md is silent on this race, so this is the sim's
+    choice): the replace completes — the old order ends `replaced` — and the new order ends
+    `canceled` without reaching the book. Every status change stays legal."""
+    ex, events = make(fill_latency_s=0.05)
+    old = ex.submit_order(order(qty=3))
+    ex.advance(0.1)
+    new = ex.replace_order(old["id"], {"limit_price": "151", "qty": 3})
+    ex.cancel_order(new["id"])
+    ex.cancel_order(new["id"])  # a retried cancel: still one answer, one `canceled`
+    with pytest.raises(SimError):  # §1.7: the old order, pending_replace, refuses a cancel
+        ex.cancel_order(old["id"])
+    ex.advance(1.0)
+    assert ex.get_order(old["id"])["status"] == "replaced"
+    assert ex.get_order(new["id"])["status"] == "canceled"
+    assert [(e["event"], e["order"]["id"]) for e in events][-2:] == [
+        ("replaced", old["id"]),
+        ("canceled", new["id"]),
+    ]
+    assert ex._books["AAPL"].resting(new["id"]) is None
+    assert {o.id for o in ex._open_orders()} == set()
+    ex.submit_order(order())  # the venue goes on
+    ex.advance(0.1)
+
+
+def test_cancelling_the_replacement_when_the_original_filled_first_leaves_it_rejected() -> None:
+    """The other end of the race: the original fills before the replace lands, so the new
+    order is rejected (§1.7) and the pending cancel of it has nothing left to do."""
+    ex, events = make(ack_latency_s=0.003, fill_latency_s=0.05)
+    quote = ex.latest_quotes(["AAPL"])["AAPL"]
+    placed = ex.submit_order(order(limit_price=str(quote["ap"])))
+    ex.advance(0.004)
+    new = ex.replace_order(placed["id"], {"limit_price": "150", "qty": 1})
+    ex.cancel_order(new["id"])
+    ex.advance(0.2)
+    assert ex.get_order(placed["id"])["status"] == "filled"
+    assert ex.get_order(new["id"])["status"] == "rejected"
+    assert "canceled" not in [e["event"] for e in events]
+
+
 def test_cancel_that_loses_the_race_to_a_fill_is_rejected() -> None:
     """A cancel reaching the book after the order matched cannot undo the fill."""
     ex, events = make(fill_latency_s=0.05)
