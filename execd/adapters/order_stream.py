@@ -6,7 +6,8 @@ Protocol (ALPACA.md §3): connect → ``{"action":"authenticate",…}`` →
 sends binary, §3.1). Each event is decoded with msgspec into `wire.TradeUpdate`
 (Decimal money) and handed to `route(client_order_id, update)` — the engine's
 `OrderRouter.route`, which never blocks. An update no leg owns is logged as
-``order_update_unrouted`` (with its event and order), never dropped silently.
+``order_update_unrouted`` (with its event and order), never dropped silently, and
+handed to `on_unrouted` (the daemon's orphan sweeper, which must not block either).
 
 The protocol has no replay (§3.2): events sent while the socket was down are lost.
 So after every (re)connection, once ``listening`` is confirmed and *before* any new
@@ -56,6 +57,8 @@ __all__ = ["OrderStream", "OrderStreamConfig", "OrderStreamStatistics"]
 Route = Callable[[str, TradeUpdate], bool]
 #: `on_reconnected(down_since)`: reconcile orders; `down_since` None on the first connection.
 OnReconnected = Callable[[datetime | None], Awaitable[None]]
+#: `on_unrouted(update)`: an update no leg took; must not block.
+OnUnrouted = Callable[[TradeUpdate], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class OrderStream:
         *,
         on_update: Callable[[TradeUpdate], None] | None = None,
         on_reconnected: OnReconnected | None = None,
+        on_unrouted: OnUnrouted | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -105,6 +109,7 @@ class OrderStream:
         self._route = route
         self._on_update = on_update
         self._on_reconnected = on_reconnected
+        self._on_unrouted = on_unrouted
         self._clock = clock
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -266,3 +271,5 @@ class OrderStream:
                 symbol=update.order.symbol,
                 status=update.order.status,
             )
+            if self._on_unrouted is not None:
+                self._on_unrouted(update)

@@ -38,6 +38,7 @@ from execd.control.protocol import (
     WatchEvent,
 )
 from execd.domain.calendar import TradingSession
+from execd.domain.ids import parse_client_order_id, plan_key
 from execd.domain.market_time import eastern_date
 from execd.domain.plans import (
     Plan,
@@ -366,6 +367,22 @@ class Engine:
             raise ControlError(ErrorCode.SHUTTING_DOWN, "execd is shutting down")
         progress = self.recovery_progress() or "not reconciled with the venue yet"
         raise ControlError(ErrorCode.STARTING, f"execd is starting: {progress}")
+
+    def leg_may_claim(self, client_order_id: str) -> bool:
+        """True while an unfinished leg of an unfinished plan may yet own the order.
+
+        The orphan sweeper's guard for a leg not (yet) registered with the router: a
+        resumed leg adopting its orders after a restart, a scheduled plan's leg. Only a
+        finished leg's (or an unknown plan's) live order is an orphan."""
+        parts = parse_client_order_id(client_order_id)
+        if parts is None:
+            return False
+        for record in self._plans.values():
+            if record.finished_at is None and plan_key(record.plan_id) == parts.plan_key:
+                return any(
+                    leg.leg.index == parts.leg_index and not leg.finished for leg in record.legs
+                )
+        return False
 
     async def status(self, plan_id: str) -> PlanStatus:
         if self._recovering is not None:

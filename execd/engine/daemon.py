@@ -44,6 +44,7 @@ from execd.engine.gc_tuning import GcTuning, tuned_gc
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import OrderPoller
+from execd.engine.orphans import OrphanSweeper
 from execd.engine.params import ladder_params
 from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
@@ -141,6 +142,8 @@ class Daemon:
         self.recorder = recorder
         self.telemetry: Telemetry | None = None
         """Metrics and webhooks (set once running)."""
+        self.orphans: OrphanSweeper | None = None
+        """The live-orphan canceller (set once running)."""
         self._notifier = notifier
         self._tasks = tasks
 
@@ -162,6 +165,8 @@ class Daemon:
         self._notifier.stopping("leaving working orders" if leave else "cancelling working orders")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.grace_seconds
+        if leave and self.orphans is not None:
+            self.orphans.deactivate()  # the legs unregister from orders left on purpose
         await self.engine.shutdown(grace=config.grace_seconds, leave_orders=leave)
         try:
             # The last cancel confirmations are in flight on the stream: keep them.
@@ -219,6 +224,15 @@ async def running_daemon(
                 clock=clock.now,
             )
             router: OrderRouter[TradeUpdate] = OrderRouter()
+            holder: list[Engine] = []
+
+            def claimed(client_order_id: str) -> bool:
+                """A registered leg owns the order, or an unfinished leg may yet."""
+                return router.owns(client_order_id) or (
+                    bool(holder) and holder[0].leg_may_claim(client_order_id)
+                )
+
+            orphans = OrphanSweeper(rest.cancel_order, claimed)
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
             ports = LegPorts(
                 rest,
@@ -231,7 +245,6 @@ async def running_daemon(
                 rest_quote_interval=settings.ladder.rest_quote_interval_seconds,
             )
             recorder = EventRecorder(journal, clock.now)
-            holder: list[Engine] = []
             observers: list[Telemetry] = []
 
             async def reconnected(down_since: datetime | None) -> None:
@@ -247,6 +260,7 @@ async def running_daemon(
                 router.route,
                 on_update=lambda update: _observe_update(update, recorder, observers),
                 on_reconnected=reconnected,
+                on_unrouted=orphans.on_unrouted,
                 clock=clock.now,
             )
             engine = Engine(
@@ -291,6 +305,7 @@ async def running_daemon(
                     group.create_task(poller.run(), name="order_poll"),
                     group.create_task(telemetry.run(), name="telemetry"),
                     group.create_task(_journal_guard(journal, engine), name="journal_guard"),
+                    group.create_task(orphans.run(), name="orphan_sweeper"),
                 ]
                 async with asyncio.timeout(STARTUP_TIMEOUT):
                     await socket_ready.wait()
@@ -302,6 +317,9 @@ async def running_daemon(
                     daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
                     await daemon.shutdown()
                     raise StoppedDuringStartup
+                # Recovery has claimed (or cancelled) every order it listed; from now on a
+                # live execd order that no leg owns is cancelled as soon as it is seen.
+                orphans.activate()
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")
@@ -324,6 +342,7 @@ async def running_daemon(
                     notifier.ready(f"ready: venue {endpoints.kind}, feed {endpoints.feed}")
                     daemon = Daemon(settings, engine, endpoints, notifier, tasks, journal, recorder)
                     daemon.telemetry = telemetry
+                    daemon.orphans = orphans
                     try:
                         yield daemon
                     finally:

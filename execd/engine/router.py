@@ -5,7 +5,8 @@ pair goes to the leg's bounded inbox, whatever the attempt number, so a replacem
 is routed before the leg has even heard back from its PATCH. The stream never blocks on a
 slow leg (STYLE.md rule 7): when an inbox is full the update is dropped *and the leg is
 flagged*, and the leg reconciles its orders over REST before acting again. Updates for
-orders that no leg owns are logged, never silently dropped.
+orders that no leg owns are logged, never silently dropped (and the daemon's
+`OrphanSweeper` cancels execd's live ones).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class OrderRouter(Generic[T]):
 
     def unregister(self, plan_id: str, leg_index: int) -> None:
         self._inboxes.pop((plan_key(plan_id), leg_index), None)
+
+    def owns(self, client_order_id: str) -> bool:
+        """True while a registered leg owns the order (the orphan sweeper's last check)."""
+        parts = parse_client_order_id(client_order_id)
+        return parts is not None and (parts.plan_key, parts.leg_index) in self._inboxes
 
     def route(self, client_order_id: str, update: T) -> bool:
         """Deliver one update; False when no registered leg owns the order."""

@@ -258,6 +258,10 @@ async def alpaca_middleware(
     # A fault's delay holds the request before the venue sees it ("before") or holds the
     # answer of a request already performed ("after": a crash between send and ack).
     if fault is not None and fault.when == "before":
+        # The venue has the whole request before it holds it: read the body now, so a
+        # client that gives up meanwhile still gets its request performed (a POST that
+        # lands after the client's timeout, as at a real venue).
+        await request.read()
         await sleep_for_fault(fault)
     if fault is not None and fault.status is not None and fault.when == "before":
         response = fault_response(fault)

@@ -125,7 +125,9 @@ async def test_recovery_says_starting_and_honours_sigterm(venue: SimVenue) -> No
     plan = {"plan_id": "in-flight", "legs": [{"symbol": "AAPL", "side": "buy", "qty": "1"}]}
     async with DaemonProcess(config, directory=directory, owns_directory=True) as daemon:
         await daemon.start()
-        await venue.fail_next_requests(delay=1.5, method="POST", path="/v2/orders")
+        # Held, then refused unplaced: a held POST is otherwise performed even after the
+        # client is gone (as at a real venue), and recovery would find it at once.
+        await venue.fail_next_requests(status=503, delay=1.5, method="POST", path="/v2/orders")
         async with daemon.client() as client:
             await client.submit(plan)
 

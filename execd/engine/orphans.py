@@ -1,0 +1,180 @@
+"""Cancels live execd orders that no running leg owns, while the daemon runs.
+
+Why: a leg that stops while its place is uncertain looks the order up by client id; a
+404 ends the leg ``not_sent``. If the first POST was still in flight it lands *after*
+the look-up, and a live order exists that nobody watches — it may fill, an order the
+user did not ask for. Recovery only cancels such orphans at the next start; this
+sweeper cancels them as soon as their first trade_updates event arrives unrouted.
+
+Rules (LESSONS: only touch execd's own orders):
+- only an order whose client order id parses as execd's (`parse_client_order_id`);
+  another app's order on the same account is never touched;
+- only a live one: an event whose order status is terminal (a leg's own late
+  ``canceled`` or ``fill`` after it unregistered) is ignored;
+- an order a registered leg owns is routed, never offered; the sweeper checks again
+  just before the DELETE (`owned`), so a leg registered meanwhile keeps its order;
+- once per order id, whatever the number of its events; a failed cancel is logged at
+  error and retried a bounded number of times.
+
+`offer` runs on the order stream's dispatch path: it never blocks (a bounded queue; a
+full queue is logged at error and the order left to the next event or to recovery).
+`run` is the supervised task that sends the cancels (at cancel priority).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from execd.adapters.errors import NotFound, VenueRefused
+from execd.adapters.wire import TradeUpdate
+from execd.domain.ids import parse_client_order_id
+from execd.domain.order_state import TERMINAL_STATUSES
+
+_log = structlog.get_logger(__name__)
+
+QUEUE_SIZE = 256
+CANCEL_ATTEMPTS = 3
+WHY = "live execd order that no running leg owns (a place that landed after its leg ended)"
+
+#: `cancel(order_id)`: the gateway's DELETE at cancel priority; raises on failure.
+Cancel = Callable[[str], Awaitable[None]]
+#: `owned(client_order_id)`: True while a registered leg owns the order.
+Owned = Callable[[str], bool]
+
+_TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """One order to cancel, as its unrouted event described it."""
+
+    client_order_id: str
+    order_id: str
+    symbol: str
+    status: str
+
+
+class OrphanSweeper:
+    """Bounded queue of orphan orders plus the task that cancels them."""
+
+    def __init__(
+        self,
+        cancel: Cancel,
+        owned: Owned,
+        *,
+        attempts: int = CANCEL_ATTEMPTS,
+        retry_delay: float = 0.5,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        self._cancel = cancel
+        self._owned = owned
+        self._attempts = max(1, attempts)
+        self._retry_delay = retry_delay
+        self._queue: asyncio.Queue[Orphan] = asyncio.Queue(queue_size)
+        self._seen: set[str] = set()
+        self._active = False
+        self.canceled = 0
+        self.failed = 0
+
+    def activate(self) -> None:
+        """Start offering (after recovery: until then a resumed plan's orders arrive
+        unrouted before their legs register, and recovery itself sweeps orphans)."""
+        self._active = True
+
+    def deactivate(self) -> None:
+        """Stop offering: a shutdown that leaves working orders for the next start to
+        adopt unregisters their legs on purpose."""
+        self._active = False
+
+    def on_unrouted(self, update: TradeUpdate) -> None:
+        """The order stream's `on_unrouted` hook."""
+        order = update.order
+        self.offer(update.client_order_id, order.id, order.symbol or "", order.status)
+
+    def offer(self, client_order_id: str, order_id: str, symbol: str, status: str) -> bool:
+        """Queue the order for a cancel if it is execd's, live and new to the sweeper.
+
+        Never blocks. True when queued.
+        """
+        if not self._active or parse_client_order_id(client_order_id) is None:
+            return False
+        if status in _TERMINAL or not order_id or order_id in self._seen:
+            return False
+        try:
+            self._queue.put_nowait(Orphan(client_order_id, order_id, symbol, status))
+        except asyncio.QueueFull:
+            _log.error(
+                "orphan_queue_full",
+                client_order_id=client_order_id,
+                order_id=order_id,
+                symbol=symbol,
+                status=status,
+            )
+            return False  # not marked seen: its next event offers it again
+        self._seen.add(order_id)
+        return True
+
+    async def run(self) -> None:
+        """Cancel queued orphans forever (ends only by cancellation)."""
+        while True:
+            await self.sweep_one()
+
+    async def sweep_one(self) -> None:
+        """Wait for the next queued orphan and cancel it (or give up, logged)."""
+        await self._sweep(await self._queue.get())
+
+    async def _sweep(self, orphan: Orphan) -> None:
+        if self._owned(orphan.client_order_id):
+            _log.info(
+                "orphan_order_claimed",
+                client_order_id=orphan.client_order_id,
+                order_id=orphan.order_id,
+            )
+            return
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._cancel(orphan.order_id)
+            except Exception as exc:  # logged with context; bounded retries
+                if _already_dead(exc):
+                    _log.info(
+                        "orphan_order_already_done",
+                        client_order_id=orphan.client_order_id,
+                        order_id=orphan.order_id,
+                        error=repr(exc),
+                    )
+                    return
+                _log.error(
+                    "orphan_order_cancel_failed",
+                    client_order_id=orphan.client_order_id,
+                    order_id=orphan.order_id,
+                    symbol=orphan.symbol,
+                    status=orphan.status,
+                    attempt=attempt,
+                    attempts=self._attempts,
+                    error=repr(exc),
+                )
+                if attempt < self._attempts:
+                    await asyncio.sleep(self._retry_delay * attempt)
+                continue
+            self.canceled += 1
+            _log.warning(
+                "orphan_order_canceled",
+                client_order_id=orphan.client_order_id,
+                order_id=orphan.order_id,
+                symbol=orphan.symbol,
+                status=orphan.status,
+                why=WHY,
+            )
+            return
+        self.failed += 1
+
+
+def _already_dead(exc: Exception) -> bool:
+    """A refusal because the order is already filled/cancelled, or unknown: nothing to do."""
+    if isinstance(exc, NotFound):
+        return True
+    return isinstance(exc, VenueRefused) and exc.status == 422

@@ -1,0 +1,109 @@
+"""OrphanSweeper's rules without a venue: what is offered, and a failing cancel's retries.
+
+The end-to-end cases run against the simulator in test_daemon_orphans.py; here the REST
+gateway's cancel is replaced by a function that fails on demand (the sweeper's port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from structlog.testing import capture_logs
+
+from execd.adapters.errors import NotFound, VenueRefused
+from execd.domain.ids import client_order_id
+from execd.engine.orphans import OrphanSweeper
+from execd.engine.router import OrderRouter
+
+CID = client_order_id("p", 0, 1)
+
+
+def _sweeper(cancel_errors: list[Exception], calls: list[str]) -> OrphanSweeper:
+    async def cancel(order_id: str) -> None:
+        calls.append(order_id)
+        if cancel_errors:
+            raise cancel_errors.pop(0)
+
+    router: OrderRouter[object] = OrderRouter()
+    sweeper = OrphanSweeper(cancel, router.owns, retry_delay=0.0)
+    sweeper.activate()
+    return sweeper
+
+
+async def _drain(sweeper: OrphanSweeper, done: int) -> None:
+    async with asyncio.timeout(5):
+        for _ in range(done):
+            await sweeper.sweep_one()
+
+
+def test_offer_rules() -> None:
+    sweeper = OrphanSweeper(lambda _: asyncio.sleep(0), lambda _: False)
+    assert not sweeper.offer(CID, "o1", "X", "new"), "inactive before recovery"
+    sweeper.activate()
+    assert not sweeper.offer("other-app", "o1", "X", "new"), "foreign"
+    assert not sweeper.offer(CID, "o1", "X", "canceled"), "terminal"
+    assert not sweeper.offer(CID, "", "X", "new"), "no order id"
+    assert sweeper.offer(CID, "o1", "X", "pending_new")
+    assert not sweeper.offer(CID, "o1", "X", "new"), "duplicate"
+    assert sweeper.offer(CID, "o2", "X", "some_future_status"), "unknown statuses are live"
+    sweeper.deactivate()
+    assert not sweeper.offer(CID, "o3", "X", "new"), "off during a leave-shutdown"
+
+
+async def test_a_failing_cancel_is_logged_and_retried_a_bounded_number_of_times() -> None:
+    calls: list[str] = []
+    sweeper = _sweeper([RuntimeError("boom")] * 5, calls)
+    assert sweeper.offer(CID, "o1", "X", "new")
+    with capture_logs() as logs:
+        await _drain(sweeper, 1)
+    assert calls == ["o1"] * 3
+    assert sweeper.failed == 1
+    assert sweeper.canceled == 0
+    errors = [e for e in logs if e["event"] == "orphan_order_cancel_failed"]
+    assert [e["attempt"] for e in errors] == [1, 2, 3]
+    assert errors[0]["log_level"] == "error"
+    assert errors[0]["client_order_id"] == CID
+
+
+async def test_a_cancel_that_succeeds_on_retry_is_logged_canceled() -> None:
+    calls: list[str] = []
+    sweeper = _sweeper([RuntimeError("blip")], calls)
+    assert sweeper.offer(CID, "o1", "SYM", "new")
+    with capture_logs() as logs:
+        await _drain(sweeper, 1)
+    assert calls == ["o1", "o1"]
+    done = [e for e in logs if e["event"] == "orphan_order_canceled"]
+    assert len(done) == 1
+    assert done[0]["log_level"] == "warning"
+    assert done[0]["symbol"] == "SYM"
+    assert done[0]["status"] == "new"
+    assert done[0]["why"]
+
+
+@pytest.mark.parametrize(
+    "error", [NotFound("gone"), VenueRefused(422, None, 'order is already in "filled" state')]
+)
+async def test_an_order_already_dead_is_not_retried(error: Exception) -> None:
+    calls: list[str] = []
+    sweeper = _sweeper([error], calls)
+    assert sweeper.offer(CID, "o1", "X", "new")
+    await _drain(sweeper, 1)
+    assert calls == ["o1"]
+    assert sweeper.failed == 0
+    assert sweeper.canceled == 0
+
+
+async def test_an_order_a_leg_owns_again_is_not_cancelled() -> None:
+    calls: list[str] = []
+
+    async def cancel(order_id: str) -> None:
+        calls.append(order_id)
+
+    router: OrderRouter[object] = OrderRouter()
+    sweeper = OrphanSweeper(cancel, router.owns)
+    sweeper.activate()
+    assert sweeper.offer(CID, "o1", "X", "new")
+    router.register("p", 0)
+    await _drain(sweeper, 1)
+    assert calls == []
