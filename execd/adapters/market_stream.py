@@ -358,6 +358,12 @@ class MarketStream:
             arrival = self._quote_arrivals[symbol] = loop.create_future()
         return arrival
 
+    def _wake_arrivals(self, symbols: Iterable[str]) -> None:
+        """Resolve the quote arrivals of `symbols` that someone waits on (one frame's)."""
+        if self._quote_arrivals:
+            for symbol in self._quote_arrivals.keys() & symbols:
+                self._arrived(symbol)
+
     def _arrived(self, symbol: str) -> None:
         arrival = self._quote_arrivals.pop(symbol, None)
         if arrival is not None and not arrival.done():  # done: someone cancelled it (a bug)
@@ -656,9 +662,7 @@ class MarketStream:
         self._received.update(dict.fromkeys(names, now))
         # a cached quote counts as stamped no later than its receipt (`_older`)
         self._high_water = max(self._high_water, min(last, now))
-        if self._quote_arrivals:
-            for symbol in self._quote_arrivals.keys() & names:
-                self._arrived(symbol)
+        self._wake_arrivals(names)
 
     def _on_quotes(
         self,
@@ -685,9 +689,7 @@ class MarketStream:
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
-        if self._quote_arrivals:
-            for symbol in self._quote_arrivals.keys() & latest.keys():
-                self._arrived(symbol)
+        self._wake_arrivals(latest.keys())
 
     def _keep_newer(
         self,

@@ -135,6 +135,12 @@ class OrphanSweeper:
                 order_id=orphan.order_id,
             )
             return
+        described = {
+            "client_order_id": orphan.client_order_id,
+            "order_id": orphan.order_id,
+            "symbol": orphan.symbol,
+            "status": orphan.status,
+        }
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._cancel(orphan.order_id)
@@ -149,10 +155,7 @@ class OrphanSweeper:
                     return
                 _log.error(
                     "orphan_order_cancel_failed",
-                    client_order_id=orphan.client_order_id,
-                    order_id=orphan.order_id,
-                    symbol=orphan.symbol,
-                    status=orphan.status,
+                    **described,
                     attempt=attempt,
                     attempts=self._attempts,
                     error=repr(exc),
@@ -161,14 +164,7 @@ class OrphanSweeper:
                     await asyncio.sleep(self._retry_delay * attempt)
                 continue
             self.canceled += 1
-            _log.warning(
-                "orphan_order_canceled",
-                client_order_id=orphan.client_order_id,
-                order_id=orphan.order_id,
-                symbol=orphan.symbol,
-                status=orphan.status,
-                why=WHY,
-            )
+            _log.warning("orphan_order_canceled", **described, why=WHY)
             return
         self.failed += 1
 
