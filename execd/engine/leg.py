@@ -423,7 +423,7 @@ class LegRunner:
         except VenueRefused as exc:
             return [ReplaceFailed(old, new, exc.status, exc.message)]
         except SendWithdrawn as exc:
-            return [ReplaceFailed(old, new, STOPPING, str(exc))]
+            return [ReplaceFailed(old, new, STOPPING, str(exc), not_sent=True)]
         except NotFound as exc:
             return [ReplaceFailed(old, new, 404, str(exc))]
         except RateLimited as exc:
