@@ -400,17 +400,34 @@ class RestGateway:
             raise OutcomeUnknown("cancel_order", None, order_id) from last
         raise last
 
-    async def get_order(self, order_id: str, priority: Priority = Priority.READ) -> Order:
+    async def get_order(
+        self,
+        order_id: str,
+        priority: Priority = Priority.READ,
+        *,
+        withdraw: Withdrawal | None = None,
+    ) -> Order:
         """``GET /v2/orders/{id}`` (§1.6); `NotFound` if unknown. A read that is part of a
-        write (the look-up before a replace) queues with that write's `priority`."""
-        answer = await self._read(f"/v2/orders/{order_id}", priority=priority)
+        write (the look-up before a replace) queues with that write's `priority`, and is
+        withdrawn with it (`SendWithdrawn` once `withdraw` is set before it is sent)."""
+        answer = await self._read(f"/v2/orders/{order_id}", priority=priority, withdraw=withdraw)
         return _parse(Order, answer.json())
 
-    async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
-        """``GET /v2/orders:by_client_order_id`` (§1.6); None when the venue says 404."""
+    async def get_order_by_client_id(
+        self,
+        client_order_id: str,
+        priority: Priority = Priority.READ,
+        *,
+        withdraw: Withdrawal | None = None,
+    ) -> Order | None:
+        """``GET /v2/orders:by_client_order_id`` (§1.6); None when the venue says 404.
+        `priority` and `withdraw` as for `get_order`."""
         try:
             answer = await self._read(
-                "/v2/orders:by_client_order_id", {"client_order_id": client_order_id}
+                "/v2/orders:by_client_order_id",
+                {"client_order_id": client_order_id},
+                priority=priority,
+                withdraw=withdraw,
             )
         except NotFound:
             return None
