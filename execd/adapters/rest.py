@@ -468,14 +468,19 @@ class RestGateway:
 
     # ------------------------------------------------------------------ account, market
 
-    async def account(self, *, withdraw: Withdrawal | None = None) -> TradeAccount:
+    async def account(
+        self, *, withdraw: Withdrawal | None = None, priority: Priority = Priority.READ
+    ) -> TradeAccount:
         """``GET /v2/account`` (§2.1); `SendWithdrawn` once `withdraw` is set before it is
-        sent (a release wave of a plan that was stopped meanwhile)."""
-        return _parse(TradeAccount, (await self._read("/v2/account", withdraw=withdraw)).json())
+        sent (a release wave of a plan that was stopped meanwhile). `priority`: a plan
+        submit's reads queue as `Priority.VALIDATE`."""
+        answer = await self._read("/v2/account", priority=priority, withdraw=withdraw)
+        return _parse(TradeAccount, answer.json())
 
-    async def positions(self) -> list[Position]:
-        """``GET /v2/positions`` (§2.2)."""
-        return [_parse(Position, item) for item in _list(await self._read("/v2/positions"))]
+    async def positions(self, *, priority: Priority = Priority.READ) -> list[Position]:
+        """``GET /v2/positions`` (§2.2); `priority` as for `account`."""
+        answer = await self._read("/v2/positions", priority=priority)
+        return [_parse(Position, item) for item in _list(answer)]
 
     async def position(self, symbol: str) -> Position | None:
         """``GET /v2/positions/{symbol}`` (§2.2); None for ``position does not exist``."""
@@ -489,20 +494,27 @@ class RestGateway:
         """``GET /v2/clock`` (§2.3)."""
         return _parse(Clock, (await self._read("/v2/clock")).json())
 
-    async def calendar(self, start: date, end: date) -> list[Calendar]:
-        """``GET /v2/calendar`` (§2.4), both ends inclusive."""
+    async def calendar(
+        self, start: date, end: date, *, priority: Priority = Priority.READ
+    ) -> list[Calendar]:
+        """``GET /v2/calendar`` (§2.4), both ends inclusive; `priority` as for `account`."""
         request = GetCalendarRequest(start=start, end=end)
-        answer = await self._read("/v2/calendar", _query(request.to_request_fields()))
+        answer = await self._read(
+            "/v2/calendar", _query(request.to_request_fields()), priority=priority
+        )
         return [_parse(Calendar, item) for item in _list(answer)]
 
     async def asset(self, symbol: str) -> Asset:
         """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
         return _parse(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
 
-    async def assets(self) -> list[Asset]:
+    async def assets(self, *, priority: Priority = Priority.READ) -> list[Asset]:
         """``GET /v2/assets?status=active`` (§2.5): every active asset in one read, so plan
-        validation costs one request a day, not one per leg (DESIGN.md O(1) reads)."""
-        answer = await self._read("/v2/assets", {"status": "active", "asset_class": "us_equity"})
+        validation costs one request a day, not one per leg (DESIGN.md O(1) reads).
+        `priority` as for `account`."""
+        answer = await self._read(
+            "/v2/assets", {"status": "active", "asset_class": "us_equity"}, priority=priority
+        )
         items = _list(answer)
         # ~12,000 assets on Alpaca: ~0.3 s of model parsing, kept off the event loop.
         return await asyncio.to_thread(lambda: [_parse(Asset, item) for item in items])

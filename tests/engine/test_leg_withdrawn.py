@@ -153,3 +153,27 @@ async def test_a_cancel_is_not_held_up_by_the_read_before_a_patch(
     assert len(orders) <= bound, "PATCHes reached the venue after the cancel"
     working = [o["order"] for o in orders if o["order"]["status"] not in ("canceled", "filled")]
     assert not working, f"orders left working: {working}"
+
+
+async def test_a_submit_does_not_wait_behind_a_backlog_of_new_orders(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    """Plan B's sixteen legs wait for new-order grants (60 requests a minute, one a second
+    once the burst is spent). Submitting plan A reads the venue to validate it (the
+    calendar, the positions): a user waits at the socket, so those reads go before the
+    queued new orders (after cancels and replaces) and the submit answers within `BOUND`.
+    Before, they queued as background reads behind every new order of B."""
+    d = await start_daemon(**_two_plans(tmp_path))
+    b = (await d.submit(_buys("b", B_SYMBOLS))).plan_id
+    await _backlogged(d, b)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    status = await d.submit(_buys("a", A_SYMBOLS))
+    took = loop.time() - began
+    assert status.state == "accepted", status
+    assert took < BOUND, f"submit took {took:.1f} s"
+    waiting = _budget(d).statistics().waiting[Priority.NEW_ORDER]
+    assert waiting >= 4, "B's backlog was gone: the test proves nothing"
+    await d.daemon.engine.cancel(a := status.plan_id)
+    await d.daemon.engine.cancel(b)
+    assert (await d.daemon.engine.status(a)).state == "canceled"
