@@ -52,6 +52,7 @@ from execd.adapters.market_stream import MarketStream, MarketStreamConfig
 from execd.bench.feed import FeedServer
 from execd.bench.feed import symbols as feed_symbols
 from execd.bench.logging_rate import per_line_us
+from execd.bench.pinning import pin, pinned_process, split_cores
 from execd.bench.reaction_probe import Probe
 from execd.bench.reaction_venue import VenueProcess
 from execd.bench.results import Figure, Target
@@ -153,7 +154,11 @@ async def _past_repegs(engine: Engine, plan_id: str) -> None:
 
 
 async def run_daemon(
-    tape: Path, events: int, background_url: str, pauses: GcPauses | None = None
+    tape: Path,
+    events: int,
+    background_url: str,
+    pauses: GcPauses | None = None,
+    venue_cpus: set[int] | None = None,
 ) -> tuple[Probe, int]:
     """The real daemon against the venue process until `events` replaces: a working leg
     on every symbol at all times (a one-leg plan per symbol, the next submitted as soon as
@@ -170,7 +175,7 @@ async def run_daemon(
         configure_logging("info", "json", log_file)
         config = workdir / "execd.toml"
         config.write_text("", encoding="utf-8")
-        venue = stack.enter_context(VenueProcess(tape, CASH))
+        venue = stack.enter_context(VenueProcess(tape, CASH, venue_cpus))
         settings = load_settings(
             config,
             venue={"kind": "sim", **{k: v for k, v in venue.urls.items() if k.endswith("_url")}},
@@ -228,7 +233,9 @@ async def run_daemon(
     return probe, lines
 
 
-async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
+async def run_sdk(
+    tape: Path, events: int, background_url: str, venue_cpus: set[int] | None = None
+) -> Probe:
     """alpaca-py's documented way, on an identical fresh venue, with the same background
     load on a second `StockDataStream` (a trivial handler) in the same loop."""
     with warnings.catch_warnings():
@@ -238,7 +245,7 @@ async def run_sdk(tape: Path, events: int, background_url: str) -> Probe:
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import LimitOrderRequest, ReplaceOrderRequest
 
-    with VenueProcess(tape, CASH) as venue:
+    with VenueProcess(tape, CASH, venue_cpus) as venue:
         urls = venue.urls
         client = TradingClient(
             urls["key_id"], urls["secret_key"], paper=True, url_override=urls["trading_url"]
@@ -320,29 +327,46 @@ def _q(xs: list[float], q: int) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] * 1e6
 
 
-def run(events: int) -> list[Figure]:
-    """Measure item 2 (daemon first, then the SDK, each on its own fresh venue)."""
+def run(events: int, pinned: bool = True) -> list[Figure]:
+    """Measure item 2 (daemon first, then the SDK, each on its own fresh venue).
+
+    `pinned`: the venue and the feed on one core, the daemon or SDK on the other
+    (`pinning.py`; a no-op with fewer than two CPUs)."""
     import uvloop
 
+    cores = split_cores() if pinned else None
+    venue_cpus, client_cpus = cores if cores is not None else (None, None)
     with (
         tempfile.TemporaryDirectory(prefix="xr") as tmp,
         FeedServer(BACKGROUND_QUOTES, BACKGROUND_SYMBOLS, rate=BACKGROUND_RATE) as feed,
     ):
+        if feed.pid is not None:
+            pin(feed.pid, venue_cpus)
         tape = write_tape(Path(tmp) / "reaction.jsonl")
         # Interleaved rounds (daemon, SDK, daemon, SDK): machine noise hits both alike.
         ours, lines, sdk, pauses = Probe(), 0, Probe(), GcPauses()
-        for _ in range(ROUNDS):
-            probe, n = uvloop.run(run_daemon(tape, events // ROUNDS, feed.url, pauses))
-            ours.merge(probe.results())
-            lines += n
-            sdk.merge(uvloop.run(run_sdk(tape, events // ROUNDS, feed.url)).results())
+        with pinned_process(client_cpus):
+            for _ in range(ROUNDS):
+                probe, n = uvloop.run(
+                    run_daemon(tape, events // ROUNDS, feed.url, pauses, venue_cpus)
+                )
+                ours.merge(probe.results())
+                lines += n
+                sdk.merge(
+                    uvloop.run(run_sdk(tape, events // ROUNDS, feed.url, venue_cpus)).results()
+                )
+    placement = (
+        f"venue and feed pinned to CPU {sorted(venue_cpus)}, daemon/SDK to {sorted(client_cpus)}"
+        if venue_cpus and client_cpus
+        else "not pinned (fewer than 2 CPUs or pinning off)"
+    )
     note = (
         f"daemon {len(ours.latencies)} events ({ours.unattributed} requests not after a move, "
         f"{ours.unstamped + sdk.unstamped} unstamped), SDK {len(sdk.latencies)} events; "
         f"frame written -> the request's first bytes at the venue (issue 14's points); "
         f"{BACKGROUND_RATE:,} quotes/s of background load on {BACKGROUND_SYMBOLS} other symbols "
         f"(a second stream in the same loop); {SYMBOLS} one-leg plans working at a time, each "
-        f"cancelled once past its re-pegs (no ladder setting changed)"
+        f"cancelled once past its re-pegs (no ladder setting changed); {placement}"
     )
     why = (
         "; p99 is waiting, not the path: the daemon's own wake-up -> decide -> budget -> "

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from execd.bench.pinning import pin
 from execd.bench.reaction_probe import Probe, StampingLoop
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
@@ -67,17 +68,20 @@ def _main(tape: str, cash: str, conn: Connection) -> None:
 class VenueProcess:
     """``with VenueProcess(tape, cash) as venue: venue.urls`` — see the module docstring."""
 
-    def __init__(self, tape: Path, cash: Decimal) -> None:
+    def __init__(self, tape: Path, cash: Decimal, cpus: set[int] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
             target=_main, args=(str(tape), str(cash), child), name="bench-venue", daemon=True
         )
         self.urls: dict[str, str] = {}
+        self._cpus = cpus  # the venue's cores (`pinning.py`; None: wherever the kernel likes)
         self._lock = asyncio.Lock()  # one request on the pipe at a time
 
     def __enter__(self) -> VenueProcess:
         self._process.start()
+        if self._process.pid is not None:
+            pin(self._process.pid, self._cpus)
         if not self._conn.poll(120):
             raise RuntimeError("the bench venue did not start")
         self.urls = self._conn.recv()
