@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from datetime import time as dtime
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 
+from execd.bench.pinning import pin, pinned_process, split_cores
 from execd.bench.reaction import write_tape
 from execd.bench.reaction_probe import Probe, StampingLoop, order_id_of
 from execd.sim.config import SimConfig
@@ -97,3 +99,25 @@ def test_probe_stamps_the_frame_written_and_the_requests_first_bytes(tmp_path: P
     # The handler runs after aiohttp parsed the request, and the publish precedes the write.
     assert probe.handler_latencies[0] >= probe.latencies[0]
     assert probe.first_bytes == {}  # consumed: a later request cannot reuse the stamp
+
+
+def test_pinning_splits_the_allowed_cpus_and_restores_them() -> None:
+    """Item 2's bench condition: two disjoint halves of the allowed CPUs (None with fewer
+    than two: a no-op); the process gets its own affinity back after the block."""
+    before = os.sched_getaffinity(0)
+    cores = split_cores()
+    assert pin(os.getpid(), None) is False
+    with pinned_process(None):
+        assert os.sched_getaffinity(0) == before
+    if len(before) < 2:
+        assert cores is None
+        return
+    assert cores is not None
+    venue, client = cores
+    assert venue
+    assert client
+    assert not venue & client
+    assert venue | client == before
+    with pinned_process(client):
+        assert os.sched_getaffinity(0) == client
+    assert os.sched_getaffinity(0) == before

@@ -37,6 +37,7 @@ import contextlib
 import gc
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -369,10 +370,12 @@ def run(events: int, pinned: bool = True) -> list[Figure]:
         f"cancelled once past its re-pegs (no ladder setting changed); {placement}"
     )
     why = (
-        "; p99 is waiting, not the path: the daemon's own wake-up -> decide -> budget -> "
-        "request costs ~0.6 ms of CPU at p50, so 1.5 ms leaves little room for a loop turn "
-        f"spent on another of the {SYMBOLS} legs' re-pegs or for the kernel descheduling the "
-        "process (README §2, stage by stage)"
+        "; the tail is waiting, not the path (README §2, round four): the daemon's own "
+        "wake-up -> decide -> budget -> request is ~0.6 ms of CPU at p50, while in a round "
+        "at load 7-8 its main thread waited 6.3 of 13.6 s in the kernel's run queue and its "
+        "loop stalls > 2 ms were 87 % off-CPU; the Python-level share of those stalls (the "
+        "log write, other legs' re-pegs, aiohttp, the streams) is small. Pinning the venue "
+        f"side apart cut both sides' tails; load average {os.getloadavg()[0]:.1f} at the end"
     )
     worst = max(ours.latencies) * 1e6 if ours.latencies else float("nan")
     per_event = lines / max(1, len(ours.latencies) + ours.unattributed)
