@@ -61,6 +61,7 @@ from execd.engine.ledger import Commitments
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
+from execd.engine.start_gate import StartGate
 
 _log = structlog.get_logger("execd.plan")
 
@@ -93,6 +94,8 @@ class RunnerContext:
     max_leg_seconds: float = 23_400.0
     ledger: Commitments = field(default_factory=Commitments)
     """Buys and sells started by every plan (one per engine: plans size against it)."""
+    starts: StartGate = field(default_factory=StartGate)
+    """Every plan's leg starts, a bounded number per loop turn (one per engine)."""
 
     @property
     def rest(self) -> RestGateway:
@@ -550,6 +553,13 @@ class PlanRunner:
         structlog.contextvars.bind_contextvars(
             plan_id=rec.plan_id, leg=index, symbol=symbol, side=leg.leg.side.value
         )
+        # A wave starts hundreds of legs at once: their set-up and their first step each
+        # pass the engine's gate, a bounded number per loop turn (`engine.start_gate`).
+        try:
+            await ctx.starts.enter()
+        except asyncio.CancelledError:
+            ctx.ledger.release((rec.plan_id, index))  # a reserved buy that never started
+            raise
         leg.started_at = ctx.now()
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
@@ -597,6 +607,7 @@ class PlanRunner:
             )
             await self._journal_leg(leg)
             rec.publish("leg_started", leg)
+            await ctx.starts.enter()  # the journal answers a batch of legs in one turn
             finish = await runner.run()
             runner.build_report(finish)
             self._record_finish(leg, finish)
