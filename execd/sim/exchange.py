@@ -46,7 +46,7 @@ from execd.sim.market import (
 )
 from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
 from execd.sim.marketdrive import MarketDriver
-from execd.sim.orders import NOT_ROUTED, OpenOrders, OrderRequest, SimOrder
+from execd.sim.orders import HELD, NOT_ROUTED, OpenOrders, OrderRequest, SimOrder
 from execd.sim.state import TradeUpdateListener
 from execd.sim.tape import TapeMarket
 
@@ -227,7 +227,8 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         """PATCH /v2/orders/{id}: returns the new order (new id, `replaces`)."""
         now = self._catch_up()
         old = self._order(order_id)
-        if old.status in NOT_ROUTED:
+        if old.status in NOT_ROUTED or old.status == HELD:
+            # (sim) a held bracket/OTO exit is not at the exchange either (§1.3, §1.7).
             raise unprocessable("unable to replace order, order isn't sent to exchange yet")
         if not old.is_open:
             raise unprocessable(f'order is already in "{old.status}" state')
