@@ -10,6 +10,7 @@ the next start. The venue's own order log is the judge.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -171,6 +172,16 @@ async def test_duplicate_unrouted_updates_send_one_cancel(
     await d.stop()
 
 
+async def _poll(predicate: Callable[[], bool], what: str) -> None:
+    """Until `predicate` holds, or fail at DEADLINE (before a harness exists to ask)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 def _order_id(history: dict[str, Any], cid: str) -> str:
     return next(
         str(e["order"]["id"]) for e in history["orders"] if e["order"]["client_order_id"] == cid
@@ -191,9 +202,7 @@ async def test_an_orphan_that_lands_during_recovery_is_cancelled_by_the_first_pa
         starting = asyncio.create_task(
             start_daemon(venue=venue, gateway={"request_timeout_seconds": 5.0})
         )
-        async with asyncio.timeout(DEADLINE):
-            while venue.services.faults.pending():
-                await asyncio.sleep(0.01)
+        await _poll(lambda: not venue.services.faults.pending(), "recovery's listing")
         orphan = client_order_id("gone", 0, 3)
         venue.exchange.submit_order(_order(orphan))
         d = await starting
