@@ -121,6 +121,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._rejects: list[SimError] = []
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
+        self._avg_price_lag = timedelta(0)
         self._waiting_market: dict[str, list[SimOrder]] = {}
         self._stops: dict[str, list[SimOrder]] = {}
         self._wake: asyncio.Event | None = None
@@ -605,6 +606,15 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     def set_fill_delay(self, seconds: float) -> None:
         """Set the fill-report latency (seconds) for subsequent matches."""
         self._fill_delay = timedelta(seconds=seconds)
+
+    def set_avg_price_lag(self, seconds: float) -> None:
+        """For fills reported from now on, `filled_avg_price` reads null for `seconds` after
+        each (LESSONS: an order reported filled before its fill price existed). 0 also
+        shows every price hidden so far (the venue has caught up)."""
+        self._avg_price_lag = timedelta(seconds=seconds)
+        if seconds == 0:
+            for order in self._orders.values():
+                order.avg_price_hidden_until = None
 
     def history(self) -> dict[str, Any]:
         """Every order ever (incl. replaced) with its events, and every fill with execution_id."""

@@ -226,6 +226,10 @@ class OrderLifecycle(EngineState):
         position = self._account.apply_fill(order.symbol, order.side, qty, price)
         order.filled_qty += qty
         order.filled_value += qty * price
+        if self._avg_price_lag:
+            until = now + self._avg_price_lag
+            order.avg_price_hidden_until = until
+            self._at(until, partial(self._reveal_avg_price, order, until))
         done = order.remaining <= 0
         if done:
             order.filled_at = now
@@ -267,6 +271,10 @@ class OrderLifecycle(EngineState):
         # volume, no VWAP. What they took from the book stays taken (the impact model).
         if done and order.legs and order.req.order_class in ("bracket", "oto"):
             self._activate_legs(order)
+
+    def _reveal_avg_price(self, order: SimOrder, until: datetime) -> None:
+        if order.avg_price_hidden_until == until:  # not hidden again by a later fill
+            order.avg_price_hidden_until = None
 
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:

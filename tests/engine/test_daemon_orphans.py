@@ -199,7 +199,7 @@ async def test_an_orphan_that_lands_during_recovery_is_cancelled_by_the_first_pa
     async with SimVenue(sim_config(section)) as venue:
         # Recovery's listing is performed, then its answer held: the window to land in.
         await venue.fail_next_requests(1, delay=1.0, method="GET", path="/v2/orders", when="after")
-        starting = asyncio.create_task(
+        starting: asyncio.Future[Harness] = asyncio.ensure_future(
             start_daemon(venue=venue, gateway={"request_timeout_seconds": 5.0})
         )
         await _poll(lambda: not venue.services.faults.pending(), "recovery's listing")

@@ -196,3 +196,27 @@ def test_an_oco_exit_that_fills_while_the_other_is_being_replaced_ends_the_pair(
     assert _open(ex) == []
     assert ex.positions() == []
     assert raced > 0
+
+
+def test_the_price_lag_fault_hides_filled_avg_price_for_its_time() -> None:
+    """`set_avg_price_lag`: a fill's order reads `filled_avg_price: null` (REST and the
+    fill event) for the lag, then shows it; 0 shows every hidden price at once."""
+    ex = _exchange(positions={})
+    events: list[dict[str, Any]] = []
+    ex.on_trade_update(events.append)
+    ex.set_avg_price_lag(2.0)
+    body = {"symbol": "SPY", "side": "buy", "type": "market", "qty": 2, "time_in_force": "day"}
+    first = ex.submit_order(body)["id"]
+    ex.advance(0.5)
+    order = ex.get_order(first)
+    assert (order["status"], order["filled_avg_price"]) == ("filled", None)
+    [fill] = [e for e in events if e["event"] == "fill"]
+    assert fill["order"]["filled_avg_price"] is None
+    assert fill["price"] is not None, "the execution's own price is never hidden"
+    ex.advance(2.0)
+    assert ex.get_order(first)["filled_avg_price"] is not None
+    second = ex.submit_order(body)["id"]
+    ex.advance(0.5)
+    assert ex.get_order(second)["filled_avg_price"] is None
+    ex.set_avg_price_lag(0.0)
+    assert ex.get_order(second)["filled_avg_price"] is not None
