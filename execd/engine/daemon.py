@@ -323,8 +323,9 @@ async def running_daemon(
                     raise StoppedDuringStartup
                 # Recovery has claimed (or cancelled) every order it listed; from now on a
                 # live execd order that no leg owns is cancelled as soon as it is seen, and
-                # one that landed since recovery's listing by the sweeper's first pass.
+                # one that landed since recovery's listing by the first pass, before READY.
                 orphans.activate()
+                await orphans.first_pass()
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")

@@ -23,9 +23,10 @@ full queue is logged at error and the order left to the next event or to recover
 The first pass: recovery lists the open orders and claims or cancels each, but the
 sweeper is switched on only after it. An orphan that lands in between (its events arrive
 while the sweeper is off, and a resting order may send no other) would stay live until
-the next start. So once activated, `run` first sweeps a fresh listing of open orders
-(`list_open`), then follows the events. The listing is retried a bounded number of
-times; a failure leaves the gap to the next start, logged at error.
+the next start. So the daemon, right after `activate` and before it reports ready, has
+`first_pass` sweep a fresh listing of open orders (`list_open`); events arriving
+meanwhile are queued and deduplicated as usual. The listing is retried a bounded number
+of times; a failure leaves the gap to the next start, logged at error.
 
 `statistics()` feeds the metrics (orphans found, cancelled, failed to cancel).
 """
@@ -117,7 +118,6 @@ class OrphanSweeper:
         self._queue: asyncio.Queue[Orphan] = asyncio.Queue(queue_size)
         self._seen: set[str] = set()
         self._active = False
-        self._activated = asyncio.Event()
         self.found = 0
         self.canceled = 0
         self.failed = 0
@@ -128,10 +128,9 @@ class OrphanSweeper:
 
     def activate(self) -> None:
         """Start offering (after recovery: until then a resumed plan's orders arrive
-        unrouted before their legs register, and recovery itself sweeps orphans); `run`
-        then sweeps a fresh listing once (see the module docstring)."""
+        unrouted before their legs register, and recovery itself sweeps orphans); then
+        `first_pass` (see the module docstring)."""
         self._active = True
-        self._activated.set()
 
     def deactivate(self) -> None:
         """Stop offering: a shutdown that leaves working orders for the next start to
@@ -165,10 +164,7 @@ class OrphanSweeper:
         return True
 
     async def run(self) -> None:
-        """Once activated, sweep a fresh listing; then cancel queued orphans forever (ends
-        only by cancellation)."""
-        await self._activated.wait()
-        await self.first_pass()
+        """Cancel queued orphans forever (ends only by cancellation)."""
         while True:
             await self.sweep_one()
 
@@ -176,7 +172,7 @@ class OrphanSweeper:
         """Cancel every live execd orphan of a fresh listing (the gap between recovery's
         listing and `activate`). Swept here in turn, not queued: a listing may hold more
         orders than the queue (the events' path) has room for."""
-        if self._list_open is None:
+        if self._list_open is None or not self._active:
             return
         listed = await self._listing()
         if listed is None:

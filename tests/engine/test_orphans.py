@@ -110,8 +110,8 @@ async def test_an_order_a_leg_owns_again_is_not_cancelled() -> None:
 
 
 async def test_the_first_pass_sweeps_a_fresh_listing_once_activated() -> None:
-    """The gap between recovery's listing and `activate`: once switched on, `run` sweeps a
-    fresh listing first. Only execd's live orders no leg may claim are cancelled; a claimed
+    """The gap between recovery's listing and `activate`: once switched on, the first pass
+    sweeps a fresh listing. Only execd's live orders no leg may claim are cancelled; a claimed
     one is not remembered, so its events can still offer it once its leg ends."""
     calls: list[str] = []
     owned = client_order_id("p", 1, 0)
@@ -127,27 +127,19 @@ async def test_the_first_pass_sweeps_a_fresh_listing_once_activated() -> None:
         lists.append(1)
         return listing
 
-    cancelled = asyncio.Event()
-
     async def cancel(order_id: str) -> None:
         calls.append(order_id)
-        cancelled.set()
 
     sweeper = OrphanSweeper(cancel, lambda cid: cid == owned, list_open=list_open)
-    runner = asyncio.create_task(sweeper.run())
-    await asyncio.sleep(0)
-    assert lists == [], "nothing is listed before recovery is over"
+    await sweeper.first_pass()
+    assert lists == [], "nothing is listed before recovery is over (not activated)"
     sweeper.activate()
-    async with asyncio.timeout(5):
-        await cancelled.wait()
+    await sweeper.first_pass()
     assert calls == ["o1"]
     assert lists == [1]
     assert sweeper.statistics() == OrphanStatistics(found=1, canceled=1, failed=0)
     assert not sweeper.offer(CID, "o1", "X", "new"), "swept once"
     assert sweeper.offer(owned, "o4", "X", "new"), "the claimed order may be offered later"
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
 
 
 async def test_a_failing_first_listing_is_retried_then_left_to_the_next_start() -> None:
