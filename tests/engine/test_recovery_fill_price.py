@@ -39,12 +39,12 @@ PLAN = {
 
 
 def _tape(tmp_path: Path) -> Path:
-    """The ask falls through the buy's limit 8 s in."""
+    """The ask falls through the buy's limit 3 s in (time for the first daemon to rest it)."""
     return write_tape(
         tmp_path / "drop.jsonl",
         {
-            "ACME": [TapeQuote(t / 5, Decimal("50.10"), Decimal("50.12")) for t in range(40)]
-            + [TapeQuote(8 + t / 5, Decimal("49.90"), Decimal("49.95")) for t in range(100)]
+            "ACME": [TapeQuote(t / 5, Decimal("50.10"), Decimal("50.12")) for t in range(15)]
+            + [TapeQuote(3 + t / 5, Decimal("49.90"), Decimal("49.95")) for t in range(100)]
         },
         start=time(10, 0),
     )
