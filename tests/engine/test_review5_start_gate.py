@@ -35,7 +35,7 @@ async def test_a_halt_while_250_buys_wait_in_the_start_gate(start_daemon: StartD
     halt, nothing is left working, the ledger holds no buy, and the gate is empty."""
     d = await start_daemon(sim={"symbols": UNIVERSE, "positions": {}})
     engine = d.daemon.engine
-    ctx = engine._ctx  # noqa: SLF001 - the engine's one gate and ledger, observed only
+    ctx = engine._ctx
     plan_id = "gate-halt"
     await d.submit(
         {"plan_id": plan_id, "legs": [{"symbol": s, "side": "buy", "qty": "1"} for s in UNIVERSE]}
