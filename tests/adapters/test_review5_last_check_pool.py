@@ -50,7 +50,7 @@ async def test_aborts_on_a_fresh_connection_then_orders_on_it(venue: SimVenue) -
     trace.on_connection_create_end.append(on_create)
     headers = {"APCA-API-KEY-ID": venue.key_id, "APCA-API-SECRET-KEY": venue.secret_key}
     orders = venue.trading_url + "/v2/orders"
-    symbol = sim_config().symbols[0]
+    symbol = "SPY"  # one of `sim_config`'s symbols
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=1),
         request_class=CheckedRequest,
