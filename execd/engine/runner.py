@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -265,7 +265,12 @@ class PlanRunner:
         cash — O(buys) over the plan when the cash suffices, never O(pending buys) per
         ended fetch (the walk that made a 500-buy release O(n²): a stall of the loop in the
         2,000-leg benchmark, issue 14 item 3). Buys are keyed by their plan index: a
-        `LegRecord`'s generated `__eq__` compares every field."""
+        `LegRecord`'s generated `__eq__` compares every field.
+
+        A priced buy whose quote went stale while it waited for cash keeps its place: it is
+        *held* (its cost at its last quote still counted before later buys' in the wave,
+        but it is not released) while its fetch brings a fresh quote. Dropping it from the
+        wave instead let a later buy take the cash it was waiting for (review 5)."""
         quotes: dict[int, Quote] = {}
         fetching: dict[int, asyncio.Task[None]] = {}
         arrived: list[int] = []
@@ -286,13 +291,14 @@ class PlanRunner:
                 self._power_changed.set()
 
         def refetch(leg: LegRecord) -> None:
-            quotes.pop(leg.leg.index, None)
             fetching[leg.leg.index] = asyncio.create_task(fetch(leg), name=f"size:{leg.leg.label}")
 
         pending = {leg.leg.index: leg for leg in buys}
         """Buys not released nor ended, by plan index."""
         priced: set[int] = set()
         """Pending buys with a quote: the candidates of the next wave."""
+        held: set[int] = set()
+        """Priced buys re-fetching a quote that went stale: in each wave, never released."""
         try:
             for leg in buys:
                 refetch(leg)
@@ -308,26 +314,28 @@ class PlanRunner:
                 for index in ended:
                     if index not in pending:
                         continue
+                    held.discard(index)  # its fetch ended: a fresh quote, or the leg ended
                     if pending[index].finished:
                         del pending[index]
                         priced.discard(index)
                     elif index in quotes:
                         priced.add(index)
-                ready = []
+                wave = []
                 for index in sorted(priced):  # plan order
                     leg = pending[index]
                     self.release_looks += 1
-                    fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
-                        quotes[index]
-                    )
-                    if fresh is None:
-                        priced.discard(index)
-                        refetch(leg)  # waited for cash so long that the quote went stale
-                        continue
-                    quotes[index] = fresh
-                    ready.append(leg)
-                if ready:
-                    for leg in await self._release_wave(ready, quotes, session, group):
+                    if index not in held:
+                        fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
+                            quotes[index]
+                        )
+                        if fresh is None:  # waited for cash so long that the quote went stale
+                            held.add(index)
+                            refetch(leg)
+                        else:
+                            quotes[index] = fresh
+                    wave.append(leg)
+                if any(leg.leg.index not in held for leg in wave):
+                    for leg in await self._release_wave(wave, quotes, held, session, group):
                         pending.pop(leg.leg.index, None)
                         priced.discard(leg.leg.index)
                 if pending and self._account_error is None:
@@ -356,13 +364,19 @@ class PlanRunner:
 
     async def _release_wave(
         self,
-        ready: list[LegRecord],
+        wave: list[LegRecord],
         quotes: Mapping[int, Quote],
+        held: Set[int],
         session: TradingSession | None,
         group: asyncio.TaskGroup,
     ) -> list[LegRecord]:
-        """One account read for every buy with a fresh quote; start those the cash pays
-        for, in plan order. Returns the buys released or ended.
+        """One account read for the wave's buys, in plan order; start those with a fresh
+        quote that the cash pays for. Returns the buys released or ended.
+
+        A buy in `held` (its quote went stale; a fresh one is being fetched) is never
+        started, but keeps its place: its cost at its last quote is held back from the
+        buys after it, and a later buy that would not fit beside it waits for it rather
+        than being shrunk or refused for want of the cash it holds.
 
         The cash is the account's figure less what the engine's ledger holds for buys of
         every plan started with no live order yet (DESIGN.md "Buys spend cash, not
@@ -380,7 +394,7 @@ class PlanRunner:
             # Unanswered even after the gateway's retries (an overloaded or unreachable
             # venue): nothing was sent, so the buys keep their place and the next wave reads
             # again, until their deadline — failing up to 500 buys on one timeout would not.
-            _log.warning("buy_release_account_unreadable", buys=len(ready), error=str(exc))
+            _log.warning("buy_release_account_unreadable", buys=len(wave), error=str(exc))
             self._account_error = str(exc)
             return []
         margin = self._ctx.use_margin
@@ -395,7 +409,9 @@ class PlanRunner:
         total = self._buy_total(quotes)
         tolerance = self._ctx.shrink_tolerance_percent
         done: list[LegRecord] = []
-        for leg in ready:
+        waiting_ahead = False
+        """An earlier buy of this wave keeps its place: its cost is held back from the rest."""
+        for leg in wave:
             symbol = leg.leg.symbol
             facts = self._ctx.assets[symbol]
             quote = quotes[leg.leg.index]
@@ -405,17 +421,25 @@ class PlanRunner:
             if qty is None:
                 assert leg.leg.notional is not None
                 qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
-                if qty <= 0:
-                    leg.qty = qty
-                    leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
-                    done.append(leg)
-                    continue
             price = self._reservation(leg, quote, params.max_slippage_bps)
+            if leg.leg.index in held:
+                # Stale: not started from its last quote, but its cost at that quote (ask
+                # plus the slippage budget) stays held back from the buys after it.
+                power -= max(qty, Decimal(0)) * price
+                waiting_ahead = True
+                continue
+            if leg.qty is None and qty <= 0:
+                leg.qty = qty
+                leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
+                done.append(leg)
+                continue
             fit = fit_buy(qty, price, power, total, tolerance, facts.fractionable)
-            if fit.verdict != "fits" and not sells_done:
-                # A sell still working may release the cash; until then this buy keeps its
-                # place in plan order (a later buy does not take the cash it waits for).
+            if fit.verdict != "fits" and (not sells_done or waiting_ahead):
+                # A sell still working may release the cash, or an earlier buy may end
+                # without it; until then this buy keeps its place in plan order (a later
+                # buy does not take the cash it waits for).
                 power -= qty * price
+                waiting_ahead = True
                 continue
             if fit.verdict == "refused":
                 need = qty * price

@@ -24,10 +24,6 @@ def _steady(bid: str, ask: str, start: float, end: float) -> list[TapeQuote]:
     return [TapeQuote(start + i * 0.2, Decimal(bid), Decimal(ask)) for i in range(n)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a waiting buy whose quote goes stale loses its place: a later buy takes its cash",
-)
 async def test_a_stale_waiting_buy_keeps_its_place_in_plan_order(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
