@@ -8,7 +8,7 @@ with another sell's fill. The venue's own order log is the judge of what was sen
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,3 +86,61 @@ async def test_a_stale_waiting_buy_keeps_its_place_in_plan_order(
             " still waited for cash (no ACME order)"
         )
         assert first_acme <= first_gama, (first_acme, first_gama)
+
+
+async def test_a_later_buy_waits_for_a_stale_buy_ahead_once_the_sells_are_done(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """Cash 9,000. One sell, BETA (fills at t=3 s). Buys, in plan order: ACME 250
+    (~10,000: waits for BETA's cash) then GAMA 20 (~400). ACME goes silent at t=1 s for
+    good. BETA's fill ends the sells with ACME's quote stale: ACME is held (re-fetching,
+    its cost still counted before GAMA's), so GAMA does not fit beside it — with the sells
+    done it must wait, not be refused nor take ACME's cash. ACME's fetch gives up after
+    `stale_quote_max_wait_seconds` (unfilled); only then does GAMA start."""
+    tape = write_tape(
+        tmp_path / "t.jsonl",
+        {
+            "ACME": _steady("40.00", "40.02", 0, 1),
+            "GAMA": _steady("20.00", "20.02", 0, 30),
+            "BETA": _steady("30.00", "30.02", 0, 3) + _steady("36.00", "36.02", 3, 30),
+        },
+        start=time(10, 0),
+    )
+    d = await start_daemon(
+        sim={"tape": str(tape), "cash": "9000", "positions": {"BETA": "10"}},
+        plans={"overlap_buys": True},
+        execution={"quote_freshness_seconds": 1.0},
+        ladder={"stale_quote_max_wait_seconds": 2.0},
+        risk={"max_order_equity_multiple": 5},
+    )
+    plan_id = "order-stale-done"
+    await d.submit(
+        {
+            "plan_id": plan_id,
+            "legs": [
+                {"symbol": "BETA", "side": "sell", "qty": "10", "limit_price": "35.00"},
+                {"symbol": "ACME", "side": "buy", "qty": "250"},
+                {"symbol": "GAMA", "side": "buy", "qty": "20"},
+            ],
+        }
+    )
+
+    async def gama_placed() -> bool:
+        return bool(await d.orders(plan_id, leg=2))
+
+    await d.wait_until(gama_placed, "GAMA placed once ACME gave up")
+    legs = (await d.daemon.engine.status(plan_id)).legs
+    gama = await d.orders(plan_id, leg=2)
+    await d.daemon.engine.cancel(plan_id)
+    await d.finish(plan_id)
+    beta, acme = legs[0], legs[1]
+    assert beta.state == "filled", f"the scenario needs BETA's fill: {beta}"
+    first_gama = datetime.fromisoformat(gama[0]["order"]["created_at"])
+    assert acme.finished_at is not None, (
+        f"GAMA (leg 2) placed at {first_gama} while ACME (leg 1), earlier in plan order,"
+        f" was still {acme.state}"
+    )
+    assert first_gama >= acme.finished_at, (first_gama, acme.finished_at)
+    assert acme.state == "unfilled", acme
+    assert "quote_stale" in (acme.reason or ""), acme
+    assert not await d.orders(plan_id, leg=1), "ACME was started from a stale quote"
