@@ -525,13 +525,17 @@ class PlanRunner:
         )
 
     async def _arrival_quote(self, leg: LegRecord) -> Quote | None:
-        """A fresh quote to size the leg from, or None once the leg ended for want of one."""
+        """A fresh quote to size the leg from, or None once the leg ended for want of one
+        (or ended meanwhile: a plan stopped while a buy waits ends it `canceled`, and the
+        wait may time out while the stop journals it — it must not end a second time)."""
         symbol = leg.leg.symbol
         self._ctx.subscribe(symbol)
         wait = self._hold_seconds(leg)
         try:
             return await asyncio.wait_for(self._usable_quote(symbol), wait)
         except TimeoutError:
+            if leg.finished:
+                return None
             leg.finish(
                 "unfilled",
                 f"quote_stale: no fresh quote for {symbol} within {wait:g}s to size the leg",
