@@ -137,6 +137,8 @@ class PlanRunner:
         """Buys the release loop looked at, over the plan (tests check it is O(buys))."""
         self._account_error: str | None = None
         """Why the last release wave could not read the account (None: it could)."""
+        self._released: set[int] = set()
+        """Buys whose leg task the release loop started (by plan index): theirs to end."""
 
     # ------------------------------------------------------------------ control
 
@@ -246,7 +248,9 @@ class PlanRunner:
         except Exception as exc:  # the boundary: an error here ends the buys, not the plan
             _log.exception("buy_release_crashed", error=repr(exc))
             for leg in buys:
-                if leg.state == "pending":
+                # A released buy is still `pending` while it waits at the start gate: it
+                # is its own task's to run and end (failing it here, it would run anyway).
+                if leg.state == "pending" and leg.leg.index not in self._released:
                     leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
                     await self._ended(leg)
 
@@ -480,6 +484,7 @@ class PlanRunner:
             power -= fit.qty * price
             ledger.reserve_buy((self.record.plan_id, leg.leg.index), leg, price)
             group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            self._released.add(leg.leg.index)
             done.append(leg)
         # Journaled only now: no await between the ledger's read and the last reservation,
         # so no other plan sizes from the same cash meanwhile.
