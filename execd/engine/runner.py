@@ -482,8 +482,10 @@ class PlanRunner:
                 leg.reason = f"shrunk from {qty} to {fit.qty} shares by {what}"
             leg.qty = fit.qty
             power -= fit.qty * price
-            ledger.reserve_buy((self.record.plan_id, leg.leg.index), leg, price)
-            group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            key = (self.record.plan_id, leg.leg.index)
+            ledger.reserve_buy(key, leg, price)
+            task = group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            ledger.release_when_done(key, task)  # even if cancelled before its first step
             self._released.add(leg.leg.index)
             done.append(leg)
         # Journaled only now: no await between the ledger's read and the last reservation,
@@ -588,11 +590,9 @@ class PlanRunner:
         )
         # A wave starts hundreds of legs at once: their set-up and their first step each
         # pass the engine's gate, a bounded number per loop turn (`engine.start_gate`).
-        try:
-            await ctx.starts.enter()
-        except asyncio.CancelledError:
-            ctx.ledger.release((rec.plan_id, index))  # a reserved buy that never started
-            raise
+        # A reserved buy cancelled before it gets through is released by its task's end
+        # (`Commitments.release_when_done`): nothing here runs if it never took a step.
+        await ctx.starts.enter()
         leg.started_at = ctx.now()
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
