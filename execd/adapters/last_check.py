@@ -6,8 +6,8 @@ leg stopped meanwhile would see its order sent anyway (review 4: 16 of a 48-leg 
 places reached the venue after the plan's cancel). aiohttp's `ClientSession` calls
 `ClientRequest.send(conn)` with the connection in hand and no await in between, and
 `send` is what writes the request: a check at its top is the last instant before any
-byte is written. A check that raises there aborts the request with nothing sent (aiohttp
-closes that connection), so its outcome is certain: not sent.
+byte is written. A check that raises there aborts the request with nothing sent, so its outcome is
+certain: not sent; its connection, unused, goes back to the pool (aiohttp would close it).
 
 The check travels in a context variable, set by the caller around its
 `session.request(...)`: each request runs in its caller's task, so concurrent requests
@@ -32,7 +32,14 @@ class CheckedRequest(aiohttp.ClientRequest):
     async def send(self, conn: Connection) -> aiohttp.ClientResponse:
         check = _CHECK.get()
         if check is not None:
-            check()  # raises to abort: nothing of this request has been written
+            try:
+                check()  # raises to abort: nothing of this request has been written
+            except BaseException:
+                # The connection is as good as before: back to the pool. (aiohttp closes
+                # the connection of a `send` that raises; after `release` it has none to
+                # close, so the next request does not pay a new TCP connect.)
+                conn.release()
+                raise
         return await super().send(conn)
 
 

@@ -276,6 +276,11 @@ class FeedServer:
         self._process.terminate()
         self._process.join(timeout=10)
 
+    @property
+    def pid(self) -> int | None:
+        """The feed process's id once started (item 2 pins it, `pinning.py`)."""
+        return self._process.pid
+
     def started_at(self) -> float:
         """The monotonic time the feed began sending the current connection's frames."""
         return float(self.starts.get(timeout=60))

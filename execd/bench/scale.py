@@ -170,9 +170,10 @@ def run_legs(legs: int, limit_s: float) -> list[Figure]:
     lag_note = load + how
     if r["lag_p99_ms"] > 10:
         lag_note = (
-            "why over 10 ms: execd/bench/README.md §3 (py-spy: the venue, in the same machine,"
-            " needs ~0.5 core for its 2,000-symbol market alone and falls behind when the"
-            " machine is loaded, its slow answers reach the daemon; then the legs' wake-ups)"
+            "why over 10 ms: execd/bench/README.md §3 round four (the daemon's own turns are"
+            " mostly short: CPU per loop iteration p99 ~8 ms, the long ones the cyclic GC's"
+            " collections and a 500-leg submit's parse; the rest is the daemon descheduled —"
+            " the venue, in the same machine, needs ~0.5 core and the machine is shared)"
             f"; {load}{how}"
         )
     n = legs

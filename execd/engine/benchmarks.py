@@ -88,10 +88,16 @@ async def capture_plan_arrival(
     """
     symbols = sorted({leg.leg.symbol for leg in record.legs})
 
+    # By symbol: walking every leg for each symbol was O(legs²), a 250,000-step loop turn
+    # for a 500-leg plan (issue 14 item 3).
+    by_symbol: dict[str, list[LegRecord]] = {}
+    for leg in record.legs:
+        by_symbol.setdefault(leg.leg.symbol, []).append(leg)
+
     def assign(symbol: str, quote: Quote) -> None:
         mark = QuoteMark.of(quote, now())
-        for leg in record.legs:
-            if leg.leg.symbol == symbol and leg.plan_arrival is None:
+        for leg in by_symbol.get(symbol, ()):
+            if leg.plan_arrival is None:
                 leg.plan_arrival = mark
 
     async def first_quote(symbol: str) -> None:

@@ -12,6 +12,7 @@ Two safeguards live here because they are about the wire, not the ladder:
   execution id: a reconciliation over REST (after an inbox overflow or a stream outage)
   turns the venue's `filled_qty` into a synthetic fill, and a late stream event for the
   same shares must not count twice (LESSONS.md: re-pegging more than the remainder).
+  The translation and the counts live in leg_executions.py; this module does the reads.
 * REST failures are fed back with honest status codes: a 4xx refusal is definitive, an
   unknown outcome (timeout, 5xx after the gateway's own look-up) is not, and the ladder
   resolves it by cancel and confirmation rather than by guessing.
@@ -64,9 +65,7 @@ from execd.domain.ladder_types import (
     NeedQuote,
     Note,
     OrderFill,
-    OrderReplaced,
     OrderType,
-    OrderUpdate,
     PlaceFailed,
     PlaceOrder,
     QuoteUpdate,
@@ -80,12 +79,12 @@ from execd.domain.ladder_types import (
     Wake,
 )
 from execd.domain.ladder_types import LegState as LadderState
-from execd.domain.order_state import OrderEventKind, OrderStatus, unseen_fill_price
-from execd.domain.quotes import Quote
+from execd.domain.order_state import OrderStatus
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
 from execd.engine.doorbell import Doorbell
+from execd.engine.leg_executions import LegExecutions
 from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
 from execd.engine.leg_replace import replace_unsafe
@@ -100,8 +99,6 @@ _RESERVED_LOG_KEYS = frozenset({"event", "level", "timestamp", "logger"})
 """Keys every log line carries; a note field of the same name is renamed, never lost."""
 
 _log = structlog.get_logger("execd.leg")
-
-_STATUS_KINDS = {kind.value: kind for kind in OrderEventKind}
 
 STOPPING = 409
 """The status a place or replace fails with when the leg stopped before it was sent."""
@@ -158,11 +155,10 @@ class LegRunner:
         self.record = record
         self._publish = publish
         self.state = LadderState.new(spec)
-        self._order_ids: dict[str, str] = {}
-        self._cids_by_order_id: dict[str, str] = {}
-        self._venue_cum: dict[str, Decimal] = {}
-        self._cum_after: dict[str, Decimal] = {}  # execution id -> the order's cumulative
-        self._quote_at_fill: dict[str, Quote | None] = {}
+        # Order ids and counted executions; a gap it finds asks for a re-read (_reconcile).
+        self._executions = LegExecutions(
+            lambda: ports.quotes.quote(spec.symbol), ports.clock.now, self._gap_found
+        )
         self._stop_reason: str | None = None
         self._stop_delivered = False
         # Set by `stop`: a place or replace still waiting for the request budget leaves the
@@ -210,11 +206,15 @@ class LegRunner:
         for order in resume.orders:
             if order.client_order_id not in self.record.client_order_ids:
                 self.record.client_order_ids.append(order.client_order_id)
-            self._venue_cum[order.client_order_id] = sum(
-                (e.qty for e in order.executions), Decimal(0)
+            self._executions.adopt(
+                order.client_order_id, sum((e.qty for e in order.executions), Decimal(0))
             )
         for cid, order_id in resume.order_ids.items():
-            self._remember(cid, order_id)
+            self._executions.remember(cid, order_id)
+        self._reconcile_requested = True
+
+    def _gap_found(self) -> None:
+        """The venue reports shares no event told us about: re-read before going on."""
         self._reconcile_requested = True
 
     # ------------------------------------------------------------------ control
@@ -261,11 +261,12 @@ class LegRunner:
             while pending:
                 event = pending.popleft()
                 if isinstance(event, OrderFill):
+                    executions, execution_id = self._executions, event.execution_id
                     await self._journal.fill(
                         event,
-                        cumulative=self._cum_after.pop(event.execution_id, None),
+                        cumulative=executions.take_cumulative(execution_id),
                         # the cache's NBBO when the fill arrived, else the ladder's last quote
-                        quote=self._quote_at_fill.get(event.execution_id) or self.state.last_quote,
+                        quote=executions.quote_at(execution_id) or self.state.last_quote,
                     )
                 self.state, actions = decide(
                     self.state, event, self._ports.clock.now(), self._ports.params
@@ -359,7 +360,7 @@ class LegRunner:
         except (OutcomeUnknown, AdapterError) as exc:
             _log.error("order_outcome_unknown", operation="place", error=str(exc))
             return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
-        self._remember(cid, str(order.id))
+        self._executions.remember(cid, str(order.id))
         await self._journal.ack(cid, str(order.id), str(order.status.value))
         _log.info(
             "order_placed",
@@ -392,7 +393,7 @@ class LegRunner:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
             return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        counted = self._venue_cum.get(old, Decimal(0))
+        counted = self._executions.counted(old)
         unsafe = await replace_unsafe(self._ports.rest, old, order_id, action.qty, counted)
         if unsafe is not None:
             self._reconcile_requested = True  # count the shares it has not heard of first
@@ -430,7 +431,7 @@ class LegRunner:
         except (OutcomeUnknown, AdapterError) as exc:
             _log.error("order_outcome_unknown", operation="replace", error=str(exc))
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
-        self._remember(new, str(order.id))
+        self._executions.remember(new, str(order.id))
         await self._journal.ack(new, str(order.id), str(order.status.value))
         _log.info(
             "order_replace_sent",
@@ -494,23 +495,19 @@ class LegRunner:
 
     # ------------------------------------------------------------------ order ids
 
-    def _remember(self, cid: str, order_id: str) -> None:
-        self._order_ids[cid] = order_id
-        self._cids_by_order_id[order_id] = cid
-
     async def _order_id(self, cid: str) -> str | None:
         """The venue's id of one of our orders; None only when the venue says it has none.
 
         Raises `AdapterError` when the venue could not be asked: the order may exist, so
         the caller must not treat it as refused (that could place a second live order).
         """
-        known = self._order_ids.get(cid)
+        known = self._executions.order_id(cid)
         if known is not None:
             return known
         order = await self._ports.rest.get_order_by_client_id(cid)
         if order is None:
             return None
-        self._remember(cid, str(order.id))
+        self._executions.remember(cid, str(order.id))
         return str(order.id)
 
     # ------------------------------------------------------------------ inputs
@@ -574,7 +571,7 @@ class LegRunner:
             except asyncio.QueueEmpty:
                 break
             gap_known = self._reconcile_requested
-            event = self._translate(update)
+            event = self._executions.translate(update)
             if event is not None:
                 events.append(event)
             if self._reconcile_requested and not gap_known:
@@ -635,69 +632,6 @@ class LegRunner:
                 candidates.append(refeed)
         return min(candidates) if candidates else None
 
-    # ------------------------------------------------------------------ translation
-
-    def _translate(self, update: TradeUpdate) -> LadderEvent | None:
-        order = update.order
-        cid = order.client_order_id
-        self._remember(cid, order.id)
-        kind = update.event
-        if kind in ("fill", "partial_fill"):
-            return self._fill(update)
-        if order.filled_qty > self._venue_cum.get(cid, Decimal(0)):
-            # The order reports shares no fill event told us about (a silent socket drops
-            # events, ALPACA.md §9). Its status must not move the ladder on first: a
-            # confirmed cancel would size the next order from a remainder that is too big.
-            # Re-read the order; the reconciliation counts the shares, then the status.
-            _log.warning(
-                "fill_gap_detected",
-                client_order_id=cid,
-                order_event=kind,
-                filled_qty=str(order.filled_qty),
-                counted=str(self._venue_cum.get(cid, Decimal(0))),
-            )
-            self._reconcile_requested = True
-            return None
-        if kind == "replaced":
-            successor = None
-            if order.replaced_by is not None:
-                successor = self._cids_by_order_id.get(order.replaced_by)
-            return OrderReplaced(cid, successor)
-        status_kind = _STATUS_KINDS.get(kind)
-        if status_kind is None:
-            _log.warning("order_update_unknown_event", event_name=kind, client_order_id=cid)
-            return None
-        return OrderUpdate(cid, status_kind, _reason(update))
-
-    def _fill(self, update: TradeUpdate) -> OrderFill | None:
-        order = update.order
-        cid = order.client_order_id
-        cumulative = order.filled_qty
-        known = self._venue_cum.get(cid, Decimal(0))
-        if cumulative <= known:
-            _log.info("fill_already_counted", client_order_id=cid, filled_qty=str(cumulative))
-            return None
-        qty = update.qty if update.qty is not None else cumulative - known
-        qty = min(qty, cumulative - known)
-        price = update.price if update.price is not None else order.filled_avg_price
-        if price is None or qty <= 0:
-            _log.error("fill_without_price", client_order_id=cid, event=update.event)
-            self._reconcile_requested = True
-            return None
-        # Count exactly this execution; shares the venue reports beyond it belong to events
-        # we never saw (an overflow, an outage): reconciliation prices and adds them.
-        self._venue_cum[cid] = known + qty
-        self._cum_after[update.execution_id or f"{order.id}:{known + qty}"] = known + qty
-        if cumulative > known + qty:
-            missing = cumulative - known - qty
-            _log.warning("fill_gap_detected", client_order_id=cid, missing=str(missing))
-            self._reconcile_requested = True
-        execution_id = update.execution_id or f"{order.id}:{known + qty}"
-        self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
-        at = update.timestamp or self._ports.clock.now()
-        _log.info("order_filled", qty=str(qty), price=str(price), final=update.event == "fill")
-        return OrderFill(cid, execution_id, qty, price, at, final=update.event == "fill")
-
     async def _reconcile(self) -> list[LadderEvent]:
         """Bring the ladder's view of this leg's orders up to the venue's, over REST."""
         self._reconcile_requested = False
@@ -719,36 +653,7 @@ class LegRunner:
             if order is None:
                 events.append(PlaceFailed(cid, 404, "order not found at the venue"))
                 continue
-            self._remember(cid, str(order.id))
-            filled = Decimal(str(order.filled_qty or 0))
-            known = self._venue_cum.get(cid, Decimal(0))
-            status = str(order.status.value)
-            if filled > known and order.filled_avg_price is None:
-                _log.error("reconcile_fill_unpriced", client_order_id=cid)
-                self._reconcile_requested = True
-            elif filled > known:
-                price = unseen_fill_price(
-                    Decimal(str(order.filled_avg_price or 0)), filled, tracked.executions
-                )
-                self._venue_cum[cid] = filled
-                execution_id = f"reconciled:{order.id}:{known}-{filled}"
-                self._cum_after[execution_id] = filled
-                self._quote_at_fill[execution_id] = self._ports.quotes.quote(self.spec.symbol)
-                events.append(
-                    OrderFill(
-                        cid,
-                        execution_id,
-                        filled - known,
-                        price,
-                        self._ports.clock.now(),
-                        final=status == "filled",
-                    )
-                )
-            if status == "replaced":
-                successor = self._cids_by_order_id.get(str(order.replaced_by))
-                events.append(OrderReplaced(cid, successor))
-            elif status in ("canceled", "expired", "rejected", "new"):
-                events.append(OrderUpdate(cid, _STATUS_KINDS[status]))
+            events.extend(self._executions.reconciled(tracked, order))
         _log.info("leg_reconciled", events=len(events))
         return events
 
@@ -765,7 +670,7 @@ class LegRunner:
                 qty=e.qty,
                 price=e.price,
                 time=e.timestamp,
-                quote=self._quote_at_fill.get(e.execution_id),
+                quote=self._executions.quote_at(e.execution_id),
                 execution_id=e.execution_id,
             )
             for e in finish.fills
@@ -806,12 +711,6 @@ def _cancel_first(actions: list[Action]) -> list[Action]:
             return actions
         return [action, *actions[:index], *actions[index + 1 :]]
     return actions
-
-
-def _reason(update: TradeUpdate) -> str:
-    if update.event in ("rejected", "order_replace_rejected", "order_cancel_rejected"):
-        return update.event
-    return ""
 
 
 def _plain(value: object) -> object:

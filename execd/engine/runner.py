@@ -61,6 +61,7 @@ from execd.engine.ledger import Commitments
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
 from execd.engine.records import LegRecord, PlanRecord, final_leg_state
 from execd.engine.router import OrderRouter
+from execd.engine.start_gate import StartGate
 
 _log = structlog.get_logger("execd.plan")
 
@@ -93,6 +94,8 @@ class RunnerContext:
     max_leg_seconds: float = 23_400.0
     ledger: Commitments = field(default_factory=Commitments)
     """Buys and sells started by every plan (one per engine: plans size against it)."""
+    starts: StartGate = field(default_factory=StartGate)
+    """Every plan's leg starts, a bounded number per loop turn (one per engine)."""
 
     @property
     def rest(self) -> RestGateway:
@@ -130,6 +133,8 @@ class PlanRunner:
         self._plan_deadline: datetime | None = None
         self._session: TradingSession | None = None
         self.account_reads = 0
+        self.release_looks = 0
+        """Buys the release loop looked at, over the plan (tests check it is O(buys))."""
         self._account_error: str | None = None
         """Why the last release wave could not read the account (None: it could)."""
 
@@ -251,8 +256,20 @@ class PlanRunner:
         session: TradingSession | None,
         group: asyncio.TaskGroup,
     ) -> None:
+        """The release loop: each buy fetches its sizing quote on its own; each wake-up (a
+        batch of fetches ended, or cash may have changed) looks only at the buys whose
+        quote arrived and that are not released yet, in plan order, and releases those
+        the cash pays for in one wave (one account read).
+
+        Cost: a buy is looked at when its quote arrives and again only while it waits for
+        cash — O(buys) over the plan when the cash suffices, never O(pending buys) per
+        ended fetch (the walk that made a 500-buy release O(n²): a stall of the loop in the
+        2,000-leg benchmark, issue 14 item 3). Buys are keyed by their plan index: a
+        `LegRecord`'s generated `__eq__` compares every field."""
         quotes: dict[int, Quote] = {}
         fetching: dict[int, asyncio.Task[None]] = {}
+        arrived: list[int] = []
+        """Buys whose fetch ended since the last wake-up (a quote, or the leg ended)."""
 
         async def fetch(leg: LegRecord) -> None:
             try:
@@ -265,50 +282,62 @@ class PlanRunner:
                     leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
                     await self._ended(leg)
             finally:
+                arrived.append(leg.leg.index)
                 self._power_changed.set()
 
         def refetch(leg: LegRecord) -> None:
             quotes.pop(leg.leg.index, None)
             fetching[leg.leg.index] = asyncio.create_task(fetch(leg), name=f"size:{leg.leg.label}")
 
-        pending = list(buys)
+        pending = {leg.leg.index: leg for leg in buys}
+        """Buys not released nor ended, by plan index."""
+        priced: set[int] = set()
+        """Pending buys with a quote: the candidates of the next wave."""
         try:
-            for leg in pending:
+            for leg in buys:
                 refetch(leg)
             while pending:
                 self._power_changed.clear()
                 if self._stop_reason is not None:
-                    for leg in pending:
+                    for leg in pending.values():
                         if not leg.finished:
                             leg.finish("canceled", self._stop_reason, self._ctx.now())
                             await self._ended(leg)
                     break
-                pending = [leg for leg in pending if not leg.finished]
-                ready = []
-                for leg in pending:
-                    quote = quotes.get(leg.leg.index)
-                    if quote is None:
+                ended, arrived[:] = list(arrived), []
+                for index in ended:
+                    if index not in pending:
                         continue
+                    if pending[index].finished:
+                        del pending[index]
+                        priced.discard(index)
+                    elif index in quotes:
+                        priced.add(index)
+                ready = []
+                for index in sorted(priced):  # plan order
+                    leg = pending[index]
+                    self.release_looks += 1
                     fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
-                        quote
+                        quotes[index]
                     )
                     if fresh is None:
+                        priced.discard(index)
                         refetch(leg)  # waited for cash so long that the quote went stale
                         continue
-                    quotes[leg.leg.index] = fresh
+                    quotes[index] = fresh
                     ready.append(leg)
                 if ready:
-                    done = await self._release_wave(ready, quotes, session, group)
-                    pending = [leg for leg in pending if leg not in done and not leg.finished]
+                    for leg in await self._release_wave(ready, quotes, session, group):
+                        pending.pop(leg.leg.index, None)
+                        priced.discard(leg.leg.index)
                 if pending and self._account_error is None:
                     await self._power_changed.wait()
                 elif pending and self._ctx.now() >= self._leg_deadline():
-                    for leg in pending:
-                        why = (
-                            f"could not read the account until the deadline: {self._account_error}"
-                        )
-                        leg.finish("failed", why, self._ctx.now())
-                        await self._ended(leg)
+                    why = f"could not read the account until the deadline: {self._account_error}"
+                    for leg in pending.values():
+                        if not leg.finished:
+                            leg.finish("failed", why, self._ctx.now())
+                            await self._ended(leg)
                     break
                 elif pending:  # the account was unreadable: the next wave reads it again
                     with contextlib.suppress(TimeoutError):
@@ -524,6 +553,13 @@ class PlanRunner:
         structlog.contextvars.bind_contextvars(
             plan_id=rec.plan_id, leg=index, symbol=symbol, side=leg.leg.side.value
         )
+        # A wave starts hundreds of legs at once: their set-up and their first step each
+        # pass the engine's gate, a bounded number per loop turn (`engine.start_gate`).
+        try:
+            await ctx.starts.enter()
+        except asyncio.CancelledError:
+            ctx.ledger.release((rec.plan_id, index))  # a reserved buy that never started
+            raise
         leg.started_at = ctx.now()
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
@@ -571,6 +607,7 @@ class PlanRunner:
             )
             await self._journal_leg(leg)
             rec.publish("leg_started", leg)
+            await ctx.starts.enter()  # the journal answers a batch of legs in one turn
             finish = await runner.run()
             runner.build_report(finish)
             self._record_finish(leg, finish)

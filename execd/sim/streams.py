@@ -398,6 +398,9 @@ class StreamHub:
         # Told which concrete symbols a data connection subscribed to (the venue starts their
         # market if it was not running yet).
         self.on_subscribe: Callable[[set[str]], None] | None = None
+        # Told each market-data frame's messages once its bytes are handed to the transport
+        # (the reaction bench stamps there: the venue has *written* the quote, issue 14).
+        self.on_data_frame_sent: Callable[[list[dict[str, Any]]], None] | None = None
         self._muted_until: dict[StreamKind, float] = {}
         self._refused_until: dict[StreamKind, tuple[float, int]] = {}
         self._closing = False
@@ -562,13 +565,16 @@ class StreamHub:
             if batch:
                 await self._send_data(conn, batch)
 
-    @staticmethod
-    async def _send_data(conn: _Connection, messages: list[dict[str, Any]]) -> None:
+    async def _send_data(self, conn: _Connection, messages: list[dict[str, Any]]) -> None:
         frame = encode_data_frame(messages, conn.codec)
+        # aiohttp hands an uncompressed or small compressed frame to the transport before its
+        # first await (it then awaits only a paused transport's drain).
         if isinstance(frame, bytes):
             await conn.ws.send_bytes(frame)
         else:
             await conn.ws.send_str(frame)
+        if self.on_data_frame_sent is not None:
+            self.on_data_frame_sent(messages)
 
     async def _serve(self, conn: _Connection, reader: Callable[[], Any]) -> None:
         """Run a connection: register, start its writer, read until closed, clean up."""

@@ -478,6 +478,40 @@ def test_opposite_side_of_another_working_plan_conflicts() -> None:
     assert wash_conflicts(plan, []) == []
 
 
+class _CountedSymbol(str):
+    """A symbol that counts the comparisons made with it."""
+
+    compared = 0
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        _CountedSymbol.compared += 1
+        return str.__eq__(self, other)
+
+
+def test_wash_check_compares_symbols_through_an_index_not_every_pair() -> None:
+    """The fourth 500-leg plan beside three working ones: the check looks each leg's symbol
+    up among the working legs, O(legs + working), not every pair (750,000 comparisons
+    in the 2,000-leg benchmark's submit, twice per submit: a stall of the daemon's loop);
+    the conflicts are still found, in plan order then working order."""
+    legs = [_leg(f"S{i:04d}", "buy", qty="1") for i in range(500)]
+    legs[7] = _leg("S1007", "sell", qty="1")
+    plan = _plan(*legs)
+    working = [
+        WorkingLeg(f"w{i // 500}", f"legs[{i % 500}]", _CountedSymbol(f"S{i:04d}"), Side.BUY)
+        for i in range(1500)
+    ]
+    working.append(WorkingLeg("late", "legs[9]", _CountedSymbol("S1007"), Side.BUY))
+    _CountedSymbol.compared = 0
+    assert wash_conflicts(plan, working) == [
+        "legs[7]: sell S1007 while plan w2 legs[7] is still buying it (potential wash"
+        " trade); wait for that plan or cancel it",
+        "legs[7]: sell S1007 while plan late legs[9] is still buying it (potential wash"
+        " trade); wait for that plan or cancel it",
+    ]
+    assert _CountedSymbol.compared <= 2 * (len(working) + len(legs))
+
+
 def test_a_refusal_over_many_stale_legs_names_a_few_and_counts_the_rest() -> None:
     """500 legs without a fresh quote made a refusal of tens of kilobytes (scale bench): the
     reason names the first five legs and says how many more, whatever the plan's size."""

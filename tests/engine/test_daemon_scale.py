@@ -208,6 +208,10 @@ async def test_release_reads_are_per_wave_not_per_leg(start_daemon: StartDaemon)
     assert not any(k.startswith("GET /v2/stocks/U") for k in spent)
     legs = (await engine.status(status.plan_id)).legs
     assert all(leg.qty == 1 and leg.started_at is not None for leg in legs)
+    # The release loop looks at a buy when its quote arrives and in the waves that follow
+    # until it is released: O(buys) over the plan, not O(buys) per finished fetch (before:
+    # every fetch's end woke the loop to walk every pending buy, O(buys²)).
+    assert runner.release_looks <= 2 * len(UNIVERSE)
 
 
 async def test_an_unreadable_account_delays_a_wave_and_fails_no_buy(
