@@ -44,7 +44,7 @@ from execd.engine.gc_tuning import GcTuning, tuned_gc
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import OrderPoller
-from execd.engine.orphans import OrphanSweeper
+from execd.engine.orphans import Orphan, OrphanSweeper, listed_orders
 from execd.engine.params import ladder_params
 from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
@@ -232,7 +232,10 @@ async def running_daemon(
                     bool(holder) and holder[0].leg_may_claim(client_order_id)
                 )
 
-            orphans = OrphanSweeper(rest.cancel_order, claimed)
+            async def list_open() -> list[Orphan]:
+                return listed_orders(await rest.list_orders(status="open", limit=500))
+
+            orphans = OrphanSweeper(rest.cancel_order, claimed, list_open=list_open)
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
             ports = LegPorts(
                 rest,
@@ -275,6 +278,7 @@ async def running_daemon(
                 market_stream=quotes.statistics,
                 order_stream=orders.statistics,
                 budget=rest.budget.statistics,
+                orphans=orphans.statistics,
                 now=clock.now,
             )
             observers.append(telemetry)
@@ -318,8 +322,10 @@ async def running_daemon(
                     await daemon.shutdown()
                     raise StoppedDuringStartup
                 # Recovery has claimed (or cancelled) every order it listed; from now on a
-                # live execd order that no leg owns is cancelled as soon as it is seen.
+                # live execd order that no leg owns is cancelled as soon as it is seen, and
+                # one that landed since recovery's listing by the first pass, before READY.
                 orphans.activate()
+                await orphans.first_pass()
                 if notifier.enabled:
                     tasks.append(
                         group.create_task(_status_reporter(notifier, engine), name="status")

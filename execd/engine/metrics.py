@@ -8,7 +8,7 @@ one test process must not share counters) and two kinds of figures:
   mid, by urgency), journal commit latency and failures, webhook deliveries;
 - **read at scrape time** from the live objects (`_LiveCollector`): stream connection
   state and reconnects, the age of each symbol's newest quote, the request budget (left,
-  in flight, 429s), and the event loop's lag as last sampled.
+  in flight, 429s), the event loop's lag as last sampled, and the orphan sweeper's counts.
 
 `serve_metrics` answers ``GET /metrics`` with the standard text exposition through
 aiohttp on the configured loopback address. Nothing listens when `metrics.enabled` is
@@ -35,6 +35,7 @@ from execd.adapters.budget import BudgetStatistics
 from execd.adapters.market_stream import MarketStreamStatistics
 from execd.adapters.order_stream import OrderStreamStatistics
 from execd.engine.events import DaemonEvent
+from execd.engine.orphans import OrphanStatistics
 
 #: Slippage buckets, bps vs arrival mid (positive = cost).
 SLIPPAGE_BUCKETS = (-50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
@@ -50,6 +51,8 @@ class LiveSources:
     order_stream: Callable[[], OrderStreamStatistics | None]
     budget: Callable[[], BudgetStatistics]
     loop_lag: Callable[[], float | None]
+    orphans: Callable[[], OrphanStatistics] | None = None
+    """The orphan sweeper's counts (None: no sweeper, e.g. a test's telemetry)."""
 
 
 class _LiveCollector(Collector):
@@ -101,6 +104,8 @@ class _LiveCollector(Collector):
         yield CounterMetricFamily(
             "execd_rate_limited", "HTTP 429 answers from the venue", budget.rate_limited_total
         )
+        if self._sources.orphans is not None:
+            yield from _orphan_counters(self._sources.orphans())
         lag = self._sources.loop_lag()
         if lag is not None:
             yield GaugeMetricFamily(
@@ -108,6 +113,23 @@ class _LiveCollector(Collector):
                 "How late the event loop ran a timer, last sample (0.5 s period)",
                 lag,
             )
+
+
+def _orphan_counters(stats: OrphanStatistics) -> Iterator[Metric]:
+    """The orphan sweeper: live execd orders no leg owned, and what became of them."""
+    yield CounterMetricFamily(
+        "execd_orphan_orders_found",
+        "Live execd orders no running leg owned, found by the orphan sweeper",
+        stats.found,
+    )
+    yield CounterMetricFamily(
+        "execd_orphan_orders_canceled", "Orphan orders the sweeper cancelled", stats.canceled
+    )
+    yield CounterMetricFamily(
+        "execd_orphan_orders_cancel_failed",
+        "Orphan orders still live after every cancel attempt (left to the next start)",
+        stats.failed,
+    )
 
 
 class Metrics:

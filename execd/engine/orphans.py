@@ -19,15 +19,26 @@ Rules (LESSONS: only touch execd's own orders):
 `offer` runs on the order stream's dispatch path: it never blocks (a bounded queue; a
 full queue is logged at error and the order left to the next event or to recovery).
 `run` is the supervised task that sends the cancels (at cancel priority).
+
+The first pass: recovery lists the open orders and claims or cancels each, but the
+sweeper is switched on only after it. An orphan that lands in between (its events arrive
+while the sweeper is off, and a resting order may send no other) would stay live until
+the next start. So the daemon, right after `activate` and before it reports ready, has
+`first_pass` sweep a fresh listing of open orders (`list_open`); events arriving
+meanwhile are queued and deduplicated as usual. The listing is retried a bounded number
+of times; a failure leaves the gap to the next start, logged at error.
+
+`statistics()` feeds the metrics (orphans found, cancelled, failed to cancel).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
+from alpaca.trading.models import Order
 
 from execd.adapters.errors import NotFound, VenueRefused
 from execd.adapters.wire import TradeUpdate
@@ -58,6 +69,34 @@ class Orphan:
     status: str
 
 
+#: `list_open()`: the open orders as the venue lists them now (the first pass).
+ListOpen = Callable[[], Awaitable[Iterable[Orphan]]]
+
+
+def listed_orders(orders: Iterable[Order]) -> list[Orphan]:
+    """The venue's order objects as the sweeper describes them (for `ListOpen`)."""
+    return [
+        Orphan(
+            str(o.client_order_id),
+            str(o.id),
+            o.symbol or "",
+            str(o.status.value if o.status is not None else ""),
+        )
+        for o in orders
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanStatistics:
+    """Counts since start, for the metrics."""
+
+    found: int
+    """Live execd orders no leg owned when their cancel was due (events or first pass)."""
+    canceled: int
+    failed: int
+    """Orphans still live after every cancel attempt (left to the next start)."""
+
+
 class OrphanSweeper:
     """Bounded queue of orphan orders plus the task that cancels them."""
 
@@ -66,23 +105,31 @@ class OrphanSweeper:
         cancel: Cancel,
         owned: Owned,
         *,
+        list_open: ListOpen | None = None,
         attempts: int = CANCEL_ATTEMPTS,
         retry_delay: float = 0.5,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self._cancel = cancel
         self._owned = owned
+        self._list_open = list_open
         self._attempts = max(1, attempts)
         self._retry_delay = retry_delay
         self._queue: asyncio.Queue[Orphan] = asyncio.Queue(queue_size)
         self._seen: set[str] = set()
         self._active = False
+        self.found = 0
         self.canceled = 0
         self.failed = 0
 
+    def statistics(self) -> OrphanStatistics:
+        """What the sweeper did since start (a cheap read, for a metrics scrape)."""
+        return OrphanStatistics(self.found, self.canceled, self.failed)
+
     def activate(self) -> None:
         """Start offering (after recovery: until then a resumed plan's orders arrive
-        unrouted before their legs register, and recovery itself sweeps orphans)."""
+        unrouted before their legs register, and recovery itself sweeps orphans); then
+        `first_pass` (see the module docstring)."""
         self._active = True
 
     def deactivate(self) -> None:
@@ -100,9 +147,7 @@ class OrphanSweeper:
 
         Never blocks. True when queued.
         """
-        if not self._active or parse_client_order_id(client_order_id) is None:
-            return False
-        if status in _TERMINAL or not order_id or order_id in self._seen:
+        if not self._active or not self._candidate(client_order_id, order_id, status):
             return False
         try:
             self._queue.put_nowait(Orphan(client_order_id, order_id, symbol, status))
@@ -123,6 +168,51 @@ class OrphanSweeper:
         while True:
             await self.sweep_one()
 
+    async def first_pass(self) -> None:
+        """Cancel every live execd orphan of a fresh listing (the gap between recovery's
+        listing and `activate`). Swept here in turn, not queued: a listing may hold more
+        orders than the queue (the events' path) has room for."""
+        if self._list_open is None or not self._active:
+            return
+        listed = await self._listing()
+        if listed is None:
+            return
+        found = 0
+        for orphan in listed:
+            if not self._active:
+                return  # a leave-shutdown began: its legs unregister on purpose
+            if not self._candidate(orphan.client_order_id, orphan.order_id, orphan.status):
+                continue
+            if self._owned(orphan.client_order_id):
+                continue  # a resumed leg's order: not marked seen, its leg may yet end
+            self._seen.add(orphan.order_id)
+            found += 1
+            await self._sweep(orphan)
+        _log.info("orphan_first_pass_done", listed=len(listed), orphans=found)
+
+    async def _listing(self) -> list[Orphan] | None:
+        for attempt in range(1, self._attempts + 1):
+            assert self._list_open is not None
+            try:
+                return list(await self._list_open())
+            except Exception as exc:  # logged with context; bounded retries
+                _log.error(
+                    "orphan_listing_failed",
+                    attempt=attempt,
+                    attempts=self._attempts,
+                    error=repr(exc),
+                    hint="an orphan placed during recovery is left to the next start",
+                )
+            if attempt < self._attempts:
+                await asyncio.sleep(self._retry_delay * attempt)
+        return None
+
+    def _candidate(self, client_order_id: str, order_id: str, status: str) -> bool:
+        """execd's, live, and new to the sweeper."""
+        if parse_client_order_id(client_order_id) is None:
+            return False
+        return status not in _TERMINAL and bool(order_id) and order_id not in self._seen
+
     async def sweep_one(self) -> None:
         """Wait for the next queued orphan and cancel it (or give up, logged)."""
         await self._sweep(await self._queue.get())
@@ -134,7 +224,10 @@ class OrphanSweeper:
                 client_order_id=orphan.client_order_id,
                 order_id=orphan.order_id,
             )
+            # Forgotten: should its leg end while it is live, its next event offers it.
+            self._seen.discard(orphan.order_id)
             return
+        self.found += 1
         described = {
             "client_order_id": orphan.client_order_id,
             "order_id": orphan.order_id,

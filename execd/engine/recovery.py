@@ -12,7 +12,11 @@ plans and `READY=1` (issue 5 §3). For every unfinished plan in the journal:
    absent;
 2. shares the venue filled that the journal has not recorded (a crash between a fill and
    its write, or fills while execd was down) are recorded once, as one reconciled
-   execution per order priced from the venue's average;
+   execution per order priced from the venue's average. The venue may report a fill
+   before its average price exists (LESSONS): the order is read again, backing off, for
+   up to `PRICE_WAIT_SECONDS` (logged `fill_price_pending`); still without a price, the
+   start is refused naming the order — never a guessed price, never a fill counted twice
+   (systemd starts again; nothing was recorded);
 3. open execd orders the venue knows and the journal does not are adopted by their client
    order id (they belong to a journaled leg) or, when no unfinished leg claims them,
    cancelled: nothing is left working that nobody watches;
@@ -52,6 +56,13 @@ from execd.engine.leg import ResumePoint
 from execd.engine.records import LegRecord, PlanRecord
 
 _log = structlog.get_logger("execd.recovery")
+
+PRICE_WAIT_SECONDS = 30.0
+"""How long recovery re-reads an order the venue reports filled without a price (read at
+call time). Bounded well within systemd's TimeoutStartSec (120 s) with the settle wait."""
+PRICE_POLL_FIRST = 0.25
+PRICE_POLL_MAX = 2.0
+"""Seconds between those re-reads: doubling from the first to the most."""
 
 ABSENT_EVENT = "absent_at_venue"
 """Journal event for an intent the venue never received (recorded as `rejected`)."""
@@ -234,14 +245,15 @@ async def _reconcile(
     ctx: RecoveryContext, row: OrderRow, venue: Order, executions: tuple[Execution, ...]
 ) -> AdoptedOrder:
     """Record what the venue did while execd was not listening, and adopt the order."""
-    now = ctx.clock()
     cid = row.client_order_id
-    status = OrderStatus(str(venue.status.value))
     counted = sum((e.qty for e in executions), Decimal(0))
+    if Decimal(str(venue.filled_qty or 0)) > counted and venue.filled_avg_price is None:
+        venue = await _wait_for_price(ctx, cid, venue)
+    now = ctx.clock()
+    status = OrderStatus(str(venue.status.value))
     filled = Decimal(str(venue.filled_qty or 0))
     if filled > counted:
-        if venue.filled_avg_price is None:
-            raise RecoveryError(f"order {cid} reports {filled} filled without a price")
+        assert venue.filled_avg_price is not None  # `_wait_for_price` raised otherwise
         price = unseen_fill_price(Decimal(str(venue.filled_avg_price)), filled, executions)
         execution_id = f"reconciled:{venue.id}:{counted}-{filled}"
         try:
@@ -268,6 +280,40 @@ async def _reconcile(
         order_type=OrderType.MARKET if limit is None else OrderType.LIMIT,
         limit_price=None if limit is None else Decimal(str(limit)),
         executions=executions,
+    )
+
+
+async def _wait_for_price(ctx: RecoveryContext, cid: str, venue: Order) -> Order:
+    """Re-read an order reported filled without `filled_avg_price` until it has one.
+
+    Raises `RecoveryError` naming the order when none appears within `PRICE_WAIT_SECONDS`
+    (monotonic): recording the fill needs its price, and guessing one would misstate the
+    leg's cost and the benchmark; nothing is recorded, so the next start reconciles it."""
+    loop = asyncio.get_running_loop()
+    wait = PRICE_WAIT_SECONDS
+    deadline = loop.time() + wait
+    _log.warning(
+        "fill_price_pending",
+        client_order_id=cid,
+        order_id=str(venue.id),
+        filled_qty=str(venue.filled_qty),
+        wait_seconds=wait,
+    )
+    delay = PRICE_POLL_FIRST
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(delay, left))  # the venue has not priced it yet: back off
+        delay = min(delay * 2, PRICE_POLL_MAX)
+        again = await _lookup(ctx, cid)
+        if again is None:
+            raise RecoveryError(f"order {cid} (venue id {venue.id}) vanished at the venue")
+        venue = again
+        if venue.filled_avg_price is not None:
+            _log.info("fill_price_arrived", client_order_id=cid, order_id=str(venue.id))
+            return venue
+    raise RecoveryError(
+        f"order {cid} (venue id {venue.id}, {venue.symbol}) reports {venue.filled_qty} "
+        f"shares filled but no filled_avg_price after {wait:g} s; execd records a fill only "
+        "with its price: it will reconcile the order at its next start"
     )
 
 

@@ -25,6 +25,7 @@ from execd.adapters.order_stream import OrderStreamStatistics
 from execd.config import Settings, split_listen
 from execd.engine.events import EventHub
 from execd.engine.metrics import LiveSources, Metrics, serve_metrics
+from execd.engine.orphans import OrphanStatistics
 from execd.engine.webhooks import WebhookSender
 
 _log = structlog.get_logger("execd.telemetry")
@@ -65,6 +66,7 @@ class Telemetry:
         market_stream: Callable[[], MarketStreamStatistics],
         order_stream: Callable[[], OrderStreamStatistics | None],
         budget: Callable[[], BudgetStatistics],
+        orphans: Callable[[], OrphanStatistics] | None = None,
         now: Callable[[], datetime],
         check_period: float = STREAM_CHECK_PERIOD,
     ) -> None:
@@ -75,7 +77,9 @@ class Telemetry:
         self._market = market_stream
         self._orders = order_stream
         self.loop_lag: float | None = None
-        self.metrics = Metrics(LiveSources(market_stream, order_stream, budget, self._lag))
+        self.metrics = Metrics(
+            LiveSources(market_stream, order_stream, budget, self._lag, orphans=orphans)
+        )
         notify = settings.notify
         self.webhooks = WebhookSender(
             [url.get_secret_value() for url in notify.webhook_urls],

@@ -48,6 +48,11 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 ``POST /sim/ratelimit``     ``{"limit": 10, "window_seconds": 60, "reset": true}`` — change the
                             trading budget (``reset`` starts a fresh window for every key)
 ``POST /sim/fills/delay``   ``{"seconds": 2.5}`` — fill-report latency for subsequent matches
+``POST /sim/fills/price_lag`` ``{"seconds": 30}`` — after each later fill the order's
+                            ``filled_avg_price`` reads ``null`` for ``seconds`` (REST and
+                            stream; the fill event's own ``price`` is unaffected): an order
+                            reported filled before its price exists (LESSONS); ``0`` also
+                            shows every price hidden so far
 ==========================  =====================================================================
 """
 
@@ -375,6 +380,11 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
         exchange.set_fill_delay(seconds)
         return {"seconds": seconds}
 
+    async def price_lag(body: dict[str, Any]) -> Any:
+        seconds = _number(body, "seconds")
+        exchange.set_avg_price_lag(seconds)
+        return {"seconds": seconds}
+
     p = ADMIN_PREFIX
     app.router.add_get(p, _admin(info))
     app.router.add_get(f"{p}/", _admin(info))
@@ -390,6 +400,7 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
     app.router.add_delete(f"{p}/http/faults", _admin(clear_faults))
     app.router.add_post(f"{p}/ratelimit", _admin(ratelimit))
     app.router.add_post(f"{p}/fills/delay", _admin(fill_delay))
+    app.router.add_post(f"{p}/fills/price_lag", _admin(price_lag))
 
 
 async def sleep_for_fault(fault: HttpFault) -> None:

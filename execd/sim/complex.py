@@ -9,6 +9,8 @@
 * **oto**: an entry with one exit (take-profit or stop-loss), held until the entry fills.
 
 Cancelling (or the expiry of) a parent ends its held legs with it, and an OCO's pair together.
+An exit whose replace is still pending when its group ends has the replace refused (the
+replacement `rejected`, as when the original fills first, §1.7): it never outlives its group.
 Complex orders are exempt from the wash-trade check (§7). The legs are orders of their own (own
 ids, events and `held` → `new` life); GET /v2/orders?nested=true rolls them up under `legs`.
 """

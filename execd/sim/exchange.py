@@ -46,7 +46,7 @@ from execd.sim.market import (
 )
 from execd.sim.marketdata import MarketData, MarketDataListener, last_market_time
 from execd.sim.marketdrive import MarketDriver
-from execd.sim.orders import NOT_ROUTED, OpenOrders, OrderRequest, SimOrder
+from execd.sim.orders import HELD, NOT_ROUTED, OpenOrders, OrderRequest, SimOrder
 from execd.sim.state import TradeUpdateListener
 from execd.sim.tape import TapeMarket
 
@@ -121,6 +121,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._rejects: list[SimError] = []
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
+        self._avg_price_lag = timedelta(0)
         self._waiting_market: dict[str, list[SimOrder]] = {}
         self._stops: dict[str, list[SimOrder]] = {}
         self._wake: asyncio.Event | None = None
@@ -227,7 +228,8 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         """PATCH /v2/orders/{id}: returns the new order (new id, `replaces`)."""
         now = self._catch_up()
         old = self._order(order_id)
-        if old.status in NOT_ROUTED:
+        if old.status in NOT_ROUTED or old.status == HELD:
+            # (sim) a held bracket/OTO exit is not at the exchange either (§1.3, §1.7).
             raise unprocessable("unable to replace order, order isn't sent to exchange yet")
         if not old.is_open:
             raise unprocessable(f'order is already in "{old.status}" state')
@@ -604,6 +606,15 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     def set_fill_delay(self, seconds: float) -> None:
         """Set the fill-report latency (seconds) for subsequent matches."""
         self._fill_delay = timedelta(seconds=seconds)
+
+    def set_avg_price_lag(self, seconds: float) -> None:
+        """For fills reported from now on, `filled_avg_price` reads null for `seconds` after
+        each (LESSONS: an order reported filled before its fill price existed). 0 also
+        shows every price hidden so far (the venue has caught up)."""
+        self._avg_price_lag = timedelta(seconds=seconds)
+        if seconds == 0:
+            for order in self._orders.values():
+                order.avg_price_hidden_until = None
 
     def history(self) -> dict[str, Any]:
         """Every order ever (incl. replaced) with its events, and every fill with execution_id."""

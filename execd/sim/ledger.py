@@ -87,6 +87,10 @@ class Ledger:
         wanted = req.qty if req.qty is not None else self.notional_shares(req)
         if req.side is Side.SELL and held > 0:
             available = self.qty_available(req.symbol, exclude=replacing)
+            if replacing is not None and self._second_exit(replacing):
+                # The replacement takes the stop's place in its pair, which sells the
+                # position once (§1.3; §1.7: OCO/bracket exits can be replaced).
+                available += self._pair_share(replacing)
             if wanted > available:  # also a flip long → short: refused (§1.10)
                 raise _insufficient_qty(wanted, available)
             return
@@ -227,6 +231,16 @@ class Ledger:
         if order.parent_id is None or order.req.type not in ("stop", "stop_limit"):
             return False
         return self._orders[order.parent_id].req.order_class in ("bracket", "oco")
+
+    def _pair_share(self, exit_order: SimOrder) -> Decimal:
+        """What the counted exit of `exit_order`'s pair (its take profit) holds."""
+        if exit_order.parent_id is None:
+            return _ZERO
+        parent = self._orders[exit_order.parent_id]
+        partners = [parent] if parent.req.order_class == "oco" else []
+        partners += [self._orders[i] for i in parent.legs if i != exit_order.id]
+        counted = [o for o in partners if o.is_open and not self._second_exit(o)]
+        return sum((o.remaining for o in counted if o.side is exit_order.side), _ZERO)
 
     def _coverable(self, symbol: str, exclude: SimOrder | None) -> Decimal:
         """A short position's size less what open buys already cover."""

@@ -75,8 +75,8 @@ class OrderLifecycle(EngineState):
                     self._route(order, when)
         else:
             for order in list(self._orders.values()):
-                if order.status not in ("new", "partially_filled"):
-                    continue
+                if order.status not in ("new", "partially_filled", "pending_replace"):
+                    continue  # (a replace still on its way is refused: `_expire`)
                 if order.req.time_in_force not in ("day", "opg", "cls", "ioc", "fok"):
                     continue
                 if (kind == "close") != order.req.extended_hours:
@@ -85,6 +85,7 @@ class OrderLifecycle(EngineState):
 
     def _expire_remainder(self, order: SimOrder) -> None:
         """Take the unmatched rest out; report `expired` after the pending fills."""
+        self._refuse_replace(order)
         self._books[order.symbol].remove(order.id)
         self._drop_waiting(order)
         when = max(self._now, order.last_report_at or self._now)
@@ -95,6 +96,7 @@ class OrderLifecycle(EngineState):
             self._expire(order)
 
     def _expire(self, order: SimOrder) -> None:
+        self._refuse_replace(order)  # the session ended the order: so ends its replace
         now = self._now
         self._books[order.symbol].remove(order.id)
         self._drop_waiting(order)
@@ -224,6 +226,10 @@ class OrderLifecycle(EngineState):
         position = self._account.apply_fill(order.symbol, order.side, qty, price)
         order.filled_qty += qty
         order.filled_value += qty * price
+        if self._avg_price_lag:
+            until = now + self._avg_price_lag
+            order.avg_price_hidden_until = until
+            self._at(until, partial(self._reveal_avg_price, order, until))
         done = order.remaining <= 0
         if done:
             order.filled_at = now
@@ -266,6 +272,10 @@ class OrderLifecycle(EngineState):
         if done and order.legs and order.req.order_class in ("bracket", "oto"):
             self._activate_legs(order)
 
+    def _reveal_avg_price(self, order: SimOrder, until: datetime) -> None:
+        if order.avg_price_hidden_until == until:  # not hidden again by a later fill
+            order.avg_price_hidden_until = None
+
     def _cancel_arrive(self, order: SimOrder) -> None:
         if not order.is_open:
             return
@@ -283,7 +293,11 @@ class OrderLifecycle(EngineState):
         self._cancel_remainder(order)
 
     def _cancel_remainder(self, order: SimOrder) -> None:
-        """Take the unmatched rest out of the book; report `canceled` after pending fills."""
+        """Take the unmatched rest out of the book; report `canceled` after pending fills.
+
+        A pending replace of the order is refused first: the venue ends the order (its OCO
+        pair filled, its parent was cancelled), so its replacement must never work."""
+        self._refuse_replace(order)
         self._books[order.symbol].remove(order.id)
         self._drop_waiting(order)
         when = max(self._now, order.last_report_at or self._now)
@@ -307,22 +321,37 @@ class OrderLifecycle(EngineState):
 
     def _replace_arrive(self, old: SimOrder, new: SimOrder) -> None:
         now = self._now
+        if old.pending_replacement != new.id:
+            return  # the replace was refused already: its order ended with its group
         if old.unmatched <= 0 or not old.is_open:
             # §1.7: the original filled first; the replacement is rejected.
-            old.pending_replacement = None
-            status = "filled" if old.remaining <= 0 else "partially_filled"
-            if old.filled_qty == 0 and old.remaining > 0:
-                status = "new"
-            old.transition(status, now)
-            self._emit(old, "order_replace_rejected")
-            new.failed_at = now
-            new.transition("rejected", now)
-            self._emit(new, "rejected")
+            self._refuse_replace(old)
             return
         self._books[old.symbol].remove(old.id)
         self._drop_waiting(old)
         when = max(now, old.last_report_at or now)
         self._at(when, lambda: self._finish_replace(old, new))
+
+    def _refuse_replace(self, old: SimOrder) -> None:
+        """End `old`'s pending replace unfinished: the original stays what it was (§1.7:
+        "if the old order fills before the replacement reaches the venue, the new order is
+        rejected") and the replacement is rejected. Also what happens when the original
+        ends first another way — its OCO/bracket pair filled or was cancelled, or the
+        session expired it: the group's end wins, nothing of it keeps working (§1.3)."""
+        if old.status != "pending_replace" or old.pending_replacement is None:
+            return
+        now = self._now
+        new = self._orders[old.pending_replacement]
+        old.pending_replacement = None
+        status = "filled" if old.remaining <= 0 else "partially_filled"
+        if old.filled_qty == 0 and old.remaining > 0:
+            status = "new"
+        old.transition(status, now)
+        self._emit(old, "order_replace_rejected")
+        if new.is_open:
+            new.failed_at = now
+            new.transition("rejected", now)
+            self._emit(new, "rejected")
 
     def _replace_pending(self, order: SimOrder) -> bool:
         """Whether `order` is the new order of a replace the venue has not finished."""
@@ -332,6 +361,8 @@ class OrderLifecycle(EngineState):
         return old.status == "pending_replace" and old.pending_replacement == order.id
 
     def _finish_replace(self, old: SimOrder, new: SimOrder) -> None:
+        if old.pending_replacement != new.id:
+            return  # refused meanwhile (`_refuse_replace`): the original ended first
         now = self._now
         # A replaced leg keeps its place in its complex order (§1.7: bracket/OCO legs replace).
         new.parent_id, new.legs = old.parent_id, old.legs

@@ -72,6 +72,8 @@ class SimOrder:
     cancel_requested_at: datetime | None = None
     pending_replacement: str | None = None
     last_report_at: datetime | None = None
+    # The `avg_price_lag` fault: `filled_avg_price` reads null until this venue time.
+    avg_price_hidden_until: datetime | None = None
     triggered: bool = False
     # trailing_stop: the high-water mark (sell) or low-water mark (buy) since it was working.
     hwm: Decimal | None = None

@@ -247,6 +247,10 @@ class SimVenue:
         """Fill-report latency for subsequent matches."""
         self.exchange.set_fill_delay(seconds)
 
+    async def set_avg_price_lag(self, seconds: float) -> None:
+        """`filled_avg_price` reads null for `seconds` after each later fill."""
+        self.exchange.set_avg_price_lag(seconds)
+
     async def history(self) -> dict[str, Any]:
         """Every order and fill so far (``GET /sim/history``)."""
         return self.exchange.history()

@@ -171,7 +171,9 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "notional": dec(req.notional),
         "qty": dec(req.qty),
         "filled_qty": dec(order.filled_qty),
-        "filled_avg_price": dec(_round_price(order.avg_price)),
+        "filled_avg_price": (
+            None if order.avg_price_hidden_until is not None else dec(_round_price(order.avg_price))
+        ),
         "order_class": "" if req.order_class == "simple" else req.order_class,
         "order_type": req.type,
         "type": req.type,

@@ -9,6 +9,8 @@ the next start. The venue's own order log is the judge.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +18,12 @@ from typing import Any
 
 import pytest
 
+from execd.config import SimSection
 from execd.domain.ids import client_order_id
-from tests.engine.conftest import Harness, StartDaemon, TapeQuote, write_tape
+from execd.engine.orphans import OrphanStatistics
+from execd.engine.venue import sim_config
+from execd.sim.venue import SimVenue
+from tests.engine.conftest import DEADLINE, Harness, StartDaemon, TapeQuote, write_tape
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +172,51 @@ async def test_duplicate_unrouted_updates_send_one_cancel(
     await d.stop()
 
 
+async def _poll(predicate: Callable[[], bool], what: str) -> None:
+    """Until `predicate` holds, or fail at DEADLINE (before a harness exists to ask)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 def _order_id(history: dict[str, Any], cid: str) -> str:
     return next(
         str(e["order"]["id"]) for e in history["orders"] if e["order"]["client_order_id"] == cid
     )
+
+
+async def test_an_orphan_that_lands_during_recovery_is_cancelled_by_the_first_pass(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """An execd order that lands between recovery's open-order listing and the sweeper
+    being switched on: its events arrive while the sweeper is off, and a resting order
+    sends no other. The sweeper's first pass over a fresh listing cancels it (it stayed
+    live until the next start), and the metrics count it."""
+    section = SimSection(scenario="calm", seed=1, start="10:00:00", tape=str(_quiet_tape(tmp_path)))
+    async with SimVenue(sim_config(section)) as venue:
+        # Recovery's listing is performed, then its answer held: the window to land in.
+        await venue.fail_next_requests(1, delay=1.0, method="GET", path="/v2/orders", when="after")
+        starting: asyncio.Future[Harness] = asyncio.ensure_future(
+            start_daemon(venue=venue, gateway={"request_timeout_seconds": 5.0})
+        )
+        await _poll(lambda: not venue.services.faults.pending(), "recovery's listing")
+        orphan = client_order_id("gone", 0, 3)
+        venue.exchange.submit_order(_order(orphan))
+        d = await starting
+
+        async def orphan_dead() -> bool:
+            return await _status_of(d, orphan) == "canceled"
+
+        await d.wait_until(orphan_dead, "the orphan placed during recovery cancelled")
+        sweeper = d.daemon.orphans
+        assert sweeper is not None
+        assert sweeper.statistics() == OrphanStatistics(found=1, canceled=1, failed=0)
+        assert d.daemon.telemetry is not None
+        text = d.daemon.telemetry.metrics.exposition().decode()
+        assert "execd_orphan_orders_found_total 1.0" in text
+        assert "execd_orphan_orders_canceled_total 1.0" in text
+        assert "execd_orphan_orders_cancel_failed_total 0.0" in text
+        await d.stop()

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from execd.adapters.errors import NotFound, VenueRefused
 from execd.domain.ids import client_order_id
-from execd.engine.orphans import OrphanSweeper
+from execd.engine.orphans import Orphan, OrphanStatistics, OrphanSweeper
 from execd.engine.router import OrderRouter
 
 CID = client_order_id("p", 0, 1)
@@ -107,3 +107,65 @@ async def test_an_order_a_leg_owns_again_is_not_cancelled() -> None:
     router.register("p", 0)
     await _drain(sweeper, 1)
     assert calls == []
+
+
+async def test_the_first_pass_sweeps_a_fresh_listing_once_activated() -> None:
+    """The gap between recovery's listing and `activate`: once switched on, the first pass
+    sweeps a fresh listing. Only execd's live orders no leg may claim are cancelled; a claimed
+    one is not remembered, so its events can still offer it once its leg ends."""
+    calls: list[str] = []
+    owned = client_order_id("p", 1, 0)
+    listing = [
+        Orphan(CID, "o1", "X", "new"),
+        Orphan("other-app", "o2", "X", "new"),
+        Orphan(client_order_id("p", 0, 2), "o3", "X", "canceled"),
+        Orphan(owned, "o4", "X", "new"),
+    ]
+    lists: list[int] = []
+
+    async def list_open() -> list[Orphan]:
+        lists.append(1)
+        return listing
+
+    async def cancel(order_id: str) -> None:
+        calls.append(order_id)
+
+    sweeper = OrphanSweeper(cancel, lambda cid: cid == owned, list_open=list_open)
+    await sweeper.first_pass()
+    assert lists == [], "nothing is listed before recovery is over (not activated)"
+    sweeper.activate()
+    await sweeper.first_pass()
+    assert calls == ["o1"]
+    assert lists == [1]
+    assert sweeper.statistics() == OrphanStatistics(found=1, canceled=1, failed=0)
+    assert not sweeper.offer(CID, "o1", "X", "new"), "swept once"
+    assert sweeper.offer(owned, "o4", "X", "new"), "the claimed order may be offered later"
+
+
+async def test_a_failing_first_listing_is_retried_then_left_to_the_next_start() -> None:
+    attempts: list[int] = []
+
+    async def list_open() -> list[Orphan]:
+        attempts.append(1)
+        raise RuntimeError("venue down")
+
+    sweeper = OrphanSweeper(
+        lambda _: asyncio.sleep(0), lambda _: False, list_open=list_open, retry_delay=0.0
+    )
+    sweeper.activate()
+    with capture_logs() as logs:
+        await sweeper.first_pass()
+    assert len(attempts) == 3
+    failed = [e for e in logs if e["event"] == "orphan_listing_failed"]
+    assert [e["attempt"] for e in failed] == [1, 2, 3]
+    assert failed[0]["log_level"] == "error"
+    assert sweeper.statistics() == OrphanStatistics(found=0, canceled=0, failed=0)
+
+
+async def test_statistics_count_found_canceled_and_failed() -> None:
+    calls: list[str] = []
+    sweeper = _sweeper([RuntimeError("down")] * 3, calls)
+    assert sweeper.offer(CID, "o1", "X", "new")
+    assert sweeper.offer(CID, "o2", "X", "new")
+    await _drain(sweeper, 2)
+    assert sweeper.statistics() == OrphanStatistics(found=2, canceled=1, failed=1)

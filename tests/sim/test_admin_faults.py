@@ -242,6 +242,9 @@ async def test_mute_streams(venue: SimVenue, http: aiohttp.ClientSession) -> Non
         ("/http/faults", {}),
         ("/ratelimit", {"limit": -1}),
         ("/fills/delay", {"seconds": "soon"}),
+        ("/fills/price_lag", {"seconds": -1}),
+        ("/fills/price_lag", {"seconds": float("nan")}),
+        ("/fills/price_lag", {}),
     ],
 )
 async def test_admin_rejects_bad_input(
