@@ -44,6 +44,7 @@ import structlog
 from alpaca.trading.models import Order
 
 from execd.adapters.journal import Journal, OrderRow, RecordConflict, UnfinishedPlan
+from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order, parse_client_order_id, plan_key
@@ -97,9 +98,15 @@ async def recover(ctx: RecoveryContext) -> list[RecoveredPlan]:
     """Bring every unfinished plan up to the venue's truth; see the module docstring."""
     unfinished = await ctx.journal.unfinished_plans()
     try:
-        listed = await ctx.rest.list_orders(status="open", limit=500)
+        listing = await list_open_orders(ctx.rest)
     except Exception as exc:
         raise RecoveryError(f"could not list open orders: {exc}") from exc
+    if not listing.complete:
+        # An open order left unread could be an unknown one nobody would watch.
+        raise RecoveryError(
+            f"could not list every open order ({len(listing.orders)} read): {listing.error!r}"
+        )
+    listed = listing.orders
     unclaimed = {
         str(o.client_order_id): o for o in listed if is_execd_order(str(o.client_order_id))
     }

@@ -20,6 +20,7 @@ from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
+from execd.engine.orphans import Orphan, listed_orders
 
 _log = structlog.get_logger("execd.engine")
 
@@ -104,3 +105,15 @@ def _calendar_entry(day: Any) -> dict[str, str]:
         "open": day.open.strftime("%H:%M"),
         "close": day.close.strftime("%H:%M"),
     }
+
+
+async def list_open_orphans(rest: RestGateway) -> list[Orphan]:
+    """Every open order, as the orphan sweeper's first pass describes them (`ListOpen`).
+
+    A page that failed raises its error (the sweeper lists again, a bounded number of
+    times); a listing that cannot go further (more orders at one instant than a page
+    holds, the page bound) is logged as an error and swept as far as it reached."""
+    listing = await list_open_orders(rest)
+    if listing.error is not None:
+        raise listing.error
+    return listed_orders(listing.orders)

@@ -13,6 +13,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from datetime import date, time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +21,14 @@ from structlog.testing import capture_logs
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
+from execd.adapters.journal import Journal
 from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestConfig, RestGateway
 from execd.domain.ids import client_order_id
-from execd.engine.venue_reads import cancel_open_execd_orders
+from execd.domain.types import Urgency
+from execd.engine.orphans import OrphanSweeper
+from execd.engine.recovery import RecoveryContext, recover
+from execd.engine.venue_reads import cancel_open_execd_orders, list_open_orphans
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.errors import SimError
@@ -197,3 +202,47 @@ async def test_a_page_failing_mid_way_cancels_what_was_listed_and_says_so(
             assert await cancel_open_execd_orders(rest) == 600
     assert _open_cids(venue) == set()
     assert any(e["event"] == "halt_listing_incomplete" and e["log_level"] == "error" for e in logs)
+
+
+async def test_recovery_cancels_an_orphan_older_than_the_newest_500(
+    venue: SimVenue, rest: RestGateway, tmp_path: Path
+) -> None:
+    """No unfinished plan claims them: recovery cancels every execd order it lists. The
+    oldest of 501 (beyond the first page) is one of them, and a foreign order is left."""
+    _place(venue, "foreign-oldest")
+    oldest = _place(venue, _execd(0))
+    for n in range(1, 501):
+        _place(venue, _execd(n))
+    async with await Journal.open(tmp_path / "journal.db") as journal:
+        context = RecoveryContext(
+            journal=journal,
+            rest=rest,
+            clock=venue.clock.now,
+            default_urgency=Urgency.NORMAL,
+            session=None,
+        )
+        with capture_logs() as logs:
+            assert await recover(context) == []
+    canceled = {e["order_id"] for e in logs if e["event"] == "orphan_order_canceled"}
+    assert oldest in canceled
+    assert len(canceled) == 501
+    assert _open_cids(venue) == {"foreign-oldest"}
+
+
+async def test_orphan_first_pass_sweeps_beyond_the_newest_500(
+    venue: SimVenue, rest: RestGateway
+) -> None:
+    """The sweeper's first pass lists every page: the oldest of 501 orphans is cancelled."""
+    oldest = _place(venue, _execd(0))
+    for n in range(1, 501):
+        _place(venue, _execd(n))
+    sweeper = OrphanSweeper(
+        rest.cancel_order, lambda _: False, list_open=lambda: list_open_orphans(rest)
+    )
+    sweeper.activate()
+    with capture_logs() as logs:
+        await sweeper.first_pass()
+    canceled = {e["order_id"] for e in logs if e["event"] == "orphan_order_canceled"}
+    assert oldest in canceled
+    assert len(canceled) == 501
+    assert _open_cids(venue) == set()
