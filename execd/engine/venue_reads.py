@@ -64,11 +64,11 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
         for order in fresh:
-            tried.add(str(order.id))
             try:
                 await rest.cancel_order(str(order.id))
                 canceled += 1
-            except AdapterError as exc:
+                tried.add(str(order.id))
+            except AdapterError as exc:  # tried again if there is a further listing
                 _log.warning(
                     "halt_cancel_failed", client_order_id=str(order.client_order_id), error=str(exc)
                 )
@@ -82,8 +82,8 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
             error=repr(listing.error) if listing.error else None,
             hint="execd orders may still be working: check the venue",
         )
-        if not fresh:
-            break  # nothing new cancelled: a further listing would read the same
+        if not fresh and listing.error is None:
+            break  # nothing new to cancel and no failure: a further listing reads the same
         # A cancel is accepted at once and lands a moment later (§1.8): give the ones
         # just sent that moment, so the next listing no longer holds them.
         await asyncio.sleep(HALT_RELIST_PAUSE)

@@ -26,8 +26,9 @@ from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestConfig, RestGateway
 from execd.domain.ids import client_order_id
 from execd.domain.types import Urgency
+from execd.engine import recovery
 from execd.engine.orphans import OrphanSweeper
-from execd.engine.recovery import RecoveryContext, recover
+from execd.engine.recovery import RecoveryContext, RecoveryError, recover
 from execd.engine.venue_reads import cancel_open_execd_orders, list_open_orphans
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
@@ -246,3 +247,50 @@ async def test_orphan_first_pass_sweeps_beyond_the_newest_500(
     assert oldest in canceled
     assert len(canceled) == 501
     assert _open_cids(venue) == set()
+
+
+async def test_the_wait_for_fill_prices_is_one_deadline_for_the_whole_start(
+    venue: SimVenue, rest: RestGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orders filled without a price (`price_lag`): the first uses up the wait, so the
+    second is not given a wait of its own: several unpriced orders cannot add up past
+    systemd's TimeoutStartSec. The second refusal names its order at once."""
+    monkeypatch.setattr(recovery, "PRICE_WAIT_SECONDS", 0.3)
+    venue.exchange.set_avg_price_lag(3600.0)
+    for n in range(2):
+        venue.exchange.submit_order(
+            {
+                "symbol": SYMBOL,
+                "qty": "1",
+                "side": "buy",
+                "type": "market",
+                "time_in_force": "day",
+                "client_order_id": _execd(n),
+            }
+        )
+    async with time_passes(venue):
+
+        async def both_filled() -> list[Any]:
+            return [await rest.get_order_by_client_id(_execd(n)) for n in range(2)]
+
+        async with asyncio.timeout(5):
+            orders = await both_filled()
+            while any(str(o.status.value) != "filled" for o in orders):
+                await asyncio.sleep(0.01)
+                orders = await both_filled()
+        assert all(o.filled_avg_price is None for o in orders)
+        async with await Journal.open(tmp_path / "journal.db") as journal:
+            context = RecoveryContext(
+                journal=journal,
+                rest=rest,
+                clock=venue.clock.now,
+                default_urgency=Urgency.NORMAL,
+                session=None,
+            )
+            with capture_logs() as logs:
+                for n, order in enumerate(orders):
+                    with pytest.raises(RecoveryError, match=_execd(n)):
+                        await recovery._wait_for_price(context, _execd(n), order)
+    waits = [e["wait_seconds"] for e in logs if e["event"] == "fill_price_pending"]
+    assert waits[0] == pytest.approx(0.3)
+    assert waits[1] <= 0.0, "the second order's wait is what is left of the one deadline"
