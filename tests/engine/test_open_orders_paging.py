@@ -294,3 +294,26 @@ async def test_the_wait_for_fill_prices_is_one_deadline_for_the_whole_start(
     waits = [e["wait_seconds"] for e in logs if e["event"] == "fill_price_pending"]
     assert waits[0] == pytest.approx(0.3)
     assert waits[1] <= 0.0, "the second order's wait is what is left of the one deadline"
+
+
+async def test_orders_ending_while_being_listed_hide_no_other_order(
+    venue: SimVenue, rest: RestGateway
+) -> None:
+    """1,200 orders, the oldest ending (cancelled at the venue) while the pages are read:
+    every order open throughout is listed, each once."""
+    ids = [_place(venue, _execd(n), advance=0.0 if n % 4 else 0.001) for n in range(1200)]
+    ending = ids[:600]
+
+    async def end_oldest() -> None:
+        for order_id in ending:
+            venue.exchange.cancel_order(order_id)
+            await asyncio.sleep(0.001)  # spread over the listing's pages
+
+    async with time_passes(venue):
+        ender = asyncio.create_task(end_oldest())
+        listing = await list_open_orders(rest)
+        await ender
+    listed = [str(o.id) for o in listing.orders]
+    assert listing.complete
+    assert len(listed) == len(set(listed))
+    assert set(ids[600:]) <= set(listed)
