@@ -4,10 +4,11 @@ Alpaca allows 200 requests per minute per account, shared by every caller, and
 answers 429 beyond it (ALPACA.md §0.4). execd keeps below that on its own (190 a
 minute by default, leaving room for requests still in flight when a response's
 headers were computed) and, when requests must wait, lets the important ones go
-first: a waiting cancel always goes before a waiting replace, which goes before a
-new order, which goes before a read. A few slots (`cancel_reserve`) are kept for
-cancels alone, so that a burst of new orders cannot make a cancel wait out the window,
-and a few more (`read_reserve`) are never given to reads.
+first: a waiting cancel always goes before a waiting replace, which goes before a plan
+submit's validation read, then a new order, then any other read. A few slots
+(`cancel_reserve`) are kept for cancels alone, so that a burst of new orders cannot make a
+cancel wait out the window, and a few more (`read_reserve`) are never given to background
+reads (a submit's validation reads may use them, like new orders).
 
 Two parts, in the sans-I/O style of STYLE.md:
 
@@ -52,12 +53,20 @@ log = structlog.get_logger(__name__)
 
 
 class Priority(IntEnum):
-    """Who goes first when requests wait for the budget (lower value first)."""
+    """Who goes first when requests wait for the budget (lower value first).
+
+    `VALIDATE` is a plan submit's reads of the venue (calendar, assets, positions,
+    account): a user waits at the control socket for the answer, so they go before the
+    backlog of new orders (at 30 requests a minute a submit took ~90 s behind it), never
+    before a cancel or a re-peg. A submit costs a few of them whatever its size (DESIGN.md
+    "O(1) reads"), and they keep the new orders' reserve (they never take a cancel's slot).
+    """
 
     CANCEL = 0
     REPLACE = 1
-    NEW_ORDER = 2
-    READ = 3
+    VALIDATE = 2
+    NEW_ORDER = 3
+    READ = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -400,17 +400,34 @@ class RestGateway:
             raise OutcomeUnknown("cancel_order", None, order_id) from last
         raise last
 
-    async def get_order(self, order_id: str, priority: Priority = Priority.READ) -> Order:
+    async def get_order(
+        self,
+        order_id: str,
+        priority: Priority = Priority.READ,
+        *,
+        withdraw: Withdrawal | None = None,
+    ) -> Order:
         """``GET /v2/orders/{id}`` (§1.6); `NotFound` if unknown. A read that is part of a
-        write (the look-up before a replace) queues with that write's `priority`."""
-        answer = await self._read(f"/v2/orders/{order_id}", priority=priority)
+        write (the look-up before a replace) queues with that write's `priority`, and is
+        withdrawn with it (`SendWithdrawn` once `withdraw` is set before it is sent)."""
+        answer = await self._read(f"/v2/orders/{order_id}", priority=priority, withdraw=withdraw)
         return _parse(Order, answer.json())
 
-    async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
-        """``GET /v2/orders:by_client_order_id`` (§1.6); None when the venue says 404."""
+    async def get_order_by_client_id(
+        self,
+        client_order_id: str,
+        priority: Priority = Priority.READ,
+        *,
+        withdraw: Withdrawal | None = None,
+    ) -> Order | None:
+        """``GET /v2/orders:by_client_order_id`` (§1.6); None when the venue says 404.
+        `priority` and `withdraw` as for `get_order`."""
         try:
             answer = await self._read(
-                "/v2/orders:by_client_order_id", {"client_order_id": client_order_id}
+                "/v2/orders:by_client_order_id",
+                {"client_order_id": client_order_id},
+                priority=priority,
+                withdraw=withdraw,
             )
         except NotFound:
             return None
@@ -451,14 +468,19 @@ class RestGateway:
 
     # ------------------------------------------------------------------ account, market
 
-    async def account(self, *, withdraw: Withdrawal | None = None) -> TradeAccount:
+    async def account(
+        self, *, withdraw: Withdrawal | None = None, priority: Priority = Priority.READ
+    ) -> TradeAccount:
         """``GET /v2/account`` (§2.1); `SendWithdrawn` once `withdraw` is set before it is
-        sent (a release wave of a plan that was stopped meanwhile)."""
-        return _parse(TradeAccount, (await self._read("/v2/account", withdraw=withdraw)).json())
+        sent (a release wave of a plan that was stopped meanwhile). `priority`: a plan
+        submit's reads queue as `Priority.VALIDATE`."""
+        answer = await self._read("/v2/account", priority=priority, withdraw=withdraw)
+        return _parse(TradeAccount, answer.json())
 
-    async def positions(self) -> list[Position]:
-        """``GET /v2/positions`` (§2.2)."""
-        return [_parse(Position, item) for item in _list(await self._read("/v2/positions"))]
+    async def positions(self, *, priority: Priority = Priority.READ) -> list[Position]:
+        """``GET /v2/positions`` (§2.2); `priority` as for `account`."""
+        answer = await self._read("/v2/positions", priority=priority)
+        return [_parse(Position, item) for item in _list(answer)]
 
     async def position(self, symbol: str) -> Position | None:
         """``GET /v2/positions/{symbol}`` (§2.2); None for ``position does not exist``."""
@@ -472,20 +494,27 @@ class RestGateway:
         """``GET /v2/clock`` (§2.3)."""
         return _parse(Clock, (await self._read("/v2/clock")).json())
 
-    async def calendar(self, start: date, end: date) -> list[Calendar]:
-        """``GET /v2/calendar`` (§2.4), both ends inclusive."""
+    async def calendar(
+        self, start: date, end: date, *, priority: Priority = Priority.READ
+    ) -> list[Calendar]:
+        """``GET /v2/calendar`` (§2.4), both ends inclusive; `priority` as for `account`."""
         request = GetCalendarRequest(start=start, end=end)
-        answer = await self._read("/v2/calendar", _query(request.to_request_fields()))
+        answer = await self._read(
+            "/v2/calendar", _query(request.to_request_fields()), priority=priority
+        )
         return [_parse(Calendar, item) for item in _list(answer)]
 
     async def asset(self, symbol: str) -> Asset:
         """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
         return _parse(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
 
-    async def assets(self) -> list[Asset]:
+    async def assets(self, *, priority: Priority = Priority.READ) -> list[Asset]:
         """``GET /v2/assets?status=active`` (§2.5): every active asset in one read, so plan
-        validation costs one request a day, not one per leg (DESIGN.md O(1) reads)."""
-        answer = await self._read("/v2/assets", {"status": "active", "asset_class": "us_equity"})
+        validation costs one request a day, not one per leg (DESIGN.md O(1) reads).
+        `priority` as for `account`."""
+        answer = await self._read(
+            "/v2/assets", {"status": "active", "asset_class": "us_equity"}, priority=priority
+        )
         items = _list(answer)
         # ~12,000 assets on Alpaca: ~0.3 s of model parsing, kept off the event loop.
         return await asyncio.to_thread(lambda: [_parse(Asset, item) for item in items])

@@ -347,12 +347,18 @@ class PlaceFailed:
 
 @dataclass(frozen=True, slots=True)
 class ReplaceFailed:
-    """PATCH /v2/orders/{id} did not succeed (e.g. 422 while still `accepted`, §1.7)."""
+    """PATCH /v2/orders/{id} did not succeed (e.g. 422 while still `accepted`, §1.7).
+
+    `not_sent`: the PATCH never left (the leg was stopped while it waited for the request
+    budget; status 409): the venue never saw it, so the replacement is gone, not refused
+    (the journal closes it `not_sent`, like an unsent place). The ladder treats it as any
+    4xx: the old order is untouched and still the leg's."""
 
     client_order_id: str
     new_client_order_id: str
     status: int
     message: str
+    not_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import msgspec
 import structlog
 
+from execd.adapters.budget import Priority
 from execd.adapters.errors import AdapterError
 from execd.adapters.journal import JournalError
 from execd.adapters.market_stream import MarketStream
@@ -777,6 +778,6 @@ class Engine:
 
     async def _sessions(self, today: date) -> list[TradingSession]:
         try:
-            return await sessions_from(self._ports.rest, today)
+            return await sessions_from(self._ports.rest, today, Priority.VALIDATE)
         except AdapterError as exc:
             raise intake.venue_unavailable(exc) from None

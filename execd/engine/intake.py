@@ -7,7 +7,8 @@ fresh quote per symbol only where a price is needed (risk caps, target sizing, d
 prices) — from the stream's cache first, then one batched latest-quotes read (chunked) for
 all the rest, each judged by its own timestamp (DESIGN.md "Fresh quote"). The rules
 themselves are pure (`execd.domain.plans`, `targets`, `risk`, `schedule`); this module
-fetches their inputs and hands them over.
+fetches their inputs and hands them over. Its trading-API reads queue as
+`Priority.VALIDATE`: a user waits at the socket, so they pass a backlog of new orders.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from decimal import Decimal
 import structlog
 from pydantic import ValidationError
 
+from execd.adapters.budget import Priority
 from execd.adapters.errors import AdapterError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
@@ -67,7 +69,7 @@ class AssetCache:
             if self._loaded_for == day:
                 return
             try:
-                assets = await self._rest.assets()
+                assets = await self._rest.assets(priority=Priority.VALIDATE)
             except AdapterError as exc:
                 raise venue_unavailable(exc) from None
             self.reads += 1
@@ -95,7 +97,7 @@ class Holdings:
 async def holdings(rest: RestGateway) -> Holdings:
     """Every position, in one read."""
     try:
-        held = await rest.positions()
+        held = await rest.positions(priority=Priority.VALIDATE)
     except AdapterError as exc:
         raise venue_unavailable(exc) from None
     total = {str(p.symbol): Decimal(str(p.qty)) for p in held}
@@ -355,7 +357,7 @@ async def risk_errors(
 async def account_equity(rest: RestGateway) -> Decimal:
     """The account's equity (`GET /v2/account`); unreadable means the plan is refused."""
     try:
-        account = await rest.account()
+        account = await rest.account(priority=Priority.VALIDATE)
     except AdapterError as exc:
         raise venue_unavailable(exc) from None
     try:
@@ -394,7 +396,7 @@ async def target_legs(
             "; ".join(f"targets.{s}: unknown symbol {s}" for s in unknown),
         )
     try:
-        account = await rest.account()
+        account = await rest.account(priority=Priority.VALIDATE)
     except AdapterError as exc:
         raise venue_unavailable(exc) from None
     equity = Decimal(str(account.equity or 0))

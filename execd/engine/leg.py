@@ -37,7 +37,7 @@ from typing import Any, assert_never
 
 import structlog
 
-from execd.adapters.budget import Withdrawal
+from execd.adapters.budget import Priority, Withdrawal
 from execd.adapters.errors import (
     AdapterError,
     NotFound,
@@ -387,14 +387,21 @@ class LegRunner:
         # A replace is the ladder's step 3 (a re-peg): the log must not keep the step of
         # the order it replaces (issue 10 item 9).
         structlog.contextvars.bind_contextvars(client_order_id=new, step=3)
+        # The look-up and the re-read before the PATCH are part of it: they queue as a
+        # replace and are withdrawn with it when the leg stops (a stop must not wait for
+        # them behind a backlog; nothing was sent).
         try:
-            order_id = await self._order_id(old)
+            order_id = await self._order_id(old, Priority.REPLACE, self._withdrawal)
+            if order_id is None:
+                return [ReplaceFailed(old, new, 404, "order not found at the venue")]
+            counted = self._executions.counted(old)
+            unsafe = await replace_unsafe(
+                self._ports.rest, old, order_id, action.qty, counted, self._withdrawal
+            )
+        except SendWithdrawn as exc:
+            return [ReplaceFailed(old, new, STOPPING, str(exc), not_sent=True)]
         except AdapterError as exc:
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
-        if order_id is None:
-            return [ReplaceFailed(old, new, 404, "order not found at the venue")]
-        counted = self._executions.counted(old)
-        unsafe = await replace_unsafe(self._ports.rest, old, order_id, action.qty, counted)
         if unsafe is not None:
             self._reconcile_requested = True  # count the shares it has not heard of first
             return [ReplaceFailed(old, new, REPLACE_UNSAFE, unsafe)]
@@ -423,7 +430,7 @@ class LegRunner:
         except VenueRefused as exc:
             return [ReplaceFailed(old, new, exc.status, exc.message)]
         except SendWithdrawn as exc:
-            return [ReplaceFailed(old, new, STOPPING, str(exc))]
+            return [ReplaceFailed(old, new, STOPPING, str(exc), not_sent=True)]
         except NotFound as exc:
             return [ReplaceFailed(old, new, 404, str(exc))]
         except RateLimited as exc:
@@ -445,7 +452,8 @@ class LegRunner:
     async def _cancel(self, action: CancelOrder) -> list[LadderEvent]:
         cid = action.client_order_id
         try:
-            order_id = await self._order_id(cid)
+            # part of the cancel: queued as one, never withdrawn by a stop
+            order_id = await self._order_id(cid, Priority.CANCEL)
         except AdapterError as exc:
             return [CancelFailed(cid, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
@@ -495,16 +503,20 @@ class LegRunner:
 
     # ------------------------------------------------------------------ order ids
 
-    async def _order_id(self, cid: str) -> str | None:
+    async def _order_id(
+        self, cid: str, priority: Priority, withdraw: Withdrawal | None = None
+    ) -> str | None:
         """The venue's id of one of our orders; None only when the venue says it has none.
 
-        Raises `AdapterError` when the venue could not be asked: the order may exist, so
-        the caller must not treat it as refused (that could place a second live order).
+        A look-up queues with the priority of the request it is part of (`priority`) and
+        is withdrawn with it (`withdraw`: `SendWithdrawn`). Raises `AdapterError` when the
+        venue could not be asked: the order may exist, so the caller must not treat it as
+        refused (that could place a second live order).
         """
         known = self._executions.order_id(cid)
         if known is not None:
             return known
-        order = await self._ports.rest.get_order_by_client_id(cid)
+        order = await self._ports.rest.get_order_by_client_id(cid, priority, withdraw=withdraw)
         if order is None:
             return None
         self._executions.remember(cid, str(order.id))
@@ -633,10 +645,19 @@ class LegRunner:
         return min(candidates) if candidates else None
 
     async def _reconcile(self) -> list[LadderEvent]:
-        """Bring the ladder's view of this leg's orders up to the venue's, over REST."""
+        """Bring the ladder's view of this leg's orders up to the venue's, over REST.
+
+        Before a stop the reads are background reads, withdrawn by the stop: a leg waiting
+        behind a backlogged budget for them would hear its `Stop` (and cancel its order)
+        only once they were granted. The re-read is then done after the stop, where it is
+        part of the cancel — what it needs to know (did the order end, what filled) — so it
+        queues as a cancel and is never withdrawn."""
         self._reconcile_requested = False
         self._inbox.overflowed.clear()
         snapshot, self._snapshot = self._snapshot, {}
+        stopping = self._stop_reason is not None
+        priority = Priority.CANCEL if stopping else Priority.READ
+        withdraw = None if stopping else self._withdrawal
         events: list[LadderEvent] = []
         for tracked in self.state.orders:
             if tracked.status is OrderStatus.FILLED:
@@ -645,7 +666,14 @@ class LegRunner:
             try:
                 order = snapshot.get(cid)
                 if order is None:
-                    order = await self._ports.rest.get_order_by_client_id(cid)
+                    order = await self._ports.rest.get_order_by_client_id(
+                        cid, priority, withdraw=withdraw
+                    )
+            except SendWithdrawn:
+                # Stopped while waiting in line: hear the stop first, re-read after it.
+                self._reconcile_requested = True
+                self._snapshot = self._snapshot or snapshot
+                break
             except AdapterError as exc:
                 _log.warning("reconcile_read_failed", client_order_id=cid, error=str(exc))
                 self._reconcile_requested = True

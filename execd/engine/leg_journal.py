@@ -92,16 +92,20 @@ class LegJournal:
         """An order the venue certainly does not have (a 4xx answer, or absent at look-up)
         is closed in the journal, so a restart does not look for it again."""
         match event:
-            case PlaceFailed(client_order_id=cid, status=status, message=message):
+            # `not_sent`: never sent (its quote went stale in a 429 storm, or the leg
+            # stopped while it waited for the budget): gone, not refused by the venue.
+            case PlaceFailed(
+                client_order_id=cid, status=status, message=message, not_sent=not_sent
+            ):
                 pass
-            case ReplaceFailed(new_client_order_id=cid, status=status, message=message):
+            case ReplaceFailed(
+                new_client_order_id=cid, status=status, message=message, not_sent=not_sent
+            ):
                 pass
             case _:
                 return
         if not 400 <= status < 500 or status in (RISK_REFUSED, JOURNAL_FAILED, REPLACE_UNSAFE):
             return  # unknown outcome, or refused before any intent was written
-        # Never sent (its quote went stale in a 429 storm): gone, not refused by the venue.
-        not_sent = isinstance(event, PlaceFailed) and event.not_sent
         try:
             await self._journal.record_event(
                 cid,

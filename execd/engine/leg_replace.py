@@ -16,24 +16,32 @@ from decimal import Decimal
 
 import structlog
 
-from execd.adapters.budget import Priority
-from execd.adapters.errors import AdapterError
+from execd.adapters.budget import Priority, Withdrawal
+from execd.adapters.errors import AdapterError, SendWithdrawn
 from execd.adapters.rest import RestGateway
 
 _log = structlog.get_logger("execd.leg")
 
 
 async def replace_unsafe(
-    rest: RestGateway, cid: str, order_id: str, qty: Decimal, counted: Decimal
+    rest: RestGateway,
+    cid: str,
+    order_id: str,
+    qty: Decimal,
+    counted: Decimal,
+    withdraw: Withdrawal | None = None,
 ) -> str | None:
     """Why a PATCH of `qty` replacing `cid` must not be sent; None: send it.
 
     `counted` is what the leg has counted of the old order's fills. The
     read queues with the replace's priority: it is part of that write, not a background
-    read that may wait behind others.
+    read that may wait behind others. It is withdrawn with the replace (`withdraw`, a
+    stopped leg): raises `SendWithdrawn`, and the replace is not sent either.
     """
     try:
-        order = await rest.get_order(order_id, Priority.REPLACE)
+        order = await rest.get_order(order_id, Priority.REPLACE, withdraw=withdraw)
+    except SendWithdrawn:
+        raise
     except AdapterError as exc:
         return f"old order not re-read before the replace: {exc}"
     filled = Decimal(str(order.filled_qty or 0))

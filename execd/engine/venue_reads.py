@@ -41,10 +41,13 @@ async def session_on(rest: RestGateway, day: date) -> TradingSession | None:
     return None
 
 
-async def sessions_from(rest: RestGateway, today: date) -> list[TradingSession]:
+async def sessions_from(
+    rest: RestGateway, today: date, priority: Priority = Priority.READ
+) -> list[TradingSession]:
     """The venue's sessions from `today` for two weeks (the next one is always in it).
-    Raises `AdapterError` when the calendar cannot be read."""
-    days = await rest.calendar(today, today + timedelta(days=14))
+    Raises `AdapterError` when the calendar cannot be read. `priority`: a plan submit's
+    read queues as `Priority.VALIDATE`."""
+    days = await rest.calendar(today, today + timedelta(days=14), priority=priority)
     return [TradingSession.from_alpaca(_calendar_entry(day)) for day in days]
 
 

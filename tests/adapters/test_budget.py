@@ -32,22 +32,39 @@ def test_grants_up_to_the_limit_then_waits_for_the_window() -> None:
 
 
 def test_waiting_cancel_goes_before_waiting_read() -> None:
-    """Whatever the arrival order, a cancel beats a replace beats a new order beats a read."""
+    """Whatever the arrival order, a cancel beats a replace beats a submit's validation
+    read beats a new order beats a read."""
     ledger = BudgetLedger(limit=1, window=10.0, read_reserve=0)
     ledger.enqueue(0, Priority.READ)
     assert ledger.grant(0.0) == [0]
     ledger.complete(0.1)
     ledger.enqueue(1, Priority.READ)
     ledger.enqueue(2, Priority.NEW_ORDER)
+    ledger.enqueue(5, Priority.VALIDATE)
     ledger.enqueue(3, Priority.REPLACE)
     ledger.enqueue(4, Priority.CANCEL)
     order = []
-    for t in (10.0, 20.0, 30.0, 40.0):
+    for t in (10.0, 20.0, 30.0, 40.0, 50.0):
         granted = ledger.grant(t)
         order += granted
         for _ in granted:
             ledger.complete(t)
-    assert order == [4, 3, 2, 1]
+    assert order == [4, 3, 5, 2, 1]
+
+
+def test_a_validation_read_may_use_the_read_reserve() -> None:
+    """The slots kept from background reads are not kept from a submit's validation reads
+    (a user waits for them); the cancels' reserve is kept from them like from new orders."""
+    ledger = BudgetLedger(limit=4, window=60.0, read_reserve=1, cancel_reserve=1)
+    ledger.enqueue(0, Priority.NEW_ORDER)
+    ledger.enqueue(1, Priority.READ)
+    assert ledger.grant(0.0) == [0, 1]
+    ledger.enqueue(2, Priority.READ)
+    ledger.enqueue(3, Priority.VALIDATE)
+    ledger.enqueue(4, Priority.VALIDATE)
+    assert ledger.grant(1.0) == [3]  # 2 left: 1 for cancels, the other not for reads
+    ledger.enqueue(5, Priority.CANCEL)
+    assert ledger.grant(2.0) == [5]
 
 
 def test_fifo_within_a_priority() -> None:
