@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-import msgspec
 import structlog
 
 from execd.adapters.budget import Withdrawal
@@ -45,7 +44,7 @@ from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
 from execd.domain.deadline import close_margin, leg_deadline
-from execd.domain.ladder_types import Finish, LegSpec, Outcome
+from execd.domain.ladder_types import LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
@@ -55,11 +54,13 @@ from execd.domain.sizing import (
     round_qty_down,
     sellable_qty,
 )
-from execd.domain.tca import far_touch, round_bps
+from execd.domain.tca import far_touch
 from execd.domain.types import Side
 from execd.engine.ledger import Commitments
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
-from execd.engine.records import LegRecord, PlanRecord, final_leg_state
+from execd.engine.leg_end import journal_leg as journal_leg
+from execd.engine.leg_end import journal_plan_end, record_finish
+from execd.engine.records import LegRecord, PlanRecord
 from execd.engine.router import OrderRouter
 from execd.engine.start_gate import StartGate
 
@@ -643,7 +644,7 @@ class PlanRunner:
             await ctx.starts.enter()  # the journal answers a batch of legs in one turn
             finish = await runner.run()
             runner.build_report(finish)
-            self._record_finish(leg, finish)
+            record_finish(leg, finish, ctx.now(), ctx.ports.feed)
             await self._journal_leg(leg)  # before anything else: an ended leg never re-runs
             if finish.outcome is Outcome.UNRESOLVED:
                 await self._cancel_leg_orders(leg)
@@ -722,44 +723,6 @@ class PlanRunner:
             self._power_changed.set()
         self.record.publish(event, leg)
 
-    def _record_finish(self, leg: LegRecord, finish: Finish) -> None:
-        qty = leg.qty or Decimal(0)
-        leg.state = final_leg_state(finish, qty)
-        leg.step = 5
-        leg.reason = finish.reason if leg.reason is None else f"{finish.reason}; {leg.reason}"
-        leg.finished_at = self._ctx.now()
-        leg.limit_price = None
-        leg.filled_qty = finish.filled_qty
-        report = leg.report
-        arrival = finish.arrival_quote
-        duration = (leg.finished_at - leg.started_at).total_seconds() if leg.started_at else None
-        _log.info(
-            "leg_finished",
-            state=leg.state,
-            outcome=finish.outcome.value,
-            reason=finish.reason,
-            style=None if finish.style is None else finish.style.value,
-            style_reason=finish.style_reason,
-            requested_qty=str(qty),
-            filled_qty=str(finish.filled_qty),
-            avg_fill_price=_s(None if report is None else report.avg_price),
-            arrival_bid=_s(None if arrival is None else arrival.bid),
-            arrival_ask=_s(None if arrival is None else arrival.ask),
-            arrival_mid=_s(None if arrival is None else arrival.mid),
-            slippage_vs_arrival_mid_bps=_bps(None if report is None else report.vs_arrival_mid_bps),
-            slippage_vs_nbbo_at_fill_bps=_bps(None if report is None else report.vs_fill_mid_bps),
-            vs_touch_at_fill_bps=_bps(None if report is None else report.vs_fill_touch_bps),
-            vs_vwap_bps=_bps(None if report is None else report.vs_vwap_bps),
-            market_order_price=_s(None if report is None else report.market_order_price),
-            saving_vs_market_bps=_bps(None if report is None else report.saving_vs_market_bps),
-            saving_vs_market_usd=_s(None if report is None else report.saving_vs_market_usd),
-            repegs=finish.repegs,
-            fallback_fired=leg.fallback_fired,
-            fills=len(finish.fills),
-            duration_seconds=duration,
-            feed=self._ctx.ports.feed,
-        )
-
     async def _cancel_leg_orders(self, leg: LegRecord) -> None:
         """After a crash: cancel whatever this leg left working at the venue."""
         for cid in leg.client_order_ids:
@@ -770,36 +733,6 @@ class PlanRunner:
                     _log.warning("leg_crash_cancel_sent", client_order_id=cid)
             except AdapterError as exc:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
-
-
-async def journal_plan_end(
-    ports: LegPorts, rec: PlanRecord, state: str, reason: str, at: datetime
-) -> None:
-    """Every leg as it ended, then the plan's end (which takes it off the restart list)."""
-    try:
-        for leg in rec.legs:
-            await journal_leg(ports, rec.plan_id, leg)
-        await ports.journal.update_plan(rec.plan_id, state, reason, at)
-    except (JournalError, ValueError) as exc:
-        _log.error("journal_plan_end_failed", plan_id=rec.plan_id, error=str(exc))
-
-
-async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
-    """Write a leg's state and progress, with its status as the control socket shows it
-    (its resolved qty — a notional or shrunk leg — and, once over, its report)."""
-    await ports.journal.update_leg(
-        plan_id,
-        leg.leg.index,
-        state=leg.state,
-        step=str(leg.step),
-        filled_qty=leg.filled_qty,
-        avg_fill_price=leg.avg_fill_price,
-        reason=leg.reason,
-        started_at=leg.started_at,
-        finished_at=leg.finished_at,
-        report=msgspec.json.encode(leg.to_status()),
-        benchmarks=leg.benchmarks if leg.finished else None,
-    )
 
 
 _OPEN_STATUSES = frozenset(
@@ -820,15 +753,6 @@ def _leg_reasons(rec: PlanRecord) -> list[str]:
     return [
         f"{leg.leg.label}: {leg.reason or leg.state}" for leg in rec.legs if leg.state != "filled"
     ]
-
-
-def _s(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _bps(value: Decimal | None) -> str | None:
-    """Basis points for a log line, to 2 places (the report itself keeps them exact)."""
-    return None if value is None else str(round_bps(value))
 
 
 def _two_sided(quote: Quote) -> bool:
