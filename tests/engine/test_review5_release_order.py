@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import StartDaemon, TapeQuote, write_tape
+from execd.domain.calendar import EASTERN
+from tests.engine.conftest import TAPE_DAY, StartDaemon, TapeQuote, write_tape
 
 pytestmark = pytest.mark.slow
 
@@ -27,21 +28,23 @@ def _steady(bid: str, ask: str, start: float, end: float) -> list[TapeQuote]:
 async def test_a_stale_waiting_buy_keeps_its_place_in_plan_order(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
-    """Cash 9,000. Sells: BETA (fills at t=3 s, when its bid reaches the limit) and DELT
+    """Cash 9,000. Sells: BETA (fills at t=5 s, when its bid reaches the limit) and DELT
     (limit far above the market: works on). Buys, in plan order: ACME 250 (~10,000: waits
-    for the sells' cash) then GAMA 20 (~400: fits). ACME goes silent from t=1 s to t=6 s
-    (stale after 1 s). Wave one: ACME does not fit and holds its place, so GAMA waits
-    behind it. BETA's fill wakes the loop at t=3 s with ACME's quote stale: the loop
-    re-fetches ACME's quote and, in the same wave, releases GAMA — with the cash ACME was
-    waiting for. Expected: no order for GAMA while ACME, earlier in plan order, still
-    waits for cash."""
+    for the sells' cash) then GAMA 20 (~400: fits). GAMA's quotes start at t=2 s, so ACME
+    is priced first (a buy whose first quote comes later waits alone, DESIGN.md). ACME goes
+    silent from t=3 s to t=8 s (stale after 1 s). ACME does not fit and holds its place, so
+    GAMA waits behind it. BETA's fill wakes the loop at t=5 s with ACME's quote stale: the
+    loop used to re-fetch ACME's quote and, in the same wave, release GAMA — with the cash
+    ACME was waiting for. Expected: no order for GAMA while ACME, earlier in plan order,
+    still waits for cash. (The tape plays from the venue's start, before the plan is
+    submitted: its first seconds leave room for a slow daemon start under load.)"""
     tape = write_tape(
         tmp_path / "t.jsonl",
         {
-            "ACME": _steady("40.00", "40.02", 0, 1) + _steady("40.00", "40.02", 6, 30),
-            "GAMA": _steady("20.00", "20.02", 0, 30),
-            "BETA": _steady("30.00", "30.02", 0, 3) + _steady("36.00", "36.02", 3, 30),
-            "DELT": _steady("10.00", "10.02", 0, 30),
+            "ACME": _steady("40.00", "40.02", 0, 3) + _steady("40.00", "40.02", 8, 40),
+            "GAMA": _steady("20.00", "20.02", 2, 40),
+            "BETA": _steady("30.00", "30.02", 0, 5) + _steady("36.00", "36.02", 5, 40),
+            "DELT": _steady("10.00", "10.02", 0, 40),
         },
         start=time(10, 0),
     )
@@ -64,13 +67,13 @@ async def test_a_stale_waiting_buy_keeps_its_place_in_plan_order(
             ],
         }
     )
-    start = d.venue.clock.now()
+    judge_at = datetime.combine(TAPE_DAY, time(10, 0, 9, 500_000), tzinfo=EASTERN)
 
     async def settled() -> bool:
-        # Past ACME's return (t=6 s) by a second, or GAMA placed: either way, judge.
+        # Past ACME's return (t=8 s) by 1.5 s, or GAMA placed: either way, judge.
         if await d.orders(plan_id, leg=3):
             return True
-        return (d.venue.clock.now() - start).total_seconds() > 7.5
+        return d.venue.clock.now() > judge_at
 
     await d.wait_until(settled, "GAMA placed or ACME back for a second")
     beta = (await d.daemon.engine.status(plan_id)).legs[0]
@@ -91,18 +94,19 @@ async def test_a_stale_waiting_buy_keeps_its_place_in_plan_order(
 async def test_a_later_buy_waits_for_a_stale_buy_ahead_once_the_sells_are_done(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
-    """Cash 9,000. One sell, BETA (fills at t=3 s). Buys, in plan order: ACME 250
-    (~10,000: waits for BETA's cash) then GAMA 20 (~400). ACME goes silent at t=1 s for
-    good. BETA's fill ends the sells with ACME's quote stale: ACME is held (re-fetching,
-    its cost still counted before GAMA's), so GAMA does not fit beside it — with the sells
-    done it must wait, not be refused nor take ACME's cash. ACME's fetch gives up after
-    `stale_quote_max_wait_seconds` (unfilled); only then does GAMA start."""
+    """Cash 9,000. One sell, BETA (fills at t=5 s). Buys, in plan order: ACME 250
+    (~10,000: waits for BETA's cash) then GAMA 20 (~400; quoted from t=2 s, so ACME is
+    priced first). ACME goes silent at t=3 s for good. BETA's fill ends the sells with
+    ACME's quote stale: ACME is held (re-fetching, its cost still counted before GAMA's),
+    so GAMA does not fit beside it — with the sells done it must wait, not be refused nor
+    take ACME's cash. ACME's fetch gives up after `stale_quote_max_wait_seconds`
+    (unfilled); only then does GAMA start."""
     tape = write_tape(
         tmp_path / "t.jsonl",
         {
-            "ACME": _steady("40.00", "40.02", 0, 1),
-            "GAMA": _steady("20.00", "20.02", 0, 30),
-            "BETA": _steady("30.00", "30.02", 0, 3) + _steady("36.00", "36.02", 3, 30),
+            "ACME": _steady("40.00", "40.02", 0, 3),
+            "GAMA": _steady("20.00", "20.02", 2, 40),
+            "BETA": _steady("30.00", "30.02", 0, 5) + _steady("36.00", "36.02", 5, 40),
         },
         start=time(10, 0),
     )
