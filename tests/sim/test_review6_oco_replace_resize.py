@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from execd.domain.market_time import EASTERN
+from execd.domain.calendar import EASTERN
 from tests.engine.conftest import TAPE_DAY, TapeQuote, write_tape
 from tests.sim.test_complex_replace import _exchange
 
