@@ -84,6 +84,8 @@ FAST: dict[str, dict[str, Any]] = {
         "quote_wait_seconds": 2.0,
         "confirm_timeout_seconds": 3.0,
         "fallback_timeout_seconds": 5.0,
+        "passive_timeout_seconds": 2.0,
+        "passive_patience_high_seconds": 2.0,
     },
     "shutdown": {"grace_seconds": 10.0},
 }

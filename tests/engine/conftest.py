@@ -46,6 +46,8 @@ otherwise a loaded machine eats the slack the script left, and the test times th
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
 
 # Ladder settings every test starts from: seconds, not the seeds' production values.
+# The passive style's re-check (10 s) and high-urgency patience (7 s) are among them: a test
+# that judges the passive style's timing, or needs a passive limit to keep resting, sets its own.
 FAST: dict[str, dict[str, Any]] = {
     "better_orders": {
         "normal_timeout_seconds": 0.5,
@@ -56,6 +58,8 @@ FAST: dict[str, dict[str, Any]] = {
         "quote_wait_seconds": 2.0,
         "confirm_timeout_seconds": 3.0,
         "fallback_timeout_seconds": 5.0,
+        "passive_timeout_seconds": 2.0,
+        "passive_patience_high_seconds": 2.0,
     },
 }
 

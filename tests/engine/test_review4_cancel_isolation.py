@@ -23,6 +23,9 @@ BACKLOG: dict[str, Any] = {
     # 180 a minute, 4 at once, then three a second: both plans queue for new-order grants.
     "gateway": {"requests_per_minute": 180, "cancel_reserve": 4, "request_burst": 4},
     "sim": {"symbols": A + B, "positions": {}},
+    # A's passive limits must still be resting when it is cancelled: the production re-check
+    # and high-urgency patience, not the suite's fast ones (a 2 s re-check fills A first).
+    "ladder": {"passive_timeout_seconds": 10.0, "passive_patience_high_seconds": 7.0},
 }
 
 

@@ -32,7 +32,13 @@ async def test_opposite_plan_is_refused_while_the_first_works(
     d = await start_daemon(
         sim={"tape": str(tape), "positions": {"ACME": "50"}},
         execution={"max_repegs_per_order": 0, "fallback_order": "market"},
-        ladder={"fallback_timeout_seconds": 15.0},
+        # A's step-4 limit rests 15 s; the passive style's 10 s re-check (A's first limit)
+        # and 7 s high-urgency patience (B's) are not what is judged: 1 s each.
+        ladder={
+            "fallback_timeout_seconds": 15.0,
+            "passive_timeout_seconds": 1.0,
+            "passive_patience_high_seconds": 1.0,
+        },
     )
     resting = await d.submit(
         {

@@ -83,8 +83,12 @@ def test_market_data_parses() -> None:
         Quote(sym, q)
     for sym, t in ex.latest_trades(ex.symbols()).items():
         Trade(sym, t)
-    bars = ex.bars(ex.symbols())
-    assert bars
+    # A page is cut from the symbols in order, so every symbol's first page (limit 1000)
+    # is the alphabetically first one's history: asked for alone it is the same page,
+    # without generating the other 78 symbols' histories (~10 s of CPU).
+    first = min(ex.symbols())
+    bars = ex.bars([first])
+    assert bars[first]
     for sym, rows in bars.items():
         for row in rows:
             Bar(sym, row)
