@@ -295,10 +295,12 @@ class _LineWriter:
         """Count the logged lines of `data` not written whole (their newline is not among the
         first `done` bytes); note a cut inside a line. The first `prefix` bytes are the
         newline ending a cut line and the drop note: not logged lines, and if the note did
-        not get through, its count still stands."""
+        not get through, its count still stands. A write that got nothing through leaves
+        the pipe as it was: a line cut before it is still unterminated there."""
         kept = self._dropped if done < prefix else 0
         self._dropped = kept + data.count(b"\n", max(done, prefix))
-        self._cut = done > 0 and data[done - 1] != 0x0A
+        if done:
+            self._cut = data[done - 1] != 0x0A
 
     def _fail(self, exc: OSError, data: bytes, done: int, prefix: int) -> None:
         self._give_up(data, done, prefix)

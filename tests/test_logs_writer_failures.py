@@ -94,3 +94,38 @@ def test_a_line_cut_by_a_reader_that_stops_is_terminated_before_the_next(
     assert json.loads(note)["event"] == "log_lines_dropped"
     assert json.loads(line)["event"] == "next"
     assert tail == b""
+
+
+def test_a_cut_line_is_still_terminated_after_a_line_dropped_behind_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader that takes the start of a long line and then stays stopped: the next line
+    cannot start and is dropped whole. That drop wrote nothing, so the pipe still ends
+    inside the cut line: the line that gets through once the reader is back must still
+    start on a line of its own (it was glued to the fragment, the drop note lost inside a
+    garbled line)."""
+    monkeypatch.setattr("execd.log_writer._CUT_LINE_WAIT_SECONDS", 0.05)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    try:
+        filled = fill(write_fd)
+        configure_logging("info", "json", out)
+        head = os.read(read_fd, 8192)  # room for the start of the line only
+        log = structlog.get_logger("execd.leg")
+        log.error("leg_crashed", traceback="t" * 200_000)  # cut after 8 kB
+        log.info("dropped", n=1)  # the pipe is still full: dropped whole, nothing written
+        received = head + drain(read_fd)
+        log.info("next", n=2)
+        received += drain(read_fd)
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+    fragment, note, line, tail = received[filled:].split(b"\n")
+    assert fragment.startswith(b'{"timestamp"')
+    assert json.loads(note)["event"] == "log_lines_dropped"
+    assert json.loads(note)["count"] == 2
+    assert json.loads(line)["event"] == "next"
+    assert tail == b""
