@@ -44,13 +44,14 @@ from execd.engine.gc_tuning import GcTuning, tuned_gc
 from execd.engine.journaling import EventRecorder
 from execd.engine.leg import LegPorts
 from execd.engine.order_poll import OrderPoller
-from execd.engine.orphans import Orphan, OrphanSweeper, listed_orders
+from execd.engine.orphans import Orphan, OrphanSweeper
 from execd.engine.params import ladder_params
 from execd.engine.risk import RiskGuard, risk_limits
 from execd.engine.router import OrderRouter
 from execd.engine.systemd import Notifier
 from execd.engine.telemetry import Telemetry
 from execd.engine.venue import Endpoints, open_venue
+from execd.engine.venue_reads import list_open_orphans
 
 if TYPE_CHECKING:
     from execd.sim.venue import SimVenue  # loaded only when the venue runs in-process
@@ -233,7 +234,7 @@ async def running_daemon(
                 )
 
             async def list_open() -> list[Orphan]:
-                return listed_orders(await rest.list_orders(status="open", limit=500))
+                return await list_open_orphans(rest)
 
             orphans = OrphanSweeper(rest.cancel_order, claimed, list_open=list_open)
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)

@@ -13,10 +13,10 @@ plans and `READY=1` (issue 5 §3). For every unfinished plan in the journal:
 2. shares the venue filled that the journal has not recorded (a crash between a fill and
    its write, or fills while execd was down) are recorded once, as one reconciled
    execution per order priced from the venue's average. The venue may report a fill
-   before its average price exists (LESSONS): the order is read again, backing off, for
-   up to `PRICE_WAIT_SECONDS` (logged `fill_price_pending`); still without a price, the
-   start is refused naming the order — never a guessed price, never a fill counted twice
-   (systemd starts again; nothing was recorded);
+   before its average price exists (LESSONS): the order is read again, backing off,
+   within `PRICE_WAIT_SECONDS` shared by the whole start (logged `fill_price_pending`);
+   still without a price, the start is refused naming the order — never a guessed price,
+   never a fill counted twice (systemd starts again; nothing was recorded);
 3. open execd orders the venue knows and the journal does not are adopted by their client
    order id (they belong to a journaled leg) or, when no unfinished leg claims them,
    cancelled: nothing is left working that nobody watches;
@@ -44,6 +44,7 @@ import structlog
 from alpaca.trading.models import Order
 
 from execd.adapters.journal import Journal, OrderRow, RecordConflict, UnfinishedPlan
+from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order, parse_client_order_id, plan_key
@@ -58,8 +59,9 @@ from execd.engine.records import LegRecord, PlanRecord
 _log = structlog.get_logger("execd.recovery")
 
 PRICE_WAIT_SECONDS = 30.0
-"""How long recovery re-reads an order the venue reports filled without a price (read at
-call time). Bounded well within systemd's TimeoutStartSec (120 s) with the settle wait."""
+"""How long one start re-reads orders the venue reports filled without a price, all of
+them together (read at the first wait). Bounded well within systemd's TimeoutStartSec
+(120 s) with the settle wait."""
 PRICE_POLL_FIRST = 0.25
 PRICE_POLL_MAX = 2.0
 """Seconds between those re-reads: doubling from the first to the most."""
@@ -91,15 +93,38 @@ class RecoveryContext:
     session: TradingSession | None
     settle_seconds: float = 40.0
     """How long after its intent an order request may still reach the venue."""
+    price_wait: PriceWait = field(default_factory=lambda: PriceWait())
+    """The one deadline every wait for a fill's price in this start shares."""
+
+
+class PriceWait:
+    """`PRICE_WAIT_SECONDS` for a whole start, not per order: several unpriced fills
+    waited for in turn must not add up past systemd's TimeoutStartSec. The clock starts
+    at the first wait (monotonic)."""
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+
+    def left(self, now: float) -> float:
+        """Seconds left of the shared wait at monotonic `now` (negative once it is over)."""
+        if self._deadline is None:
+            self._deadline = now + PRICE_WAIT_SECONDS
+        return self._deadline - now
 
 
 async def recover(ctx: RecoveryContext) -> list[RecoveredPlan]:
     """Bring every unfinished plan up to the venue's truth; see the module docstring."""
     unfinished = await ctx.journal.unfinished_plans()
     try:
-        listed = await ctx.rest.list_orders(status="open", limit=500)
+        listing = await list_open_orders(ctx.rest)
     except Exception as exc:
         raise RecoveryError(f"could not list open orders: {exc}") from exc
+    if not listing.complete:
+        # An open order left unread could be an unknown one nobody would watch.
+        raise RecoveryError(
+            f"could not list every open order ({len(listing.orders)} read): {listing.error!r}"
+        )
+    listed = listing.orders
     unclaimed = {
         str(o.client_order_id): o for o in listed if is_execd_order(str(o.client_order_id))
     }
@@ -286,18 +311,19 @@ async def _reconcile(
 async def _wait_for_price(ctx: RecoveryContext, cid: str, venue: Order) -> Order:
     """Re-read an order reported filled without `filled_avg_price` until it has one.
 
-    Raises `RecoveryError` naming the order when none appears within `PRICE_WAIT_SECONDS`
-    (monotonic): recording the fill needs its price, and guessing one would misstate the
-    leg's cost and the benchmark; nothing is recorded, so the next start reconciles it."""
+    Raises `RecoveryError` naming the order when none appears within what is left of the
+    start's `PRICE_WAIT_SECONDS` (`ctx.price_wait`, monotonic): recording the fill needs
+    its price, and guessing one would misstate the leg's cost and the benchmark; nothing
+    is recorded, so the next start reconciles it."""
     loop = asyncio.get_running_loop()
-    wait = PRICE_WAIT_SECONDS
+    wait = ctx.price_wait.left(loop.time())
     deadline = loop.time() + wait
     _log.warning(
         "fill_price_pending",
         client_order_id=cid,
         order_id=str(venue.id),
         filled_qty=str(venue.filled_qty),
-        wait_seconds=wait,
+        wait_seconds=round(max(wait, 0.0), 3),
     )
     delay = PRICE_POLL_FIRST
     while (left := deadline - loop.time()) > 0:
@@ -312,7 +338,8 @@ async def _wait_for_price(ctx: RecoveryContext, cid: str, venue: Order) -> Order
             return venue
     raise RecoveryError(
         f"order {cid} (venue id {venue.id}, {venue.symbol}) reports {venue.filled_qty} "
-        f"shares filled but no filled_avg_price after {wait:g} s; execd records a fill only "
+        f"shares filled but no filled_avg_price within the start's {PRICE_WAIT_SECONDS:g} s "
+        "wait for prices; execd records a fill only "
         "with its price: it will reconcile the order at its next start"
     )
 

@@ -7,20 +7,28 @@ function takes the REST gateway and returns data, logging only what it could not
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
 import structlog
+from alpaca.trading.models import Order
 
 from execd.adapters.budget import Priority
 from execd.adapters.errors import AdapterError
+from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
+from execd.engine.orphans import Orphan, listed_orders
 
 _log = structlog.get_logger("execd.engine")
 
 _OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "held")
+HALT_LISTINGS = 3
+"""Listings the kill switch makes when one ends early (each cancels what it read)."""
+HALT_RELIST_PAUSE = 0.5
+"""Seconds between those listings, for the cancels just sent to land."""
 
 
 async def session_on(rest: RestGateway, day: date) -> TradingSession | None:
@@ -47,25 +55,50 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
     """Cancel every open order whose client id execd generated, and nothing else (LESSONS:
     an account-wide "clean book" kills orders execd did not place). Returns how many.
 
-    The listing queues as a cancel: behind a backlog of new orders a read waits for the
-    window to roll (up to a minute), and the kill switch must not."""
-    try:
-        orders = await rest.list_orders(status="open", limit=500, priority=Priority.CANCEL)
-    except AdapterError as exc:
-        _log.error("halt_list_orders_failed", error=str(exc))
-        return 0
+    The listing is paged (more than one page of 500 orders may be open) and queues as a
+    cancel: behind a backlog of new orders a read waits for the window to roll (up to a
+    minute), and the kill switch must not. A listing that ended early (a failed page, more
+    orders at one instant than a page holds) still has what it read cancelled, loudly, and
+    is listed again: what was cancelled has left the open list, so the next listing reaches
+    further. Bounded by `HALT_LISTINGS`."""
     canceled = 0
-    for order in orders:
-        cid = str(order.client_order_id)
-        if not is_execd_order(cid) or str(order.status.value) not in _OPEN_ORDER_STATUSES:
-            continue
-        try:
-            await rest.cancel_order(str(order.id))
-            canceled += 1
-        except AdapterError as exc:
-            _log.warning("halt_cancel_failed", client_order_id=cid, error=str(exc))
+    tried: set[str] = set()
+    for listing_number in range(1, HALT_LISTINGS + 1):
+        listing = await list_open_orders(rest, priority=Priority.CANCEL)
+        fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
+        for order in fresh:
+            try:
+                await rest.cancel_order(str(order.id))
+                canceled += 1
+                tried.add(str(order.id))
+            except AdapterError as exc:  # tried again if there is a further listing
+                _log.warning(
+                    "halt_cancel_failed", client_order_id=str(order.client_order_id), error=str(exc)
+                )
+        if listing.complete:
+            break
+        _log.error(
+            "halt_listing_incomplete",
+            listing=listing_number,
+            listings=HALT_LISTINGS,
+            canceled=canceled,
+            error=repr(listing.error) if listing.error else None,
+            hint="execd orders may still be working: check the venue",
+        )
+        if not fresh and listing.error is None:
+            break  # nothing new to cancel and no failure: a further listing reads the same
+        # A cancel is accepted at once and lands a moment later (§1.8): give the ones
+        # just sent that moment, so the next listing no longer holds them.
+        await asyncio.sleep(HALT_RELIST_PAUSE)
     _log.warning("halt_orders_canceled", count=canceled)
     return canceled
+
+
+def _cancellable(order: Order) -> bool:
+    """execd's and still open."""
+    return is_execd_order(str(order.client_order_id)) and (
+        str(order.status.value) in _OPEN_ORDER_STATUSES
+    )
 
 
 def _calendar_entry(day: Any) -> dict[str, str]:
@@ -75,3 +108,15 @@ def _calendar_entry(day: Any) -> dict[str, str]:
         "open": day.open.strftime("%H:%M"),
         "close": day.close.strftime("%H:%M"),
     }
+
+
+async def list_open_orphans(rest: RestGateway) -> list[Orphan]:
+    """Every open order, as the orphan sweeper's first pass describes them (`ListOpen`).
+
+    A page that failed raises its error (the sweeper lists again, a bounded number of
+    times); a listing that cannot go further (more orders at one instant than a page
+    holds, the page bound) is logged as an error and swept as far as it reached."""
+    listing = await list_open_orders(rest)
+    if listing.error is not None:
+        raise listing.error
+    return listed_orders(listing.orders)

@@ -1,0 +1,94 @@
+"""Every open order at the venue, page by page (ALPACA.md §1.5).
+
+`GET /v2/orders` answers at most 500 orders, and execd runs up to 4 plans × 500 legs, so a
+single page can miss the oldest orders: the kill switch would leave them working, recovery
+and the orphan sweeper would never see them. This is the one listing all three use.
+
+Pages go newest first (`direction=desc`); the next page ends just after the oldest
+submission time of the page (`until` is exclusive, so `oldest + 1 µs` repeats the boundary
+instant rather than skip orders that share it) and orders are de-duplicated by id. The
+listing ends on a short page; a full page that adds no new id means more orders share one
+instant than a page holds, and a bound on the pages stops a venue that never runs out.
+Either is logged as an error and the listing is marked incomplete, as is a page that
+failed: the caller decides what a partial listing is worth (the kill switch cancels what
+it has, recovery refuses to start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from alpaca.trading.models import Order
+
+from execd.adapters.budget import Priority
+from execd.adapters.errors import AdapterError
+from execd.adapters.rest import RestGateway
+
+_log = structlog.get_logger("execd.adapters")
+
+PAGE_LIMIT = 500
+"""Alpaca's most orders per page (§1.5)."""
+MAX_PAGES = 50
+"""25,000 orders: far beyond execd's 2,000 working legs; past it the venue is not sane."""
+_BOUNDARY = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrders:
+    """The open orders listed, newest first, and whether that is all of them."""
+
+    orders: list[Order]
+    complete: bool
+    error: AdapterError | None = None
+    """The failure of the page that ended the listing early, if one did."""
+
+
+async def list_open_orders(
+    rest: RestGateway,
+    *,
+    priority: Priority = Priority.READ,
+    page_limit: int = PAGE_LIMIT,
+    max_pages: int = MAX_PAGES,
+) -> OpenOrders:
+    """Every open order the venue lists, each once; see the module docstring. Each page
+    queues at `priority` (the kill switch's at cancel priority). Never raises
+    `AdapterError`: a failed page ends the listing with what was read so far."""
+    seen: dict[str, Order] = {}
+    until: datetime | None = None
+    for page_number in range(1, max_pages + 1):
+        try:
+            page = await rest.list_orders(
+                status="open", limit=page_limit, until=until, direction="desc", priority=priority
+            )
+        except AdapterError as exc:
+            _log.error(
+                "open_orders_page_failed",
+                page=page_number,
+                listed=len(seen),
+                error=repr(exc),
+                hint="the listing is incomplete: older open orders were not read",
+            )
+            return OpenOrders(list(seen.values()), complete=False, error=exc)
+        new = [o for o in page if str(o.id) not in seen]
+        seen.update((str(o.id), o) for o in new)
+        if len(page) < page_limit:
+            return OpenOrders(list(seen.values()), complete=True)
+        if not new:
+            _log.error(
+                "open_orders_listing_stuck",
+                page=page_number,
+                listed=len(seen),
+                until=until.isoformat() if until else None,
+                hint=f"more than {page_limit} open orders share one submission instant",
+            )
+            return OpenOrders(list(seen.values()), complete=False)
+        until = min(_submitted(o) for o in page) + _BOUNDARY
+    _log.error("open_orders_page_bound", pages=max_pages, listed=len(seen))
+    return OpenOrders(list(seen.values()), complete=False)
+
+
+def _submitted(order: Order) -> datetime:
+    """The time Alpaca sorts and pages by (submission; creation if a venue left it out)."""
+    return order.submitted_at or order.created_at
