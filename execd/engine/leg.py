@@ -79,7 +79,6 @@ from execd.domain.ladder_types import (
     Wake,
 )
 from execd.domain.ladder_types import LegState as LadderState
-from execd.domain.order_state import OrderStatus
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
@@ -660,9 +659,14 @@ class LegRunner:
         withdraw = None if stopping else self._withdrawal
         events: list[LadderEvent] = []
         for tracked in self.state.orders:
-            if tracked.status is OrderStatus.FILLED:
-                continue
             cid = tracked.client_order_id
+            if tracked.status.is_terminal and self._executions.order_id(cid) is not None:
+                # Final at Alpaca (§1.9), and heard from the venue with every share counted
+                # (a terminal event reporting uncounted shares is held back as a gap). A
+                # terminal state the leg inferred itself (a 404 look-up: no order id) may be
+                # a write still on its way: read again. After a stop these reads go at
+                # CANCEL priority: past re-pegs must not flood the cancel lane (review 6).
+                continue
             try:
                 order = snapshot.get(cid)
                 if order is None:
