@@ -159,6 +159,9 @@ class LegRunner:
             lambda: ports.quotes.quote(spec.symbol), ports.clock.now, self._gap_found
         )
         self._stop_reason: str | None = None
+        # Places/replaces whose outcome is unknown (`OutcomeUnknown`): a 404 look-up of one
+        # only says the venue has not processed it *yet* (review 6).
+        self._uncertain: set[str] = set()
         self._stop_delivered = False
         # Set by `stop`: a place or replace still waiting for the request budget leaves the
         # line at once instead of holding the stop up until its grant (then sending nothing,
@@ -357,6 +360,7 @@ class LegRunner:
         except RateLimited as exc:
             return [PlaceFailed(cid, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:
+            self._uncertain.add(cid)
             _log.error("order_outcome_unknown", operation="place", error=str(exc))
             return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
         self._executions.remember(cid, str(order.id))
@@ -435,6 +439,7 @@ class LegRunner:
         except RateLimited as exc:
             return [ReplaceFailed(old, new, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:
+            self._uncertain.add(new)
             _log.error("order_outcome_unknown", operation="replace", error=str(exc))
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
         self._executions.remember(new, str(order.id))
@@ -456,6 +461,13 @@ class LegRunner:
         except AdapterError as exc:
             return [CancelFailed(cid, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
+            if cid in self._uncertain and self._stop_reason is not None:
+                # Its write's outcome is unknown: a lost copy may still land. A stopping
+                # leg keeps it live and looks again at each CONFIRM timeout (bounded by
+                # `max_confirm_retries`, then UNRESOLVED and its journal row left open for
+                # recovery; the orphan sweeper catches a later landing) — never "refused".
+                _log.warning("order_cancel_awaits_uncertain_write", client_order_id=cid)
+                return [CancelFailed(cid, UNKNOWN_OUTCOME, "not at the venue yet, may land")]
             # The venue never created it: the place was refused or lost before arrival.
             return [PlaceFailed(cid, 404, "order not found at the venue")]
         try:
