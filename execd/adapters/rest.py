@@ -271,7 +271,8 @@ class RestGateway:
         or `OutcomeUnknown`. `send_within` (seconds from now, when its price comes from a
         quote): the order is not sent for the first time after it (`SendExpired`).
         `withdraw` set while no copy can have been sent (waiting for the budget, or only
-        429s back): the order is not sent (`SendWithdrawn`).
+        429s back): the order is not sent (`SendWithdrawn`); set once a copy may have
+        left (a lost answer), no copy is sent again and the outcome is `OutcomeUnknown`.
         """
         common: dict[str, Any] = {
             "symbol": symbol,
@@ -681,11 +682,13 @@ class RestGateway:
         does not exist; likewise once `withdraw` is set (`SendWithdrawn`). Once an
         attempt's fate is unknown the exactly-once rules above apply unchanged (the same
         body, resolved by client order id) and `send_within` no longer applies. The
-        withdrawal still does: an uncertain attempt is always settled by a look-up before
-        another copy is sent, and once the venue says it has no such order nothing was
-        placed, so a stopped leg's write ends there, not sent (review 4: a cancelled or
-        halted plan's place used to be re-sent after the look-up's 404). If the look-up
-        finds it, it is the leg's order, returned as usual (the stopping leg cancels it).
+        withdrawal still stops the resending: an uncertain attempt is always settled by a
+        look-up before another copy is sent, and a stopped leg's write sends no further
+        copy (review 4: a cancelled or halted plan's place used to be re-sent after the
+        look-up's 404). But a 404 only proves the venue has not processed the lost copy
+        *yet*: the write then ends `OutcomeUnknown`, never `SendWithdrawn` (review 6: a
+        late PATCH landed after the replace was called unsent). If the look-up finds it,
+        it is the leg's order, returned as usual (the stopping leg cancels it).
         """
         delays = self._delays()
         ambiguous = False
@@ -716,13 +719,23 @@ class RestGateway:
                     # Every earlier uncertain copy was looked up and found absent (below).
                     withdraw=withdraw,
                 )
-            except SendWithdrawn:
+            except SendWithdrawn as exc:
+                if ambiguous:
+                    # An earlier copy may have left. A look-up's 404 only says the venue
+                    # has not processed it *yet* (a lost answer can still be on its way):
+                    # withdrawn or not, its outcome is unknown, never "not sent" (review 6).
+                    log.warning(
+                        "order_write_withdrawn_uncertain",
+                        operation=operation,
+                        client_order_id=client_order_id,
+                        sent=sent - 1,
+                    )
+                    raise OutcomeUnknown(operation, client_order_id, None) from exc
                 log.info(
                     "order_write_withdrawn",
                     operation=operation,
                     client_order_id=client_order_id,
                     sent=sent - 1,
-                    settled_absent=ambiguous,
                 )
                 raise
             except SendExpired:

@@ -237,6 +237,7 @@ async def running_daemon(
                 return await list_open_orphans(rest)
 
             orphans = OrphanSweeper(rest.cancel_order, claimed, list_open=list_open)
+            router.on_unregister = orphans.released
             risk = RiskGuard(risk_limits(settings.risk), clock.monotonic)
             ports = LegPorts(
                 rest,
@@ -262,7 +263,7 @@ async def running_daemon(
                     secret_key=endpoints.secret_key,
                 ),
                 router.route,
-                on_update=lambda update: _observe_update(update, recorder, observers),
+                on_update=lambda update: _observe_update(update, recorder, observers, orphans),
                 on_reconnected=reconnected,
                 on_unrouted=orphans.on_unrouted,
                 clock=clock.now,
@@ -359,10 +360,15 @@ async def running_daemon(
 
 
 def _observe_update(
-    update: TradeUpdate, recorder: EventRecorder, observers: list[Telemetry]
+    update: TradeUpdate,
+    recorder: EventRecorder,
+    observers: list[Telemetry],
+    orphans: OrphanSweeper,
 ) -> None:
-    """Every trade_updates event: to the journal first, then counted for the metrics."""
+    """Every trade_updates event: to the journal first, then remembered by the orphan
+    sweeper while live (swept if its leg ends without it), then counted for the metrics."""
     recorder.offer(update)
+    orphans.watch(update)
     for observer in observers:
         observer.on_trade_update(update.event)
 

@@ -79,7 +79,6 @@ from execd.domain.ladder_types import (
     Wake,
 )
 from execd.domain.ladder_types import LegState as LadderState
-from execd.domain.order_state import OrderStatus
 from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
@@ -160,6 +159,9 @@ class LegRunner:
             lambda: ports.quotes.quote(spec.symbol), ports.clock.now, self._gap_found
         )
         self._stop_reason: str | None = None
+        # Places/replaces whose outcome is unknown (`OutcomeUnknown`): a 404 look-up of one
+        # only says the venue has not processed it *yet* (review 6).
+        self._uncertain: set[str] = set()
         self._stop_delivered = False
         # Set by `stop`: a place or replace still waiting for the request budget leaves the
         # line at once instead of holding the stop up until its grant (then sending nothing,
@@ -358,6 +360,7 @@ class LegRunner:
         except RateLimited as exc:
             return [PlaceFailed(cid, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:
+            self._uncertain.add(cid)
             _log.error("order_outcome_unknown", operation="place", error=str(exc))
             return [PlaceFailed(cid, UNKNOWN_OUTCOME, str(exc))]
         self._executions.remember(cid, str(order.id))
@@ -436,6 +439,7 @@ class LegRunner:
         except RateLimited as exc:
             return [ReplaceFailed(old, new, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:
+            self._uncertain.add(new)
             _log.error("order_outcome_unknown", operation="replace", error=str(exc))
             return [ReplaceFailed(old, new, UNKNOWN_OUTCOME, str(exc))]
         self._executions.remember(new, str(order.id))
@@ -457,6 +461,13 @@ class LegRunner:
         except AdapterError as exc:
             return [CancelFailed(cid, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
+            if cid in self._uncertain and self._stop_reason is not None:
+                # Its write's outcome is unknown: a lost copy may still land. A stopping
+                # leg keeps it live and looks again at each CONFIRM timeout (bounded by
+                # `max_confirm_retries`, then UNRESOLVED and its journal row left open for
+                # recovery; the orphan sweeper catches a later landing) — never "refused".
+                _log.warning("order_cancel_awaits_uncertain_write", client_order_id=cid)
+                return [CancelFailed(cid, UNKNOWN_OUTCOME, "not at the venue yet, may land")]
             # The venue never created it: the place was refused or lost before arrival.
             return [PlaceFailed(cid, 404, "order not found at the venue")]
         try:
@@ -660,9 +671,14 @@ class LegRunner:
         withdraw = None if stopping else self._withdrawal
         events: list[LadderEvent] = []
         for tracked in self.state.orders:
-            if tracked.status is OrderStatus.FILLED:
-                continue
             cid = tracked.client_order_id
+            if tracked.status.is_terminal and self._executions.order_id(cid) is not None:
+                # Final at Alpaca (§1.9), and heard from the venue with every share counted
+                # (a terminal event reporting uncounted shares is held back as a gap). A
+                # terminal state the leg inferred itself (a 404 look-up: no order id) may be
+                # a write still on its way: read again. After a stop these reads go at
+                # CANCEL priority: past re-pegs must not flood the cancel lane (review 6).
+                continue
             try:
                 order = snapshot.get(cid)
                 if order is None:

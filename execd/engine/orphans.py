@@ -14,7 +14,11 @@ Rules (LESSONS: only touch execd's own orders):
 - an order a registered leg owns is routed, never offered; the sweeper checks again
   just before the DELETE (`owned`), so a leg registered meanwhile keeps its order;
 - once per order id, whatever the number of its events; a failed cancel is logged at
-  error and retried a bounded number of times.
+  error and retried a bounded number of times (a 422 counts as done only for a terminal
+  state: ``pending_replace`` is live and retried);
+- an order whose events went to its leg (routed) is remembered while live (`watch`) and
+  offered when that leg unregisters (`released`): a write whose outcome was lost can land
+  while its leg still owns the client order id, yet the leg never learns of it (review 6).
 
 `offer` runs on the order stream's dispatch path: it never blocks (a bounded queue; a
 full queue is logged at error and the order left to the next event or to recovery).
@@ -34,6 +38,7 @@ of times; a failure leaves the gap to the next start, logged at error.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,7 +47,7 @@ from alpaca.trading.models import Order
 
 from execd.adapters.errors import NotFound, VenueRefused
 from execd.adapters.wire import TradeUpdate
-from execd.domain.ids import parse_client_order_id
+from execd.domain.ids import parse_client_order_id, plan_key
 from execd.domain.order_state import TERMINAL_STATUSES
 
 _log = structlog.get_logger(__name__)
@@ -117,6 +122,8 @@ class OrphanSweeper:
         self._retry_delay = retry_delay
         self._queue: asyncio.Queue[Orphan] = asyncio.Queue(queue_size)
         self._seen: set[str] = set()
+        # (plan key, leg index) -> order id -> the order as its last live event described it
+        self._watched: dict[tuple[str, int], dict[str, Orphan]] = {}
         self._active = False
         self.found = 0
         self.canceled = 0
@@ -136,6 +143,38 @@ class OrphanSweeper:
         """Stop offering: a shutdown that leaves working orders for the next start to
         adopt unregisters their legs on purpose."""
         self._active = False
+
+    def watch(self, update: TradeUpdate) -> None:
+        """Every trade_updates event (routed or not): remember execd's live orders by leg,
+        forget them once terminal. O(1), never blocks (the stream's dispatch path)."""
+        parts = parse_client_order_id(update.client_order_id)
+        if parts is None:
+            return
+        key = (parts.plan_key, parts.leg_index)
+        order = update.order
+        if order.status in _TERMINAL:
+            orders = self._watched.get(key)
+            if orders is not None:
+                orders.pop(order.id, None)
+                if not orders:
+                    del self._watched[key]
+            return
+        self._watched.setdefault(key, {})[order.id] = Orphan(
+            update.client_order_id, order.id, order.symbol or "", order.status
+        )
+
+    def released(self, plan_id: str, leg_index: int) -> None:
+        """A leg unregistered (the router's `on_unregister`): offer every order of it the
+        stream last saw live. Its events went to the leg, never to `on_unrouted`, so a
+        replacement or place that landed while the leg did not know of it (a lost write
+        whose look-up said 404) would otherwise stay working unwatched (review 6). The
+        sweep's `owned` check still spares an order a leg claims again."""
+        for orphan in self._watched.pop((plan_key(plan_id), leg_index), {}).values():
+            self.offer(orphan.client_order_id, orphan.order_id, orphan.symbol, orphan.status)
+
+    def watched(self) -> int:
+        """How many live execd orders the sweeper remembers (for tests and metrics)."""
+        return sum(len(orders) for orders in self._watched.values())
 
     def on_unrouted(self, update: TradeUpdate) -> None:
         """The order stream's `on_unrouted` hook."""
@@ -262,8 +301,17 @@ class OrphanSweeper:
         self.failed += 1
 
 
+_ALREADY_IN = re.compile(r'already in "([a-z_]+)" state')
+
+
 def _already_dead(exc: Exception) -> bool:
-    """A refusal because the order is already filled/cancelled, or unknown: nothing to do."""
+    """A refusal because the order is already terminal (filled, cancelled, replaced…), or
+    unknown: nothing to do. Any other 422 — ``order is already in "pending_replace"
+    state`` (such an order rejects cancels, ALPACA.md §1.7) or a text we do not know — is
+    an order still live: retried later, not forgotten (review 6)."""
     if isinstance(exc, NotFound):
         return True
-    return isinstance(exc, VenueRefused) and exc.status == 422
+    if not isinstance(exc, VenueRefused) or exc.status != 422:
+        return False
+    state = _ALREADY_IN.search(exc.message)
+    return state is not None and state.group(1) in _TERMINAL

@@ -50,6 +50,9 @@ class OrderRouter(Generic[T]):
     def __init__(self) -> None:
         self._inboxes: dict[tuple[str, int], Inbox[T]] = {}
         self.unrouted = 0
+        #: called with (plan_id, leg_index) after a leg unregisters (the orphan sweeper's
+        #: `released`: the leg's orders still live are its to cancel). Must not block.
+        self.on_unregister: Callable[[str, int], None] | None = None
 
     def register(self, plan_id: str, leg_index: int) -> Inbox[T]:
         key = (plan_key(plan_id), leg_index)
@@ -60,7 +63,10 @@ class OrderRouter(Generic[T]):
         return inbox
 
     def unregister(self, plan_id: str, leg_index: int) -> None:
-        self._inboxes.pop((plan_key(plan_id), leg_index), None)
+        if self._inboxes.pop((plan_key(plan_id), leg_index), None) is None:
+            return
+        if self.on_unregister is not None:
+            self.on_unregister(plan_id, leg_index)
 
     def owns(self, client_order_id: str) -> bool:
         """True while a registered leg owns the order (the orphan sweeper's last check)."""

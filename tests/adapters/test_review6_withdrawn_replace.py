@@ -1,11 +1,11 @@
-"""Review 6: a replace withdrawn after an uncertain attempt is not proof it was not sent.
+"""Review 6: a write withdrawn after an uncertain attempt is not proof it was not sent.
 
-The leg journals a `SendWithdrawn` replace as `not_sent`/CANCELED (lane leg, this session):
-a restart never looks for the replacement again. `_write_order` raises `SendWithdrawn` on
-its next attempt once a look-up by the new client order id said 404 ("settled absent").
-But a look-up only proves the venue has not *yet* processed the copy: a PATCH whose answer
-was lost (slower than our timeout) can still be on its way. The venue's own order log is
-the judge: here it holds the replacement the gateway called unsent.
+The leg journals a `SendWithdrawn` write as `not_sent`/CANCELED: a restart never looks for
+the order again. `_write_order` used to raise `SendWithdrawn` on its next attempt once a
+look-up by the client order id said 404 ("settled absent"). But a look-up only proves the
+venue has not *yet* processed the copy: a PATCH or POST whose answer was lost (slower than
+our timeout) can still be on its way. The venue's own order log is the judge: here it
+holds the order, so the gateway must say `OutcomeUnknown`, never "not sent".
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import Withdrawal
-from execd.adapters.errors import SendWithdrawn
+from execd.adapters.errors import OutcomeUnknown, SendWithdrawn
 from execd.domain.types import Side
 from execd.sim.venue import SimVenue
 
@@ -27,20 +27,36 @@ from .test_sim_integration import _latest, _wait_status, orders_with, rest_for, 
 __all__ = ["venue"]  # the fixture
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SendWithdrawn after a lost PATCH answer + look-up 404: the late PATCH still "
-    "lands, so the replace journaled not_sent/CANCELED exists live at the venue",
-)
+QUICK_LOOKUP = BackoffPolicy(initial=0.05, maximum=0.05, jitter=0)
+
+
+async def _stop_during_the_look_up(venue: SimVenue, withdraw: Withdrawal) -> None:
+    await wait_until(lambda: not venue.services.faults.pending())  # look-up is in
+    withdraw.set()
+
+
+async def _landed(venue: SimVenue, cid: str) -> list[object]:
+    """The venue's orders for `cid`, once the delayed first copy was processed (~1 s
+    after it arrived; polled with a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3.0
+    while loop.time() < deadline:
+        found = orders_with(await venue.history(), cid)
+        if found:
+            return list(found)
+        await asyncio.sleep(0.05)  # the venue's HTTP log has no event to wait on
+    return []
+
+
 async def test_a_withdrawn_replace_whose_lost_patch_lands_late_was_not_sent(
     venue: SimVenue,
 ) -> None:
     """A resting buy is re-pegged by PATCH; the venue takes 1 s to process it, our timeout
     is 0.2 s (answer lost: uncertain). The look-up by the new client order id comes back
     404 (the PATCH is still in the venue's hands); the leg stops meanwhile (withdraw set):
-    the next attempt raises `SendWithdrawn` — "not sent". Then the first copy lands."""
-    quick_lookup = BackoffPolicy(initial=0.05, maximum=0.05, jitter=0)
-    async with rest_for(venue, total_timeout=0.2, backoff=quick_lookup) as rest:
+    the replace must end `OutcomeUnknown` (no second copy sent), not `SendWithdrawn` —
+    and indeed the first copy lands."""
+    async with rest_for(venue, total_timeout=0.2, backoff=QUICK_LOOKUP) as rest:
         quote = await _latest(rest, "SPY")
         price = (quote.bid - 2).quantize(Decimal("0.01"))
         old = await rest.submit_order(
@@ -54,33 +70,67 @@ async def test_a_withdrawn_replace_whose_lost_patch_lands_late_was_not_sent(
             1, delay=0.1, method="GET", path="/v2/orders:by_client_order_id"
         )
         withdraw = Withdrawal()
-
-        async def stop_during_the_look_up() -> None:
-            await wait_until(lambda: not venue.services.faults.pending())  # look-up is in
-            withdraw.set()
-
-        stopper = asyncio.create_task(stop_during_the_look_up())
-        withdrawn = False
+        stopper = asyncio.create_task(_stop_during_the_look_up(venue, withdraw))
+        outcome: Exception | None = None
         try:
             await rest.replace_order(
                 str(old.id), Decimal(1), price + Decimal("0.01"), "r6-new",
                 withdraw=withdraw,
             )  # fmt: skip
-        except SendWithdrawn:
-            withdrawn = True
+        except (SendWithdrawn, OutcomeUnknown) as exc:
+            outcome = exc
         await stopper
-        assert withdrawn, "the race did not happen: the replace was not withdrawn"
-
-        async def landed() -> bool:
-            return bool(orders_with(await venue.history(), "r6-new"))
-
-        # the delayed first copy is processed ~1 s after it arrived; poll with a deadline
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 3.0
-        while not await landed() and loop.time() < deadline:  # noqa: ASYNC110 - HTTP log
-            await asyncio.sleep(0.05)
-    history = await venue.history()
-    assert orders_with(history, "r6-new") == [], (
-        "SendWithdrawn ('not sent') but the venue holds the replacement: "
-        f"{orders_with(history, 'r6-new')}"
+        landed = await _landed(venue, "r6-new")
+    assert withdraw.is_set(), "the race did not happen: the stop came after the replace"
+    assert not isinstance(outcome, SendWithdrawn) or not landed, (
+        f"SendWithdrawn ('not sent') but the venue holds the replacement: {landed}"
     )
+    assert isinstance(outcome, OutcomeUnknown), f"expected OutcomeUnknown, got {outcome!r}"
+    assert outcome.client_order_id == "r6-new"
+    assert len(landed) == 1, "exactly one copy of the PATCH: none resent after the stop"
+
+
+async def test_a_withdrawn_place_whose_lost_post_lands_late_was_not_sent(
+    venue: SimVenue,
+) -> None:
+    """The same race for a place: the POST's answer is lost (the venue processes it after
+    1 s, our timeout is 0.2 s), the look-up says 404, the leg stops while it is out. The
+    place must end `OutcomeUnknown`, and no second copy is sent (exactly one order)."""
+    async with rest_for(venue, total_timeout=0.2, backoff=QUICK_LOOKUP) as rest:
+        quote = await _latest(rest, "SPY")
+        price = (quote.bid - 2).quantize(Decimal("0.01"))
+        await venue.fail_next_requests(1, delay=1.0, method="POST", path="/v2/orders")
+        await venue.fail_next_requests(
+            1, delay=0.1, method="GET", path="/v2/orders:by_client_order_id"
+        )
+        withdraw = Withdrawal()
+        stopper = asyncio.create_task(_stop_during_the_look_up(venue, withdraw))
+        outcome: Exception | None = None
+        try:
+            await rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
+                client_order_id="r6-place", withdraw=withdraw,
+            )  # fmt: skip
+        except (SendWithdrawn, OutcomeUnknown) as exc:
+            outcome = exc
+        await stopper
+        landed = await _landed(venue, "r6-place")
+    assert withdraw.is_set(), "the race did not happen: the stop came after the place"
+    assert isinstance(outcome, OutcomeUnknown), f"expected OutcomeUnknown, got {outcome!r}"
+    assert len(landed) == 1, f"exactly one copy of the POST, landed late: {landed}"
+
+
+async def test_a_place_withdrawn_before_any_copy_left_is_not_sent(venue: SimVenue) -> None:
+    """The certain case stays certain: withdrawn before the first attempt's send, the
+    place is `SendWithdrawn` and the venue never sees it."""
+    async with rest_for(venue, total_timeout=0.2, backoff=QUICK_LOOKUP) as rest:
+        quote = await _latest(rest, "SPY")
+        withdraw = Withdrawal()
+        withdraw.set()
+        with pytest.raises(SendWithdrawn):
+            await rest.submit_order(
+                symbol="SPY", side=Side.BUY, qty=Decimal(1),
+                limit_price=(quote.bid - 2).quantize(Decimal("0.01")),
+                client_order_id="r6-never", withdraw=withdraw,
+            )  # fmt: skip
+        assert orders_with(await venue.history(), "r6-never") == []

@@ -100,7 +100,10 @@ async def test_a_place_that_lands_after_its_leg_ended_is_cancelled(
     assert len(orders) == 1, orders
     assert Decimal(orders[0]["order"]["filled_qty"] or "0") == 0
     assert d.daemon.orphans is not None
-    assert d.daemon.orphans.canceled == 1
+    # Review 6: the place's outcome is unknown (not "not sent"), so the stopping leg keeps
+    # looking for it and cancels it itself once it lands; the sweeper does if the leg
+    # ended first. Either way exactly one order, cancelled unfilled.
+    assert d.daemon.orphans.canceled <= 1
     await d.stop()
 
 

@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from execd.adapters.errors import NotFound, VenueRefused
+from execd.adapters.wire import OrderSnapshot, TradeUpdate
 from execd.domain.ids import client_order_id
 from execd.engine.orphans import Orphan, OrphanStatistics, OrphanSweeper
 from execd.engine.router import OrderRouter
@@ -169,3 +170,80 @@ async def test_statistics_count_found_canceled_and_failed() -> None:
     assert sweeper.offer(CID, "o2", "X", "new")
     await _drain(sweeper, 2)
     assert sweeper.statistics() == OrphanStatistics(found=2, canceled=1, failed=1)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['order is already in "pending_replace" state', 'order is already in "pending_cancel" state'],
+)
+async def test_a_422_for_an_order_still_in_flux_is_retried(message: str) -> None:
+    """Review 6: a 422 is "done" only for a terminal state. An order in pending_replace
+    rejects cancels (ALPACA.md §1.7) but is still live: retry later, not forget it."""
+    calls: list[str] = []
+    sweeper = _sweeper([VenueRefused(422, 42210000, message)], calls)
+    assert sweeper.offer(CID, "o1", "X", "pending_replace")
+    await _drain(sweeper, 1)
+    assert calls == ["o1", "o1"], "retried after the 422"
+    assert sweeper.canceled == 1
+
+
+def _update(cid: str, order_id: str, status: str) -> TradeUpdate:
+    return TradeUpdate(
+        event=status, order=OrderSnapshot(id=order_id, client_order_id=cid, status=status)
+    )
+
+
+async def test_an_order_whose_events_its_leg_took_is_swept_once_the_leg_ends() -> None:
+    """Review 6 backstop: the replacement's events arrived while its leg still owned its
+    client order id (routed, never offered); the leg then ended not knowing of it. Once
+    the leg unregisters, the sweeper cancels every execd order of that leg the stream
+    last saw live — not its terminal ones, not another leg's."""
+    calls: list[str] = []
+
+    async def cancel(order_id: str) -> None:
+        calls.append(order_id)
+
+    router: OrderRouter[TradeUpdate] = OrderRouter()
+    sweeper = OrphanSweeper(cancel, router.owns, retry_delay=0.0)
+    router.on_unregister = sweeper.released
+    sweeper.activate()
+    router.register("p", 0)
+    router.register("p", 1)
+    other_leg = client_order_id("p", 1, 0)
+    for update in (
+        _update(client_order_id("p", 0, 0), "o-old", "new"),
+        _update(client_order_id("p", 0, 0), "o-old", "replaced"),
+        _update(client_order_id("p", 0, 1), "o-new", "pending_new"),
+        _update(client_order_id("p", 0, 1), "o-new", "new"),
+        _update(other_leg, "o-other", "new"),
+    ):
+        sweeper.watch(update)
+        assert router.route(update.client_order_id, update)
+    router.unregister("p", 0)
+    await _drain(sweeper, 1)
+    assert calls == ["o-new"]
+    assert sweeper.found == 1
+    assert sweeper.canceled == 1
+    router.unregister("p", 1)
+    await _drain(sweeper, 1)
+    assert calls == ["o-new", "o-other"]
+
+
+async def test_a_leg_ending_with_its_orders_terminal_offers_nothing() -> None:
+    calls: list[str] = []
+    router: OrderRouter[TradeUpdate] = OrderRouter()
+    sweeper = OrphanSweeper(lambda _: asyncio.sleep(0), router.owns, retry_delay=0.0)
+    router.on_unregister = sweeper.released
+    sweeper.activate()
+    router.register("p", 0)
+    for status in ("new", "partially_filled", "filled"):
+        sweeper.watch(_update(client_order_id("p", 0, 0), "o1", status))
+    router.unregister("p", 0)
+    assert sweeper.watched() == 0, "a terminal order is forgotten"
+    assert calls == []
+    # deactivated (a leave-shutdown): the legs unregister on purpose, nothing is offered
+    sweeper.deactivate()
+    router.register("p", 2)
+    sweeper.watch(_update(client_order_id("p", 2, 0), "o2", "new"))
+    router.unregister("p", 2)
+    assert sweeper._queue.empty()
