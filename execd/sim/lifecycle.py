@@ -382,6 +382,14 @@ class OrderLifecycle(EngineState):
             self._finish_cancel(new)
             return
         new.transition("accepted", now)
+        partner = self._exit_pair(new)
+        if partner is not None:
+            # One position, two exits (§1.3): a partial fill of the partner while the
+            # replace was pending shrank the old order; the replacement (sized at PATCH
+            # time) sells no more than the partner has left either.
+            self._fit_to_pair(new, partner)
+            if not new.is_open or new.unmatched <= 0:
+                return
         if self._routable(new, now):
             self._arrive(new)
 

@@ -42,12 +42,6 @@ def _tape(path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim: an OCO stop leg replaced while the take profit partly fills keeps its "
-    "full qty (the exit-pair shrink is not carried over): the venue raises 'would flip' "
-    "out of advance (every REST call) instead of selling only what is left",
-)
 def test_a_replaced_stop_leg_never_sells_more_than_the_take_profit_left(
     tmp_path: Path,
 ) -> None:
