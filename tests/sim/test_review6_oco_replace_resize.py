@@ -18,8 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from execd.domain.calendar import EASTERN
 from tests.engine.conftest import TAPE_DAY, TapeQuote, write_tape
 from tests.sim.test_complex_replace import _exchange
