@@ -257,34 +257,40 @@ class _LineWriter:
         on: wait for room (bounded), drop or fail as the class docstring says."""
         view = memoryview(data)
         started = time.monotonic()
-        while done < len(data):
-            try:
-                done += os.write(self._fd, view[done:])
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                if exc.errno == errno.EBADF:
-                    # Our descriptor closed under us: a bug here, never hidden. Raised (into
-                    # the caller, or the loop's exception handler for a queued flush), noted
-                    # on stderr, and nothing more is written: a loop would otherwise log the
-                    # failed flush, queue a flush for that line and fail again every turn.
-                    self._broken = True
-                    self._note(exc, "no more lines are written")
-                    raise
-                self._fail(exc, data, done, prefix)
-                return
-            if done == 0 and self._dropped:
-                break  # still full after a drop: do not wait again
-            bound = _CUT_LINE_WAIT_SECONDS if done else _FULL_PIPE_WAIT_SECONDS
-            remaining = started + bound - time.monotonic()
-            if remaining <= 0:
-                break
-            # Writable or in error after this (the write says which). poll, not select:
-            # select cannot take a descriptor numbered past 1023.
-            poller = select.poll()
-            poller.register(self._fd, select.POLLOUT)
-            poller.poll(max(1, math.ceil(remaining * 1000)))
+        try:
+            while done < len(data):
+                try:
+                    done += os.write(self._fd, view[done:])
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    if exc.errno == errno.EBADF:
+                        # Our descriptor closed under us: a bug here, never hidden. Raised (into
+                        # the caller, or the loop's exception handler for a queued flush), noted
+                        # on stderr, and nothing more is written: a loop would otherwise log the
+                        # failed flush, queue a flush for that line and fail again every turn.
+                        self._broken = True
+                        self._note(exc, "no more lines are written")
+                        raise
+                    self._fail(exc, data, done, prefix)
+                    return
+                if done == 0 and self._dropped:
+                    break  # still full after a drop: do not wait again
+                bound = _CUT_LINE_WAIT_SECONDS if done else _FULL_PIPE_WAIT_SECONDS
+                remaining = started + bound - time.monotonic()
+                if remaining <= 0:
+                    break
+                # Writable or in error after this (the write says which). poll, not select:
+                # select cannot take a descriptor numbered past 1023.
+                poller = select.poll()
+                poller.register(self._fd, select.POLLOUT)
+                poller.poll(max(1, math.ceil(remaining * 1000)))
+        except BaseException:
+            # A signal handler that raised (KeyboardInterrupt) during the wait, or EBADF:
+            # what got through is in the pipe, so the next write must know where it ends.
+            self._give_up(data, done, prefix)
+            raise
         if done < len(data):
             self._give_up(data, done, prefix)
             return
@@ -295,10 +301,12 @@ class _LineWriter:
         """Count the logged lines of `data` not written whole (their newline is not among the
         first `done` bytes); note a cut inside a line. The first `prefix` bytes are the
         newline ending a cut line and the drop note: not logged lines, and if the note did
-        not get through, its count still stands."""
+        not get through, its count still stands. A write that got nothing through leaves
+        the pipe as it was: a line cut before it is still unterminated there."""
         kept = self._dropped if done < prefix else 0
         self._dropped = kept + data.count(b"\n", max(done, prefix))
-        self._cut = done > 0 and data[done - 1] != 0x0A
+        if done:
+            self._cut = data[done - 1] != 0x0A
 
     def _fail(self, exc: OSError, data: bytes, done: int, prefix: int) -> None:
         self._give_up(data, done, prefix)

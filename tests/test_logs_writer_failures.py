@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 
 import pytest
 import structlog
@@ -86,6 +87,85 @@ def test_a_line_cut_by_a_reader_that_stops_is_terminated_before_the_next(
         log.info("next", n=1)
         received += drain(read_fd)
     finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+    fragment, note, line, tail = received[filled:].split(b"\n")
+    assert fragment.startswith(b'{"timestamp"')
+    assert json.loads(note)["event"] == "log_lines_dropped"
+    assert json.loads(line)["event"] == "next"
+    assert tail == b""
+
+
+def test_a_cut_line_is_still_terminated_after_a_line_dropped_behind_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader that takes the start of a long line and then stays stopped: the next line
+    cannot start and is dropped whole. That drop wrote nothing, so the pipe still ends
+    inside the cut line: the line that gets through once the reader is back must still
+    start on a line of its own (it was glued to the fragment, the drop note lost inside a
+    garbled line)."""
+    monkeypatch.setattr("execd.log_writer._CUT_LINE_WAIT_SECONDS", 0.05)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    try:
+        filled = fill(write_fd)
+        configure_logging("info", "json", out)
+        head = os.read(read_fd, 8192)  # room for the start of the line only
+        log = structlog.get_logger("execd.leg")
+        log.error("leg_crashed", traceback="t" * 200_000)  # cut after 8 kB
+        log.info("dropped", n=1)  # the pipe is still full: dropped whole, nothing written
+        received = head + drain(read_fd)
+        log.info("next", n=2)
+        received += drain(read_fd)
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+    fragment, note, line, tail = received[filled:].split(b"\n")
+    assert fragment.startswith(b'{"timestamp"')
+    assert json.loads(note)["event"] == "log_lines_dropped"
+    assert json.loads(note)["count"] == 2
+    assert json.loads(line)["event"] == "next"
+    assert tail == b""
+
+
+def test_a_signal_handler_raising_mid_line_leaves_the_line_marked_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handler that raises (Python's default SIGINT: KeyboardInterrupt, where no
+    loop took the signal over) while the rest of a partly written line waits for room:
+    the exception reaches the caller, but the writer still knows the pipe ends inside a
+    line, so the next line that gets through starts on a line of its own."""
+    monkeypatch.setattr("execd.log_writer._CUT_LINE_WAIT_SECONDS", 10.0)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
+    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        filled = fill(write_fd)
+        configure_logging("info", "json", out)
+        head = os.read(read_fd, 8192)  # room for the start of the line only
+        log = structlog.get_logger("execd.leg")
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted):
+            log.error("leg_crashed", traceback="t" * 200_000)
+        received = head + drain(read_fd)
+        log.info("next", n=1)
+        received += drain(read_fd)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
         with contextlib.suppress(OSError):
             out.close()
         os.close(read_fd)

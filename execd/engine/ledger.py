@@ -22,6 +22,7 @@ wave, a sell is capped a little low), never not at all.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TypeVar
@@ -60,6 +61,12 @@ class Commitments:
         """The leg ended: what it left unfilled is free again."""
         self._buys.pop(key, None)
         self._sells.pop(key, None)
+
+    def release_when_done(self, key: Key, task: asyncio.Task[None]) -> None:
+        """Release `key` when its leg's task ends, however it ends: a task cancelled before
+        its first step runs none of its body, not even a `finally` (a reserved buy would
+        stay reserved, its cash lost to every plan's sizing, until the daemon stops)."""
+        task.add_done_callback(lambda _task: self.release(key))
 
     def cash(self) -> dict[Key, Decimal]:
         """USD reserved by buys the venue's cash figure does not show yet."""

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-import msgspec
 import structlog
 
 from execd.adapters.budget import Withdrawal
@@ -45,7 +44,7 @@ from execd.adapters.wire import TradeUpdate
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
 from execd.domain.deadline import close_margin, leg_deadline
-from execd.domain.ladder_types import Finish, LegSpec, Outcome
+from execd.domain.ladder_types import LegSpec, Outcome
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
@@ -55,11 +54,13 @@ from execd.domain.sizing import (
     round_qty_down,
     sellable_qty,
 )
-from execd.domain.tca import far_touch, round_bps
+from execd.domain.tca import far_touch
 from execd.domain.types import Side
 from execd.engine.ledger import Commitments
 from execd.engine.leg import LegPorts, LegRunner, ResumePoint
-from execd.engine.records import LegRecord, PlanRecord, final_leg_state
+from execd.engine.leg_end import journal_leg as journal_leg
+from execd.engine.leg_end import journal_plan_end, record_finish
+from execd.engine.records import LegRecord, PlanRecord
 from execd.engine.router import OrderRouter
 from execd.engine.start_gate import StartGate
 
@@ -137,6 +138,8 @@ class PlanRunner:
         """Buys the release loop looked at, over the plan (tests check it is O(buys))."""
         self._account_error: str | None = None
         """Why the last release wave could not read the account (None: it could)."""
+        self._released: set[int] = set()
+        """Buys whose leg task the release loop started (by plan index): theirs to end."""
 
     # ------------------------------------------------------------------ control
 
@@ -246,7 +249,9 @@ class PlanRunner:
         except Exception as exc:  # the boundary: an error here ends the buys, not the plan
             _log.exception("buy_release_crashed", error=repr(exc))
             for leg in buys:
-                if leg.state == "pending":
+                # A released buy is still `pending` while it waits at the start gate: it
+                # is its own task's to run and end (failing it here, it would run anyway).
+                if leg.state == "pending" and leg.leg.index not in self._released:
                     leg.finish("failed", f"internal error: {exc!r}", self._ctx.now())
                     await self._ended(leg)
 
@@ -265,7 +270,12 @@ class PlanRunner:
         cash — O(buys) over the plan when the cash suffices, never O(pending buys) per
         ended fetch (the walk that made a 500-buy release O(n²): a stall of the loop in the
         2,000-leg benchmark, issue 14 item 3). Buys are keyed by their plan index: a
-        `LegRecord`'s generated `__eq__` compares every field."""
+        `LegRecord`'s generated `__eq__` compares every field.
+
+        A priced buy whose quote went stale while it waited for cash keeps its place: it is
+        *held* (its cost at its last quote still counted before later buys' in the wave,
+        but it is not released) while its fetch brings a fresh quote. Dropping it from the
+        wave instead let a later buy take the cash it was waiting for (review 5)."""
         quotes: dict[int, Quote] = {}
         fetching: dict[int, asyncio.Task[None]] = {}
         arrived: list[int] = []
@@ -286,13 +296,14 @@ class PlanRunner:
                 self._power_changed.set()
 
         def refetch(leg: LegRecord) -> None:
-            quotes.pop(leg.leg.index, None)
             fetching[leg.leg.index] = asyncio.create_task(fetch(leg), name=f"size:{leg.leg.label}")
 
         pending = {leg.leg.index: leg for leg in buys}
         """Buys not released nor ended, by plan index."""
         priced: set[int] = set()
         """Pending buys with a quote: the candidates of the next wave."""
+        held: set[int] = set()
+        """Priced buys re-fetching a quote that went stale: in each wave, never released."""
         try:
             for leg in buys:
                 refetch(leg)
@@ -308,26 +319,28 @@ class PlanRunner:
                 for index in ended:
                     if index not in pending:
                         continue
+                    held.discard(index)  # its fetch ended: a fresh quote, or the leg ended
                     if pending[index].finished:
                         del pending[index]
                         priced.discard(index)
                     elif index in quotes:
                         priced.add(index)
-                ready = []
+                wave = []
                 for index in sorted(priced):  # plan order
                     leg = pending[index]
                     self.release_looks += 1
-                    fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
-                        quotes[index]
-                    )
-                    if fresh is None:
-                        priced.discard(index)
-                        refetch(leg)  # waited for cash so long that the quote went stale
-                        continue
-                    quotes[index] = fresh
-                    ready.append(leg)
-                if ready:
-                    for leg in await self._release_wave(ready, quotes, session, group):
+                    if index not in held:
+                        fresh = self._fresh(self._ctx.quotes.quote(leg.leg.symbol)) or self._fresh(
+                            quotes[index]
+                        )
+                        if fresh is None:  # waited for cash so long that the quote went stale
+                            held.add(index)
+                            refetch(leg)
+                        else:
+                            quotes[index] = fresh
+                    wave.append(leg)
+                if any(leg.leg.index not in held for leg in wave):
+                    for leg in await self._release_wave(wave, quotes, held, session, group):
                         pending.pop(leg.leg.index, None)
                         priced.discard(leg.leg.index)
                 if pending and self._account_error is None:
@@ -356,13 +369,19 @@ class PlanRunner:
 
     async def _release_wave(
         self,
-        ready: list[LegRecord],
+        wave: list[LegRecord],
         quotes: Mapping[int, Quote],
+        held: Set[int],
         session: TradingSession | None,
         group: asyncio.TaskGroup,
     ) -> list[LegRecord]:
-        """One account read for every buy with a fresh quote; start those the cash pays
-        for, in plan order. Returns the buys released or ended.
+        """One account read for the wave's buys, in plan order; start those with a fresh
+        quote that the cash pays for. Returns the buys released or ended.
+
+        A buy in `held` (its quote went stale; a fresh one is being fetched) is never
+        started, but keeps its place: its cost at its last quote is held back from the
+        buys after it, and a later buy that would not fit beside it waits for it rather
+        than being shrunk or refused for want of the cash it holds.
 
         The cash is the account's figure less what the engine's ledger holds for buys of
         every plan started with no live order yet (DESIGN.md "Buys spend cash, not
@@ -380,7 +399,7 @@ class PlanRunner:
             # Unanswered even after the gateway's retries (an overloaded or unreachable
             # venue): nothing was sent, so the buys keep their place and the next wave reads
             # again, until their deadline — failing up to 500 buys on one timeout would not.
-            _log.warning("buy_release_account_unreadable", buys=len(ready), error=str(exc))
+            _log.warning("buy_release_account_unreadable", buys=len(wave), error=str(exc))
             self._account_error = str(exc)
             return []
         margin = self._ctx.use_margin
@@ -395,7 +414,9 @@ class PlanRunner:
         total = self._buy_total(quotes)
         tolerance = self._ctx.shrink_tolerance_percent
         done: list[LegRecord] = []
-        for leg in ready:
+        waiting_ahead = False
+        """An earlier buy of this wave keeps its place: its cost is held back from the rest."""
+        for leg in wave:
             symbol = leg.leg.symbol
             facts = self._ctx.assets[symbol]
             quote = quotes[leg.leg.index]
@@ -405,17 +426,25 @@ class PlanRunner:
             if qty is None:
                 assert leg.leg.notional is not None
                 qty = qty_for_notional(leg.leg.notional, quote.ask, facts.fractionable)
-                if qty <= 0:
-                    leg.qty = qty
-                    leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
-                    done.append(leg)
-                    continue
             price = self._reservation(leg, quote, params.max_slippage_bps)
+            if leg.leg.index in held:
+                # Stale: not started from its last quote, but its cost at that quote (ask
+                # plus the slippage budget) stays held back from the buys after it.
+                power -= max(qty, Decimal(0)) * price
+                waiting_ahead = True
+                continue
+            if leg.qty is None and qty <= 0:
+                leg.qty = qty
+                leg.finish("unfilled", "notional buys less than one share", self._ctx.now())
+                done.append(leg)
+                continue
             fit = fit_buy(qty, price, power, total, tolerance, facts.fractionable)
-            if fit.verdict != "fits" and not sells_done:
-                # A sell still working may release the cash; until then this buy keeps its
-                # place in plan order (a later buy does not take the cash it waits for).
+            if fit.verdict != "fits" and (not sells_done or waiting_ahead):
+                # A sell still working may release the cash, or an earlier buy may end
+                # without it; until then this buy keeps its place in plan order (a later
+                # buy does not take the cash it waits for).
                 power -= qty * price
+                waiting_ahead = True
                 continue
             if fit.verdict == "refused":
                 need = qty * price
@@ -454,8 +483,11 @@ class PlanRunner:
                 leg.reason = f"shrunk from {qty} to {fit.qty} shares by {what}"
             leg.qty = fit.qty
             power -= fit.qty * price
-            ledger.reserve_buy((self.record.plan_id, leg.leg.index), leg, price)
-            group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            key = (self.record.plan_id, leg.leg.index)
+            ledger.reserve_buy(key, leg, price)
+            task = group.create_task(self._run_leg(leg, session), name=f"leg:{leg.leg.label}")
+            ledger.release_when_done(key, task)  # even if cancelled before its first step
+            self._released.add(leg.leg.index)
             done.append(leg)
         # Journaled only now: no await between the ledger's read and the last reservation,
         # so no other plan sizes from the same cash meanwhile.
@@ -501,13 +533,17 @@ class PlanRunner:
         )
 
     async def _arrival_quote(self, leg: LegRecord) -> Quote | None:
-        """A fresh quote to size the leg from, or None once the leg ended for want of one."""
+        """A fresh quote to size the leg from, or None once the leg ended for want of one
+        (or ended meanwhile: a plan stopped while a buy waits ends it `canceled`, and the
+        wait may time out while the stop journals it — it must not end a second time)."""
         symbol = leg.leg.symbol
         self._ctx.subscribe(symbol)
         wait = self._hold_seconds(leg)
         try:
             return await asyncio.wait_for(self._usable_quote(symbol), wait)
         except TimeoutError:
+            if leg.finished:
+                return None
             leg.finish(
                 "unfilled",
                 f"quote_stale: no fresh quote for {symbol} within {wait:g}s to size the leg",
@@ -555,11 +591,9 @@ class PlanRunner:
         )
         # A wave starts hundreds of legs at once: their set-up and their first step each
         # pass the engine's gate, a bounded number per loop turn (`engine.start_gate`).
-        try:
-            await ctx.starts.enter()
-        except asyncio.CancelledError:
-            ctx.ledger.release((rec.plan_id, index))  # a reserved buy that never started
-            raise
+        # A reserved buy cancelled before it gets through is released by its task's end
+        # (`Commitments.release_when_done`): nothing here runs if it never took a step.
+        await ctx.starts.enter()
         leg.started_at = ctx.now()
         ctx.subscribe(symbol)
         inbox = ctx.router.register(rec.plan_id, index)
@@ -610,7 +644,7 @@ class PlanRunner:
             await ctx.starts.enter()  # the journal answers a batch of legs in one turn
             finish = await runner.run()
             runner.build_report(finish)
-            self._record_finish(leg, finish)
+            record_finish(leg, finish, ctx.now(), ctx.ports.feed)
             await self._journal_leg(leg)  # before anything else: an ended leg never re-runs
             if finish.outcome is Outcome.UNRESOLVED:
                 await self._cancel_leg_orders(leg)
@@ -689,44 +723,6 @@ class PlanRunner:
             self._power_changed.set()
         self.record.publish(event, leg)
 
-    def _record_finish(self, leg: LegRecord, finish: Finish) -> None:
-        qty = leg.qty or Decimal(0)
-        leg.state = final_leg_state(finish, qty)
-        leg.step = 5
-        leg.reason = finish.reason if leg.reason is None else f"{finish.reason}; {leg.reason}"
-        leg.finished_at = self._ctx.now()
-        leg.limit_price = None
-        leg.filled_qty = finish.filled_qty
-        report = leg.report
-        arrival = finish.arrival_quote
-        duration = (leg.finished_at - leg.started_at).total_seconds() if leg.started_at else None
-        _log.info(
-            "leg_finished",
-            state=leg.state,
-            outcome=finish.outcome.value,
-            reason=finish.reason,
-            style=None if finish.style is None else finish.style.value,
-            style_reason=finish.style_reason,
-            requested_qty=str(qty),
-            filled_qty=str(finish.filled_qty),
-            avg_fill_price=_s(None if report is None else report.avg_price),
-            arrival_bid=_s(None if arrival is None else arrival.bid),
-            arrival_ask=_s(None if arrival is None else arrival.ask),
-            arrival_mid=_s(None if arrival is None else arrival.mid),
-            slippage_vs_arrival_mid_bps=_bps(None if report is None else report.vs_arrival_mid_bps),
-            slippage_vs_nbbo_at_fill_bps=_bps(None if report is None else report.vs_fill_mid_bps),
-            vs_touch_at_fill_bps=_bps(None if report is None else report.vs_fill_touch_bps),
-            vs_vwap_bps=_bps(None if report is None else report.vs_vwap_bps),
-            market_order_price=_s(None if report is None else report.market_order_price),
-            saving_vs_market_bps=_bps(None if report is None else report.saving_vs_market_bps),
-            saving_vs_market_usd=_s(None if report is None else report.saving_vs_market_usd),
-            repegs=finish.repegs,
-            fallback_fired=leg.fallback_fired,
-            fills=len(finish.fills),
-            duration_seconds=duration,
-            feed=self._ctx.ports.feed,
-        )
-
     async def _cancel_leg_orders(self, leg: LegRecord) -> None:
         """After a crash: cancel whatever this leg left working at the venue."""
         for cid in leg.client_order_ids:
@@ -737,36 +733,6 @@ class PlanRunner:
                     _log.warning("leg_crash_cancel_sent", client_order_id=cid)
             except AdapterError as exc:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
-
-
-async def journal_plan_end(
-    ports: LegPorts, rec: PlanRecord, state: str, reason: str, at: datetime
-) -> None:
-    """Every leg as it ended, then the plan's end (which takes it off the restart list)."""
-    try:
-        for leg in rec.legs:
-            await journal_leg(ports, rec.plan_id, leg)
-        await ports.journal.update_plan(rec.plan_id, state, reason, at)
-    except (JournalError, ValueError) as exc:
-        _log.error("journal_plan_end_failed", plan_id=rec.plan_id, error=str(exc))
-
-
-async def journal_leg(ports: LegPorts, plan_id: str, leg: LegRecord) -> None:
-    """Write a leg's state and progress, with its status as the control socket shows it
-    (its resolved qty — a notional or shrunk leg — and, once over, its report)."""
-    await ports.journal.update_leg(
-        plan_id,
-        leg.leg.index,
-        state=leg.state,
-        step=str(leg.step),
-        filled_qty=leg.filled_qty,
-        avg_fill_price=leg.avg_fill_price,
-        reason=leg.reason,
-        started_at=leg.started_at,
-        finished_at=leg.finished_at,
-        report=msgspec.json.encode(leg.to_status()),
-        benchmarks=leg.benchmarks if leg.finished else None,
-    )
 
 
 _OPEN_STATUSES = frozenset(
@@ -787,15 +753,6 @@ def _leg_reasons(rec: PlanRecord) -> list[str]:
     return [
         f"{leg.leg.label}: {leg.reason or leg.state}" for leg in rec.legs if leg.state != "filled"
     ]
-
-
-def _s(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _bps(value: Decimal | None) -> str | None:
-    """Basis points for a log line, to 2 places (the report itself keeps them exact)."""
-    return None if value is None else str(round_bps(value))
 
 
 def _two_sided(quote: Quote) -> bool:

@@ -22,7 +22,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from execd.domain.calendar import EASTERN
-from tests.engine.conftest import TAPE_DAY, Harness, StartDaemon, TapeQuote, write_tape
+from tests.engine.conftest import DEADLINE, TAPE_DAY, Harness, StartDaemon, TapeQuote, write_tape
 
 pytestmark = pytest.mark.slow
 
@@ -188,7 +188,12 @@ async def test_order_stream_down_fill_is_picked_up_by_polling(
 ) -> None:
     """Only trade_updates dies (quotes keep flowing) and stays refused while the resting
     limit fills completely: the REST poll finds the fill, the leg and the plan finish
-    before the stream is back, and the fill is counted once."""
+    before the stream is back, and the fill is counted once.
+
+    The refusal lasts as long as the test may wait for the plan (`DEADLINE`) and is lifted
+    once the test has looked: a refusal of a fixed second raced the poll on a loaded
+    machine (the jittered reconnect got in before the pick-up and the health check found
+    the stream back; a slow answer to the poll's read shows it every time)."""
     d = await start_daemon(sim=crossing_tape(tmp_path, 1.4, 500), **STREAMS)
     with capture_logs() as logs:
         status = await d.submit(
@@ -196,12 +201,13 @@ async def test_order_stream_down_fill_is_picked_up_by_polling(
         )
         first = await wait_resting(d, status.plan_id)
         await wait_venue_time(d, 1.0)
-        await d.venue.refuse_streams("trading", 1.0)
+        await d.venue.refuse_streams("trading", DEADLINE)
         await d.venue.drop_streams("trading", abort=True)
         await d.venue.wait_streams(trading=0)
         final = await d.finish(status.plan_id)
         health = await d.daemon.engine.health()
         assert not health.trade_updates_connected  # finished before the stream came back
+        await d.venue.refuse_streams("trading", 0)
 
     assert final.state == "completed", final.reason
     assert final.legs[0].filled_qty == 300

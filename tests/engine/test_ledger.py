@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -92,3 +93,25 @@ async def test_a_sell_that_started_and_filled_during_the_read_is_still_counted()
 
 async def _account() -> str:
     return "account"
+
+
+async def test_a_buy_whose_task_is_cancelled_before_its_first_step_is_released() -> None:
+    """A leg task cancelled before it first runs executes none of its body, not even a
+    `finally`: the reservation must go with the task itself, however it ends."""
+    ledger = Commitments()
+    ran: list[bool] = []
+
+    async def leg_task() -> None:
+        try:
+            ran.append(True)
+        finally:
+            ledger.release(("a", 0))
+
+    ledger.reserve_buy(("a", 0), _leg(0, Side.BUY, "10"), Decimal("500"))
+    task = asyncio.create_task(leg_task())
+    ledger.release_when_done(("a", 0), task)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert ran == [], "the scenario needs a task that never ran a step"
+    assert ledger.cash() == {}
