@@ -126,12 +126,14 @@ async def test_a_cancel_is_not_held_up_by_the_read_before_a_patch(
     the plan withdraws the queued reads with their PATCHes: confirmed within `BOUND`, no
     PATCH sent after it, nothing left working. Before, each leg heard its stop only once
     its read was granted (~1 s apart)."""
-    jump = 20.0
+    # A burst of 20 places all sixteen at once (the submit's reads take a few), so the bid
+    # can jump early; the re-reads after it are paced at the backlog's rate all the same.
+    jump = 5.0
     quotes = [TapeQuote(i * 0.25, D("50.00"), D("50.02")) for i in range(int(jump * 4))]
     quotes += [TapeQuote(jump + i * 0.25, D("50.10"), D("50.30")) for i in range(160)]
     tape = write_tape(tmp_path / "jump.jsonl", dict.fromkeys(B_SYMBOLS, quotes), time(10))
     d = await start_daemon(
-        gateway=BACKLOG["gateway"],
+        gateway={**BACKLOG["gateway"], "request_burst": 20},
         sim={"tape": str(tape), "partial_fill_rate": 0.0, "positions": {}},
         ladder={"repeg_method": "replace"},
         better_orders={"normal_timeout_seconds": 60.0},
