@@ -1,7 +1,7 @@
 """A running leg's place whose answer was lost must never be placed anew on a 404.
 
 A passive buy is POSTed; the venue processes the POST only after our request timeout
-(the answer is lost: `OutcomeUnknown`). The CONFIRM timer cancels the uncertain order;
+(the answer is lost: `OutcomeUnknown`). The bid jumps: the re-peg cancels the uncertain order;
 its look-up by client order id says 404 — which only proves the venue has not processed
 the first copy *yet*. The leg used to take that as "refused" and place anew under a new
 client order id; then the first copy landed: two live orders for the same remaining
@@ -31,7 +31,6 @@ async def _plan_orders(d: Harness) -> list[dict[str, object]]:
     return [o["order"] for o in await d.orders(PLAN["plan_id"])]  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="lane ghost: a running leg takes a 404 as refused")
 async def test_a_lost_place_that_404s_is_not_placed_anew_while_running(
     tmp_path: Path, start_daemon: StartDaemon
 ) -> None:
