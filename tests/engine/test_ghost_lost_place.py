@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from execd.domain.ids import client_order_id
 from tests.engine.conftest import Harness, StartDaemon
 from tests.engine.test_daemon_replace_race import ABOVE, LEG_QTY, LOW, PLAN, _tape, _venue
 
@@ -66,3 +67,34 @@ async def test_a_lost_place_that_404s_is_not_placed_anew_while_running(
         assert len(worst) <= 1, f"two live orders for one leg: {worst}"
         filled = sum(Decimal(str(o.get("filled_qty") or 0)) for o in orders)
         assert filled <= LEG_QTY, orders
+
+
+async def test_a_lost_place_that_lands_after_the_leg_gave_it_up_is_cancelled_at_once(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    """The same lost place, but the leg's look-ups give up first (`max_confirm_retries`
+    = 1: two 404s) and it places the remainder anew. When the first copy lands after
+    all, the leg cancels it at once: the venue is left with one live order, the new one."""
+    async with await _venue(_tape(tmp_path, [(0.0, LOW, 100), (2.0, ABOVE, 100)], 30.0)) as venue:
+        d = await start_daemon(
+            venue=venue,
+            gateway={"request_timeout_seconds": 0.5, "write_window_seconds": 0.3},
+            ladder={"confirm_timeout_seconds": 0.5, "max_confirm_retries": 1},
+            better_orders={"normal_timeout_seconds": 60.0},
+        )
+        await venue.fail_next_requests(1, delay=LATE, method="POST", path="/v2/orders")
+        try:
+            await d.submit(PLAN)
+            first = client_order_id(PLAN["plan_id"], 0, 0)  # type: ignore[arg-type]
+
+            async def late_copy_cancelled() -> bool:
+                orders = {str(o["client_order_id"]): o for o in await _plan_orders(d)}
+                return first in orders and orders[first]["status"] == "canceled"
+
+            await d.wait_until(late_copy_cancelled, "the late copy landed and cancelled")
+            orders = await _plan_orders(d)
+        finally:
+            await d.stop()
+        live = [o for o in orders if o["status"] in LIVE]
+        assert [o["client_order_id"] for o in live] == [client_order_id("race", 0, 1)], orders
+        assert all(Decimal(str(o.get("filled_qty") or 0)) == 0 for o in orders), orders
