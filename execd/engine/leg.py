@@ -486,10 +486,11 @@ class LegRunner:
         write whose outcome is unknown may still land: the order is kept live and looked
         up again at each CONFIRM timeout — never placed anew beside a copy in flight
         (lane ghost: a running leg used to, and the late copy made two live orders). A
-        stopping leg keeps it until `max_confirm_retries` ends it UNRESOLVED (its journal
-        row left open for recovery). A running leg takes it as not landed after that many
-        further 404s and goes on; should it land after all, the ladder counts its shares
-        and cancels it at once (`ladder_venue.apply_order_event`)."""
+        running leg takes it as not landed only after `max_confirm_retries` further 404s
+        and goes on; should it land after all, the ladder counts its shares and cancels it
+        at once (`ladder_venue.apply_order_event`). A stopping leg's cancel never gives up
+        on it (its re-read at the CONFIRM timeout does: `_reconcile`; a later landing is
+        the orphan sweeper's)."""
         if cid in self._uncertain:
             misses = self._misses.get(cid, 0) + 1
             self._misses[cid] = misses
@@ -714,9 +715,12 @@ class LegRunner:
                 self._reconcile_requested = True
                 continue
             if order is None:
-                if cid not in self._uncertain:
+                if stopping or cid not in self._uncertain:
                     events.append(PlaceFailed(cid, 404, "order not found at the venue"))
-                # else: a copy may still land; the cancel's look-ups decide (`_absent`).
+                # else: a copy of it may still land, and a running leg would place anew
+                # beside it; the cancel's bounded look-ups decide (`_absent`). A stopping
+                # leg places nothing more: it ends, and the orphan sweeper catches a late
+                # copy (test_review4_withdraw: a cancel must not wait for every retry).
                 continue
             events.extend(self._executions.reconciled(tracked, order))
         _log.info("leg_reconciled", events=len(events))
