@@ -5,7 +5,8 @@ answers 429 beyond it (ALPACA.md §0.4). execd keeps below that on its own (190 
 minute by default, leaving room for requests still in flight when a response's
 headers were computed) and, when requests must wait, lets the important ones go
 first: a waiting cancel always goes before a waiting replace, which goes before a plan
-submit's validation read, then a new order, then any other read. A few slots
+submit's validation read (within a bounded lead, `validate_lead`: submits retried in a
+loop must not stall running legs), then a new order, then any other read. A few slots
 (`cancel_reserve`) are kept for cancels alone, so that a burst of new orders cannot make a
 cancel wait out the window, and a few more (`read_reserve`) are never given to background
 reads (a submit's validation reads may use them, like new orders).
@@ -60,6 +61,9 @@ class Priority(IntEnum):
     backlog of new orders (at 30 requests a minute a submit took ~90 s behind it), never
     before a cancel or a re-peg. A submit costs a few of them whatever its size (DESIGN.md
     "O(1) reads"), and they keep the new orders' reserve (they never take a cancel's slot).
+    Their lead over new orders is bounded (`BudgetLedger.validate_lead`): a client that
+    retries a refused submit in a loop pays reads every time and must not stall running
+    legs.
     """
 
     CANCEL = 0
@@ -67,6 +71,17 @@ class Priority(IntEnum):
     VALIDATE = 2
     NEW_ORDER = 3
     READ = 4
+
+
+_ORDER = tuple(Priority)
+_VALIDATE_LAST = (
+    Priority.CANCEL,
+    Priority.REPLACE,
+    Priority.NEW_ORDER,
+    Priority.VALIDATE,
+    Priority.READ,
+)
+"""The order of `Priority` once submits' reads have taken their share (`_best_waiting`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +136,14 @@ class BudgetLedger:
     #: during a block, one cancel may probe the venue at most this often (seconds).
     probe_interval: float = 1.0
     _next_probe: float = float("-inf")
+    #: how many validation reads in a row may pass waiting new orders (a submit costs
+    #: 1-2: the positions, the account for a targets plan or equity caps; the calendar
+    #: and the asset list once a venue day) (`_best_waiting`).
+    validate_lead: int = 2
+    #: the lead credit a new order's grant earns back while reads wait: 0.5 caps
+    #: submits retried in a loop at one grant in three (running legs keep two).
+    validate_refill: float = 0.5
+    _lead_credit: float = 0.0
 
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
@@ -128,6 +151,9 @@ class BudgetLedger:
         if self.burst is not None and self.burst < 1:
             raise ValueError("burst must be >= 1 (None: no pacing)")
         self._tokens = float(self.burst or 0)
+        if self.validate_lead < 1 or not 0 < self.validate_refill <= 1:
+            raise ValueError("validate_lead must be >= 1 and 0 < validate_refill <= 1")
+        self._lead_credit = float(self.validate_lead)
         if self.read_reserve < 0 or self.cancel_reserve < 0:
             raise ValueError("read_reserve and cancel_reserve must be >= 0")
         if self.read_reserve + self.cancel_reserve >= self.limit:
@@ -168,22 +194,49 @@ class BudgetLedger:
                 granted.append(cancels.popleft())
             return granted
         self._refill(now)
-        for priority in Priority:
-            line = self._waiting[priority]
-            reserve = self._reserve(priority)
-            while line and self._available() > reserve and self._paced_ok(priority):
-                if priority is not Priority.CANCEL and self.burst is not None:
-                    self._tokens -= 1.0
-                ticket = line.popleft()
-                self._sent.append(now)
-                self._in_flight += 1
-                if self._venue_remaining is not None:
-                    self._venue_remaining -= 1
-                granted.append(ticket)
-            if line:
-                # Strict priority: nothing of a lower priority passes a waiting higher one.
+        while (priority := self._best_waiting()) is not None:
+            # Strict priority: nothing of a lower priority passes a waiting higher one.
+            if self._available() <= self._reserve(priority) or not self._paced_ok(priority):
                 break
+            if priority is not Priority.CANCEL and self.burst is not None:
+                self._tokens -= 1.0
+            if self._waiting[Priority.VALIDATE] and self._waiting[Priority.NEW_ORDER]:
+                self._charge_lead(priority)
+            ticket = self._waiting[priority].popleft()
+            self._sent.append(now)
+            self._in_flight += 1
+            if self._venue_remaining is not None:
+                self._venue_remaining -= 1
+            granted.append(ticket)
         return granted
+
+    def _best_waiting(self) -> Priority | None:
+        """The priority whose first ticket goes next (None: nobody waits).
+
+        `VALIDATE` goes before a waiting `NEW_ORDER` only while it holds a whole lead
+        credit (`validate_lead`); otherwise it waits behind new orders (still before
+        background reads). A submit's few reads pass a backlog of new orders at once, but
+        submits retried in a loop (every submit pays its reads, refused ones too) get at
+        most a bounded share of the grants running legs wait for.
+        """
+        order = _ORDER
+        if self._lead_credit < 1.0 and self._waiting[Priority.NEW_ORDER]:
+            order = _VALIDATE_LAST
+        for priority in order:
+            if self._waiting[priority]:
+                return priority
+        return None
+
+    def _charge_lead(self, priority: Priority) -> None:
+        """Account for a grant made while both validation reads and new orders waited: a
+        read that passed new orders spends a credit, a new order earns `validate_refill`
+        back (up to `validate_lead`). Grants nobody else waited for cost nothing."""
+        if priority is Priority.VALIDATE:
+            self._lead_credit -= 1.0
+        elif priority is Priority.NEW_ORDER:
+            self._lead_credit = min(
+                float(self.validate_lead), self._lead_credit + self.validate_refill
+            )
 
     def unused(self, now: float, granted_at: float, priority: Priority) -> None:
         """Give back a grant whose request was never sent (checked right before the send).

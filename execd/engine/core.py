@@ -133,6 +133,7 @@ class Engine:
             max_leg_seconds=settings.ladder.max_leg_seconds,
         )
         self._asset_cache = intake.AssetCache(ports.rest, self._ctx.assets)
+        self._session_cache = intake.SessionCache(self._read_sessions)
         self._quote_source = intake.QuoteSource(
             ports.quotes,
             ports.rest,
@@ -777,7 +778,11 @@ class Engine:
         return await session_on(self._ports.rest, day or eastern_date(self._ports.clock.now()))
 
     async def _sessions(self, today: date) -> list[TradingSession]:
+        """A submit's sessions: the calendar, read once per venue day (`SessionCache`)."""
         try:
-            return await sessions_from(self._ports.rest, today, Priority.VALIDATE)
+            return await self._session_cache.on(today)
         except AdapterError as exc:
             raise intake.venue_unavailable(exc) from None
+
+    async def _read_sessions(self, today: date) -> list[TradingSession]:
+        return await sessions_from(self._ports.rest, today, Priority.VALIDATE)

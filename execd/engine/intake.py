@@ -14,7 +14,7 @@ fetches their inputs and hands them over. Its trading-API reads queue as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +28,7 @@ from execd.adapters.errors import AdapterError
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.control.protocol import ControlError, ErrorCode
+from execd.domain.calendar import TradingSession
 from execd.domain.ladder import choose_style
 from execd.domain.ladder_types import LadderParams, PricingStyle
 from execd.domain.plans import LegInput, Plan, PlanInput
@@ -83,6 +84,33 @@ class AssetCache:
 
     def get(self, symbol: str) -> AssetFacts | None:
         return self.facts.get(symbol)
+
+
+class SessionCache:
+    """The venue's sessions from a venue day, read once per venue day.
+
+    The calendar does not change within a day, and every submit needs it (refused ones
+    too: the schedule is checked first): reading it once a day, and once for submits in
+    flight together (the lock), makes a submit cost one read fewer — a client retrying a
+    refused submit in a loop spends fewer of the grants running legs wait for. A failed
+    read is not cached (the next submit tries again)."""
+
+    def __init__(self, read: Callable[[date], Awaitable[list[TradingSession]]]) -> None:
+        self._read = read
+        self._day: date | None = None
+        self._sessions: list[TradingSession] = []
+        self._lock = asyncio.Lock()
+        self.reads = 0
+        """How many times the calendar was read (tests check the caching)."""
+
+    async def on(self, today: date) -> list[TradingSession]:
+        """The sessions from `today` (a venue date), read unless read for `today`."""
+        async with self._lock:
+            if self._day != today:
+                self._sessions = await self._read(today)
+                self.reads += 1
+                self._day = today
+            return list(self._sessions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,14 +101,24 @@ class ComplexOrders(EngineState):
         other = self._exit_pair(order)
         if other is None or not other.is_open:
             return
-        total = order.working_qty if order.working_qty is not None else order.req.qty
-        left = (total or order.matched_qty) - order.matched_qty
-        other.working_qty = other.matched_qty + max(left, Decimal(0))
-        resting = self._books[other.symbol].resting(other.id)
+        self._fit_to_pair(other, order)
+
+    def _fit_to_pair(self, order: SimOrder, partner: SimOrder) -> None:
+        """Let `order` sell at most what its exit `partner` has left unmatched.
+
+        Never grows `order` (a partner replaced at a qty read before its fills were
+        reported may claim more than is left; the shrink already applied stays). An
+        order with nothing left to sell has its rest cancelled."""
+        total = partner.working_qty if partner.working_qty is not None else partner.req.qty
+        left = max((total or partner.matched_qty) - partner.matched_qty, Decimal(0))
+        own = order.working_qty if order.working_qty is not None else order.req.qty
+        fitted = order.matched_qty + left
+        order.working_qty = fitted if own is None else min(own, fitted)
+        resting = self._books[order.symbol].resting(order.id)
         if resting is not None:
-            resting.remaining = other.unmatched
-        if other.unmatched <= 0:
-            self._cancel_remainder(other)
+            resting.remaining = order.unmatched
+        if order.unmatched <= 0:
+            self._cancel_remainder(order)
 
     def _end_legs(self, parent: SimOrder) -> None:
         """A parent ended (cancelled, expired): held legs end with it, an OCO's pair too."""

@@ -279,6 +279,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._check_new(req, replacing=old)
         new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
         new.replaces = old.id
+        new.rest_of_old = qty is None
         new.ref_price = old.ref_price
         new.hwm = old.hwm
         old.pending_replacement = new.id

@@ -382,6 +382,24 @@ class OrderLifecycle(EngineState):
             self._finish_cancel(new)
             return
         new.transition("accepted", now)
+        if new.rest_of_old:
+            # Sized at PATCH time from the fills reported then; what the old order matched
+            # since (fill latency, the race window) is not worked twice.
+            total = old.working_qty if old.working_qty is not None else old.req.qty
+            rest = max((total or old.matched_qty) - old.matched_qty, Decimal(0))
+            own = new.working_qty if new.working_qty is not None else new.req.qty
+            new.working_qty = rest if own is None else min(own, rest)
+            if new.unmatched <= 0:
+                self._finish_cancel(new)
+                return
+        partner = self._exit_pair(new)
+        if partner is not None:
+            # One position, two exits (§1.3): a partial fill of the partner while the
+            # replace was pending shrank the old order; the replacement (sized at PATCH
+            # time) sells no more than the partner has left either.
+            self._fit_to_pair(new, partner)
+            if not new.is_open or new.unmatched <= 0:
+                return
         if self._routable(new, now):
             self._arrive(new)
 

@@ -71,6 +71,9 @@ class SimOrder:
     ref_price: Decimal | None = None
     cancel_requested_at: datetime | None = None
     pending_replacement: str | None = None
+    # A replacement whose PATCH named no qty: it works the rest of the old order, as the
+    # venue knows it when the replace completes (`_finish_replace`), not as read at PATCH.
+    rest_of_old: bool = False
     last_report_at: datetime | None = None
     # The `avg_price_lag` fault: `filled_avg_price` reads null until this venue time.
     avg_price_hidden_until: datetime | None = None

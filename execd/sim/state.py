@@ -101,5 +101,11 @@ class EngineState:
     def _shrink_exit_pair(self, order: SimOrder) -> None:
         raise NotImplementedError
 
+    def _exit_pair(self, order: SimOrder) -> SimOrder | None:
+        raise NotImplementedError
+
+    def _fit_to_pair(self, order: SimOrder, partner: SimOrder) -> None:
+        raise NotImplementedError
+
     def _end_legs(self, parent: SimOrder) -> None:
         raise NotImplementedError

@@ -27,11 +27,6 @@ SPAM_SECONDS = 4.0
 """Each window's length: at 60 requests a minute (one a second) plan B places ~4."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refused submits retried in a loop take every budget grant at VALIDATE "
-    "priority: a running plan's new orders stall for as long as the loop lasts",
-)
 async def test_a_client_retrying_a_refused_submit_does_not_stall_running_legs(
     tmp_path: Path, start_daemon: StartDaemon
 ) -> None:

@@ -18,8 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from execd.domain.calendar import EASTERN
 from tests.engine.conftest import TAPE_DAY, TapeQuote, write_tape
 from tests.sim.test_complex_replace import _exchange
@@ -42,12 +40,6 @@ def _tape(path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim: an OCO stop leg replaced while the take profit partly fills keeps its "
-    "full qty (the exit-pair shrink is not carried over): the venue raises 'would flip' "
-    "out of advance (every REST call) instead of selling only what is left",
-)
 def test_a_replaced_stop_leg_never_sells_more_than_the_take_profit_left(
     tmp_path: Path,
 ) -> None:
@@ -84,3 +76,27 @@ def test_a_replaced_stop_leg_never_sells_more_than_the_take_profit_left(
         f"the OCO sold {sold} of a 10-share position (take profit {tp_filled}); replacement "
         f"{ex.get_order(replacement['id'])}; positions {positions}"
     )
+
+
+def test_a_replacement_of_the_rest_never_sells_what_the_old_order_matched_meanwhile() -> None:
+    """A PATCH without qty replaces the rest of the order, read from the fills reported at
+    PATCH time. Fills the old order matched but had not reported yet (fill latency) must not
+    be worked again by the replacement: the venue raised 'would flip' out of `advance`."""
+    ex = _exchange(partial_fill_rate=1.0)
+    ex.set_fill_delay(0.5)
+    events: list[dict[str, Any]] = []
+    ex.on_trade_update(events.append)
+    bid = Decimal(str(ex.latest_quotes(["SPY"])["SPY"]["bp"]))
+    body = {"symbol": "SPY", "side": "sell", "type": "limit", "qty": 10, "time_in_force": "day"}
+    order = ex.submit_order({**body, "limit_price": str(bid - 1)})
+    ex.advance(0.05)  # partly matched, not reported yet
+    assert ex.get_order(order["id"])["filled_qty"] == "0"
+    replacement = ex.replace_order(order["id"], {"limit_price": str(bid - 2)})
+    assert replacement["qty"] == "10", "the race did not happen: the PATCH saw the fills"
+    ex.advance(10.0)
+    sold = sum(
+        (Decimal(e["qty"]) for e in events if e["event"] in ("fill", "partial_fill")),
+        Decimal(0),
+    )
+    assert sold == 10, f"sold {sold} of a 10-share position"
+    assert not ex.positions()
