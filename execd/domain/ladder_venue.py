@@ -45,6 +45,11 @@ def apply_order_event(s: LegState, cid: str, event: OrderEvent, acts: _Acts) -> 
     order = s.order(cid)
     if order is None:
         return _stray(s, cid, event, acts)
+    if order.status is OrderStatus.REJECTED and event.kind in _LANDED:
+        # Never at the venue as far as the leg knew (its place taken as refused after
+        # 404 look-ups), yet here it is: a lost copy landed late. Its shares are real and
+        # counted; it is cancelled at once (lane ghost: it used to be ignored, live).
+        return _stray(s, cid, event, acts, note="leg_order_landed_after_refusal")
     try:
         t = apply_event(order, event)
     except OrderStateError as exc:
@@ -78,20 +83,27 @@ def apply_order_event(s: LegState, cid: str, event: OrderEvent, acts: _Acts) -> 
     return replace(s, orders=orders)
 
 
-def _stray(s: LegState, cid: str, event: OrderEvent, acts: _Acts) -> LegState:
-    """An event for an order id this leg never sent: count its shares, cancel it if live."""
-    acts.append(
-        Note("leg_unknown_order_event", {"client_order_id": cid, "event": str(event.kind)}, "error")
-    )
+_LIVE_EVENTS = (
+    OrderEventKind.NEW,
+    OrderEventKind.ACCEPTED,
+    OrderEventKind.PENDING_NEW,
+    OrderEventKind.PARTIAL_FILL,
+)
+"""Events after which the order is (still) working: something to cancel."""
+_LANDED = (*_LIVE_EVENTS, OrderEventKind.FILL)
+"""Events only an order the venue holds can have (a refused one never gets them)."""
+
+
+def _stray(
+    s: LegState, cid: str, event: OrderEvent, acts: _Acts, note: str = "leg_unknown_order_event"
+) -> LegState:
+    """An event for an order this leg does not hold as live (never sent, or taken as
+    refused): count its shares, cancel it if live."""
+    acts.append(Note(note, {"client_order_id": cid, "event": str(event.kind)}, "error"))
     e = event.execution
     if e is not None and all(x.execution_id != e.execution_id for x in s.stray_fills):
         s = replace(s, stray_fills=(*s.stray_fills, e))
-    if event.kind in (
-        OrderEventKind.NEW,
-        OrderEventKind.ACCEPTED,
-        OrderEventKind.PENDING_NEW,
-        OrderEventKind.PARTIAL_FILL,
-    ):
+    if event.kind in _LIVE_EVENTS:
         acts.append(CancelOrder(cid))
     return s
 

@@ -160,8 +160,11 @@ class LegRunner:
         )
         self._stop_reason: str | None = None
         # Places/replaces whose outcome is unknown (`OutcomeUnknown`): a 404 look-up of one
-        # only says the venue has not processed it *yet* (review 6).
+        # only says the venue has not processed it *yet* (review 6), so it is not taken
+        # as refused while the leg runs either (lane ghost): `_absent` decides, counting
+        # the cancel's 404 look-ups of each in `_misses`.
         self._uncertain: set[str] = set()
+        self._misses: dict[str, int] = {}
         self._stop_delivered = False
         # Set by `stop`: a place or replace still waiting for the request budget leaves the
         # line at once instead of holding the stop up until its grant (then sending nothing,
@@ -461,15 +464,7 @@ class LegRunner:
         except AdapterError as exc:
             return [CancelFailed(cid, UNKNOWN_OUTCOME, f"order look-up failed: {exc}")]
         if order_id is None:
-            if cid in self._uncertain and self._stop_reason is not None:
-                # Its write's outcome is unknown: a lost copy may still land. A stopping
-                # leg keeps it live and looks again at each CONFIRM timeout (bounded by
-                # `max_confirm_retries`, then UNRESOLVED and its journal row left open for
-                # recovery; the orphan sweeper catches a later landing) — never "refused".
-                _log.warning("order_cancel_awaits_uncertain_write", client_order_id=cid)
-                return [CancelFailed(cid, UNKNOWN_OUTCOME, "not at the venue yet, may land")]
-            # The venue never created it: the place was refused or lost before arrival.
-            return [PlaceFailed(cid, 404, "order not found at the venue")]
+            return [self._absent(cid)]
         try:
             await self._ports.rest.cancel_order(order_id)
         except VenueRefused as exc:
@@ -483,6 +478,31 @@ class LegRunner:
             return [CancelFailed(cid, UNKNOWN_OUTCOME, str(exc))]
         _log.info("order_cancel_sent", client_order_id=cid, order_id=order_id)
         return []
+
+    def _absent(self, cid: str) -> LadderEvent:
+        """What the cancel's 404 look-up of `cid` means.
+
+        A write that was answered and refused, or never sent, made no order: refused. A
+        write whose outcome is unknown may still land: the order is kept live and looked
+        up again at each CONFIRM timeout — never placed anew beside a copy in flight
+        (lane ghost: a running leg used to, and the late copy made two live orders). A
+        running leg takes it as not landed only after `max_confirm_retries` further 404s
+        and goes on; should it land after all, the ladder counts its shares and cancels it
+        at once (`ladder_venue.apply_order_event`). A stopping leg's cancel never gives up
+        on it (its re-read at the CONFIRM timeout does: `_reconcile`; a later landing is
+        the orphan sweeper's)."""
+        if cid in self._uncertain:
+            misses = self._misses.get(cid, 0) + 1
+            self._misses[cid] = misses
+            if self._stop_reason is not None or misses <= self._ports.params.max_confirm_retries:
+                _log.warning(
+                    "order_cancel_awaits_uncertain_write", client_order_id=cid, look_ups=misses
+                )
+                return CancelFailed(cid, UNKNOWN_OUTCOME, "not at the venue yet, may land")
+            self._uncertain.discard(cid)
+            _log.error("order_uncertain_write_given_up", client_order_id=cid, look_ups=misses)
+        # The venue never created it: the place was refused or lost before arrival.
+        return PlaceFailed(cid, 404, "order not found at the venue")
 
     def _note(self, note: Note) -> None:
         # A note's field may be named like a key structlog owns (`event`: TypeError,
@@ -695,7 +715,12 @@ class LegRunner:
                 self._reconcile_requested = True
                 continue
             if order is None:
-                events.append(PlaceFailed(cid, 404, "order not found at the venue"))
+                if stopping or cid not in self._uncertain:
+                    events.append(PlaceFailed(cid, 404, "order not found at the venue"))
+                # else: a copy of it may still land, and a running leg would place anew
+                # beside it; the cancel's bounded look-ups decide (`_absent`). A stopping
+                # leg places nothing more: it ends, and the orphan sweeper catches a late
+                # copy (test_review4_withdraw: a cancel must not wait for every retry).
                 continue
             events.extend(self._executions.reconciled(tracked, order))
         _log.info("leg_reconciled", events=len(events))
