@@ -15,10 +15,11 @@ from execd.adapters.errors import AdapterError, SendWithdrawn
 from execd.adapters.rest import RestGateway
 from execd.domain.ids import is_execd_order
 from execd.domain.ladder_types import PlaceOrder
+from execd.domain.order_state import TERMINAL_STATUSES
 
 _log = structlog.get_logger("execd.leg")
 
-_TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+_TERMINAL_STATUSES = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 async def clear_opposite_side(
