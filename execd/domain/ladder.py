@@ -51,7 +51,6 @@ silent stall.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import assert_never
@@ -63,6 +62,7 @@ from execd.domain.ladder_holds import deadline_reached, hold_stale
 from execd.domain.ladder_place import place_first
 from execd.domain.ladder_quotes import on_fresh_quote, request_quote
 from execd.domain.ladder_repeg import repeg_due
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_resume import adopt_order, adoptable, free_attempt
 from execd.domain.ladder_start import at_open, begin, choose, choose_style, premarket, start_leg
 from execd.domain.ladder_types import (

@@ -530,9 +530,10 @@ class AfterCancel(StrEnum):
     FINISH = "finish"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # not slots: `ladder_replace.replace` copies its __dict__ in C
 class LegState:
-    """Everything the ladder knows about one leg. Build the first one with `LegState.new`."""
+    """Everything the ladder knows about one leg. Build the first one with `LegState.new`;
+    the ladder's modules make the next with `ladder_replace.replace`."""
 
     spec: LegSpec
     phase: LegPhase = LegPhase.PENDING
