@@ -98,6 +98,7 @@ _Acts = list[Action]
 
 __all__ = ["choose_style", "decide"]
 _HUNDRED = Decimal(100)
+_WAKE_OR_QUOTE = (Wake, QuoteUpdate)  # built once, not a `Wake | QuoteUpdate` per call
 
 
 def decide(
@@ -114,7 +115,7 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
-    if isinstance(event, Wake | QuoteUpdate) and past_deadline(state, now):
+    if isinstance(event, _WAKE_OR_QUOTE) and past_deadline(state, now):
         # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
         # deadline"): nothing more is priced.
         s = deadline_reached(state, now, p=params, acts=acts)
