@@ -49,6 +49,10 @@ from execd.domain.types import Side, Urgency
 
 _DAY = date(2024, 3, 5)
 _STEP = Decimal("1.002")  # the reaction tape's move: twice the default threshold
+_CENT = Decimal("0.01")
+_SPREAD = Decimal("0.05")
+_SIZE = Decimal(300)
+_QTY = Decimal(100)
 
 
 class _Driver:
@@ -61,15 +65,15 @@ class _Driver:
         self.session = session
         self.now = session.open + timedelta(hours=1)
         self.bid = Decimal("100.00")
+        self.ask = self.bid + _SPREAD
         self.legs = 0
         self.state = self._new_leg()
 
     def _new_leg(self) -> LegState:
         self.legs += 1
         spec = LegSpec(
-            f"plan-{self.legs}", 0, "AAPL", Side.BUY, Decimal(100), Urgency.NORMAL, None,
-            self.session,
-        )  # fmt: skip
+            f"plan-{self.legs}", 0, "AAPL", Side.BUY, _QTY, Urgency.NORMAL, None, self.session
+        )
         state = LegState.new(spec)
         state, _ = decide(state, QuoteUpdate(self.quote()), self.now, self.params)
         state, acts = decide(state, Start(), self.now, self.params)
@@ -78,10 +82,9 @@ class _Driver:
         return self.state
 
     def quote(self) -> Quote:
+        """The NBBO 1 ms later (the harness's own cost kept small: no new Decimal)."""
         self.now += timedelta(milliseconds=1)
-        bid = self.bid
-        return Quote("AAPL", bid, bid + Decimal("0.05"), Decimal(300), Decimal(300), self.now,
-                     self.now)  # fmt: skip
+        return Quote("AAPL", self.bid, self.ask, _SIZE, _SIZE, self.now, self.now)
 
     def send(self, event: LadderEvent) -> list[Action]:
         self.state, acts = decide(self.state, event, self.now, self.params)
@@ -108,7 +111,8 @@ class _Driver:
 
     def reaction(self) -> None:
         """The mid moves 0.2 %: cancel, canceled, place, new."""
-        self.bid = (self.bid * _STEP).quantize(Decimal("0.01"))
+        self.bid = (self.bid * _STEP).quantize(_CENT)
+        self.ask = self.bid + _SPREAD
         self._answer(self.send(QuoteUpdate(self.quote())))
         s = self.state
         if s.in_fallback or s.phase is LegPhase.DONE or s.working_id is None:
