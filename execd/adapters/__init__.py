@@ -1,6 +1,8 @@
 """Adapters: the only code in execd that talks to Alpaca or to the simulated venue.
 
-- `rest` — the async REST gateway (aiohttp + alpaca-py models), behind `budget`.
+- `rest` — the async REST gateway (aiohttp + alpaca-py models), behind `budget`; built
+  from `rest_http` (pools, one attempt, the retried read), `rest_writes` (orders sent
+  exactly once), `rest_reads` (the GETs) and `rest_answers` (answers to errors and models).
 - `market_stream` — market-data websocket, NBBO cache and trade VWAP.
 - `order_stream` — the `trade_updates` websocket, routed by client order id.
 - `wire` — msgspec structs for the stream messages (ALPACA.md §3, §4).
