@@ -1,10 +1,10 @@
 """The REST gateway's HTTP shell: sessions, the request budget, one attempt, a retried read.
 
-Every call execd makes to Alpaca's REST APIs goes through `RestHttp._attempt`, once: it
-takes a slot of the shared `RequestBudget` with the call's priority, makes the last
-send-or-not check (`last_check`) and turns aiohttp's failures into "no answer" (`NoAnswer`)
-or "never sent" (`NotSent`). The order writes (`rest_writes`) and the reads (`rest_reads`)
-are built on it; `rest.RestGateway` puts them together.
+Every request execd sends to Alpaca's REST APIs is one `RestHttp._attempt`: it takes a
+slot of the shared `RequestBudget` with the request's priority, makes the last
+send-or-not check (`last_check`) and turns aiohttp's failures into "no answer"
+(`NoAnswer`) or "never sent" (`NotSent`). The order writes (`rest_writes`) and the
+reads (`rest_reads`) are built on it; `rest.RestGateway` puts them together.
 
 Natively async (one aiohttp `ClientSession` per pool, keep-alive, explicit total and
 connect timeouts) because alpaca-py's client is synchronous, has no timeout and sleeps in
