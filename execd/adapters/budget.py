@@ -204,12 +204,19 @@ class BudgetLedger:
             return granted
         self._refill(now)
         while (priority := self._best_waiting()) is not None:
-            # Strict priority: nothing of a lower priority passes a waiting higher one.
-            if self._available() <= self._reserve(priority) or not self._paced_ok(priority):
+            # Strict priority: nothing of a lower priority passes a waiting higher one,
+            # except into the read reserve, which a background read may never use.
+            reserved = self._available() <= self._reserve(priority)
+            if reserved:
+                priority = self._into_read_reserve(priority)
+            if priority is None or not self._paced_ok(priority):
                 break
             if priority is not Priority.CANCEL and self.burst is not None:
                 self._tokens -= 1.0
-            contended = bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
+            # A grant into the read reserve took nothing the waiting read could use: free.
+            contended = (
+                not reserved and bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
+            )
             ticket = self._waiting[priority].popleft()
             if contended:
                 self._charge_lead(priority, ticket, now)
@@ -237,6 +244,18 @@ class BudgetLedger:
         for priority in order:
             if self._waiting[priority]:
                 return priority
+        return None
+
+    def _into_read_reserve(self, blocked: Priority) -> Priority | None:
+        """Who may go when `blocked` is kept out by its reserve: a validation read, when the
+        background read before it (its lead spent) is kept out of the read reserve only —
+        those slots are never the read's, so the validation read takes nothing from it."""
+        if (
+            blocked is Priority.READ
+            and self._waiting[Priority.VALIDATE]
+            and self._available() > self._reserve(Priority.VALIDATE)
+        ):
+            return Priority.VALIDATE
         return None
 
     def _running_waits(self) -> bool:
@@ -392,9 +411,14 @@ class BudgetLedger:
 
     def _min_reserve_waiting(self) -> int:
         """The reserve that applies to the best waiting ticket (the one `grant` tries
-        first: a background read's reserve when it goes before validation reads)."""
+        first: a background read's reserve when it goes before validation reads, unless a
+        validation read waits, which may use the read reserve: `_into_read_reserve`)."""
         best = self._best_waiting()
-        return 0 if best is None else self._reserve(best)
+        if best is None:
+            return 0
+        if best is Priority.READ and self._waiting[Priority.VALIDATE]:
+            return self._reserve(Priority.VALIDATE)
+        return self._reserve(best)
 
     def _available(self) -> int:
         if self._blocked_until is not None:

@@ -189,3 +189,18 @@ def test_validation_reads_never_stop_the_running_plans(
             break
     assert reads <= ledger.validate_lead + sent * ledger.validate_refill
     assert longest <= ledger.validate_lead
+
+
+def test_a_read_past_its_lead_still_leaves_the_read_reserve_to_validation_reads() -> None:
+    """Once the lead is spent a background read goes first; but the slots kept from
+    background reads are still a validation read's (free of charge: the read could not use
+    them), so a submit does not wait out the window behind a read that may not use them."""
+    ledger = BudgetLedger(limit=6, window=60.0, read_reserve=2, validate_lead=1)
+    for ticket in range(3):
+        ledger.enqueue(ticket, Priority.READ)
+    for ticket in range(1000, 1004):
+        ledger.enqueue(ticket, Priority.VALIDATE)
+    # the lead (1000), two reads earn a credit back (0, 1), 1001 spends it; the read 2 may
+    # not use the last two slots (the read reserve): the validation reads do.
+    assert ledger.grant(0.0) == [1000, 0, 1, 1001, 1002, 1003]
+    assert ledger.next_change(0.0) == 60.0
