@@ -7,10 +7,10 @@ headers were computed) and, when requests must wait, lets the important ones go
 first: a waiting cancel always goes before a waiting replace, which goes before a plan
 submit's validation read (within a bounded lead over the running plans' requests,
 `validate_lead`: submits retried in a loop must not stall running legs), then a new order,
-then any other read. A few slots
-(`cancel_reserve`) are kept for cancels alone, so that a burst of new orders cannot make a
-cancel wait out the window, and a few more (`read_reserve`) are never given to background
-reads (a submit's validation reads may use them, like new orders).
+then any other read. A few slots (`cancel_reserve`) are kept for cancels alone, so that a
+burst of new orders cannot make a cancel wait out the window, and a few more
+(`read_reserve`) are never given to background reads (a submit's validation reads may use
+them, like new orders).
 
 Two parts, in the sans-I/O style of STYLE.md:
 
@@ -140,10 +140,10 @@ class BudgetLedger:
     #: during a block, one cancel may probe the venue at most this often (seconds).
     probe_interval: float = 1.0
     _next_probe: float = float("-inf")
-    #: how many validation reads in a row may pass the running plans' waiting requests
-    #: (new orders, background reads) (a submit costs
-    #: 1-2: the positions, the account for a targets plan or equity caps; the calendar
-    #: and the asset list once a venue day) (`_best_waiting`).
+    #: how many validation reads in a row may pass the running plans' waiting requests,
+    #: new orders and background reads (`_best_waiting`). A submit costs 1-2: the
+    #: positions, the account for a targets plan or equity caps; the calendar and the
+    #: asset list once a venue day.
     validate_lead: int = 2
     #: the lead credit a running plan's grant (a new order, a background read) earns back
     #: while validation reads wait: 0.5 caps submits retried in a loop at one grant in
