@@ -21,6 +21,7 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -276,7 +277,9 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         )
         rules.check_prices(req.type, req.limit_price, req.stop_price, body)
         rules.check_order_constraints(req)
-        self._check_new(req, replacing=old)
+        # Without a qty the replacement works the rest as the venue knows it when the
+        # replace completes (`rest_of_old`): what the old order has not matched yet.
+        self._check_new(req if qty is not None else replace(req, qty=old.unmatched), old)
         new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
         new.replaces = old.id
         new.rest_of_old = qty is None

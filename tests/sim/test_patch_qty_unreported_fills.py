@@ -46,7 +46,6 @@ def _sold(events: list[dict[str, Any]]) -> Decimal:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="the PATCH qty check ignores matched-but-unreported fills")
 def test_a_patch_with_qty_counts_the_shares_matched_but_not_reported() -> None:
     """A PATCH asking for the whole 10 shares again is refused (403, the shares the venue
     knows are left in `available`), the venue never raises, and the old order goes on."""
@@ -83,7 +82,6 @@ def test_a_patch_of_what_is_left_is_accepted_and_never_flips() -> None:
     assert not ex.positions()
 
 
-@pytest.mark.xfail(strict=True, reason="the PATCH qty check ignores matched-but-unreported fills")
 def test_a_pending_replace_counts_its_unreported_fills_against_a_second_sell() -> None:
     """While the old order is `pending_replace` its matched-but-unreported shares still
     leave the position: a second sell of the whole position is refused, not over-sold."""
