@@ -96,9 +96,12 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
 
 def _cancellable(order: Order) -> bool:
     """execd's and still open."""
-    return is_execd_order(str(order.client_order_id)) and (
-        str(order.status.value) in _OPEN_ORDER_STATUSES
-    )
+    return is_execd_order(str(order.client_order_id)) and is_live_status(str(order.status.value))
+
+
+def is_live_status(status: str) -> bool:
+    """Whether an order in `status` may still trade."""
+    return status in _OPEN_ORDER_STATUSES
 
 
 def _calendar_entry(day: Any) -> dict[str, str]:

@@ -120,6 +120,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._md = MarketData()
         self._history = History(tuple(self._specs.values()), config.seed, self._now)
         self._rejects: list[SimError] = []
+        self._replace_rejects = 0
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
         self._avg_price_lag = timedelta(0)
@@ -602,6 +603,12 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     ) -> None:
         """Make the next `count` order submissions fail with this HTTP error."""
         self._rejects.extend(SimError(status, message, code) for _ in range(count))
+
+    def reject_next_replaces(self, count: int) -> None:
+        """Make the exchange reject the next `count` replacements when they reach it: the
+        PATCH was answered 200, then the old order gets `order_replace_rejected` and goes on
+        as it was, the new one `rejected` (§1.7: a 200 does not guarantee the replace)."""
+        self._replace_rejects += count
 
     def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""
