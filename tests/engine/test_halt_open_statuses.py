@@ -22,8 +22,8 @@ from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
 from execd.adapters.rest import RestConfig, RestGateway
 from execd.domain.ids import client_order_id
-from execd.domain.order_state import TERMINAL_STATUSES
-from execd.engine.venue_reads import cancel_open_execd_orders, is_live_status
+from execd.domain.order_state import TERMINAL_STATUSES, is_live_status
+from execd.engine.venue_reads import cancel_open_execd_orders
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
@@ -36,7 +36,6 @@ ACK = 1.5
 """The venue's ack latency (s): a replace stays `pending_replace` this long."""
 
 
-@pytest.mark.xfail(strict=True, reason="halt filters open orders by an allow-list")
 def test_every_status_that_is_not_terminal_is_live() -> None:
     """Every status alpaca-py knows, and one it does not know yet: only the five terminal
     ones (filled, canceled, expired, replaced, rejected) are left alone."""
@@ -79,7 +78,6 @@ async def rest(venue: SimVenue) -> AsyncIterator[RestGateway]:
         yield gateway
 
 
-@pytest.mark.xfail(strict=True, reason="halt filters open orders by an allow-list")
 async def test_halt_cancels_an_order_whose_cancel_a_pending_replace_refused(
     venue: SimVenue, rest: RestGateway
 ) -> None:
