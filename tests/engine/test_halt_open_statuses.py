@@ -104,10 +104,10 @@ async def test_halt_cancels_an_order_whose_cancel_a_pending_replace_refused(
 
 
 def _tape(directory: Path) -> Path:
-    """ACME: the bid rests at 50.00 (the passive buy joins it), then jumps at 4 s so the
-    leg re-pegs by PATCH; nothing crosses the buy (it never fills)."""
-    quotes = [TapeQuote(i / 4, D("50.00"), D("50.02"), 100, 100) for i in range(16)]
-    quotes += [TapeQuote(4 + i / 4, D("50.10"), D("50.30"), 100, 100) for i in range(64)]
+    """ACME: the bid rests at 50.00 (the passive buy joins it), then jumps at 2.5 s (the
+    buy acknowledged) so the leg re-pegs by PATCH; nothing crosses the buy."""
+    quotes = [TapeQuote(i / 4, D("50.00"), D("50.02"), 100, 100) for i in range(10)]
+    quotes += [TapeQuote(2.5 + i / 4, D("50.10"), D("50.30"), 100, 100) for i in range(64)]
     return write_tape(directory / "halt.jsonl", {"ACME": quotes}, start=time(10, 0))
 
 
@@ -115,11 +115,12 @@ def _tape(directory: Path) -> Path:
 async def test_halt_cancels_an_order_caught_in_pending_replace(
     tmp_path: Path, start_daemon: StartDaemon
 ) -> None:
-    """The venue acknowledges slowly (1.5 s): the leg's re-peg PATCH leaves its order in
-    `pending_replace` that long, and `execd halt` runs then; the venue then rejects the
-    replacement (§1.7: a 200 is no promise), so the old order goes on working. It must
-    end canceled: halt sees `pending_replace` as live, its cancel is refused while the
-    replace is pending (§1.7), and it cancels the order once the replace has resolved."""
+    """The whole path in the daemon: the venue acknowledges slowly (1.5 s), so the leg's
+    re-peg PATCH leaves its order in `pending_replace` that long, and `execd halt` runs
+    then; the exchange then rejects the replacement (§1.7: a 200 is no promise), so the
+    old order goes on working. It ends canceled, the replacement rejected, nothing filled.
+    (The stopping leg's own confirm timer also cancels it, so this passed with the
+    allow-list too: the reproduction is the test above, where no leg owns the order.)"""
     config = SimConfig(
         scenario="calm",
         tape=_tape(tmp_path),
