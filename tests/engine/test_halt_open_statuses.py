@@ -104,10 +104,11 @@ async def test_halt_cancels_an_order_whose_cancel_a_pending_replace_refused(
 
 
 def _tape(directory: Path) -> Path:
-    """ACME: the bid rests at 50.00 (the passive buy joins it), then jumps at 2.5 s (the
-    buy acknowledged) so the leg re-pegs by PATCH; nothing crosses the buy."""
-    quotes = [TapeQuote(i / 4, D("50.00"), D("50.02"), 100, 100) for i in range(10)]
-    quotes += [TapeQuote(2.5 + i / 4, D("50.10"), D("50.30"), 100, 100) for i in range(64)]
+    """ACME: the bid rests at 50.00 (the passive buy joins it), then jumps at 5 s (the buy
+    acknowledged by then even if the daemon started slowly on a loaded machine) so the
+    leg re-pegs by PATCH; nothing crosses the buy."""
+    quotes = [TapeQuote(i / 4, D("50.00"), D("50.02"), 100, 100) for i in range(20)]
+    quotes += [TapeQuote(5 + i / 4, D("50.10"), D("50.30"), 100, 100) for i in range(64)]
     return write_tape(directory / "halt.jsonl", {"ACME": quotes}, start=time(10, 0))
 
 
