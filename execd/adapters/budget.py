@@ -9,8 +9,12 @@ submit's validation read (within a bounded lead over the running plans' requests
 `validate_lead`: submits retried in a loop must not stall running legs), then a new order,
 then any other read. A few slots (`cancel_reserve`) are kept for cancels alone, so that a
 burst of new orders cannot make a cancel wait out the window, and a few more
-(`read_reserve`) are never given to background reads (a submit's validation reads may use
-them, like new orders).
+(`read_reserve`) are never given to background reads: they keep new orders and re-pegs
+from waiting out the window behind reads. A submit's validation reads may use them like
+new orders, but only on their lead credit: once it is spent they wait behind the waiting
+background read, which earns the credit back when the window slides (review 7: taking the
+read reserve free let a refused-submit loop take 5 grants of 8 and left a running leg's
+re-peg to wait out the window).
 
 Two parts, in the sans-I/O style of STYLE.md:
 
@@ -204,19 +208,14 @@ class BudgetLedger:
             return granted
         self._refill(now)
         while (priority := self._best_waiting()) is not None:
-            # Strict priority: nothing of a lower priority passes a waiting higher one,
-            # except into the read reserve, which a background read may never use.
-            reserved = self._available() <= self._reserve(priority)
-            if reserved:
-                priority = self._into_read_reserve(priority)
-            if priority is None or not self._paced_ok(priority):
+            # Strict priority: nothing of a lower priority passes a waiting higher one. A
+            # submit's validation reads pass a waiting background read (into the read
+            # reserve too) only on a whole lead credit, never free (review 7).
+            if self._available() <= self._reserve(priority) or not self._paced_ok(priority):
                 break
             if priority is not Priority.CANCEL and self.burst is not None:
                 self._tokens -= 1.0
-            # A grant into the read reserve took nothing the waiting read could use: free.
-            contended = (
-                not reserved and bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
-            )
+            contended = bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
             ticket = self._waiting[priority].popleft()
             if contended:
                 self._charge_lead(priority, ticket, now)
@@ -244,18 +243,6 @@ class BudgetLedger:
         for priority in order:
             if self._waiting[priority]:
                 return priority
-        return None
-
-    def _into_read_reserve(self, blocked: Priority) -> Priority | None:
-        """Who may go when `blocked` is kept out by its reserve: a validation read, when the
-        background read before it (its lead spent) is kept out of the read reserve only —
-        those slots are never the read's, so the validation read takes nothing from it."""
-        if (
-            blocked is Priority.READ
-            and self._waiting[Priority.VALIDATE]
-            and self._available() > self._reserve(Priority.VALIDATE)
-        ):
-            return Priority.VALIDATE
         return None
 
     def _running_waits(self) -> bool:
@@ -411,14 +398,9 @@ class BudgetLedger:
 
     def _min_reserve_waiting(self) -> int:
         """The reserve that applies to the best waiting ticket (the one `grant` tries
-        first: a background read's reserve when it goes before validation reads, unless a
-        validation read waits, which may use the read reserve: `_into_read_reserve`)."""
+        first: a background read's reserve when it goes before validation reads)."""
         best = self._best_waiting()
-        if best is None:
-            return 0
-        if best is Priority.READ and self._waiting[Priority.VALIDATE]:
-            return self._reserve(Priority.VALIDATE)
-        return self._reserve(best)
+        return 0 if best is None else self._reserve(best)
 
     def _available(self) -> int:
         if self._blocked_until is not None:

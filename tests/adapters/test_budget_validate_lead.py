@@ -191,16 +191,26 @@ def test_validation_reads_never_stop_the_running_plans(
     assert longest <= ledger.validate_lead
 
 
-def test_a_read_past_its_lead_still_leaves_the_read_reserve_to_validation_reads() -> None:
-    """Once the lead is spent a background read goes first; but the slots kept from
-    background reads are still a validation read's (free of charge: the read could not use
-    them), so a submit does not wait out the window behind a read that may not use them."""
+def test_a_read_past_its_lead_leaves_the_read_reserve_to_replaces_until_the_window_slides() -> None:
+    """Once the lead is spent a background read goes first, and the read reserve it may not
+    use is not the validation reads' either (review 7): it is what lets a running leg's
+    re-peg or new order go at once. The submit is not starved: when the window slides the
+    waiting reads go, earn the credit back, and the validation reads follow."""
     ledger = BudgetLedger(limit=6, window=60.0, read_reserve=2, validate_lead=1)
     for ticket in range(3):
         ledger.enqueue(ticket, Priority.READ)
     for ticket in range(1000, 1004):
         ledger.enqueue(ticket, Priority.VALIDATE)
     # the lead (1000), two reads earn a credit back (0, 1), 1001 spends it; the read 2 may
-    # not use the last two slots (the read reserve): the validation reads do.
-    assert ledger.grant(0.0) == [1000, 0, 1, 1001, 1002, 1003]
+    # not use the last two slots (the read reserve), and the validation reads hold no credit.
+    assert ledger.grant(0.0) == [1000, 0, 1, 1001]
     assert ledger.next_change(0.0) == 60.0
+    ledger.enqueue(2000, Priority.REPLACE)  # a running leg re-pegs: the reserve is there
+    ledger.enqueue(2001, Priority.NEW_ORDER)
+    assert ledger.grant(1.0) == [2000, 2001]
+    for _ in range(6):
+        ledger.complete(1.0)
+    # the window slides: the read goes (half a credit), then the reserve-free slots follow
+    # the credit; every validation read is granted once the window has room.
+    assert ledger.next_change(1.0) == 60.0
+    assert ledger.grant(60.0) == [2, 1002, 1003]

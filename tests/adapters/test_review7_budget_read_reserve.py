@@ -1,19 +1,18 @@
-"""Review 7 (adversarial, spam lane): validation reads take the read reserve free of charge.
+"""Review 7 (adversarial, spam lane): validation reads took the read reserve free of charge.
 
-`_into_read_reserve` lets a submit's validation read into the slots a background read must
-leave (`read_reserve`) without spending lead credit, on the ground that the waiting read
-could not use them. But those slots are not idle: they are what keeps new orders and
-re-pegs (`REPLACE`) from waiting out the window behind reads. A client retrying a refused
-submit in a loop therefore gets its lead, plus what the running plans' grants refill, plus
-the whole read reserve every window — and a running leg's re-peg that arrives next finds
-the window spent and waits until it slides (60 s here).
+`_into_read_reserve` (removed: they now use it only on their lead credit) let a submit's
+validation read into the slots a background read must leave (`read_reserve`) without
+spending lead credit, on the ground that the waiting read could not use them. But those
+slots are not idle: they are what keeps new orders and re-pegs (`REPLACE`) from waiting
+out the window behind reads. A client retrying a refused submit in a loop therefore got
+its lead, plus what the running plans' grants refill, plus the whole read reserve every
+window — and a running leg's re-peg that arrived next found the window spent and waited
+until it slid (60 s here).
 
 Pure ledger tests (fake clock): the grants the ledger makes are the judge.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from execd.adapters.budget import BudgetLedger, Priority
 
@@ -35,10 +34,6 @@ def _spammed() -> tuple[BudgetLedger, list[Priority]]:
     return ledger, granted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation reads take the read reserve free: spam gets lead + refill + reserve",
-)
 def test_validation_reads_get_no_more_than_their_lead_and_refill_of_a_contended_window() -> None:
     ledger, granted = _spammed()
     reads = granted.count(Priority.VALIDATE)
@@ -47,10 +42,6 @@ def test_validation_reads_get_no_more_than_their_lead_and_refill_of_a_contended_
     assert reads <= ledger.validate_lead + running * ledger.validate_refill, granted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation spam eats the read reserve, so a running leg's re-peg waits the window",
-)
 def test_a_running_legs_replace_is_not_left_to_wait_out_the_window_by_validation_spam() -> None:
     ledger, granted = _spammed()
     assert granted.count(Priority.READ) < 6  # the running plans' reads were held back
