@@ -176,9 +176,11 @@ class VenueReads(RestHttp):
         )
         return [parse_model(Calendar, item) for item in json_list(answer)]
 
-    async def asset(self, symbol: str) -> Asset:
-        """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown."""
-        return parse_model(Asset, (await self._read(f"/v2/assets/{symbol}")).json())
+    async def asset(self, symbol: str, *, priority: Priority = Priority.READ) -> Asset:
+        """``GET /v2/assets/{symbol}`` (§2.5); `NotFound` if unknown. `priority` as for
+        `account` (a submit asks at `VALIDATE` about a symbol its cached list lacks)."""
+        answer = await self._read(f"/v2/assets/{symbol}", priority=priority)
+        return parse_model(Asset, answer.json())
 
     async def assets(self, *, priority: Priority = Priority.READ) -> list[Asset]:
         """``GET /v2/assets?status=active`` (§2.5): every active asset in one read, so plan

@@ -130,7 +130,7 @@ class Engine:
             shrink_tolerance_percent=settings.risk.buy_shrink_tolerance_percent,
             max_leg_seconds=settings.ladder.max_leg_seconds,
         )
-        self._asset_cache = intake.AssetCache(ports.rest, self._ctx.assets)
+        self._asset_cache = intake.AssetCache(ports.rest, self._ctx.assets, ports.clock.monotonic)
         self._session_cache = intake.SessionCache(self._read_sessions)
         self._quote_source = intake.QuoteSource(
             ports.quotes,
@@ -274,9 +274,9 @@ class Engine:
         parsed: Plan | None = None
         if model.targets is None:
             parsed = intake.build(model, self._settings.execution.default_urgency)
-            self._refuse_unreadless(parsed)
+            await self._refuse_unreadless(parsed)
         else:
-            intake.refuse_unknown_targets(model, self._asset_cache)
+            await intake.refuse_unknown_targets(model, self._asset_cache)
         holdings = await intake.holdings(self._ports.rest)
         held = holdings.available
         equity: Decimal | None = None
@@ -296,7 +296,7 @@ class Engine:
             )
             source["equity"] = str(result.equity)
             parsed = intake.build(model, self._settings.execution.default_urgency, result.legs)
-            self._refuse_unreadless(parsed)
+            await self._refuse_unreadless(parsed)
         if errors := intake.sell_errors(
             parsed, holdings, intake.committed_sells(self._plans.values())
         ):
@@ -312,12 +312,18 @@ class Engine:
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
         return parsed, source, schedule, holdings
 
-    def _refuse_unreadless(self, plan: Plan) -> None:
-        """What a plan can be refused for without a venue read: a wash trade against a
-        working plan, an unknown or untradable symbol, a fractional whole-share qty (the
-        asset list is cached). Checked before the positions read: a symbol the venue does
-        not know used to cost a positions read, an account read and a quote wait."""
+    async def _refuse_unreadless(self, plan: Plan) -> None:
+        """What a plan can be refused for without a positions or account read: a wash trade
+        against a working plan, an unknown or untradable symbol, a fractional whole-share
+        qty (the asset list is cached). Checked before the positions read: a symbol the
+        venue does not know used to cost a positions read, an account read and a quote
+        wait. A symbol about to be refused from the cache is first asked of the venue
+        (once a minute per symbol): it may have been listed, or made fractionable, since
+        the day's list was read (review 7)."""
         self._refuse_wash_trades(plan)
+        if not intake.leg_errors(plan, self._asset_cache.get):
+            return
+        await self._asset_cache.recheck(intake.doubtful_symbols(plan, self._asset_cache.get))
         if errors := intake.leg_errors(plan, self._asset_cache.get):
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 

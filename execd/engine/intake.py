@@ -14,7 +14,9 @@ fetches their inputs and hands them over. Its trading-API reads queue as
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -22,10 +24,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import structlog
+from alpaca.trading.enums import AssetStatus
 from pydantic import ValidationError
 
 from execd.adapters.budget import Priority
-from execd.adapters.errors import AdapterError
+from execd.adapters.errors import AdapterError, NotFound
 from execd.adapters.market_stream import MarketStream
 from execd.adapters.rest import RestGateway
 from execd.control.protocol import ControlError, ErrorCode
@@ -50,23 +53,65 @@ def venue_unavailable(exc: Exception) -> ControlError:
     return ControlError(ErrorCode.INTERNAL, f"venue unavailable: {exc}")
 
 
-class AssetCache:
-    """Asset facts by symbol, from one ``GET /v2/assets`` per trading day.
+RECHECK_SECONDS = 60.0
+RECHECKS_PER_SYMBOL = 2
+"""How often the venue is asked about one symbol (`AssetCache.recheck`) per
+`RECHECK_SECONDS`: a client retrying a refused submit in a loop costs two reads a minute
+per symbol, not one per retry; the second lets a user who resubmits once the symbol is
+listed be answered afresh."""
+RECHECKS_PER_MINUTE = 12
+"""How many single-asset reads all submits together may make per `RECHECK_SECONDS`:
+a loop naming ever new symbols must not turn each retry into fresh reads."""
+RECHECK_REMEMBERED = 4096
+"""How many symbols asked about are remembered (oldest forgotten first): hostile input
+naming ever new symbols cannot grow the cache without bound."""
+RECHECKS_PER_SUBMIT = 3
+"""At most this many symbols are asked about per submit; the rest are refused from the
+cache (a retry asks about the next ones): a plan of 500 unknown symbols costs 3 reads,
+not 500."""
 
-    `facts` is the dict the plan runner reads too (`RunnerContext.assets`); a symbol the
-    list does not have is unknown (or inactive) to the venue.
+
+class AssetCache:
+    """Asset facts by symbol, from one ``GET /v2/assets`` per trading day, corrected by
+    ``GET /v2/assets/{symbol}`` for a symbol a submit is about to be refused for.
+
+    `facts` is the dict the plan runner reads too (`RunnerContext.assets`); `get` answers
+    only for the symbols the venue lists now (the day's list, plus what `recheck` learnt):
+    a symbol delisted since is unknown to `get`, but its facts stay in `facts` for a
+    running plan's legs (they index it).
+
+    The list is read once a day, but the venue lists new symbols (an IPO, a ticker change)
+    and makes assets fractionable during the day (review 7): refusing from the cache alone
+    refused a valid plan all day. `recheck` asks the venue about such a symbol before the
+    refusal, at most `RECHECKS_PER_SYMBOL` times per `RECHECK_SECONDS` per symbol (a
+    refused-submit loop must not spend a read per retry: spam lane).
     """
 
-    def __init__(self, rest: RestGateway, facts: dict[str, AssetFacts]) -> None:
+    def __init__(
+        self,
+        rest: RestGateway,
+        facts: dict[str, AssetFacts],
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
         self._rest = rest
         self.facts = facts
+        self._listed: set[str] = set()
         self._loaded_for: date | None = None
         self._lock = asyncio.Lock()
+        self._monotonic = monotonic if monotonic is not None else time.monotonic
+        self._asked: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        """Symbol → (when the venue was first asked about it alone in this spell, how
+        often since): `recheck`'s per-symbol bound, oldest spell first."""
+        self._recent: deque[float] = deque()
+        """When each single-asset read of the last `RECHECK_SECONDS` was made."""
         self.reads = 0
         """How many times the list was read (tests check the O(1))."""
+        self.symbol_reads = 0
+        """How many single-asset reads `recheck` made (tests check the spam bound)."""
 
     async def load(self, day: date) -> None:
-        """Read the asset list unless it was read for `day` already."""
+        """Read the asset list unless it was read for `day` already. The new list replaces
+        the old one: a symbol it lacks (delisted, inactive) is unknown from now on."""
         async with self._lock:
             if self._loaded_for == day:
                 return
@@ -75,16 +120,72 @@ class AssetCache:
             except AdapterError as exc:
                 raise venue_unavailable(exc) from None
             self.reads += 1
+            listed: set[str] = set()
             for asset in assets:
                 symbol = str(asset.symbol)
+                listed.add(symbol)
                 self.facts[symbol] = AssetFacts(
                     symbol, bool(asset.tradable), bool(asset.fractionable)
                 )
+            self._listed = listed
+            self._asked.clear()  # a new list: what was asked of the old one is moot
             self._loaded_for = day
             _log.info("assets_loaded", count=len(assets), day=day.isoformat())
 
     def get(self, symbol: str) -> AssetFacts | None:
-        return self.facts.get(symbol)
+        """The symbol's facts if the venue lists it (None: unknown or delisted)."""
+        return self.facts.get(symbol) if symbol in self._listed else None
+
+    async def recheck(self, symbols: Iterable[str]) -> bool:
+        """Ask the venue (``GET /v2/assets/{symbol}``, at validation priority) about the
+        symbols a submit is about to be refused for, each at most `RECHECKS_PER_SYMBOL`
+        times per `RECHECK_SECONDS`, at most `RECHECKS_PER_SUBMIT` of them per submit and
+        `RECHECKS_PER_MINUTE` in all; update the cache with the answers. True if any
+        answer was read (the caller checks the plan again)."""
+        now = self._monotonic()
+        cutoff = now - RECHECK_SECONDS
+        while self._asked and next(iter(self._asked.values()))[0] <= cutoff:
+            self._asked.popitem(last=False)
+        while self._recent and self._recent[0] <= cutoff:
+            self._recent.popleft()
+        due = [
+            s
+            for s in dict.fromkeys(symbols)
+            if self._asked.get(s, (now, 0))[1] < RECHECKS_PER_SYMBOL
+        ]
+        changed = False
+        for symbol in due[:RECHECKS_PER_SUBMIT]:
+            if len(self._recent) >= RECHECKS_PER_MINUTE:
+                break
+            self._recent.append(now)
+            first, count = self._asked.pop(symbol, (now, 0))
+            self._asked[symbol] = (first, count + 1)
+            while len(self._asked) > RECHECK_REMEMBERED:
+                self._asked.popitem(last=False)
+            try:
+                asset = await self._rest.asset(symbol, priority=Priority.VALIDATE)
+            except NotFound:
+                asset = None
+            except AdapterError as exc:
+                self._asked[symbol] = (first, count)  # not answered: asked again next
+                raise venue_unavailable(exc) from None
+            self.symbol_reads += 1
+            changed = True
+            if asset is None or asset.status != AssetStatus.ACTIVE:
+                self._listed.discard(symbol)
+                _log.info("asset_rechecked", symbol=symbol, listed=False)
+                continue
+            facts = AssetFacts(symbol, bool(asset.tradable), bool(asset.fractionable))
+            self.facts[symbol] = facts
+            self._listed.add(symbol)
+            _log.info(
+                "asset_rechecked",
+                symbol=symbol,
+                listed=True,
+                tradable=facts.tradable,
+                fractionable=facts.fractionable,
+            )
+        return changed
 
 
 class SessionCache:
@@ -412,11 +513,30 @@ def build(
         raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
 
 
-def refuse_unknown_targets(model: PlanInput, assets: AssetCache) -> None:
-    """Refuse a targets plan naming a symbol the (cached) asset list does not have, before
-    any read of the venue (a refused submit spends no request of the running plans)."""
+def doubtful_symbols(plan: Plan, assets: Callable[[str], AssetFacts | None]) -> list[str]:
+    """The symbols `leg_errors` would refuse from the cached list alone (unknown, not
+    tradable, a fractional qty on a whole-share asset): the venue may have changed them
+    since the day's list was read (`AssetCache.recheck`)."""
+    doubtful: list[str] = []
+    for leg in plan:
+        facts = assets(leg.symbol)
+        if (
+            facts is None
+            or not facts.tradable
+            or (leg.qty is not None and not facts.fractionable and leg.qty != leg.qty.to_integral())
+        ):
+            doubtful.append(leg.symbol)
+    return doubtful
+
+
+async def refuse_unknown_targets(model: PlanInput, assets: AssetCache) -> None:
+    """Refuse a targets plan naming a symbol the asset list does not have, before any read
+    of the venue but the asset's own (a refused submit spends no request of the running
+    plans beyond `AssetCache.recheck`'s bounded few)."""
     assert model.targets is not None
     unknown = [s for s in sorted(model.targets) if assets.get(s) is None]
+    if unknown and await assets.recheck(unknown):
+        unknown = [s for s in unknown if assets.get(s) is None]
     if unknown:
         raise ControlError(
             ErrorCode.INVALID_PLAN,
@@ -440,7 +560,7 @@ async def target_legs(
 ) -> TargetsResult:
     """The legs of a targets plan on the account as it is now (one account read)."""
     assert model.targets is not None
-    refuse_unknown_targets(model, assets)
+    await refuse_unknown_targets(model, assets)
     try:
         account = await rest.account(priority=Priority.VALIDATE)
     except AdapterError as exc:

@@ -22,10 +22,6 @@ from execd.control.protocol import ControlError, ErrorCode
 from tests.engine.conftest import StartDaemon
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a symbol listed after the day's asset-list read is refused 'unknown symbol' all day",
-)
 async def test_a_symbol_listed_after_the_asset_list_was_read_is_accepted(
     start_daemon: StartDaemon,
 ) -> None:
@@ -45,10 +41,6 @@ async def test_a_symbol_listed_after_the_asset_list_was_read_is_accepted(
     assert final.legs[0].filled_qty == Decimal(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an asset made fractionable after the day's asset-list read refuses fractional qty",
-)
 async def test_an_asset_made_fractionable_after_the_read_takes_a_fractional_qty(
     start_daemon: StartDaemon,
 ) -> None:
