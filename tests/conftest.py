@@ -1,5 +1,10 @@
 """Suite-wide test settings."""
 
+import asyncio
+import gc
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +30,58 @@ def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
+
+
+_TASK_DUMP_LEAD_SECONDS = 10.0
+"""How long before pytest-timeout's kill the asyncio tasks are dumped."""
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that runs into pytest-timeout shows where each asyncio task waits.
+
+    pytest-timeout prints the threads' stacks, and an async test's main thread is always
+    in the selector: the dump says nothing about which await never returned. Shortly
+    before the kill, a timer thread prints every pending task's stack to stderr, which
+    pytest shows with the failure. It reads the loop while the loop sleeps in its
+    selector (the only state a hang leaves it in); it never touches a task.
+    """
+    limit = _timeout_seconds(request)
+    if limit <= _TASK_DUMP_LEAD_SECONDS:
+        yield
+        return
+    timer = threading.Timer(limit - _TASK_DUMP_LEAD_SECONDS, _dump_pending_tasks)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _timeout_seconds(request: pytest.FixtureRequest) -> float:
+    marker = request.node.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    try:
+        return float(request.config.getini("timeout") or 0)
+    except ValueError:
+        return 0.0
+
+
+def _dump_pending_tasks() -> None:
+    loops = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running()
+    ]
+    out = sys.stderr
+    print(f"=== {_TASK_DUMP_LEAD_SECONDS:g} s before the timeout: pending asyncio tasks", file=out)
+    for loop in loops:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- {task.get_name()}: {task.get_coro()!r}", file=out)
+            task.print_stack(limit=12, file=out)
+    out.flush()
 
 
 _TESTS = Path(__file__).resolve().parent

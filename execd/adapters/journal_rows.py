@@ -298,6 +298,11 @@ LEG_FIELDS: Mapping[str, Callable[[Any], object]] = {
 TERMINAL = tuple(sorted(s.value for s in TERMINAL_STATUSES))
 
 
+def sql_list(values: Sequence[str]) -> str:
+    """An SQL list of constant strings (our own enum values, never user input)."""
+    return ", ".join(f"'{v}'" for v in values)
+
+
 # --- row decoding (runs on the journal thread) -------------------------------------------
 
 PLAN_COLS = "plan_id, submitted_at, state, reason, finished_at, plan_json"

@@ -17,7 +17,7 @@ quote read as current while *any* frame arrived on the socket, so a silent symbo
 passed.) A quote without ``t`` is stamped with its receipt time.
 
 Reconnection (the shared `execd.adapters.reconnect.Reconnector`, also used by the
-order stream): every failure is classified (retry or fatal), logged as
+order stream): every failure is classified (retry or fatal, `stream_errors`), logged as
 ``stream_reconnecting`` and followed by a jittered backoff delay from a fresh
 `BackoffPolicy.delays` generator after any session that delivered data. 406
 ``connection limit exceeded`` waits at least `connection_limit_delay` (Alpaca reaps a
@@ -45,6 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.reconnect import Reconnector, ReconnectPolicy
+from execd.adapters.stream_errors import StreamRefused, StreamSilent, classify_stream_error
 from execd.adapters.wire import (
     BrokenMessage,
     Codec,
@@ -85,40 +86,6 @@ RESUME_CODES = frozenset({"3", "T"})
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
 _CONNECTION_LIMIT = 406
-
-
-class StreamRefused(Exception):
-    """The server answered an error message that ends this connection (§4.4)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code} {message}")
-        self.code = code
-        self.message = message
-
-
-class _Silent(Exception):
-    """The watchdog fired: no message for `silence_timeout` seconds while subscribed."""
-
-
-def classify_stream_error(exc: BaseException) -> Literal["retry", "fatal"]:
-    """Whether a stream failure is worth a reconnect (websockets' `process_exception`).
-
-    Network and protocol failures, handshake refusals (HTTP 429/5xx on the upgrade)
-    and server error messages are retried; anything else is a bug and propagates.
-    """
-    if isinstance(
-        exc,
-        OSError
-        | TimeoutError
-        | websockets.ConnectionClosed
-        | websockets.InvalidHandshake
-        | websockets.InvalidURI
-        | StreamRefused
-        | _Silent
-        | msgspec.DecodeError,
-    ):
-        return "retry"
-    return "fatal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +471,7 @@ class MarketStream:
                 symbols=len(self._wanted),
             )
             # Three tasks, one session: whichever ends first (always by an exception: a
-            # closed socket, a refusal, the watchdog's `_Silent`, a bug) ends it.
+            # closed socket, a refusal, the watchdog's `StreamSilent`, a bug) ends it.
             tasks = {
                 asyncio.create_task(self._reader(ws), name="market-stream-reader"),
                 asyncio.create_task(self._writer(ws), name="market-stream-writer"),
@@ -573,7 +540,7 @@ class MarketStream:
             raise
 
     async def _watchdog(self) -> None:
-        """Raise `_Silent` once nothing at all arrived for `silence_timeout` seconds while
+        """Raise `StreamSilent` once nothing at all arrived for `silence_timeout` seconds while
         symbols are subscribed (nothing subscribed: silence is no fault).
 
         A timer of its own that wakes at most once per `silence_timeout`, instead of a
@@ -589,7 +556,7 @@ class MarketStream:
             remaining = self._last_rx + timeout - now
             if remaining <= 0:
                 log.warning("stream_silent", stream="market", seconds=timeout)
-                raise _Silent(f"no message for {timeout} s")
+                raise StreamSilent(f"no message for {timeout} s")
             await asyncio.sleep(remaining)
 
     async def _reader(self, ws: ClientConnection) -> None:

@@ -38,8 +38,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.market_stream import StreamRefused, classify_stream_error
 from execd.adapters.reconnect import Reconnector, ReconnectPolicy
+from execd.adapters.stream_errors import StreamRefused, classify_stream_error
 from execd.adapters.wire import (
     Authorization,
     Ignored,
