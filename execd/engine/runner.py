@@ -45,6 +45,7 @@ from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
 from execd.domain.deadline import close_margin, leg_deadline
 from execd.domain.ladder_types import LegSpec, Outcome
+from execd.domain.order_state import is_live_status
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
@@ -136,6 +137,9 @@ class PlanRunner:
         self.account_reads = 0
         self.release_looks = 0
         """Buys the release loop looked at, over the plan (tests check it is O(buys))."""
+        self.sizing_quotes = 0
+        """Sizing quotes the buys' fetches brought (a re-fetch counts again): a test drives
+        a scenario's phases from it (tests/engine/test_review5_release_order.py)."""
         self._account_error: str | None = None
         """Why the last release wave could not read the account (None: it could)."""
         self._released: set[int] = set()
@@ -286,6 +290,7 @@ class PlanRunner:
                 quote = await self._arrival_quote(leg)
                 if quote is not None:
                     quotes[leg.leg.index] = quote
+                    self.sizing_quotes += 1
             except Exception as exc:  # one buy's boundary: it ends, the others go on
                 _log.exception("buy_sizing_crashed", leg=leg.leg.index, error=repr(exc))
                 if not leg.finished:
@@ -728,25 +733,11 @@ class PlanRunner:
         for cid in leg.client_order_ids:
             try:
                 order = await self._ctx.rest.get_order_by_client_id(cid)
-                if order is not None and str(order.status.value) in _OPEN_STATUSES:
+                if order is not None and is_live_status(str(order.status.value)):
                     await self._ctx.rest.cancel_order(str(order.id))
                     _log.warning("leg_crash_cancel_sent", client_order_id=cid)
             except AdapterError as exc:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
-
-
-_OPEN_STATUSES = frozenset(
-    {
-        "new",
-        "partially_filled",
-        "accepted",
-        "pending_new",
-        "accepted_for_bidding",
-        "pending_replace",
-        "held",
-        "done_for_day",
-    }
-)
 
 
 def _leg_reasons(rec: PlanRecord) -> list[str]:
