@@ -30,7 +30,6 @@ ORDER = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="Exchange.run swallows a cancel under wait_for (3.11)")
 async def test_the_venue_closes_right_after_an_order_arrived() -> None:
     """The order's acknowledgement is scheduled (which wakes the engine) and the venue is
     closed at once: the close returns and the engine is gone."""
