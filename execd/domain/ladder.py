@@ -51,7 +51,6 @@ silent stall.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import assert_never
@@ -63,6 +62,7 @@ from execd.domain.ladder_holds import deadline_reached, hold_stale
 from execd.domain.ladder_place import place_first
 from execd.domain.ladder_quotes import on_fresh_quote, request_quote
 from execd.domain.ladder_repeg import repeg_due
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_resume import adopt_order, adoptable, free_attempt
 from execd.domain.ladder_start import at_open, begin, choose, choose_style, premarket, start_leg
 from execd.domain.ladder_types import (
@@ -98,6 +98,7 @@ _Acts = list[Action]
 
 __all__ = ["choose_style", "decide"]
 _HUNDRED = Decimal(100)
+_WAKE_OR_QUOTE = (Wake, QuoteUpdate)  # built once, not a `Wake | QuoteUpdate` per call
 
 
 def decide(
@@ -114,7 +115,7 @@ def decide(
     before = state.deadline
     if state.phase is LegPhase.DONE:
         return after_done(state, event, acts), acts
-    if isinstance(event, Wake | QuoteUpdate) and past_deadline(state, now):
+    if isinstance(event, _WAKE_OR_QUOTE) and past_deadline(state, now):
         # The leg's deadline beats whatever its timer meant (DESIGN.md "Every leg has a
         # deadline"): nothing more is priced.
         s = deadline_reached(state, now, p=params, acts=acts)

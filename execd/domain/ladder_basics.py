@@ -7,11 +7,11 @@ here is pure, like the rest of the core (no I/O, `now` passed in).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from execd.domain.ids import client_order_id
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,

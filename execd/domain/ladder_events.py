@@ -12,7 +12,6 @@ never confirms ends the leg `UNRESOLVED` after `max_confirm_retries` re-sent can
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import assert_never
 
@@ -22,6 +21,7 @@ from execd.domain.ladder_fallback import escalate, fallback
 from execd.domain.ladder_place import place_again
 from execd.domain.ladder_quotes import request_quote
 from execd.domain.ladder_repeg import out_of_patience
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_start import begin
 from execd.domain.ladder_types import (
     Action,

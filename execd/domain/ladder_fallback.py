@@ -11,7 +11,6 @@ quote.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -25,6 +24,7 @@ from execd.domain.ladder_basics import (
     secs,
 )
 from execd.domain.ladder_quotes import request_quote
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,

@@ -6,7 +6,6 @@ symbol) places and re-pegs nothing and ends after `stale_quote_max_wait_seconds`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from execd.domain.ladder_basics import (
@@ -17,6 +16,7 @@ from execd.domain.ladder_basics import (
     quote_fields,
     secs,
 )
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,

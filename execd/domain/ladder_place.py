@@ -10,7 +10,6 @@ live order (LESSONS.md).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from execd.domain.ladder_basics import (
@@ -27,6 +26,7 @@ from execd.domain.ladder_basics import (
 from execd.domain.ladder_fallback import fallback
 from execd.domain.ladder_quotes import Step, request_quote
 from execd.domain.ladder_repeg import out_of_patience
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,

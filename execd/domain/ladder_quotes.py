@@ -12,10 +12,10 @@ leg's `QuotePurpose` back to its step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 
 from execd.domain.ladder_basics import arm, quote_fields, secs
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     LadderParams,

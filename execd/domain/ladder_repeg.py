@@ -10,7 +10,6 @@ escalates to step 4 (`ladder_fallback`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -28,6 +27,7 @@ from execd.domain.ladder_basics import (
 )
 from execd.domain.ladder_fallback import escalate
 from execd.domain.ladder_quotes import request_quote
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AfterCancel,

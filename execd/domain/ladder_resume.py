@@ -4,7 +4,6 @@ is watched, and which attempt number a resumed leg continues with (ALPACA.md §1
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from execd.domain.ids import client_order_id
@@ -13,6 +12,7 @@ from execd.domain.ladder_basics import (
     repeg_timeout,
     secs,
 )
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     AdoptedOrder,

@@ -11,13 +11,13 @@ for the quote that step 2 (`ladder_place`) prices from. Legacy mode
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from execd.domain.ladder_basics import arm, finish, quote_fields, secs
 from execd.domain.ladder_fallback import place_fallback
 from execd.domain.ladder_place import place_first
 from execd.domain.ladder_quotes import request_quote
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     LadderParams,

@@ -25,6 +25,8 @@ from execd.domain.types import Side, Urgency
 #: The collared fallback's default reach beyond the far side (see config.py for the data).
 DEFAULT_FALLBACK_COLLAR_BPS = Decimal(50)
 
+_ZERO = Decimal(0)
+
 LEVERAGED_ETF_SYMBOLS = frozenset({"TQQQ", "SPXL", "TECL", "UVXY", "LABU", "LABD", "SOXL"})
 
 
@@ -530,9 +532,10 @@ class AfterCancel(StrEnum):
     FINISH = "finish"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # not slots: `ladder_replace.replace` copies its __dict__ in C
 class LegState:
-    """Everything the ladder knows about one leg. Build the first one with `LegState.new`."""
+    """Everything the ladder knows about one leg. Build the first one with `LegState.new`;
+    the ladder's modules make the next with `ladder_replace.replace`."""
 
     spec: LegSpec
     phase: LegPhase = LegPhase.PENDING
@@ -590,8 +593,15 @@ class LegState:
     @property
     def executed_qty(self) -> Decimal:
         """Shares certainly executed for the leg, over all its orders."""
-        total = sum((o.executed_qty for o in self.orders), Decimal(0))
-        return total + sum((e.qty for e in self.stray_fills), Decimal(0))
+        # The same additions in the same order as `sum(…, Decimal(0))` over each (a sum's
+        # exponent depends on its terms: 0 + 1E+2 is 100), without two generators.
+        total = _ZERO
+        for o in self.orders:
+            total += o.executed_qty
+        stray = _ZERO
+        for e in self.stray_fills:
+            stray += e.qty
+        return total + stray
 
     @property
     def remaining(self) -> Decimal:

@@ -8,9 +8,9 @@ and never decides what to do next: `ladder._advance` does that.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import assert_never
 
+from execd.domain.ladder_replace import replace
 from execd.domain.ladder_types import (
     Action,
     CancelFailed,

@@ -139,6 +139,9 @@ class OverfillError(OrderStateError):
     """A fill that would take an order's filled quantity beyond its quantity."""
 
 
+_ZERO = Decimal(0)  # immutable: shared as the start of every sum
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """One fill as `trade_updates` reports it: per-execution qty and price (§3.3)."""
@@ -173,7 +176,9 @@ class OrderState:
     @property
     def filled_qty(self) -> Decimal:
         """The sum of the executions seen (each execution id counted once)."""
-        return sum((e.qty for e in self.executions), Decimal(0))
+        if not self.executions:
+            return _ZERO  # the common case on the ladder's hot path: no generator, no Decimal
+        return sum((e.qty for e in self.executions), _ZERO)
 
     @property
     def executed_qty(self) -> Decimal:
