@@ -5,11 +5,12 @@ answers 429 beyond it (ALPACA.md §0.4). execd keeps below that on its own (190 
 minute by default, leaving room for requests still in flight when a response's
 headers were computed) and, when requests must wait, lets the important ones go
 first: a waiting cancel always goes before a waiting replace, which goes before a plan
-submit's validation read (within a bounded lead, `validate_lead`: submits retried in a
-loop must not stall running legs), then a new order, then any other read. A few slots
-(`cancel_reserve`) are kept for cancels alone, so that a burst of new orders cannot make a
-cancel wait out the window, and a few more (`read_reserve`) are never given to background
-reads (a submit's validation reads may use them, like new orders).
+submit's validation read (within a bounded lead over the running plans' requests,
+`validate_lead`: submits retried in a loop must not stall running legs), then a new order,
+then any other read. A few slots (`cancel_reserve`) are kept for cancels alone, so that a
+burst of new orders cannot make a cancel wait out the window, and a few more
+(`read_reserve`) are never given to background reads (a submit's validation reads may use
+them, like new orders).
 
 Two parts, in the sans-I/O style of STYLE.md:
 
@@ -61,9 +62,10 @@ class Priority(IntEnum):
     backlog of new orders (at 30 requests a minute a submit took ~90 s behind it), never
     before a cancel or a re-peg. A submit costs a few of them whatever its size (DESIGN.md
     "O(1) reads"), and they keep the new orders' reserve (they never take a cancel's slot).
-    Their lead over new orders is bounded (`BudgetLedger.validate_lead`): a client that
-    retries a refused submit in a loop pays reads every time and must not stall running
-    legs.
+    Their lead over the running plans' requests (new orders and background reads) is
+    bounded (`BudgetLedger.validate_lead`): a client that retries a refused submit in a
+    loop pays reads every time and must not stall running legs — nor the reads they need
+    before a place (a wave of buys is released on one account read).
     """
 
     CANCEL = 0
@@ -74,12 +76,14 @@ class Priority(IntEnum):
 
 
 _ORDER = tuple(Priority)
+_RUNNING = (Priority.NEW_ORDER, Priority.READ)
+"""The running plans' requests that a submit's validation reads pass only on lead credit."""
 _VALIDATE_LAST = (
     Priority.CANCEL,
     Priority.REPLACE,
     Priority.NEW_ORDER,
-    Priority.VALIDATE,
     Priority.READ,
+    Priority.VALIDATE,
 )
 """The order of `Priority` once submits' reads have taken their share (`_best_waiting`)."""
 
@@ -136,14 +140,19 @@ class BudgetLedger:
     #: during a block, one cancel may probe the venue at most this often (seconds).
     probe_interval: float = 1.0
     _next_probe: float = float("-inf")
-    #: how many validation reads in a row may pass waiting new orders (a submit costs
-    #: 1-2: the positions, the account for a targets plan or equity caps; the calendar
-    #: and the asset list once a venue day) (`_best_waiting`).
+    #: how many validation reads in a row may pass the running plans' waiting requests,
+    #: new orders and background reads (`_best_waiting`). A submit costs 1-2: the
+    #: positions, the account for a targets plan or equity caps; the calendar and the
+    #: asset list once a venue day.
     validate_lead: int = 2
-    #: the lead credit a new order's grant earns back while reads wait: 0.5 caps
-    #: submits retried in a loop at one grant in three (running legs keep two).
+    #: the lead credit a running plan's grant (a new order, a background read) earns back
+    #: while validation reads wait: 0.5 caps submits retried in a loop at one grant in
+    #: three (running legs keep two).
     validate_refill: float = 0.5
     _lead_credit: float = 0.0
+    #: the refill each contended running grant earned, by ticket (with its grant time, so
+    #: that entries leave with the window): taken back if the grant goes `unused`.
+    _earned: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
@@ -195,14 +204,22 @@ class BudgetLedger:
             return granted
         self._refill(now)
         while (priority := self._best_waiting()) is not None:
-            # Strict priority: nothing of a lower priority passes a waiting higher one.
-            if self._available() <= self._reserve(priority) or not self._paced_ok(priority):
+            # Strict priority: nothing of a lower priority passes a waiting higher one,
+            # except into the read reserve, which a background read may never use.
+            reserved = self._available() <= self._reserve(priority)
+            if reserved:
+                priority = self._into_read_reserve(priority)
+            if priority is None or not self._paced_ok(priority):
                 break
             if priority is not Priority.CANCEL and self.burst is not None:
                 self._tokens -= 1.0
-            if self._waiting[Priority.VALIDATE] and self._waiting[Priority.NEW_ORDER]:
-                self._charge_lead(priority)
+            # A grant into the read reserve took nothing the waiting read could use: free.
+            contended = (
+                not reserved and bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
+            )
             ticket = self._waiting[priority].popleft()
+            if contended:
+                self._charge_lead(priority, ticket, now)
             self._sent.append(now)
             self._in_flight += 1
             if self._venue_remaining is not None:
@@ -213,42 +230,72 @@ class BudgetLedger:
     def _best_waiting(self) -> Priority | None:
         """The priority whose first ticket goes next (None: nobody waits).
 
-        `VALIDATE` goes before a waiting `NEW_ORDER` only while it holds a whole lead
-        credit (`validate_lead`); otherwise it waits behind new orders (still before
-        background reads). A submit's few reads pass a backlog of new orders at once, but
-        submits retried in a loop (every submit pays its reads, refused ones too) get at
-        most a bounded share of the grants running legs wait for.
+        `VALIDATE` goes before a running plan's waiting request (`NEW_ORDER`, `READ`) only
+        while it holds a whole lead credit (`validate_lead`); otherwise it waits behind
+        them. A submit's few reads pass a backlog of new orders at once, but submits
+        retried in a loop (every submit pays its reads, refused ones too) get at most a
+        bounded share of the grants running legs wait for. Background reads are in that
+        share too: a leg's place may wait on one (its wave's account read, a wash check),
+        and reads that always lost to a line of validation reads never went (review 6).
         """
         order = _ORDER
-        if self._lead_credit < 1.0 and self._waiting[Priority.NEW_ORDER]:
+        if self._lead_credit < 1.0 and self._running_waits():
             order = _VALIDATE_LAST
         for priority in order:
             if self._waiting[priority]:
                 return priority
         return None
 
-    def _charge_lead(self, priority: Priority) -> None:
-        """Account for a grant made while both validation reads and new orders waited: a
-        read that passed new orders spends a credit, a new order earns `validate_refill`
-        back (up to `validate_lead`). Grants nobody else waited for cost nothing."""
+    def _into_read_reserve(self, blocked: Priority) -> Priority | None:
+        """Who may go when `blocked` is kept out by its reserve: a validation read, when the
+        background read before it (its lead spent) is kept out of the read reserve only —
+        those slots are never the read's, so the validation read takes nothing from it."""
+        if (
+            blocked is Priority.READ
+            and self._waiting[Priority.VALIDATE]
+            and self._available() > self._reserve(Priority.VALIDATE)
+        ):
+            return Priority.VALIDATE
+        return None
+
+    def _running_waits(self) -> bool:
+        return any(self._waiting[p] for p in _RUNNING)
+
+    def _charge_lead(self, priority: Priority, ticket: int, now: float) -> None:
+        """Account for a grant made while validation reads and running plans' requests
+        both waited: a validation read that passed them spends a credit, a running plan's
+        grant earns `validate_refill` back (up to `validate_lead`; taken back by `unused`:
+        a leg whose quote went stale in line sends nothing, and must not earn the reads
+        the grant). Grants nobody else waited for cost nothing."""
         if priority is Priority.VALIDATE:
             self._lead_credit -= 1.0
-        elif priority is Priority.NEW_ORDER:
+        elif priority in _RUNNING:
+            before = self._lead_credit
             self._lead_credit = min(
                 float(self.validate_lead), self._lead_credit + self.validate_refill
             )
+            if self._lead_credit > before:
+                self._earned[ticket] = (now, self._lead_credit - before)
 
-    def unused(self, now: float, granted_at: float, priority: Priority) -> None:
+    def unused(
+        self, now: float, granted_at: float, priority: Priority, ticket: int | None = None
+    ) -> None:
         """Give back a grant whose request was never sent (checked right before the send).
 
         The venue never counted it: it leaves the sliding window, returns what is left of
         its pacing token, and is no longer in flight. (`complete` is for requests that went
-        out.) The token has been growing back since the grant at the pacing rate, and once
+        out.) The lead credit the grant earned (`ticket`'s, `_charge_lead`) is taken back:
+        legs whose quotes went stale in line give back grant after grant, and each had
+        earned the validation reads half a grant — spam then took every real one (review
+        6). The token has been growing back since the grant at the pacing rate, and once
         the bucket is full that growth is lost to the cap: refunding the whole token then
         would let two paced requests out where the burst allows one. So the refund is the
         part not yet grown back, `1 - rate × (now - granted_at)` — never more than the grant
         took, possibly less (the budget may under-use, never over-use)."""
         self._in_flight = max(0, self._in_flight - 1)
+        earned = self._earned.pop(ticket, None) if ticket is not None else None
+        if earned is not None:
+            self._lead_credit = max(0.0, self._lead_credit - earned[1])
         with contextlib.suppress(ValueError):  # already slid out of the window
             self._sent.remove(granted_at)
         if priority is not Priority.CANCEL and self.burst is not None:
@@ -363,11 +410,15 @@ class BudgetLedger:
         return self.cancel_reserve
 
     def _min_reserve_waiting(self) -> int:
-        """The reserve that applies to the best waiting ticket."""
-        for priority in Priority:
-            if self._waiting[priority]:
-                return self._reserve(priority)
-        return 0
+        """The reserve that applies to the best waiting ticket (the one `grant` tries
+        first: a background read's reserve when it goes before validation reads, unless a
+        validation read waits, which may use the read reserve: `_into_read_reserve`)."""
+        best = self._best_waiting()
+        if best is None:
+            return 0
+        if best is Priority.READ and self._waiting[Priority.VALIDATE]:
+            return self._reserve(Priority.VALIDATE)
+        return self._reserve(best)
 
     def _available(self) -> int:
         if self._blocked_until is not None:
@@ -381,6 +432,8 @@ class BudgetLedger:
         cutoff = now - self.window
         while self._sent and self._sent[0] <= cutoff:
             self._sent.popleft()
+        while self._earned and next(iter(self._earned.values()))[0] <= cutoff:
+            del self._earned[next(iter(self._earned))]
         if self._blocked_until is not None and now >= self._blocked_until:
             self._blocked_until = None
         if self._venue_reset_at is not None and now >= self._venue_reset_at:
@@ -449,13 +502,16 @@ class Withdrawal:
 class Slot:
     """One granted request. Call `observe` with the response; the budget does the rest."""
 
-    __slots__ = ("_budget", "_done", "_granted_at", "_priority", "penalty")
+    __slots__ = ("_budget", "_done", "_granted_at", "_priority", "_ticket", "penalty")
 
-    def __init__(self, budget: RequestBudget, priority: Priority, granted_at: float) -> None:
+    def __init__(
+        self, budget: RequestBudget, priority: Priority, granted_at: float, ticket: int
+    ) -> None:
         self._budget = budget
         self._done = False
         self._priority = priority
         self._granted_at = granted_at
+        self._ticket = ticket
         #: seconds to block everyone if this response is a 429 without a reset header.
         self.penalty = 1.0
 
@@ -465,7 +521,7 @@ class Slot:
         if self._done:
             return
         self._done = True
-        self._budget._unused(self._priority, self._granted_at)
+        self._budget._unused(self._priority, self._granted_at, self._ticket)
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Record the response's status and rate-limit headers (once)."""
@@ -528,8 +584,8 @@ class RequestBudget:
         Raises `SendWithdrawn` instead of granting once `withdraw` is set (at once if it
         already is); the body itself must check `withdraw.is_set()` right before sending.
         """
-        granted_at = await self._acquire(priority, withdraw)
-        slot = Slot(self, priority, granted_at)
+        ticket, granted_at = await self._acquire_ticket(priority, withdraw)
+        slot = Slot(self, priority, granted_at, ticket)
         try:
             yield slot
         finally:
@@ -540,7 +596,14 @@ class RequestBudget:
         return self._ledger.statistics(self._now())
 
     async def _acquire(self, priority: Priority, withdraw: Withdrawal | None = None) -> float:
-        """Wait for the ledger to grant a ticket; the grant's time (for `Slot.unused`)."""
+        """Wait for the ledger to grant a ticket; the grant's time."""
+        return (await self._acquire_ticket(priority, withdraw))[1]
+
+    async def _acquire_ticket(
+        self, priority: Priority, withdraw: Withdrawal | None = None
+    ) -> tuple[int, float]:
+        """Wait for the ledger to grant a ticket; the ticket and the grant's time (for
+        `Slot.unused`)."""
         if withdraw is not None and withdraw.is_set():
             raise SendWithdrawn(f"{priority.name} request withdrawn before it queued")
         ticket = next(self._tickets)
@@ -551,7 +614,7 @@ class RequestBudget:
             withdraw._watch(ticket, lambda: self._withdraw(ticket, priority))
         self._pump()
         try:
-            return await future
+            return ticket, await future
         except asyncio.CancelledError:
             self._futures.pop(ticket, None)
             granted = (
@@ -559,7 +622,7 @@ class RequestBudget:
             )  # not a withdrawal's `SendWithdrawn`: the cancellation must propagate
             if not self._ledger.withdraw(ticket) and granted:
                 # Granted just as we were cancelled: give the grant back as unused.
-                self._ledger.unused(self._now(), future.result(), priority)
+                self._ledger.unused(self._now(), future.result(), priority, ticket)
             self._pump()
             raise
         finally:
@@ -579,8 +642,8 @@ class RequestBudget:
             future.set_exception(SendWithdrawn(f"{priority.name} request withdrawn in line"))
         self._pump()
 
-    def _unused(self, priority: Priority, granted_at: float) -> None:
-        self._ledger.unused(self._now(), granted_at, priority)
+    def _unused(self, priority: Priority, granted_at: float, ticket: int) -> None:
+        self._ledger.unused(self._now(), granted_at, priority, ticket)
         self._pump()
 
     def _complete(self, status: int | None, headers: Mapping[str, str], penalty: float) -> None:

@@ -4,20 +4,20 @@
 single page can miss the oldest orders: the kill switch would leave them working, recovery
 and the orphan sweeper would never see them. This is the one listing all three use.
 
-Pages go newest first (`direction=desc`); the next page ends just after the oldest
-submission time of the page (`until` is exclusive, so `oldest + 1 µs` repeats the boundary
-instant rather than skip orders that share it) and orders are de-duplicated by id. The
-listing ends on a short page; a full page that adds no new id means more orders share one
-instant than a page holds, and a bound on the pages stops a venue that never runs out.
-Either is logged as an error and the listing is marked incomplete, as is a page that
-failed: the caller decides what a partial listing is worth (the kill switch cancels what
-it has, recovery refuses to start).
+Pages go newest first (`direction=desc`); the next page starts just after the last order
+of the page by its id (`after_order_id`, an exclusive cursor in the listing's order), so
+orders sharing one submission instant — any number of them — are read in one pass. (Paging
+by `until` timestamps could not pass more orders at one instant than a page holds.)
+Orders are de-duplicated by id all the same. The listing ends on a short page; a full page
+that adds no new id means the venue ignored the cursor, and a bound on the pages stops a
+venue that never runs out. Either is logged as an error and the listing is marked
+incomplete, as is a page that failed: the caller decides what a partial listing is worth
+(the kill switch cancels what it has, recovery refuses to start).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import structlog
 from alpaca.trading.models import Order
@@ -32,7 +32,6 @@ PAGE_LIMIT = 500
 """Alpaca's most orders per page (§1.5)."""
 MAX_PAGES = 50
 """25,000 orders: far beyond execd's 2,000 working legs; past it the venue is not sane."""
-_BOUNDARY = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,15 @@ async def list_open_orders(
     queues at `priority` (the kill switch's at cancel priority). Never raises
     `AdapterError`: a failed page ends the listing with what was read so far."""
     seen: dict[str, Order] = {}
-    until: datetime | None = None
+    cursor: str | None = None
     for page_number in range(1, max_pages + 1):
         try:
             page = await rest.list_orders(
-                status="open", limit=page_limit, until=until, direction="desc", priority=priority
+                status="open",
+                limit=page_limit,
+                direction="desc",
+                after_order_id=cursor,
+                priority=priority,
             )
         except AdapterError as exc:
             _log.error(
@@ -80,15 +83,10 @@ async def list_open_orders(
                 "open_orders_listing_stuck",
                 page=page_number,
                 listed=len(seen),
-                until=until.isoformat() if until else None,
-                hint=f"more than {page_limit} open orders share one submission instant",
+                after_order_id=cursor,
+                hint="the venue answered the same page again: it ignored after_order_id",
             )
             return OpenOrders(list(seen.values()), complete=False)
-        until = min(_submitted(o) for o in page) + _BOUNDARY
+        cursor = str(page[-1].id)
     _log.error("open_orders_page_bound", pages=max_pages, listed=len(seen))
     return OpenOrders(list(seen.values()), complete=False)
-
-
-def _submitted(order: Order) -> datetime:
-    """The time Alpaca sorts and pages by (submission; creation if a venue left it out)."""
-    return order.submitted_at or order.created_at

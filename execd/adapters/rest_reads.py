@@ -113,10 +113,13 @@ class VenueReads(RestHttp):
         *,
         direction: str | None = None,
         symbols: list[str] | None = None,
+        after_order_id: str | None = None,
         priority: Priority = Priority.READ,
         withdraw: Withdrawal | None = None,
     ) -> list[Order]:
-        """``GET /v2/orders`` (§1.5): `after`/`until` are exclusive, on submission time.
+        """``GET /v2/orders`` (§1.5): `after`/`until` are exclusive, on submission time;
+        `after_order_id` is an exclusive cursor in the listing's order (not combined with
+        `after`/`until`; alpaca-py's `GetOrdersRequest` lacks it, so it is sent raw).
 
         At most `limit` (≤ 500) orders come back; reconcile wider ranges page by page. A
         listing that is part of cancelling (the kill switch) queues as a cancel; one that
@@ -131,9 +134,10 @@ class VenueReads(RestHttp):
             direction=direction,
             symbols=symbols,
         )
-        answer = await self._read(
-            "/v2/orders", _query(request.to_request_fields()), priority=priority, withdraw=withdraw
-        )
+        query = _query(request.to_request_fields())
+        if after_order_id is not None:
+            query["after_order_id"] = after_order_id
+        answer = await self._read("/v2/orders", query, priority=priority, withdraw=withdraw)
         return [parse_model(Order, item) for item in json_list(answer)]
 
     async def account(

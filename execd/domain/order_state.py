@@ -80,6 +80,17 @@ TERMINAL_STATUSES = frozenset(
         OrderStatus.REJECTED,
     }
 )
+_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATUSES)
+
+
+def is_live_status(status: str) -> bool:
+    """Whether an order Alpaca reports in `status` (the wire value) may still trade.
+
+    Every status that is not terminal is live: the rare ones of §1.9 (`done_for_day`,
+    `accepted_for_bidding`, `stopped`, `calculated`, ...), `pending_replace` and
+    `pending_cancel` (either may end with the order still working), and any status Alpaca
+    adds later. An allow-list of open statuses left those working through `execd halt`."""
+    return status not in _TERMINAL_VALUES
 
 
 class OrderEventKind(StrEnum):

@@ -12,7 +12,6 @@ finished ones so `status` and `list` read the same as before.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from execd.domain.plans import (
     Plan,
     PlanError,
     PlanInput,
-    build_plan,
     document_digest,
     parse_document,
 )
@@ -251,7 +249,15 @@ class Engine:
         self, model: PlanInput
     ) -> tuple[Plan, dict[str, Any] | None, Schedule, intake.Holdings]:
         """Validate a document against the venue: schedule, assets (cached), positions (one
-        read), a targets plan's legs, risk caps. `ControlError` names every problem."""
+        read), a targets plan's legs, risk caps. `ControlError` names every problem found
+        at the first stage that finds any.
+
+        The stages go from free to dear, and a refusal stops at the first that refuses: the
+        document and the cached calendar and asset list (no read), then the positions (one
+        read), then the risk caps (the account, and quotes: a symbol with none waits for
+        one). Every submit's reads come out of the request budget that running plans wait
+        on, refused ones too: a client retrying a refused submit in a loop must spend as
+        few as the refusal allows (review 6, spam lane)."""
         now = self._ports.clock.now()
         sessions = await self._sessions(eastern_date(now))
         try:
@@ -265,12 +271,17 @@ class Engine:
         except ScheduleError as exc:
             raise ControlError(ErrorCode.INVALID_PLAN, str(exc)) from None
         await self._asset_cache.load(eastern_date(now))
+        parsed: Plan | None = None
+        if model.targets is None:
+            parsed = intake.build(model, self._settings.execution.default_urgency)
+            self._refuse_unreadless(parsed)
+        else:
+            intake.refuse_unknown_targets(model, self._asset_cache)
         holdings = await intake.holdings(self._ports.rest)
         held = holdings.available
-        computed = None
         equity: Decimal | None = None
         source: dict[str, Any] | None = None
-        if model.targets is not None:
+        if parsed is None:
             result = await intake.target_legs(
                 model,
                 self._ports.rest,
@@ -279,38 +290,36 @@ class Engine:
                 self._quote_source,
                 self._settings.plans.min_trade_notional,
             )
-            computed, equity = result.legs, result.equity
+            equity = result.equity
             source = model.model_dump(
                 mode="json", include={"targets", "cash", "liquidate_unlisted"}
             )
             source["equity"] = str(result.equity)
-        try:
-            parsed = build_plan(
-                model,
-                lambda: f"plan-{uuid.uuid4().hex[:12]}",
-                self._settings.execution.default_urgency,
-                computed,
-            )
-        except PlanError as exc:
-            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
-        self._refuse_wash_trades(parsed)
-        errors = intake.leg_errors(parsed, self._asset_cache.get)
-        errors.extend(
-            intake.sell_errors(parsed, holdings, intake.committed_sells(self._plans.values()))
-        )
-        errors.extend(
-            await intake.risk_errors(
-                parsed,
-                self._ports.risk,
-                self._ports.rest,
-                self._quote_source,
-                equity,
-                scheduled=schedule.held,
-            )
-        )
-        if errors:
+            parsed = intake.build(model, self._settings.execution.default_urgency, result.legs)
+            self._refuse_unreadless(parsed)
+        if errors := intake.sell_errors(
+            parsed, holdings, intake.committed_sells(self._plans.values())
+        ):
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
+        if errors := await intake.risk_errors(
+            parsed,
+            self._ports.risk,
+            self._ports.rest,
+            self._quote_source,
+            equity,
+            scheduled=schedule.held,
+        ):
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
         return parsed, source, schedule, holdings
+
+    def _refuse_unreadless(self, plan: Plan) -> None:
+        """What a plan can be refused for without a venue read: a wash trade against a
+        working plan, an unknown or untradable symbol, a fractional whole-share qty (the
+        asset list is cached). Checked before the positions read: a symbol the venue does
+        not know used to cost a positions read, an account read and a quote wait."""
+        self._refuse_wash_trades(plan)
+        if errors := intake.leg_errors(plan, self._asset_cache.get):
+            raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
     async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
         """What `submit` would do, priced now: each leg's style and first limit price."""

@@ -14,6 +14,7 @@ fetches their inputs and hands them over. Its trading-API reads queue as
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -31,13 +32,13 @@ from execd.control.protocol import ControlError, ErrorCode
 from execd.domain.calendar import TradingSession
 from execd.domain.ladder import choose_style
 from execd.domain.ladder_types import LadderParams, PricingStyle
-from execd.domain.plans import LegInput, Plan, PlanInput
+from execd.domain.plans import LegInput, Plan, PlanError, PlanInput, build_plan
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
 from execd.domain.risk import check_plan
 from execd.domain.sizing import sellable_qty
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
-from execd.domain.types import Side
+from execd.domain.types import Side, Urgency
 from execd.engine.records import PlanRecord
 from execd.engine.risk import RiskGuard
 from execd.engine.runner import AssetFacts
@@ -401,6 +402,28 @@ async def account_equity(rest: RestGateway) -> Decimal:
     return equity
 
 
+def build(
+    model: PlanInput, default_urgency: Urgency, computed: list[LegInput] | None = None
+) -> Plan:
+    """The plan of a document (`build_plan`), its errors as one `INVALID_PLAN` refusal."""
+    try:
+        return build_plan(model, lambda: f"plan-{uuid.uuid4().hex[:12]}", default_urgency, computed)
+    except PlanError as exc:
+        raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(exc.errors)) from None
+
+
+def refuse_unknown_targets(model: PlanInput, assets: AssetCache) -> None:
+    """Refuse a targets plan naming a symbol the (cached) asset list does not have, before
+    any read of the venue (a refused submit spends no request of the running plans)."""
+    assert model.targets is not None
+    unknown = [s for s in sorted(model.targets) if assets.get(s) is None]
+    if unknown:
+        raise ControlError(
+            ErrorCode.INVALID_PLAN,
+            "; ".join(f"targets.{s}: unknown symbol {s}" for s in unknown),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class TargetsResult:
     legs: list[LegInput]
@@ -417,12 +440,7 @@ async def target_legs(
 ) -> TargetsResult:
     """The legs of a targets plan on the account as it is now (one account read)."""
     assert model.targets is not None
-    unknown = [s for s in sorted(model.targets) if assets.get(s) is None]
-    if unknown:
-        raise ControlError(
-            ErrorCode.INVALID_PLAN,
-            "; ".join(f"targets.{s}: unknown symbol {s}" for s in unknown),
-        )
+    refuse_unknown_targets(model, assets)
     try:
         account = await rest.account(priority=Priority.VALIDATE)
     except AdapterError as exc:

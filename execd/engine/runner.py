@@ -45,6 +45,7 @@ from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
 from execd.domain.deadline import close_margin, leg_deadline
 from execd.domain.ladder_types import LegSpec, Outcome
+from execd.domain.order_state import is_live_status
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
@@ -732,25 +733,11 @@ class PlanRunner:
         for cid in leg.client_order_ids:
             try:
                 order = await self._ctx.rest.get_order_by_client_id(cid)
-                if order is not None and str(order.status.value) in _OPEN_STATUSES:
+                if order is not None and is_live_status(str(order.status.value)):
                     await self._ctx.rest.cancel_order(str(order.id))
                     _log.warning("leg_crash_cancel_sent", client_order_id=cid)
             except AdapterError as exc:
                 _log.error("leg_crash_cancel_failed", client_order_id=cid, error=str(exc))
-
-
-_OPEN_STATUSES = frozenset(
-    {
-        "new",
-        "partially_filled",
-        "accepted",
-        "pending_new",
-        "accepted_for_bidding",
-        "pending_replace",
-        "held",
-        "done_for_day",
-    }
-)
 
 
 def _leg_reasons(rec: PlanRecord) -> list[str]:

@@ -8,6 +8,7 @@ function takes the REST gateway and returns data, logging only what it could not
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,15 +21,20 @@ from execd.adapters.open_orders import list_open_orders
 from execd.adapters.rest import RestGateway
 from execd.domain.calendar import TradingSession
 from execd.domain.ids import is_execd_order
+from execd.domain.order_state import is_live_status
 from execd.engine.orphans import Orphan, listed_orders
 
 _log = structlog.get_logger("execd.engine")
 
-_OPEN_ORDER_STATUSES = ("new", "partially_filled", "accepted", "pending_new", "held")
 HALT_LISTINGS = 3
 """Listings the kill switch makes when one ends early (each cancels what it read)."""
 HALT_RELIST_PAUSE = 0.5
-"""Seconds between those listings, for the cancels just sent to land."""
+"""Seconds between listings, for the cancels just sent to land."""
+HALT_RETRY_SECONDS = 5.0
+"""How long (monotonic) the kill switch keeps listing again while a cancel it sent failed:
+an order in `pending_replace` refuses a cancel until its replace resolves (ALPACA.md §1.7),
+and may then still be working (the replacement rejected); any other failed cancel is sent
+again too. Past it the orders still refused are logged at error."""
 
 
 async def session_on(rest: RestGateway, day: date) -> TradingSession | None:
@@ -55,50 +61,77 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
     """Cancel every open order whose client id execd generated, and nothing else (LESSONS:
     an account-wide "clean book" kills orders execd did not place). Returns how many.
 
-    The listing is paged (more than one page of 500 orders may be open) and queues as a
-    cancel: behind a backlog of new orders a read waits for the window to roll (up to a
-    minute), and the kill switch must not. A listing that ended early (a failed page, more
-    orders at one instant than a page holds) still has what it read cancelled, loudly, and
-    is listed again: what was cancelled has left the open list, so the next listing reaches
-    further. Bounded by `HALT_LISTINGS`."""
+    Open means every status that is not terminal (`is_live_status`), not a list of the
+    statuses execd expects. The listing is paged (more than one page of 500 orders may be
+    open) and queues as a cancel: behind a backlog of new orders a read waits for the
+    window to roll (up to a minute), and the kill switch must not. It lists again, after a
+    pause for the cancels just sent to land, while
+    - a listing ended early (a failed page, the page bound): what it read was cancelled,
+      loudly, and left the open list, so the next listing reaches further (at most
+      `HALT_LISTINGS` such listings);
+    - a cancel failed, e.g. refused because the order's replace is pending: it is sent
+      again to what the next listing still shows (for at most `HALT_RETRY_SECONDS`)."""
     canceled = 0
     tried: set[str] = set()
-    for listing_number in range(1, HALT_LISTINGS + 1):
+    incomplete = 0
+    loop = asyncio.get_running_loop()
+    retry_until: float | None = None
+    for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
+        failed: list[str] = []
         for order in fresh:
             try:
                 await rest.cancel_order(str(order.id))
-                canceled += 1
-                tried.add(str(order.id))
-            except AdapterError as exc:  # tried again if there is a further listing
+            except AdapterError as exc:  # sent again if the next listing still shows it
+                failed.append(str(order.client_order_id))
                 _log.warning(
-                    "halt_cancel_failed", client_order_id=str(order.client_order_id), error=str(exc)
+                    "halt_cancel_failed",
+                    client_order_id=str(order.client_order_id),
+                    status=str(order.status.value),
+                    error=str(exc),
                 )
-        if listing.complete:
+                continue
+            canceled += 1
+            tried.add(str(order.id))
+        again = False
+        if not listing.complete:
+            incomplete += 1
+            _log.error(
+                "halt_listing_incomplete",
+                listing=listing_number,
+                listings=HALT_LISTINGS,
+                canceled=canceled,
+                error=repr(listing.error) if listing.error else None,
+                hint="execd orders may still be working: check the venue",
+            )
+            # Nothing new to cancel and no failure: a further listing reads the same.
+            again = incomplete < HALT_LISTINGS and (bool(fresh) or listing.error is not None)
+        if failed:
+            retry_until = (
+                retry_until if retry_until is not None else loop.time() + HALT_RETRY_SECONDS
+            )
+            if loop.time() < retry_until:
+                again = True
+            else:
+                _log.error(
+                    "halt_cancels_refused",
+                    client_order_ids=failed,
+                    seconds=HALT_RETRY_SECONDS,
+                    hint="these execd orders may still be working: check the venue",
+                )
+        if not again:
             break
-        _log.error(
-            "halt_listing_incomplete",
-            listing=listing_number,
-            listings=HALT_LISTINGS,
-            canceled=canceled,
-            error=repr(listing.error) if listing.error else None,
-            hint="execd orders may still be working: check the venue",
-        )
-        if not fresh and listing.error is None:
-            break  # nothing new to cancel and no failure: a further listing reads the same
-        # A cancel is accepted at once and lands a moment later (§1.8): give the ones
-        # just sent that moment, so the next listing no longer holds them.
+        # A cancel is accepted at once and lands a moment later (§1.8), a replace resolves
+        # a moment later (§1.7): give them that moment before the next listing.
         await asyncio.sleep(HALT_RELIST_PAUSE)
     _log.warning("halt_orders_canceled", count=canceled)
     return canceled
 
 
 def _cancellable(order: Order) -> bool:
-    """execd's and still open."""
-    return is_execd_order(str(order.client_order_id)) and (
-        str(order.status.value) in _OPEN_ORDER_STATUSES
-    )
+    """execd's, and in any status that is not terminal."""
+    return is_execd_order(str(order.client_order_id)) and is_live_status(str(order.status.value))
 
 
 def _calendar_entry(day: Any) -> dict[str, str]:

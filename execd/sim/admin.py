@@ -31,6 +31,9 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
                             the next quote re-opens matching) → ``{"halted": [...]}``
 ``POST /sim/orders/reject`` ``{"count": 1, "status": 403, "message": "...", "code": 40310000}`` —
                             the next ``count`` order submissions fail with this HTTP error
+``POST /sim/replaces/reject`` ``{"count": 1}`` — the next ``count`` replacements are rejected
+                            when they reach the exchange: the PATCH answered 200, then
+                            ``order_replace_rejected`` (old order goes on) and ``rejected``
 ``POST /sim/http/faults``   ``{"count": 1, "status": 504, "delay": 0, "method": "POST",
                             "path": "/v2/orders", "when": "before", "body": null}`` — the next
                             ``count`` matching REST calls (``method``/``path`` optional filters,
@@ -353,6 +356,13 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
         exchange.reject_next_orders(count, status, message, code)
         return {"count": count, "status": status, "message": message, "code": code}
 
+    async def reject_replaces(body: dict[str, Any]) -> Any:
+        count = _integer(body, "count", 1)
+        if count < 1:
+            raise AdminError("count must be >= 1")
+        exchange.reject_next_replaces(count)
+        return {"count": count}
+
     async def add_fault(body: dict[str, Any]) -> Any:
         fault, count = parse_http_fault(body)
         services.faults.add(fault, count)
@@ -394,6 +404,7 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
     app.router.add_post(f"{p}/streams/refuse", _admin(refuse))
     app.router.add_post(f"{p}/quotes/silence", _admin(silence))
     app.router.add_post(f"{p}/orders/reject", _admin(reject))
+    app.router.add_post(f"{p}/replaces/reject", _admin(reject_replaces))
     app.router.add_post(f"{p}/halt", _admin(halt))
     app.router.add_post(f"{p}/resume", _admin(resume))
     app.router.add_post(f"{p}/http/faults", _admin(add_fault))

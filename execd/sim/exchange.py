@@ -21,6 +21,7 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -119,6 +120,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._md = MarketData()
         self._history = History(tuple(self._specs.values()), config.seed, self._now)
         self._rejects: list[SimError] = []
+        self._replace_rejects = 0
         self._ack = timedelta(seconds=config.ack_latency_s)
         self._fill_delay = timedelta(seconds=config.fill_latency_s)
         self._avg_price_lag = timedelta(0)
@@ -283,7 +285,9 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         )
         rules.check_prices(req.type, req.limit_price, req.stop_price, body)
         rules.check_order_constraints(req)
-        self._check_new(req, replacing=old)
+        # Without a qty the replacement works the rest as the venue knows it when the
+        # replace completes (`rest_of_old`): what the old order has not matched yet.
+        self._check_new(req if qty is not None else replace(req, qty=old.unmatched), old)
         new = SimOrder(self._uuid(), req, old.asset_id, now, updated_at=now, status="pending_new")
         new.replaces = old.id
         new.rest_of_old = qty is None
@@ -349,14 +353,36 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         symbols: Sequence[str] | None = None,
         side: str | None = None,
         nested: bool = False,
+        after_order_id: str | None = None,
+        before_order_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """GET /v2/orders (open = every non-terminal status; after/until exclusive)."""
+        """GET /v2/orders (open = every non-terminal status; after/until exclusive).
+
+        The listing's order is submission time, ties in the order the venue made them, and
+        `direction=desc` is exactly its reverse. `after_order_id` / `before_order_id` are
+        exclusive cursors in that order (§1.5): the orders listed after (or before) that
+        one, whatever its status now (a cursor order may have ended since its page). They
+        exclude each other and after/until (§1.5); an unknown id is refused (sim)."""
         self._catch_up()
         if status not in ("open", "closed", "all"):
             raise invalid(f"invalid status {status}")  # (sim)
+        cursor_id = after_order_id or before_order_id
+        if after_order_id is not None and before_order_id is not None:
+            raise invalid("after_order_id and before_order_id are mutually exclusive")
+        if cursor_id is not None and (after is not None or until is not None):
+            raise invalid("an order id cursor cannot be combined with after or until")
+        ascending = direction == "asc"
+        keyed = [((o.created_at, i), o) for i, o in enumerate(self._orders.values())]
+        if cursor_id is not None:
+            mark = next((key for key, o in keyed if o.id == cursor_id), None)
+            if mark is None:
+                raise invalid(f"order not found for {cursor_id}")  # (sim)
+            # `onward`: the cursor's later submissions (after in asc, before in desc).
+            onward = (after_order_id is not None) == ascending
+            keyed = [(key, o) for key, o in keyed if (key > mark if onward else key < mark)]
         chosen = [
-            o
-            for o in self._orders.values()
+            (key, o)
+            for key, o in keyed
             if (status == "all" or (status == "open") == o.is_open)
             and (after is None or o.created_at > after)
             and (until is None or o.created_at < until)
@@ -364,8 +390,9 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
             and (side is None or o.side.value == side)
             and not (nested and o.parent_id is not None)  # nested: legs roll up (§1.5)
         ]
-        chosen.sort(key=lambda o: o.created_at, reverse=direction != "asc")
-        return [self._order_json(o, nested=nested) for o in chosen[: max(0, min(limit, 500))]]
+        chosen.sort(key=lambda item: item[0], reverse=not ascending)
+        page = [o for _, o in chosen[: max(0, min(limit, 500))]]
+        return [self._order_json(o, nested=nested) for o in page]
 
     def account(self) -> dict[str, Any]:
         """GET /v2/account (§2.1)."""
@@ -606,6 +633,12 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     ) -> None:
         """Make the next `count` order submissions fail with this HTTP error."""
         self._rejects.extend(SimError(status, message, code) for _ in range(count))
+
+    def reject_next_replaces(self, count: int) -> None:
+        """Make the exchange reject the next `count` replacements when they reach it: the
+        PATCH was answered 200, then the old order gets `order_replace_rejected` and goes on
+        as it was, the new one `rejected` (§1.7: a 200 does not guarantee the replace)."""
+        self._replace_rejects += count
 
     def silence_quotes(self, symbol: str, seconds: float | None) -> None:
         """Stop publishing quotes for `symbol` for `seconds` (None: until called with 0)."""

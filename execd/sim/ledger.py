@@ -207,21 +207,27 @@ class Ledger:
         return max(self._account.cash, _ZERO) - self.held(buys_only=True)
 
     def qty_available(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
-        """A long position less what open sells hold (§0.5 `insufficient qty available`)."""
-        held = sum(
-            (
-                o.remaining
-                for o in self._open_orders()
-                if o.is_open
-                and o.side is Side.SELL
-                and o.symbol == symbol
-                and o is not exclude
-                and not (o.status == "pending_replace" and o.pending_replacement)
-                and not self._second_exit(o)
-            ),
-            _ZERO,
-        )
+        """A long position less what open sells hold (§0.5 `insufficient qty available`).
+
+        The venue knows the executions it made before it reports them (fill latency is the
+        report's delay): an order being replaced (`exclude`, or one `pending_replace` whose
+        replacement counts instead) still holds the shares it matched and has not reported,
+        or a replacement could sell them twice and flip the position (§1.10)."""
+        held = _ZERO
+        for o in self._open_orders():
+            if not (o.is_open and o.side is Side.SELL and o.symbol == symbol):
+                continue
+            if self._second_exit(o):
+                continue
+            held += _unreported(o) if self._replaced_away(o, exclude) else o.remaining
         return max(_ZERO, self._account.qty(symbol) - held)
+
+    @staticmethod
+    def _replaced_away(order: SimOrder, exclude: SimOrder | None) -> bool:
+        """`order` is the one a new order replaces (its replacement holds the rest)."""
+        return order is exclude or (
+            order.status == "pending_replace" and order.pending_replacement is not None
+        )
 
     def _second_exit(self, order: SimOrder) -> bool:
         """A held exit, or the stop-loss of a take-profit/stop-loss pair: the pair sells the
@@ -243,19 +249,15 @@ class Ledger:
         return sum((o.remaining for o in counted if o.side is exit_order.side), _ZERO)
 
     def _coverable(self, symbol: str, exclude: SimOrder | None) -> Decimal:
-        """A short position's size less what open buys already cover."""
-        covering = sum(
-            (
-                o.remaining
-                for o in self._open_orders()
-                if o.is_open
-                and o.side is Side.BUY
-                and o.symbol == symbol
-                and o is not exclude
-                and not self._second_exit(o)
-            ),
-            _ZERO,
-        )
+        """A short position's size less what open buys already cover (the order being
+        replaced still covers what it matched and has not reported: `qty_available`)."""
+        covering = _ZERO
+        for o in self._open_orders():
+            if not (o.is_open and o.side is Side.BUY and o.symbol == symbol):
+                continue
+            if self._second_exit(o):
+                continue
+            covering += _unreported(o) if self._replaced_away(o, exclude) else o.remaining
         return max(_ZERO, -self._account.qty(symbol) - covering)
 
     def position_available(self, symbol: str) -> Decimal:
@@ -297,6 +299,11 @@ def _insufficient_qty(wanted: Decimal, available: Decimal) -> Exception:
         "insufficient qty available for order "
         f"(requested: {wire.dec(wanted)}, available: {wire.dec(available)})"
     )
+
+
+def _unreported(order: SimOrder) -> Decimal:
+    """Shares `order` matched that its fill reports have not booked yet."""
+    return max(_ZERO, order.matched_qty - order.filled_qty)
 
 
 def _cents(value: Decimal) -> Decimal:

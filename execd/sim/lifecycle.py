@@ -327,6 +327,11 @@ class OrderLifecycle(EngineState):
             # §1.7: the original filled first; the replacement is rejected.
             self._refuse_replace(old)
             return
+        if self._replace_rejects > 0:
+            # The `reject_next_replaces` fault: the exchange refused the replacement.
+            self._replace_rejects -= 1
+            self._refuse_replace(old)
+            return
         self._books[old.symbol].remove(old.id)
         self._drop_waiting(old)
         when = max(now, old.last_report_at or now)

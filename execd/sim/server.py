@@ -319,6 +319,8 @@ async def list_orders(request: web.Request) -> web.Response:
         symbols=symbols or None,
         side=side.lower() if side else None,
         nested=parse_bool(q.get("nested"), "nested"),
+        after_order_id=q.get("after_order_id") or None,
+        before_order_id=q.get("before_order_id") or None,
     )
     return json_response(orders)
 

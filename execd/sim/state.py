@@ -55,6 +55,7 @@ class EngineState:
     _trade_listeners: list[TradeUpdateListener]
     _ack: timedelta
     _fill_delay: timedelta
+    _replace_rejects: int
     _avg_price_lag: timedelta
     _waiting_market: dict[str, list[SimOrder]]
     _stops: dict[str, list[SimOrder]]

@@ -204,6 +204,11 @@ class SimVenue:
         """The next ``count`` order submissions fail with this HTTP error."""
         self.exchange.reject_next_orders(count, status, message, code)
 
+    async def reject_next_replaces(self, count: int = 1) -> None:
+        """The next ``count`` replacements are rejected when they reach the exchange (the
+        PATCH still answers 200; §1.7)."""
+        self.exchange.reject_next_replaces(count)
+
     async def fail_next_requests(
         self,
         count: int = 1,

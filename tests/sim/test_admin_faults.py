@@ -140,6 +140,36 @@ async def test_reject_next_orders(venue: SimVenue, http: aiohttp.ClientSession) 
     assert status == 200
 
 
+async def test_reject_next_replaces(venue: SimVenue, http: aiohttp.ClientSession) -> None:
+    """The next replacement is answered 200, then rejected by the exchange: the old order
+    gets `order_replace_rejected` and goes on working, the new one ends `rejected`."""
+    assert await admin(http, venue, "POST", "/replaces/reject", {"count": 1}) == (
+        200,
+        {"count": 1},
+    )
+    resting = {**ORDER, "type": "limit", "limit_price": "1.00"}
+    status, _, placed = await trading(http, venue, "POST", "/v2/orders", resting)
+    assert status == 200, placed
+    old = json.loads(placed)["id"]
+
+    async def status_of(order_id: str) -> str:
+        answer = await trading(http, venue, "GET", f"/v2/orders/{order_id}")
+        return str(json.loads(answer[2])["status"])
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while await status_of(old) != "new":
+        assert loop.time() < deadline, "the order never reached the book"
+        await asyncio.sleep(0.01)
+    status, _, patched = await trading(http, venue, "PATCH", f"/v2/orders/{old}", {"qty": 1})
+    assert status == 200, patched
+    new = json.loads(patched)["id"]
+    while await status_of(new) != "rejected":
+        assert loop.time() < deadline, "the replacement was never rejected"
+        await asyncio.sleep(0.01)
+    assert await status_of(old) == "new"
+
+
 async def test_tighten_rate_limit(venue: SimVenue, http: aiohttp.ClientSession) -> None:
     """``POST /sim/ratelimit`` changes the trading budget; the next request past it is 429."""
     assert await admin(http, venue, "POST", "/ratelimit", {"limit": 1}) == (
@@ -239,6 +269,7 @@ async def test_mute_streams(venue: SimVenue, http: aiohttp.ClientSession) -> Non
         ("/quotes/silence", {"symbol": ""}),
         ("/orders/reject", {"count": 0}),
         ("/orders/reject", {"status": 200}),
+        ("/replaces/reject", {"count": 0}),
         ("/http/faults", {}),
         ("/ratelimit", {"limit": -1}),
         ("/fills/delay", {"seconds": "soon"}),
