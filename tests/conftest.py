@@ -60,9 +60,14 @@ def _dump_tasks_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[N
 
 
 def _timeout_seconds(request: pytest.FixtureRequest) -> float:
+    """pytest-timeout's limit for this test: the marker, else ``--timeout``, else the ini
+    value (a ``--timeout`` below the ini's would otherwise kill before the dump)."""
     marker = request.node.get_closest_marker("timeout")
     if marker is not None and marker.args:
         return float(marker.args[0])
+    option = request.config.getoption("timeout", None)
+    if option is not None:
+        return float(option)
     try:
         return float(request.config.getini("timeout") or 0)
     except ValueError:

@@ -213,7 +213,8 @@ class PlanRunner:
             rec.state = "scheduled"
             # Re-read the venue clock at least every minute: a long hold follows its offset.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), min(left, 60.0))
+                async with asyncio.timeout(min(left, 60.0)):
+                    await self._stopped.wait()
 
     def _resumed(self, leg: LegRecord) -> bool:
         return leg.leg.index in self._resume
@@ -359,7 +360,8 @@ class PlanRunner:
                     break
                 elif pending:  # the account was unreadable: the next wave reads it again
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._power_changed.wait(), ACCOUNT_RETRY_SECONDS)
+                        async with asyncio.timeout(ACCOUNT_RETRY_SECONDS):
+                            await self._power_changed.wait()
         finally:
             for task in fetching.values():
                 task.cancel()
@@ -545,7 +547,8 @@ class PlanRunner:
         self._ctx.subscribe(symbol)
         wait = self._hold_seconds(leg)
         try:
-            return await asyncio.wait_for(self._usable_quote(symbol), wait)
+            async with asyncio.timeout(wait):
+                return await self._usable_quote(symbol)
         except TimeoutError:
             if leg.finished:
                 return None
@@ -575,7 +578,8 @@ class PlanRunner:
                 if quote is not None:
                     return quote
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ctx.quotes.wait_quote(symbol, seen), left)
+                    async with asyncio.timeout(left):
+                        await self._ctx.quotes.wait_quote(symbol, seen)
             try:
                 quote = self._fresh(await self._ctx.rest.latest_quote(symbol))
             except AdapterError as exc:

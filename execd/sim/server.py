@@ -456,7 +456,8 @@ async def _cancel_all_and_wait(exchange: Exchange) -> None:
                 pending.discard(order_id)
         if pending:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), CANCEL_WAIT_SECONDS)
+                async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                    await done.wait()
     finally:
         unsubscribe()
 
