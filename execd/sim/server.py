@@ -40,7 +40,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from execd.sim.admin import FaultQueue, add_admin_routes, fault_response, sleep_for_fault
+from execd.sim.admin import (
+    AnswerOverrides,
+    FaultQueue,
+    add_admin_routes,
+    fault_response,
+    sleep_for_fault,
+)
 from execd.sim.clock import VenueClock
 from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
@@ -92,6 +98,8 @@ class VenueServices:
     trading_limiter: RateLimiter
     data_limiter: RateLimiter
     faults: FaultQueue = field(default_factory=FaultQueue)
+    overrides: AnswerOverrides = field(default_factory=AnswerOverrides)
+    """Injected rewrites of account/order answers (`execd.sim.admin.AnswerOverrides`)."""
     data_page_limit: int = 10_000
     requests: Counter[str] = field(default_factory=Counter)
     """REST requests seen, by ``"METHOD /path"`` (after auth, 429s included): how tests
@@ -328,7 +336,8 @@ async def list_orders(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     """GET /v2/orders/{order_id} (§1.6)."""
     nested = parse_bool(request.query.get("nested"), "nested")
-    return json_response(_exchange(request).get_order(request.match_info["order_id"], nested))
+    answer = _exchange(request).get_order(request.match_info["order_id"], nested)
+    return json_response(request.app[SERVICES].overrides.order(answer))
 
 
 async def get_order_by_client_id(request: web.Request) -> web.Response:
@@ -358,7 +367,7 @@ async def cancel_all_orders(request: web.Request) -> web.Response:
 
 async def account(request: web.Request) -> web.Response:
     """GET /v2/account (§2.1)."""
-    return json_response(_exchange(request).account())
+    return json_response(request.app[SERVICES].overrides.account(_exchange(request).account()))
 
 
 async def activities(request: web.Request) -> web.Response:
