@@ -22,10 +22,7 @@ __all__ = ["venue"]  # the fixture
 @pytest.mark.parametrize(
     "status",
     [
-        pytest.param(
-            "done_for_day",
-            marks=pytest.mark.xfail(strict=True, reason="done_for_day taken as terminal"),
-        ),
+        "done_for_day",
         "accepted_for_bidding",
         "stopped",
     ],
