@@ -20,8 +20,6 @@ from tests.engine.test_open_orders_paging import _execd, _place, rest, venue
 
 __all__ = ["rest", "venue"]  # the fixtures
 
-ONE_PAGE = pytest.mark.xfail(strict=True, reason="the snapshot reads one page")
-
 
 class Working:
     """The engine's answer to "since when do plans work" (`WorkingLegs`), fixed."""
@@ -59,9 +57,7 @@ def _history(venue: SimVenue, count: int) -> tuple[datetime, set[str]]:
     return since, cids
 
 
-@pytest.mark.parametrize(
-    "count", [499, pytest.param(501, marks=ONE_PAGE), pytest.param(1_001, marks=ONE_PAGE)]
-)
+@pytest.mark.parametrize("count", [499, 501, 1_001])
 async def test_the_snapshot_holds_every_order_of_the_working_plans(
     venue: SimVenue, rest: RestGateway, count: int
 ) -> None:
@@ -73,7 +69,6 @@ async def test_the_snapshot_holds_every_order_of_the_working_plans(
     assert "canceled" in statuses
 
 
-@ONE_PAGE
 async def test_a_listing_that_cannot_finish_is_no_snapshot(
     venue: SimVenue, rest: RestGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
