@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -51,6 +51,7 @@ from execd.sim.clock import VenueClock
 from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter, rate_limit_headers
+from execd.sim.rules import decimal_text
 from execd.sim.streams import StreamHub
 
 __all__ = [
@@ -191,11 +192,8 @@ def parse_decimal(value: str | None, name: str) -> Decimal | None:
     """A decimal query parameter (position close ``qty``/``percentage``)."""
     if value is None or value == "":
         return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation as exc:
-        raise SimError(422, f"invalid {name}: {value}", CODE_INVALID) from exc
-    if not number.is_finite() or number <= 0:
+    number = decimal_text(value)
+    if number is None or number <= 0:
         raise SimError(422, f"invalid {name}: {value}", CODE_INVALID)
     return number
 
