@@ -192,7 +192,6 @@ def test_config_prints_whole_decimals_as_integers() -> None:
     assert "repeg_threshold_percent = 0.10\n" in text
 
 
-@pytest.mark.xfail(strict=True, reason="Decimal settings read any script's digits")
 @pytest.mark.parametrize("text", ["٢٠", "２０", "2_0"])
 def test_a_decimal_setting_in_another_script_is_refused(
     monkeypatch: pytest.MonkeyPatch, text: str
