@@ -139,6 +139,9 @@ class PlanRunner:
         self.account_reads = 0
         self.release_looks = 0
         """Buys the release loop looked at, over the plan (tests check it is O(buys))."""
+        self.sizing_quotes = 0
+        """Sizing quotes the buys' fetches brought (a re-fetch counts again): a test drives
+        a scenario's phases from it (tests/engine/test_review5_release_order.py)."""
         self._account_error: str | None = None
         """Why the last release wave could not read the account (None: it could)."""
         self._released: set[int] = set()
@@ -289,6 +292,7 @@ class PlanRunner:
                 quote = await self._arrival_quote(leg)
                 if quote is not None:
                     quotes[leg.leg.index] = quote
+                    self.sizing_quotes += 1
             except Exception as exc:  # one buy's boundary: it ends, the others go on
                 _log.exception("buy_sizing_crashed", leg=leg.leg.index, error=repr(exc))
                 if not leg.finished:

@@ -12,7 +12,8 @@ reaches it while the quotes are stale; the plan still ends filled; and the histo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from execd.control.protocol import PlanStatus
 from execd.domain.calendar import EASTERN
 from tests.engine.conftest import DEADLINE, TAPE_DAY, Harness, StartDaemon, TapeQuote, write_tape
 
@@ -32,7 +34,9 @@ ORIGIN = datetime.combine(TAPE_DAY, time(10, 0), tzinfo=EASTERN)
 BID, ASK, LIMIT = Decimal("50.00"), Decimal("50.05"), Decimal("50.01")
 
 
-def crossing_tape(directory: Path, cross_at: float, cross_size: int) -> dict[str, Any]:
+def crossing_tape(
+    directory: Path, cross_at: float, cross_size: int, name: str = "acme.jsonl"
+) -> dict[str, Any]:
     """ACME flat at 50.00 × 50.05 for 30 s, except 0.1 s from `cross_at` when the ask drops
     to 50.01 for `cross_size` shares: a passive buy resting at 50.01 fills that much (never,
     when `cross_at` is beyond the tape)."""
@@ -42,7 +46,7 @@ def crossing_tape(directory: Path, cross_at: float, cross_size: int) -> dict[str
         crossing = cross_at <= at < cross_at + 0.1
         ask, size = (LIMIT, cross_size) if crossing else (ASK, 500)
         quotes.append(TapeQuote(at, BID, ask, 500, size))
-    tape = write_tape(directory / "acme.jsonl", {"ACME": quotes}, start=time(10, 0))
+    tape = write_tape(directory / name, {"ACME": quotes}, start=time(10, 0))
     return {"tape": str(tape)}
 
 
@@ -219,39 +223,125 @@ async def test_order_stream_down_fill_is_picked_up_by_polling(
     assert next(events(logs, "order_poll_started")) < next(events(logs, "order_filled"))
 
 
-async def test_silent_sockets_hold_and_lose_no_fill(
-    start_daemon: StartDaemon, tmp_path: Path
-) -> None:
-    """Both sockets stay open but deliver nothing for two seconds (the silent socket of
-    ALPACA.md §9) while 100 of 300 shares fill. The market-data watchdog reconnects and the
-    leg holds meanwhile; the fill event is lost on the silent trade_updates socket, yet the
-    leg counts those shares (from the venue's own cumulative quantity) before it sizes
-    anything else, so the plan ends with exactly 300 shares, none twice."""
-    settings = {**STREAMS, "gateway": {**STREAMS["gateway"], "market_data_silence_seconds": 0.5}}
-    d = await start_daemon(sim=crossing_tape(tmp_path, 1.4, 100), **settings)
+@dataclass
+class SilentRun:
+    """One run of the silent-socket scenario (`_silent_sockets_run`)."""
+
+    d: Harness
+    final: PlanStatus
+    logs: list[MutableMapping[str, Any]]
+    at_mute: int
+    """How many log lines there were when the test muted the sockets."""
+    muted_at: datetime
+    orders: list[dict[str, Any]]
+    history: dict[str, Any]
+
+
+SILENT_LEAD = 1.0
+"""Venue seconds between the mute and the crossing: room for a loaded loop's lag."""
+
+SILENT_SECONDS = 2.5
+"""How long the sockets stay silent: the crossing falls 1 s after the mute begins and its
+fill report must be dropped, so the silence outlasts it by 1.5 s of loop lag."""
+
+
+async def _silent_sockets_run(
+    start_daemon: StartDaemon, directory: Path, cross_at: float
+) -> SilentRun:
+    """The scenario of `test_silent_sockets_hold_and_lose_no_fill` with the crossing at
+    `cross_at` venue seconds: the sockets are muted `SILENT_LEAD` before it. The passive
+    limit's patience outlasts the crossing (it must still rest then) and runs out during
+    the silence, so the leg crosses for the remainder once quotes are back."""
+    settings = {
+        **STREAMS,
+        "gateway": {**STREAMS["gateway"], "market_data_silence_seconds": 0.5},
+        "ladder": {**STREAMS["ladder"], "passive_patience_normal_seconds": cross_at + 0.5},
+    }
+    tape = crossing_tape(directory, cross_at, 100, name=f"acme-{cross_at}.jsonl")
+    d = await start_daemon(sim=tape, **settings)
     with capture_logs() as logs:
         status = await d.submit(
             {"plan_id": "mute", "legs": [{"symbol": "ACME", "side": "buy", "qty": "300"}]}
         )
         await wait_resting(d, status.plan_id)
-        await wait_venue_time(d, 1.0)
-        await d.venue.mute_streams("all", 2.0)
-        muted_at = d.venue.clock.now()
-        final = await d.finish(status.plan_id)
+        await wait_venue_time(d, cross_at - SILENT_LEAD)
+        await d.venue.mute_streams("all", SILENT_SECONDS)
+        muted_at, at_mute = d.venue.clock.now(), len(logs)
+        final = await d.finish(status.plan_id, scripted=cross_at + SILENT_SECONDS)
+    return SilentRun(
+        d, final, logs, at_mute, muted_at, await d.orders(status.plan_id), await d.history()
+    )
+
+
+def _fill_lost_in_silence(run: SilentRun) -> bool:
+    """Whether the run is the scenario: the crossing filled the resting limit (100 at 50.01)
+    while the sockets were silent, and the daemon never heard of it on the stream.
+
+    A loaded machine can miss the window from either side: the limit placed after the
+    crossing (the daemon started late), or the mute sent after it. Then no fill was lost
+    and the run proves nothing; it is no failure of the daemon either. With the guarded
+    defect the fill *is* lost (the window was hit) and the run is judged."""
+    ids = {e["order"]["id"] for e in run.orders}
+    end = run.muted_at + timedelta(seconds=SILENT_SECONDS)
+    lost = [
+        f
+        for f in fills_of(run.history, ids)
+        if (f["qty"], f["price"]) == ("100", str(LIMIT))
+        and run.muted_at < datetime.fromisoformat(f["timestamp"]) < end
+    ]
+    heard = [
+        line
+        for line in run.logs
+        if line["event"] == "order_partially_filled"
+        and not str(line["execution_id"]).startswith("reconciled:")
+    ]
+    return bool(lost) and not heard
+
+
+async def test_silent_sockets_hold_and_lose_no_fill(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """Both sockets stay open but deliver nothing for 2.5 s (the silent socket of ALPACA.md
+    §9) while 100 of 300 shares fill. The market-data watchdog reconnects and the leg holds
+    meanwhile; the fill event is lost on the silent trade_updates socket, yet the leg counts
+    those shares (from the venue's own cumulative quantity) before it sizes anything else,
+    so the plan ends with exactly 300 shares, none twice.
+
+    The tape's crossing is at a fixed venue time and the mute comes 1 s before it. A run
+    that missed that window on a loaded machine (no fill lost: `_fill_lost_in_silence`) is
+    run again with the crossing 3 s later, up to three times, instead of failing the
+    judge on a scenario that did not happen (the CI flake: the crossing at 1.4 s landed
+    before a mute sent at 1.0 s)."""
+    run = None
+    for attempt in range(3):
+        if run is not None:
+            await run.d.check()
+            await run.d.stop()
+        run = await _silent_sockets_run(start_daemon, tmp_path, 3.0 + 3 * attempt)
+        if _fill_lost_in_silence(run):
+            break
+    assert run is not None
+    final, logs, orders, history = run.final, run.logs, run.orders, run.history
 
     assert final.state == "completed", final.reason
-    history = await d.history()
-    orders = await d.orders(status.plan_id)
     ids = {e["order"]["id"] for e in orders}
     venue_filled = sum((Decimal(f["qty"]) for f in fills_of(history, ids)), Decimal(0))
     assert final.legs[0].filled_qty == venue_filled == 300
+    assert _fill_lost_in_silence(run), "no run had the crossing's fill lost in the silence"
     # The silence is noticed after `market_data_silence_seconds`; from then until the mute
     # ends nothing is sent.
-    quiet = (muted_at + timedelta(seconds=0.6), muted_at + timedelta(seconds=2.0))
-    assert created_between(orders, *quiet) == []
-    assert next(events(logs, "stream_silent", stream="market")) < next(
-        events(logs, "leg_holding_stale_quotes")
+    quiet = (
+        run.muted_at + timedelta(seconds=0.6),
+        run.muted_at + timedelta(seconds=SILENT_SECONDS),
     )
+    assert created_between(orders, *quiet) == []
+    # The watchdog noticed the silence and the leg held through it. Which of the two comes
+    # first is a race of two timers on the same threshold (the watchdog's on the loop's
+    # clock, the leg's check of the stream's last frame), so the order is not judged.
+    assert next(events(logs[run.at_mute :], "stream_silent", stream="market"), None) is not None
+    resumed = run.at_mute + next(events(logs[run.at_mute :], "leg_quotes_resumed"))
+    held = [i for i in events(logs, "leg_holding_stale_quotes") if i < resumed]
+    assert held, "the leg did not hold while the sockets were silent"
     # The lost fill surfaced as a gap in the venue's cumulative quantity and was counted
     # from REST, before the remainder was sized.
     gap = next(events(logs, "fill_gap_detected"))
