@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from execd.control.protocol import ControlError
 from tests.engine.conftest import StartDaemon
 
 pytestmark = pytest.mark.slow
@@ -85,3 +86,23 @@ async def test_buys_end_with_the_reason_when_the_account_never_reads_well(
     assert "NaN" in leg.reason
     assert "internal error" not in leg.reason
     assert await d.orders("never-readable") == []
+
+
+CRASHES = pytest.mark.xfail(strict=True, reason="the targets sizing crashes on it")
+
+
+@pytest.mark.parametrize(
+    "value", [pytest.param("NaN", marks=CRASHES), "Infinity", pytest.param("", marks=CRASHES)]
+)
+async def test_a_targets_plan_is_not_sized_from_a_broken_equity(
+    start_daemon: StartDaemon, value: str
+) -> None:
+    """A targets plan is sized from the account's equity: a broken one refuses the plan
+    with the reason (before: "Infinity" sized the buys from unlimited equity when the
+    equity-relative caps were off, "" crashed the submit)."""
+    d = await start_daemon(sim={"scenario": "calm"}, risk=NO_CAPS)
+    d.venue.services.overrides.set_account({"equity": value}, None)
+    with pytest.raises(ControlError) as refused:
+        await d.daemon.engine.submit({"plan_id": "t", "targets": {"SPY": "0.20"}})
+    assert "equity" in refused.value.message
+    assert await d.orders("t") == []
