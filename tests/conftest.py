@@ -5,6 +5,7 @@ import gc
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -59,9 +60,14 @@ def _dump_tasks_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[N
 
 
 def _timeout_seconds(request: pytest.FixtureRequest) -> float:
+    """pytest-timeout's limit for this test: the marker, else ``--timeout``, else the ini
+    value (a ``--timeout`` below the ini's would otherwise kill before the dump)."""
     marker = request.node.get_closest_marker("timeout")
     if marker is not None and marker.args:
         return float(marker.args[0])
+    option = request.config.getoption("timeout", None)
+    if option is not None:
+        return float(option)
     try:
         return float(request.config.getini("timeout") or 0)
     except ValueError:
@@ -81,3 +87,30 @@ def _dump_pending_tasks() -> None:
             print(f"--- {task.get_name()}: {task.get_coro()!r}", file=out)
             task.print_stack(limit=12, file=out)
     out.flush()
+
+
+_TESTS = Path(__file__).resolve().parent
+
+# Tests outside tests/engine/ that run the daemon, a CLI or an interpreter as subprocesses:
+# the longest of the rest (seconds each, on a loaded machine tens).
+_LONG_ELSEWHERE = frozenset({"test_readme.py", "test_lazy_imports.py"})
+
+
+def _runs_long(item: pytest.Item) -> bool:
+    """A test that waits on a daemon, a venue's clock or a subprocess (seconds, not ms)."""
+    path = Path(str(item.path))
+    return (
+        item.get_closest_marker("slow") is not None
+        or _TESTS / "engine" in path.parents
+        or (path.parent == _TESTS and path.name in _LONG_ELSEWHERE)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first, each group in file order (a stable sort).
+
+    With `-n` (xdist, worksteal) the run then ends on a queue of millisecond unit tests that
+    idle workers share out, not on one worker still in a daemon test that started last; a
+    serial run does the same work in another order. Tests do not depend on their order.
+    """
+    items.sort(key=lambda item: not _runs_long(item))

@@ -306,7 +306,8 @@ async def run_sdk(
             asyncio.create_task(load._run_forever(), name="bench-sdk-background"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), TAPE_SECONDS * 0.8)
+            async with asyncio.timeout(TAPE_SECONDS * 0.8):
+                await done.wait()
         for sdk_stream, task in zip((stream, load), tasks, strict=True):
             await sdk_stream.stop_ws()
             task.cancel()

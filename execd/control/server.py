@@ -365,7 +365,8 @@ class ControlServer:
         framer = LineFramer()
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(_READ_CHUNK), IDLE_TIMEOUT_SECONDS)
+                async with asyncio.timeout(IDLE_TIMEOUT_SECONDS):
+                    data = await reader.read(_READ_CHUNK)
             except TimeoutError:
                 log.info("control_idle_closed", peer_uid=peer.uid)
                 await _send(

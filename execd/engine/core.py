@@ -420,7 +420,8 @@ class Engine:
             _log.info("plan_cancel_requested", plan_id=plan_id)
             runner.stop("canceled by user")
             try:
-                await asyncio.wait_for(record.done.wait(), self._grace_seconds())
+                async with asyncio.timeout(self._grace_seconds()):
+                    await record.done.wait()
             except TimeoutError:
                 _log.error("plan_cancel_unconfirmed", plan_id=plan_id)
         return record.to_status()
@@ -440,7 +441,8 @@ class Engine:
         canceled = await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
-                await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+                async with asyncio.timeout(self._grace_seconds()):
+                    await asyncio.gather(*waits)
             except TimeoutError:
                 _log.error("halt_plans_unconfirmed", plans=len(waits))
         return HaltState(halted=True, canceled_orders=canceled)
@@ -483,7 +485,8 @@ class Engine:
         await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
-                await asyncio.wait_for(asyncio.gather(*waits), self._grace_seconds())
+                async with asyncio.timeout(self._grace_seconds()):
+                    await asyncio.gather(*waits)
             except TimeoutError:
                 _log.error("halt_plans_unconfirmed", plans=len(waits))
 

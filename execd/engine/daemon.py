@@ -171,7 +171,8 @@ class Daemon:
         await self.engine.shutdown(grace=config.grace_seconds, leave_orders=leave)
         try:
             # The last cancel confirmations are in flight on the stream: keep them.
-            await asyncio.wait_for(self.recorder.drain(), max(deadline - loop.time(), 0.5))
+            async with asyncio.timeout(max(deadline - loop.time(), 0.5)):
+                await self.recorder.drain()
         except TimeoutError:
             _log.error("journal_flush_timeout")
         for task in self._tasks:

@@ -158,7 +158,13 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
 
     async def run(self) -> None:
         """Drive the market (quotes, trades, bars, resting-order fills) in step with the clock until
-        cancelled."""
+        cancelled.
+
+        The wait is `asyncio.timeout`, never `asyncio.wait_for`: on Python 3.11 `wait_for`
+        swallows a cancellation that arrives once the event is set (CPython gh-86296), and
+        anything that schedules an event sets it: a venue closed just after an order or a
+        REST read kept running, and `SimVenue.__aexit__` waited for it forever (the CI hang
+        of tests/engine/test_daemon_replace_race.py; tests/sim/test_venue_close.py)."""
         self._wake = asyncio.Event()
         while True:
             self.advance_to(self._clock.now())
@@ -167,7 +173,8 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
                 self._clock.real_seconds_until(self._schedule[0][0]) if self._schedule else 1.0
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 1.0))
+                async with asyncio.timeout(min(timeout, 1.0)):
+                    await self._wake.wait()
 
     def advance_to(self, when: datetime) -> None:
         """Process every scheduled venue event up to venue time `when` (tests, and `run`)."""

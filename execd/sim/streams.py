@@ -533,9 +533,8 @@ class StreamHub:
         conns = list(self._connections)
         for conn in conns:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    conn.ws.close(code=1001, message=b"venue shutting down"), 1.0
-                )
+                async with asyncio.timeout(1.0):
+                    await conn.ws.close(code=1001, message=b"venue shutting down")
         self.detach()
 
     # ------------------------------------------------------------------ sockets

@@ -1,6 +1,6 @@
 """Issue 4, "Done when": a plan submitted just before the open, on the real daemon.
 
-The venue starts at 09:29:50 Eastern with the `open` scenario (pre-market quotes, then
+The venue starts at 09:29:55 Eastern with the `open` scenario (pre-market quotes, then
 10–30¢ spreads collapsing over the first five minutes). The seeds' open rules are judged
 by when orders reach the venue: nothing before 09:30; a wide spread in 9:30–9:32 waits
 `wide_spread_wait_seconds` (shortened here) before the first order; the passive style waits
@@ -30,11 +30,12 @@ def _created(entry: dict[str, object]) -> datetime:
 async def test_plan_before_the_open_waits_then_follows_the_open_rules(
     start_daemon: StartDaemon,
 ) -> None:
-    """Submitted at ~09:29:50: every leg holds until 09:30. At the open the high-urgency leg
+    """Submitted at ~09:29:55 (five seconds: room for a daemon start on a loaded machine,
+    checked below): every leg holds until 09:30. At the open the high-urgency leg
     trades at once; the normal leveraged-ETF leg sees the open's wide spread and waits the
     spread wait first; the normal passive leg is still inside its market-open delay."""
     d = await start_daemon(
-        sim={"scenario": "open", "start": "09:29:50"},
+        sim={"scenario": "open", "start": "09:29:55"},
         better_orders={
             "wide_spread_wait_seconds": SPREAD_WAIT,
             # The pre-market assessment's recommended waits are minutes long; the
