@@ -313,18 +313,15 @@ class Engine:
         return parsed, source, schedule, holdings
 
     async def _refuse_unreadless(self, plan: Plan) -> None:
-        """What a plan can be refused for without a positions or account read: a wash trade
+        """What a plan is refused for before the positions and account reads: a wash trade
         against a working plan, an unknown or untradable symbol, a fractional whole-share
-        qty (the asset list is cached). Checked before the positions read: a symbol the
-        venue does not know used to cost a positions read, an account read and a quote
-        wait. A symbol about to be refused from the cache is first asked of the venue
-        (once a minute per symbol): it may have been listed, or made fractionable, since
-        the day's list was read (review 7)."""
+        qty (from the cached list, but the venue is asked about a symbol first, within
+        bounds: it may have been listed or made fractionable today, review 7)."""
         self._refuse_wash_trades(plan)
-        if not intake.leg_errors(plan, self._asset_cache.get):
-            return
-        await self._asset_cache.recheck(intake.doubtful_symbols(plan, self._asset_cache.get))
-        if errors := intake.leg_errors(plan, self._asset_cache.get):
+        assets = self._asset_cache
+        if intake.leg_errors(plan, assets.get):
+            await assets.recheck(intake.doubtful_symbols(plan, assets.get))
+        if errors := intake.leg_errors(plan, assets.get):
             raise ControlError(ErrorCode.INVALID_PLAN, "; ".join(errors))
 
     async def _dry_run(self, plan: Plan, schedule: Schedule) -> PlanStatus:
