@@ -24,7 +24,7 @@ from datetime import date as _date
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import tomli_w
 from pydantic import (
@@ -34,6 +34,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -85,6 +86,19 @@ Symbols = Annotated[list[str], AfterValidator(_upper_symbols)]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _ascii_decimals(cls, value: object, info: ValidationInfo) -> object:
+        """A Decimal setting written as text (the environment's) must be ASCII digits:
+        Python's Decimal reads "٢٠" and "2_0" as 20, which no one means (plans refuse
+        them too, `execd.domain.plans`)."""
+        if isinstance(value, str) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            decimal = annotation is Decimal or Decimal in get_args(annotation)
+            if decimal and (not value.isascii() or "_" in value):
+                raise ValueError(f"{value!r} is not a number (ASCII digits only)")
+        return value
 
 
 class ExecutionConfig(_Section):

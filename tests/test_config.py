@@ -190,3 +190,17 @@ def test_config_prints_whole_decimals_as_integers() -> None:
     assert "min_bid_ask_size = 100\n" in text
     assert "max_spread_percent = 0.25\n" in text
     assert "repeg_threshold_percent = 0.10\n" in text
+
+
+@pytest.mark.parametrize("text", ["٢٠", "２０", "2_0"])
+def test_a_decimal_setting_in_another_script_is_refused(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """Python's Decimal reads "٢٠" as 20 and "2_0" as 20; a setting from the environment
+    must be an ASCII number, as a plan's numbers are, or the daemon refuses to start."""
+    monkeypatch.setenv("BETTER_ORDERS__MAX_SLIPPAGE_BPS", text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "max_slippage_bps" in str(refused.value)
+    monkeypatch.setenv("BETTER_ORDERS__MAX_SLIPPAGE_BPS", "25")
+    assert load_settings().better_orders.max_slippage_bps == Decimal(25)

@@ -44,6 +44,7 @@ from execd.adapters.errors import (
 )
 from execd.adapters.rest_answers import NoAnswer, NotSent, answer_error, parse_model
 from execd.adapters.rest_http import RestHttp
+from execd.domain.order_state import is_live_status
 from execd.domain.types import Side
 
 with warnings.catch_warnings():
@@ -60,8 +61,7 @@ log = structlog.get_logger("execd.adapters.rest")
 #: `Order` is alpaca-py's model every write answers with (re-exported by `rest`).
 __all__ = ["Order", "OrderWrites", "wire_decimal"]
 
-#: order statuses after which a DELETE can no longer take effect (§1.9).
-_TERMINAL = frozenset({"filled", "expired", "replaced", "rejected", "done_for_day"})
+#: a cancel that landed: the order is cancelled, or its cancel is pending (§1.8).
 _CANCELLING = frozenset({"canceled", "pending_cancel"})
 _ALREADY_CANCELED = 'already in "canceled" state'
 
@@ -173,8 +173,9 @@ class OrderWrites(RestHttp):
         `.already_filled` for ``order is already in "filled" state``: a fill, not a
         failure), `NotFound`, `RateLimited`, `OutcomeUnknown`. A lost answer is
         resolved by re-reading the order: ``canceled``/``pending_cancel`` means done; a
-        terminal status is reported as the venue itself words it; an open order gets
-        the DELETE again.
+        terminal status is reported as the venue itself words it; any other status is
+        live (`is_live_status`: ``done_for_day`` too, which trades again the next day,
+        §1.9) and gets the DELETE again.
         """
         path = f"/v2/orders/{order_id}"
         delays = self._delays()
@@ -217,7 +218,7 @@ class OrderWrites(RestHttp):
             )
             if status in _CANCELLING:
                 return
-            if status in _TERMINAL:
+            if not is_live_status(status):  # filled, expired, replaced, rejected
                 raise VenueRefused(422, None, f'order is already in "{status}" state')
             ambiguous = False  # still open, so the DELETE did not land: send it again
             if attempt == self._config.write_attempts:

@@ -23,6 +23,25 @@ WHOLE = Decimal(1)
 BPS = Decimal(10_000)
 
 
+def account_figure(raw: object) -> Decimal | None:
+    """A money figure of the venue's account answer (alpaca-py keeps them as strings) as
+    a finite Decimal; None when it is missing, unparsable ("", "1,000", "٣") or not
+    finite ("NaN", "Infinity"). Sizing from such a read would crash (`min` over a NaN
+    raises) or spend without bound (an infinite cash fits any buy), so it is no read at
+    all. A finite negative figure is a real account state (cash owed) and is kept: it
+    sizes nothing."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    text = str(raw).strip()
+    if not text.isascii():
+        return None
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
 def round_qty_down(qty: Decimal, fractionable: bool) -> Decimal:
     """The largest tradable quantity not above `qty`."""
     quantum = QTY_QUANTUM if fractionable else WHOLE

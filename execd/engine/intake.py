@@ -36,7 +36,7 @@ from execd.domain.plans import LegInput, Plan, PlanError, PlanInput, build_plan
 from execd.domain.prices import apply_cap, marketable_limit, passive_anchor
 from execd.domain.quotes import Quote
 from execd.domain.risk import check_plan
-from execd.domain.sizing import sellable_qty
+from execd.domain.sizing import account_figure, sellable_qty
 from execd.domain.targets import TargetError, TargetQuote, compute_legs
 from execd.domain.types import Side, Urgency
 from execd.engine.records import PlanRecord
@@ -445,7 +445,13 @@ async def target_legs(
         account = await rest.account(priority=Priority.VALIDATE)
     except AdapterError as exc:
         raise venue_unavailable(exc) from None
-    equity = Decimal(str(account.equity or 0))
+    equity = account_figure(account.equity)
+    if equity is None:  # "NaN", "Infinity", "": no plan is sized from it
+        raise ControlError(
+            ErrorCode.INTERNAL,
+            f"the account's equity is unreadable ({account.equity!r});"
+            " a targets plan cannot be sized",
+        )
     symbols = set(model.targets)
     if model.liquidate_unlisted:
         symbols |= {s for s, q in held.items() if q}

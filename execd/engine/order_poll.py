@@ -5,18 +5,19 @@ the socket is down is only known by asking. Two things ask (issue 5, "Stream rec
 
 * `OrderPoller.run`, a supervised task of the daemon: while `OrderStream.connected` is
   False and a leg is running, every `interval` seconds (stretched so that polling takes
-  at most a quarter of the request budget) it reads execd's orders with one
-  ``GET /v2/orders?status=all&after=…`` and hands the snapshot to every running leg,
-  which applies what changed (fills by cumulative quantity, so nothing counts twice) the
-  next time it acts. It stops when the stream is back. The read is a `Priority.READ`
-  request of the shared budget, so polling can never take the slots a cancel, replace
-  or new order needs, nor exceed the account's rate.
+  at most a quarter of the request budget, each page counted) it reads execd's orders
+  with ``GET /v2/orders?status=all&after=…``, every page of it, and hands the snapshot
+  to every running leg, which applies what changed (fills by cumulative quantity, so
+  nothing counts twice) the next time it acts. It stops when the stream is back. Its
+  reads are `Priority.READ` requests of the shared budget, so polling can never take
+  the slots a cancel, replace or new order needs, nor exceed the account's rate.
 * `reconcile_working_orders`, awaited by the engine when the stream reconnects and
   *before* the stream dispatches anything new: the same snapshot, so every leg has
   re-read its orders before it acts on a new event.
 
 A leg whose order is missing from the snapshot (placed after it was taken, or older than
-``after``, or beyond the 500-order page) reads that order by client order id itself.
+``after``) reads that order by client order id itself; a listing that could not be read
+to its end is no snapshot (every leg reads its own orders).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Protocol, TypeAlias
 
 import structlog
 
-from execd.adapters.errors import AdapterError
+from execd.adapters.open_orders import PAGE_LIMIT, list_orders_paged
 from execd.adapters.rest import Order, RestGateway
 from execd.domain.ids import is_execd_order
 
@@ -40,8 +41,12 @@ LOOKBACK = timedelta(minutes=1)
 Snapshot: TypeAlias = Mapping[str, Order]
 """execd's orders as one ``GET /v2/orders`` saw them, by client order id."""
 
-PAGE = 500
+PAGE = PAGE_LIMIT
 """Alpaca's largest ``limit`` for ``GET /v2/orders`` (ALPACA.md §1.5)."""
+
+MAX_PAGES = 20
+"""10,000 orders: 2,000 legs with four re-pegs each. Past it the snapshot is given up
+(the legs read their orders one by one) rather than polled for minutes."""
 
 BUDGET_SHARE = 0.25
 """Polling never takes more than this share of the request budget: a poll interval set
@@ -77,36 +82,41 @@ class OrderStreamState(Protocol):
 
 
 async def read_snapshot(rest: RestGateway, legs: WorkingLegs, reason: str) -> Snapshot | None:
-    """execd's orders since the oldest working plan, by client order id.
+    """execd's orders since the oldest working plan, by client order id, every page of them.
 
-    None when nothing is working or the venue could not be asked (logged); the legs then
-    read their orders one by one.
+    None when nothing is working, the venue could not be asked, or the listing could not
+    be finished (a failed page, a venue ignoring the cursor, more than `MAX_PAGES` pages;
+    logged): the legs then read their orders one by one, never from a partial snapshot.
     """
     since = legs.working_since()
     if since is None:
         return None
-    try:
-        orders = await rest.list_orders(
-            status="all", after=since - LOOKBACK, limit=PAGE, direction="desc"
-        )
-    except AdapterError as exc:
-        _log.warning("order_poll_failed", reason=reason, error=str(exc))
+    listing = await list_orders_paged(
+        rest, status="all", after=since - LOOKBACK, max_pages=MAX_PAGES, what="order_poll"
+    )
+    if not listing.complete:
+        _log.warning("order_poll_failed", reason=reason, listed=len(listing.orders))
         return None
-    if len(orders) >= PAGE:
-        _log.warning("order_poll_page_full", reason=reason, orders=len(orders))
+    orders = listing.orders
     snapshot = {str(o.client_order_id): o for o in orders if is_execd_order(str(o.client_order_id))}
-    _log.info("order_poll_read", reason=reason, orders=len(snapshot))
+    _log.info("order_poll_read", reason=reason, orders=len(snapshot), pages=pages(len(orders)))
     return snapshot
+
+
+def pages(orders: int) -> int:
+    """The requests a listing of `orders` orders takes (a full last page needs one more)."""
+    return orders // PAGE + 1
 
 
 async def reconcile_working_orders(
     rest: RestGateway, legs: WorkingLegs, reason: str, seconds: float, *, fallback: bool
-) -> None:
+) -> Snapshot | None:
     """Every running leg re-reads its orders from one snapshot, read within `seconds`
     seconds. Without a snapshot, `fallback` makes each leg read its orders by client
-    order id (after a reconnect that must happen); otherwise nothing happens."""
+    order id (after a reconnect that must happen); otherwise nothing happens. Returns
+    the snapshot (its size tells the poller how many pages it cost)."""
     if not legs.running_legs():
-        return
+        return None
     snapshot: Snapshot | None = None
     try:
         async with asyncio.timeout(seconds):
@@ -115,6 +125,7 @@ async def reconcile_working_orders(
         _log.warning("order_poll_timeout", reason=reason, seconds=seconds)
     if snapshot is not None or fallback:
         legs.reconcile_legs(snapshot)
+    return snapshot
 
 
 class OrderPoller:
@@ -156,13 +167,18 @@ class OrderPoller:
                         interval=round(self._interval, 3),
                         configured_interval=self._configured,
                     )
-                await reconcile_working_orders(
+                snapshot = await reconcile_working_orders(
                     self._rest, self._legs, "order_stream_down", self._timeout, fallback=False
                 )
                 polled += 1
                 self.polls += 1
+                # A listing of several pages spends as many requests: the wait stretches
+                # with it, so polling keeps within its share of the budget.
+                wait = self._interval * (1 if snapshot is None else pages(len(snapshot)))
+            else:
+                wait = self._interval
             try:
-                async with asyncio.timeout(self._interval):
+                async with asyncio.timeout(wait):
                     await self._stream.wait_connected()
             except TimeoutError:
                 pass

@@ -34,6 +34,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import structlog
+from alpaca.trading.models import TradeAccount
 
 from execd.adapters.budget import Withdrawal
 from execd.adapters.errors import AdapterError, SendWithdrawn
@@ -49,6 +50,7 @@ from execd.domain.order_state import is_live_status
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
+    account_figure,
     fit_buy,
     qty_for_notional,
     reservation_price,
@@ -410,12 +412,17 @@ class PlanRunner:
             self._account_error = str(exc)
             return []
         margin = self._ctx.use_margin
-        cash = account.buying_power if margin else account.non_marginable_buying_power
         what = "buying power" if margin else "cash"
+        figures = account_figures(account, margin)
+        if isinstance(figures, str):
+            # A broken figure is no read: sizing from it would crash or spend without bound.
+            self._account_error = figures
+            return []
+        power_figure, cash_figure = figures
         # Buys started by any plan but with no live order yet are not in the venue's figure.
-        power = Decimal(str(cash or 0)) - reserved
-        if not margin:  # nor more than the cash less every started buy, live or not
-            power = min(power, Decimal(str(account.cash or 0)) - spending)
+        power = power_figure - reserved
+        if cash_figure is not None:  # nor more than the cash less every started buy
+            power = min(power, cash_figure - spending)
         sells_done = all(leg.finished for leg in self.record.legs if leg.leg.side is Side.SELL)
         params = self._ctx.ports.params
         total = self._buy_total(quotes)
@@ -748,6 +755,27 @@ def _leg_reasons(rec: PlanRecord) -> list[str]:
     return [
         f"{leg.leg.label}: {leg.reason or leg.state}" for leg in rec.legs if leg.state != "filled"
     ]
+
+
+def account_figures(account: TradeAccount, margin: bool) -> tuple[Decimal, Decimal | None] | str:
+    """The buying power the buys spend and, on cash (`margin` False), the cash itself; or,
+    when a figure the sizing needs is missing, unparsable or not finite, why the read is
+    unusable (logged at error with the field and its value)."""
+    names = ("buying_power",) if margin else ("non_marginable_buying_power", "cash")
+    values: list[Decimal] = []
+    for name in names:
+        raw = getattr(account, name)
+        value = account_figure(raw)
+        if value is None:
+            _log.error(
+                "buy_release_account_unusable",
+                field=name,
+                value=raw,
+                hint="nothing is sized from it; the account is read again until the deadline",
+            )
+            return f"the account's {name} reads {raw!r}"
+        values.append(value)
+    return (values[0], None) if margin else (values[0], values[1])
 
 
 def _two_sided(quote: Quote) -> bool:

@@ -56,6 +56,15 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
                             stream; the fill event's own ``price`` is unaffected): an order
                             reported filled before its price exists (LESSONS); ``0`` also
                             shows every price hidden so far
+``POST /sim/account/override`` ``{"fields": {"cash": "NaN"}, "count": null}`` — the next
+                            ``count`` ``GET /v2/account`` answers (null: every one until
+                            cleared with ``"fields": {}``) show these string values instead
+                            of the venue's own (a broken account read: ``"NaN"``,
+                            ``"Infinity"``, ``""``); the account itself is unchanged
+``POST /sim/orders/status``  ``{"order_id": "...", "status": "done_for_day"}`` —
+                            ``GET /v2/orders/{order_id}`` shows that status for this one
+                            order (``status`` null: its real one again), for statuses the
+                            matching engine never produces; the order itself is unchanged
 ==========================  =====================================================================
 """
 
@@ -75,7 +84,14 @@ from execd.sim.streams import StreamKind
 if TYPE_CHECKING:
     from execd.sim.server import VenueServices
 
-__all__ = ["AdminError", "FaultQueue", "HttpFault", "add_admin_routes", "fault_response"]
+__all__ = [
+    "AdminError",
+    "AnswerOverrides",
+    "FaultQueue",
+    "HttpFault",
+    "add_admin_routes",
+    "fault_response",
+]
 
 ADMIN_PREFIX = "/sim"
 # Durations and delays beyond this (about 11 days) are mistakes, not tests.
@@ -138,6 +154,44 @@ class FaultQueue:
     def pending(self) -> list[dict[str, Any]]:
         """The queue, for ``GET /sim``."""
         return [{**asdict(fault), "remaining": left} for fault, left in self._pending]
+
+
+class AnswerOverrides:
+    """Fields rewritten in the venue's REST answers: a fault injected over ``/sim/``, never
+    a venue state. The exchange keeps its real account and orders; only what a client
+    reads changes (a broken account figure, a status the matching engine never sets)."""
+
+    def __init__(self) -> None:
+        self._account: dict[str, str] = {}
+        self._account_left: int | None = None
+        self._statuses: dict[str, str] = {}
+
+    def set_account(self, fields: dict[str, str], count: int | None) -> None:
+        """Show `fields` in the next `count` account answers (None: until cleared)."""
+        self._account, self._account_left = dict(fields), count
+
+    def set_status(self, order_id: str, status: str | None) -> None:
+        """Show `status` for `order_id` (None: its real status again)."""
+        if status is None:
+            self._statuses.pop(order_id, None)
+        else:
+            self._statuses[order_id] = status
+
+    def account(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """`answer` (an account's JSON) with the pending field overrides applied."""
+        if not self._account:
+            return answer
+        answer = {**answer, **self._account}
+        if self._account_left is not None:
+            self._account_left -= 1
+            if self._account_left <= 0:
+                self._account, self._account_left = {}, None
+        return answer
+
+    def order(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """`answer` (an order's JSON) with its status override, if it has one."""
+        status = self._statuses.get(str(answer.get("id")))
+        return answer if status is None else {**answer, "status": status}
 
 
 _GATEWAY_REASONS = {
@@ -395,6 +449,26 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
         exchange.set_avg_price_lag(seconds)
         return {"seconds": seconds}
 
+    async def override_account(body: dict[str, Any]) -> Any:
+        fields = body.get("fields")
+        if not isinstance(fields, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+        ):
+            raise AdminError("fields must be an object of strings")
+        count = None if body.get("count") is None else _integer(body, "count")
+        if count is not None and count < 1:
+            raise AdminError("count must be >= 1")
+        services.overrides.set_account(fields, count)
+        return {"fields": fields, "count": count}
+
+    async def override_status(body: dict[str, Any]) -> Any:
+        order_id = body.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise AdminError("order_id must be a non-empty string")
+        status = _optional_str(body, "status")
+        services.overrides.set_status(order_id, status)
+        return {"order_id": order_id, "status": status}
+
     p = ADMIN_PREFIX
     app.router.add_get(p, _admin(info))
     app.router.add_get(f"{p}/", _admin(info))
@@ -412,6 +486,8 @@ def add_admin_routes(app: web.Application, services: VenueServices) -> None:
     app.router.add_post(f"{p}/ratelimit", _admin(ratelimit))
     app.router.add_post(f"{p}/fills/delay", _admin(fill_delay))
     app.router.add_post(f"{p}/fills/price_lag", _admin(price_lag))
+    app.router.add_post(f"{p}/account/override", _admin(override_account))
+    app.router.add_post(f"{p}/orders/status", _admin(override_status))
 
 
 async def sleep_for_fault(fault: HttpFault) -> None:

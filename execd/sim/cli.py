@@ -25,11 +25,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import date, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
 from execd.sim.config import SCENARIOS, SimConfig
+from execd.sim.rules import decimal_text
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
 
@@ -67,11 +68,8 @@ def _start_date(text: str) -> date:
 
 
 def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from exc
-    if not value.is_finite():
+    value = decimal_text(text)  # ASCII digits only, finite
+    if value is None:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}")
     return value
 

@@ -8,6 +8,7 @@ calls the pure helpers here with the state they need.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import time
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,22 @@ MAX_CLIENT_ORDER_ID = 128
 _MAX_DECIMALS = 9
 
 
+# ASCII digits only (re.ASCII), as Alpaca's parser reads them: Python's Decimal() also
+# reads other scripts' digits ("٣" is 3, "１" is 1) and underscores ("1_0" is 10).
+_NUMERAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def decimal_text(text: str) -> Decimal | None:
+    """`text` as a finite Decimal if it is an ASCII decimal numeral, else None."""
+    if not _NUMERAL.fullmatch(text):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        return None
+    return value if value.is_finite() else None
+
+
 def parse_decimal(body: Mapping[str, Any], name: str) -> Decimal | None:
     """A decimal field sent as a JSON string or number (alpaca-py sends numbers, §0.3)."""
     raw = body.get(name)
@@ -32,11 +49,8 @@ def parse_decimal(body: Mapping[str, Any], name: str) -> Decimal | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise invalid(f"invalid {name}")
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation as exc:
-        raise invalid(f"invalid {name}") from exc
-    if not value.is_finite():
+    value = decimal_text(str(raw))
+    if value is None:
         raise invalid(f"invalid {name}")
     return value
 

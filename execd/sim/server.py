@@ -34,17 +34,24 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from execd.sim.admin import FaultQueue, add_admin_routes, fault_response, sleep_for_fault
+from execd.sim.admin import (
+    AnswerOverrides,
+    FaultQueue,
+    add_admin_routes,
+    fault_response,
+    sleep_for_fault,
+)
 from execd.sim.clock import VenueClock
 from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter, rate_limit_headers
+from execd.sim.rules import decimal_text
 from execd.sim.streams import StreamHub
 
 __all__ = [
@@ -92,6 +99,8 @@ class VenueServices:
     trading_limiter: RateLimiter
     data_limiter: RateLimiter
     faults: FaultQueue = field(default_factory=FaultQueue)
+    overrides: AnswerOverrides = field(default_factory=AnswerOverrides)
+    """Injected rewrites of account/order answers (`execd.sim.admin.AnswerOverrides`)."""
     data_page_limit: int = 10_000
     requests: Counter[str] = field(default_factory=Counter)
     """REST requests seen, by ``"METHOD /path"`` (after auth, 429s included): how tests
@@ -183,11 +192,8 @@ def parse_decimal(value: str | None, name: str) -> Decimal | None:
     """A decimal query parameter (position close ``qty``/``percentage``)."""
     if value is None or value == "":
         return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation as exc:
-        raise SimError(422, f"invalid {name}: {value}", CODE_INVALID) from exc
-    if not number.is_finite() or number <= 0:
+    number = decimal_text(value)
+    if number is None or number <= 0:
         raise SimError(422, f"invalid {name}: {value}", CODE_INVALID)
     return number
 
@@ -328,7 +334,8 @@ async def list_orders(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     """GET /v2/orders/{order_id} (§1.6)."""
     nested = parse_bool(request.query.get("nested"), "nested")
-    return json_response(_exchange(request).get_order(request.match_info["order_id"], nested))
+    answer = _exchange(request).get_order(request.match_info["order_id"], nested)
+    return json_response(request.app[SERVICES].overrides.order(answer))
 
 
 async def get_order_by_client_id(request: web.Request) -> web.Response:
@@ -358,7 +365,7 @@ async def cancel_all_orders(request: web.Request) -> web.Response:
 
 async def account(request: web.Request) -> web.Response:
     """GET /v2/account (§2.1)."""
-    return json_response(_exchange(request).account())
+    return json_response(request.app[SERVICES].overrides.account(_exchange(request).account()))
 
 
 async def activities(request: web.Request) -> web.Response:

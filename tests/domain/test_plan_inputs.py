@@ -285,3 +285,24 @@ def test_hostile_targets_are_refused_with_a_message() -> None:
         parse_document({"targets": {"SPY": "0.5"}, "legs": []})
     with pytest.raises(PlanError):
         parse_document({"legs": [{"symbol": "SPY", "side": "buy", "qty": "1"}], "cash": "0.1"})
+
+
+@pytest.mark.parametrize("field", ["qty", "notional", "limit_price"])
+@pytest.mark.parametrize("text", ["٣", "１", "1_0", "٣.5"])
+def test_a_leg_number_in_another_script_is_refused_by_name(field: str, text: str) -> None:
+    """Python's Decimal reads "٣" as 3; a plan does not (ASCII digits only), and says which
+    field of which leg, as the simulator (and Alpaca) refuse such a number with a 422."""
+    leg = {"symbol": "SPY", "side": "buy", "qty": "1", field: text}
+    if field == "notional":
+        del leg["qty"]
+    with pytest.raises(PlanError) as refused:
+        parse_document({"legs": [leg]})
+    assert any(f"legs[0].{field}" in e and "not a number" in e for e in refused.value.errors), (
+        refused.value.errors
+    )
+
+
+def test_a_csv_plan_qty_in_another_script_is_refused() -> None:
+    with pytest.raises(PlanError) as refused:
+        parse_document(parse_plan_csv("symbol,side,qty\nSPY,buy,٣\n"))
+    assert any("qty" in e and "not a number" in e for e in refused.value.errors)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from execd.domain.sizing import (
+    account_figure,
     affordable_qty,
     qty_for_notional,
     reservation_price,
@@ -125,3 +126,18 @@ def test_sellable_counts_a_live_orders_shares_once() -> None:
     assert sellable_qty(Decimal(300), Decimal(200), Decimal(0)) == 200
     # A short position sells nothing.
     assert sellable_qty(Decimal(-10), Decimal(-10), Decimal(0)) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [None, "", " ", "NaN", "nan", "sNaN", "Infinity", "-Infinity", "inf", "1,000", "٣", "1e", True],
+)
+def test_an_unusable_account_figure_is_none(raw: object) -> None:
+    assert account_figure(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("100000.5", "100000.5"), ("0", "0"), ("-12.34", "-12.34"), ("1E+3", "1000")]
+)
+def test_a_finite_account_figure_is_kept(raw: str, value: str) -> None:
+    assert account_figure(raw) == Decimal(value)

@@ -309,3 +309,38 @@ async def test_injected_429_carries_realistic_rate_limit_headers(
     assert all(int(h["X-RateLimit-Reset"]) > 0 for _, h in seen)
     bad = await admin(http, venue, "POST", "/http/faults", {**body, "rate_limit_remaining": -1})
     assert bad[0] == 400
+
+
+async def test_answer_overrides_rewrite_reads_not_the_venue(
+    venue: SimVenue, http: aiohttp.ClientSession
+) -> None:
+    """``/sim/account/override`` shows broken account figures for ``count`` reads and
+    ``/sim/orders/status`` one order's status; the account and the order are unchanged, and
+    bad bodies are 400s."""
+    status, _ = await admin(http, venue, "POST", "/account/override", {"fields": {"cash": 1}})
+    assert status == 400
+    status, _ = await admin(
+        http, venue, "POST", "/account/override", {"fields": {"cash": "NaN"}, "count": 0}
+    )
+    assert status == 400
+    status, _ = await admin(
+        http, venue, "POST", "/account/override", {"fields": {"cash": "NaN"}, "count": 1}
+    )
+    assert status == 200
+    _, _, text = await trading(http, venue, "GET", "/v2/account")
+    assert json.loads(text)["cash"] == "NaN"
+    _, _, text = await trading(http, venue, "GET", "/v2/account")
+    assert json.loads(text)["cash"] != "NaN"  # one read only
+    _, _, text = await trading(http, venue, "POST", "/v2/orders", {**ORDER, "type": "limit",
+                                                                   "limit_price": "1"})  # fmt: skip
+    order_id = json.loads(text)["id"]
+    status, _ = await admin(http, venue, "POST", "/orders/status", {"status": "done_for_day"})
+    assert status == 400
+    body = {"order_id": order_id, "status": "done_for_day"}
+    assert (await admin(http, venue, "POST", "/orders/status", body))[0] == 200
+    _, _, text = await trading(http, venue, "GET", f"/v2/orders/{order_id}")
+    assert json.loads(text)["status"] == "done_for_day"
+    body = {"order_id": order_id, "status": None}
+    assert (await admin(http, venue, "POST", "/orders/status", body))[0] == 200
+    _, _, text = await trading(http, venue, "GET", f"/v2/orders/{order_id}")
+    assert json.loads(text)["status"] != "done_for_day"
