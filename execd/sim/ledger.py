@@ -83,20 +83,12 @@ class Ledger:
 
     def check(self, req: OrderRequest, spec: SymbolSpec, replacing: SimOrder | None) -> None:
         """Quantity, shorting and buying-power rules for a new order (§0.5, §1.10)."""
-        held = self._account.qty(req.symbol)
         wanted = req.qty if req.qty is not None else self.notional_shares(req)
-        if req.side is Side.SELL and held > 0:
-            available = self.qty_available(req.symbol, exclude=replacing)
-            if replacing is not None and self._second_exit(replacing):
-                # The replacement takes the stop's place in its pair, which sells the
-                # position once (§1.3; §1.7: OCO/bracket exits can be replaced).
-                available += self._pair_share(replacing)
-            if wanted > available:  # also a flip long → short: refused (§1.10)
-                raise _insufficient_qty(wanted, available)
-            return
-        if req.side is Side.BUY and held < 0:
-            available = self._coverable(req.symbol, exclude=replacing)
-            if wanted > available:  # a flip short → long (sim: same refusal as a sell's)
+        available = self.closing_available(req.symbol, req.side, replacing)
+        if available is not None:
+            # A sell of a long / a buy of a short: more would flip the position (§1.10; the
+            # buy's refusal is the sim's, worded as a sell's).
+            if wanted > available:
                 raise _insufficient_qty(wanted, available)
             return
         if req.side is Side.SELL:
@@ -111,6 +103,37 @@ class Ledger:
                     "cost_basis": wire.dec(cost) or "0",
                 },
             )
+
+    def closing_available(
+        self, symbol: str, side: Side, replacing: SimOrder | None, arriving: SimOrder | None = None
+    ) -> Decimal | None:
+        """What an order that closes the position (a sell of a long, a buy of a short) may
+        trade; None when `side` opens or adds, which never flips the position.
+
+        `replacing`: the order a replacement takes the place of. `arriving`: that
+        replacement itself when it reaches the exchange, already listed among the open
+        orders (its own hold is not counted against it)."""
+        held = self._account.qty(symbol)
+        if side is Side.SELL and held > 0:
+            available = self.qty_available(symbol, exclude=replacing, arriving=arriving)
+            if replacing is not None and self._second_exit(replacing):
+                # The replacement takes the stop's place in its pair, which sells the
+                # position once (§1.3; §1.7: OCO/bracket exits can be replaced).
+                available += self._pair_share(replacing)
+            return available
+        if side is Side.BUY and held < 0:
+            return self._coverable(symbol, exclude=replacing, arriving=arriving)
+        return None
+
+    def replacement_fits(self, old: SimOrder, new: SimOrder, wanted: Decimal) -> bool:
+        """Whether `new`, replacing `old`, may work `wanted` shares when it reaches the exchange.
+
+        The PATCH was checked against what `old` had matched when it was sent; `old` went
+        on trading in the book until now, and a replacement's qty is absolute (§1.7), so a
+        closing replacement is checked again here: one that would sell (or cover) more
+        than the position has left is refused, as Alpaca refuses insufficient qty."""
+        available = self.closing_available(new.symbol, new.side, old, arriving=new)
+        return available is None or wanted <= available
 
     def _check_short(self, req: OrderRequest, spec: SymbolSpec, wanted: Decimal) -> None:
         available = self.qty_available(req.symbol)
@@ -206,7 +229,9 @@ class Ledger:
         """Cash less what open buys hold: what a buy that borrows nothing may spend."""
         return max(self._account.cash, _ZERO) - self.held(buys_only=True)
 
-    def qty_available(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
+    def qty_available(
+        self, symbol: str, exclude: SimOrder | None = None, arriving: SimOrder | None = None
+    ) -> Decimal:
         """A long position less what open sells hold (§0.5 `insufficient qty available`).
 
         The venue knows the executions it made before it reports them (fill latency is the
@@ -215,7 +240,7 @@ class Ledger:
         or a replacement could sell them twice and flip the position (§1.10)."""
         held = _ZERO
         for o in self._open_orders():
-            if not (o.is_open and o.side is Side.SELL and o.symbol == symbol):
+            if not (o.is_open and o.side is Side.SELL and o.symbol == symbol) or o is arriving:
                 continue
             if self._second_exit(o):
                 continue
@@ -248,12 +273,14 @@ class Ledger:
         counted = [o for o in partners if o.is_open and not self._second_exit(o)]
         return sum((o.remaining for o in counted if o.side is exit_order.side), _ZERO)
 
-    def _coverable(self, symbol: str, exclude: SimOrder | None) -> Decimal:
+    def _coverable(
+        self, symbol: str, exclude: SimOrder | None, arriving: SimOrder | None = None
+    ) -> Decimal:
         """A short position's size less what open buys already cover (the order being
         replaced still covers what it matched and has not reported: `qty_available`)."""
         covering = _ZERO
         for o in self._open_orders():
-            if not (o.is_open and o.side is Side.BUY and o.symbol == symbol):
+            if not (o.is_open and o.side is Side.BUY and o.symbol == symbol) or o is arriving:
                 continue
             if self._second_exit(o):
                 continue

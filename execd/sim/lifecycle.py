@@ -332,10 +332,22 @@ class OrderLifecycle(EngineState):
             self._replace_rejects -= 1
             self._refuse_replace(old)
             return
+        if not self._ledger.replacement_fits(old, new, self._arriving_qty(old, new)):
+            # `old` matched while the PATCH was in flight: the replacement's absolute qty
+            # no longer fits the position (§1.7, alpacahq/Alpaca-API#165; §1.10 no flip).
+            self._refuse_replace(old)
+            return
         self._books[old.symbol].remove(old.id)
         self._drop_waiting(old)
         when = max(now, old.last_report_at or now)
         self._at(when, lambda: self._finish_replace(old, new))
+
+    @staticmethod
+    def _arriving_qty(old: SimOrder, new: SimOrder) -> Decimal:
+        """The shares `new` will work once it replaces `old` (`old` is out of the book):
+        its own qty, or without one the rest `old` left (`_finish_replace`)."""
+        own = new.unmatched
+        return min(own, old.unmatched) if new.rest_of_old else own
 
     def _refuse_replace(self, old: SimOrder) -> None:
         """End `old`'s pending replace unfinished: the original stays what it was (§1.7:
