@@ -91,6 +91,8 @@ class Ledger:
             if wanted > available:
                 raise _insufficient_qty(wanted, available)
             return
+        if self._account.qty(req.symbol) == 0:
+            self._check_no_opposite_opening(req, replacing)
         if req.side is Side.SELL:
             self._check_short(req, spec, wanted)
         cost = self.hold_value(req, self._reference(req.symbol, req.side), req.qty)
@@ -134,6 +136,18 @@ class Ledger:
         than the position has left is refused, as Alpaca refuses insufficient qty."""
         available = self.closing_available(new.symbol, new.side, old, arriving=new)
         return available is None or wanted <= available
+
+    def _check_no_opposite_opening(self, req: OrderRequest, replacing: SimOrder | None) -> None:
+        """No position: an order may not open one side while an order opening the other is
+        open (§1.10 "pending opposite-side orders without position → 403"). Both would
+        fill, and the second would flip the position the first opened."""
+        for o in self._open_orders():
+            if o.symbol != req.symbol or o.side is req.side or o is replacing:
+                continue
+            if o.is_open and not self._second_exit(o):
+                opening = "long buy" if req.side is Side.BUY else "short sell"
+                other = "short sell" if req.side is Side.BUY else "long buy"
+                raise forbidden(f"cannot open a {opening} while a {other} order is open")
 
     def _check_short(self, req: OrderRequest, spec: SymbolSpec, wanted: Decimal) -> None:
         available = self.qty_available(req.symbol)
@@ -259,6 +273,12 @@ class Ledger:
         position once (§1.3), so only the take profit counts against what is available."""
         if order.status == HELD:
             return True
+        if order.parent_id is None and order.replaces is not None:
+            # A replacement still in flight takes its leg's place in the pair only when
+            # the replace completes; until then it stands for the leg it replaces.
+            old = self._orders[order.replaces]
+            if old.pending_replacement == order.id:
+                return self._second_exit(old)
         if order.parent_id is None or order.req.type not in ("stop", "stop_limit"):
             return False
         return self._orders[order.parent_id].req.order_class in ("bracket", "oco")

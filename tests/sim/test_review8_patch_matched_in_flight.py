@@ -22,6 +22,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from execd.sim.errors import SimError
 from tests.sim.test_complex_replace import _exchange
 
 D = Decimal
@@ -95,3 +98,25 @@ def test_a_cover_matched_while_its_patch_is_in_flight_never_flips_long() -> None
     assert ("order_replace_rejected", order["id"]) in [
         (e["event"], e["order"]["id"]) for e in events
     ]
+
+
+@pytest.mark.parametrize("first", ["sell", "buy"])
+def test_no_order_opens_a_side_while_the_other_sides_opening_order_is_open(first: str) -> None:
+    """Flat, margin: a short sell rests; a buy that does not cross it would fill first and the
+    short sell would then flip the long it opened (the venue raised 'would flip', seed 0).
+    ALPACA.md §1.10: pending opposite-side orders without a position → 403."""
+    ex = _exchange(seed=0, scenario="calm", ack_latency_s=0.2, positions={})
+    quote = ex.latest_quotes(["SPY"])["SPY"]
+    far = {"sell": D(str(quote["ap"])) + D("0.03"), "buy": D(str(quote["bp"])) - D("0.01")}
+    second = "buy" if first == "sell" else "sell"
+    ex.submit_order(
+        {"symbol": "SPY", "side": first, "type": "limit", "qty": 100,
+         "time_in_force": "day", "limit_price": str(far[first])}
+    )  # fmt: skip
+    with pytest.raises(SimError) as refused:
+        ex.submit_order(
+            {"symbol": "SPY", "side": second, "type": "limit", "qty": 60,
+             "time_in_force": "day", "limit_price": str(far[second])}
+        )  # fmt: skip
+    assert refused.value.status == 403
+    ex.advance(600.0)  # the resting order trades on; the venue raised here before
