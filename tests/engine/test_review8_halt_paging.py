@@ -69,7 +69,7 @@ async def test_orders_that_keep_appearing_end_halt_at_its_bound_loudly(
     assert len(landed) == HALT_LISTINGS
     assert canceled == HALT_LISTINGS
     kept = [e for e in logs if e["event"] == "halt_orders_kept_appearing"]
-    assert kept and kept[0]["log_level"] == "error"
+    assert [e["log_level"] for e in kept] == ["error"]
 
 
 async def test_a_cursor_order_that_ended_between_pages_still_pages_on(
