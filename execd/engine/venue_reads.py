@@ -70,16 +70,25 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
       loudly, and left the open list, so the next listing reaches further (at most
       `HALT_LISTINGS` such listings);
     - a cancel failed, e.g. refused because the order's replace is pending: it is sent
-      again to what the next listing still shows (for at most `HALT_RETRY_SECONDS`)."""
+      again to what the next listing still shows (for at most `HALT_RETRY_SECONDS`);
+    - a complete listing cancelled something: pages go newest first, so an order that
+      landed while the listing paged (a leg's POST in flight when halt came) is above
+      its first page and no later page shows it. Halt is done only after a listing that
+      found nothing new to cancel (at most `HALT_LISTINGS` listings that cancelled
+      something; past it, orders still appearing are logged at error).
+
+    The count is of cancels halt sent and the venue accepted, each order once."""
     canceled = 0
     tried: set[str] = set()
     incomplete = 0
+    cancelling = 0  # complete listings that cancelled something
     loop = asyncio.get_running_loop()
     retry_until: float | None = None
     for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
         failed: list[str] = []
+        sent = 0
         for order in fresh:
             try:
                 await rest.cancel_order(str(order.id))
@@ -92,8 +101,9 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
                     error=str(exc),
                 )
                 continue
-            canceled += 1
+            sent += 1
             tried.add(str(order.id))
+        canceled += sent
         again = False
         if not listing.complete:
             incomplete += 1
@@ -119,6 +129,17 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
                     client_order_ids=failed,
                     seconds=HALT_RETRY_SECONDS,
                     hint="these execd orders may still be working: check the venue",
+                )
+        if listing.complete and sent:
+            cancelling += 1
+            if cancelling < HALT_LISTINGS:
+                again = True
+            elif not again:
+                _log.error(
+                    "halt_orders_kept_appearing",
+                    listings=listing_number,
+                    canceled=canceled,
+                    hint="execd orders may still be working: check the venue",
                 )
         if not again:
             break

@@ -15,20 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from execd.adapters.rest import RestGateway
-from execd.engine.venue_reads import cancel_open_execd_orders
+from execd.engine.venue_reads import HALT_LISTINGS, cancel_open_execd_orders
 from execd.sim.venue import SimVenue
 from tests.engine.test_open_orders_paging import _execd, _open_cids, _place, rest, venue
 
 __all__ = ["rest", "venue"]  # the fixtures, re-exported for pytest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="halt lists once, newest first: an execd order landing between its pages is "
-    "never listed, and halt reports done with it working",
-)
 async def test_an_execd_order_landing_mid_listing_is_cancelled_by_halt(
     venue: SimVenue, rest: RestGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -45,10 +41,35 @@ async def test_an_execd_order_landing_mid_listing_is_cancelled_by_halt(
         return listings(**kwargs)
 
     monkeypatch.setattr(venue.exchange, "list_orders", an_order_lands_between_pages)
-    await cancel_open_execd_orders(rest)
+    canceled = await cancel_open_execd_orders(rest)
     monkeypatch.setattr(venue.exchange, "list_orders", listings)
     assert landed, "the second page was never asked for"
     assert _open_cids(venue) == set(), "execd orders still working after halt"
+    assert canceled == 601, "each order counted once"
+
+
+async def test_orders_that_keep_appearing_end_halt_at_its_bound_loudly(
+    venue: SimVenue, rest: RestGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new execd order lands before every listing (a runaway leg): halt stops after
+    `HALT_LISTINGS` listings that cancelled something, says so at error, and counts each
+    order it cancelled once."""
+    listings = venue.exchange.list_orders
+    landed: list[str] = []
+
+    def an_order_lands_before_each_listing(**kwargs: Any) -> list[dict[str, Any]]:
+        if kwargs.get("after_order_id") is None:
+            landed.append(_place(venue, _execd(len(landed))))
+        return listings(**kwargs)
+
+    monkeypatch.setattr(venue.exchange, "list_orders", an_order_lands_before_each_listing)
+    with capture_logs() as logs:
+        canceled = await cancel_open_execd_orders(rest)
+    monkeypatch.setattr(venue.exchange, "list_orders", listings)
+    assert len(landed) == HALT_LISTINGS
+    assert canceled == HALT_LISTINGS
+    kept = [e for e in logs if e["event"] == "halt_orders_kept_appearing"]
+    assert [e["log_level"] for e in kept] == ["error"]
 
 
 async def test_a_cursor_order_that_ended_between_pages_still_pages_on(
