@@ -434,12 +434,12 @@ class Engine:
             record = self._plans[plan_id]
             if not record.finished:
                 runner.stop("halted", state="halted")
-                waits.append(record.done.wait())
+                waits.append(record.done)
         canceled = await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
                 async with asyncio.timeout(self._grace_seconds()):
-                    await asyncio.gather(*waits)
+                    await asyncio.gather(*(done.wait() for done in waits))
             except TimeoutError:
                 _log.error("halt_plans_unconfirmed", plans=len(waits))
         return HaltState(halted=True, canceled_orders=canceled)
@@ -478,12 +478,12 @@ class Engine:
             record = self._plans[plan_id]
             if not record.finished:
                 runner.stop(stop_reason, state="halted")
-                waits.append(record.done.wait())
+                waits.append(record.done)
         await cancel_open_execd_orders(self._ports.rest)
         if waits:
             try:
                 async with asyncio.timeout(self._grace_seconds()):
-                    await asyncio.gather(*waits)
+                    await asyncio.gather(*(done.wait() for done in waits))
             except TimeoutError:
                 _log.error("halt_plans_unconfirmed", plans=len(waits))
 
