@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.rest import RestConfig
 from execd.config import load_settings
 from execd.control.protocol import LegStatus, PlanStatus, WatchEvent
 from execd.domain.calendar import EASTERN
@@ -352,3 +354,16 @@ async def start_daemon() -> AsyncIterator[StartDaemon]:
         for harness in started:
             if harness.stack is not None:  # a daemon the test stopped was checked by it
                 await harness.check()
+
+
+def sim_rest_config(venue: SimVenue) -> RestConfig:
+    """A gateway config for `venue` with short timeouts and back-off (loopback tests)."""
+    return RestConfig(
+        trading_url=venue.trading_url,
+        data_url=venue.data_url,
+        key_id=venue.key_id,
+        secret_key=venue.secret_key,
+        total_timeout=5.0,
+        connect_timeout=1.0,
+        backoff=BackoffPolicy(initial=0.01, maximum=0.05),
+    )

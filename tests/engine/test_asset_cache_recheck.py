@@ -14,13 +14,13 @@ from datetime import date, time
 
 import pytest
 
-from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
-from execd.adapters.rest import RestConfig, RestGateway
+from execd.adapters.rest import RestGateway
 from execd.engine import intake
 from execd.engine.runner import AssetFacts
 from execd.sim.config import SimConfig
 from execd.sim.venue import SimVenue
+from tests.engine.conftest import sim_rest_config
 
 DAY = date(2026, 3, 4)
 
@@ -36,15 +36,7 @@ async def venue() -> AsyncIterator[SimVenue]:
 
 @pytest.fixture
 async def rest(venue: SimVenue) -> AsyncIterator[RestGateway]:
-    config = RestConfig(
-        trading_url=venue.trading_url,
-        data_url=venue.data_url,
-        key_id=venue.key_id,
-        secret_key=venue.secret_key,
-        total_timeout=5.0,
-        connect_timeout=1.0,
-        backoff=BackoffPolicy(initial=0.01, maximum=0.05),
-    )
+    config = sim_rest_config(venue)
     async with RestGateway(config, RequestBudget(1000), rand=random.Random(1).random) as gw:
         yield gw
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from alpaca.trading.enums import OrderStatus as AlpacaStatus
 
-from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
-from execd.adapters.rest import RestConfig, RestGateway
+from execd.adapters.rest import RestGateway
 from execd.domain.ids import client_order_id
 from execd.domain.order_state import TERMINAL_STATUSES, is_live_status
 from execd.engine.venue_reads import cancel_open_execd_orders
@@ -28,7 +27,7 @@ from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
-from tests.engine.conftest import TERMINAL, StartDaemon, TapeQuote, write_tape
+from tests.engine.conftest import TERMINAL, StartDaemon, TapeQuote, sim_rest_config, write_tape
 from tests.engine.test_open_orders_paging import time_passes
 
 D = Decimal
@@ -65,15 +64,7 @@ async def venue() -> AsyncIterator[SimVenue]:
 
 @pytest.fixture
 async def rest(venue: SimVenue) -> AsyncIterator[RestGateway]:
-    config = RestConfig(
-        trading_url=venue.trading_url,
-        data_url=venue.data_url,
-        key_id=venue.key_id,
-        secret_key=venue.secret_key,
-        total_timeout=5.0,
-        connect_timeout=1.0,
-        backoff=BackoffPolicy(initial=0.01, maximum=0.05),
-    )
+    config = sim_rest_config(venue)
     async with RestGateway(config, RequestBudget(10_000, read_reserve=10)) as gateway:
         yield gateway
 

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from execd.adapters.backoff import BackoffPolicy
 from execd.adapters.budget import RequestBudget
 from execd.adapters.journal import Journal
 from execd.adapters.open_orders import list_open_orders
-from execd.adapters.rest import RestConfig, RestGateway
+from execd.adapters.rest import RestGateway
 from execd.domain.ids import client_order_id
 from execd.domain.types import Urgency
 from execd.engine import recovery
@@ -35,6 +34,7 @@ from execd.sim.config import SimConfig
 from execd.sim.errors import SimError
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
+from tests.engine.conftest import sim_rest_config
 
 SYMBOL = "SPY"
 
@@ -62,15 +62,7 @@ async def venue() -> AsyncIterator[SimVenue]:
 
 @pytest.fixture
 async def rest(venue: SimVenue) -> AsyncIterator[RestGateway]:
-    config = RestConfig(
-        trading_url=venue.trading_url,
-        data_url=venue.data_url,
-        key_id=venue.key_id,
-        secret_key=venue.secret_key,
-        total_timeout=5.0,
-        connect_timeout=1.0,
-        backoff=BackoffPolicy(initial=0.01, maximum=0.05),
-    )
+    config = sim_rest_config(venue)
     budget = RequestBudget(100_000, read_reserve=10)
     async with RestGateway(config, budget, rand=random.Random(1).random) as gateway:
         yield gateway
