@@ -42,19 +42,21 @@ class Commitments:
     def __init__(self) -> None:
         self._buys: dict[Key, tuple[LegRecord, Decimal]] = {}
         self._sells: dict[Key, LegRecord] = {}
-        self._watchers: list[dict[Key, tuple[LegRecord, Decimal]]] = []
+        # Readers in flight, by identity: two readers' records are equal while both are
+        # empty, so a list's `remove` (by equality) could take the other reader's.
+        self._watchers: dict[int, dict[Key, tuple[LegRecord, Decimal]]] = {}
 
     def reserve_buy(self, key: Key, leg: LegRecord, price: Decimal) -> None:
         """A buy released at up to `price` a share (its reservation price)."""
         self._buys[key] = (leg, price)
-        for seen in self._watchers:
+        for seen in self._watchers.values():
             seen[key] = (leg, _unfilled(leg) * price)
 
     def commit_sell(self, key: Key, leg: LegRecord) -> None:
         """A sell started with its (capped) quantity."""
         assert leg.leg.side is Side.SELL
         self._sells[key] = leg
-        for seen in self._watchers:
+        for seen in self._watchers.values():
             seen[key] = (leg, _unfilled(leg))
 
     def release(self, key: Key) -> None:
@@ -99,11 +101,11 @@ class Commitments:
         hears of it, so "live" is not proof that the venue holds the cash)."""
         before, before_all = self.cash(), self.all_buys()
         seen: dict[Key, tuple[LegRecord, Decimal]] = {}
-        self._watchers.append(seen)
+        self._watchers[id(seen)] = seen
         try:
             answer = await read()
         finally:
-            self._watchers.remove(seen)
+            del self._watchers[id(seen)]
         started = {k: v for k, (leg, v) in seen.items() if leg.leg.side is Side.BUY}
         invisible = merged(before, self.cash(), started)
         return answer, invisible, merged(before_all, self.all_buys(), started)
@@ -114,11 +116,11 @@ class Commitments:
         """`read()` (the position) and the shares of `symbol` started sells have yet to sell."""
         before = self.sells(symbol)
         seen: dict[Key, tuple[LegRecord, Decimal]] = {}
-        self._watchers.append(seen)
+        self._watchers[id(seen)] = seen
         try:
             answer = await read()
         finally:
-            self._watchers.remove(seen)
+            del self._watchers[id(seen)]
         started = {
             k: v
             for k, (leg, v) in seen.items()

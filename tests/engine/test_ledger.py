@@ -115,3 +115,37 @@ async def test_a_buy_whose_task_is_cancelled_before_its_first_step_is_released()
     assert task.cancelled()
     assert ran == [], "the scenario needs a task that never ran a step"
     assert ledger.cash() == {}
+
+
+async def test_overlapping_reads_each_see_a_buy_started_during_both() -> None:
+    """Two plans read the account at once and the later read answers first. A buy that
+    starts while the earlier read is still in flight must still be counted by it, and the
+    earlier read must end cleanly. The watchers were removed by equality: the later read's
+    removal took the earlier read's (still empty, so equal) record, the buy went unseen by
+    the earlier read — its plan could spend that cash again — and the earlier read's own
+    removal then raised `ValueError` (a `buy_release_crashed` in the request-budget bench)."""
+    ledger = Commitments()
+    first_asked, second_asked = asyncio.Event(), asyncio.Event()
+    first_answer, second_answer = asyncio.Event(), asyncio.Event()
+
+    async def first_read() -> str:
+        first_asked.set()
+        await first_answer.wait()
+        return "first"
+
+    async def second_read() -> str:
+        second_asked.set()
+        await second_answer.wait()
+        return "second"
+
+    first = asyncio.create_task(ledger.cash_around(first_read))
+    await first_asked.wait()
+    second = asyncio.create_task(ledger.cash_around(second_read))
+    await second_asked.wait()
+    second_answer.set()
+    await second
+    ledger.reserve_buy(("b", 0), _leg(0, Side.BUY, "10"), Decimal("100"))
+    first_answer.set()
+    _, invisible, spending = await first
+    assert invisible == Decimal(1000)
+    assert spending == Decimal(1000)
