@@ -195,7 +195,8 @@ def run(legs: int, limit_s: float = 60.0) -> list[Figure]:
         r = uvloop.run(_measure(tape, legs, limit_s))
     note = (
         f"{legs} legs, {r['requests']} budget grants ({r['trading_requests']} trading requests"
-        " at the venue, the rest data reads), backlogged {r['backlogged_s']:.0f} s "
+        " at the venue; the rest data-API reads or grants given back unsent), backlogged"
+        f" {r['backlogged_s']:.0f} s "
         f"of a {limit_s:.0f} s limit, {r['cancels']} cancels"
     )
     backlogged = r["backlogged_at_cancel"]
