@@ -208,13 +208,7 @@ async def test_recovery_cancels_an_orphan_older_than_the_newest_500(
     for n in range(1, 501):
         _place(venue, _execd(n))
     async with await Journal.open(tmp_path / "journal.db") as journal:
-        context = RecoveryContext(
-            journal=journal,
-            rest=rest,
-            clock=venue.clock.now,
-            default_urgency=Urgency.NORMAL,
-            session=None,
-        )
+        context = _recovery_context(journal, rest, venue)
         with capture_logs() as logs:
             assert await recover(context) == []
     canceled = {e["order_id"] for e in logs if e["event"] == "orphan_order_canceled"}
@@ -273,13 +267,7 @@ async def test_the_wait_for_fill_prices_is_one_deadline_for_the_whole_start(
                 orders = await both_filled()
         assert all(o.filled_avg_price is None for o in orders)
         async with await Journal.open(tmp_path / "journal.db") as journal:
-            context = RecoveryContext(
-                journal=journal,
-                rest=rest,
-                clock=venue.clock.now,
-                default_urgency=Urgency.NORMAL,
-                session=None,
-            )
+            context = _recovery_context(journal, rest, venue)
             with capture_logs() as logs:
                 for n, order in enumerate(orders):
                     with pytest.raises(RecoveryError, match=_execd(n)):
@@ -310,3 +298,14 @@ async def test_orders_ending_while_being_listed_hide_no_other_order(
     assert listing.complete
     assert len(listed) == len(set(listed))
     assert set(ids[600:]) <= set(listed)
+
+
+def _recovery_context(journal: Journal, rest: RestGateway, venue: SimVenue) -> RecoveryContext:
+    """Recovery against `venue` on its own clock, with no session (outside the paging)."""
+    return RecoveryContext(
+        journal=journal,
+        rest=rest,
+        clock=venue.clock.now,
+        default_urgency=Urgency.NORMAL,
+        session=None,
+    )
