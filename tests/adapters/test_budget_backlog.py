@@ -162,3 +162,21 @@ def test_a_legs_writes_keep_their_place_only_after_expiring_in_line() -> None:
     assert line.next_place() is not first  # that one went out: the next is new
     unqueued = line.next_place()
     assert line.next_place() is unqueued  # never queued (refused before the budget)
+
+
+def test_a_grant_given_back_gives_back_the_venues_count_too() -> None:
+    """The venue's view (``X-RateLimit-Remaining``) was lowered by every grant and never
+    raised by `unused`: a line of writes going stale in line drove it to the reserve, and
+    the budget sent nothing for 40 s although the venue had counted nothing."""
+    ledger = BudgetLedger(limit=190, window=60.0, read_reserve=10, cancel_reserve=10)
+    ledger.enqueue(0, Priority.READ)
+    assert ledger.grant(0.0) == [0]
+    ledger.complete(0.1, remaining=150, reset_at=60.0)
+    for ticket in range(1, 101):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+        assert ledger.grant(1.0) == [ticket]
+        ledger.unused(1.0, 1.0, Priority.NEW_ORDER, ticket)
+    assert ledger.statistics(1.0).venue_remaining == 150
+    for ticket in range(200, 210):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    assert len(ledger.grant(1.0)) == 10
