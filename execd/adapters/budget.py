@@ -245,7 +245,7 @@ class BudgetLedger:
             # pass a waiting background read (into the read reserve too) only on a whole
             # lead credit, never free (review 7).
             if self._available() <= self._reserve(priority):
-                self._window_held = self._paced_ok(priority)
+                self._window_held = True
                 break
             if not self._paced_ok(priority):
                 break
@@ -453,10 +453,11 @@ class BudgetLedger:
     def _refill(self, now: float) -> None:
         """Grow the pacing tokens for the time since the last refill.
 
-        While the window held the line (`_window_held`: a paced request waited with tokens
-        in hand), tokens grow to one at most: saved up, they would all go the moment the
-        window slid, another burst the window must then absorb — every minute a burst and a
-        stall (a re-peg backlog stalled 6 s a minute)."""
+        While the window held the line (`_window_held`: the last `grant` stopped at the
+        window, whatever the tokens; the shell calls it again only when a slot slides out,
+        so the refill then covers the whole hold), tokens grow to one at most: saved up,
+        they would all go the moment the window slid, another burst the window must then
+        absorb — every minute a burst and a stall (a re-peg backlog stalled 6 s a minute)."""
         if self.burst is None:
             return
         if self._tokens_at is not None and now > self._tokens_at:
