@@ -53,7 +53,7 @@ from enum import IntEnum
 
 import structlog
 
-from execd.adapters.errors import SendWithdrawn
+from execd.adapters.errors import SendExpired, SendWithdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -673,6 +673,8 @@ class RequestBudget:
         self._monotonic = monotonic
         self._wall = wall
         self._futures: dict[int, asyncio.Future[float]] = {}
+        #: each waiting ticket's `send_by` and priority (`slot`).
+        self._send_by: dict[int, tuple[float, Priority]] = {}
         self._tickets = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -687,14 +689,19 @@ class RequestBudget:
         priority: Priority,
         withdraw: Withdrawal | None = None,
         place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> AsyncIterator[Slot]:
         """Wait for a grant at `priority`; the body performs exactly one request.
 
         Raises `SendWithdrawn` instead of granting once `withdraw` is set (at once if it
         already is); the body itself must check `withdraw.is_set()` right before sending.
-        `place`: queue where this request first queued (`QueuePlace`).
+        `place`: queue where this request first queued (`QueuePlace`). `send_by` (the
+        budget's clock, the loop's in production): a grant that comes at or after it is
+        given back in the same instant and `SendExpired` raised, the body never run — its
+        pricing quote went stale in line, and a grant handed to a waiter only to come back
+        unsent lost part of its token to the pacing while the waiter woke.
         """
-        ticket, granted_at = await self._acquire_ticket(priority, withdraw, place)
+        ticket, granted_at = await self._acquire_ticket(priority, withdraw, place, send_by)
         slot = Slot(self, priority, granted_at, ticket)
         try:
             yield slot
@@ -714,6 +721,7 @@ class RequestBudget:
         priority: Priority,
         withdraw: Withdrawal | None = None,
         place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> tuple[int, float]:
         """Wait for the ledger to grant a ticket; the ticket and the grant's time (for
         `Slot.unused`)."""
@@ -727,6 +735,8 @@ class RequestBudget:
         )
         if place is not None:
             place.seniority = seniority
+        if send_by is not None:
+            self._send_by[ticket] = (send_by, priority)
         if withdraw is not None:
             withdraw._watch(ticket, lambda: self._withdraw(ticket, priority))
         self._pump()
@@ -743,6 +753,7 @@ class RequestBudget:
             self._pump()
             raise
         finally:
+            self._send_by.pop(ticket, None)
             if withdraw is not None:
                 withdraw._unwatch(ticket)
 
@@ -778,14 +789,27 @@ class RequestBudget:
     def _pump(self) -> None:
         """Grant what can be granted now and arm one timer for the next possibility."""
         now = self._now()
-        for ticket in self._ledger.grant(now):
-            future = self._futures.pop(ticket, None)
-            if future is None or future.done():
-                # Its waiter is gone: return the slot unused. (Unreachable while `_acquire`
-                # withdraws its ticket on every exit; kept as the ledger's safety net.)
-                self._ledger.complete(now)
-                continue
-            future.set_result(now)
+        granted = self._ledger.grant(now)
+        while granted:
+            expired = False
+            for ticket in granted:
+                future = self._futures.pop(ticket, None)
+                if future is None or future.done():
+                    # Its waiter is gone: return the slot unused. (Unreachable while
+                    # `_acquire` withdraws its ticket on every exit; the ledger's safety net.)
+                    self._ledger.complete(now)
+                    continue
+                deadline = self._send_by.pop(ticket, None)
+                if deadline is not None and now >= deadline[0]:
+                    # Stale in line: given back whole, in the instant it was granted.
+                    self._ledger.unused(now, now, deadline[1], ticket)
+                    future.set_exception(
+                        SendExpired(f"{deadline[1].name} request: its quote went stale in line")
+                    )
+                    expired = True
+                    continue
+                future.set_result(now)
+            granted = self._ledger.grant(now) if expired else []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -205,7 +205,7 @@ class RestHttp:
 
         try:
             budget = self._data_budget if data_api else self._budget
-            async with budget.slot(priority, withdraw, place) as slot:
+            async with budget.slot(priority, withdraw, place, send_by) as slot:
                 slot.penalty = self._config.backoff.initial
                 try:
                     check_send_by()

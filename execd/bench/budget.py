@@ -80,11 +80,12 @@ class _Meter:
             priority: Priority,
             withdraw: Withdrawal | None = None,
             place: QueuePlace | None = None,
+            send_by: float | None = None,
         ) -> AsyncIterator[Slot]:
             if self not in meter.budgets:
                 meter.budgets.append(self)
             began = time.monotonic()
-            async with original(self, priority, withdraw, place) as granted:
+            async with original(self, priority, withdraw, place, send_by) as granted:
                 now = time.monotonic()
                 meter.waits[priority].append(now - began)
                 meter.grants.append(now)

@@ -13,13 +13,16 @@ Its timeline showed three defects of the ledger, each pinned here with a fake cl
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execd.adapters.budget import BudgetLedger, Priority, WriteLine
+from execd.adapters.budget import BudgetLedger, Priority, RequestBudget, WriteLine
+from execd.adapters.errors import SendExpired
 
 # The daemon's defaults (config.GatewaySettings): 190/min, 10 for cancels, bursts of 20.
 DEFAULTS = {"limit": 190, "window": 60.0, "read_reserve": 10, "cancel_reserve": 10, "burst": 20}
@@ -204,3 +207,36 @@ def test_tokens_do_not_pile_up_while_the_window_holds_the_line() -> None:
         now = max(now + 0.001, wake if wake is not None else now + STEP)
     assert len([t for t in grants if t < 50.0]) == 5 + 25 - 1  # the burst, then 1 per 2 s
     assert len([t for t in grants if 60.0 <= t < 61.0]) <= 1, grants[-8:]
+
+
+async def test_a_grant_past_its_send_by_is_given_back_in_the_instant_it_is_made() -> None:
+    """A request whose `send_by` passed while it waited is never handed its grant: the
+    budget gives it back whole at once (`SendExpired`, the body never runs), and the next
+    waiter has it in the same instant. Handed to the waiter, it came back only once the
+    waiter woke, and the pacing kept part of it: under a backlog of stale writes the
+    daemon sent 2.7 requests a second instead of 3."""
+    budget = RequestBudget(limit=10, window=10.0, read_reserve=0, burst=1)  # one a second
+    loop = asyncio.get_running_loop()
+    async with budget.slot(Priority.NEW_ORDER) as first:  # spends the burst
+        first.observe(200, {})
+    ran: list[str] = []
+    granted: dict[str, float] = {}
+
+    async def request(name: str, send_by: float | None) -> None:
+        async with budget.slot(Priority.NEW_ORDER, send_by=send_by) as slot:
+            granted[name] = loop.time()
+            ran.append(name)
+            slot.observe(200, {})
+
+    stale = asyncio.create_task(request("stale", loop.time() + 0.2))
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(request("behind", None))
+    last = asyncio.create_task(request("last", None))
+    with pytest.raises(SendExpired):
+        await stale
+    expired_at = loop.time()
+    await behind
+    assert granted["behind"] - expired_at < 0.05  # the stale one's grant, whole
+    await last
+    assert 0.8 < granted["last"] - granted["behind"] < 1.5  # then the pace, unchanged
+    assert ran == ["behind", "last"]
