@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -32,6 +32,8 @@ from execd.engine.runner import PlanRunner, journal_leg
 from execd.engine.venue_reads import session_on
 
 _log = structlog.get_logger("execd.engine")
+
+T = TypeVar("T")
 
 
 class FailureMarker(Protocol):
@@ -54,7 +56,7 @@ class PlanBook:
         self.default_urgency = default_urgency
         self.plans: dict[str, PlanRecord] = {}
         self.runners: dict[str, PlanRunner] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.halted = False
         self.accepting = False  # until `recover` has run
         self.shutting_down = False
@@ -151,11 +153,12 @@ class PlanBook:
         self.runners[plan_id] = runner
         self.track(self._run_plan(runner, session), f"plan:{plan_id}")
 
-    def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def track(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         """Run `work` as a task the engine's shutdown waits for (then cancels)."""
         task = asyncio.create_task(work, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def _run_plan(self, runner: PlanRunner, session: TradingSession | None) -> None:
         record = runner.record
