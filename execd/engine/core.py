@@ -278,5 +278,5 @@ class Engine:
         await self._lifecycle.shutdown(grace, leave_orders=leave_orders)
 
     def _grace_seconds(self) -> float:
-        """How long `cancel` and `halt` wait for a stopped plan to confirm its end."""
+        """How long `cancel` waits for a stopped plan to confirm its end; a halt's deadline."""
         return self._settings.ladder.confirm_timeout_seconds * 3

@@ -34,7 +34,8 @@ def _log_crash(task: asyncio.Task[HaltState]) -> None:
 class KillSwitch:
     """Halts and resumes the engine's `PlanBook`; see the module docstring.
 
-    `grace_seconds`: how long a halt waits for the stopped plans to confirm their end.
+    `grace_seconds`: the deadline of a halt, from its start: its cancels are retried and
+    the stopped plans' ends waited for within it.
 
     One stop pass at a time: a halt (or the journal failure's stop) that comes while
     another is running joins it — waits for it and answers what it answers — instead of
@@ -131,15 +132,21 @@ class KillSwitch:
         return await asyncio.shield(self._pass)
 
     async def _stop_pass(self, reason: str) -> HaltState:
-        """Stop every plan, cancel execd's open orders, wait for the plans to end."""
+        """Stop every plan, cancel execd's open orders, wait for the plans to end — all
+        within one deadline, `grace_seconds` from the start: a cancel the venue refuses
+        while the order is unsettled (a replace pending, §1.7) is sent again until then,
+        however slow the venue, and the orders still refused then are named at error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace_seconds
         waits = self._book.stop_unfinished(reason, state="halted")
-        canceled = await cancel_open_execd_orders(self._ports.rest)
-        if waits:
+        canceled = await cancel_open_execd_orders(self._ports.rest, until=deadline)
+        if not all(done.is_set() for done in waits):
             try:
-                async with asyncio.timeout(self._grace_seconds):
+                async with asyncio.timeout_at(deadline):
                     await asyncio.gather(*(done.wait() for done in waits))
             except TimeoutError:
-                _log.error("halt_plans_unconfirmed", plans=len(waits))
+                ended = sum(done.is_set() for done in waits)
+                _log.error("halt_plans_unconfirmed", plans=len(waits) - ended)
         return HaltState(halted=True, canceled_orders=canceled)
 
     async def journal_halt(self, halted: bool, reason: str) -> None:

@@ -24,7 +24,7 @@ from execd.engine.kill_switch import KillSwitch
 from execd.engine.leg import LegPorts
 from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.runner import PlanRunner, RunnerContext
-from execd.engine.venue_reads import cancel_open_execd_orders
+from execd.engine.venue_reads import HALT_RETRY_SECONDS, cancel_open_execd_orders
 
 _log = structlog.get_logger("execd.engine")
 
@@ -146,6 +146,8 @@ class Lifecycle:
         book = self._book
         book.accepting = False
         book.shutting_down = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if leave_orders:
             await self._abandon(grace)
             return
@@ -158,7 +160,10 @@ class Lifecycle:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await book.close_unfinished("daemon shut down before its cancels were confirmed")
-        swept = await cancel_open_execd_orders(self._ports.rest)
+        # A refused cancel of an unsettled order is retried within the grace, and at
+        # least as long as any refused cancel (the plans may have spent the grace).
+        until = max(deadline, loop.time() + HALT_RETRY_SECONDS)
+        swept = await cancel_open_execd_orders(self._ports.rest, until=until)
         if swept:
             _log.warning("shutdown_swept_open_orders", count=swept)
 
