@@ -74,7 +74,7 @@ class KillSwitch:
         """Accept plans again; after the running stop pass, if any (its listing would
         otherwise cancel the orders of a plan submitted right after the resume)."""
         book = self._book
-        if self._running():
+        if book.journal_error is None and self._running():
             _log.info("resume_waits_for_halt")
             await self._join()
         if book.journal_error is not None:
