@@ -35,9 +35,9 @@ HALT_RETRY_SECONDS = 5.0
 an order in a settled status (any failure: sent again to what the next listing still shows).
 Past it the orders still refused are logged at error."""
 HALT_RETRY_PAUSE_MAX = 2.0
-"""The longest pause between listings while cancels are refused: the pause doubles from
-`HALT_RELIST_PAUSE`, so a venue slow to settle a replace costs a few requests, not two a
-second for the whole deadline (they come out of the budget the cancels share)."""
+"""The longest pause between listings while cancels are refused: past `HALT_RETRY_SECONDS`
+the pause doubles from `HALT_RELIST_PAUSE`, so a venue slow to settle a replace costs a few
+requests, not two a second for the whole deadline (out of the budget the cancels share)."""
 UNSETTLED_STATUSES = frozenset({"pending_replace", "pending_cancel", "pending_new"})
 """Live statuses that end by themselves: an order in `pending_replace` refuses a cancel
 until its replace resolves (ALPACA.md §1.7), and may then still be working (the replacement
@@ -96,7 +96,7 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
     cancelling = 0  # complete listings that cancelled something
     loop = asyncio.get_running_loop()
     first_failure: float | None = None
-    pause = HALT_RELIST_PAUSE
+    pause = HALT_RELIST_PAUSE  # doubles while cancels are refused past HALT_RETRY_SECONDS
     for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
@@ -161,10 +161,12 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
         # a moment later (§1.7): give them that moment before the next listing. A venue
         # slow to settle gets longer pauses (never past the deadline: one last listing
         # then).
-        wait = pause
-        if retry_until is not None:
-            wait = max(0.0, min(pause, retry_until - loop.time()))
-            pause = min(pause * 2, HALT_RETRY_PAUSE_MAX)
+        wait = HALT_RELIST_PAUSE
+        if retry_until is not None and first_failure is not None:
+            if loop.time() - first_failure >= HALT_RETRY_SECONDS:  # a slow venue
+                pause = min(pause * 2, HALT_RETRY_PAUSE_MAX)
+                wait = pause
+            wait = max(0.0, min(wait, retry_until - loop.time()))
         await asyncio.sleep(wait)
     _log.warning("halt_orders_canceled", count=canceled)
     return canceled
