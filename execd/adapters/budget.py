@@ -245,7 +245,7 @@ class BudgetLedger:
             # pass a waiting background read (into the read reserve too) only on a whole
             # lead credit, never free (review 7).
             if self._available() <= self._reserve(priority):
-                self._window_held = self._paced_ok(priority)
+                self._window_held = True
                 break
             if not self._paced_ok(priority):
                 break
@@ -340,9 +340,10 @@ class BudgetLedger:
     ) -> None:
         """Give back a grant whose request was never sent (checked right before the send).
 
-        The venue never counted it: it leaves the sliding window, returns what is left of
-        its pacing token, and is no longer in flight. (`complete` is for requests that went
-        out.) The lead credit the grant earned (`ticket`'s, `_charge_lead`) is taken back:
+        The venue never counted it: it leaves the sliding window and the venue's view,
+        returns what is left of its pacing token, and is no longer in flight. (`complete` is
+        for requests that went out.) The lead credit the grant earned (`ticket`'s,
+        `_charge_lead`) is taken back:
         legs whose quotes went stale in line give back grant after grant, and each had
         earned the validation reads half a grant — spam then took every real one (review
         6). The token has been growing back since the grant at the pacing rate, and once
@@ -351,6 +352,10 @@ class BudgetLedger:
         part not yet grown back, `1 - rate × (now - granted_at)` — never more than the grant
         took, possibly less (the budget may under-use, never over-use)."""
         self._in_flight = max(0, self._in_flight - 1)
+        if self._venue_remaining is not None:
+            # The grant lowered the venue's view; the venue never counted it (a line of
+            # writes stale in line drove the view to the reserve: 40 s with nothing sent).
+            self._venue_remaining += 1
         earned = self._earned.pop(ticket, None) if ticket is not None else None
         if earned is not None:
             self._lead_credit = max(0.0, self._lead_credit - earned[1])
@@ -448,10 +453,11 @@ class BudgetLedger:
     def _refill(self, now: float) -> None:
         """Grow the pacing tokens for the time since the last refill.
 
-        While the window held the line (`_window_held`: a paced request waited with tokens
-        in hand), tokens grow to one at most: saved up, they would all go the moment the
-        window slid, another burst the window must then absorb — every minute a burst and a
-        stall (a re-peg backlog stalled 6 s a minute)."""
+        While the window held the line (`_window_held`: the last `grant` stopped at the
+        window, whatever the tokens; the shell calls it again only when a slot slides out,
+        so the refill then covers the whole hold), tokens grow to one at most: saved up,
+        they would all go the moment the window slid, another burst the window must then
+        absorb — every minute a burst and a stall (a re-peg backlog stalled 6 s a minute)."""
         if self.burst is None:
             return
         if self._tokens_at is not None and now > self._tokens_at:
