@@ -25,9 +25,9 @@ decoded by frame type (text = JSON, binary = msgpack). Errors (§4.4): 400 inval
 401 not authenticated, 402 auth failed, 403 already authenticated, 404 auth timeout,
 405 symbol limit exceeded (subscriptions unchanged), 406 connection limit exceeded (one
 authenticated connection per key and feed by default; the socket stays open so the client may
-re-send ``auth``, as the Go SDK does), 407 slow client (queue overflow, then close),
-410 invalid subscribe action for this feed. A ``*`` subscription does not count against the
-symbol limit.
+re-send ``auth``, as the Go SDK does), 407 slow client (backlog overflow, then close; see
+:class:`StreamOptions`), 410 invalid subscribe action for this feed. A ``*`` subscription does
+not count against the symbol limit.
 
 The protocol decisions are pure functions (:func:`handle_trading_message`,
 :func:`handle_data_message`, :func:`encode_data_frame`, ...); :class:`StreamHub` is the thin
@@ -41,6 +41,7 @@ import contextlib
 import enum
 import itertools
 import json
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -343,13 +344,16 @@ def handle_data_message(
 
 # ------------------------------------------------------------------------------- aiohttp shell
 
-_SLOW_CLIENT_BACKLOG = 10_000
 _ids = itertools.count(1)
 
 
 @dataclass(eq=False, slots=True)
 class _Connection:
-    """One open websocket and its outgoing queue (items: ("control"|"data", message))."""
+    """One open websocket and its outgoing queue (items: ("control"|"data"|"close", message)).
+
+    ``closing`` is set once a close is queued (nothing is queued after it); ``cutoff`` is the
+    timer that aborts the TCP connection if the client has not taken the close by then.
+    """
 
     kind: StreamKind
     ws: web.WebSocketResponse
@@ -360,22 +364,47 @@ class _Connection:
     data: DataSession | None = None
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
     ident: int = field(default_factory=lambda: next(_ids))
+    closing: bool = False
+    cutoff: asyncio.TimerHandle | None = None
 
-    def push(self, item_kind: str, message: dict[str, Any]) -> bool:
-        """Queue a message; False when the client is too slow (backlog overflow)."""
-        if self.queue.qsize() >= _SLOW_CLIENT_BACKLOG:
-            return False
-        self.queue.put_nowait((item_kind, message))
-        return True
+    def cut(self) -> None:
+        """Abort the TCP connection (no close frame; the client sees 1006). A no-op once the
+        transport is gone. Needed for a client that stopped reading: a close frame cannot reach
+        it, and a graceful ``transport.close()`` would wait for it forever."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
-    """Knobs of the market-data stream (§0.4, §4.1, §4.4)."""
+    """Knobs of the streams (§0.4, §4.1, §4.4).
+
+    A client that stops reading (§4.4 ``407 slow client``; Alpaca documents no figures, so the
+    model is websockets' server: writes back up into the socket buffers, then into a bounded
+    queue): once ``slow_client_backlog`` messages wait for one connection, the backlog is
+    discarded, a market-data client is sent ``407 slow client``, and the connection is closed;
+    a client that has not taken the close after ``slow_client_timeout`` seconds is cut (TCP
+    abort). Memory per connection is therefore bounded, and nobody else waits for it: the
+    engine's fan-out only ever queues without awaiting.
+    """
 
     symbol_limit: int | None = 30  # free IEX plan: 30 symbols
     auth_timeout: float = 10.0  # seconds to authenticate before `404 auth timeout`
     connections_per_key: int = 1  # `406 connection limit exceeded` beyond this, per feed
+    slow_client_backlog: int = 10_000  # messages queued for one connection (each kind)
+    slow_client_timeout: float = 1.0  # seconds a hung-up client has to take the close
+    # SO_SNDBUF of each stream socket in bytes (None: the kernel's, which autotunes to MBs on
+    # loopback); small values make a stalled client back up at once (tests).
+    send_buffer: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.slow_client_backlog < 1:
+            raise ValueError("slow_client_backlog must be >= 1")
+        if not self.slow_client_timeout > 0:  # also refuses NaN
+            raise ValueError("slow_client_timeout must be > 0")
+        if self.send_buffer is not None and self.send_buffer < 1:
+            raise ValueError("send_buffer must be >= 1 byte (None: the kernel's)")
 
 
 class StreamHub:
@@ -450,15 +479,41 @@ class StreamHub:
                 self._push_or_drop(conn, "data", message)
 
     def _push_or_drop(self, conn: _Connection, item_kind: str, message: dict[str, Any]) -> None:
-        if conn.push(item_kind, message):
+        """Queue one message for ``conn``; hang up a client whose backlog is full (§4.4).
+
+        Every message to a client goes through here (replies to its own requests too, so a
+        client that floods requests and reads nothing is bounded the same way). Never awaits:
+        the engine's fan-out must not wait for any client.
+        """
+        if conn.closing:
+            return  # hung up: nothing more is sent
+        if conn.queue.qsize() < self.options.slow_client_backlog:
+            conn.queue.put_nowait((item_kind, message))
             return
-        # 407 slow client (§4.4): tell it if possible, then hang up.
+        # 407 slow client (§4.4): what is queued is stale by now; tell the client (if it
+        # still reads), then hang up.
         with contextlib.suppress(asyncio.QueueEmpty):
             while True:
                 conn.queue.get_nowait()
-        if conn.kind is StreamKind.DATA:
-            conn.queue.put_nowait(("control", data_error(407)))
+        notice = data_error(407) if conn.kind is StreamKind.DATA else None
+        self._hang_up(conn, notice)
+
+    def _hang_up(self, conn: _Connection, notice: dict[str, Any] | None = None) -> None:
+        """Queue ``notice`` (if any) and a close frame, and arm the cut-off: a client that has
+        not completed the close within ``slow_client_timeout`` is aborted (it may have stopped
+        reading, leaving the writer blocked on a full socket)."""
+        if conn.closing:
+            return
+        conn.closing = True
+        if notice is not None:
+            conn.queue.put_nowait(("control", notice))
         conn.queue.put_nowait(("close", {}))
+        self._arm_cutoff(conn)
+
+    def _arm_cutoff(self, conn: _Connection) -> None:
+        if conn.cutoff is None:
+            loop = asyncio.get_running_loop()
+            conn.cutoff = loop.call_later(self.options.slow_client_timeout, conn.cut)
 
     # ------------------------------------------------------------------ admin side
 
@@ -485,6 +540,9 @@ class StreamHub:
                 "ready": self.count(kind, ready=True),
                 "muted": self._muted(kind),
                 "refusing": self._refusal(kind) is not None,
+                "backlog": max(
+                    (c.queue.qsize() for c in self._connections if c.kind is kind), default=0
+                ),
             }
             for kind in StreamKind
         }
@@ -520,26 +578,37 @@ class StreamHub:
         victims = [c for c in self._connections if kind is None or c.kind is kind]
         for conn in victims:
             if abort:
-                transport = conn.request.transport
-                if transport is not None:
-                    transport.abort()
+                conn.cut()
             else:
-                conn.queue.put_nowait(("close", {}))
+                self._hang_up(conn)
         return len(victims)
 
     async def shutdown(self) -> None:
-        """Close every connection (venue shutdown)."""
+        """Close every connection (venue shutdown), all at once: a client that does not take
+        its close within ``slow_client_timeout`` is cut rather than waited for."""
         self._closing = True
-        conns = list(self._connections)
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await conn.ws.close(code=1001, message=b"venue shutting down")
+        async with asyncio.TaskGroup() as closing:
+            for conn in list(self._connections):
+                closing.create_task(self._close(conn, b"venue shutting down"))
         self.detach()
+
+    async def _close(self, conn: _Connection, message: bytes) -> None:
+        """Close ``conn``'s websocket (1001) within ``slow_client_timeout``, else cut it."""
+        try:
+            async with asyncio.timeout(self.options.slow_client_timeout):
+                await conn.ws.close(code=1001, message=message)
+        except TimeoutError:
+            conn.cut()
 
     # ------------------------------------------------------------------ sockets
 
     async def _writer(self, conn: _Connection) -> None:
+        """Send queued messages until a close; a client gone away ends it quietly (the reader
+        sees the same loss and ends the connection)."""
+        with contextlib.suppress(ConnectionError):
+            await self._write(conn)
+
+    async def _write(self, conn: _Connection) -> None:
         """Send queued messages: data batched into one array, control messages alone (§4.1)."""
         ws = conn.ws
         while True:
@@ -555,7 +624,7 @@ class StreamHub:
                     await self._send_data(conn, batch)
                     batch = []
                 if item_kind == "close":
-                    await ws.close(code=1001, message=b"going away")
+                    await self._close(conn, b"going away")
                     return
                 if conn.kind is StreamKind.TRADING:
                     await ws.send_bytes(encode_trading_frame(message, conn.codec))
@@ -575,6 +644,14 @@ class StreamHub:
         if self.on_data_frame_sent is not None:
             self.on_data_frame_sent(messages)
 
+    def _size_send_buffer(self, request: web.Request) -> None:
+        """Apply ``options.send_buffer`` to the connection's socket (before the upgrade)."""
+        if self.options.send_buffer is None or request.transport is None:
+            return
+        sock = request.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
+
     async def _serve(self, conn: _Connection, reader: Callable[[], Any]) -> None:
         """Run a connection: register, start its writer, read until closed, clean up."""
         self._connections.add(conn)
@@ -587,9 +664,11 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await writer
             self._connections.discard(conn)
+            # A close aiohttp started itself may wait for a client that stopped reading.
+            self._arm_cutoff(conn)
             if not conn.ws.closed:
                 with contextlib.suppress(Exception):
-                    await conn.ws.close()
+                    await self._close(conn, b"going away")
             await self._notify()
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
@@ -597,6 +676,7 @@ class StreamHub:
         refusal = self._refusal(StreamKind.TRADING)
         if refusal is not None:
             return _refused(refusal)
+        self._size_send_buffer(request)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Connection(
@@ -618,7 +698,7 @@ class StreamHub:
                 except ValueError:
                     msg = None
                 for reply in handle_trading_message(session, msg, self._credentials_ok):
-                    conn.queue.put_nowait(("control", reply))
+                    self._push_or_drop(conn, "control", reply)
                 await self._notify()
 
         await self._serve(conn, read)
@@ -645,6 +725,7 @@ class StreamHub:
         refusal = self._refusal(StreamKind.DATA)
         if refusal is not None:
             return _refused(refusal)
+        self._size_send_buffer(request)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Connection(
@@ -667,14 +748,14 @@ class StreamHub:
                 claim_connection=claim,
                 symbol_limit=self.options.symbol_limit,
             ):
-                conn.queue.put_nowait(("control", reply))
+                self._push_or_drop(conn, "control", reply)
             if self.on_subscribe is not None and session.authenticated:
                 wanted = set().union(*session.subscriptions.values()) - {"*"}
                 if wanted:
                     self.on_subscribe(wanted)
 
         async def read() -> None:
-            conn.queue.put_nowait(("control", {"T": "success", "msg": "connected"}))
+            self._push_or_drop(conn, "control", {"T": "success", "msg": "connected"})
             # Header authentication (§4.1 step 3) counts as an `auth` message.
             key = request.headers.get("APCA-API-KEY-ID")
             secret = request.headers.get("APCA-API-SECRET-KEY")
@@ -689,8 +770,7 @@ class StreamHub:
                     timeout = deadline - asyncio.get_running_loop().time()
                     if timeout <= 0:
                         # §4.1 step 3: no auth in time -> 404 auth timeout, then hang up.
-                        conn.queue.put_nowait(("control", data_error(404)))
-                        conn.queue.put_nowait(("close", {}))
+                        self._hang_up(conn, data_error(404))
                         timed_out = True
                         timeout = None
                 try:

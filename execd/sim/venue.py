@@ -62,6 +62,9 @@ class SimVenue:
                 symbol_limit=self.options.data_symbol_limit,
                 auth_timeout=self.options.data_auth_timeout,
                 connections_per_key=self.options.data_connections_per_key,
+                slow_client_backlog=self.options.slow_client_backlog,
+                slow_client_timeout=self.options.slow_client_timeout,
+                send_buffer=self.options.stream_send_buffer,
             ),
         )
         self.services = VenueServices(
