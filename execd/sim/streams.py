@@ -653,22 +653,29 @@ class StreamHub:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
 
     async def _serve(self, conn: _Connection, reader: Callable[[], Any]) -> None:
-        """Run a connection: register, start its writer, read until closed, clean up."""
+        """Run a connection: register, read until closed while its writer sends, clean up.
+
+        The writer is a child in a TaskGroup, so the clean-up waits for it without absorbing a
+        cancel of this task: a cancel that arrives while the writer winds down still ends the
+        connection cancelled (STYLE: CancelledError is always re-raised), and a crash of the
+        writer ends the connection and propagates (aiohttp logs it) instead of leaving a
+        client that silently receives nothing.
+        """
         self._connections.add(conn)
-        await self._notify()
-        writer = asyncio.create_task(self._writer(conn), name=f"sim-ws-writer-{conn.ident}")
         try:
-            await reader()
+            await self._notify()
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(self._writer(conn), name=f"sim-ws-writer-{conn.ident}")
+                try:
+                    await reader()
+                finally:
+                    writer.cancel()
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
-                await writer
             self._connections.discard(conn)
             # A close aiohttp started itself may wait for a client that stopped reading.
             self._arm_cutoff(conn)
             if not conn.ws.closed:
-                with contextlib.suppress(Exception):
-                    await self._close(conn, b"going away")
+                await self._close(conn, b"going away")
             await self._notify()
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
