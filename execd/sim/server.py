@@ -52,7 +52,7 @@ from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter, rate_limit_headers
 from execd.sim.rules import decimal_text
-from execd.sim.streams import StreamHub
+from execd.sim.streams_hub import StreamHub
 
 __all__ = [
     "DATA_FEEDS",

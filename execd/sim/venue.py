@@ -25,7 +25,8 @@ from execd.sim.config import SimConfig
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter
 from execd.sim.server import ServerOptions, VenueServices, build_app, credentials_match
-from execd.sim.streams import StreamHub, StreamKind, StreamOptions
+from execd.sim.streams import StreamKind
+from execd.sim.streams_hub import StreamHub, StreamOptions
 
 __all__ = ["SimVenue"]
 

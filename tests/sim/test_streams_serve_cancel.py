@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from execd.sim.streams import DataSession, StreamHub, StreamKind, _Connection
+from execd.sim.streams import DataSession, StreamKind
+from execd.sim.streams_hub import StreamHub, _Connection
 from tests.sim.conftest import DEADLINE, within
 
 Reader = Callable[[web.WebSocketResponse], Awaitable[None]]
