@@ -13,7 +13,6 @@ so a test can use either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -122,14 +121,17 @@ class SimVenue:
             raise failure
 
     async def _stop_engine(self) -> BaseException | None:
+        """Cancel the engine task, wait for it and return its failure (None: none).
+
+        ``asyncio.wait`` waits without raising the engine's own ``CancelledError``, so a cancel
+        of the closing task that lands in the wait still propagates (awaiting the task under
+        ``suppress(CancelledError)`` absorbed it)."""
         task, self._engine_task = self._engine_task, None
         if task is None:
             return None
         if not task.done():
             task.cancel("venue closing")
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
+            await asyncio.wait({task})
         if task.cancelled():
             return None
         return task.exception()
