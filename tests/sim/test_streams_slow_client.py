@@ -161,3 +161,36 @@ async def test_a_client_that_floods_requests_and_reads_nothing_is_bounded_too(
         assert (await ws.receive_json(timeout=DEADLINE))[0]["msg"] == "connected"
         await ws.send_json({"action": "auth", "key": venue.key_id, "secret": venue.secret_key})
         assert (await ws.receive_json(timeout=DEADLINE))[0]["msg"] == "authenticated"
+
+
+async def test_a_trading_client_that_stops_reading_is_dropped(busy_venue: SimVenue) -> None:
+    """The trade_updates stream has the same bound (Alpaca has no 407 there: it just hangs
+    up). The engine's fan-out is driven directly with many updates; the stalled listener is
+    dropped with its backlog never past the bound, and the fan-out never waits for it."""
+    venue = busy_venue
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", venue.port))
+    ws = await websockets.connect(
+        venue.trading_stream_url, sock=sock, compression=None, max_queue=4
+    )
+    try:
+        auth = {"key_id": venue.key_id, "secret_key": venue.secret_key}
+        await ws.send(json.dumps({"action": "authenticate", "data": auth}))
+        assert json.loads(await within(ws.recv()))["data"]["status"] == "authorized"
+        await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(await within(ws.recv()))["stream"] == "listening"
+        update = {"event": "new", "order": {"id": "x" * 36, "symbol": "SPY", "qty": "1"}}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        largest = 0
+        while venue.statistics()["trading"]["connections"] > 0:
+            assert loop.time() < deadline, "the stalled trading client was never dropped"
+            for _ in range(100):
+                venue.hub.publish_trade_update(update)  # returns at once: never waits
+            largest = max(largest, venue.statistics()["trading"]["backlog"])
+            await asyncio.sleep(0)
+        assert 0 < largest <= BACKLOG
+    finally:
+        ws.transport.abort()
