@@ -31,7 +31,7 @@ import aiohttp
 import structlog
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.budget import Priority, RequestBudget, Withdrawal
+from execd.adapters.budget import Priority, QueuePlace, RequestBudget, Withdrawal
 from execd.adapters.errors import SendExpired, SendWithdrawn, VenueUnavailable
 from execd.adapters.last_check import CheckedRequest, last_check
 from execd.adapters.rest_answers import Answer, NoAnswer, NotSent, answer_error
@@ -161,6 +161,7 @@ class RestHttp:
         body: Mapping[str, Any] | None = None,
         send_by: float | None = None,
         withdraw: Withdrawal | None = None,
+        place: QueuePlace | None = None,
     ) -> Answer:
         """One HTTP exchange, inside a budget slot. `NoAnswer` if no status came back.
 
@@ -170,6 +171,7 @@ class RestHttp:
         aiohttp has a pooled connection for the request, right before its first byte is
         written (`last_check`; a place could wait up to the connect timeout for one): a
         request is sent or it is not. A check that fails gives the grant back unused.
+        `place`: the budget's line is joined where this request first joined it.
         """
         session = self._read_session if method == "GET" else self._session
         if session is None:
@@ -194,7 +196,7 @@ class RestHttp:
             if priority is None:
                 check_send_by()
                 return await exchange()
-            async with self._budget.slot(priority, withdraw) as slot:
+            async with self._budget.slot(priority, withdraw, place) as slot:
                 slot.penalty = self._config.backoff.initial
                 try:
                     check_send_by()

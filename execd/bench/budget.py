@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from execd.adapters.budget import Priority, RequestBudget, Slot, Withdrawal
+from execd.adapters.budget import Priority, QueuePlace, RequestBudget, Slot, Withdrawal
 from execd.bench.reaction import CASH, symbols, write_tape
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
@@ -65,12 +65,15 @@ class _Meter:
 
         @contextlib.asynccontextmanager
         async def slot(
-            self: RequestBudget, priority: Priority, withdraw: Withdrawal | None = None
+            self: RequestBudget,
+            priority: Priority,
+            withdraw: Withdrawal | None = None,
+            place: QueuePlace | None = None,
         ) -> AsyncIterator[Slot]:
             if self not in meter.budgets:
                 meter.budgets.append(self)
             began = time.monotonic()
-            async with original(self, priority, withdraw) as granted:
+            async with original(self, priority, withdraw, place) as granted:
                 now = time.monotonic()
                 meter.waits[priority].append(now - began)
                 meter.grants.append(now)
