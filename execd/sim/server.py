@@ -90,7 +90,8 @@ class ServerOptions:
     # before its TCP connection is cut (StreamOptions).
     slow_client_backlog: int = 10_000
     slow_client_timeout: float = 1.0
-    stream_send_buffer: int | None = None  # SO_SNDBUF of stream sockets (None: the kernel's)
+    # Bytes buffered per stream socket before the backlog grows (StreamOptions.send_buffer).
+    stream_send_buffer: int | None = None
 
 
 @dataclass(slots=True)

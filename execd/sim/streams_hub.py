@@ -87,8 +87,10 @@ class StreamOptions:
     connections_per_key: int = 1  # `406 connection limit exceeded` beyond this, per feed
     slow_client_backlog: int = 10_000  # messages queued for one connection (each kind)
     slow_client_timeout: float = 1.0  # seconds a hung-up client has to take the close
-    # SO_SNDBUF of each stream socket in bytes (None: the kernel's, which autotunes to MBs on
-    # loopback); small values make a stalled client back up at once (tests).
+    # Bytes the venue buffers per stream socket before the backlog starts growing: SO_SNDBUF,
+    # the transport's high-water mark and aiohttp's websocket writer limit (None: their
+    # defaults, MBs of kernel buffer autotuned on loopback plus 64 KiB each); small values
+    # make a stalled client back up at once (tests).
     send_buffer: int | None = None
 
     def __post_init__(self) -> None:
@@ -337,13 +339,18 @@ class StreamHub:
         if self.on_data_frame_sent is not None:
             self.on_data_frame_sent(messages)
 
-    def _size_send_buffer(self, request: web.Request) -> None:
-        """Apply ``options.send_buffer`` to the connection's socket (before the upgrade)."""
-        if self.options.send_buffer is None or request.transport is None:
-            return
-        sock = request.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
+    def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """The response for an upgrade, its buffering sized by ``options.send_buffer``."""
+        size = self.options.send_buffer
+        if size is None:
+            return web.WebSocketResponse(autoping=True)
+        transport = request.transport
+        if transport is not None:
+            transport.set_write_buffer_limits(high=size)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        return web.WebSocketResponse(autoping=True, writer_limit=size)
 
     async def _serve(self, conn: _Connection, reader: Callable[[], Any]) -> None:
         """Run a connection: register, read until closed while its writer sends, clean up.
@@ -376,8 +383,7 @@ class StreamHub:
         refusal = self._refusal(StreamKind.TRADING)
         if refusal is not None:
             return _refused(refusal)
-        self._size_send_buffer(request)
-        ws = web.WebSocketResponse(autoping=True)
+        ws = self._websocket(request)
         await ws.prepare(request)
         conn = _Connection(
             kind=StreamKind.TRADING,
@@ -425,8 +431,7 @@ class StreamHub:
         refusal = self._refusal(StreamKind.DATA)
         if refusal is not None:
             return _refused(refusal)
-        self._size_send_buffer(request)
-        ws = web.WebSocketResponse(autoping=True)
+        ws = self._websocket(request)
         await ws.prepare(request)
         conn = _Connection(
             kind=StreamKind.DATA,

@@ -4,8 +4,8 @@ Alpaca answers a consumer that cannot keep up with ``407 slow client`` and disco
 venue models that with a bounded per-connection backlog: a client that stops reading first fills
 the socket buffers, then the backlog; on overflow it is told 407 and hung up, and cut off (TCP
 abort) if it does not take the close within ``slow_client_timeout``. These tests shrink the
-client's receive buffer and the backlog and raise the quote rate so that all this takes well
-under a second instead of minutes.
+client's receive buffer, the venue's send buffer and the backlog, and raise the quote rate, so
+that all this takes about a second instead of minutes.
 """
 
 from __future__ import annotations
@@ -25,22 +25,30 @@ from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
 from tests.sim.conftest import DEADLINE, venue_config, within
 
-# Ten fast symbols at 50× speed: a few thousand quotes a second on `*`.
+# Ten fast symbols at 20× speed: about a thousand quotes a second on `*`.
 SYMBOLS = ("SPY", "QQQ", "TQQQ", "SQQQ", "AAPL", "MSFT", "NVDA", "AMD", "TSLA", "META")
-BACKLOG = 2000
+BACKLOG = 300
+# Small bounds, two data connections a key (a stalled client and a healthy one).
+OPTIONS = ServerOptions(
+    data_connections_per_key=2,
+    slow_client_backlog=BACKLOG,
+    slow_client_timeout=0.5,
+    stream_send_buffer=4096,
+)
 
 
 @pytest.fixture
 async def busy_venue() -> AsyncIterator[SimVenue]:
-    """A venue with a fast market, a small slow-client backlog and two data connections a key."""
-    options = ServerOptions(
-        data_connections_per_key=2,
-        slow_client_backlog=BACKLOG,
-        slow_client_timeout=0.5,
-        stream_send_buffer=4096,
-    )
-    config = venue_config(scenario="fast", speed=50.0, symbols=SYMBOLS)
-    async with SimVenue(config, options=options) as venue:
+    """A venue with a fast market and the small bounds (the market is what fills sockets)."""
+    config = venue_config(scenario="fast", speed=20.0, symbols=SYMBOLS)
+    async with SimVenue(config, options=OPTIONS) as venue:
+        yield venue
+
+
+@pytest.fixture
+async def quiet_venue() -> AsyncIterator[SimVenue]:
+    """A venue with a calm market and the small bounds (the test makes the traffic)."""
+    async with SimVenue(venue_config(), options=OPTIONS) as venue:
         yield venue
 
 
@@ -73,13 +81,15 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_others_keep_receiv
     busy_venue: SimVenue,
 ) -> None:
     """The stalled client's backlog never passes its bound, the venue hangs it up (407, then
-    close or abort), and a healthy client on the same feed keeps receiving quotes throughout."""
+    close or abort), and a healthy client on the same feed keeps receiving quotes throughout
+    (it takes one symbol: a tenth of the rate, so a loaded test machine cannot make *it*
+    too slow for the small backlog)."""
     venue = busy_venue
     async with aiohttp.ClientSession() as http, http.ws_connect(venue.data_stream_url) as healthy:
         assert (await healthy.receive_json(timeout=DEADLINE))[0]["msg"] == "connected"
         await healthy.send_json({"action": "auth", "key": venue.key_id, "secret": venue.secret_key})
         assert (await healthy.receive_json(timeout=DEADLINE))[0]["msg"] == "authenticated"
-        await healthy.send_json({"action": "subscribe", "quotes": ["*"]})
+        await healthy.send_json({"action": "subscribe", "quotes": ["SPY"]})
         assert (await healthy.receive_json(timeout=DEADLINE))[0]["T"] == "subscription"
         seen = [0]
         slow = await stalled_client(venue)
@@ -134,12 +144,12 @@ async def dropped_while_healthy_receives(
 
 
 async def test_a_client_that_floods_requests_and_reads_nothing_is_bounded_too(
-    busy_venue: SimVenue,
+    quiet_venue: SimVenue,
 ) -> None:
     """The venue's replies to a client's own requests share the bounded backlog: a client that
     sends request after request and never reads is hung up, its backlog never past the
     bound, and the venue keeps serving (a new client connects and authenticates)."""
-    venue = busy_venue
+    venue = quiet_venue
     slow = await stalled_client(venue)
     try:
         await slow.send(json.dumps({"action": "unsubscribe", "quotes": ["*"]}))
@@ -153,6 +163,7 @@ async def test_a_client_that_floods_requests_and_reads_nothing_is_bounded_too(
                 assert loop.time() < deadline, "the flooding client was never dropped"
                 for _ in range(50):
                     await slow.send(request)
+                await asyncio.sleep(0)  # let the venue read them (send rarely yields)
         await within(venue.wait_streams(data=0, ready=False))
         assert largest <= BACKLOG
     finally:
@@ -163,11 +174,11 @@ async def test_a_client_that_floods_requests_and_reads_nothing_is_bounded_too(
         assert (await ws.receive_json(timeout=DEADLINE))[0]["msg"] == "authenticated"
 
 
-async def test_a_trading_client_that_stops_reading_is_dropped(busy_venue: SimVenue) -> None:
+async def test_a_trading_client_that_stops_reading_is_dropped(quiet_venue: SimVenue) -> None:
     """The trade_updates stream has the same bound (Alpaca has no 407 there: it just hangs
     up). The engine's fan-out is driven directly with many updates; the stalled listener is
     dropped with its backlog never past the bound, and the fan-out never waits for it."""
-    venue = busy_venue
+    venue = quiet_venue
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
