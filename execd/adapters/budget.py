@@ -53,7 +53,7 @@ from enum import IntEnum
 
 import structlog
 
-from execd.adapters.errors import SendWithdrawn
+from execd.adapters.errors import SendExpired, SendWithdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -245,7 +245,7 @@ class BudgetLedger:
             # pass a waiting background read (into the read reserve too) only on a whole
             # lead credit, never free (review 7).
             if self._available() <= self._reserve(priority):
-                self._window_held = self._paced_ok(priority)
+                self._window_held = True
                 break
             if not self._paced_ok(priority):
                 break
@@ -340,9 +340,10 @@ class BudgetLedger:
     ) -> None:
         """Give back a grant whose request was never sent (checked right before the send).
 
-        The venue never counted it: it leaves the sliding window, returns what is left of
-        its pacing token, and is no longer in flight. (`complete` is for requests that went
-        out.) The lead credit the grant earned (`ticket`'s, `_charge_lead`) is taken back:
+        The venue never counted it: it leaves the sliding window and the venue's view,
+        returns what is left of its pacing token, and is no longer in flight. (`complete` is
+        for requests that went out.) The lead credit the grant earned (`ticket`'s,
+        `_charge_lead`) is taken back:
         legs whose quotes went stale in line give back grant after grant, and each had
         earned the validation reads half a grant — spam then took every real one (review
         6). The token has been growing back since the grant at the pacing rate, and once
@@ -351,6 +352,10 @@ class BudgetLedger:
         part not yet grown back, `1 - rate × (now - granted_at)` — never more than the grant
         took, possibly less (the budget may under-use, never over-use)."""
         self._in_flight = max(0, self._in_flight - 1)
+        if self._venue_remaining is not None:
+            # The grant lowered the venue's view; the venue never counted it (a line of
+            # writes stale in line drove the view to the reserve: 40 s with nothing sent).
+            self._venue_remaining += 1
         earned = self._earned.pop(ticket, None) if ticket is not None else None
         if earned is not None:
             self._lead_credit = max(0.0, self._lead_credit - earned[1])
@@ -448,10 +453,11 @@ class BudgetLedger:
     def _refill(self, now: float) -> None:
         """Grow the pacing tokens for the time since the last refill.
 
-        While the window held the line (`_window_held`: a paced request waited with tokens
-        in hand), tokens grow to one at most: saved up, they would all go the moment the
-        window slid, another burst the window must then absorb — every minute a burst and a
-        stall (a re-peg backlog stalled 6 s a minute)."""
+        While the window held the line (`_window_held`: the last `grant` stopped at the
+        window, whatever the tokens; the shell calls it again only when a slot slides out,
+        so the refill then covers the whole hold), tokens grow to one at most: saved up,
+        they would all go the moment the window slid, another burst the window must then
+        absorb — every minute a burst and a stall (a re-peg backlog stalled 6 s a minute)."""
         if self.burst is None:
             return
         if self._tokens_at is not None and now > self._tokens_at:
@@ -667,6 +673,8 @@ class RequestBudget:
         self._monotonic = monotonic
         self._wall = wall
         self._futures: dict[int, asyncio.Future[float]] = {}
+        #: each waiting ticket's `send_by` and priority (`slot`).
+        self._send_by: dict[int, tuple[float, Priority]] = {}
         self._tickets = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -681,14 +689,19 @@ class RequestBudget:
         priority: Priority,
         withdraw: Withdrawal | None = None,
         place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> AsyncIterator[Slot]:
         """Wait for a grant at `priority`; the body performs exactly one request.
 
         Raises `SendWithdrawn` instead of granting once `withdraw` is set (at once if it
         already is); the body itself must check `withdraw.is_set()` right before sending.
-        `place`: queue where this request first queued (`QueuePlace`).
+        `place`: queue where this request first queued (`QueuePlace`). `send_by` (the
+        budget's clock, the loop's in production): a grant that comes at or after it is
+        given back in the same instant and `SendExpired` raised, the body never run — its
+        pricing quote went stale in line, and a grant handed to a waiter only to come back
+        unsent lost part of its token to the pacing while the waiter woke.
         """
-        ticket, granted_at = await self._acquire_ticket(priority, withdraw, place)
+        ticket, granted_at = await self._acquire_ticket(priority, withdraw, place, send_by)
         slot = Slot(self, priority, granted_at, ticket)
         try:
             yield slot
@@ -708,6 +721,7 @@ class RequestBudget:
         priority: Priority,
         withdraw: Withdrawal | None = None,
         place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> tuple[int, float]:
         """Wait for the ledger to grant a ticket; the ticket and the grant's time (for
         `Slot.unused`)."""
@@ -721,6 +735,8 @@ class RequestBudget:
         )
         if place is not None:
             place.seniority = seniority
+        if send_by is not None:
+            self._send_by[ticket] = (send_by, priority)
         if withdraw is not None:
             withdraw._watch(ticket, lambda: self._withdraw(ticket, priority))
         self._pump()
@@ -737,6 +753,7 @@ class RequestBudget:
             self._pump()
             raise
         finally:
+            self._send_by.pop(ticket, None)
             if withdraw is not None:
                 withdraw._unwatch(ticket)
 
@@ -772,14 +789,27 @@ class RequestBudget:
     def _pump(self) -> None:
         """Grant what can be granted now and arm one timer for the next possibility."""
         now = self._now()
-        for ticket in self._ledger.grant(now):
-            future = self._futures.pop(ticket, None)
-            if future is None or future.done():
-                # Its waiter is gone: return the slot unused. (Unreachable while `_acquire`
-                # withdraws its ticket on every exit; kept as the ledger's safety net.)
-                self._ledger.complete(now)
-                continue
-            future.set_result(now)
+        granted = self._ledger.grant(now)
+        while granted:
+            expired = False
+            for ticket in granted:
+                future = self._futures.pop(ticket, None)
+                if future is None or future.done():
+                    # Its waiter is gone: return the slot unused. (Unreachable while
+                    # `_acquire` withdraws its ticket on every exit; the ledger's safety net.)
+                    self._ledger.complete(now)
+                    continue
+                deadline = self._send_by.pop(ticket, None)
+                if deadline is not None and now >= deadline[0]:
+                    # Stale in line: given back whole, in the instant it was granted.
+                    self._ledger.unused(now, now, deadline[1], ticket)
+                    future.set_exception(
+                        SendExpired(f"{deadline[1].name} request: its quote went stale in line")
+                    )
+                    expired = True
+                    continue
+                future.set_result(now)
+            granted = self._ledger.grant(now) if expired else []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -13,13 +13,16 @@ Its timeline showed three defects of the ledger, each pinned here with a fake cl
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execd.adapters.budget import BudgetLedger, Priority, WriteLine
+from execd.adapters.budget import BudgetLedger, Priority, RequestBudget, WriteLine
+from execd.adapters.errors import SendExpired
 
 # The daemon's defaults (config.GatewaySettings): 190/min, 10 for cancels, bursts of 20.
 DEFAULTS = {"limit": 190, "window": 60.0, "read_reserve": 10, "cancel_reserve": 10, "burst": 20}
@@ -43,9 +46,15 @@ def _repeg_backlog(ledger: BudgetLedger, legs: int, seconds: float) -> list[tupl
     for _ in range(legs):
         ask(Priority.NEW_ORDER)
     now = 0.0
+    wake: float | None = 0.0
     while now < seconds:
+        asked = bool(later) and later[0][0] <= now
         while later and later[0][0] <= now:
             ask(later.popleft()[1])
+        # As the shell does: `grant` on an arrival or at `next_change`, never polled.
+        if not asked and (wake is None or now < wake):
+            now = round(now + STEP, 6)
+            continue
         for ticket in ledger.grant(now):
             priority = kind.pop(ticket)
             ledger.complete(now)
@@ -54,6 +63,7 @@ def _repeg_backlog(ledger: BudgetLedger, legs: int, seconds: float) -> list[tupl
                 later.append((now + 1.0, Priority.CANCEL))
             else:
                 ask(Priority.NEW_ORDER)
+        wake = ledger.next_change(now)
         now = round(now + STEP, 6)
     return grants
 
@@ -162,3 +172,71 @@ def test_a_legs_writes_keep_their_place_only_after_expiring_in_line() -> None:
     assert line.next_place() is not first  # that one went out: the next is new
     unqueued = line.next_place()
     assert line.next_place() is unqueued  # never queued (refused before the budget)
+
+
+def test_a_grant_given_back_gives_back_the_venues_count_too() -> None:
+    """The venue's view (``X-RateLimit-Remaining``) was lowered by every grant and never
+    raised by `unused`: a line of writes going stale in line drove it to the reserve, and
+    the budget sent nothing for 40 s although the venue had counted nothing."""
+    ledger = BudgetLedger(limit=190, window=60.0, read_reserve=10, cancel_reserve=10)
+    ledger.enqueue(0, Priority.READ)
+    assert ledger.grant(0.0) == [0]
+    ledger.complete(0.1, remaining=150, reset_at=60.0)
+    for ticket in range(1, 101):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+        assert ledger.grant(1.0) == [ticket]
+        ledger.unused(1.0, 1.0, Priority.NEW_ORDER, ticket)
+    assert ledger.statistics(1.0).venue_remaining == 150
+    for ticket in range(200, 210):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    assert len(ledger.grant(1.0)) == 10
+
+
+def test_tokens_do_not_pile_up_while_the_window_holds_the_line() -> None:
+    """The window fills with less than a token in hand; while it holds the line, the pacing
+    grows at most one token, so the slide lets out one request, not a new burst (the FULL
+    run: 36 requests in the 5 s after each slide, then a stall 55 s later)."""
+    ledger = BudgetLedger(limit=30, window=60.0, read_reserve=0, cancel_reserve=0, burst=5)
+    for ticket in range(100):
+        ledger.enqueue(ticket, Priority.NEW_ORDER)
+    grants: list[float] = []
+    now = 0.0
+    while now < 70.0:  # as the shell does: `grant` again only at `next_change`
+        grants.extend(now for _ in ledger.grant(now))
+        wake = ledger.next_change(now)
+        now = max(now + 0.001, wake if wake is not None else now + STEP)
+    assert len([t for t in grants if t < 50.0]) == 5 + 25 - 1  # the burst, then 1 per 2 s
+    assert len([t for t in grants if 60.0 <= t < 61.0]) <= 1, grants[-8:]
+
+
+async def test_a_grant_past_its_send_by_is_given_back_in_the_instant_it_is_made() -> None:
+    """A request whose `send_by` passed while it waited is never handed its grant: the
+    budget gives it back whole at once (`SendExpired`, the body never runs), and the next
+    waiter has it in the same instant. Handed to the waiter, it came back only once the
+    waiter woke, and the pacing kept part of it: under a backlog of stale writes the
+    daemon sent 2.7 requests a second instead of 3."""
+    budget = RequestBudget(limit=10, window=10.0, read_reserve=0, burst=1)  # one a second
+    loop = asyncio.get_running_loop()
+    async with budget.slot(Priority.NEW_ORDER) as first:  # spends the burst
+        first.observe(200, {})
+    ran: list[str] = []
+    granted: dict[str, float] = {}
+
+    async def request(name: str, send_by: float | None) -> None:
+        async with budget.slot(Priority.NEW_ORDER, send_by=send_by) as slot:
+            granted[name] = loop.time()
+            ran.append(name)
+            slot.observe(200, {})
+
+    stale = asyncio.create_task(request("stale", loop.time() + 0.2))
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(request("behind", None))
+    last = asyncio.create_task(request("last", None))
+    with pytest.raises(SendExpired):
+        await stale
+    expired_at = loop.time()
+    await behind
+    assert granted["behind"] - expired_at < 0.05  # the stale one's grant, whole
+    await last
+    assert 0.8 < granted["last"] - granted["behind"] < 1.5  # then the pace, unchanged
+    assert ran == ["behind", "last"]

@@ -437,3 +437,27 @@ async def test_a_write_asked_again_after_expiring_in_line_keeps_its_place(
         await c
     posted = [order["client_order_id"] for order in fake.orders.values()]
     assert posted == ["x", "b", "a-again", "c"]
+
+
+async def test_quote_reads_spend_the_data_apis_budget_not_the_trading_one(
+    fake: FakeVenue,
+) -> None:
+    """Alpaca limits the market-data API apart from trading (ALPACA.md §0.4; DESIGN.md
+    "Fresh quote": quote re-reads have their own request budget). Latest-quote reads
+    leave the trading budget whole, and wait once the data budget is spent."""
+    trading = RequestBudget()
+    data = RequestBudget(limit=2, window=60.0, read_reserve=0)
+    rest = RestGateway(
+        config(fake), trading, data_budget=data, rand=random.Random(1).random, clock=lambda: NOW
+    )
+    async with rest:
+        assert set(await rest.latest_quotes(["AAPL"])) == {"AAPL"}
+        assert set(await rest.latest_quotes(["MSFT"])) == {"MSFT"}
+        assert trading.statistics().remaining == trading.statistics().limit
+        third = asyncio.create_task(rest.latest_quotes(["SPY"]))
+        await wait_until(lambda: data.statistics().waiting[Priority.READ] == 1)
+        assert fake.count("GET", "/v2/stocks/quotes/latest") == 2
+        third.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await third
+    assert rest.data_budget is data
