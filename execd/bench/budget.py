@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from execd.adapters.budget import Priority, QueuePlace, RequestBudget, Slot, Withdrawal
+from execd.adapters.errors import SendExpired
 from execd.bench.reaction import CASH, symbols, write_tape
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
@@ -58,6 +59,7 @@ class _Meter:
         self.waits: dict[Priority, list[float]] = defaultdict(list)
         self.grants: list[float] = []
         self.given_back = 0
+        self.expired_in_line = 0
         self.original_unused: Any = Slot.unused
         self.budgets: list[RequestBudget] = []
 
@@ -85,11 +87,18 @@ class _Meter:
             if self not in meter.budgets:
                 meter.budgets.append(self)
             began = time.monotonic()
-            async with original(self, priority, withdraw, place, send_by) as granted:
-                now = time.monotonic()
-                meter.waits[priority].append(now - began)
-                meter.grants.append(now)
-                yield granted
+            entered = False
+            try:
+                async with original(self, priority, withdraw, place, send_by) as granted:
+                    entered = True
+                    now = time.monotonic()
+                    meter.waits[priority].append(now - began)
+                    meter.grants.append(now)
+                    yield granted
+            except SendExpired:
+                if not entered:  # its quote went stale in line: the grant went straight back
+                    meter.expired_in_line += 1
+                raise
 
         RequestBudget.slot = slot  # type: ignore[method-assign]
         return original
@@ -197,6 +206,7 @@ async def _measure(tape: Path, legs: int, limit_s: float) -> dict[str, Any]:
         "cancels": len(cancels),
         "requests": len(meter.grants),
         "given_back": meter.given_back,
+        "expired_in_line": meter.expired_in_line,
         "trading_requests": len(trading_hits),
         "backlogged_at_cancel": backlogged_at_cancel,
         "running_after": running,
@@ -214,7 +224,8 @@ def run(legs: int, limit_s: float = 60.0) -> list[Figure]:
         r = uvloop.run(_measure(tape, legs, limit_s))
     note = (
         f"{legs} legs, {r['requests']} budget grants ({r['trading_requests']} trading requests"
-        f" at the venue, {r['given_back']} given back unsent: stale in line), backlogged"
+        f" at the venue, {r['given_back']} given back unsent; {r['expired_in_line']} writes"
+        " went stale in line and were priced again), backlogged"
         f" {r['backlogged_s']:.0f} s "
         f"of a {limit_s:.0f} s limit, {r['cancels']} cancels"
     )
