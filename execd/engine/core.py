@@ -62,6 +62,7 @@ from execd.engine.records import PlanRecord
 from execd.engine.recovery import RecoveryContext, recover
 from execd.engine.router import OrderRouter
 from execd.engine.runner import PlanRunner, RunnerContext, journal_leg
+from execd.engine.stream_limit import with_stream_warning
 from execd.engine.venue_reads import cancel_open_execd_orders, session_on, sessions_from
 
 _log = structlog.get_logger("execd.engine")
@@ -179,7 +180,8 @@ class Engine:
                 return self._resubmitted(existing, digest)
         parsed, source, schedule, held = await self._intake(model)
         if dry_run:
-            return await self._dry_run(parsed, schedule)
+            preview = await self._dry_run(parsed, schedule)
+            return with_stream_warning(preview, parsed, self.quotes, self._ports.feed)
         if parsed.plan_id in self._plans:  # submitted twice concurrently
             return self._resubmitted(self._plans[parsed.plan_id], digest)
         if self._halted:  # halted while the venue was asked
@@ -230,7 +232,7 @@ class Engine:
             legs=len(parsed),
             scheduled_for=None if schedule.start_at is None else schedule.start_at.isoformat(),
         )
-        return record.to_status()
+        return with_stream_warning(record.to_status(), parsed, self.quotes, self._ports.feed)
 
     def _resubmitted(self, existing: PlanRecord, digest: str) -> PlanStatus:
         """DESIGN.md "A plan's identity": same id and document, nothing sent; a different
