@@ -146,6 +146,8 @@ class PlanRunner:
         """Why the last release wave could not read the account (None: it could)."""
         self._released: set[int] = set()
         """Buys whose leg task the release loop started (by plan index): theirs to end."""
+        self._leg_stops: dict[int, str] = {}
+        """Resumed legs to stop as they start, by plan index (`_drop_unknown_symbols`)."""
 
     # ------------------------------------------------------------------ control
 
@@ -188,7 +190,7 @@ class PlanRunner:
         rec.started_at = rec.started_at or self._ctx.now()
         rec.publish("plan_started")
         _log.info("plan_started", legs=len(rec.legs), resumed_legs=len(self._resume))
-        todo = [leg for leg in rec.legs if not leg.finished]
+        todo = await self._drop_unknown_symbols([leg for leg in rec.legs if not leg.finished])
         sells = [leg for leg in todo if leg.leg.side is Side.SELL]
         # A buy that had orders before a restart was sized and released already.
         resumed = [leg for leg in todo if leg.leg.side is Side.BUY and self._resumed(leg)]
@@ -220,6 +222,44 @@ class PlanRunner:
 
     def _resumed(self, leg: LegRecord) -> bool:
         return leg.leg.index in self._resume
+
+    async def _drop_unknown_symbols(self, todo: list[LegRecord]) -> list[LegRecord]:
+        """End the legs whose symbol the venue no longer lists; the legs left to run.
+
+        Only a plan recovered after a restart can meet one: a submit validates every symbol
+        against the asset list, and a symbol delisted while the daemon runs keeps its facts
+        for the running plan (`intake.AssetCache`). After a restart the facts are the new
+        list's, and a symbol delisted while execd was down has none: sizing or releasing
+        its leg would raise `KeyError` (a buy release failing every sibling buy with it).
+        Such a leg ends ``symbol_unknown``, logged at error, and its siblings run. One that
+        had orders at the venue still runs its ladder, stopped at once: its orders are
+        cancelled and reconciled (fills included) like any stopped leg's, never abandoned.
+        """
+        kept: list[LegRecord] = []
+        for leg in todo:
+            symbol = leg.leg.symbol
+            if symbol in self._ctx.assets:
+                kept.append(leg)
+                continue
+            resumed = self._resumed(leg)
+            reason = (
+                f"symbol_unknown: {symbol} is no longer in the venue's asset list (delisted"
+                " or renamed while execd was down)"
+            )
+            _log.error(
+                "leg_symbol_unknown",
+                plan_id=self.record.plan_id,
+                leg=leg.leg.index,
+                symbol=symbol,
+                had_orders=resumed,
+            )
+            if resumed:
+                self._leg_stops[leg.leg.index] = reason + "; its orders are cancelled"
+                kept.append(leg)
+            else:
+                leg.finish("failed", reason + "; nothing sent", self._ctx.now())
+                await self._ended(leg)
+        return kept
 
     async def _finish(self) -> None:
         rec = self.record
@@ -647,8 +687,9 @@ class PlanRunner:
             resume = self._resume.get(index)
             runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish, resume)
             self._runners[index] = runner
-            if self._stop_reason is not None:
-                runner.stop(self._stop_reason)
+            stop = self._stop_reason or self._leg_stops.get(index)
+            if stop is not None:
+                runner.stop(stop)
             _log.info(
                 "leg_started",
                 qty=str(leg.qty),
