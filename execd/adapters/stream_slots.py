@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Literal
 
 Action = Literal["subscribe", "unsubscribe"]
@@ -90,7 +91,9 @@ class StreamSlots:
     def _assign(self) -> None:
         """Give free slots to the waiting symbols, longest waiting first."""
         room = len(self._waiting) if self.limit is None else self.limit - len(self._slots)
-        for symbol in list(self._waiting)[: max(room, 0)]:
+        if room <= 0 or not self._waiting:
+            return  # O(1) while full: a 2,000-leg plan subscribes one symbol at a time
+        for symbol in list(islice(self._waiting, room)):
             del self._waiting[symbol]
             self._slots[symbol] = None
 

@@ -3,6 +3,7 @@ behaviour is modelled by a tiny pure function (ALPACA.md §4.4: 405 changes noth
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +100,24 @@ def test_the_stream_settles_on_the_venue_s_limit(
         assert set(slots.waiting) == slots.wanted - venue
         if told is None or told >= limit:
             assert len(venue) == min(limit, len(slots.wanted))
+
+
+def test_hostile_inputs() -> None:
+    """Duplicates, unknown drops and a zero limit: nothing breaks, nothing streams twice."""
+    slots = StreamSlots(0)
+    assert slots.want(["A", "A", "B"])
+    assert not slots.want(["A"])
+    assert slots.streamed == frozenset()
+    assert slots.waiting == ("A", "B")
+    assert not slots.drop(["Z"])
+    assert slots.requests() == []
+    unlimited = StreamSlots(None)
+    unlimited.want(f"S{i}" for i in range(5000))
+    (request,) = unlimited.requests()
+    assert len(request.symbols) == 5000
+
+
+def test_a_limit_below_zero_is_refused() -> None:
+    """A negative limit is a caller's bug, not 'no stream'."""
+    with pytest.raises(ValueError, match="symbol limit"):
+        StreamSlots(-1)
