@@ -11,6 +11,7 @@ longer lists, and a buy not yet started crashed the plan's buy release on
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,14 +20,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.engine.conftest import DEADLINE, StartDaemon
-from tests.engine.test_daemon_restart import LEAVE, PATIENT, RESTING_AAPL, _wait_resting, outside_venue
+from tests.engine.test_daemon_restart import (
+    LEAVE,
+    PATIENT,
+    RESTING_AAPL,
+    _wait_resting,
+    outside_venue,
+)
 
 pytestmark = pytest.mark.slow
 
 RESTING_SPY = {"symbol": "SPY", "side": "buy", "qty": "1", "limit_price": "400.00"}
 
 
-def _unknown(logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _unknown(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str]]:
     return [(e["symbol"], e["log_level"]) for e in logs if e["event"] == "leg_symbol_unknown"]
 
 
@@ -62,7 +69,7 @@ async def test_a_resumed_leg_of_a_delisted_symbol_cancels_its_order_and_ends(
         aapl, spy = status.legs
         assert aapl.reason is not None
         assert aapl.reason.startswith("symbol_unknown"), aapl
-        assert aapl.filled_qty == Decimal(0)
+        assert (aapl.state, aapl.filled_qty) == ("canceled", Decimal(0))  # its order's fate
         assert _unknown(logs) == [("AAPL", "error")]
         aapl_orders = await second.orders("gone", 0)
         assert [e["order"]["status"] for e in aapl_orders] == ["canceled"]
