@@ -68,12 +68,6 @@ ACCOUNT_RETRY_SECONDS = 1.0
 """How soon a release wave reads the account again after it could not (beyond the gateway's
 own retries), while buys wait for it."""
 
-WAVE_GAP_SECONDS = 0.25
-"""A release wave follows the previous one after at least this long, taking every buy whose
-quote arrived meanwhile: streamed sizing quotes arrive one symbol at a time, and one wave
-(one account read) per arrival spent 30 reads of the request budget on a 250-buy plan whose
-30 streamed symbols (the free feed's limit) quoted over its first second."""
-
 
 class PlanRunner:
     """Runs one plan to its end; `cancel` and `halt` stop it early."""
@@ -314,16 +308,10 @@ class PlanRunner:
         """Pending buys with a quote: the candidates of the next wave."""
         held: set[int] = set()
         """Priced buys re-fetching a quote that went stale: in each wave, never released."""
-        loop = asyncio.get_running_loop()
-        last_wave = float("-inf")
         try:
             for leg in buys:
                 refetch(leg)
             while pending:
-                if (gap := last_wave + WAVE_GAP_SECONDS - loop.time()) > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(gap):  # a stop ends the gap at once
-                            await self._stopped.wait()
                 self._power_changed.clear()
                 if self._stop_reason is not None:
                     for leg in pending.values():
@@ -356,7 +344,6 @@ class PlanRunner:
                             quotes[index] = fresh
                     wave.append(leg)
                 if any(leg.leg.index not in held for leg in wave):
-                    last_wave = loop.time()
                     for leg in await self._release_wave(wave, quotes, held, session, group):
                         pending.pop(leg.leg.index, None)
                         priced.discard(leg.leg.index)
