@@ -452,8 +452,12 @@ class GatewayConfig(_Section):
     this short, so a cancel (and `execd halt`) never waits for a window they spent. Reads
     stop 10 further short. Must leave room: `cancel_reserve + 10 < requests_per_minute`."""
     request_burst: int = Field(20, ge=1, le=10_000)
-    """Beyond a burst of this many, orders and reads are paced at the budget's rate instead
-    of spending the minute at once, so slots keep freeing for cancels (never paced)."""
+    """Beyond a burst of this many, orders, reads and cancels are paced at the budget's rate
+    instead of spending the minute at once (cancels never wait for the pacing)."""
+    data_requests_per_minute: int = Field(190, ge=12, le=10_000)
+    """The market-data REST API's own budget (latest-quote re-reads); Alpaca limits it apart
+    from trading: 200/min on the free and Basic plans, 10,000 on Algo Trader Plus (ALPACA.md
+    §0.4). Quote reads never spend the trading budget, and never exceed this."""
     order_poll_seconds: float = Field(2.0, gt=0, le=60)
     """While the trade_updates stream is down, working orders are read over REST this often
     (one `GET /v2/orders` per poll, lowest priority in the budget), but never more than a

@@ -47,13 +47,13 @@ import contextlib
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 import structlog
 
-from execd.adapters.errors import SendWithdrawn
+from execd.adapters.errors import SendExpired, SendWithdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,7 @@ class Priority(IntEnum):
 
 
 _ORDER = tuple(Priority)
+_WRITES = (Priority.REPLACE, Priority.NEW_ORDER)
 _RUNNING = (Priority.NEW_ORDER, Priority.READ)
 """The running plans' requests that a submit's validation reads pass only on lead credit."""
 _VALIDATE_LAST = (
@@ -132,6 +133,8 @@ class BudgetLedger:
     burst: int | None = None
     _tokens: float = 0.0
     _tokens_at: float | None = None
+    #: the last `grant` stopped at the window (or the venue's view), not at the pacing.
+    _window_held: bool = False
     rate_limited_total: int = 0
     _waiting: dict[Priority, deque[int]] = field(
         default_factory=lambda: {p: deque() for p in Priority}
@@ -157,6 +160,16 @@ class BudgetLedger:
     #: the refill each contended running grant earned, by ticket (with its grant time, so
     #: that entries leave with the window): taken back if the grant goes `unused`.
     _earned: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: a waiting background read goes after at most this many writes (new orders,
+    #: replaces) granted while it waited, and may then use their reserve: under a steady
+    #: backlog the window never has the read reserve free, and the account read that
+    #: releases a plan's wave of buys waited for the whole backlog (the FULL budget run:
+    #: 9 plans of 10 never started). Reads get at most one grant in `read_share + 1`.
+    read_share: int = 4
+    _writes_since_read: int = 0
+    #: each waiting ticket's seniority (`enqueue`).
+    _rank: dict[int, int] = field(default_factory=dict)
+    _arrivals: Iterator[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window <= 0:
@@ -177,15 +190,33 @@ class BudgetLedger:
 
     # -- queue -------------------------------------------------------------
 
-    def enqueue(self, ticket: int, priority: Priority) -> None:
-        """Put a request in line behind others of the same priority."""
-        self._waiting[priority].append(ticket)
+    def enqueue(self, ticket: int, priority: Priority, seniority: int | None = None) -> int:
+        """Put a request in line behind others of the same priority that queued before it;
+        its seniority.
+
+        `seniority` (default: a new one, after every other) is what an earlier `enqueue`
+        of the same request returned: a
+        write asked again because its pricing quote went stale in line goes back to where
+        it stood, not to the end. Otherwise a line longer than a quote's freshness sends
+        nothing at all: each write reaches the front stale, is priced again and queues
+        again behind the rest (the FULL budget run: 3 of 4 new-order grants given back).
+        """
+        rank = next(self._arrivals) if seniority is None else seniority
+        line = self._waiting[priority]
+        self._rank[ticket] = rank
+        if not line or self._rank[line[-1]] <= rank:
+            line.append(ticket)
+        else:
+            at = next(i for i, waiting in enumerate(line) if self._rank[waiting] > rank)
+            line.insert(at, ticket)
+        return rank
 
     def withdraw(self, ticket: int) -> bool:
         """Take a waiting ticket out of line (its caller gave up). True if it was waiting."""
         for line in self._waiting.values():
             with contextlib.suppress(ValueError):
                 line.remove(ticket)
+                del self._rank[ticket]
                 return True
         return False
 
@@ -204,21 +235,26 @@ class BudgetLedger:
                 self._next_probe = now + self.probe_interval
                 self._sent.append(now)
                 self._in_flight += 1
-                granted.append(cancels.popleft())
+                granted.append(self._pop(Priority.CANCEL))
             return granted
         self._refill(now)
+        self._window_held = False
         while (priority := self._best_waiting()) is not None:
-            # Strict priority: nothing of a lower priority passes a waiting higher one. A
-            # submit's validation reads pass a waiting background read (into the read
-            # reserve too) only on a whole lead credit, never free (review 7).
-            if self._available() <= self._reserve(priority) or not self._paced_ok(priority):
+            # Strict priority: nothing of a lower priority passes a waiting higher one
+            # (but a background read's share, `read_share`). A submit's validation reads
+            # pass a waiting background read (into the read reserve too) only on a whole
+            # lead credit, never free (review 7).
+            if self._available() <= self._reserve(priority):
+                self._window_held = True
                 break
-            if priority is not Priority.CANCEL and self.burst is not None:
-                self._tokens -= 1.0
+            if not self._paced_ok(priority):
+                break
+            self._spend_token(priority)
             contended = bool(self._waiting[Priority.VALIDATE]) and self._running_waits()
-            ticket = self._waiting[priority].popleft()
+            ticket = self._pop(priority)
             if contended:
                 self._charge_lead(priority, ticket, now)
+            self._count_read_share(priority)
             self._sent.append(now)
             self._in_flight += 1
             if self._venue_remaining is not None:
@@ -240,10 +276,45 @@ class BudgetLedger:
         order = _ORDER
         if self._lead_credit < 1.0 and self._running_waits():
             order = _VALIDATE_LAST
+        if self._read_due():
+            return Priority.READ
         for priority in order:
             if self._waiting[priority]:
                 return priority
         return None
+
+    def _read_due(self) -> bool:
+        """A background read has waited out its share (`read_share`) and goes next,
+        after any waiting cancel."""
+        return (
+            bool(self._waiting[Priority.READ])
+            and self._writes_since_read >= self.read_share
+            and not self._waiting[Priority.CANCEL]
+        )
+
+    def _count_read_share(self, priority: Priority) -> None:
+        """Count the writes granted while a background read waits (`read_share`)."""
+        if priority is Priority.READ:
+            self._writes_since_read = 0
+        elif priority in _WRITES and self._waiting[Priority.READ]:
+            self._writes_since_read += 1
+
+    def _pop(self, priority: Priority) -> int:
+        ticket = self._waiting[priority].popleft()
+        self._rank.pop(ticket, None)
+        return ticket
+
+    def _spend_token(self, priority: Priority) -> None:
+        """Take a pacing token. Cancels take one too, but never wait for it: they may
+        borrow down to `-burst`, which the requests behind them pay back by waiting.
+        Unpaced cancels let a re-peg backlog (a cancel and a new order each) send twice the
+        pace and spend the window in its first half, then nothing for the second."""
+        if self.burst is None:
+            return
+        if priority is Priority.CANCEL:
+            self._tokens = max(self._tokens - 1.0, -float(self.burst))
+        else:
+            self._tokens -= 1.0
 
     def _running_waits(self) -> bool:
         return any(self._waiting[p] for p in _RUNNING)
@@ -269,9 +340,10 @@ class BudgetLedger:
     ) -> None:
         """Give back a grant whose request was never sent (checked right before the send).
 
-        The venue never counted it: it leaves the sliding window, returns what is left of
-        its pacing token, and is no longer in flight. (`complete` is for requests that went
-        out.) The lead credit the grant earned (`ticket`'s, `_charge_lead`) is taken back:
+        The venue never counted it: it leaves the sliding window and the venue's view,
+        returns what is left of its pacing token, and is no longer in flight. (`complete` is
+        for requests that went out.) The lead credit the grant earned (`ticket`'s,
+        `_charge_lead`) is taken back:
         legs whose quotes went stale in line give back grant after grant, and each had
         earned the validation reads half a grant — spam then took every real one (review
         6). The token has been growing back since the grant at the pacing rate, and once
@@ -280,12 +352,16 @@ class BudgetLedger:
         part not yet grown back, `1 - rate × (now - granted_at)` — never more than the grant
         took, possibly less (the budget may under-use, never over-use)."""
         self._in_flight = max(0, self._in_flight - 1)
+        if self._venue_remaining is not None:
+            # The grant lowered the venue's view; the venue never counted it (a line of
+            # writes stale in line drove the view to the reserve: 40 s with nothing sent).
+            self._venue_remaining += 1
         earned = self._earned.pop(ticket, None) if ticket is not None else None
         if earned is not None:
             self._lead_credit = max(0.0, self._lead_credit - earned[1])
         with contextlib.suppress(ValueError):  # already slid out of the window
             self._sent.remove(granted_at)
-        if priority is not Priority.CANCEL and self.burst is not None:
+        if self.burst is not None:
             self._refill(now)
             refund = max(0.0, 1.0 - max(0.0, now - granted_at) * self._rate())
             self._tokens = min(float(self.burst), self._tokens + refund)
@@ -375,12 +451,18 @@ class BudgetLedger:
         return (self.limit - self.cancel_reserve) / self.window
 
     def _refill(self, now: float) -> None:
+        """Grow the pacing tokens for the time since the last refill.
+
+        While the window held the line (`_window_held`: the last `grant` stopped at the
+        window, whatever the tokens; the shell calls it again only when a slot slides out,
+        so the refill then covers the whole hold), tokens grow to one at most: saved up,
+        they would all go the moment the window slid, another burst the window must then
+        absorb — every minute a burst and a stall (a re-peg backlog stalled 6 s a minute)."""
         if self.burst is None:
             return
         if self._tokens_at is not None and now > self._tokens_at:
-            self._tokens = min(
-                float(self.burst), self._tokens + (now - self._tokens_at) * self._rate()
-            )
+            cap = max(self._tokens, 1.0) if self._window_held else float(self.burst)
+            self._tokens = min(cap, self._tokens + (now - self._tokens_at) * self._rate())
         if self._tokens_at is None or now > self._tokens_at:
             self._tokens_at = now
 
@@ -392,7 +474,7 @@ class BudgetLedger:
         """The slots a ticket of this priority must leave to the ones above it."""
         if priority is Priority.CANCEL:
             return 0
-        if priority is Priority.READ:
+        if priority is Priority.READ and not self._read_due():
             return self.cancel_reserve + self.read_reserve
         return self.cancel_reserve
 
@@ -445,6 +527,48 @@ def parse_rate_limit_headers(
             if 0 < delta <= 120:
                 reset_at = mono_now + delta
     return remaining, reset_at
+
+
+class QueuePlace:
+    """A write's place in the budget's line, kept while it is asked again.
+
+    A leg whose order was not sent because its pricing quote went stale while it waited
+    prices it again and asks again with the same `QueuePlace`: it goes back to where it
+    stood, not to the end of the line (`BudgetLedger.enqueue`). A new write gets a new one.
+    """
+
+    __slots__ = ("seniority",)
+
+    def __init__(self) -> None:
+        #: what the first `enqueue` returned (None: not queued yet).
+        self.seniority: int | None = None
+
+
+class WriteLine:
+    """The places of one caller's successive writes in the budget's line (a leg's).
+
+    `next_place` before each write; `expired` when the write was not sent because its
+    pricing quote went stale in line: the next write (the same order, priced again) then
+    gets the same `QueuePlace` and goes back where it stood. After any other end the next
+    write is a new one and queues at the end.
+    """
+
+    __slots__ = ("_expired", "_place")
+
+    def __init__(self) -> None:
+        self._place = QueuePlace()
+        self._expired = False
+
+    def next_place(self) -> QueuePlace:
+        """The place for the write about to be asked for."""
+        if self._place.seniority is not None and not self._expired:
+            self._place = QueuePlace()
+        self._expired = False
+        return self._place
+
+    def expired(self) -> None:
+        """The last write went stale in line, unsent: the next one keeps its place."""
+        self._expired = True
 
 
 class Withdrawal:
@@ -549,6 +673,8 @@ class RequestBudget:
         self._monotonic = monotonic
         self._wall = wall
         self._futures: dict[int, asyncio.Future[float]] = {}
+        #: each waiting ticket's `send_by` and priority (`slot`).
+        self._send_by: dict[int, tuple[float, Priority]] = {}
         self._tickets = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -559,14 +685,23 @@ class RequestBudget:
 
     @contextlib.asynccontextmanager
     async def slot(
-        self, priority: Priority, withdraw: Withdrawal | None = None
+        self,
+        priority: Priority,
+        withdraw: Withdrawal | None = None,
+        place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> AsyncIterator[Slot]:
         """Wait for a grant at `priority`; the body performs exactly one request.
 
         Raises `SendWithdrawn` instead of granting once `withdraw` is set (at once if it
         already is); the body itself must check `withdraw.is_set()` right before sending.
+        `place`: queue where this request first queued (`QueuePlace`). `send_by` (the
+        budget's clock, the loop's in production): a grant that comes at or after it is
+        given back in the same instant and `SendExpired` raised, the body never run — its
+        pricing quote went stale in line, and a grant handed to a waiter only to come back
+        unsent lost part of its token to the pacing while the waiter woke.
         """
-        ticket, granted_at = await self._acquire_ticket(priority, withdraw)
+        ticket, granted_at = await self._acquire_ticket(priority, withdraw, place, send_by)
         slot = Slot(self, priority, granted_at, ticket)
         try:
             yield slot
@@ -582,7 +717,11 @@ class RequestBudget:
         return (await self._acquire_ticket(priority, withdraw))[1]
 
     async def _acquire_ticket(
-        self, priority: Priority, withdraw: Withdrawal | None = None
+        self,
+        priority: Priority,
+        withdraw: Withdrawal | None = None,
+        place: QueuePlace | None = None,
+        send_by: float | None = None,
     ) -> tuple[int, float]:
         """Wait for the ledger to grant a ticket; the ticket and the grant's time (for
         `Slot.unused`)."""
@@ -591,7 +730,13 @@ class RequestBudget:
         ticket = next(self._tickets)
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._futures[ticket] = future
-        self._ledger.enqueue(ticket, priority)
+        seniority = self._ledger.enqueue(
+            ticket, priority, None if place is None else place.seniority
+        )
+        if place is not None:
+            place.seniority = seniority
+        if send_by is not None:
+            self._send_by[ticket] = (send_by, priority)
         if withdraw is not None:
             withdraw._watch(ticket, lambda: self._withdraw(ticket, priority))
         self._pump()
@@ -608,6 +753,7 @@ class RequestBudget:
             self._pump()
             raise
         finally:
+            self._send_by.pop(ticket, None)
             if withdraw is not None:
                 withdraw._unwatch(ticket)
 
@@ -643,14 +789,27 @@ class RequestBudget:
     def _pump(self) -> None:
         """Grant what can be granted now and arm one timer for the next possibility."""
         now = self._now()
-        for ticket in self._ledger.grant(now):
-            future = self._futures.pop(ticket, None)
-            if future is None or future.done():
-                # Its waiter is gone: return the slot unused. (Unreachable while `_acquire`
-                # withdraws its ticket on every exit; kept as the ledger's safety net.)
-                self._ledger.complete(now)
-                continue
-            future.set_result(now)
+        granted = self._ledger.grant(now)
+        while granted:
+            expired = False
+            for ticket in granted:
+                future = self._futures.pop(ticket, None)
+                if future is None or future.done():
+                    # Its waiter is gone: return the slot unused. (Unreachable while
+                    # `_acquire` withdraws its ticket on every exit; the ledger's safety net.)
+                    self._ledger.complete(now)
+                    continue
+                deadline = self._send_by.pop(ticket, None)
+                if deadline is not None and now >= deadline[0]:
+                    # Stale in line: given back whole, in the instant it was granted.
+                    self._ledger.unused(now, now, deadline[1], ticket)
+                    future.set_exception(
+                        SendExpired(f"{deadline[1].name} request: its quote went stale in line")
+                    )
+                    expired = True
+                    continue
+                future.set_result(now)
+            granted = self._ledger.grant(now) if expired else []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

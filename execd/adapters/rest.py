@@ -25,6 +25,7 @@ __all__ = ["Order", "RestConfig", "RestGateway", "wire_decimal"]
 class RestGateway(OrderWrites, VenueReads):
     """Async Alpaca REST client: use as ``async with RestGateway(config, budget) as rest``.
 
-    `clock` gives the venue-corrected current time (stamps `Quote.as_of` on latest
-    quotes); `rand` feeds the backoff jitter.
+    `budget` paces the trading API, `data_budget` (default: Alpaca's free-plan 190 of 200 a
+    minute) the market-data API's latest-quote reads. `clock` gives the venue-corrected
+    current time (stamps `Quote.as_of` on latest quotes); `rand` feeds the backoff jitter.
     """

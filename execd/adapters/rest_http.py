@@ -31,7 +31,7 @@ import aiohttp
 import structlog
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.budget import Priority, RequestBudget, Withdrawal
+from execd.adapters.budget import Priority, QueuePlace, RequestBudget, Withdrawal
 from execd.adapters.errors import SendExpired, SendWithdrawn, VenueUnavailable
 from execd.adapters.last_check import CheckedRequest, last_check
 from execd.adapters.rest_answers import Answer, NoAnswer, NotSent, answer_error
@@ -86,12 +86,16 @@ class RestHttp:
         config: RestConfig,
         budget: RequestBudget,
         *,
+        data_budget: RequestBudget | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._config = config
         self._budget = budget
+        # Alpaca limits the market-data API apart from trading (§0.4): quote reads spend
+        # their own budget, never the one that paces orders and cancels.
+        self._data_budget = data_budget or RequestBudget(read_reserve=0)
         self._rand = rand
         self._clock = clock
         self._session = session
@@ -144,8 +148,13 @@ class RestHttp:
 
     @property
     def budget(self) -> RequestBudget:
-        """The request budget this gateway spends (for `health`)."""
+        """The trading API's request budget this gateway spends (for `health`)."""
         return self._budget
+
+    @property
+    def data_budget(self) -> RequestBudget:
+        """The market-data API's request budget (latest-quote reads)."""
+        return self._data_budget
 
     def _delays(self) -> Iterator[float]:
         return self._config.backoff.delays(self._rand)
@@ -155,12 +164,14 @@ class RestHttp:
         method: str,
         base: str,
         path: str,
-        priority: Priority | None,
+        priority: Priority,
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         send_by: float | None = None,
         withdraw: Withdrawal | None = None,
+        place: QueuePlace | None = None,
+        data_api: bool = False,
     ) -> Answer:
         """One HTTP exchange, inside a budget slot. `NoAnswer` if no status came back.
 
@@ -170,6 +181,8 @@ class RestHttp:
         aiohttp has a pooled connection for the request, right before its first byte is
         written (`last_check`; a place could wait up to the connect timeout for one): a
         request is sent or it is not. A check that fails gives the grant back unused.
+        `place`: the budget's line is joined where this request first joined it.
+        `data_api`: a market-data request, in the data API's own budget.
         """
         session = self._read_session if method == "GET" else self._session
         if session is None:
@@ -191,10 +204,8 @@ class RestHttp:
                 raise SendExpired(f"{method} {path}: not sent, its pricing quote went stale")
 
         try:
-            if priority is None:
-                check_send_by()
-                return await exchange()
-            async with self._budget.slot(priority, withdraw) as slot:
+            budget = self._data_budget if data_api else self._budget
+            async with budget.slot(priority, withdraw, place, send_by) as slot:
                 slot.penalty = self._config.backoff.initial
                 try:
                     check_send_by()
@@ -215,8 +226,9 @@ class RestHttp:
         params: Mapping[str, str] | None = None,
         *,
         base: str | None = None,
-        priority: Priority | None = Priority.READ,
+        priority: Priority = Priority.READ,
         withdraw: Withdrawal | None = None,
+        data_api: bool = False,
     ) -> Answer:
         """A GET, repeated with backoff on 429, 5xx and lost answers (`SendWithdrawn` once
         `withdraw` is set before it is sent)."""
@@ -233,6 +245,7 @@ class RestHttp:
                     priority,
                     params=params,
                     withdraw=withdraw,
+                    data_api=data_api,
                 )
             except NoAnswer as exc:
                 last = VenueUnavailable(str(exc))

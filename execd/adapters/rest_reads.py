@@ -63,11 +63,14 @@ class VenueReads(RestHttp):
         config: RestConfig,
         budget: RequestBudget,
         *,
+        data_budget: RequestBudget | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        super().__init__(config, budget, rand=rand, clock=clock, session=session)
+        super().__init__(
+            config, budget, data_budget=data_budget, rand=rand, clock=clock, session=session
+        )
         self.quote_batch = LatestQuoteBatcher(self.latest_quotes)
 
     async def get_order(
@@ -206,8 +209,8 @@ class VenueReads(RestHttp):
         `as_of` is each quote's own timestamp ``t`` (capped at receipt), so an answer is
         judged like a streamed quote (DESIGN.md "Fresh quote"); one without ``t`` is stamped
         at receipt. A symbol the answer omits (no quote yet) or that was not asked for is
-        absent: never valued at zero. Does not spend the trading budget (market data has
-        its own limit)."""
+        absent: never valued at zero. Spends the data API's own budget, never the trading one
+        (Alpaca limits the two apart, §0.4)."""
         wanted = sorted(set(symbols))
         found: dict[str, Quote] = {}
         for i in range(0, len(wanted), LATEST_QUOTES_CHUNK):
@@ -216,7 +219,7 @@ class VenueReads(RestHttp):
                 "/v2/stocks/quotes/latest",
                 {"symbols": ",".join(chunk), "feed": self._config.feed},
                 base=self._config.data_url,
-                priority=None,
+                data_api=True,
             )
             try:
                 found.update(parse_latest_quotes(answer.body, chunk, self._clock()))

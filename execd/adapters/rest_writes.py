@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from execd.adapters.budget import Priority, Withdrawal
+from execd.adapters.budget import Priority, QueuePlace, Withdrawal
 from execd.adapters.errors import (
     NotFound,
     OutcomeUnknown,
@@ -89,6 +89,7 @@ class OrderWrites(RestHttp):
         extended_hours: bool = False,
         send_within: float | None = None,
         withdraw: Withdrawal | None = None,
+        queue_place: QueuePlace | None = None,
     ) -> Order:
         """``POST /v2/orders`` (§1.1): a limit order when `limit_price` is given, else market.
 
@@ -99,6 +100,8 @@ class OrderWrites(RestHttp):
         `withdraw` set while no copy can have been sent (waiting for the budget, or only
         429s back): the order is not sent (`SendWithdrawn`); set once a copy may have
         left (a lost answer), no copy is sent again and the outcome is `OutcomeUnknown`.
+        `queue_place`: asked again after a `SendExpired`, the order waits for the budget
+        where it first waited (`QueuePlace`), not at the end of the line.
         """
         common: dict[str, Any] = {
             "symbol": symbol,
@@ -125,6 +128,7 @@ class OrderWrites(RestHttp):
             Priority.NEW_ORDER,
             send_within=send_within,
             withdraw=withdraw,
+            queue_place=queue_place,
         )
 
     async def replace_order(
@@ -136,6 +140,7 @@ class OrderWrites(RestHttp):
         *,
         send_within: float | None = None,
         withdraw: Withdrawal | None = None,
+        queue_place: QueuePlace | None = None,
     ) -> Order:
         """``PATCH /v2/orders/{id}`` (§1.7): the answer is the *new* order (new id).
 
@@ -144,7 +149,7 @@ class OrderWrites(RestHttp):
         order fills first. Resolved by the new `client_order_id` when the answer is
         lost. Raises `VenueRefused` (e.g. ``unable to replace order, order isn't sent
         to exchange yet``), `NotFound`, `RateLimited`, `OutcomeUnknown`, and
-        `SendExpired`/`SendWithdrawn` as `submit_order` does for `send_within`/`withdraw`.
+        `SendExpired`/`SendWithdrawn` and keeps `queue_place` as `submit_order` does.
         """
         if qty is not None and qty != qty.to_integral_value():
             raise ValueError(f"replace qty must be whole shares, got {qty}")
@@ -164,6 +169,7 @@ class OrderWrites(RestHttp):
             Priority.REPLACE,
             send_within=send_within,
             withdraw=withdraw,
+            queue_place=queue_place,
         )
 
     async def cancel_order(self, order_id: str) -> None:
@@ -239,6 +245,7 @@ class OrderWrites(RestHttp):
         *,
         send_within: float | None = None,
         withdraw: Withdrawal | None = None,
+        queue_place: QueuePlace | None = None,
     ) -> Order:
         """POST or PATCH that yields an order, resolved by client order id when unsure.
 
@@ -288,6 +295,7 @@ class OrderWrites(RestHttp):
                     send_by=None if ambiguous else send_by,
                     # Every earlier uncertain copy was looked up and found absent (below).
                     withdraw=withdraw,
+                    place=queue_place,
                 )
             except SendWithdrawn as exc:
                 if ambiguous:

@@ -7,8 +7,8 @@ budget) runs plans of passive buys on item 2's scripted tape — every symbol st
 - ``budget_http_429``: trading requests the venue refused with 429 (counted at the venue's
   limiter). Target 0.
 - ``budget_utilisation``: trading requests the venue received per second while anything
-  waited for the budget, over Alpaca's 200/min (counted at the venue's trading limiter: the
-  budget also grants the data API's quote reads, which that limit does not count).
+  waited for the budget, over Alpaca's 200/min (counted at the venue's trading limiter: a
+  grant given back unsent, its pricing quote stale in line, is no request).
   Target ≥ 0.9 (the daemon's own default budget is 190/min: 0.95 at most).
 - ``budget_cancel_wait_p99_ms``: how long a cancel waited for its grant (p99); the plans are
   cancelled at the time limit, while the budget is backlogged. Target ≤ 1,000.
@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from execd.adapters.budget import Priority, RequestBudget, Slot, Withdrawal
+from execd.adapters.budget import Priority, QueuePlace, RequestBudget, Slot, Withdrawal
 from execd.bench.reaction import CASH, symbols, write_tape
 from execd.bench.results import Figure, Target
 from execd.config import load_settings
@@ -57,20 +57,35 @@ class _Meter:
     def __init__(self) -> None:
         self.waits: dict[Priority, list[float]] = defaultdict(list)
         self.grants: list[float] = []
+        self.given_back = 0
+        self.original_unused: Any = Slot.unused
         self.budgets: list[RequestBudget] = []
 
     def install(self) -> Any:
         original = RequestBudget.slot
+        original_unused = Slot.unused
         meter = self
+
+        def unused(self: Slot) -> None:
+            if not self._done:
+                meter.given_back += 1
+            original_unused(self)
+
+        Slot.unused = unused  # type: ignore[method-assign]
+        self.original_unused = original_unused
 
         @contextlib.asynccontextmanager
         async def slot(
-            self: RequestBudget, priority: Priority, withdraw: Withdrawal | None = None
+            self: RequestBudget,
+            priority: Priority,
+            withdraw: Withdrawal | None = None,
+            place: QueuePlace | None = None,
+            send_by: float | None = None,
         ) -> AsyncIterator[Slot]:
             if self not in meter.budgets:
                 meter.budgets.append(self)
             began = time.monotonic()
-            async with original(self, priority, withdraw) as granted:
+            async with original(self, priority, withdraw, place, send_by) as granted:
                 now = time.monotonic()
                 meter.waits[priority].append(now - began)
                 meter.grants.append(now)
@@ -161,6 +176,7 @@ async def _measure(tape: Path, legs: int, limit_s: float) -> dict[str, Any]:
                 await daemon.shutdown()
     finally:
         RequestBudget.slot = original  # type: ignore[method-assign]
+        Slot.unused = meter.original_unused  # type: ignore[method-assign]
         RateLimiter.hit = hit  # type: ignore[method-assign]
     busy = 0.0
     granted = 0
@@ -180,6 +196,7 @@ async def _measure(tape: Path, legs: int, limit_s: float) -> dict[str, Any]:
         ),
         "cancels": len(cancels),
         "requests": len(meter.grants),
+        "given_back": meter.given_back,
         "trading_requests": len(trading_hits),
         "backlogged_at_cancel": backlogged_at_cancel,
         "running_after": running,
@@ -191,11 +208,13 @@ def run(legs: int, limit_s: float = 60.0) -> list[Figure]:
     import uvloop
 
     with tempfile.TemporaryDirectory(prefix="xb") as tmp:
-        tape = write_tape(Path(tmp) / "budget.jsonl")
+        # Quotes keep moving for the whole run (the wind-down too): a tape shorter than
+        # the run left the legs without fresh quotes, holding, halfway through FULL=1.
+        tape = write_tape(Path(tmp) / "budget.jsonl", seconds=limit_s + WIND_DOWN_S + 60)
         r = uvloop.run(_measure(tape, legs, limit_s))
     note = (
         f"{legs} legs, {r['requests']} budget grants ({r['trading_requests']} trading requests"
-        " at the venue; the rest data-API reads or grants given back unsent), backlogged"
+        f" at the venue, {r['given_back']} given back unsent: stale in line), backlogged"
         f" {r['backlogged_s']:.0f} s "
         f"of a {limit_s:.0f} s limit, {r['cancels']} cancels"
     )

@@ -86,14 +86,15 @@ def symbols() -> list[str]:
     return [f"RX{i:02d}" for i in range(SYMBOLS)]
 
 
-def write_tape(path: Path) -> Path:
-    """Every symbol steps up `STEP` every `JUMP_EVERY_S`, staggered across symbols."""
+def write_tape(path: Path, seconds: float = TAPE_SECONDS) -> Path:
+    """Every symbol steps up `STEP` every `JUMP_EVERY_S` for `seconds`, staggered across
+    symbols."""
     lines: list[tuple[datetime, str]] = []
     names = symbols()
     for k, symbol in enumerate(names):
         offset = k * JUMP_EVERY_S / len(names)
         n = 0
-        while (at := offset + n * JUMP_EVERY_S) < TAPE_SECONDS:
+        while (at := offset + n * JUMP_EVERY_S) < seconds:
             bid = Decimal(50) + STEP * n
             t = DAY + timedelta(seconds=at)
             message = {

@@ -214,7 +214,10 @@ async def running_daemon(
             total_timeout=settings.gateway.request_timeout_seconds,
             write_window=settings.gateway.write_window_seconds,
         )
-        async with RestGateway(rest_config, budget, clock=clock.now) as rest:
+        data_budget = RequestBudget(limit=settings.gateway.data_requests_per_minute, read_reserve=0)
+        async with RestGateway(
+            rest_config, budget, data_budget=data_budget, clock=clock.now
+        ) as rest:
             await _sync_clock(rest, clock)
             quotes = MarketStream(
                 MarketStreamConfig(

@@ -37,7 +37,7 @@ from typing import Any, assert_never
 
 import structlog
 
-from execd.adapters.budget import Priority, Withdrawal
+from execd.adapters.budget import Priority, Withdrawal, WriteLine
 from execd.adapters.errors import (
     AdapterError,
     NotFound,
@@ -170,6 +170,8 @@ class LegRunner:
         # line at once instead of holding the stop up until its grant (then sending nothing,
         # or worse, a new price after the cancel).
         self._withdrawal = Withdrawal()
+        # Where the leg's next write waits for the budget (kept after a stale-in-line one).
+        self._writes = WriteLine()
         self._bell = Doorbell()  # every input rings it (doorbell.py)
         inbox.bell = self._bell.ring
         self._reread: asyncio.Task[None] | None = None
@@ -353,12 +355,14 @@ class LegRunner:
                 limit_price=limit,
                 send_within=self._send_within(action.priced_until),
                 withdraw=self._withdrawal,
+                queue_place=self._writes.next_place(),
             )
         except VenueRefused as exc:
             return [PlaceFailed(cid, exc.status, exc.message)]
         except SendWithdrawn as exc:
             return [PlaceFailed(cid, STOPPING, str(exc), not_sent=True)]
         except SendExpired as exc:
+            self._writes.expired()
             return [PlaceFailed(cid, 429, str(exc), not_sent=True)]
         except RateLimited as exc:
             return [PlaceFailed(cid, 429, str(exc))]
@@ -432,6 +436,7 @@ class LegRunner:
                 client_order_id=new,
                 send_within=self._send_within(action.priced_until),
                 withdraw=self._withdrawal,
+                queue_place=self._writes.next_place(),
             )
         except VenueRefused as exc:
             return [ReplaceFailed(old, new, exc.status, exc.message)]
@@ -439,6 +444,9 @@ class LegRunner:
             return [ReplaceFailed(old, new, STOPPING, str(exc), not_sent=True)]
         except NotFound as exc:
             return [ReplaceFailed(old, new, 404, str(exc))]
+        except SendExpired as exc:
+            self._writes.expired()
+            return [ReplaceFailed(old, new, 429, str(exc))]
         except RateLimited as exc:
             return [ReplaceFailed(old, new, 429, str(exc))]
         except (OutcomeUnknown, AdapterError) as exc:

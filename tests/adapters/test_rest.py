@@ -10,11 +10,12 @@ import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from execd.adapters.backoff import BackoffPolicy
-from execd.adapters.budget import RequestBudget
+from execd.adapters.budget import Priority, QueuePlace, RequestBudget
 from execd.adapters.errors import (
     NotFound,
     OutcomeUnknown,
@@ -402,3 +403,61 @@ async def test_cancel_of_canceled_order_is_done(fake: FakeVenue) -> None:
         )  # fmt: skip
         fake.orders[str(order.id)]["status"] = "canceled"
         await rest.cancel_order(str(order.id))
+
+
+async def test_a_write_asked_again_after_expiring_in_line_keeps_its_place(
+    fake: FakeVenue,
+) -> None:
+    """An order whose pricing quote went stale while it waited for the budget is asked
+    again, priced anew, with the same `QueuePlace`: it goes before the orders that queued
+    after it first, not behind them (a line longer than a quote's freshness otherwise
+    sends nothing: each order reaches the front stale and queues again at the end)."""
+    budget = RequestBudget(limit=3, window=3.0, read_reserve=0, burst=1)  # one a second
+    rest = RestGateway(config(fake), budget, rand=random.Random(1).random, clock=lambda: NOW)
+
+    def place(cid: str, send_within: float | None, queue_place: QueuePlace | None = None) -> Any:
+        return rest.submit_order(
+            symbol="AAPL", side=Side.BUY, qty=Decimal(1), limit_price=Decimal(150),
+            client_order_id=cid, send_within=send_within, queue_place=queue_place,
+        )  # fmt: skip
+
+    async with rest:
+        await place("x", None)  # spends the burst
+        line = QueuePlace()
+        a = asyncio.create_task(place("a", 0.3, line))  # will wait ~1 s: stale at its grant
+        await wait_until(lambda: budget.statistics().waiting[Priority.NEW_ORDER] == 1)
+        b = asyncio.create_task(place("b", None))
+        c = asyncio.create_task(place("c", None))
+        await wait_until(lambda: budget.statistics().waiting[Priority.NEW_ORDER] == 3)
+        with pytest.raises(SendExpired):
+            await a
+        await b  # the grant "a" gave back went to "b"
+        await place("a-again", 5.0, line)  # priced anew: back to where "a" stood
+        assert not c.done()
+        await c
+    posted = [order["client_order_id"] for order in fake.orders.values()]
+    assert posted == ["x", "b", "a-again", "c"]
+
+
+async def test_quote_reads_spend_the_data_apis_budget_not_the_trading_one(
+    fake: FakeVenue,
+) -> None:
+    """Alpaca limits the market-data API apart from trading (ALPACA.md §0.4; DESIGN.md
+    "Fresh quote": quote re-reads have their own request budget). Latest-quote reads
+    leave the trading budget whole, and wait once the data budget is spent."""
+    trading = RequestBudget()
+    data = RequestBudget(limit=2, window=60.0, read_reserve=0)
+    rest = RestGateway(
+        config(fake), trading, data_budget=data, rand=random.Random(1).random, clock=lambda: NOW
+    )
+    async with rest:
+        assert set(await rest.latest_quotes(["AAPL"])) == {"AAPL"}
+        assert set(await rest.latest_quotes(["MSFT"])) == {"MSFT"}
+        assert trading.statistics().remaining == trading.statistics().limit
+        third = asyncio.create_task(rest.latest_quotes(["SPY"]))
+        await wait_until(lambda: data.statistics().waiting[Priority.READ] == 1)
+        assert fake.count("GET", "/v2/stocks/quotes/latest") == 2
+        third.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await third
+    assert rest.data_budget is data
