@@ -69,6 +69,10 @@ ALPACA_URLS: Mapping[str, Mapping[str, str]] = {
 }
 
 
+FREE_IEX_SYMBOLS = 30
+"""Symbols the free plan's IEX feed streams on its one connection (ALPACA.md §0.4)."""
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; `str()` is one line per problem, naming the key."""
 
@@ -258,6 +262,10 @@ class VenueConfig(_Section):
     data_stream_url: str | None = None
     feed: Literal["iex", "sip"] = "iex"
     """IEX is what free accounts get: its quote is IEX's own, not the NBBO (LESSONS.md)."""
+    stream_symbol_limit: int | None = Field(None, ge=1, le=1_000_000)
+    """Symbols the market-data stream may carry at once; None: by feed, 30 on iex (the free
+    plan, ALPACA.md §0.4) and unlimited on sip. Legs beyond it are priced from REST
+    latest-quote reads until a stream slot frees (a paid plan on iex: set its limit)."""
     key_id: SecretStr | None = None
     secret_key: SecretStr | None = None
 
@@ -267,6 +275,12 @@ class VenueConfig(_Section):
         if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError(f"not a URL: {value!r}")
         return value
+
+    def symbol_limit(self) -> int | None:
+        """The stream's symbol limit: `stream_symbol_limit`, else the feed's (None: none)."""
+        if self.stream_symbol_limit is not None:
+            return self.stream_symbol_limit
+        return FREE_IEX_SYMBOLS if self.feed == "iex" else None
 
     def resolved_url(self, name: str) -> str | None:
         """The configured URL, else Alpaca's for paper/live, else None (sim: in-process)."""

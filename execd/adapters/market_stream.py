@@ -25,6 +25,10 @@ dead session only after ~90 s, §9) and never opens a second connection: there i
 ever one socket per `MarketStream`. A watchdog reconnects when nothing at all arrived
 for `silence_timeout` seconds while symbols are subscribed (the "silent socket" of
 alpaca-py#740). Auth refusals (402/409/411) are fatal after `max_auth_failures`.
+
+The feed's symbol limit (free IEX plan: 30, §0.4): `stream_slots.StreamSlots` decides which
+wanted symbols the connection carries; the others wait for a slot and their legs read REST
+quotes meanwhile. A 405 refuses only its own subscribe (module `stream_slots`).
 """
 
 from __future__ import annotations
@@ -32,11 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
-from typing import Literal
 
 import msgspec
 import structlog
@@ -44,8 +46,18 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.market_values import (
+    _STAMP,
+    _SYMBOL,
+    MarketStreamStatistics,
+    QuoteOutage,
+    _build,
+    _by_venue_time,
+    _older,
+)
 from execd.adapters.reconnect import Reconnector, ReconnectPolicy
 from execd.adapters.stream_errors import StreamRefused, StreamSilent, classify_stream_error
+from execd.adapters.stream_slots import StreamSlots
 from execd.adapters.wire import (
     BrokenMessage,
     Codec,
@@ -86,6 +98,9 @@ RESUME_CODES = frozenset({"3", "T"})
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
 _CONNECTION_LIMIT = 406
+_SYMBOL_LIMIT = 405
+#: §4.4 codes that answer a subscribe without changing it (besides 405).
+_SUBSCRIBE_REFUSALS = frozenset({400, 410})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,88 +119,8 @@ class MarketStreamConfig:
     connection_limit_delay: float = 30.0
     max_auth_failures: int = 3
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-
-
-@dataclass(frozen=True, slots=True)
-class MarketStreamStatistics:
-    """Stream health for the daemon's `health` answer."""
-
-    connected: bool
-    connections: int
-    reconnects: int
-    subscribed: tuple[str, ...]
-    #: seconds since the last frame of any kind (None: none yet).
-    silence: float | None
-    #: per subscribed symbol, seconds since its last quote or trade (None: none yet).
-    message_age: dict[str, float | None]
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteOutage:
-    """Why a symbol's cached quote cannot be vouched for by the connection right now.
-
-    `reason`: ``disconnected`` (no authenticated connection), ``silent`` (nothing at all
-    arrived for `silence_timeout`; the watchdog is about to reconnect) or ``reconnected``
-    (the connection is back but has not yet delivered a quote for the symbol; the cached
-    one is from before the outage). `quote_age` is seconds since the cached quote was
-    last known current (None: no quote ever). `recheck_at` is when the answer can change
-    without any event (the ``reconnected`` grace ending); None otherwise.
-    """
-
-    reason: Literal["disconnected", "silent", "reconnected"]
-    quote_age: float | None
-    recheck_at: datetime | None = None
-
-
-_STAMP = attrgetter("t")
-_SYMBOL = attrgetter("S")
-
-
-_QUOTES_ONLY = {QuoteMsg}
-
-
-def _by_venue_time(messages: Sequence[Decoded]) -> list[QuoteMsg] | None:
-    """A frame that holds only quotes, each stamped, sorted by venue time ``t`` (stable:
-    ties keep their frame order), so that each symbol's newest quote is its last one; None
-    for any other frame. Every step runs in C, and a frame already in time order — every
-    frame a live feed sends — costs one comparison per quote."""
-    if not messages or set(map(type, messages)) != _QUOTES_ONLY:
-        return None
-    try:
-        ordered: list[QuoteMsg] = sorted(messages, key=_STAMP)  # type: ignore[arg-type]
-    except TypeError:  # a quote without `t` among stamped ones (None < datetime)
-        return None
-    # a lone quote is never compared: its `t` may still be None
-    return None if ordered[0].t is None else ordered
-
-
-def _older(quote: QuoteMsg, than: QuoteMsg, received: datetime) -> bool:
-    """Whether `quote` is older by venue time than the cached `than`, received at
-    `received` (a quote without ``t`` cannot be ordered and is taken as the newer: its
-    receipt time stamps it).
-
-    `than` counts as stamped no later than its receipt, like its `as_of` (`_build`): one
-    quote stamped in the future (a bad clock, a corrupt ``t``) must not make every real
-    quote after it look older and freeze the symbol's cache until its legs stall.
-    """
-    t, other = quote.t, than.t
-    return t is not None and other is not None and t < min(other, received)
-
-
-def _build(msg: QuoteMsg, received_at: datetime) -> Quote:
-    """The Decimal quote a decision reads. `as_of` is the quote's own timestamp, but never
-    in our future: a venue clock a little ahead of ours must not keep a quote fresh for
-    longer (no ``t``: its receipt time)."""
-    stamped = msg.t or received_at
-    return Quote(
-        symbol=msg.S,
-        bid=exact(msg.bp),
-        ask=exact(msg.ap),
-        bid_size=exact(msg.bs),
-        ask_size=exact(msg.as_),
-        venue_time=stamped,
-        as_of=min(stamped, received_at),
-    )
+    #: symbols the feed streams at once (§0.4: free IEX plan 30; None: unlimited).
+    symbol_limit: int | None = None
 
 
 class MarketStream:
@@ -205,8 +140,9 @@ class MarketStream:
         self._config = config
         self._clock = clock
         self._decoder = MarketDecoder(config.codec)
-        self._wanted: set[str] = set()
-        self._sent: set[str] = set()
+        self._slots = StreamSlots(config.symbol_limit)
+        #: every symbol wanted, streamed or waiting for a slot (the hot path's filter).
+        self._wanted: set[str] = self._slots.wanted
         self._sync_needed = asyncio.Event()
         # The NBBO cache, latest-wins: per symbol the newest valid wire struct, the time
         # its frame arrived, and the Decimal `Quote` built from it when something read it
@@ -239,19 +175,22 @@ class MarketStream:
             rand=rand,
         )
         self._had_data = False
+        self._limited = False
 
     # ------------------------------------------------------------------ subscriptions
 
     def subscribe(self, symbols: Iterable[str]) -> None:
-        """Add symbols (quotes and trades); sent at once if connected, else on connect."""
-        new = set(symbols) - self._wanted
+        """Add symbols (quotes and trades); sent at once if connected, else on connect.
+        Beyond the feed's symbol limit they wait, in the order given, for a slot."""
+        new = [s for s in dict.fromkeys(symbols) if s not in self._wanted]
         if new:
             if not self._wanted:
                 self._restart_silence_clock()
-            self._wanted |= new
+            self._slots.want(new)
             for symbol in new:
                 self._vwap.setdefault(symbol, VwapAccumulator())
             self._sync_needed.set()
+            self._note_waiting()
 
     def _restart_silence_clock(self) -> None:
         """The first symbol gets a whole `silence_timeout`: the idle watchdog re-arms only
@@ -264,15 +203,46 @@ class MarketStream:
     def unsubscribe(self, symbols: Iterable[str]) -> None:
         """Drop symbols; their cached quotes stop updating (and age on their own
         timestamps, so the freshness gates soon refuse them)."""
-        gone = set(symbols) & self._wanted
-        if gone:
-            self._wanted -= gone
+        if self._slots.drop(symbols):
             self._sync_needed.set()
+            self._note_waiting()
+
+    def _note_waiting(self) -> None:
+        """Say once when the symbol limit starts leaving symbols off the stream (and when it
+        stops): their legs are priced from REST latest-quote reads meanwhile."""
+        waiting = self._slots.waiting
+        if waiting and not self._limited:
+            log.warning(
+                "stream_symbol_limit",
+                stream="market",
+                limit=self._slots.limit,
+                streamed=len(self._slots.streamed),
+                waiting=len(waiting),
+                first_waiting=list(waiting[:10]),
+            )
+        elif not waiting and self._limited:
+            log.info("stream_symbol_limit_cleared", stream="market", limit=self._slots.limit)
+        self._limited = bool(waiting)
 
     @property
     def symbols(self) -> frozenset[str]:
         """The symbols execd wants streamed."""
         return frozenset(self._wanted)
+
+    @property
+    def streamed(self) -> frozenset[str]:
+        """The wanted symbols the connection carries (or is about to): at most the limit."""
+        return self._slots.streamed
+
+    @property
+    def unstreamed(self) -> frozenset[str]:
+        """The wanted symbols the feed's symbol limit leaves off the stream for now."""
+        return frozenset(self._slots.waiting)
+
+    @property
+    def symbol_limit(self) -> int | None:
+        """The feed's symbol limit (None: unlimited), lowered to the venue's after a 405."""
+        return self._slots.limit
 
     # ------------------------------------------------------------------ cache
 
@@ -422,6 +392,9 @@ class MarketStream:
             subscribed=tuple(sorted(self._wanted)),
             silence=None if self._last_frame is None else (now - self._last_frame).total_seconds(),
             message_age=ages,
+            symbol_limit=self._slots.limit,
+            unstreamed=self._slots.waiting,
+            refused_by_limit=self._slots.refusals,
         )
 
     # ------------------------------------------------------------------ task
@@ -459,7 +432,7 @@ class MarketStream:
                 await self._expect(ws, "authenticated")
             self._reconnector.authenticated()
             self._generation += 1
-            self._sent = set()
+            self._slots.connected()
             self._last_frame = self._connected_at = self._clock()
             self._connected.set()
             self._announce_link_change()
@@ -510,27 +483,17 @@ class MarketStream:
             while True:
                 await self._sync_needed.wait()
                 self._sync_needed.clear()
-                add = sorted(self._wanted - self._sent)
-                drop = sorted(self._sent - self._wanted)
-                if add:
+                # unsubscribes first: the venue's count never passes the limit between
+                for change in self._slots.requests():
+                    symbols = change.symbols
                     request = {
-                        "action": "subscribe",
-                        "quotes": add,
-                        "trades": add,
-                        "statuses": add,
+                        "action": change.action,
+                        "quotes": symbols,
+                        "trades": symbols,
+                        "statuses": symbols,
                     }
                     await ws.send(encode_market(self._config.codec, request))
-                    self._sent |= set(add)
-                if drop:
-                    request = {
-                        "action": "unsubscribe",
-                        "quotes": drop,
-                        "trades": drop,
-                        "statuses": drop,
-                    }
-                    await ws.send(encode_market(self._config.codec, request))
-                    self._sent -= set(drop)
-                if add or drop:
+                    add, drop = (symbols, []) if change.action == "subscribe" else ([], symbols)
                     log.info("stream_subscribing", stream="market", add=add, drop=drop)
         except (asyncio.CancelledError, websockets.ConnectionClosed):
             raise
@@ -739,6 +702,7 @@ class MarketStream:
                 # A leg waiting for a quote is woken to see the halt (or its end).
                 self._arrived(message.S)
             case SubscriptionMsg():
+                self._slots.answered({*message.quotes, *message.trades})
                 log.info(
                     "stream_subscription",
                     stream="market",
@@ -749,8 +713,26 @@ class MarketStream:
                 log.error("stream_error_message", stream="market", code=code, message=text)
                 if code in _AUTH_CODES or code in (_CONNECTION_LIMIT, 500):
                     raise StreamRefused(code, text)
+                if code == _SYMBOL_LIMIT:
+                    self._on_symbol_limit()
+                elif code in _SUBSCRIBE_REFUSALS:
+                    self._slots.failed()
             case _:
                 pass
+
+    def _on_symbol_limit(self) -> None:
+        """405 (§4.4, "subscriptions unchanged"): the symbols already streamed keep their
+        quotes; the refused ones wait for a slot under the limit learned from the venue."""
+        refused = self._slots.refused()
+        log.error(
+            "stream_symbol_limit_refused",
+            stream="market",
+            limit=self._slots.limit,
+            refused=refused,
+            streamed=len(self._slots.streamed),
+        )
+        self._sync_needed.set()
+        self._note_waiting()
 
     def _on_status(self, message: StatusMsg) -> None:
         """Track halts: a halt code marks the symbol halted, a resumption clears it;

@@ -97,6 +97,8 @@ async def measure(
                 "trading_stream_url": urls["trading_stream_url"],
                 "data_url": urls["data_url"],
                 "data_stream_url": urls["data_stream_url"],
+                # the venue models a paid plan (`--data-symbol-limit 0`): every symbol streams
+                "stream_symbol_limit": 1_000_000,
             },
             api={"socket_path": str(workdir / "s")},
             journal={"path": str(workdir / "journal.db")},

@@ -268,6 +268,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     async def body(client: ControlClient) -> ExitCode:
         if args.dry_run:
             preview = await submit_named(client, plan, dry_run=True)
+            for warning in preview.warnings:
+                error(f"warning: {warning}")
             if args.json:
                 print_json(preview)
             else:
@@ -276,6 +278,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         accepted = await submit_named(client, plan)
         if accepted.already_submitted:
             error(f"plan {plan_id} already submitted, nothing sent")
+        for warning in accepted.warnings:
+            error(f"warning: {warning}")
         if not args.follow:
             if args.json:
                 print_json(accepted)

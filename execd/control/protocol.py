@@ -261,6 +261,9 @@ class PlanStatus(msgspec.Struct, frozen=True, kw_only=True):
     """``submit`` only: this plan_id and document were submitted before; nothing was sent."""
     dry_run: bool = False
     """``submit`` with ``dry_run``: validated and priced only; nothing sent, nothing kept."""
+    warnings: tuple[str, ...] = ()
+    """``submit`` only: what the user should know about an accepted plan (e.g. legs the
+    feed's symbol limit leaves off the quote stream); optional, older daemons omit it."""
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

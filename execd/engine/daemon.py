@@ -225,6 +225,7 @@ async def running_daemon(
                     key_id=endpoints.key_id,
                     secret_key=endpoints.secret_key,
                     silence_timeout=settings.gateway.market_data_silence_seconds,
+                    symbol_limit=settings.venue.symbol_limit(),
                 ),
                 clock=clock.now,
             )

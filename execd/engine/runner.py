@@ -28,20 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Set
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Set
 from datetime import datetime
 from decimal import Decimal
 
 import structlog
-from alpaca.trading.models import TradeAccount
 
 from execd.adapters.budget import Withdrawal
 from execd.adapters.errors import AdapterError, SendWithdrawn
 from execd.adapters.journal import JournalError
-from execd.adapters.market_stream import MarketStream
-from execd.adapters.rest import Order, RestGateway
-from execd.adapters.wire import TradeUpdate
+from execd.adapters.rest import Order
 from execd.control.protocol import PlanState
 from execd.domain.calendar import TradingSession
 from execd.domain.deadline import close_margin, leg_deadline
@@ -50,7 +46,6 @@ from execd.domain.order_state import is_live_status
 from execd.domain.prices import tick_size
 from execd.domain.quotes import Quote
 from execd.domain.sizing import (
-    account_figure,
     fit_buy,
     qty_for_notional,
     reservation_price,
@@ -59,58 +54,19 @@ from execd.domain.sizing import (
 )
 from execd.domain.tca import far_touch
 from execd.domain.types import Side
-from execd.engine.ledger import Commitments
-from execd.engine.leg import LegPorts, LegRunner, ResumePoint
+from execd.engine.leg import LegRunner, ResumePoint
 from execd.engine.leg_end import journal_leg as journal_leg
 from execd.engine.leg_end import journal_plan_end, record_finish
 from execd.engine.records import LegRecord, PlanRecord
-from execd.engine.router import OrderRouter
-from execd.engine.start_gate import StartGate
+from execd.engine.runner_context import AssetFacts as AssetFacts
+from execd.engine.runner_context import RunnerContext as RunnerContext
+from execd.engine.runner_context import account_figures
 
 _log = structlog.get_logger("execd.plan")
 
 ACCOUNT_RETRY_SECONDS = 1.0
 """How soon a release wave reads the account again after it could not (beyond the gateway's
 own retries), while buys wait for it."""
-
-
-@dataclass(frozen=True, slots=True)
-class AssetFacts:
-    """What the runner needs to know about a symbol (from `/v2/assets`)."""
-
-    symbol: str
-    tradable: bool
-    fractionable: bool
-
-
-@dataclass(slots=True)
-class RunnerContext:
-    """Shared by every plan: the ports, the router, subscriptions and asset facts."""
-
-    ports: LegPorts
-    router: OrderRouter[TradeUpdate]
-    assets: dict[str, AssetFacts]
-    overlap_buys: bool
-    subscribe: Callable[[str], None]
-    unsubscribe: Callable[[str], None]
-    use_margin: bool = False
-    shrink_tolerance_percent: Decimal = Decimal(1)
-    max_leg_seconds: float = 23_400.0
-    ledger: Commitments = field(default_factory=Commitments)
-    """Buys and sells started by every plan (one per engine: plans size against it)."""
-    starts: StartGate = field(default_factory=StartGate)
-    """Every plan's leg starts, a bounded number per loop turn (one per engine)."""
-
-    @property
-    def rest(self) -> RestGateway:
-        return self.ports.rest
-
-    @property
-    def quotes(self) -> MarketStream:
-        return self.ports.quotes
-
-    def now(self) -> datetime:
-        return self.ports.clock.now()
 
 
 class PlanRunner:
@@ -146,6 +102,8 @@ class PlanRunner:
         """Why the last release wave could not read the account (None: it could)."""
         self._released: set[int] = set()
         """Buys whose leg task the release loop started (by plan index): theirs to end."""
+        self._leg_stops: dict[int, str] = {}
+        """Resumed legs to stop as they start, by plan index (`_drop_unknown_symbols`)."""
 
     # ------------------------------------------------------------------ control
 
@@ -188,7 +146,7 @@ class PlanRunner:
         rec.started_at = rec.started_at or self._ctx.now()
         rec.publish("plan_started")
         _log.info("plan_started", legs=len(rec.legs), resumed_legs=len(self._resume))
-        todo = [leg for leg in rec.legs if not leg.finished]
+        todo = await self._drop_unknown_symbols([leg for leg in rec.legs if not leg.finished])
         sells = [leg for leg in todo if leg.leg.side is Side.SELL]
         # A buy that had orders before a restart was sized and released already.
         resumed = [leg for leg in todo if leg.leg.side is Side.BUY and self._resumed(leg)]
@@ -220,6 +178,44 @@ class PlanRunner:
 
     def _resumed(self, leg: LegRecord) -> bool:
         return leg.leg.index in self._resume
+
+    async def _drop_unknown_symbols(self, todo: list[LegRecord]) -> list[LegRecord]:
+        """End the legs whose symbol the venue no longer lists; the legs left to run.
+
+        Only a plan recovered after a restart can meet one: a submit validates every symbol
+        against the asset list, and a symbol delisted while the daemon runs keeps its facts
+        for the running plan (`intake.AssetCache`). After a restart the facts are the new
+        list's, and a symbol delisted while execd was down has none: sizing or releasing
+        its leg would raise `KeyError` (a buy release failing every sibling buy with it).
+        Such a leg ends ``symbol_unknown``, logged at error, and its siblings run. One that
+        had orders at the venue still runs its ladder, stopped at once: its orders are
+        cancelled and reconciled (fills included) like any stopped leg's, never abandoned.
+        """
+        kept: list[LegRecord] = []
+        for leg in todo:
+            symbol = leg.leg.symbol
+            if symbol in self._ctx.assets:
+                kept.append(leg)
+                continue
+            resumed = self._resumed(leg)
+            reason = (
+                f"symbol_unknown: {symbol} is no longer in the venue's asset list (delisted"
+                " or renamed while execd was down)"
+            )
+            _log.error(
+                "leg_symbol_unknown",
+                plan_id=self.record.plan_id,
+                leg=leg.leg.index,
+                symbol=symbol,
+                had_orders=resumed,
+            )
+            if resumed:
+                self._leg_stops[leg.leg.index] = reason + "; its orders are cancelled"
+                kept.append(leg)
+            else:
+                leg.finish("failed", reason + "; nothing sent", self._ctx.now())
+                await self._ended(leg)
+        return kept
 
     async def _finish(self) -> None:
         rec = self.record
@@ -647,8 +643,9 @@ class PlanRunner:
             resume = self._resume.get(index)
             runner = LegRunner(spec, ctx.ports, inbox, leg, self._publish, resume)
             self._runners[index] = runner
-            if self._stop_reason is not None:
-                runner.stop(self._stop_reason)
+            stop = self._stop_reason or self._leg_stops.get(index)
+            if stop is not None:
+                runner.stop(stop)
             _log.info(
                 "leg_started",
                 qty=str(leg.qty),
@@ -755,27 +752,6 @@ def _leg_reasons(rec: PlanRecord) -> list[str]:
     return [
         f"{leg.leg.label}: {leg.reason or leg.state}" for leg in rec.legs if leg.state != "filled"
     ]
-
-
-def account_figures(account: TradeAccount, margin: bool) -> tuple[Decimal, Decimal | None] | str:
-    """The buying power the buys spend and, on cash (`margin` False), the cash itself; or,
-    when a figure the sizing needs is missing, unparsable or not finite, why the read is
-    unusable (logged at error with the field and its value)."""
-    names = ("buying_power",) if margin else ("non_marginable_buying_power", "cash")
-    values: list[Decimal] = []
-    for name in names:
-        raw = getattr(account, name)
-        value = account_figure(raw)
-        if value is None:
-            _log.error(
-                "buy_release_account_unusable",
-                field=name,
-                value=raw,
-                hint="nothing is sized from it; the account is read again until the deadline",
-            )
-            return f"the account's {name} reads {raw!r}"
-        values.append(value)
-    return (values[0], None) if margin else (values[0], values[1])
 
 
 def _two_sided(quote: Quote) -> bool:

@@ -38,6 +38,7 @@ from execd.engine.journaling import journal_document
 from execd.engine.leg import LegPorts
 from execd.engine.records import PlanRecord
 from execd.engine.runner import PlanRunner, RunnerContext
+from execd.engine.stream_limit import with_stream_warning
 from execd.engine.venue_reads import sessions_from
 
 _log = structlog.get_logger("execd.engine")
@@ -100,7 +101,8 @@ class Submissions:
                 return self._resubmitted(existing, digest)
         parsed, source, schedule, held = await self._intake(model)
         if dry_run:
-            return await self._dry_run(parsed, schedule)
+            preview = await self._dry_run(parsed, schedule)
+            return with_stream_warning(preview, parsed, self.quotes, self._ports.feed)
         if parsed.plan_id in self._book.plans:  # submitted twice concurrently
             return self._resubmitted(self._book.plans[parsed.plan_id], digest)
         if self._book.halted:  # halted while the venue was asked
@@ -151,7 +153,7 @@ class Submissions:
             legs=len(parsed),
             scheduled_for=None if schedule.start_at is None else schedule.start_at.isoformat(),
         )
-        return record.to_status()
+        return with_stream_warning(record.to_status(), parsed, self.quotes, self._ports.feed)
 
     def _resubmitted(self, existing: PlanRecord, digest: str) -> PlanStatus:
         """DESIGN.md "A plan's identity": same id and document, nothing sent; a different

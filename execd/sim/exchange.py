@@ -70,6 +70,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
         self._report_rng = random.Random(f"reports/{config.seed}")
         self._halted: set[str] = set()
         self._halt_token = 0
+        self._delisted: set[str] = set()
         source: MarketSource
         self._generated: GeneratedMarket | None
         if config.tape is not None:
@@ -502,7 +503,7 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
     def asset(self, symbol: str) -> dict[str, Any]:
         """GET /v2/assets/{symbol}; 404 for unknown symbols."""
         spec = self._specs.get(symbol)
-        if spec is None:
+        if spec is None or symbol in self._delisted:
             raise SimError(404, "asset not found", 40410000)  # (sim) body text
         return wire.asset_json(
             spec.symbol, spec.name, spec.exchange, spec.fractionable, spec.easy_to_borrow
@@ -510,7 +511,15 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
 
     def assets(self) -> list[dict[str, Any]]:
         """GET /v2/assets."""
-        return [self.asset(sym) for sym in self._specs]
+        return [self.asset(sym) for sym in self._specs if sym not in self._delisted]
+
+    def delist(self, symbol: str) -> None:
+        """Take `symbol` off the asset list (``GET /v2/assets`` omits it, the single read
+        answers 404) and refuse new orders and replaces in it, as after a delisting; orders
+        already open stay open (a client that placed them must still cancel them) and its
+        market runs on, so they can be read, cancelled or filled. For tests of what a client
+        does with a symbol gone while it was down."""
+        self._delisted.add(symbol)
 
     # -- market data ---------------------------------------------------------------------------
 
@@ -672,6 +681,8 @@ class Exchange(OrderLifecycle, MarketDriver, ComplexOrders):
 
     def _check_new(self, req: OrderRequest, replacing: SimOrder | None) -> None:
         """Asset, uniqueness, wash-trade, quantity and buying-power checks (§0.5, §1.10, §7)."""
+        if req.symbol in self._delisted:
+            raise unprocessable(f"asset {req.symbol} is not active")  # (sim) body text
         spec = self._specs[req.symbol]
         rules.check_fractionable(req, spec.fractionable)
         if req.client_order_id in self._by_client_id:

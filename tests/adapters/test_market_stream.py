@@ -418,7 +418,7 @@ def test_the_fast_path_orders_a_frame_of_stamped_quotes_by_venue_time() -> None:
     by venue time, ties in frame order, so each symbol's last quote is its newest (review
     2) whatever order the frame came in; a frame with anything else in it (a status, a
     quote without `t`, even alone) goes through the per-quote pass."""
-    from execd.adapters.market_stream import _by_venue_time
+    from execd.adapters.market_values import _by_venue_time
     from execd.adapters.wire import QuoteMsg, StatusMsg
 
     t0 = datetime(2026, 5, 11, 14, 0, tzinfo=UTC)

@@ -316,10 +316,12 @@ async def start_daemon() -> AsyncIterator[StartDaemon]:
             *,
             venue: SimVenue | None = None,
             directory: Path | None = None,
+            venue_settings: dict[str, Any] | None = None,
             **overrides: dict[str, Any],
         ) -> Harness:
             """`venue`: a venue the test runs (it outlives the daemon); `directory`: an
-            earlier daemon's (same journal and socket: a restart)."""
+            earlier daemon's (same journal and socket: a restart); `venue_settings`: the
+            `[venue]` section's other keys (`venue` names the venue itself)."""
             if directory is None:
                 directory = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
                 stack.callback(shutil.rmtree, directory, True)
@@ -333,6 +335,7 @@ async def start_daemon() -> AsyncIterator[StartDaemon]:
                     data_url=venue.data_url,
                     data_stream_url=venue.data_stream_url.rsplit("/", 1)[0] + "/iex",
                 )
+            venue_section.update(venue_settings or {})
             sections: dict[str, dict[str, Any]] = {
                 "venue": venue_section,
                 "api": {"socket_path": str(directory / "s")},

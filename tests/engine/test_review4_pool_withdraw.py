@@ -14,12 +14,18 @@ the plan may be created after the cancel was requested.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from execd.adapters.budget import RequestBudget
+from execd.config import SimSection
+from execd.engine.venue import sim_config
+from execd.sim.server import ServerOptions
+from execd.sim.venue import SimVenue
 from tests.engine.conftest import Harness, StartDaemon
 
 pytestmark = pytest.mark.slow
@@ -31,7 +37,6 @@ HELD = 2.0  # under the write pool's 3 s wait for a connection: the waiters are 
 WIDE: dict[str, Any] = {
     # Budget wide enough that every leg's place is granted at once: the pool is the queue.
     "gateway": {"requests_per_minute": 600, "cancel_reserve": 10, "request_burst": 200},
-    "sim": {"symbols": SYMBOLS, "positions": {}},
 }
 
 
@@ -39,10 +44,31 @@ def _budget(d: Harness) -> RequestBudget:
     return d.daemon.engine._ports.rest.budget
 
 
+@contextlib.asynccontextmanager
+async def paid_plan_venue() -> AsyncIterator[SimVenue]:
+    """The venue with every symbol streamed (a paid market-data plan): every leg is priced
+    from the stream and places at once. On the free plan's 30 symbols the other 18 legs
+    are priced from REST a second later and may place between the saturation and the
+    cancel — legitimately, before the cancel was asked for."""
+    section = SimSection(scenario="calm", seed=1, start="10:00:00", symbols=SYMBOLS, positions={})
+    options = ServerOptions(data_symbol_limit=None)
+    async with SimVenue(sim_config(section), options=options) as venue:
+        yield venue
+
+
 async def test_cancel_sends_no_place_that_waits_for_a_pooled_connection(
     start_daemon: StartDaemon,
 ) -> None:
-    d = await start_daemon(**WIDE)
+    async with paid_plan_venue() as venue:
+        d = await start_daemon(
+            venue=venue, venue_settings={"stream_symbol_limit": 1000}, gateway=WIDE["gateway"]
+        )
+        await _cancel_while_pool_waits(d)
+        await d.check()
+        await d.stop()
+
+
+async def _cancel_while_pool_waits(d: Harness) -> None:
     await d.venue.fail_next_requests(
         len(SYMBOLS), delay=HELD, method="POST", path="/v2/orders", when="after"
     )
