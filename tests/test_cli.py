@@ -414,3 +414,17 @@ async def test_health_table_json_and_exit_code(capsys: pytest.CaptureFixture[str
         down = await execd(capsys, "health", "--socket", str(server.path))
     assert down.code == 1
     assert "DOWN" in down.out
+
+
+def test_halt_waits_for_an_answer_longer_than_its_own_deadline() -> None:
+    """`execd halt` may work for 3 x confirm_timeout_seconds (30 s by default) before it
+    answers with the orders it could not cancel; waiting the generic 30 s, the user read
+    "did not answer" instead. `--timeout` still wins."""
+    from execd.cli.main import build_parser
+
+    parser = build_parser()
+    for command in ("halt", "resume"):
+        assert commands.answer_timeout(parser.parse_args([command])) == 90.0
+        assert commands.answer_timeout(parser.parse_args([command, "--timeout", "5"])) == 5.0
+    assert commands.answer_timeout(parser.parse_args(["status"])) == 30.0
+    assert commands.answer_timeout(parser.parse_args(["status", "--timeout", "7"])) == 7.0

@@ -34,7 +34,7 @@ from typing import Any
 import uvloop
 
 from execd.sim.exchange import Exchange
-from execd.sim.streams import StreamHub
+from execd.sim.streams_hub import StreamHub
 
 MAX_ATTRIBUTED_S = 0.25
 # A re-peg's first request: the cancel (`cancel_and_place`, the default) or the replace.

@@ -113,6 +113,23 @@ def socket_path(args: argparse.Namespace) -> Path:
         raise CommandError(config_error_message(exc), ExitCode.USAGE) from exc
 
 
+HALT_ANSWER_SECONDS = 90.0
+"""How long `execd halt` and `execd resume` wait for the answer unless `--timeout` says. A
+halt may work for its whole deadline (3 x `execution.confirm_timeout_seconds`, 30 s by
+default) before it answers with the orders it could not cancel, and a resume waits for a
+running halt: with the generic 30 s the user read "no answer" instead of that list."""
+
+
+def answer_timeout(args: argparse.Namespace) -> float:
+    """Seconds to wait for each answer: `--timeout`, else the command's default."""
+    given: float | None = getattr(args, "timeout", None)
+    if given is not None:
+        return given
+    if getattr(args, "command", None) in ("halt", "resume"):
+        return HALT_ANSWER_SECONDS
+    return DEFAULT_TIMEOUT
+
+
 def run_client(
     args: argparse.Namespace, body: Callable[[ControlClient], Awaitable[ExitCode]]
 ) -> int:
@@ -120,7 +137,7 @@ def run_client(
     try:
         path = socket_path(args)
 
-        timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT
+        timeout = answer_timeout(args)
 
         async def session() -> ExitCode:
             async with ControlClient(path, timeout=timeout) as client:

@@ -63,9 +63,9 @@ def _client_options() -> argparse.ArgumentParser:
         "--timeout",
         metavar="SECONDS",
         type=_seconds,
-        default=30.0,
-        help="wait this long for each answer (default 30; `submit` then resends the same "
-        "named plan, which the daemon never runs twice)",
+        default=None,  # per command: commands.answer_timeout
+        help="wait this long for each answer (default 30, 90 for halt and resume; `submit` "
+        "then resends the same named plan, which the daemon never runs twice)",
     )
     return parent
 

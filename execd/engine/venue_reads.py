@@ -31,10 +31,18 @@ HALT_LISTINGS = 3
 HALT_RELIST_PAUSE = 0.5
 """Seconds between listings, for the cancels just sent to land."""
 HALT_RETRY_SECONDS = 5.0
-"""How long (monotonic) the kill switch keeps listing again while a cancel it sent failed:
-an order in `pending_replace` refuses a cancel until its replace resolves (ALPACA.md §1.7),
-and may then still be working (the replacement rejected); any other failed cancel is sent
-again too. Past it the orders still refused are logged at error."""
+"""How long (monotonic) the kill switch keeps listing again while a cancel it sent failed for
+an order in a settled status (any failure: sent again to what the next listing still shows).
+Past it the orders still refused are logged at error."""
+HALT_RETRY_PAUSE_MAX = 2.0
+"""The longest pause between listings while cancels are refused: past `HALT_RETRY_SECONDS`
+the pause doubles from `HALT_RELIST_PAUSE`, so a venue slow to settle a replace costs a few
+requests, not two a second for the whole deadline (out of the budget the cancels share)."""
+UNSETTLED_STATUSES = frozenset({"pending_replace", "pending_cancel", "pending_new"})
+"""Live statuses that end by themselves: an order in `pending_replace` refuses a cancel
+until its replace resolves (ALPACA.md §1.7), and may then still be working (the replacement
+rejected). A cancel refused in one of these is sent again until the caller's deadline
+(`until`), however slow the venue is to settle it, not only for `HALT_RETRY_SECONDS`."""
 
 
 async def session_on(rest: RestGateway, day: date) -> TradingSession | None:
@@ -57,7 +65,7 @@ async def sessions_from(
     return [TradingSession.from_alpaca(_calendar_entry(day)) for day in days]
 
 
-async def cancel_open_execd_orders(rest: RestGateway) -> int:
+async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = None) -> int:
     """Cancel every open order whose client id execd generated, and nothing else (LESSONS:
     an account-wide "clean book" kills orders execd did not place). Returns how many.
 
@@ -69,8 +77,12 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
     - a listing ended early (a failed page, the page bound): what it read was cancelled,
       loudly, and left the open list, so the next listing reaches further (at most
       `HALT_LISTINGS` such listings);
-    - a cancel failed, e.g. refused because the order's replace is pending: it is sent
-      again to what the next listing still shows (for at most `HALT_RETRY_SECONDS`);
+    - a cancel failed: it is sent again to what the next listing still shows, for
+      `HALT_RETRY_SECONDS` after the first failure, or — while an order is live but
+      unsettled (`UNSETTLED_STATUSES`: a replace pending refuses a cancel) — until
+      `until` (the caller's deadline, on the loop's monotonic clock; None: the same
+      `HALT_RETRY_SECONDS`). The orders still refused then are named at error
+      (`halt_cancels_refused`, with each one's status);
     - a complete listing cancelled something: pages go newest first, so an order that
       landed while the listing paged (a leg's POST in flight when halt came) is above
       its first page and no later page shows it. Halt is done only after a listing that
@@ -83,17 +95,18 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
     incomplete = 0
     cancelling = 0  # complete listings that cancelled something
     loop = asyncio.get_running_loop()
-    retry_until: float | None = None
+    first_failure: float | None = None
+    pause = HALT_RELIST_PAUSE  # doubles while cancels are refused past HALT_RETRY_SECONDS
     for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
-        failed: list[str] = []
+        failed: dict[str, str] = {}  # client order id -> status when refused
         sent = 0
         for order in fresh:
             try:
                 await rest.cancel_order(str(order.id))
             except AdapterError as exc:  # sent again if the next listing still shows it
-                failed.append(str(order.client_order_id))
+                failed[str(order.client_order_id)] = str(order.status.value)
                 _log.warning(
                     "halt_cancel_failed",
                     client_order_id=str(order.client_order_id),
@@ -117,17 +130,18 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
             )
             # Nothing new to cancel and no failure: a further listing reads the same.
             again = incomplete < HALT_LISTINGS and (bool(fresh) or listing.error is not None)
+        retry_until: float | None = None
         if failed:
-            retry_until = (
-                retry_until if retry_until is not None else loop.time() + HALT_RETRY_SECONDS
-            )
+            first_failure = loop.time() if first_failure is None else first_failure
+            retry_until = _retry_until(first_failure, until, set(failed.values()))
             if loop.time() < retry_until:
                 again = True
             else:
                 _log.error(
                     "halt_cancels_refused",
-                    client_order_ids=failed,
-                    seconds=HALT_RETRY_SECONDS,
+                    orders=failed,
+                    client_order_ids=list(failed),
+                    seconds=round(loop.time() - first_failure, 1),
                     hint="these execd orders may still be working: check the venue",
                 )
         if listing.complete and sent:
@@ -144,10 +158,30 @@ async def cancel_open_execd_orders(rest: RestGateway) -> int:
         if not again:
             break
         # A cancel is accepted at once and lands a moment later (§1.8), a replace resolves
-        # a moment later (§1.7): give them that moment before the next listing.
-        await asyncio.sleep(HALT_RELIST_PAUSE)
+        # a moment later (§1.7): give them that moment before the next listing. A venue
+        # slow to settle gets longer pauses (never past the deadline: one last listing
+        # then).
+        wait = HALT_RELIST_PAUSE
+        if retry_until is not None and first_failure is not None:
+            if loop.time() - first_failure >= HALT_RETRY_SECONDS:  # a slow venue
+                pause = min(pause * 2, HALT_RETRY_PAUSE_MAX)
+                wait = pause
+            wait = max(0.0, min(wait, retry_until - loop.time()))
+        await asyncio.sleep(wait)
     _log.warning("halt_orders_canceled", count=canceled)
     return canceled
+
+
+def _retry_until(first_failure: float, until: float | None, statuses: set[str]) -> float:
+    """Until when (loop time) refused cancels are sent again: the caller's deadline while
+    one of the orders is live but unsettled, else `HALT_RETRY_SECONDS` (never past the
+    deadline)."""
+    settled_bound = first_failure + HALT_RETRY_SECONDS
+    if until is None:
+        return settled_bound
+    if statuses & UNSETTLED_STATUSES:
+        return until
+    return min(until, settled_bound)
 
 
 def _cancellable(order: Order) -> bool:

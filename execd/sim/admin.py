@@ -7,7 +7,7 @@ Bodies are JSON objects; bad input gets ``400 {"message": ...}``.
 
 ==========================  =====================================================================
 ``GET  /sim``               ``{"venue_time", "streams": {"trading"|"data": {"connections",
-                            "ready", "muted", "refusing"}}, "rate_limit": {"limit",
+                            "ready", "muted", "refusing", "backlog"}}, "rate_limit": {"limit",
                             "window_seconds"}, "http_faults": [...], "halted": [...]}``
 ``GET  /sim/history``       every order (incl. replaced) with its events and every fill
                             (``Exchange.history()``)

@@ -52,7 +52,7 @@ from execd.sim.errors import SimError
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter, rate_limit_headers
 from execd.sim.rules import decimal_text
-from execd.sim.streams import StreamHub
+from execd.sim.streams_hub import StreamHub
 
 __all__ = [
     "DATA_FEEDS",
@@ -85,6 +85,13 @@ class ServerOptions:
     data_auth_timeout: float = 10.0  # §4.1 step 3
     data_connections_per_key: int = 1  # §4.1 "usually 1 connection per endpoint"
     data_page_limit: int = 10_000  # most rows one market-data page carries (Alpaca's `limit` max)
+    # A stream client that stops reading (§4.4 `407 slow client`): messages queued for one
+    # connection before it is told 407 and hung up, and seconds it then has to take the close
+    # before its TCP connection is cut (StreamOptions).
+    slow_client_backlog: int = 10_000
+    slow_client_timeout: float = 1.0
+    # Bytes buffered per stream socket before the backlog grows (StreamOptions.send_buffer).
+    stream_send_buffer: int | None = None
 
 
 @dataclass(slots=True)

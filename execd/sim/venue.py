@@ -13,7 +13,6 @@ so a test can use either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -25,7 +24,8 @@ from execd.sim.config import SimConfig
 from execd.sim.exchange import Exchange
 from execd.sim.ratelimit import RateLimiter
 from execd.sim.server import ServerOptions, VenueServices, build_app, credentials_match
-from execd.sim.streams import StreamHub, StreamKind, StreamOptions
+from execd.sim.streams import StreamKind
+from execd.sim.streams_hub import StreamHub, StreamOptions
 
 __all__ = ["SimVenue"]
 
@@ -62,6 +62,9 @@ class SimVenue:
                 symbol_limit=self.options.data_symbol_limit,
                 auth_timeout=self.options.data_auth_timeout,
                 connections_per_key=self.options.data_connections_per_key,
+                slow_client_backlog=self.options.slow_client_backlog,
+                slow_client_timeout=self.options.slow_client_timeout,
+                send_buffer=self.options.stream_send_buffer,
             ),
         )
         self.services = VenueServices(
@@ -118,14 +121,17 @@ class SimVenue:
             raise failure
 
     async def _stop_engine(self) -> BaseException | None:
+        """Cancel the engine task, wait for it and return its failure (None: none).
+
+        ``asyncio.wait`` waits without raising the engine's own ``CancelledError``, so a cancel
+        of the closing task that lands in the wait still propagates (awaiting the task under
+        ``suppress(CancelledError)`` absorbed it)."""
         task, self._engine_task = self._engine_task, None
         if task is None:
             return None
         if not task.done():
             task.cancel("venue closing")
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
+            await asyncio.wait({task})
         if task.cancelled():
             return None
         return task.exception()

@@ -11,6 +11,7 @@ holds the order, so the gateway must say `OutcomeUnknown`, never "not sent".
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
@@ -48,6 +49,46 @@ async def _landed(venue: SimVenue, cid: str) -> list[object]:
     return []
 
 
+async def _withdrawn_while_the_look_up_is_out(
+    venue: SimVenue,
+    method: str,
+    path: str,
+    write: Callable[[Withdrawal], Awaitable[object]],
+) -> tuple[Withdrawal, Exception | None]:
+    """The race both uncertain-write tests run: the venue processes the next `method path`
+    1 s late (our timeout is 0.2 s: the answer is lost), answers the look-up by client order
+    id (404, the write is still in its hands) 0.1 s late, and the leg stops (withdraw set)
+    while that look-up is out. Returns the withdrawal and how `write(withdraw)` ended (None:
+    it returned)."""
+    await venue.fail_next_requests(1, delay=1.0, method=method, path=path)
+    # the look-up is answered (404) a little late, so the stop lands while it is out
+    await venue.fail_next_requests(1, delay=0.1, method="GET", path="/v2/orders:by_client_order_id")
+    withdraw = Withdrawal()
+    outcome: Exception | None = None
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(_stop_during_the_look_up(venue, withdraw))
+        try:
+            await write(withdraw)
+        except (SendWithdrawn, OutcomeUnknown) as exc:
+            outcome = exc
+    return withdraw, outcome
+
+
+def _assert_one_copy_of_unknown_outcome(
+    what: str, withdraw: Withdrawal, outcome: Exception | None, cid: str, landed: list[object]
+) -> None:
+    """The verdict of :func:`_withdrawn_while_the_look_up_is_out`: the race happened, the
+    write ended `OutcomeUnknown` for its client order id (never `SendWithdrawn`, "not sent",
+    while the venue holds it), and the venue holds exactly one copy (none resent)."""
+    assert withdraw.is_set(), f"the race did not happen: the stop came after the {what}"
+    assert not isinstance(outcome, SendWithdrawn) or not landed, (
+        f"SendWithdrawn ('not sent') but the venue holds the {what}: {landed}"
+    )
+    assert isinstance(outcome, OutcomeUnknown), f"expected OutcomeUnknown, got {outcome!r}"
+    assert outcome.client_order_id == cid
+    assert len(landed) == 1, f"exactly one copy of the {what}, landed late: {landed}"
+
+
 async def test_a_withdrawn_replace_whose_lost_patch_lands_late_was_not_sent(
     venue: SimVenue,
 ) -> None:
@@ -64,30 +105,18 @@ async def test_a_withdrawn_replace_whose_lost_patch_lands_late_was_not_sent(
             client_order_id="r6-old",
         )  # fmt: skip
         await _wait_status(rest, str(old.id), {"new", "accepted"})
-        await venue.fail_next_requests(1, delay=1.0, method="PATCH", path="/v2/orders/")
-        # the look-up is answered (404) a little late, so the stop lands while it is out
-        await venue.fail_next_requests(
-            1, delay=0.1, method="GET", path="/v2/orders:by_client_order_id"
-        )
-        withdraw = Withdrawal()
-        stopper = asyncio.create_task(_stop_during_the_look_up(venue, withdraw))
-        outcome: Exception | None = None
-        try:
-            await rest.replace_order(
+
+        async def replace(withdraw: Withdrawal) -> object:
+            return await rest.replace_order(
                 str(old.id), Decimal(1), price + Decimal("0.01"), "r6-new",
                 withdraw=withdraw,
             )  # fmt: skip
-        except (SendWithdrawn, OutcomeUnknown) as exc:
-            outcome = exc
-        await stopper
+
+        withdraw, outcome = await _withdrawn_while_the_look_up_is_out(
+            venue, "PATCH", "/v2/orders/", replace
+        )
         landed = await _landed(venue, "r6-new")
-    assert withdraw.is_set(), "the race did not happen: the stop came after the replace"
-    assert not isinstance(outcome, SendWithdrawn) or not landed, (
-        f"SendWithdrawn ('not sent') but the venue holds the replacement: {landed}"
-    )
-    assert isinstance(outcome, OutcomeUnknown), f"expected OutcomeUnknown, got {outcome!r}"
-    assert outcome.client_order_id == "r6-new"
-    assert len(landed) == 1, "exactly one copy of the PATCH: none resent after the stop"
+    _assert_one_copy_of_unknown_outcome("replacement", withdraw, outcome, "r6-new", landed)
 
 
 async def test_a_withdrawn_place_whose_lost_post_lands_late_was_not_sent(
@@ -99,25 +128,18 @@ async def test_a_withdrawn_place_whose_lost_post_lands_late_was_not_sent(
     async with rest_for(venue, total_timeout=0.2, backoff=QUICK_LOOKUP) as rest:
         quote = await _latest(rest, "SPY")
         price = (quote.bid - 2).quantize(Decimal("0.01"))
-        await venue.fail_next_requests(1, delay=1.0, method="POST", path="/v2/orders")
-        await venue.fail_next_requests(
-            1, delay=0.1, method="GET", path="/v2/orders:by_client_order_id"
-        )
-        withdraw = Withdrawal()
-        stopper = asyncio.create_task(_stop_during_the_look_up(venue, withdraw))
-        outcome: Exception | None = None
-        try:
-            await rest.submit_order(
+
+        async def place(withdraw: Withdrawal) -> object:
+            return await rest.submit_order(
                 symbol="SPY", side=Side.BUY, qty=Decimal(1), limit_price=price,
                 client_order_id="r6-place", withdraw=withdraw,
             )  # fmt: skip
-        except (SendWithdrawn, OutcomeUnknown) as exc:
-            outcome = exc
-        await stopper
+
+        withdraw, outcome = await _withdrawn_while_the_look_up_is_out(
+            venue, "POST", "/v2/orders", place
+        )
         landed = await _landed(venue, "r6-place")
-    assert withdraw.is_set(), "the race did not happen: the stop came after the place"
-    assert isinstance(outcome, OutcomeUnknown), f"expected OutcomeUnknown, got {outcome!r}"
-    assert len(landed) == 1, f"exactly one copy of the POST, landed late: {landed}"
+    _assert_one_copy_of_unknown_outcome("order", withdraw, outcome, "r6-place", landed)
 
 
 async def test_a_place_withdrawn_before_any_copy_left_is_not_sent(venue: SimVenue) -> None:

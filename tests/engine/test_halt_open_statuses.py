@@ -10,24 +10,35 @@ switch must too, and an order whose cancel the venue refuses because a replace i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alpaca.trading.enums import OrderStatus as AlpacaStatus
+from structlog.testing import capture_logs
 
 from execd.adapters.budget import RequestBudget
 from execd.adapters.rest import RestGateway
 from execd.domain.ids import client_order_id
 from execd.domain.order_state import TERMINAL_STATUSES, is_live_status
+from execd.engine import venue_reads
 from execd.engine.venue_reads import cancel_open_execd_orders
 from execd.sim.clock import VenueClock
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
-from tests.engine.conftest import TERMINAL, StartDaemon, TapeQuote, sim_rest_config, write_tape
+from tests.engine.conftest import (
+    DEADLINE,
+    TERMINAL,
+    StartDaemon,
+    TapeQuote,
+    sim_rest_config,
+    write_tape,
+)
 from tests.engine.test_open_orders_paging import time_passes
 
 D = Decimal
@@ -148,3 +159,77 @@ async def test_halt_cancels_an_order_caught_in_pending_replace(
         assert old["filled_qty"] == "0"
         await d.check()
         await d.stop()  # while this test's venue still runs
+
+
+def _caught_in_pending_replace(venue: SimVenue) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An execd order in `pending_replace` whose replacement the exchange will reject (so
+    it goes on working once the replace resolves), on the manual clock: it stays
+    `pending_replace` until the test moves venue time."""
+    exchange = venue.exchange
+    body = {"symbol": "SPY", "qty": "1", "side": "buy", "type": "limit",
+            "limit_price": "1.00", "time_in_force": "day"}  # fmt: skip
+    old = exchange.submit_order({**body, "client_order_id": client_order_id("slow", 0, 1)})
+    exchange.advance(2 * ACK)  # acknowledged: `new`
+    exchange.reject_next_replaces(1)
+    new = exchange.replace_order(
+        old["id"],
+        {"qty": "1", "limit_price": "1.01", "client_order_id": client_order_id("slow", 0, 2)},
+    )
+    assert exchange.get_order(old["id"])["status"] == "pending_replace"
+    return old, new
+
+
+async def test_halt_outwaits_a_replace_slower_than_its_retry_seconds(
+    venue: SimVenue, rest: RestGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Halt defect B: the venue leaves the order in `pending_replace` (refusing its cancel,
+    §1.7) for longer than `HALT_RETRY_SECONDS` (made short here: the defect is the same at
+    5 s). Halt gave up then (`halt_cancels_refused`) and the order, once its replacement
+    was rejected, went on working. Within the halt's deadline it keeps trying while the
+    order is live but unsettled, and cancels it once the replace resolves."""
+    monkeypatch.setattr(venue_reads, "HALT_RETRY_SECONDS", 0.2)
+    old, new = _caught_in_pending_replace(venue)
+    loop = asyncio.get_running_loop()
+    sweep = asyncio.create_task(cancel_open_execd_orders(rest, until=loop.time() + DEADLINE))
+
+    async def refused_twice() -> bool:
+        return venue.services.requests[f"DELETE /v2/orders/{old['id']}"] >= 2
+
+    await _wait(refused_twice, "halt sent the refused cancel again")
+    # The venue is slow: past the retry seconds, nothing has settled yet.
+    await asyncio.sleep(0.5)  # the slow venue itself (venue time stands still meanwhile)
+    assert not sweep.done(), "halt gave up while the replace was still pending"
+    assert venue.exchange.get_order(old["id"])["status"] == "pending_replace"
+    async with time_passes(venue):
+        await sweep
+    venue.exchange.advance(2 * ACK)  # whatever was sent has landed
+    assert venue.exchange.get_order(new["id"])["status"] == "rejected"
+    assert venue.exchange.get_order(old["id"])["status"] == "canceled"
+
+
+async def test_halt_names_the_orders_it_could_not_cancel_by_its_deadline(
+    venue: SimVenue, rest: RestGateway
+) -> None:
+    """The replace never resolves (venue time stands still): halt does not wait forever.
+    At its deadline it ends and names, at error, the order it could not cancel and why."""
+    old, _ = _caught_in_pending_replace(venue)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with capture_logs() as logs:
+        await cancel_open_execd_orders(rest, until=started + 1.0)
+    assert loop.time() - started < DEADLINE
+    refused = [e for e in logs if e["event"] == "halt_cancels_refused"]
+    assert len(refused) == 1
+    assert refused[0]["log_level"] == "error"
+    assert refused[0]["orders"] == {old["client_order_id"]: "pending_replace"}
+    assert venue.exchange.get_order(old["id"])["status"] == "pending_replace"
+
+
+async def _wait(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll `predicate` (yielding to the loop) until true, or fail at `DEADLINE`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not await predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -45,3 +45,29 @@ async def test_the_venue_closes_right_after_an_order_arrived() -> None:
         closing.cancel()
     assert done, "the venue's engine ignored its cancellation and kept running"
     await closing
+
+
+async def test_a_cancel_while_the_venue_waits_for_its_engine_is_not_absorbed() -> None:
+    """Closing cancels the engine and waits for it. A cancel of the closing task that lands
+    in that wait (here: requested just before it) ends the close cancelled; it used to be
+    swallowed with the engine's own `CancelledError` (STYLE: always re-raised)."""
+    venue = SimVenue(venue_config())
+    await venue.__aenter__()
+    try:
+        engine = venue._engine_task
+        assert engine is not None
+
+        async def stop_with_a_cancel_pending() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await venue._stop_engine()
+
+        stopping = asyncio.create_task(stop_with_a_cancel_pending())
+        await asyncio.wait({stopping}, timeout=DEADLINE)
+        assert stopping.done()
+        assert stopping.cancelled(), "the cancel was absorbed: the close returned normally"
+        await asyncio.wait({engine}, timeout=DEADLINE)
+        assert engine.cancelled()
+    finally:
+        await venue.__aexit__(None, None, None)
