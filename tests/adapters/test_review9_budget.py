@@ -225,15 +225,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def no_leaks(self) -> None:
         stats = self.ledger.statistics(self.now)
         for priority in Priority:
-            assert stats.waiting[priority] == sum(
-                1 for p in self.waiting.values() if p is priority
-            )
+            assert stats.waiting[priority] == sum(1 for p in self.waiting.values() if p is priority)
         assert set(self.ledger._rank) == set(self.waiting)
         assert stats.in_flight == len(self.in_flight)
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("REVIEW9_EXAMPLES", "200")), stateful_step_count=60, deadline=None
+    max_examples=int(os.environ.get("REVIEW9_EXAMPLES", "200")),
+    stateful_step_count=60,
+    deadline=None,
 )
 test_ledger_machine = LedgerMachine.TestCase
 
@@ -264,7 +264,9 @@ async def test_expired_withdrawn_and_cancelled_waiters_leave_nothing_behind() ->
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     ledger = budget._ledger
-    assert budget._futures == {} and budget._send_by == {}
-    assert ledger._rank == {} and not any(ledger._waiting.values())
+    assert budget._futures == {}
+    assert budget._send_by == {}
+    assert ledger._rank == {}
+    assert not any(ledger._waiting.values())
     assert ledger.statistics(loop.time()).in_flight == 0
     assert len(ledger._sent) <= len(ran)
