@@ -131,6 +131,9 @@ class BudgetLedger:
     #: 9 plans of 10 never started). Reads get at most one grant in `read_share + 1`.
     read_share: int = 4
     _writes_since_read: int = 0
+    #: the writes in `_writes_since_read`, by ticket (with their grant time, to leave with
+    #: the window): `unused` takes them off again.
+    _read_share_counted: dict[int, float] = field(default_factory=dict)
     #: each waiting ticket's seniority (`enqueue`).
     _rank: dict[int, int] = field(default_factory=dict)
     _arrivals: Iterator[int] = field(default_factory=itertools.count)
@@ -218,7 +221,7 @@ class BudgetLedger:
             ticket = self._pop(priority)
             if contended:
                 self._charge_lead(priority, ticket, now)
-            self._count_read_share(priority)
+            self._count_read_share(priority, ticket, now)
             self._sent.append(now)
             self._in_flight += 1
             if self._venue_remaining is not None:
@@ -256,12 +259,16 @@ class BudgetLedger:
             and not self._waiting[Priority.CANCEL]
         )
 
-    def _count_read_share(self, priority: Priority) -> None:
-        """Count the writes granted while a background read waits (`read_share`)."""
+    def _count_read_share(self, priority: Priority, ticket: int, now: float) -> None:
+        """Count the writes granted while a background read waits (`read_share`); a write
+        given back unsent (`unused`) is taken off the count again (review 9: four stale
+        give-backs let a read pass orders that had sent nothing)."""
         if priority is Priority.READ:
             self._writes_since_read = 0
+            self._read_share_counted.clear()
         elif priority in _WRITES and self._waiting[Priority.READ]:
             self._writes_since_read += 1
+            self._read_share_counted[ticket] = now
 
     def _pop(self, priority: Priority) -> int:
         ticket = self._waiting[priority].popleft()
@@ -320,6 +327,8 @@ class BudgetLedger:
             # The grant lowered the venue's view; the venue never counted it (a line of
             # writes stale in line drove the view to the reserve: 40 s with nothing sent).
             self._venue_remaining += 1
+        if ticket is not None and self._read_share_counted.pop(ticket, None) is not None:
+            self._writes_since_read = max(0, self._writes_since_read - 1)
         earned = self._earned.pop(ticket, None) if ticket is not None else None
         if earned is not None:
             self._lead_credit = max(0.0, self._lead_credit - earned[1])
@@ -350,7 +359,9 @@ class BudgetLedger:
         """
         self._in_flight = max(0, self._in_flight - 1)
         if remaining is not None:
-            self._venue_remaining = max(0, remaining - self._in_flight)
+            # Not floored: requests in flight owe the view even where the venue says 0, so
+            # that a grant given back (`unused`) repays its own debt and no more (review 9).
+            self._venue_remaining = remaining - self._in_flight
             self._venue_reset_at = reset_at if reset_at is not None else now + self.window
         if rate_limited:
             # Only "nothing left until the reset" earns a block to the reset. A 429 whose
@@ -404,7 +415,9 @@ class BudgetLedger:
             remaining=max(0, self._available()),
             in_flight=self._in_flight,
             waiting={p: len(line) for p, line in self._waiting.items()},
-            venue_remaining=self._venue_remaining,
+            venue_remaining=(
+                None if self._venue_remaining is None else max(0, self._venue_remaining)
+            ),
             blocked_until=self._blocked_until,
             rate_limited_total=self.rate_limited_total,
         )
@@ -458,8 +471,13 @@ class BudgetLedger:
 
     def _expire(self, now: float) -> None:
         cutoff = now - self.window
-        while self._sent and self._sent[0] <= cutoff:
+        # `sent + window <= now`, the very sum `next_change` wakes at: `sent <= now - window`
+        # can differ from it in the last bit, and the timer then woke to grant nothing.
+        while self._sent and self._sent[0] + self.window <= now:
             self._sent.popleft()
+        counted = self._read_share_counted
+        while counted and next(iter(counted.values())) <= cutoff:
+            del counted[next(iter(counted))]
         while self._earned and next(iter(self._earned.values()))[0] <= cutoff:
             del self._earned[next(iter(self._earned))]
         if self._blocked_until is not None and now >= self._blocked_until:

@@ -240,3 +240,19 @@ async def test_a_grant_past_its_send_by_is_given_back_in_the_instant_it_is_made(
     await last
     assert 0.8 < granted["last"] - granted["behind"] < 1.5  # then the pace, unchanged
     assert ran == ["behind", "last"]
+
+
+def test_the_wake_up_the_window_names_grants_something() -> None:
+    """`next_change` names the moment the oldest grant leaves the window, `sent + window`;
+    `grant` at that moment must see it gone. `_expire` compared `sent <= now - window`,
+    which differs in the last bit (0.001 + 10 vs 10.001 - 10): the timer woke to grant
+    nothing, again and again until the loop's clock moved on (found by review 9's state
+    machine)."""
+    ledger = BudgetLedger(limit=5, window=10.0, read_reserve=0)
+    for ticket in range(5):
+        ledger.enqueue(ticket, Priority.CANCEL)
+    assert len(ledger.grant(0.001)) == 5
+    ledger.enqueue(9, Priority.CANCEL)
+    wake = ledger.next_change(0.001)
+    assert wake == 0.001 + 10.0
+    assert ledger.grant(wake) == [9]
