@@ -1,0 +1,127 @@
+"""Review 10: the kill switch after the core split (engine/kill_switch.py, venue_reads.py).
+
+Each test here is a defect found by trying to break the halt, marked strict xfail: it fails
+on the code it was written against; the fixer removes the marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from execd.cli import render
+from execd.control.protocol import ControlError, ErrorCode, HaltState
+from tests.engine.conftest import StartDaemon
+from tests.engine.test_daemon_restart import LEAVE, outside_venue
+from tests.engine.test_daemon_streams import wait_resting
+
+pytestmark = pytest.mark.slow
+
+HOLD = 1.0
+"""Seconds the venue holds each matching request: the first halt is still running."""
+
+
+def _plan(plan_id: str) -> dict[str, Any]:
+    return {
+        "plan_id": plan_id,
+        "legs": [{"symbol": "SPY", "side": "buy", "qty": "1", "limit_price": "1.00"}],
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review10: a resume queued behind a running halt undoes a later halt that said halted",
+)
+async def test_a_halt_after_a_queued_resume_leaves_the_daemon_halted(
+    start_daemon: StartDaemon,
+) -> None:
+    """halt #1 is cancelling (the venue holds its DELETEs); `execd resume` comes and waits
+    for it (as it must); then `execd halt` #2 comes, joins halt #1 and is answered
+    `halted=True`. When the pass ends, the resume queued first goes on and un-halts the
+    daemon: the user's last word was "halt", the daemon told them "halted", and it now
+    accepts (and trades) new plans. The later halt must win (or the resume be refused)."""
+    d = await start_daemon()
+    engine = d.daemon.engine
+    await d.submit(_plan("first"))
+    await wait_resting(d, "first")
+    await d.venue.fail_next_requests(100, delay=HOLD, method="DELETE", path="/v2/orders")
+    halt1 = asyncio.create_task(engine.halt())
+
+    async def cancel_sent() -> bool:
+        return any(k.startswith("DELETE ") for k in d.venue.services.requests)
+
+    await d.wait_until(cancel_sent, "halt #1's cancel reached the venue")
+    resume = asyncio.create_task(engine.resume())
+    await asyncio.sleep(0)  # the resume is waiting for halt #1
+    halt2 = asyncio.create_task(engine.halt())
+    first, _, second = await asyncio.gather(halt1, resume, halt2)
+    await d.venue.clear_faults()
+    assert isinstance(first, HaltState)
+    assert isinstance(second, HaltState)
+    assert second.halted  # the user was told: halted
+    assert (await engine.health()).halted, "halt #2 said halted, the daemon is not"
+    with pytest.raises(ControlError) as refused:
+        await d.submit(_plan("after"))
+    assert refused.value.code is ErrorCode.HALTED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review10: a halt during a leave-orders shutdown outlives the gateway and crashes",
+)
+async def test_a_halt_at_a_leave_orders_shutdown_cancels_or_is_refused(
+    start_daemon: StartDaemon,
+) -> None:
+    """`execd halt` and a stop with `[shutdown] working_orders = "leave"` (a routine
+    `systemctl restart`) come together. `_abandon` cancels the tasks tracked when it starts;
+    the halt's pass starts a moment later, is never cancelled nor waited for, and runs on
+    after the daemon closed its REST gateway: it crashes (`halt_crashed`, RuntimeError
+    "RestGateway used outside `async with`"), the user's halt gets an internal error, and
+    the order the user halted is left working. Either the halt is refused as
+    `shutting_down` (the user knows to act), or it cancels the order before the gateway
+    closes."""
+    async with outside_venue() as venue:
+        d = await start_daemon(venue=venue, **LEAVE)
+        engine = d.daemon.engine
+        await d.submit(_plan("halted"))
+        resting = await wait_resting(d, "halted")
+        halt = asyncio.create_task(engine.halt())
+        await d.stop()
+        try:
+            answer: object = await halt
+        except Exception as exc:
+            answer = exc
+        order = venue.exchange.get_order(resting["order"]["id"])
+        if isinstance(answer, ControlError):
+            assert answer.code is ErrorCode.SHUTTING_DOWN, answer
+        else:
+            assert isinstance(answer, HaltState), f"the halt answered {answer!r}"
+            assert order["status"] == "canceled", "the halted order is still working"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review10: a halt whose cancels are refused answers success, not the orders left",
+)
+async def test_a_halt_that_could_not_cancel_says_which_orders_still_work(
+    start_daemon: StartDaemon,
+) -> None:
+    """The venue answers 500 to every DELETE. The halt logs `halt_cancels_refused` with the
+    order's id, but its answer is a plain `HaltState(halted=True, canceled_orders=0)`:
+    `execd halt` prints "execd halted: 0 working order(s) canceled" and exits 0 while the
+    order works on (the CLI's own comment says the halt "answers with the orders it could
+    not cancel"; it does not). The user at the terminal must be told which order is left."""
+    d = await start_daemon()
+    engine = d.daemon.engine
+    await d.submit(_plan("stuck"))
+    resting = await wait_resting(d, "stuck")
+    client_order_id = resting["order"]["client_order_id"]
+    await d.venue.fail_next_requests(1000, status=500, method="DELETE", path="/v2/orders")
+    state = await engine.halt()
+    still = d.venue.exchange.get_order(resting["order"]["id"])
+    await d.venue.clear_faults()
+    assert still is not None
+    assert still["status"] == "new"  # the premise: the order is still working
+    assert client_order_id in render.halt_line(state), render.halt_line(state)
