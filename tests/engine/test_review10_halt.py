@@ -160,3 +160,28 @@ async def test_a_halt_sends_each_working_order_one_cancel(start_daemon: StartDae
     deletes = await _deletes_per_order(d, "three")
     assert len(deletes) == len(legs)
     assert max(deletes.values()) == 1, deletes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review10: a halt that could not list the venue answers like a clean halt",
+)
+async def test_a_halt_that_could_not_list_the_venue_does_not_answer_like_a_clean_one(
+    start_daemon: StartDaemon,
+) -> None:
+    """The venue answers 500 to every `GET /v2/orders`: the halt's three listings all fail
+    (`halt_listing_incomplete` at error, "execd orders may still be working: check the
+    venue"), yet its answer is `HaltState(halted=True, canceled_orders=0)` — the very
+    answer of a halt that listed the venue and found nothing working. `execd halt` prints
+    "0 working order(s) canceled" and exits 0: the user cannot tell "nothing was working"
+    from "could not look" (an order of a leg already ended, a POST in flight, is only ever
+    found by that listing)."""
+    d = await start_daemon()
+    engine = d.daemon.engine
+    clean = await engine.halt()
+    await engine.resume()
+    await d.venue.fail_next_requests(1000, status=500, method="GET", path="/v2/orders")
+    blind = await engine.halt()
+    await d.venue.clear_faults()
+    assert blind.halted
+    assert render.halt_line(blind) != render.halt_line(clean), render.halt_line(blind)
