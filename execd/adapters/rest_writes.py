@@ -317,7 +317,7 @@ class OrderWrites(RestHttp):
                 )
                 raise
             except SendExpired:
-                log.warning(
+                log.info(  # routine under a backlog; the ladder prices it again
                     "order_write_expired",
                     operation=operation,
                     client_order_id=client_order_id,

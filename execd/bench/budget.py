@@ -211,9 +211,7 @@ async def _measure(tape: Path, legs: int, limit_s: float) -> dict[str, Any]:
         "expired_in_line": meter.expired_in_line,
         "trading_requests": len(trading_hits),
         "backlogged_at_cancel": backlogged_at_cancel,
-        "pace_ceiling": (
-            settings.gateway.requests_per_minute - settings.gateway.cancel_reserve
-        )
+        "pace_ceiling": (settings.gateway.requests_per_minute - settings.gateway.cancel_reserve)
         / (ALPACA_PER_S * 60),
         "running_after": running,
     }

@@ -334,6 +334,10 @@ def health_table(health: Health) -> Table:
     table.add_row("trade updates stream", up(health.trade_updates_connected))
     limit = f"/{health.request_budget_limit}" if health.request_budget_limit is not None else ""
     table.add_row("request budget left", f"{health.request_budget_left}{limit}")
+    if health.data_budget_left is not None:
+        table.add_row(
+            "quote-read budget left", f"{health.data_budget_left}/{health.data_budget_limit}"
+        )
     table.add_row("venue", health.venue or NONE)
     table.add_row("feed", health.feed or NONE)
     table.add_row("working plans", str(health.working_plans))

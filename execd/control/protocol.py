@@ -277,6 +277,9 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     request_budget_left: int
     """REST requests left in the current budget window (Alpaca allows ~200/min)."""
     request_budget_limit: int | None = None
+    data_budget_left: int | None = None
+    """Market-data REST requests (latest-quote re-reads) left in its own budget's window."""
+    data_budget_limit: int | None = None
     venue: str | None = None
     feed: str | None = None
     """Market-data feed (iex or sip): on IEX the spread rules measure IEX's own quote."""

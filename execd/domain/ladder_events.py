@@ -52,11 +52,14 @@ def not_sent(
     (DESIGN.md "Fresh quote"), costing no re-peg round — unless the stop ends the leg first."""
     cid = event.client_order_id
     order = s.order(cid)
+    # Info, not warning: under a request backlog a write whose quote goes stale in line is
+    # routine (the FULL budget run: ~17 a second), and the 429s or the backlog behind it
+    # are reported where they happen (`rate_limited`, `health`'s budget).
     acts.append(
         Note(
             "order_not_sent_quote_stale" if event.status == 429 else "order_not_sent_withdrawn",
             {"client_order_id": cid, "message": event.message},
-            "warning",
+            "info",
         )
     )
     if order is None or order.status is not OrderStatus.PENDING_SUBMIT:

@@ -182,6 +182,7 @@ class Engine:
     async def health(self) -> Health:
         quotes = self.quotes.statistics()
         budget = self._ports.rest.budget.statistics()
+        data_budget = self._ports.rest.data_budget.statistics()
         ages = {
             symbol: round(age, 3) for symbol, age in quotes.message_age.items() if age is not None
         }
@@ -194,6 +195,8 @@ class Engine:
             quote_age_seconds=ages,
             request_budget_left=budget.remaining,
             request_budget_limit=budget.limit,
+            data_budget_left=data_budget.remaining,
+            data_budget_limit=data_budget.limit,
             venue=self._info.venue,
             feed=self._info.feed,
             working_plans=len(self._book.unfinished()),

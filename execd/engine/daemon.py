@@ -285,6 +285,7 @@ async def running_daemon(
                 market_stream=quotes.statistics,
                 order_stream=orders.statistics,
                 budget=rest.budget.statistics,
+                data_budget=rest.data_budget.statistics,
                 orphans=orphans.statistics,
                 now=clock.now,
             )

@@ -53,6 +53,8 @@ class LiveSources:
     loop_lag: Callable[[], float | None]
     orphans: Callable[[], OrphanStatistics] | None = None
     """The orphan sweeper's counts (None: no sweeper, e.g. a test's telemetry)."""
+    data_budget: Callable[[], BudgetStatistics] | None = None
+    """The market-data API's own budget (latest-quote reads; None: not wired)."""
 
 
 class _LiveCollector(Collector):
@@ -104,6 +106,18 @@ class _LiveCollector(Collector):
         yield CounterMetricFamily(
             "execd_rate_limited", "HTTP 429 answers from the venue", budget.rate_limited_total
         )
+        if self._sources.data_budget is not None:
+            data = self._sources.data_budget()
+            yield GaugeMetricFamily(
+                "execd_data_budget_remaining",
+                "Market-data REST requests (latest-quote reads) still grantable now",
+                data.remaining,
+            )
+            yield CounterMetricFamily(
+                "execd_data_rate_limited",
+                "HTTP 429 answers from the market-data API",
+                data.rate_limited_total,
+            )
         if self._sources.orphans is not None:
             yield from _orphan_counters(self._sources.orphans())
         lag = self._sources.loop_lag()

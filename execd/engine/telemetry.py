@@ -66,6 +66,7 @@ class Telemetry:
         market_stream: Callable[[], MarketStreamStatistics],
         order_stream: Callable[[], OrderStreamStatistics | None],
         budget: Callable[[], BudgetStatistics],
+        data_budget: Callable[[], BudgetStatistics] | None = None,
         orphans: Callable[[], OrphanStatistics] | None = None,
         now: Callable[[], datetime],
         check_period: float = STREAM_CHECK_PERIOD,
@@ -78,7 +79,14 @@ class Telemetry:
         self._orders = order_stream
         self.loop_lag: float | None = None
         self.metrics = Metrics(
-            LiveSources(market_stream, order_stream, budget, self._lag, orphans=orphans)
+            LiveSources(
+                market_stream,
+                order_stream,
+                budget,
+                self._lag,
+                orphans=orphans,
+                data_budget=data_budget,
+            )
         )
         notify = settings.notify
         self.webhooks = WebhookSender(

@@ -71,6 +71,12 @@ async def test_metrics_endpoint_serves_parsable_text(start_daemon: StartDaemon) 
     assert ("execd_stream_reconnects_total", (("stream", "market_data"),)) in samples
     assert samples[("execd_request_budget_limit", ())] == 190
     assert samples[("execd_rate_limited_total", ())] == 0
+    # The market-data API's own budget (latest-quote reads) is shown apart from trading's.
+    assert 0 <= samples[("execd_data_budget_remaining", ())] <= 190
+    assert samples[("execd_data_rate_limited_total", ())] == 0
+    health = await d.daemon.engine.health()
+    assert health.data_budget_limit == 190
+    assert health.data_budget_left is not None
     assert samples[("execd_journal_commit_seconds_count", ())] > 0
     assert samples[("execd_event_loop_lag_seconds", ())] >= 0
     # per symbol while subscribed; the leg is over, so the family is there without samples
