@@ -59,6 +59,32 @@ class _Connection:
     ident: int = field(default_factory=lambda: next(_ids))
     closing: bool = False
     cutoff: asyncio.TimerHandle | None = None
+    # The writer is inside a send that began on a full socket (it may be waiting for the
+    # client to take bytes; still set after asyncio resumes writing, until the writer runs).
+    stuck: bool = False
+
+    def socket_full(self) -> bool:
+        """Whether the client's socket is backed up: the kernel's send buffer is full and the
+        transport's buffer past its high-water mark (asyncio has paused writing), the writer
+        is still in a send that began so, or the transport is gone. Only then does what is
+        queued wait *for the client*; otherwise the writer sends the whole backlog on its next
+        turn of the loop."""
+        transport = self.request.transport
+        if self.stuck or transport is None or transport.is_closing():
+            return True
+        return self.request.protocol.writing_paused
+
+    async def send(self, frame: bytes | str) -> None:
+        """Send one frame, marking the connection ``stuck`` while a send that began on a full
+        socket is in progress (see :meth:`socket_full`)."""
+        self.stuck = self.socket_full()
+        try:
+            if isinstance(frame, bytes):
+                await self.ws.send_bytes(frame)
+            else:
+                await self.ws.send_str(frame)
+        finally:
+            self.stuck = False
 
     def cut(self) -> None:
         """Abort the TCP connection (no close frame; the client sees 1006). A no-op once the
@@ -75,11 +101,21 @@ class StreamOptions:
 
     A client that stops reading (§4.4 ``407 slow client``; Alpaca documents no figures, so the
     model is websockets' server: writes back up into the socket buffers, then into a bounded
-    queue): once ``slow_client_backlog`` messages wait for one connection, the backlog is
-    discarded, a market-data client is sent ``407 slow client``, and the connection is closed;
-    a client that has not taken the close after ``slow_client_timeout`` seconds is cut (TCP
-    abort). Memory per connection is therefore bounded, and nobody else waits for it: the
-    engine's fan-out only ever queues without awaiting.
+    queue): once ``slow_client_backlog`` messages wait for one connection *behind a full
+    socket*, the backlog is discarded, a market-data client is sent ``407 slow client``, and
+    the connection is closed; a client that has not taken the close after
+    ``slow_client_timeout`` seconds is cut (TCP abort). Memory per connection is therefore
+    bounded, and nobody else waits for it: the engine's fan-out only ever queues without
+    awaiting.
+
+    The count alone would blame the client for the venue's own lateness: the engine catches
+    up to the wall clock in one synchronous fan-out (``Exchange.advance_to``, also on every
+    REST request), so after the venue's loop fell behind, a burst larger than the bound is
+    queued before any writer runs once, for clients that had nothing waiting (review 11).
+    While a client's socket still takes bytes its backlog is the venue's burst, not the
+    client's slowness: it is kept, and the writer sends all of it as one frame on its next
+    turn (so such a backlog never outgrows one catch-up burst, whose messages the fan-out
+    shares between connections).
     """
 
     symbol_limit: int | None = 30  # free IEX plan: 30 symbols
@@ -174,7 +210,8 @@ class StreamHub:
                 self._push_or_drop(conn, "data", message)
 
     def _push_or_drop(self, conn: _Connection, item_kind: str, message: dict[str, Any]) -> None:
-        """Queue one message for ``conn``; hang up a client whose backlog is full (§4.4).
+        """Queue one message for ``conn``; hang up a client whose backlog is full while its
+        socket is backed up (§4.4; why both: :class:`StreamOptions`).
 
         Every message to a client goes through here (replies to its own requests too, so a
         client that floods requests and reads nothing is bounded the same way). Never awaits:
@@ -182,7 +219,9 @@ class StreamHub:
         """
         if conn.closing:
             return  # hung up: nothing more is sent
-        if conn.queue.qsize() < self.options.slow_client_backlog:
+        if conn.queue.qsize() < self.options.slow_client_backlog or not conn.socket_full():
+            # Below the bound, or a burst of the venue's own (its socket still takes bytes:
+            # the writer sends the whole backlog on its next turn; StreamOptions).
             conn.queue.put_nowait((item_kind, message))
             return
         # 407 slow client (§4.4): what is queued is stale by now; tell the client (if it
@@ -305,7 +344,6 @@ class StreamHub:
 
     async def _write(self, conn: _Connection) -> None:
         """Send queued messages: data batched into one array, control messages alone (§4.1)."""
-        ws = conn.ws
         while True:
             items = [await conn.queue.get()]
             while not conn.queue.empty():
@@ -322,7 +360,7 @@ class StreamHub:
                     await self._close(conn, b"going away")
                     return
                 if conn.kind is StreamKind.TRADING:
-                    await ws.send_bytes(encode_trading_frame(message, conn.codec))
+                    await conn.send(encode_trading_frame(message, conn.codec))
                 else:
                     await self._send_data(conn, [message])
             if batch:
@@ -332,10 +370,7 @@ class StreamHub:
         frame = encode_data_frame(messages, conn.codec)
         # aiohttp hands an uncompressed or small compressed frame to the transport before its
         # first await (it then awaits only a paused transport's drain).
-        if isinstance(frame, bytes):
-            await conn.ws.send_bytes(frame)
-        else:
-            await conn.ws.send_str(frame)
+        await conn.send(frame)
         if self.on_data_frame_sent is not None:
             self.on_data_frame_sent(messages)
 

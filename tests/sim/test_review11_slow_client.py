@@ -56,10 +56,6 @@ async def read_all(ws: aiohttp.ClientWebSocketResponse, seen: list[dict[str, Any
         seen.extend(msg.json())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review11: a venue catch-up burst past slow_client_backlog drops a client that reads",
-)
 async def test_a_venue_that_fell_behind_does_not_drop_a_client_that_reads_everything(
     busy_venue: SimVenue,
 ) -> None:
