@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -205,3 +206,33 @@ async def test_a_trading_client_that_stops_reading_is_dropped(quiet_venue: SimVe
         assert 0 < largest <= BACKLOG
     finally:
         ws.transport.abort()
+
+
+async def test_a_client_that_stops_reading_is_still_dropped_after_a_venue_stall(
+    busy_venue: SimVenue,
+) -> None:
+    """Review 11's fix keeps a catch-up burst for a client whose socket still takes bytes;
+    a client whose socket is full gets no such grace: after the venue's loop stalls (the
+    burst), the stalled client is hung up with its backlog bounded, and a healthy client on
+    the same feed is not."""
+    venue = busy_venue
+    async with aiohttp.ClientSession() as http, http.ws_connect(venue.data_stream_url) as healthy:
+        assert (await healthy.receive_json(timeout=DEADLINE))[0]["msg"] == "connected"
+        await healthy.send_json({"action": "auth", "key": venue.key_id, "secret": venue.secret_key})
+        assert (await healthy.receive_json(timeout=DEADLINE))[0]["msg"] == "authenticated"
+        await healthy.send_json({"action": "subscribe", "quotes": ["SPY"]})
+        assert (await healthy.receive_json(timeout=DEADLINE))[0]["T"] == "subscription"
+        seen = [0]
+        slow = await stalled_client(venue)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DEADLINE
+            # Its socket is full: messages wait (the writer takes the whole backlog on each
+            # turn while the socket takes bytes).
+            while venue.statistics()["data"]["backlog"] < BACKLOG // 3:
+                assert loop.time() < deadline, "the stalled client never backed up"
+                await asyncio.sleep(0.01)
+            time.sleep(0.8)  # noqa: ASYNC251 - the fault: the venue's loop stalls (a burst)
+            await dropped_while_healthy_receives(venue, healthy, seen)
+        finally:
+            slow.transport.abort()
