@@ -226,6 +226,11 @@ class LegRunner:
 
     # ------------------------------------------------------------------ control
 
+    def cancels(self, client_order_id: str) -> bool:
+        """True while this leg, stopped, is cancelling `client_order_id` itself (one of its
+        orders): a halt's sweep then leaves that order's DELETE to it."""
+        return self._stop_reason is not None and client_order_id in self.record.client_order_ids
+
     def stop(self, reason: str) -> None:
         """Ask the leg to cancel its working order and finish (plan cancel, halt, shutdown).
 
