@@ -138,16 +138,16 @@ class KillSwitch:
             self._start(self._stop_pass(stop_reason))
         await self._join()
 
-    async def finish_pass(self, timeout: float) -> None:
+    async def finish_pass(self, grace: float) -> None:
         """At shutdown, before the REST gateway closes: let a running stop pass end (it
         answers a user's halt with what it cancelled) instead of cancelling it half way,
-        within `timeout`; past it, it is cancelled (logged) so it never outlives the
+        within `grace` seconds; past it, it is cancelled (logged) so it never outlives the
         gateway. New halts are refused by then (`shutting_down`)."""
         work = self._pass
         if work is None or work.done():
             return
         _log.info("shutdown_waits_for_halt")
-        _, pending = await asyncio.wait({work}, timeout=timeout)
+        _, pending = await asyncio.wait({work}, timeout=grace)
         if pending:
             _log.error("halt_shutdown_timeout", hint="execd orders may still be working")
             work.cancel()

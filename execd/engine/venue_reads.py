@@ -123,6 +123,7 @@ async def sweep_open_execd_orders(
     still refused at the end and whether no listing was complete are in the `Sweep`."""
     canceled = 0
     tried: set[str] = set()
+    sent_to: set[str] = set()  # ids a cancel was sent to (in `tried` once accepted)
     incomplete = 0
     cancelling = 0  # complete listings that cancelled something
     any_complete = False
@@ -150,9 +151,12 @@ async def sweep_open_execd_orders(
         unsent: dict[str, str] = {}  # past the deadline: not sent at all
         sent = 0
         for order in fresh:
-            if until is not None and loop.time() >= until:
+            # Past the deadline a first cancel is not sent (thousands of orders must not
+            # keep the answer past the CLI's wait); a refused one gets its last try.
+            if until is not None and loop.time() >= until and str(order.id) not in sent_to:
                 unsent[str(order.client_order_id)] = str(order.status.value)
                 continue
+            sent_to.add(str(order.id))
             try:
                 await rest.cancel_order(str(order.id))
             except AdapterError as exc:  # sent again if the next listing still shows it
