@@ -72,7 +72,8 @@ class Sweep:
     """What a sweep of execd's open orders did, for the halt's answer."""
 
     canceled: int = 0
-    """Cancels the sweep sent and the venue accepted, each order once."""
+    """Cancels the sweep sent and the venue accepted, and orders left to a stopped leg that
+    then left the open list: each order once."""
     still_working: dict[str, str] = field(default_factory=dict)
     """Client order id -> status of the orders whose cancels were refused to the end."""
     listing_failed: bool = False
@@ -119,7 +120,9 @@ async def sweep_open_execd_orders(
       found nothing new to cancel (at most `HALT_LISTINGS` listings that cancelled
       something; past it, orders still appearing are logged at error).
 
-    The count is of cancels halt sent and the venue accepted, each order once; the orders
+    The count is of cancels halt sent and the venue accepted, each order once, plus the
+    orders left to a leg that then left the open list (one that filled instead is counted
+    too: the listing cannot tell); the orders
     still refused at the end and whether no listing was complete are in the `Sweep`."""
     canceled = 0
     tried: set[str] = set()
@@ -136,6 +139,8 @@ async def sweep_open_execd_orders(
     if until is not None:
         defer_until = min(defer_until, until)
     still: dict[str, str] = {}  # client order id -> status, of the last listing
+    left_to_legs: set[str] = set()  # client order ids a stopped leg was cancelling
+    swept: set[str] = set()  # client order ids the sweep's own cancel was accepted for
     for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
         any_complete = any_complete or listing.complete
@@ -147,6 +152,7 @@ async def sweep_open_execd_orders(
             if deferring and owned is not None and owned(str(o.client_order_id))
         }
         fresh = [o for o in fresh if str(o.client_order_id) not in deferred]
+        left_to_legs.update(deferred)
         failed: dict[str, str] = {}  # client order id -> status when refused
         unsent: dict[str, str] = {}  # past the deadline: not sent at all
         sent = 0
@@ -170,6 +176,7 @@ async def sweep_open_execd_orders(
                 continue
             sent += 1
             tried.add(str(order.id))
+            swept.add(str(order.client_order_id))
         still = {**deferred, **failed, **unsent}
         if unsent:
             _log.error(
@@ -231,7 +238,9 @@ async def sweep_open_execd_orders(
                 wait = pause
             wait = max(0.0, min(wait, retry_until - loop.time()))
         await asyncio.sleep(wait)
-    _log.warning("halt_orders_canceled", count=canceled)
+    by_legs = len(left_to_legs - swept - still.keys())  # left the open list meanwhile
+    canceled += by_legs
+    _log.warning("halt_orders_canceled", count=canceled, by_legs=by_legs)
     return Sweep(canceled=canceled, still_working=still, listing_failed=not any_complete)
 
 
