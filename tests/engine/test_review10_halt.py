@@ -102,7 +102,8 @@ async def test_a_halt_that_could_not_cancel_says_which_orders_still_work(
     `execd halt` prints "execd halted: 0 working order(s) canceled" and exits 0 while the
     order works on (the CLI's own comment says the halt "answers with the orders it could
     not cancel"; it does not). The user at the terminal must be told which order is left."""
-    d = await start_daemon()
+    # The halt's deadline is 3 x confirm_timeout: 3 s, not 9 s, of refused cancels.
+    d = await start_daemon(ladder={"confirm_timeout_seconds": 1.0})
     engine = d.daemon.engine
     await d.submit(_plan("stuck"))
     resting = await wait_resting(d, "stuck")
