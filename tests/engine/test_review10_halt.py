@@ -166,3 +166,31 @@ async def test_a_halt_that_could_not_list_the_venue_does_not_answer_like_a_clean
     await d.venue.clear_faults()
     assert blind.halted
     assert render.halt_line(blind) != render.halt_line(clean), render.halt_line(blind)
+
+
+async def test_a_halt_running_when_a_leave_orders_shutdown_starts_ends_before_the_gateway(
+    start_daemon: StartDaemon,
+) -> None:
+    """The other order of the race above: the halt's pass is already cancelling (the venue
+    holds its DELETEs) when a `working_orders = "leave"` stop begins. The shutdown waits
+    for the pass (it is the user's later word) instead of cancelling it half way: the halt
+    answers, and the order it halted is cancelled, not left working."""
+    async with outside_venue() as venue:
+        d = await start_daemon(venue=venue, **LEAVE)
+        engine = d.daemon.engine
+        await d.submit(_plan("halted"))
+        resting = await wait_resting(d, "halted")
+        await venue.fail_next_requests(100, delay=HOLD, method="DELETE", path="/v2/orders")
+        halt = asyncio.create_task(engine.halt())
+
+        async def cancel_sent() -> bool:
+            return any(k.startswith("DELETE ") for k in venue.services.requests)
+
+        await d.wait_until(cancel_sent, "the halt's cancel reached the venue")
+        await d.stop()
+        answer = await halt
+        await venue.clear_faults()
+        assert isinstance(answer, HaltState) and answer.halted
+        assert answer.clean, answer
+        order = venue.exchange.get_order(resting["order"]["id"])
+        assert order["status"] == "canceled", "the halted order is still working"
