@@ -1,7 +1,7 @@
 """Review 10: the kill switch after the core split (engine/kill_switch.py, venue_reads.py).
 
-Each test here is a defect found by trying to break the halt, marked strict xfail: it fails
-on the code it was written against; the fixer removes the marker.
+Each test here is a defect found by trying to break the halt: it failed (strict xfail) on the
+code it was written against, and passes since fixhalt.
 """
 
 from __future__ import annotations
