@@ -190,7 +190,8 @@ async def test_a_halt_running_when_a_leave_orders_shutdown_starts_ends_before_th
         await d.stop()
         answer = await halt
         await venue.clear_faults()
-        assert isinstance(answer, HaltState) and answer.halted
+        assert isinstance(answer, HaltState)
+        assert answer.halted
         assert answer.clean, answer
         order = venue.exchange.get_order(resting["order"]["id"])
         assert order["status"] == "canceled", "the halted order is still working"
