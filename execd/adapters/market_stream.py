@@ -184,18 +184,19 @@ class MarketStream:
         Beyond the feed's symbol limit they wait, in the order given, for a slot."""
         new = [s for s in dict.fromkeys(symbols) if s not in self._wanted]
         if new:
-            if not self._wanted:
-                self._restart_silence_clock()
+            idle = not self._slots.any_streamed
             self._slots.want(new)
+            if idle and self._slots.any_streamed:
+                self._restart_silence_clock()
             for symbol in new:
                 self._vwap.setdefault(symbol, VwapAccumulator())
             self._sync_needed.set()
             self._note_waiting()
 
     def _restart_silence_clock(self) -> None:
-        """The first symbol gets a whole `silence_timeout`: the idle watchdog re-arms only
-        once per timeout, so without this it would judge the new subscription on the idle
-        time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
+        """The first symbol streamed gets a whole `silence_timeout`: the idle watchdog re-arms
+        only once per timeout, so without this it would judge the new subscription on the
+        idle time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
         when it wakes and sleeps for what is left. No running loop: no watchdog either."""
         with contextlib.suppress(RuntimeError):
             self._last_rx = asyncio.get_running_loop().time()
@@ -433,6 +434,7 @@ class MarketStream:
             self._reconnector.authenticated()
             self._generation += 1
             self._slots.connected()
+            self._forget_halts(list(self._halted), "reconnected")
             self._last_frame = self._connected_at = self._clock()
             self._connected.set()
             self._announce_link_change()
@@ -494,6 +496,7 @@ class MarketStream:
                     }
                     await ws.send(encode_market(self._config.codec, request))
                     add, drop = (symbols, []) if change.action == "subscribe" else ([], symbols)
+                    self._forget_halts(drop, "unsubscribed")
                     log.info("stream_subscribing", stream="market", add=add, drop=drop)
         except (asyncio.CancelledError, websockets.ConnectionClosed):
             raise
@@ -504,7 +507,9 @@ class MarketStream:
 
     async def _watchdog(self) -> None:
         """Raise `StreamSilent` once nothing at all arrived for `silence_timeout` seconds while
-        symbols are subscribed (nothing subscribed: silence is no fault).
+        symbols are subscribed. Nothing subscribed is no fault, even with symbols wanted: a
+        feed whose symbol limit leaves them all waiting is quiet by design (review 11; a
+        reconnection would only be refused the same way, every `silence_timeout`).
 
         A timer of its own that wakes at most once per `silence_timeout`, instead of a
         timeout armed around every frame's receive (≈ 10 % of ingest, issue 14).
@@ -514,7 +519,7 @@ class MarketStream:
         self._last_rx = loop.time()
         while True:
             now = loop.time()
-            if not self._wanted:
+            if not self._slots.any_streamed:
                 self._last_rx = now
             remaining = self._last_rx + timeout - now
             if remaining <= 0:
@@ -759,6 +764,23 @@ class MarketStream:
                 status_code=code,
                 status=message.sm,
             )
+
+    def _forget_halts(self, symbols: Iterable[str], why: str) -> None:
+        """Forget the halts of symbols whose `statuses` the venue stops sending us (an
+        unsubscribe sent, a new connection): §4.3's channel sends changes only, never the
+        current state on subscribe, so a resumption while nobody listened would never
+        arrive and the old halt would hold their legs until the deadline (review 11).
+
+        Forgetting is the safe error: a symbol still halted has no fresh quote to price
+        from (the legs hold on that, DESIGN.md "Fresh quote"), every order is capped, and
+        the venue refuses orders in a halted symbol; a halt kept for ever is a silent stall
+        with a false reason. Kept while the connection is down: nothing trades on the
+        stream's quotes then, and the halt may still be true when it comes back."""
+        forgotten = [s for s in symbols if self._halted.pop(s, None) is not None]
+        if forgotten:
+            log.info("symbol_halt_forgotten", stream="market", symbols=forgotten, reason=why)
+            # a leg holding on the halt re-reads it (`LegQuotes.status_change`)
+            self._wake_arrivals(forgotten)
 
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()

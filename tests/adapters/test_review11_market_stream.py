@@ -30,10 +30,6 @@ async def venue() -> AsyncIterator[SimVenue]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review11: a halt seen before an unsubscribe outlives the resumption it cannot see",
-)
 async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue) -> None:
     """AAA is halted while streamed (the stream says so), its plan ends (unsubscribed), it
     resumes while nobody listens (the `statuses` channel sends changes only, never the current
@@ -61,3 +57,55 @@ async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue)
             fresh = await stream.wait_quote("AAA", newer_than=asked)
         assert fresh.as_of > resumed.as_of  # quoting again: it trades
         assert stream.halted("AAA") is None
+
+
+async def test_symbols_wanted_but_none_streamed_is_no_silence() -> None:
+    """Review 11's follow-on: a feed that streams no symbol at all (the venue refuses even a
+    one-symbol subscribe: a limit of 0) leaves every wanted symbol waiting, priced from REST.
+    The silence watchdog judged *wanted* symbols, so it took the quiet for a dead socket and
+    reconnected every `silence_timeout` (each time probing, being refused and logging it)
+    for as long as the plan ran. Silence with nothing streamed is no fault."""
+    config = SimConfig(
+        scenario="calm", seed=5, start=time(10, 0), start_date=date(2026, 3, 4), symbols=SYMBOLS
+    )
+    timeout = 0.3
+    async with SimVenue(config, options=ServerOptions(data_symbol_limit=0)) as venue:
+        stream = stream_on(venue, None, silence_timeout=timeout)
+        stream.subscribe(["AAA"])
+        async with supervised(stream.run(), "market-stream"):
+            await wait_until(lambda: stream.statistics().refused_by_limit == 1)
+            assert stream.symbol_limit == 0
+            assert stream.unstreamed == {"AAA"}
+            changes = stream.link_changes
+            # an observation window of four silence timeouts, not a synchronisation: the
+            # old watchdog reconnected (a link change each) within every one of them
+            await asyncio.sleep(4 * timeout)
+            assert stream.link_changes == changes
+            assert stream.connected
+
+
+async def test_a_halt_is_kept_through_an_outage_and_forgotten_on_reconnection(
+    venue: SimVenue,
+) -> None:
+    """The same stale fact across a reconnection: AAA is halted, the connection drops, AAA
+    resumes while it is down (the resumption is never sent again). While down the halt
+    stands (nothing trades on the stream then and it may still be true); the new
+    connection's subscription cannot tell, so the halt is forgotten and the leg goes by its
+    quotes, which flow again."""
+    stream = stream_on(venue, 30)
+    stream.subscribe(["AAA", "BBB"])
+    async with supervised(stream.run(), "market-stream"):
+        async with asyncio.timeout(DEADLINE):
+            await stream.wait_quote("AAA")
+        await venue.halt("AAA")
+        await wait_until(lambda: stream.halted("AAA") is not None)
+        await venue.refuse_streams("data", 1.5)  # the reconnection waits for it
+        await venue.drop_streams("data")
+        await wait_until(lambda: not stream.connected)
+        await venue.resume("AAA")
+        assert stream.halted("AAA") is not None
+        asked = datetime.now(UTC)
+        await wait_until(lambda: stream.connected)
+        assert stream.halted("AAA") is None
+        async with asyncio.timeout(DEADLINE):
+            await stream.wait_quote("AAA", newer_than=asked)
