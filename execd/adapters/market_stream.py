@@ -46,6 +46,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.market_halts import Halts
 from execd.adapters.market_values import (
     _STAMP,
     _SYMBOL,
@@ -87,13 +88,6 @@ __all__ = [
     "StreamRefused",
     "classify_stream_error",
 ]
-
-#: Trading-status codes (§4.3 `sc`) that halt trading in a symbol: CTA "2" trading halt,
-#: "5" no open / no resume; UTP "H" trading halt, "P" volatility (LULD) pause. "Q"
-#: (quotation resumption) re-opens quoting only and keeps the halt.
-HALT_CODES = frozenset({"2", "5", "H", "P", "Q"})
-#: Codes that resume trading: CTA "3" resume, UTP "T" trading resumption.
-RESUME_CODES = frozenset({"3", "T"})
 
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
@@ -153,7 +147,7 @@ class MarketStream:
         #: no cached quote counts as stamped later than this (see `_keep_newer`).
         self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
-        self._halted: dict[str, StatusMsg] = {}
+        self._halts = Halts()
         self._quote_arrivals: dict[str, asyncio.Future[None]] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         #: per symbol, when its last trade or status arrived (quotes: `_received`).
@@ -310,10 +304,12 @@ class MarketStream:
     def halted(self, symbol: str) -> StatusMsg | None:
         """The status message that halted `symbol`, while it is halted (None: trading).
 
-        From the `statuses` channel (§4.3): a halt code sets it, a resumption clears it;
-        DESIGN.md "Fresh quote": a halted symbol holds its legs like a stale quote.
+        From the `statuses` channel (§4.3, `market_halts`): a halt code sets it, a
+        resumption clears it, and it is forgotten when the channel stops for the symbol
+        (unsubscribed, reconnected). DESIGN.md "Fresh quote": a halted symbol holds its
+        legs like a stale quote.
         """
-        return self._halted.get(symbol)
+        return self._halts.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
         """The running trade VWAP of `symbol` since it was first subscribed."""
@@ -434,7 +430,7 @@ class MarketStream:
             self._reconnector.authenticated()
             self._generation += 1
             self._slots.connected()
-            self._forget_halts(list(self._halted), "reconnected")
+            self._forget_halts(None, "reconnected")
             self._last_frame = self._connected_at = self._clock()
             self._connected.set()
             self._announce_link_change()
@@ -703,7 +699,7 @@ class MarketStream:
                 if message.S not in self._wanted:
                     return
                 self._had_data = True
-                self._on_status(message)
+                self._halts.on_status(message)
                 # A leg waiting for a quote is woken to see the halt (or its end).
                 self._arrived(message.S)
             case SubscriptionMsg():
@@ -739,48 +735,13 @@ class MarketStream:
         self._sync_needed.set()
         self._note_waiting()
 
-    def _on_status(self, message: StatusMsg) -> None:
-        """Track halts: a halt code marks the symbol halted, a resumption clears it;
-        other statuses (imbalances, indications, short-sale restrictions) change nothing."""
-        symbol, code = message.S, message.sc
-        if code in HALT_CODES:
-            if symbol not in self._halted:
-                log.warning(
-                    "symbol_halted",
-                    stream="market",
-                    symbol=symbol,
-                    status_code=code,
-                    status=message.sm,
-                    reason_code=message.rc,
-                    reason=message.rm,
-                )
-            self._halted[symbol] = message
-        elif code in RESUME_CODES and symbol in self._halted:
-            del self._halted[symbol]
-            log.info(
-                "symbol_resumed",
-                stream="market",
-                symbol=symbol,
-                status_code=code,
-                status=message.sm,
-            )
-
-    def _forget_halts(self, symbols: Iterable[str], why: str) -> None:
-        """Forget the halts of symbols whose `statuses` the venue stops sending us (an
-        unsubscribe sent, a new connection): §4.3's channel sends changes only, never the
-        current state on subscribe, so a resumption while nobody listened would never
-        arrive and the old halt would hold their legs until the deadline (review 11).
-
-        Forgetting is the safe error: a symbol still halted has no fresh quote to price
-        from (the legs hold on that, DESIGN.md "Fresh quote"), every order is capped, and
-        the venue refuses orders in a halted symbol; a halt kept for ever is a silent stall
-        with a false reason. Kept while the connection is down: nothing trades on the
-        stream's quotes then, and the halt may still be true when it comes back."""
-        forgotten = [s for s in symbols if self._halted.pop(s, None) is not None]
-        if forgotten:
-            log.info("symbol_halt_forgotten", stream="market", symbols=forgotten, reason=why)
-            # a leg holding on the halt re-reads it (`LegQuotes.status_change`)
-            self._wake_arrivals(forgotten)
+    def _forget_halts(self, symbols: Iterable[str] | None, why: str) -> None:
+        """Forget the halts of symbols whose statuses the venue stops sending us (None: all;
+        `market_halts`), kept while the link is down: nothing trades on the stream's quotes
+        then, and the halt may still be true when it comes back."""
+        forgotten = self._halts.forget(symbols, why)
+        # a leg holding on the halt re-reads it (`LegQuotes.status_change`)
+        self._wake_arrivals(forgotten)
 
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
