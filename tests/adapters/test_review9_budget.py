@@ -217,7 +217,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("REVIEW9_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("REVIEW9_EXAMPLES", "100")),
     stateful_step_count=60,
     deadline=None,
 )
