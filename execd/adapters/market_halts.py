@@ -5,21 +5,24 @@ indications, short-sale restrictions) change nothing. DESIGN.md "Fresh quote": a
 symbol holds its legs like a stale quote.
 
 The channel sends *changes* only, never the current state on subscribe. So a halt is a
-fact only while the channel runs for its symbol: once the symbol is unsubscribed, or a new
-connection subscribes it again, a resumption in between was never seen and the halt is
-`forget`-ten (review 11: it held a later plan's leg as halted until its deadline in a
-symbol that traded). Forgetting is the safe error: a symbol still halted has no fresh
-quote to price from (the legs hold on that), every order is capped, and the venue refuses
-orders in a halted symbol; a halt kept for ever is a silent stall with a false reason.
+fact only while the channel runs for its symbol: once the symbol is unsubscribed, or the
+connection drops, a resumption in between is never seen (review 11: the old halt held a
+later plan's leg until its deadline in a symbol that traded). Such a halt is `suspect`:
+it still holds the legs, and it ends at the first sign that the symbol trades again, a
+quote stamped later than the last one before the gap (a halted book is not quoted), or
+any new status for the symbol. Forgetting it at once would be wrong the other way: the
+engine unsubscribes and re-subscribes a buy's symbol between its sizing and its leg, and a
+quote from just before the halt is still fresh for a few seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import structlog
 
-from execd.adapters.wire import StatusMsg
+from execd.adapters.wire import QuoteMsg, StatusMsg
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +39,9 @@ class Halts:
 
     def __init__(self) -> None:
         self._halted: dict[str, StatusMsg] = {}
+        #: halted symbols whose statuses had a gap -> the venue time of their last quote
+        #: before it (None: none); empty unless a halt meets a gap (the hot path asks)
+        self.suspects: dict[str, datetime | None] = {}
 
     def get(self, symbol: str) -> StatusMsg | None:
         """The status message that halted `symbol`, while it is halted (None: trading)."""
@@ -44,6 +50,7 @@ class Halts:
     def on_status(self, message: StatusMsg) -> None:
         """Apply one status message: a halt code sets, a resumption clears (logged once)."""
         symbol, code = message.S, message.sc
+        self.suspects.pop(symbol, None)  # the channel speaks for it again
         if code in HALT_CODES:
             if symbol not in self._halted:
                 log.warning(
@@ -66,12 +73,29 @@ class Halts:
                 status=message.sm,
             )
 
-    def forget(self, symbols: Iterable[str] | None, why: str) -> list[str]:
-        """Forget the halts of `symbols` (None: all) whose statuses stopped reaching us
-        (module docstring); returns the symbols whose halt was forgotten."""
-        if symbols is None:
-            symbols = list(self._halted)
-        forgotten = [s for s in symbols if self._halted.pop(s, None) is not None]
-        if forgotten:
-            log.info("symbol_halt_forgotten", stream="market", symbols=forgotten, reason=why)
-        return forgotten
+    def suspect(self, symbols: Iterable[str] | None, last_quote: Mapping[str, QuoteMsg]) -> None:
+        """The statuses of `symbols` (None: all) stop reaching us (an unsubscribe sent, a
+        dropped connection): their halts become suspect (module docstring)."""
+        for symbol in self._halted if symbols is None else symbols:
+            if symbol in self._halted and symbol not in self.suspects:
+                quote = last_quote.get(symbol)
+                self.suspects[symbol] = None if quote is None else quote.t
+
+    def quoting(self, latest: Mapping[str, QuoteMsg]) -> list[str]:
+        """New quotes arrived: a suspect halt whose symbol is quoted again, later than before
+        the gap, is over; returns the symbols whose halt ended so."""
+        ended = []
+        for symbol in self.suspects.keys() & latest.keys():
+            before, t = self.suspects[symbol], latest[symbol].t
+            if before is None or (t is not None and t > before):
+                ended.append(symbol)
+        for symbol in ended:
+            del self.suspects[symbol]
+            del self._halted[symbol]
+            log.info(
+                "symbol_halt_forgotten",
+                stream="market",
+                symbol=symbol,
+                reason="quoted again after its statuses had a gap",
+            )
+        return ended

@@ -305,10 +305,9 @@ class MarketStream:
         """The status message that halted `symbol`, while it is halted (None: trading).
 
         From the `statuses` channel (§4.3, `market_halts`): a halt code sets it, a
-        resumption clears it, and it is forgotten when the channel stops for the symbol
-        (unsubscribed, reconnected). DESIGN.md "Fresh quote": a halted symbol holds its
-        legs like a stale quote.
-        """
+        resumption clears it; after a gap in the channel (unsubscribed, disconnected) the
+        first quote newer than the gap clears it too. DESIGN.md "Fresh quote": a halted
+        symbol holds its legs like a stale quote."""
         return self._halts.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
@@ -430,7 +429,6 @@ class MarketStream:
             self._reconnector.authenticated()
             self._generation += 1
             self._slots.connected()
-            self._forget_halts(None, "reconnected")
             self._last_frame = self._connected_at = self._clock()
             self._connected.set()
             self._announce_link_change()
@@ -492,7 +490,7 @@ class MarketStream:
                     }
                     await ws.send(encode_market(self._config.codec, request))
                     add, drop = (symbols, []) if change.action == "subscribe" else ([], symbols)
-                    self._forget_halts(drop, "unsubscribed")
+                    self._halts.suspect(drop, self._latest)
                     log.info("stream_subscribing", stream="market", add=add, drop=drop)
         except (asyncio.CancelledError, websockets.ConnectionClosed):
             raise
@@ -593,6 +591,8 @@ class MarketStream:
         self._received.update(dict.fromkeys(names, now))
         # a cached quote counts as stamped no later than its receipt (`_older`)
         self._high_water = max(self._high_water, min(last, now))
+        if self._halts.suspects:
+            self._halts.quoting(dict(zip(names, ordered, strict=True)))
         self._wake_arrivals(names)
 
     def _on_quotes(
@@ -620,6 +620,8 @@ class MarketStream:
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
+        if self._halts.suspects:
+            self._halts.quoting(latest)
         self._wake_arrivals(latest.keys())
 
     def _keep_newer(
@@ -735,19 +737,12 @@ class MarketStream:
         self._sync_needed.set()
         self._note_waiting()
 
-    def _forget_halts(self, symbols: Iterable[str] | None, why: str) -> None:
-        """Forget the halts of symbols whose statuses the venue stops sending us (None: all;
-        `market_halts`), kept while the link is down: nothing trades on the stream's quotes
-        then, and the halt may still be true when it comes back."""
-        forgotten = self._halts.forget(symbols, why)
-        # a leg holding on the halt re-reads it (`LegQuotes.status_change`)
-        self._wake_arrivals(forgotten)
-
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
         if was_connected:
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()
+        self._halts.suspect(None, self._latest)
         if was_connected:
             self._announce_link_change()
 

@@ -88,10 +88,9 @@ async def test_a_halt_is_kept_through_an_outage_and_forgotten_on_reconnection(
     venue: SimVenue,
 ) -> None:
     """The same stale fact across a reconnection: AAA is halted, the connection drops, AAA
-    resumes while it is down (the resumption is never sent again). While down the halt
-    stands (nothing trades on the stream then and it may still be true); the new
-    connection's subscription cannot tell, so the halt is forgotten and the leg goes by its
-    quotes, which flow again."""
+    resumes while it is down (the resumption is never sent again). While down and after the
+    reconnection the halt stands (it may still be true, and the new subscription cannot
+    tell); the first quote newer than the outage shows AAA trades again and ends it."""
     stream = stream_on(venue, 30)
     stream.subscribe(["AAA", "BBB"])
     async with supervised(stream.run(), "market-stream"):
@@ -104,8 +103,39 @@ async def test_a_halt_is_kept_through_an_outage_and_forgotten_on_reconnection(
         await wait_until(lambda: not stream.connected)
         await venue.resume("AAA")
         assert stream.halted("AAA") is not None
-        asked = datetime.now(UTC)
+        before = stream.quote("AAA")
+        assert before is not None
         await wait_until(lambda: stream.connected)
+        assert stream.halted("AAA") is not None
+
+        def quoted_again() -> bool:
+            quote = stream.quote("AAA")
+            return quote is not None and quote.as_of > before.as_of
+
+        await wait_until(quoted_again)
         assert stream.halted("AAA") is None
+
+
+async def test_a_halt_after_a_gap_holds_while_the_symbol_is_not_quoted(venue: SimVenue) -> None:
+    """The other error, the unsafe one: AAA is halted, its statuses have a gap (unsubscribed
+    and wanted again, as a buy's sizing and its leg do), and it is *still* halted. No quote
+    newer than the gap comes (a halted book is not quoted), so the halt stands; the
+    resumption, sent on the new subscription, ends it."""
+    stream = stream_on(venue, 30)
+    stream.subscribe(["AAA", "BBB"])
+    async with supervised(stream.run(), "market-stream"):
         async with asyncio.timeout(DEADLINE):
-            await stream.wait_quote("AAA", newer_than=asked)
+            await stream.wait_quote("AAA")
+        await venue.halt("AAA")
+        await wait_until(lambda: stream.halted("AAA") is not None)
+        stream.unsubscribe(["AAA"])
+        await wait_until(lambda: "AAA" not in stream._slots._confirmed)
+        stream.subscribe(["AAA"])
+        await wait_until(lambda: "AAA" in stream._slots._confirmed)
+        bbb = stream.quote("BBB")
+        assert bbb is not None
+        async with asyncio.timeout(DEADLINE):  # the market moves on: BBB quotes again
+            await stream.wait_quote("BBB", newer_than=bbb.as_of)
+        assert stream.halted("AAA") is not None
+        await venue.resume("AAA")
+        await wait_until(lambda: stream.halted("AAA") is None)
