@@ -22,6 +22,7 @@ from rich.console import Console
 
 from execd.cli import commands
 from execd.cli.main import main
+from execd.control.protocol import HaltState, WorkingOrder
 from execd.logs import configure_logging
 from tests.control.fakes import FakeEngine, plan_doc, running_server, short_tmpdir
 
@@ -378,6 +379,45 @@ async def test_status_json_carries_every_leg_field(capsys: pytest.CaptureFixture
     assert leg["filled_qty"] == "0"
 
 
+@pytest.mark.parametrize(
+    ("answer", "printed"),
+    [
+        (
+            HaltState(
+                halted=True,
+                still_working=(WorkingOrder(client_order_id="ex-a-0-1", status="new"),),
+            ),
+            "ex-a-0-1 (new)",
+        ),
+        (HaltState(halted=True, listing_failed=True), "could not list the venue's orders"),
+    ],
+)
+async def test_a_halt_that_left_orders_working_says_which_and_exits_1(
+    capsys: pytest.CaptureFixture[str], answer: HaltState, printed: str
+) -> None:
+    """Review 10: "0 working order(s) canceled" and exit 0 read as a clean halt; a halt
+    that left an order working, or could not look, must say so and exit FAILED."""
+    engine = FakeEngine(halt_answer=answer)
+    async with running_server(engine) as (server, _):
+        halted = await execd(capsys, "halt", "--socket", str(server.path))
+        as_json = await execd(capsys, "halt", "--json", "--socket", str(server.path))
+    assert halted.code == commands.ExitCode.FAILED
+    assert printed in halted.out
+    assert "check the venue" in halted.out or "still working" in halted.out
+    assert as_json.code == commands.ExitCode.FAILED
+    assert as_json.json_lines()[0]["halted"] is True
+
+
+async def test_a_resume_a_later_halt_overrode_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """A resume that waited for a halt's pass while a second halt came answers halted."""
+    refused = "a later `execd halt` came while this resume waited: still halted"
+    engine = FakeEngine(resume_answer=HaltState(halted=True, refused=refused))
+    async with running_server(engine) as (server, _):
+        resumed = await execd(capsys, "resume", "--socket", str(server.path))
+    assert resumed.code == commands.ExitCode.FAILED
+    assert "not resumed" in resumed.out
+
+
 async def test_cancel_halt_resume(capsys: pytest.CaptureFixture[str]) -> None:
     """cancel, halt and resume print one line each; a halted daemon refuses submits."""
     engine = FakeEngine()
@@ -397,7 +437,15 @@ async def test_cancel_halt_resume(capsys: pytest.CaptureFixture[str]) -> None:
     assert "3 working order(s) canceled" in halted.out
     assert refused.code == 1
     assert "[halted]" in refused.err
-    assert resumed.json_lines() == [{"halted": False, "canceled_orders": 0}]
+    assert resumed.json_lines() == [
+        {
+            "halted": False,
+            "canceled_orders": 0,
+            "still_working": [],
+            "listing_failed": False,
+            "refused": None,
+        }
+    ]
 
 
 async def test_health_table_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,7 +46,9 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILED = 1
-    """The daemon refused, or the plan did not fill completely, or health is degraded."""
+    """The daemon refused, or the plan did not fill completely, or health is degraded, or a
+    halt left execd orders working (or could not list them), or a later halt overrode a
+    resume."""
     USAGE = 2
     """Bad arguments, an unreadable plan file or an invalid configuration."""
     UNAVAILABLE = 3
@@ -469,7 +471,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
     async def body(client: ControlClient) -> ExitCode:
         state = await client.halt()
         _print_result(args, state, render.halt_line(state))
-        return ExitCode.OK
+        # Halted either way; FAILED when orders may still be working (the user must act).
+        return ExitCode.OK if state.clean else ExitCode.FAILED
 
     return run_client(args, body)
 
@@ -480,7 +483,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     async def body(client: ControlClient) -> ExitCode:
         state = await client.resume()
         _print_result(args, state, render.halt_line(state))
-        return ExitCode.OK
+        return ExitCode.FAILED if state.halted else ExitCode.OK  # a later halt overrode it
 
     return run_client(args, body)
 

@@ -362,10 +362,20 @@ def healthy(health: Health) -> bool:
 
 
 def halt_line(state: HaltState) -> str:
-    """What `execd halt` / `execd resume` print."""
-    if state.halted:
-        return (
-            f"execd halted: {state.canceled_orders} working order(s) canceled; "
-            "new plans are refused until `execd resume`"
-        )
-    return "execd resumed: accepting plans"
+    """What `execd halt` / `execd resume` print: a halt that left orders working, or could
+    not list the venue's, says so first — the user must act at the venue."""
+    if state.refused is not None:
+        return f"execd not resumed: {state.refused}"
+    if not state.halted:
+        return "execd resumed: accepting plans"
+    lines = []
+    if state.listing_failed:
+        lines.append("execd halted, but could not list the venue's orders: check the venue")
+    if state.still_working:
+        lines.append(f"execd halted, but {len(state.still_working)} order(s) still working:")
+        lines.extend(f"  {o.client_order_id} ({o.status})" for o in state.still_working)
+    lines.append(
+        f"execd halted: {state.canceled_orders} working order(s) canceled; "
+        "new plans are refused until `execd resume`"
+    )
+    return "\n".join(lines)

@@ -298,12 +298,33 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     3 orders, ≈25 s left``; plans are answered ``starting`` until then (optional)."""
 
 
+class WorkingOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An execd order a halt left working, as the venue last listed it."""
+
+    client_order_id: str
+    status: str
+
+
 class HaltState(msgspec.Struct, frozen=True, kw_only=True):
     """What ``halt`` and ``resume`` answer."""
 
     halted: bool
     canceled_orders: int = 0
     """Working execd orders canceled by this halt (0 for resume)."""
+    still_working: tuple[WorkingOrder, ...] = ()
+    """execd orders the halt could not cancel by its deadline (refused, or not reached):
+    the user must act on them at the venue (added in 0.2, optional)."""
+    listing_failed: bool = False
+    """No listing of the venue's open orders succeeded: execd orders the halt never saw
+    may still be working (added in 0.2, optional)."""
+    refused: str | None = None
+    """Why this command did not do what it was asked, when it did not: a `resume` that a
+    later `halt` overrode (added in 0.2, optional)."""
+
+    @property
+    def clean(self) -> bool:
+        """A halt that saw the venue's orders and left none of execd's working."""
+        return not self.still_working and not self.listing_failed
 
 
 class WatchEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -143,6 +143,11 @@ class PlanBook:
                 waits.append(record.done)
         return waits
 
+    def leg_cancels(self, client_order_id: str) -> bool:
+        """True while a running leg, stopped, cancels that order itself (the halt's sweep
+        sends it no second DELETE)."""
+        return any(runner.cancels(client_order_id) for runner in self.runners.values())
+
     # ------------------------------------------------------------------ running plans
 
     def start(self, runner: PlanRunner, session: TradingSession | None = None) -> None:

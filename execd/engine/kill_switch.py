@@ -15,11 +15,11 @@ from typing import Any
 import structlog
 
 from execd.adapters.journal import JournalError
-from execd.control.protocol import ControlError, ErrorCode, HaltState
+from execd.control.protocol import ControlError, ErrorCode, HaltState, WorkingOrder
 from execd.engine.book import PlanBook
 from execd.engine.events import EventHub
 from execd.engine.leg import LegPorts
-from execd.engine.venue_reads import cancel_open_execd_orders
+from execd.engine.venue_reads import sweep_open_execd_orders
 
 _log = structlog.get_logger("execd.engine")
 
@@ -51,12 +51,26 @@ class KillSwitch:
         self._events = events
         self._grace_seconds = grace_seconds
         self._pass: asyncio.Task[HaltState] | None = None
+        # Halts asked so far: a resume that waited for a pass un-halts only if no halt
+        # came while it waited (the user's last word wins).
+        self._halts = 0
 
     async def halt(self) -> HaltState:
         """The kill switch: stop every plan, cancel every working execd order (REST only).
 
         While a stop pass runs, a second halt joins it (logged `halt_joined`) and is
-        answered the same `HaltState`: the orders that pass cancelled."""
+        answered the same `HaltState`: the orders that pass cancelled.
+
+        Refused (`shutting_down`) once the daemon stops: the shutdown owns the orders then
+        (cancelling them, or leaving them for the next start as configured), and a pass
+        started now would outlive the REST gateway."""
+        if self._book.shutting_down:
+            raise ControlError(
+                ErrorCode.SHUTTING_DOWN,
+                "execd is shutting down: its orders are cancelled or left working as"
+                " `[shutdown] working_orders` says; check the venue",
+            )
+        self._halts += 1
         self._book.halted = True
         if self._running():
             _log.warning("halt_joined", hint="a halt is already cancelling: waiting for it")
@@ -74,9 +88,17 @@ class KillSwitch:
         """Accept plans again; after the running stop pass, if any (its listing would
         otherwise cancel the orders of a plan submitted right after the resume)."""
         book = self._book
+        halts = self._halts
         if book.journal_error is None and self._running():
             _log.info("resume_waits_for_halt")
             await self._join()
+            if self._halts != halts:
+                # A halt came while this resume waited, and was answered "halted".
+                _log.warning("resume_overridden", hint="a later `execd halt` stands")
+                return HaltState(
+                    halted=True,
+                    refused="a later `execd halt` came while this resume waited: still halted",
+                )
         if book.journal_error is not None:
             raise ControlError(
                 ErrorCode.HALTED,
@@ -116,6 +138,21 @@ class KillSwitch:
             self._start(self._stop_pass(stop_reason))
         await self._join()
 
+    async def finish_pass(self, grace: float) -> None:
+        """At shutdown, before the REST gateway closes: let a running stop pass end (it
+        answers a user's halt with what it cancelled) instead of cancelling it half way,
+        within `grace` seconds; past it, it is cancelled (logged) so it never outlives the
+        gateway. New halts are refused by then (`shutting_down`)."""
+        work = self._pass
+        if work is None or work.done():
+            return
+        _log.info("shutdown_waits_for_halt")
+        _, pending = await asyncio.wait({work}, timeout=grace)
+        if pending:
+            _log.error("halt_shutdown_timeout", hint="execd orders may still be working")
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+
     # ------------------------------------------------------------------ the stop pass
 
     def _running(self) -> bool:
@@ -139,7 +176,11 @@ class KillSwitch:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace_seconds
         waits = self._book.stop_unfinished(reason, state="halted")
-        canceled = await cancel_open_execd_orders(self._ports.rest, until=deadline)
+        # The stopped legs cancel their own orders; the sweep cancels the rest (orders no
+        # leg owns: a leg already ended, a POST in flight) and confirms the legs' cancels.
+        sweep = await sweep_open_execd_orders(
+            self._ports.rest, until=deadline, owned=self._book.leg_cancels
+        )
         if not all(done.is_set() for done in waits):
             try:
                 async with asyncio.timeout_at(deadline):
@@ -147,7 +188,16 @@ class KillSwitch:
             except TimeoutError:
                 ended = sum(done.is_set() for done in waits)
                 _log.error("halt_plans_unconfirmed", plans=len(waits) - ended)
-        return HaltState(halted=True, canceled_orders=canceled)
+        still = tuple(
+            WorkingOrder(client_order_id=cid, status=status)
+            for cid, status in sorted(sweep.still_working.items())
+        )
+        return HaltState(
+            halted=True,
+            canceled_orders=sweep.canceled,
+            still_working=still,
+            listing_failed=sweep.listing_failed,
+        )
 
     async def journal_halt(self, halted: bool, reason: str) -> None:
         """The kill switch survives a restart (issue 11 §8). A halt whose journal write

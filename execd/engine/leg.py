@@ -83,6 +83,7 @@ from execd.domain.tca import Fill, leg_report, vwap_between
 from execd.engine.benchmarks import BenchmarkCollector
 from execd.engine.clock import Clock
 from execd.engine.doorbell import Doorbell
+from execd.engine.leg_actions import cancel_first
 from execd.engine.leg_executions import LegExecutions
 from execd.engine.leg_journal import REPLACE_UNSAFE, RISK_REFUSED, UNKNOWN_OUTCOME, LegJournal
 from execd.engine.leg_quotes import QuoteFeed
@@ -226,6 +227,11 @@ class LegRunner:
 
     # ------------------------------------------------------------------ control
 
+    def cancels(self, client_order_id: str) -> bool:
+        """True while this leg, stopped, is cancelling `client_order_id` itself (one of its
+        orders): a halt's sweep then leaves that order's DELETE to it."""
+        return self._stop_reason is not None and client_order_id in self.record.client_order_ids
+
     def stop(self, reason: str) -> None:
         """Ask the leg to cancel its working order and finish (plan cancel, halt, shutdown).
 
@@ -279,7 +285,7 @@ class LegRunner:
                     self.state, event, self._ports.clock.now(), self._ports.params
                 )
                 finish: Finish | None = None
-                for action in _cancel_first(actions):
+                for action in cancel_first(actions):
                     follow_up = await self._perform(action)
                     for failed in follow_up:
                         await self._journal.refusal(failed)
@@ -770,24 +776,6 @@ class LegRunner:
             requested_qty=self.spec.qty,
         )
         self.record.benchmarks = self.bench.result(vwap, finish.arrival_quote)
-
-
-def _cancel_first(actions: list[Action]) -> list[Action]:
-    """The decision's actions with a cancel moved ahead of the notes before it.
-
-    A re-peg with ``cancel_and_place`` decides [notes…, CancelOrder]: the notes are log
-    lines (``leg_market_moved``, ``leg_repegged``) that cost ~40 µs each, and a cancel of
-    an order the journal already knows needs nothing written first (issue 14: the request
-    goes out first, its log lines right after; no line is lost). Everything else keeps the
-    ladder's order — a place or replace still waits for its intent on disk.
-    """
-    for index, action in enumerate(actions):
-        if isinstance(action, Note):
-            continue
-        if index == 0 or not isinstance(action, CancelOrder):
-            return actions
-        return [action, *actions[:index], *actions[index + 1 :]]
-    return actions
 
 
 def _plain(value: object) -> object:

@@ -168,8 +168,16 @@ class Lifecycle:
             _log.warning("shutdown_swept_open_orders", count=swept)
 
     async def _abandon(self, grace: float) -> None:
-        """Cancel the plan tasks, not their orders: the journal keeps them unfinished."""
+        """Cancel the plan tasks, not their orders: the journal keeps them unfinished.
+
+        A halt already cancelling is the user's explicit word, later than the config's:
+        its pass is waited for (within `grace`), not cancelled half way, and it ends before
+        the gateway closes (review 10). Halts that come now are refused."""
         book = self._book
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self._kill_switch.finish_pass(grace)
+        grace = max(0.0, deadline - loop.time())
         working = [r.plan_id for r in book.unfinished()]
         for task in list(book.tasks):
             task.cancel()

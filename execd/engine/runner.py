@@ -124,6 +124,10 @@ class PlanRunner:
         for runner in self._runners.values():
             runner.request_reconcile(snapshot)
 
+    def cancels(self, client_order_id: str) -> bool:
+        """True while one of this plan's running legs, stopped, cancels that order itself."""
+        return any(runner.cancels(client_order_id) for runner in self._runners.values())
+
     @property
     def running_legs(self) -> int:
         return len(self._runners)

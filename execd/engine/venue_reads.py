@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -65,9 +67,38 @@ async def sessions_from(
     return [TradingSession.from_alpaca(_calendar_entry(day)) for day in days]
 
 
+@dataclass
+class Sweep:
+    """What a sweep of execd's open orders did, for the halt's answer."""
+
+    canceled: int = 0
+    """Cancels the sweep sent and the venue accepted, and orders left to a stopped leg that
+    then left the open list: each order once."""
+    still_working: dict[str, str] = field(default_factory=dict)
+    """Client order id -> status of the orders whose cancels were refused to the end."""
+    listing_failed: bool = False
+    """No listing of the venue's open orders was complete: execd orders may be working
+    that the sweep never saw."""
+
+
 async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = None) -> int:
+    """`sweep_open_execd_orders`, answering only how many it cancelled."""
+    return (await sweep_open_execd_orders(rest, until=until)).canceled
+
+
+async def sweep_open_execd_orders(
+    rest: RestGateway,
+    *,
+    until: float | None = None,
+    owned: Callable[[str], bool] | None = None,
+) -> Sweep:
     """Cancel every open order whose client id execd generated, and nothing else (LESSONS:
-    an account-wide "clean book" kills orders execd did not place). Returns how many.
+    an account-wide "clean book" kills orders execd did not place).
+
+    `owned(client_order_id)`: True for an order a live leg is cancelling itself (a halt
+    stopped it): the sweep sends it no DELETE of its own (one cancel per order out of the
+    budget the cancels share) and lists again until the leg has done so, as long as
+    `until` allows; an order still working at the end is in `still_working` either way.
 
     Open means every status that is not terminal (`is_live_status`), not a list of the
     statuses execd expects. The listing is paged (more than one page of 500 orders may be
@@ -89,20 +120,49 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
       found nothing new to cancel (at most `HALT_LISTINGS` listings that cancelled
       something; past it, orders still appearing are logged at error).
 
-    The count is of cancels halt sent and the venue accepted, each order once."""
+    The count is of cancels halt sent and the venue accepted, each order once, plus the
+    orders left to a leg that then left the open list (one that filled instead is counted
+    too: the listing cannot tell); the orders
+    still refused at the end and whether no listing was complete are in the `Sweep`."""
     canceled = 0
     tried: set[str] = set()
+    sent_to: set[str] = set()  # ids a cancel was sent to (in `tried` once accepted)
     incomplete = 0
     cancelling = 0  # complete listings that cancelled something
+    any_complete = False
     loop = asyncio.get_running_loop()
     first_failure: float | None = None
     pause = HALT_RELIST_PAUSE  # doubles while cancels are refused past HALT_RETRY_SECONDS
+    # The legs a halt stopped cancel their own orders: a leg that has not within this
+    # (a hung leg, its cancel lost) gets the sweep's DELETE, a second one but no order left.
+    defer_until = loop.time() + HALT_RETRY_SECONDS
+    if until is not None:
+        defer_until = min(defer_until, until)
+    still: dict[str, str] = {}  # client order id -> status, of the last listing
+    left_to_legs: set[str] = set()  # client order ids a stopped leg was cancelling
+    swept: set[str] = set()  # client order ids the sweep's own cancel was accepted for
     for listing_number in itertools.count(1):
         listing = await list_open_orders(rest, priority=Priority.CANCEL)
+        any_complete = any_complete or listing.complete
         fresh = [o for o in listing.orders if _cancellable(o) and str(o.id) not in tried]
+        deferring = owned is not None and loop.time() < defer_until
+        deferred = {
+            str(o.client_order_id): str(o.status.value)
+            for o in fresh
+            if deferring and owned is not None and owned(str(o.client_order_id))
+        }
+        fresh = [o for o in fresh if str(o.client_order_id) not in deferred]
+        left_to_legs.update(deferred)
         failed: dict[str, str] = {}  # client order id -> status when refused
+        unsent: dict[str, str] = {}  # past the deadline: not sent at all
         sent = 0
         for order in fresh:
+            # Past the deadline a first cancel is not sent (thousands of orders must not
+            # keep the answer past the CLI's wait); a refused one gets its last try.
+            if until is not None and loop.time() >= until and str(order.id) not in sent_to:
+                unsent[str(order.client_order_id)] = str(order.status.value)
+                continue
+            sent_to.add(str(order.id))
             try:
                 await rest.cancel_order(str(order.id))
             except AdapterError as exc:  # sent again if the next listing still shows it
@@ -116,6 +176,14 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
                 continue
             sent += 1
             tried.add(str(order.id))
+            swept.add(str(order.client_order_id))
+        still = {**deferred, **failed, **unsent}
+        if unsent:
+            _log.error(
+                "halt_deadline_reached",
+                orders=len(unsent),
+                hint="execd orders are still working: check the venue",
+            )
         canceled += sent
         again = False
         if not listing.complete:
@@ -155,7 +223,9 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
                     canceled=canceled,
                     hint="execd orders may still be working: check the venue",
                 )
-        if not again:
+        if deferred and loop.time() < defer_until and not unsent:
+            again = True  # confirm the legs' own cancels (or send ours past defer_until)
+        if unsent or not again:
             break
         # A cancel is accepted at once and lands a moment later (§1.8), a replace resolves
         # a moment later (§1.7): give them that moment before the next listing. A venue
@@ -168,8 +238,10 @@ async def cancel_open_execd_orders(rest: RestGateway, *, until: float | None = N
                 wait = pause
             wait = max(0.0, min(wait, retry_until - loop.time()))
         await asyncio.sleep(wait)
-    _log.warning("halt_orders_canceled", count=canceled)
-    return canceled
+    by_legs = len(left_to_legs - swept - still.keys())  # left the open list meanwhile
+    canceled += by_legs
+    _log.warning("halt_orders_canceled", count=canceled, by_legs=by_legs)
+    return Sweep(canceled=canceled, still_working=still, listing_failed=not any_complete)
 
 
 def _retry_until(first_failure: float, until: float | None, statuses: set[str]) -> float:

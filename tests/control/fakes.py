@@ -96,6 +96,11 @@ class FakeEngine:
     streams_up: bool = True
     starting_answers: int = 0
     """Submissions answered ``starting`` (a daemon still reconciling) before one is taken."""
+    halt_answer: HaltState = field(
+        default_factory=lambda: HaltState(halted=True, canceled_orders=3)
+    )
+    """What `halt` answers (a halt that left orders working, one that could not list)."""
+    resume_answer: HaltState = field(default_factory=lambda: HaltState(halted=False))
 
     def _crash(self, op: str) -> None:
         if op in self.crash_on:
@@ -163,13 +168,13 @@ class FakeEngine:
         """Refuse new plans."""
         self._crash("halt")
         self.halted = True
-        return HaltState(halted=True, canceled_orders=3)
+        return self.halt_answer
 
     async def resume(self) -> HaltState:
         """Accept plans again."""
         self._crash("resume")
-        self.halted = False
-        return HaltState(halted=False)
+        self.halted = self.resume_answer.halted
+        return self.resume_answer
 
     async def health(self) -> Health:
         """A healthy daemon with two quotes in its cache."""

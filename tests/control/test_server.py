@@ -204,7 +204,13 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
     """Several lines in one write get their answers in the same order."""
     async with running_server() as (server, _), connect(server.path) as conn:
         await conn.send(b'{"op":"halt"}\n{"op":"health"}\n{"op":"resume"}\n')
-        assert (await conn.line())["result"] == {"halted": True, "canceled_orders": 3}
+        assert (await conn.line())["result"] == {
+            "halted": True,
+            "canceled_orders": 3,
+            "still_working": [],
+            "listing_failed": False,
+            "refused": None,
+        }
         assert (await conn.line())["result"]["halted"] is True
         assert (await conn.line())["result"]["halted"] is False
 

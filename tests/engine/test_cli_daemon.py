@@ -227,7 +227,15 @@ async def test_halt_refuses_plans_until_resume(start_daemon: StartDaemon) -> Non
     assert refused.code == 1
     assert "[halted]" in refused.err
     resumed = await cli(d, "resume", "--json")
-    assert resumed.json_lines() == [{"halted": False, "canceled_orders": 0}]
+    assert resumed.json_lines() == [
+        {
+            "halted": False,
+            "canceled_orders": 0,
+            "still_working": [],
+            "listing_failed": False,
+            "refused": None,
+        }
+    ]
     run = await cli(d, "submit", path, "--follow")
     d.plans.append("h")
     assert run.code == 0, run.err

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from execd.domain.ladder_types import CancelOrder, Note, OrderType, PlaceOrder
 from execd.domain.types import Side
-from execd.engine.leg import _cancel_first
+from execd.engine.leg_actions import cancel_first
 
 
 def _note(event: str) -> Note:
@@ -19,8 +19,8 @@ def test_a_cancel_goes_out_before_the_notes_of_its_decision() -> None:
     follow it (none is dropped)."""
     moved, repegged = _note("leg_market_moved"), _note("leg_repegged")
     cancel = CancelOrder("xd-abc-0-1")
-    assert _cancel_first([moved, repegged, cancel]) == [cancel, moved, repegged]
-    assert _cancel_first([cancel, moved]) == [cancel, moved]
+    assert cancel_first([moved, repegged, cancel]) == [cancel, moved, repegged]
+    assert cancel_first([cancel, moved]) == [cancel, moved]
 
 
 def test_a_place_keeps_the_ladder_order() -> None:
@@ -36,7 +36,7 @@ def test_a_place_keeps_the_ladder_order() -> None:
         limit_price=Decimal("1.00"),
         step=4,
     )
-    assert _cancel_first([note, place]) == [note, place]
+    assert cancel_first([note, place]) == [note, place]
     cancel = CancelOrder("xd-abc-0-1")
-    assert _cancel_first([note, place, cancel]) == [note, place, cancel]
-    assert _cancel_first([note]) == [note]
+    assert cancel_first([note, place, cancel]) == [note, place, cancel]
+    assert cancel_first([note]) == [note]

@@ -1,7 +1,7 @@
 """Review 10: the kill switch after the core split (engine/kill_switch.py, venue_reads.py).
 
-Each test here is a defect found by trying to break the halt, marked strict xfail: it fails
-on the code it was written against; the fixer removes the marker.
+Each test here is a defect found by trying to break the halt: it failed (strict xfail) on the
+code it was written against, and passes since fixhalt.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ def _plan(plan_id: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: a resume queued behind a running halt undoes a later halt that said halted",
-)
 async def test_a_halt_after_a_queued_resume_leaves_the_daemon_halted(
     start_daemon: StartDaemon,
 ) -> None:
@@ -65,13 +61,9 @@ async def test_a_halt_after_a_queued_resume_leaves_the_daemon_halted(
     assert (await engine.health()).halted, "halt #2 said halted, the daemon is not"
     with pytest.raises(ControlError) as refused:
         await d.submit(_plan("after"))
-    assert refused.value.code is ErrorCode.HALTED
+    assert refused.value.code == ErrorCode.HALTED  # `code` is a plain str (ControlError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: a halt during a leave-orders shutdown outlives the gateway and crashes",
-)
 async def test_a_halt_at_a_leave_orders_shutdown_cancels_or_is_refused(
     start_daemon: StartDaemon,
 ) -> None:
@@ -96,16 +88,12 @@ async def test_a_halt_at_a_leave_orders_shutdown_cancels_or_is_refused(
             answer = exc
         order = venue.exchange.get_order(resting["order"]["id"])
         if isinstance(answer, ControlError):
-            assert answer.code is ErrorCode.SHUTTING_DOWN, answer
+            assert answer.code == ErrorCode.SHUTTING_DOWN, answer
         else:
             assert isinstance(answer, HaltState), f"the halt answered {answer!r}"
             assert order["status"] == "canceled", "the halted order is still working"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: a halt whose cancels are refused answers success, not the orders left",
-)
 async def test_a_halt_that_could_not_cancel_says_which_orders_still_work(
     start_daemon: StartDaemon,
 ) -> None:
@@ -114,7 +102,8 @@ async def test_a_halt_that_could_not_cancel_says_which_orders_still_work(
     `execd halt` prints "execd halted: 0 working order(s) canceled" and exits 0 while the
     order works on (the CLI's own comment says the halt "answers with the orders it could
     not cancel"; it does not). The user at the terminal must be told which order is left."""
-    d = await start_daemon()
+    # The halt's deadline is 3 x confirm_timeout: 3 s, not 9 s, of refused cancels.
+    d = await start_daemon(ladder={"confirm_timeout_seconds": 1.0})
     engine = d.daemon.engine
     await d.submit(_plan("stuck"))
     resting = await wait_resting(d, "stuck")
@@ -128,10 +117,6 @@ async def test_a_halt_that_could_not_cancel_says_which_orders_still_work(
     assert client_order_id in render.halt_line(state), render.halt_line(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: a halt sends each working order two DELETEs (the leg's and the halt's)",
-)
 async def test_a_halt_sends_each_working_order_one_cancel(start_daemon: StartDaemon) -> None:
     """Three legs resting; one `execd halt`. `stop_unfinished` stops every leg, and each
     stopped leg DELETEs its own order, while the halt's listing (a moment later, the order
@@ -162,10 +147,6 @@ async def test_a_halt_sends_each_working_order_one_cancel(start_daemon: StartDae
     assert max(deletes.values()) == 1, deletes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review10: a halt that could not list the venue answers like a clean halt",
-)
 async def test_a_halt_that_could_not_list_the_venue_does_not_answer_like_a_clean_one(
     start_daemon: StartDaemon,
 ) -> None:
@@ -185,3 +166,32 @@ async def test_a_halt_that_could_not_list_the_venue_does_not_answer_like_a_clean
     await d.venue.clear_faults()
     assert blind.halted
     assert render.halt_line(blind) != render.halt_line(clean), render.halt_line(blind)
+
+
+async def test_a_halt_running_when_a_leave_orders_shutdown_starts_ends_before_the_gateway(
+    start_daemon: StartDaemon,
+) -> None:
+    """The other order of the race above: the halt's pass is already cancelling (the venue
+    holds its DELETEs) when a `working_orders = "leave"` stop begins. The shutdown waits
+    for the pass (it is the user's later word) instead of cancelling it half way: the halt
+    answers, and the order it halted is cancelled, not left working."""
+    async with outside_venue() as venue:
+        d = await start_daemon(venue=venue, **LEAVE)
+        engine = d.daemon.engine
+        await d.submit(_plan("halted"))
+        resting = await wait_resting(d, "halted")
+        await venue.fail_next_requests(100, delay=HOLD, method="DELETE", path="/v2/orders")
+        halt = asyncio.create_task(engine.halt())
+
+        async def cancel_sent() -> bool:
+            return any(k.startswith("DELETE ") for k in venue.services.requests)
+
+        await d.wait_until(cancel_sent, "the halt's cancel reached the venue")
+        await d.stop()
+        answer = await halt
+        await venue.clear_faults()
+        assert isinstance(answer, HaltState)
+        assert answer.halted
+        assert answer.clean, answer
+        order = venue.exchange.get_order(resting["order"]["id"])
+        assert order["status"] == "canceled", "the halted order is still working"
