@@ -5,7 +5,7 @@
   exactly once), `rest_reads` (the GETs) and `rest_answers` (answers to errors and models).
 - `market_stream` — market-data websocket, NBBO cache and trade VWAP; `market_values` its
   values and pure quote ordering; `stream_slots` which symbols the feed's symbol limit
-  lets it carry.
+  lets it carry; `market_halts` which symbols its statuses channel says are halted.
 - `order_stream` — the `trade_updates` websocket, routed by client order id.
 - `stream_errors` — how a stream ended (retry or fatal), for both streams' reconnects.
 - `wire` — msgspec structs for the stream messages (ALPACA.md §3, §4).

@@ -46,6 +46,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from execd.adapters.backoff import BackoffPolicy
+from execd.adapters.market_halts import Halts
 from execd.adapters.market_values import (
     _STAMP,
     _SYMBOL,
@@ -87,13 +88,6 @@ __all__ = [
     "StreamRefused",
     "classify_stream_error",
 ]
-
-#: Trading-status codes (§4.3 `sc`) that halt trading in a symbol: CTA "2" trading halt,
-#: "5" no open / no resume; UTP "H" trading halt, "P" volatility (LULD) pause. "Q"
-#: (quotation resumption) re-opens quoting only and keeps the halt.
-HALT_CODES = frozenset({"2", "5", "H", "P", "Q"})
-#: Codes that resume trading: CTA "3" resume, UTP "T" trading resumption.
-RESUME_CODES = frozenset({"3", "T"})
 
 #: §4.4 codes that no retry on the same credentials/plan will fix.
 _AUTH_CODES = frozenset({402, 409, 411})
@@ -153,7 +147,7 @@ class MarketStream:
         #: no cached quote counts as stamped later than this (see `_keep_newer`).
         self._high_water = datetime.min.replace(tzinfo=UTC)
         self._built: dict[str, tuple[QuoteMsg, Quote]] = {}
-        self._halted: dict[str, StatusMsg] = {}
+        self._halts = Halts()
         self._quote_arrivals: dict[str, asyncio.Future[None]] = {}
         self._vwap: dict[str, VwapAccumulator] = {}
         #: per symbol, when its last trade or status arrived (quotes: `_received`).
@@ -184,18 +178,19 @@ class MarketStream:
         Beyond the feed's symbol limit they wait, in the order given, for a slot."""
         new = [s for s in dict.fromkeys(symbols) if s not in self._wanted]
         if new:
-            if not self._wanted:
-                self._restart_silence_clock()
+            idle = not self._slots.any_streamed
             self._slots.want(new)
+            if idle and self._slots.any_streamed:
+                self._restart_silence_clock()
             for symbol in new:
                 self._vwap.setdefault(symbol, VwapAccumulator())
             self._sync_needed.set()
             self._note_waiting()
 
     def _restart_silence_clock(self) -> None:
-        """The first symbol gets a whole `silence_timeout`: the idle watchdog re-arms only
-        once per timeout, so without this it would judge the new subscription on the idle
-        time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
+        """The first symbol streamed gets a whole `silence_timeout`: the idle watchdog re-arms
+        only once per timeout, so without this it would judge the new subscription on the
+        idle time before it (review 2). Moving `_last_rx` is enough: the watchdog re-reads it
         when it wakes and sleeps for what is left. No running loop: no watchdog either."""
         with contextlib.suppress(RuntimeError):
             self._last_rx = asyncio.get_running_loop().time()
@@ -309,10 +304,11 @@ class MarketStream:
     def halted(self, symbol: str) -> StatusMsg | None:
         """The status message that halted `symbol`, while it is halted (None: trading).
 
-        From the `statuses` channel (§4.3): a halt code sets it, a resumption clears it;
-        DESIGN.md "Fresh quote": a halted symbol holds its legs like a stale quote.
-        """
-        return self._halted.get(symbol)
+        From the `statuses` channel (§4.3, `market_halts`): a halt code sets it, a
+        resumption clears it; after a gap in the channel (unsubscribed, disconnected) the
+        first quote newer than the gap clears it too. DESIGN.md "Fresh quote": a halted
+        symbol holds its legs like a stale quote."""
+        return self._halts.get(symbol)
 
     def vwap(self, symbol: str) -> VwapAccumulator:
         """The running trade VWAP of `symbol` since it was first subscribed."""
@@ -494,6 +490,7 @@ class MarketStream:
                     }
                     await ws.send(encode_market(self._config.codec, request))
                     add, drop = (symbols, []) if change.action == "subscribe" else ([], symbols)
+                    self._halts.suspect(drop, self._latest)
                     log.info("stream_subscribing", stream="market", add=add, drop=drop)
         except (asyncio.CancelledError, websockets.ConnectionClosed):
             raise
@@ -504,7 +501,9 @@ class MarketStream:
 
     async def _watchdog(self) -> None:
         """Raise `StreamSilent` once nothing at all arrived for `silence_timeout` seconds while
-        symbols are subscribed (nothing subscribed: silence is no fault).
+        symbols are subscribed. Nothing subscribed is no fault, even with symbols wanted: a
+        feed whose symbol limit leaves them all waiting is quiet by design (review 11; a
+        reconnection would only be refused the same way, every `silence_timeout`).
 
         A timer of its own that wakes at most once per `silence_timeout`, instead of a
         timeout armed around every frame's receive (≈ 10 % of ingest, issue 14).
@@ -514,7 +513,7 @@ class MarketStream:
         self._last_rx = loop.time()
         while True:
             now = loop.time()
-            if not self._wanted:
+            if not self._slots.any_streamed:
                 self._last_rx = now
             remaining = self._last_rx + timeout - now
             if remaining <= 0:
@@ -592,6 +591,8 @@ class MarketStream:
         self._received.update(dict.fromkeys(names, now))
         # a cached quote counts as stamped no later than its receipt (`_older`)
         self._high_water = max(self._high_water, min(last, now))
+        if self._halts.suspects:
+            self._halts.quoting(dict(zip(names, ordered, strict=True)))
         self._wake_arrivals(names)
 
     def _on_quotes(
@@ -619,6 +620,8 @@ class MarketStream:
         self._had_data = True
         self._latest.update(latest)
         self._received.update(dict.fromkeys(latest, now))
+        if self._halts.suspects:
+            self._halts.quoting(latest)
         self._wake_arrivals(latest.keys())
 
     def _keep_newer(
@@ -698,7 +701,7 @@ class MarketStream:
                 if message.S not in self._wanted:
                     return
                 self._had_data = True
-                self._on_status(message)
+                self._halts.on_status(message)
                 # A leg waiting for a quote is woken to see the halt (or its end).
                 self._arrived(message.S)
             case SubscriptionMsg():
@@ -734,37 +737,12 @@ class MarketStream:
         self._sync_needed.set()
         self._note_waiting()
 
-    def _on_status(self, message: StatusMsg) -> None:
-        """Track halts: a halt code marks the symbol halted, a resumption clears it;
-        other statuses (imbalances, indications, short-sale restrictions) change nothing."""
-        symbol, code = message.S, message.sc
-        if code in HALT_CODES:
-            if symbol not in self._halted:
-                log.warning(
-                    "symbol_halted",
-                    stream="market",
-                    symbol=symbol,
-                    status_code=code,
-                    status=message.sm,
-                    reason_code=message.rc,
-                    reason=message.rm,
-                )
-            self._halted[symbol] = message
-        elif code in RESUME_CODES and symbol in self._halted:
-            del self._halted[symbol]
-            log.info(
-                "symbol_resumed",
-                stream="market",
-                symbol=symbol,
-                status_code=code,
-                status=message.sm,
-            )
-
     def _on_disconnect(self) -> None:
         was_connected = self._connected.is_set()
         if was_connected:
             log.warning("stream_disconnected", stream="market", connection=self._generation)
         self._connected.clear()
+        self._halts.suspect(None, self._latest)
         if was_connected:
             self._announce_link_change()
 

@@ -40,7 +40,9 @@ async def venue() -> AsyncIterator[SimVenue]:
         yield running
 
 
-def stream_on(venue: SimVenue, symbol_limit: int | None) -> MarketStream:
+def stream_on(
+    venue: SimVenue, symbol_limit: int | None, *, silence_timeout: float = 30.0
+) -> MarketStream:
     """A market stream on the venue's data stream with the given symbol limit."""
     return MarketStream(
         MarketStreamConfig(
@@ -49,6 +51,7 @@ def stream_on(venue: SimVenue, symbol_limit: int | None) -> MarketStream:
             secret_key=venue.secret_key,
             backoff=BackoffPolicy(initial=0.05, maximum=0.05, jitter=0),
             symbol_limit=symbol_limit,
+            silence_timeout=silence_timeout,
         ),
         rand=random.Random(3).random,
     )

@@ -30,10 +30,6 @@ async def venue() -> AsyncIterator[SimVenue]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review11: a halt seen before an unsubscribe outlives the resumption it cannot see",
-)
 async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue) -> None:
     """AAA is halted while streamed (the stream says so), its plan ends (unsubscribed), it
     resumes while nobody listens (the `statuses` channel sends changes only, never the current
@@ -61,3 +57,85 @@ async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue)
             fresh = await stream.wait_quote("AAA", newer_than=asked)
         assert fresh.as_of > resumed.as_of  # quoting again: it trades
         assert stream.halted("AAA") is None
+
+
+async def test_symbols_wanted_but_none_streamed_is_no_silence() -> None:
+    """Review 11's follow-on: a feed that streams no symbol at all (the venue refuses even a
+    one-symbol subscribe: a limit of 0) leaves every wanted symbol waiting, priced from REST.
+    The silence watchdog judged *wanted* symbols, so it took the quiet for a dead socket and
+    reconnected every `silence_timeout` (each time probing, being refused and logging it)
+    for as long as the plan ran. Silence with nothing streamed is no fault."""
+    config = SimConfig(
+        scenario="calm", seed=5, start=time(10, 0), start_date=date(2026, 3, 4), symbols=SYMBOLS
+    )
+    timeout = 0.3
+    async with SimVenue(config, options=ServerOptions(data_symbol_limit=0)) as venue:
+        stream = stream_on(venue, None, silence_timeout=timeout)
+        stream.subscribe(["AAA"])
+        async with supervised(stream.run(), "market-stream"):
+            await wait_until(lambda: stream.statistics().refused_by_limit == 1)
+            assert stream.symbol_limit == 0
+            assert stream.unstreamed == {"AAA"}
+            changes = stream.link_changes
+            # an observation window of four silence timeouts, not a synchronisation: the
+            # old watchdog reconnected (a link change each) within every one of them
+            await asyncio.sleep(4 * timeout)
+            assert stream.link_changes == changes
+            assert stream.connected
+
+
+async def test_a_halt_is_kept_through_an_outage_and_forgotten_on_reconnection(
+    venue: SimVenue,
+) -> None:
+    """The same stale fact across a reconnection: AAA is halted, the connection drops, AAA
+    resumes while it is down (the resumption is never sent again). While down and after the
+    reconnection the halt stands (it may still be true, and the new subscription cannot
+    tell); the first quote newer than the outage shows AAA trades again and ends it."""
+    stream = stream_on(venue, 30)
+    stream.subscribe(["AAA", "BBB"])
+    async with supervised(stream.run(), "market-stream"):
+        async with asyncio.timeout(DEADLINE):
+            await stream.wait_quote("AAA")
+        await venue.halt("AAA")
+        await wait_until(lambda: stream.halted("AAA") is not None)
+        await venue.refuse_streams("data", 1.5)  # the reconnection waits for it
+        await venue.drop_streams("data")
+        await wait_until(lambda: not stream.connected)
+        await venue.resume("AAA")
+        assert stream.halted("AAA") is not None
+        before = stream.quote("AAA")
+        assert before is not None
+        await wait_until(lambda: stream.connected)
+        assert stream.halted("AAA") is not None
+
+        def quoted_again() -> bool:
+            quote = stream.quote("AAA")
+            return quote is not None and quote.as_of > before.as_of
+
+        await wait_until(quoted_again)
+        assert stream.halted("AAA") is None
+
+
+async def test_a_halt_after_a_gap_holds_while_the_symbol_is_not_quoted(venue: SimVenue) -> None:
+    """The other error, the unsafe one: AAA is halted, its statuses have a gap (unsubscribed
+    and wanted again, as a buy's sizing and its leg do), and it is *still* halted. No quote
+    newer than the gap comes (a halted book is not quoted), so the halt stands; the
+    resumption, sent on the new subscription, ends it."""
+    stream = stream_on(venue, 30)
+    stream.subscribe(["AAA", "BBB"])
+    async with supervised(stream.run(), "market-stream"):
+        async with asyncio.timeout(DEADLINE):
+            await stream.wait_quote("AAA")
+        await venue.halt("AAA")
+        await wait_until(lambda: stream.halted("AAA") is not None)
+        stream.unsubscribe(["AAA"])
+        await wait_until(lambda: "AAA" not in stream._slots._confirmed)
+        stream.subscribe(["AAA"])
+        await wait_until(lambda: "AAA" in stream._slots._confirmed)
+        bbb = stream.quote("BBB")
+        assert bbb is not None
+        async with asyncio.timeout(DEADLINE):  # the market moves on: BBB quotes again
+            await stream.wait_quote("BBB", newer_than=bbb.as_of)
+        assert stream.halted("AAA") is not None
+        await venue.resume("AAA")
+        await wait_until(lambda: stream.halted("AAA") is None)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections import deque
 
-import pytest
-
 from execd.adapters.stream_slots import SlotRequest, StreamSlots
 
 
@@ -65,10 +63,6 @@ class Venue:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review11: a 405 forgets a symbol whose re-subscribe is in flight; 405 loop forever",
-)
 def test_a_refused_subscribe_does_not_forget_a_resubscribe_in_flight() -> None:
     """Told 5, the venue allows 1. B streams. A is asked for (sent); A and B's legs end
     and a new plan asks for A again, and then C (each sent as asked: the writer runs
@@ -108,10 +102,6 @@ def test_a_refused_subscribe_does_not_forget_a_resubscribe_in_flight() -> None:
     assert len(venue.carried) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review11: two multi-symbol subscribes refused in a row teach a limit of 0",
-)
 def test_two_refused_batches_in_flight_do_not_teach_a_limit_of_zero() -> None:
     """Told 10 (or None), the venue allows 2. Two plans are submitted back to back: each
     one's symbols go out as one subscribe before the venue answered the first. Both are

@@ -121,3 +121,109 @@ def test_a_limit_below_zero_is_refused() -> None:
     """A negative limit is a caller's bug, not 'no stream'."""
     with pytest.raises(ValueError, match="symbol limit"):
         StreamSlots(-1)
+
+
+class InFlightVenue:
+    """The venue's side of one connection with requests in flight, as the market stream's
+    writer sends them (review 11): every request waits on the wire until answered, in order;
+    a subscribe that would pass the limit is refused (405) and changes nothing."""
+
+    def __init__(self, slots: StreamSlots, limit: int) -> None:
+        self.slots = slots
+        self.limit = limit
+        self.carried: set[str] = set()
+        self.in_flight: list[SlotRequest] = []
+
+    def send(self) -> None:
+        self.in_flight.extend(self.slots.requests())
+
+    def answer_one(self) -> None:
+        request = self.in_flight.pop(0)
+        if request.action == "unsubscribe":
+            self.carried.difference_update(request.symbols)
+        elif len(self.carried | set(request.symbols)) > self.limit:
+            self.slots.refused()
+            return
+        else:
+            self.carried.update(request.symbols)
+        self.slots.answered(set(self.carried))
+
+    def settle(self) -> None:
+        for _ in range(200):
+            while self.in_flight:
+                self.answer_one()
+            self.send()
+            if not self.in_flight:
+                return
+        raise AssertionError("the slots never settled: a loop on the wire")
+
+
+Step = tuple[str, list[str]]
+
+steps_in_flight = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["want", "want", "drop"]),
+            st.lists(st.sampled_from("ABCDEF"), min_size=1, max_size=3, unique=True),
+        ),
+        # several sends before the answers: the requests pile up in flight
+        st.tuples(st.sampled_from(["send", "send", "answer", "reconnect"]), st.just([])),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    limit=st.integers(min_value=0, max_value=4),
+    told=st.one_of(st.none(), st.integers(min_value=0, max_value=8)),
+    steps=steps_in_flight,
+)
+def test_the_stream_settles_with_requests_in_flight(
+    limit: int, told: int | None, steps: list[Step]
+) -> None:
+    """Wants, drops, sends and answers interleave in any order (several requests in flight,
+    a symbol dropped and wanted again before its subscribe is answered, a reconnection
+    dropping whatever is in flight): the learned limit never falls below the venue's when
+    execd was told no less, and once the wire is quiet the venue carries exactly what
+    `streamed` says, only wanted symbols, as many as fit, without a loop of refusals."""
+    slots = StreamSlots(told)
+    venue = InFlightVenue(slots, limit)
+    for action, symbols in steps:
+        if action == "want":
+            slots.want(symbols)
+        elif action == "drop":
+            slots.drop(symbols)
+        elif action == "send":
+            venue.send()
+        elif action == "answer" and venue.in_flight:
+            venue.answer_one()
+        elif action == "reconnect":
+            venue.carried.clear()
+            venue.in_flight.clear()
+            slots.connected()
+        assert len(venue.carried) <= limit
+        if told is None or told >= limit:
+            assert slots.limit is None or slots.limit >= limit
+    venue.settle()
+    assert venue.carried <= slots.wanted
+    assert venue.carried == slots.streamed
+    assert set(slots.waiting) == slots.wanted - venue.carried
+    if told is None or told >= limit:
+        assert len(venue.carried) == min(limit, len(slots.wanted))
+        assert slots.limit is None or slots.limit >= limit
+
+
+def test_two_refused_batches_teach_no_limit_below_the_venue_s_when_told_none() -> None:
+    """Review 11's second defect with no configured limit (a paid plan assumed, the venue
+    enforcing 2): the batches refused in flight teach an upper bound, the probes the rest."""
+    slots = StreamSlots(None)
+    venue = InFlightVenue(slots, 2)
+    slots.want(["A", "B", "C"])
+    venue.send()
+    slots.want(["D", "E", "F"])
+    venue.send()
+    venue.settle()
+    assert slots.limit == 2
+    assert venue.carried == slots.streamed == {"A", "B"}  # the first asked, first served
+    assert slots.waiting == ("C", "D", "E", "F")

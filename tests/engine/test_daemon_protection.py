@@ -159,10 +159,14 @@ async def test_a_halted_symbol_holds_and_trades_once_resumed(start_daemon: Start
         d.venue.hub.publish_market_data(status("H", "Trading Halt"))
         return quotes.halted("AAPL") is not None
 
+    # a halted book is not quoted (review 11: after a gap in AAPL's statuses, as between a
+    # buy's sizing and its leg, a newer quote is what ends a halt the stream cannot see)
+    await d.venue.silence_quotes("AAPL", None)
     await d.wait_until(halted, "the daemon to see the halt")
 
     async def resume() -> None:
         d.venue.hub.publish_market_data(status("T", "Trading Resumption"))
+        await d.venue.silence_quotes("AAPL", 0)
 
     await _buy_through_a_halt(d, "halt", resume)
 
