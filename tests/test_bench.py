@@ -287,3 +287,17 @@ async def test_a_connection_can_ask_the_feed_for_fewer_quotes() -> None:
                 frame = await asyncio.wait_for(ws.recv(decode=False), 30)
                 seen += [q["S"] for q in msgspec.msgpack.decode(frame)]
     assert len(seen) == 301
+
+
+def test_the_quality_costs_say_when_the_real_tapes_are_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The tapes live beside the checkout (../shared/tapes): a clone elsewhere ran the
+    synthetic scenarios only and printed different averages without a word (session 8:
+    normal 0.57x market there, 0.46x with the tapes)."""
+    from execd.bench import quality
+
+    monkeypatch.setattr(quality, "TAPES", tmp_path)
+    assert "NO TAPES" in quality.tapes_note()
+    (tmp_path / "X-2013-10-07-open.jsonl").write_text("", encoding="utf-8")
+    assert quality.tapes_note() == ""

@@ -120,6 +120,15 @@ def tape_symbol(path: Path) -> str:
     return path.name.split("-", 1)[0]
 
 
+def tapes_note() -> str:
+    """Said on the cost figures when the real tapes are missing: they live beside the
+    checkout (``../shared/tapes``), so a clone elsewhere runs the synthetic scenarios only,
+    and the averages differ (session 8: normal 0.57x market without them, 0.46x with)."""
+    if any(TAPES.glob("*.jsonl")):
+        return ""
+    return f"; NO TAPES at {TAPES}: synthetic scenarios only"
+
+
 def cases(profile: Profile) -> Iterator[Case]:
     """The grid of `profile` (seeds, sizes) over scenarios, symbols and tapes."""
     venues: list[tuple[str, Path | None, int, str]] = []
@@ -218,7 +227,7 @@ def summarise(outcomes: list[Outcome], params: LadderParams) -> list[Figure]:
                 "quality_market_cost_bps",
                 market_mean,
                 targets,
-                f"mean over {len(costs)} legs with fills",
+                f"mean over {len(costs)} legs with fills" + tapes_note(),
             )
         )
         figures.append(
