@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from time import monotonic
 
+import pytest
+
 from execd.bench.harness import STEP, run_ladder, run_market
 from execd.bench.quality import Case, fresh_venue, leg_spec, run_case
 from execd.bench.quality_causes import cost_bps
