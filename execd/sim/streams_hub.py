@@ -374,6 +374,32 @@ class StreamHub:
         if self.on_data_frame_sent is not None:
             self.on_data_frame_sent(messages)
 
+    async def _accept(
+        self,
+        request: web.Request,
+        kind: StreamKind,
+        *,
+        feed: str = "",
+        trading: TradingSession | None = None,
+        data: DataSession | None = None,
+    ) -> _Connection | web.Response:
+        """An upgraded connection of `kind`, or the refusal a fault asked for (both
+        streams' handlers start so)."""
+        refusal = self._refusal(kind)
+        if refusal is not None:
+            return _refused(refusal)
+        ws = self._websocket(request)
+        await ws.prepare(request)
+        return _Connection(
+            kind=kind,
+            ws=ws,
+            request=request,
+            codec=codec_for(request.headers.get("Content-Type")),
+            feed=feed,
+            trading=trading,
+            data=data,
+        )
+
     def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The response for an upgrade, its buffering sized by ``options.send_buffer``."""
         size = self.options.send_buffer
@@ -415,18 +441,10 @@ class StreamHub:
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /stream``: the trade_updates websocket (§3)."""
-        refusal = self._refusal(StreamKind.TRADING)
-        if refusal is not None:
-            return _refused(refusal)
-        ws = self._websocket(request)
-        await ws.prepare(request)
-        conn = _Connection(
-            kind=StreamKind.TRADING,
-            ws=ws,
-            request=request,
-            codec=codec_for(request.headers.get("Content-Type")),
-            trading=TradingSession(),
-        )
+        conn = await self._accept(request, StreamKind.TRADING, trading=TradingSession())
+        if not isinstance(conn, _Connection):
+            return conn
+        ws = conn.ws
 
         async def read() -> None:
             session = conn.trading
@@ -463,19 +481,10 @@ class StreamHub:
 
     async def data_handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /v2/{iex,sip,test,...}``: the market-data websocket (§4)."""
-        refusal = self._refusal(StreamKind.DATA)
-        if refusal is not None:
-            return _refused(refusal)
-        ws = self._websocket(request)
-        await ws.prepare(request)
-        conn = _Connection(
-            kind=StreamKind.DATA,
-            ws=ws,
-            request=request,
-            codec=codec_for(request.headers.get("Content-Type")),
-            feed=request.path,
-            data=DataSession(),
-        )
+        conn = await self._accept(request, StreamKind.DATA, feed=request.path, data=DataSession())
+        if not isinstance(conn, _Connection):
+            return conn
+        ws = conn.ws
         session = conn.data
         assert session is not None
         claim = self._claim(conn)
