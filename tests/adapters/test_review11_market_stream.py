@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from execd.adapters.market_stream import MarketStream
 from execd.sim.config import SimConfig
 from execd.sim.server import ServerOptions
 from execd.sim.venue import SimVenue
@@ -30,6 +31,20 @@ async def venue() -> AsyncIterator[SimVenue]:
         yield running
 
 
+async def _quoted_then_halted(stream: MarketStream, venue: SimVenue) -> None:
+    """AAA is quoted on the stream, then halted at the venue and known halted."""
+    async with asyncio.timeout(DEADLINE):
+        await stream.wait_quote("AAA")
+    await venue.halt("AAA")
+    await wait_until(lambda: stream.halted("AAA") is not None)
+
+
+async def _unsubscribed(stream: MarketStream) -> None:
+    """AAA unsubscribed, and the venue has answered: its subscription no longer holds AAA."""
+    stream.unsubscribe(["AAA"])
+    await wait_until(lambda: "AAA" not in stream._slots._confirmed)
+
+
 async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue) -> None:
     """AAA is halted while streamed (the stream says so), its plan ends (unsubscribed), it
     resumes while nobody listens (the `statuses` channel sends changes only, never the current
@@ -41,13 +56,8 @@ async def test_a_halt_is_not_kept_past_the_symbol_s_unsubscribe(venue: SimVenue)
     stream = stream_on(venue, 30)
     stream.subscribe(["AAA", "BBB"])
     async with supervised(stream.run(), "market-stream"):
-        async with asyncio.timeout(DEADLINE):
-            await stream.wait_quote("AAA")
-        await venue.halt("AAA")
-        await wait_until(lambda: stream.halted("AAA") is not None)
-        stream.unsubscribe(["AAA"])
-        # the venue has answered the unsubscribe: its subscription no longer holds AAA
-        await wait_until(lambda: "AAA" not in stream._slots._confirmed)
+        await _quoted_then_halted(stream, venue)
+        await _unsubscribed(stream)
         await venue.resume("AAA")
         resumed = stream.quote("AAA")
         assert resumed is not None
@@ -94,10 +104,7 @@ async def test_a_halt_is_kept_through_an_outage_and_forgotten_on_reconnection(
     stream = stream_on(venue, 30)
     stream.subscribe(["AAA", "BBB"])
     async with supervised(stream.run(), "market-stream"):
-        async with asyncio.timeout(DEADLINE):
-            await stream.wait_quote("AAA")
-        await venue.halt("AAA")
-        await wait_until(lambda: stream.halted("AAA") is not None)
+        await _quoted_then_halted(stream, venue)
         await venue.refuse_streams("data", 1.5)  # the reconnection waits for it
         await venue.drop_streams("data")
         await wait_until(lambda: not stream.connected)
@@ -124,12 +131,8 @@ async def test_a_halt_after_a_gap_holds_while_the_symbol_is_not_quoted(venue: Si
     stream = stream_on(venue, 30)
     stream.subscribe(["AAA", "BBB"])
     async with supervised(stream.run(), "market-stream"):
-        async with asyncio.timeout(DEADLINE):
-            await stream.wait_quote("AAA")
-        await venue.halt("AAA")
-        await wait_until(lambda: stream.halted("AAA") is not None)
-        stream.unsubscribe(["AAA"])
-        await wait_until(lambda: "AAA" not in stream._slots._confirmed)
+        await _quoted_then_halted(stream, venue)
+        await _unsubscribed(stream)
         stream.subscribe(["AAA"])
         await wait_until(lambda: "AAA" in stream._slots._confirmed)
         bbb = stream.quote("BBB")
